@@ -1,0 +1,2 @@
+export { openBlufio } from './open.js';
+export type { BlufioApp, OpenOptions } from './open.js';

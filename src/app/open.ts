@@ -1,0 +1,52 @@
+import { loadConfig, type BlufioConfig, type Durability, type Env } from '../config/index.js';
+import { createLogger, type Logger } from '../log/index.js';
+import { Storage, type BackupOptions, type BackupReport, type CheckReport, type Messages, type Sessions } from '../storage/index.js';
+
+export interface OpenOptions {
+  /** The data directory ("vault path"); default BLUFIO_DATA_DIR, storage.database_path, then XDG. */
+  dataDir?: string;
+  /** The TOML config file; default BLUFIO_CONFIG, then ~/.config/blufio/blufio.toml. */
+  configPath?: string;
+  /** Overrides storage.durability from the config file. */
+  durability?: Durability;
+  /** A pino logger to use instead of JSON lines on stderr. */
+  logger?: Logger;
+  env?: Env;
+}
+
+export interface BlufioApp {
+  readonly config: BlufioConfig;
+  readonly sessions: Sessions;
+  readonly messages: Messages;
+  readonly db: {
+    check(): Promise<CheckReport>;
+    backup(dest: string, opts?: BackupOptions): Promise<BackupReport>;
+    checkpoint(): Promise<void>;
+  };
+  readonly log: Logger;
+  /** Finishes pending writes, checkpoints the WAL, zeroes keys and releases the file. */
+  close(): Promise<void>;
+}
+
+export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> {
+  const config = loadConfig({
+    ...(options.configPath === undefined ? {} : { configPath: options.configPath }),
+    ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+    ...(options.durability === undefined ? {} : { durability: options.durability }),
+    ...(options.env === undefined ? {} : { env: options.env }),
+  });
+  const log = options.logger ?? createLogger({ level: config.logging.level });
+  const storage = await Storage.open(config, log);
+  return {
+    config,
+    sessions: storage.sessions,
+    messages: storage.messages,
+    db: {
+      check: () => storage.check(),
+      backup: (dest, opts) => storage.backup(dest, opts),
+      checkpoint: () => storage.checkpoint(),
+    },
+    log,
+    close: () => storage.close(),
+  };
+}

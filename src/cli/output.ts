@@ -1,0 +1,69 @@
+import { AppError, ErrorCode } from '../errors/index.js';
+
+/**
+ * Text from a conversation was written by someone else (a model, a stranger on a chat channel).
+ * Before it reaches a terminal, control characters and bidirectional overrides are shown as
+ * escapes, so no message can move the cursor, retitle the window or reorder what a person reads.
+ */
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+export function printable(s: string, keepNewlines = false): string {
+  const out = s.replace(UNSAFE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+  return keepNewlines ? out : out.replace(/\n/g, '\\n').replace(/\t/g, '\\t');
+}
+
+export function truncate(s: string, max: number): string {
+  const chars = [...s];
+  return chars.length <= max ? s : `${chars.slice(0, max - 1).join('')}…`;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function printLines(lines: string[]): void {
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatTime(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Aligns rows into columns; every cell must already be printable. */
+export function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max([...h].length, ...rows.map((r) => [...(r[i] ?? '')].length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - [...c].length)))
+      .join('  ');
+  return [line(header), ...rows.map(line)];
+}
+
+/** Prints an error as `error[CODE]: message` (and its hint) and returns the exit code. */
+export function reportError(err: unknown): number {
+  if (err instanceof AppError) {
+    process.stderr.write(`error[${err.code}]: ${printable(err.message)}\n`);
+    if (err.hint !== undefined) process.stderr.write(`hint: ${printable(err.hint)}\n`);
+    return err.code === ErrorCode.INTERNAL ? 70 : 1;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`error[${ErrorCode.INTERNAL}]: ${printable(message)}\n`);
+  process.stderr.write('hint: this is a bug in blufio; run again with BLUFIO_DEBUG=1 for the stack trace and report it\n');
+  if (process.env.BLUFIO_DEBUG === '1' && err instanceof Error && err.stack !== undefined) {
+    process.stderr.write(`${err.stack}\n`);
+  }
+  return 70;
+}

@@ -1,0 +1,28 @@
+import { Command, Option } from 'commander';
+import { dbCommand } from './commands/db.js';
+import { sessionsCommand } from './commands/sessions.js';
+
+export const VERSION = '0.1.0';
+
+export function buildProgram(): Command {
+  const program = new Command('blufio')
+    .description('Blufio core: the persistence and security heart of a personal AI agent')
+    .version(VERSION)
+    .option('--config <path>', 'config file (default: BLUFIO_CONFIG, then ~/.config/blufio/blufio.toml)')
+    .option('--data-dir <dir>', 'data directory (default: BLUFIO_DATA_DIR, storage.database_path, then ~/.local/share/blufio)')
+    .addOption(
+      new Option('--log-level <level>', 'log level for this command (logs go to stderr)')
+        .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+        .default('warn'),
+    )
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined });
+  program.addCommand(dbCommand());
+  program.addCommand(sessionsCommand());
+  for (const c of program.commands) {
+    c.exitOverride().configureOutput({ outputError: () => undefined });
+    for (const sub of c.commands) sub.exitOverride().configureOutput({ outputError: () => undefined });
+  }
+  return program;
+}

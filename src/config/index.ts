@@ -1,0 +1,6 @@
+export { loadConfig } from './load.js';
+export type { BlufioConfig, LoadConfigOptions } from './load.js';
+export { defaultConfigPath, defaultDataDir, DATABASE_FILE_NAME } from './paths.js';
+export type { Env } from './paths.js';
+export type { Durability, LogLevel } from './schema.js';
+export { locateKey } from './toml-locate.js';

@@ -1,0 +1,164 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import type { z } from 'zod';
+import { AppError, ErrorCode } from '../errors/index.js';
+import {
+  DATABASE_FILE_NAME,
+  defaultConfigPath,
+  defaultDataDir,
+  expandPath,
+  type Env,
+} from './paths.js';
+import { ConfigFileSchema, KNOWN_KEYS, type Durability, type LogLevel } from './schema.js';
+import { locateKey } from './toml-locate.js';
+
+/** The validated configuration with every path resolved. */
+export interface BlufioConfig {
+  /** The file that was (or would have been) read. */
+  configPath: string;
+  configFileFound: boolean;
+  /** The "vault path": the directory that holds the database and vault.json. */
+  dataDir: string;
+  databasePath: string;
+  storage: {
+    durability: Durability;
+    maxMessageBytes: number;
+    lockTimeoutMs: number;
+  };
+  logging: { level: LogLevel };
+}
+
+export interface LoadConfigOptions {
+  /** Explicit config file (`--config`); wins over BLUFIO_CONFIG. Must exist. */
+  configPath?: string;
+  /** Explicit data directory; wins over BLUFIO_DATA_DIR and storage.database_path. */
+  dataDir?: string;
+  durability?: Durability;
+  env?: Env;
+}
+
+/** A config file larger than this is not a config file; refuse it rather than parse it. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+function invalid(file: string, line: number | undefined, what: string, hint?: string): AppError {
+  const where = line === undefined ? file : `${file} line ${line}`;
+  return new AppError(ErrorCode.CONFIG_INVALID, `invalid config ${where}: ${what}`, {
+    hint: hint ?? `fix the file, or point --config / BLUFIO_CONFIG at another one`,
+    details: { file, ...(line === undefined ? {} : { line }) },
+  });
+}
+
+function readConfigText(file: string, explicit: boolean): string | undefined {
+  let buf: Buffer;
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw invalid(file, undefined, 'it is not a regular file');
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw invalid(file, undefined, `the file is ${st.size} bytes; a config file is at most 1 MiB`);
+    }
+    buf = fs.readFileSync(file);
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !explicit) return undefined;
+    if (code === 'ENOENT') {
+      throw new AppError(ErrorCode.CONFIG_NOT_FOUND, `config file ${file} does not exist`, {
+        hint: 'create it, or drop --config / BLUFIO_CONFIG to use the defaults',
+      });
+    }
+    throw new AppError(ErrorCode.CONFIG_INVALID, `cannot read config file ${file}: ${code ?? String(err)}`, {
+      hint: 'check that the file is readable by this user',
+      cause: err,
+    });
+  }
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
+    return text.startsWith('\uFEFF') ? text.slice(1) : text;
+  } catch {
+    throw invalid(file, undefined, 'the file is not valid UTF-8 (TOML must be UTF-8)');
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): { path: (string | number)[]; text: string }[] {
+  const base = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => {
+      const p = [...base, k];
+      return { path: p, text: `unknown key ${p.join('.')}` };
+    });
+  }
+  return [{ path: base, text: `key ${base.join('.')} ${issue.message}` }];
+}
+
+function knownKeysHint(keyPath: (string | number)[]): string | undefined {
+  const table = keyPath.slice(0, -1).join('.');
+  const keys = KNOWN_KEYS[table];
+  if (keys === undefined) return undefined;
+  return `known keys in ${table === '' ? 'the top level' : `[${table}]`}: ${keys.join(', ')}`;
+}
+
+/**
+ * Reads and validates the config file, then resolves where the data lives. The order of
+ * precedence for the data directory is: the `dataDir` option (`--data-dir`), BLUFIO_DATA_DIR,
+ * `storage.database_path`, then the XDG default.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
+  const env = options.env ?? process.env;
+  const explicitPath = options.configPath ?? (env.BLUFIO_CONFIG || undefined);
+  const configPath = path.resolve(explicitPath ?? defaultConfigPath(env));
+  const text = readConfigText(configPath, explicitPath !== undefined);
+
+  let raw: unknown = {};
+  if (text !== undefined) {
+    try {
+      raw = parseToml(text);
+    } catch (err) {
+      if (err instanceof TomlError) {
+        const first = err.message.split('\n')[0] ?? err.message;
+        throw invalid(configPath, err.line, `malformed TOML: ${first.replace(/^Invalid TOML document: /, '')}`);
+      }
+      throw invalid(configPath, undefined, `malformed TOML: ${String(err)}`);
+    }
+  }
+
+  const parsed = ConfigFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const described = parsed.error.issues.flatMap(describeIssue);
+    const first = described[0];
+    if (first === undefined) throw invalid(configPath, undefined, 'validation failed');
+    const line = text === undefined ? undefined : locateKey(text, first.path);
+    const more = described.length > 1 ? ` (and ${described.length - 1} more problem(s))` : '';
+    throw invalid(
+      configPath,
+      line,
+      `${first.text}${more}`,
+      first.text.startsWith('unknown key') ? knownKeysHint(first.path) : undefined,
+    );
+  }
+  const file = parsed.data;
+
+  const configDir = path.dirname(configPath);
+  let databasePath: string;
+  const dataDirOverride = options.dataDir ?? (env.BLUFIO_DATA_DIR || undefined);
+  if (dataDirOverride !== undefined) {
+    databasePath = path.join(expandPath(dataDirOverride, process.cwd(), env), DATABASE_FILE_NAME);
+  } else if (file.storage.database_path !== undefined) {
+    databasePath = expandPath(file.storage.database_path, configDir, env);
+  } else {
+    databasePath = path.join(defaultDataDir(env), DATABASE_FILE_NAME);
+  }
+
+  return {
+    configPath,
+    configFileFound: text !== undefined,
+    dataDir: path.dirname(databasePath),
+    databasePath,
+    storage: {
+      durability: options.durability ?? file.storage.durability,
+      maxMessageBytes: file.storage.max_message_bytes,
+      lockTimeoutMs: file.storage.lock_timeout_ms,
+    },
+    logging: { level: file.logging.level },
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * Every error code this package raises. They are a public contract: add freely, rename never.
+ * The `KC_DB_*` encryption codes are fixed by the DB-encryption contract.
+ */
+export const ErrorCode = {
+  /** Something this package did not expect: a bug, reported with its cause. */
+  INTERNAL: 'KC_INTERNAL',
+  INVALID_INPUT: 'KC_INVALID_INPUT',
+  NOT_FOUND: 'KC_NOT_FOUND',
+  CLI_USAGE: 'KC_CLI_USAGE',
+
+  CONFIG_INVALID: 'KC_CONFIG_INVALID',
+  CONFIG_NOT_FOUND: 'KC_CONFIG_NOT_FOUND',
+
+  SCHEMA_TOO_NEW: 'KC_SCHEMA_TOO_NEW',
+  DB_MIGRATION_FAILED: 'KC_DB_MIGRATION_FAILED',
+  DB_MIGRATION_MODIFIED: 'KC_DB_MIGRATION_MODIFIED',
+  DB_CORRUPT: 'KC_DB_CORRUPT',
+  DB_READONLY: 'KC_DB_READONLY',
+  DB_OPEN_FAILED: 'KC_DB_OPEN_FAILED',
+  DB_FULL: 'KC_DB_FULL',
+  DB_IO: 'KC_DB_IO',
+  DB_LOCK_TIMEOUT: 'KC_DB_LOCK_TIMEOUT',
+  DB_CLOSED: 'KC_DB_CLOSED',
+  BACKUP_FAILED: 'KC_BACKUP_FAILED',
+  BACKUP_EXISTS: 'KC_BACKUP_EXISTS',
+
+  SESSION_CLOSED: 'KC_SESSION_CLOSED',
+
+  // Fixed by the DB-encryption contract (seed 002).
+  DB_KEY_INVALID: 'KC_DB_KEY_INVALID',
+  DB_LOCKED: 'KC_DB_LOCKED',
+  DB_ENCRYPTION_UNSUPPORTED: 'KC_DB_ENCRYPTION_UNSUPPORTED',
+  DB_ENCRYPTION_MIGRATION_FAILED: 'KC_DB_ENCRYPTION_MIGRATION_FAILED',
+} as const;
+
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

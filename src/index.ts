@@ -1,0 +1,24 @@
+/** The library face of blufio: `import { openBlufio, AppError } from 'blufio'`. */
+export { openBlufio } from './app/index.js';
+export type { BlufioApp, OpenOptions } from './app/index.js';
+export { AppError, ErrorCode, isAppError } from './errors/index.js';
+export type { ErrorCodeValue } from './errors/index.js';
+export { loadConfig } from './config/index.js';
+export type { BlufioConfig, Durability } from './config/index.js';
+export { createLogger } from './log/index.js';
+export type { Logger } from './log/index.js';
+export { SESSION_STATES, MESSAGE_ROLES } from './storage/index.js';
+export type {
+  Session,
+  SessionState,
+  Message,
+  MessageRole,
+  JsonObject,
+  CreateSessionInput,
+  ListSessionsOptions,
+  AppendMessageInput,
+  ListMessagesOptions,
+  CheckReport,
+  BackupReport,
+  BackupOptions,
+} from './storage/index.js';

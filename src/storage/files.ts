@@ -1,0 +1,149 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { AppError, ErrorCode } from '../errors/index.js';
+import { toAppError } from './sqlite-errors.js';
+
+export const DIR_MODE = 0o700;
+export const FILE_MODE = 0o600;
+
+export function walPath(db: string): string {
+  return `${db}-wal`;
+}
+export function shmPath(db: string): string {
+  return `${db}-shm`;
+}
+
+function sizeOf(file: string): number | undefined {
+  try {
+    return fs.statSync(file).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw toAppError(err, { file });
+  }
+}
+
+/** fsync a directory so that a file created or renamed in it survives power loss. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Creates every missing directory on the way to `dir` with mode 0700 (umask can only remove
+ * bits, but the chmod makes the intent explicit), and tightens `dir` itself when it already
+ * exists with group or other access: it holds the database and the vault.
+ */
+export function ensurePrivateDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if (fs.existsSync(d)) break;
+    missing.unshift(d);
+    if (path.dirname(d) === d) break;
+  }
+  try {
+    for (const d of missing) {
+      try {
+        fs.mkdirSync(d, { mode: DIR_MODE });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      fs.chmodSync(d, DIR_MODE);
+    }
+    const st = fs.statSync(dir);
+    if (!st.isDirectory()) {
+      throw new AppError(ErrorCode.DB_OPEN_FAILED, `${dir} exists but is not a directory`, {
+        hint: 'point BLUFIO_DATA_DIR or storage.database_path at a directory',
+      });
+    }
+    if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) fs.chmodSync(dir, DIR_MODE);
+    if (missing.length > 0) fsyncDir(path.dirname(missing[0] ?? dir));
+  } catch (err) {
+    throw toAppError(err, { file: dir });
+  }
+}
+
+/**
+ * Makes sure the database file exists with mode 0600 before SQLite opens it. SQLite creates
+ * -wal and -shm with the mode of the database file, so creating the file ourselves is what keeps
+ * all three private under any umask. Existing files with looser modes are tightened.
+ */
+export function ensureDatabaseFile(dbPath: string): { created: boolean } {
+  let created = false;
+  try {
+    const fd = fs.openSync(dbPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
+    fs.closeSync(fd);
+    created = true;
+    fsyncDir(path.dirname(dbPath));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw toAppError(err, { file: dbPath });
+  }
+  tightenModes(dbPath);
+  return { created };
+}
+
+export function tightenModes(dbPath: string): void {
+  for (const f of [dbPath, walPath(dbPath), shmPath(dbPath)]) {
+    try {
+      const st = fs.statSync(f);
+      if (!st.isFile()) {
+        throw new AppError(ErrorCode.DB_OPEN_FAILED, `${f} exists but is not a regular file`);
+      }
+      if ((st.mode & 0o777) !== FILE_MODE) fs.chmodSync(f, FILE_MODE);
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      // A file we cannot chmod (another owner) is reported when SQLite tries to use it.
+      if (code === 'EPERM') continue;
+      throw toAppError(err, { file: f });
+    }
+  }
+}
+
+const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
+
+/**
+ * Cheap checks that catch damage SQLite would only notice deep inside a later query, before
+ * anything is written: a database missing while its WAL survives (SQLite would rebuild half a
+ * database from the WAL), and a file shorter than its own header says (truncated by a bad copy or
+ * a full disk). The size check is only sound when no WAL holds pages still to be checkpointed.
+ */
+export function preflight(dbPath: string): void {
+  const dbSize = sizeOf(dbPath);
+  const walSize = sizeOf(walPath(dbPath)) ?? 0;
+  if (dbSize === undefined) {
+    if (walSize > 0) {
+      throw new AppError(
+        ErrorCode.DB_CORRUPT,
+        `${dbPath} is missing but its write-ahead log ${walPath(dbPath)} is still there`,
+        { hint: 'restore the database file beside its -wal, or move the -wal away to start a new database' },
+      );
+    }
+    return;
+  }
+  if (dbSize === 0 || walSize > 0) return;
+  const header = Buffer.alloc(100);
+  const fd = fs.openSync(dbPath, 'r');
+  try {
+    fs.readSync(fd, header, 0, 100, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  // Not our business to judge here: SQLite reports a foreign or encrypted file precisely.
+  if (dbSize < 100 || !header.subarray(0, 16).equals(SQLITE_MAGIC)) return;
+  const rawPageSize = header.readUInt16BE(16);
+  const pageSize = rawPageSize === 1 ? 65536 : rawPageSize;
+  const pageCount = header.readUInt32BE(28);
+  const headerValid = header.readUInt32BE(24) === header.readUInt32BE(92) && pageCount > 0;
+  if (headerValid && pageSize >= 512 && pageCount * pageSize > dbSize) {
+    throw new AppError(
+      ErrorCode.DB_CORRUPT,
+      `${dbPath} is truncated: its header describes ${pageCount * pageSize} bytes but the file has ${dbSize}`,
+      { hint: 'nothing was changed; restore the file from a backup (blufio db backup)' },
+    );
+  }
+}

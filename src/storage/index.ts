@@ -1,0 +1,12 @@
+export { Storage } from './store.js';
+export type { BackupOptions } from './store.js';
+export type { CheckReport, BackupReport } from './maintenance/index.js';
+export { Sessions } from './sessions.js';
+export type { CreateSessionInput, ListSessionsOptions } from './sessions.js';
+export { Messages } from './messages.js';
+export type { AppendMessageInput, ListMessagesOptions } from './messages.js';
+export { MIGRATIONS, latestVersion } from './migrations/index.js';
+export type { Migration } from './migrations/index.js';
+export { SESSION_STATES, MESSAGE_ROLES } from './types.js';
+export type { Session, SessionState, Message, MessageRole, JsonObject } from './types.js';
+export { isUlid } from './ids.js';

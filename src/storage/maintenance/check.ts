@@ -1,0 +1,88 @@
+import fs from 'node:fs';
+import type { Durability } from '../../config/index.js';
+import { latestVersion, schemaVersion } from '../migrations/index.js';
+import { openConnection } from '../sqlite.js';
+import { walPath } from '../files.js';
+import { SESSION_STATES, type SessionState } from '../types.js';
+
+export interface CheckReport {
+  ok: boolean;
+  databasePath: string;
+  schemaVersion: number;
+  supportedSchemaVersion: number;
+  journalMode: string;
+  durability: Durability;
+  integrity: string[];
+  foreignKeyViolations: number;
+  sizes: {
+    databaseBytes: number;
+    walBytes: number;
+    pageSize: number;
+    pageCount: number;
+    freePages: number;
+  };
+  counts: {
+    sessions: Record<SessionState, number> & { total: number };
+    messages: number;
+  };
+}
+
+function fileSize(f: string): number {
+  try {
+    return fs.statSync(f).size;
+  } catch {
+    return 0;
+  }
+}
+
+export interface CheckArgs {
+  databasePath: string;
+  durability: Durability;
+  lockTimeoutMs: number;
+}
+
+/**
+ * integrity_check and foreign_key_check over the whole file, with sizes and counts. Runs on its
+ * own connection inside one read transaction (a consistent snapshot while writers go on).
+ */
+export function checkDatabase(a: CheckArgs): CheckReport {
+  const db = openConnection(a.databasePath, { durability: a.durability, lockTimeoutMs: a.lockTimeoutMs, queryOnly: true });
+  try {
+    db.exec('BEGIN');
+    const integrity = (db.pragma('integrity_check(100)', { simple: false }) as { integrity_check: string }[]).map(
+      (r) => r.integrity_check,
+    );
+    const fk = (db.pragma('foreign_key_check', { simple: false }) as unknown[]).length;
+    const sessions = { active: 0, paused: 0, closed: 0, interrupted: 0, total: 0 } as CheckReport['counts']['sessions'];
+    for (const r of db.prepare('SELECT state, count(*) AS n FROM sessions GROUP BY state').all() as {
+      state: SessionState;
+      n: number;
+    }[]) {
+      if ((SESSION_STATES as readonly string[]).includes(r.state)) sessions[r.state] = r.n;
+      sessions.total += r.n;
+    }
+    const messages = db.prepare('SELECT count(*) FROM messages').pluck().get() as number;
+    const report: CheckReport = {
+      ok: integrity.length === 1 && integrity[0] === 'ok' && fk === 0,
+      databasePath: a.databasePath,
+      schemaVersion: schemaVersion(db),
+      supportedSchemaVersion: latestVersion(),
+      journalMode: String(db.pragma('journal_mode', { simple: true })),
+      durability: a.durability,
+      integrity,
+      foreignKeyViolations: fk,
+      sizes: {
+        databaseBytes: fileSize(a.databasePath),
+        walBytes: fileSize(walPath(a.databasePath)),
+        pageSize: Number(db.pragma('page_size', { simple: true })),
+        pageCount: Number(db.pragma('page_count', { simple: true })),
+        freePages: Number(db.pragma('freelist_count', { simple: true })),
+      },
+      counts: { sessions, messages },
+    };
+    db.exec('COMMIT');
+    return report;
+  } finally {
+    db.close();
+  }
+}

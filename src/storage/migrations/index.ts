@@ -1,0 +1,4 @@
+export { MIGRATIONS, checksum, latestVersion } from './list.js';
+export type { Migration } from './list.js';
+export { runMigrations, schemaVersion } from './runner.js';
+export type { MigrationResult } from './runner.js';

@@ -1,0 +1,22 @@
+import { createHash } from 'node:crypto';
+import { sql as m001 } from './001_sessions_messages.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/**
+ * The embedded migrations, in order. An applied migration is never edited: its checksum is
+ * recorded and a changed text stops every open. Add a new version instead.
+ */
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'sessions_messages', sql: m001 }];
+
+export function checksum(m: Migration): string {
+  return createHash('sha256').update(m.sql).digest('hex');
+}
+
+export function latestVersion(list: readonly Migration[] = MIGRATIONS): number {
+  return list.reduce((max, m) => Math.max(max, m.version), 0);
+}

@@ -1,0 +1,81 @@
+import { AppError, ErrorCode } from '../errors/index.js';
+import type { Db, Statement } from './sqlite.js';
+import { sessionFromRow, SESSION_STATES, type JsonObject, type Session, type SessionRow, type SessionState } from './types.js';
+import { checkEnum, checkId, checkJsonObject, checkLimit, checkText, checkOptionalText } from './validate.js';
+import type { WriterClient } from './writer/client.js';
+
+export interface CreateSessionInput {
+  channel?: string;
+  userId?: string | null;
+  metadata?: JsonObject | null;
+}
+
+export interface ListSessionsOptions {
+  limit?: number;
+  state?: SessionState;
+  /** Cursor: only sessions created before this session id. */
+  before?: string;
+}
+
+const COLUMNS = 'id, channel, user_id, state, metadata, created_at, updated_at';
+const MAX_METADATA_BYTES = 1024 * 1024;
+
+/**
+ * Conversations. Writes go to the writer thread; reads run on this thread's read connection,
+ * where a WAL snapshot never waits for the writer.
+ */
+export class Sessions {
+  private readonly byId: Statement;
+  private readonly listAll: Statement;
+  private readonly listState: Statement;
+
+  constructor(
+    reader: Db,
+    private readonly writer: WriterClient,
+  ) {
+    this.byId = reader.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`);
+    this.listAll = reader.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id < ? ORDER BY id DESC LIMIT ?`);
+    this.listState = reader.prepare(
+      `SELECT ${COLUMNS} FROM sessions WHERE state = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+    );
+  }
+
+  async create(input: CreateSessionInput = {}): Promise<Session> {
+    return this.writer.run('sessions.create', {
+      channel: checkText(input.channel ?? 'default', 'channel', 256),
+      userId: checkOptionalText(input.userId, 'userId', 1024),
+      metadata: checkJsonObject(input.metadata, 'metadata', MAX_METADATA_BYTES),
+    });
+  }
+
+  async get(id: string): Promise<Session> {
+    const row = this.byId.get(checkId(id, 'id')) as SessionRow | undefined;
+    if (row === undefined) {
+      throw new AppError(ErrorCode.NOT_FOUND, `no session with id ${JSON.stringify(id)}`, {
+        hint: 'blufio sessions list shows the sessions that exist',
+      });
+    }
+    return sessionFromRow(row);
+  }
+
+  /** Newest first. */
+  async list(opts: ListSessionsOptions = {}): Promise<Session[]> {
+    const limit = checkLimit(opts.limit, 'limit', 50, 1000);
+    const before = opts.before === undefined ? '\u{10FFFF}' : checkId(opts.before, 'before');
+    const rows = (
+      opts.state === undefined
+        ? this.listAll.all(before, limit)
+        : this.listState.all(checkEnum(opts.state, 'state', SESSION_STATES), before, limit)
+    ) as SessionRow[];
+    return rows.map(sessionFromRow);
+  }
+
+  async setState(id: string, state: SessionState): Promise<Session> {
+    return this.writer.run('sessions.setState', { id: checkId(id, 'id'), state: checkEnum(state, 'state', SESSION_STATES) });
+  }
+
+  /** Picks up a paused or interrupted conversation in this process. */
+  async resume(id: string): Promise<Session> {
+    return this.setState(id, 'active');
+  }
+}

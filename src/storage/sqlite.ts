@@ -1,0 +1,59 @@
+import Database from 'better-sqlite3-multiple-ciphers';
+import type { Durability } from '../config/index.js';
+import { toAppError } from './sqlite-errors.js';
+
+export type Db = Database.Database;
+export type Statement = Database.Statement;
+
+export interface ConnectionOptions {
+  durability: Durability;
+  /** How long a statement waits for another connection's lock before failing. */
+  lockTimeoutMs: number;
+  /** Connections that only read refuse writes at the SQLite level (a bug becomes an error). */
+  queryOnly?: boolean;
+  readonly?: boolean;
+}
+
+/**
+ * Opens one connection and applies the pragma set every connection must have. journal_mode is
+ * persistent in the file, the others are per connection, so all of them run on every open.
+ * `fullfsync` only matters on macOS, where plain fsync() does not reach the platter; "full"
+ * durability asks for the real flush there.
+ */
+export function openConnection(file: string, opts: ConnectionOptions): Db {
+  let db: Db | undefined;
+  try {
+    db = new Database(file, {
+      fileMustExist: true,
+      timeout: opts.lockTimeoutMs,
+      readonly: opts.readonly ?? false,
+    });
+    applyPragmas(db, opts);
+    return db;
+  } catch (err) {
+    try {
+      db?.close();
+    } catch {
+      // The open already failed; the first error is the one to report.
+    }
+    throw toAppError(err, { file });
+  }
+}
+
+export function applyPragmas(db: Db, opts: ConnectionOptions): void {
+  if (!opts.readonly) {
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (String(mode).toLowerCase() !== 'wal') {
+      throw new Error(`could not switch the database to WAL mode (still ${String(mode)})`);
+    }
+  }
+  db.pragma(`synchronous = ${opts.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma(`fullfsync = ${opts.durability === 'full' ? 'ON' : 'OFF'}`);
+  db.pragma(`busy_timeout = ${Math.trunc(opts.lockTimeoutMs)}`);
+  db.pragma('foreign_keys = ON');
+  db.pragma('cache_size = -16000');
+  db.pragma('temp_store = MEMORY');
+  // Bound how large an idle WAL may stay after a checkpoint (64 MiB).
+  db.pragma('journal_size_limit = 67108864');
+  if (opts.queryOnly) db.pragma('query_only = ON');
+}

@@ -1,0 +1,107 @@
+import type { Logger } from 'pino';
+import type { BlufioConfig } from '../config/index.js';
+import { AppError, ErrorCode } from '../errors/index.js';
+import { ensureDatabaseFile, ensurePrivateDir, preflight, tightenModes } from './files.js';
+import { newOwnerToken } from './liveness.js';
+import { runBackup, runCheck, type BackupReport, type CheckReport } from './maintenance/index.js';
+import { Messages } from './messages.js';
+import { Sessions } from './sessions.js';
+import { openConnection, type Db } from './sqlite.js';
+import { WriterClient } from './writer/client.js';
+import type { ReadyInfo } from './writer/protocol.js';
+
+export interface BackupOptions {
+  /** Replace an existing file at the destination (atomically). */
+  force?: boolean;
+}
+
+/**
+ * One database file, opened the way every part expects: directories and files private, damage
+ * detected before anything is written, migrations applied, sessions of crashed processes marked
+ * interrupted; then one writer thread for all writes and one read connection on this thread.
+ */
+export class Storage {
+  readonly sessions: Sessions;
+  readonly messages: Messages;
+  private closed = false;
+  private readonly tasks = new Set<Promise<unknown>>();
+
+  private constructor(
+    private readonly config: BlufioConfig,
+    private readonly reader: Db,
+    private readonly writer: WriterClient,
+    readonly openInfo: ReadyInfo,
+  ) {
+    this.sessions = new Sessions(reader, writer);
+    this.messages = new Messages(reader, writer, config.storage.maxMessageBytes);
+  }
+
+  static async open(config: BlufioConfig, log: Logger): Promise<Storage> {
+    const file = config.databasePath;
+    ensurePrivateDir(config.dataDir);
+    preflight(file);
+    ensureDatabaseFile(file);
+    const { client, info } = await WriterClient.start(
+      { databasePath: file, durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, owner: newOwnerToken() },
+      log,
+    );
+    let reader: Db;
+    try {
+      reader = openConnection(file, { durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, queryOnly: true });
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+    // SQLite created -wal/-shm with the database file's mode; make sure of it anyway.
+    tightenModes(file);
+    if (info.migrationsApplied.length > 0) log.info({ file, applied: info.migrationsApplied, version: info.schemaVersion }, 'database migrated');
+    if (info.interruptedSessions > 0) {
+      log.warn({ count: info.interruptedSessions }, 'sessions left active by a process that died were marked interrupted');
+    }
+    return new Storage(config, reader, client, info);
+  }
+
+  get databasePath(): string {
+    return this.config.databasePath;
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new AppError(ErrorCode.DB_CLOSED, 'the database is closed'));
+    this.tasks.add(p);
+    const done = (): void => void this.tasks.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** integrity_check, foreign_key_check, schema version, sizes and counts (off the event loop). */
+  check(): Promise<CheckReport> {
+    const { databasePath, storage } = this.config;
+    return this.track(runCheck({ databasePath, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs }));
+  }
+
+  /** A consistent online copy at `dest`, checked, mode 0600, written atomically. */
+  backup(dest: string, opts: BackupOptions = {}): Promise<BackupReport> {
+    const { databasePath, storage } = this.config;
+    return this.track(
+      runBackup({ databasePath, dest, force: opts.force ?? false, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs }),
+    );
+  }
+
+  /** Folds the WAL into the database file now. */
+  async checkpoint(): Promise<void> {
+    await this.writer.checkpoint();
+  }
+
+  /**
+   * Waits for running tasks, closes the read connection, then lets the writer finish every
+   * write already submitted, checkpoint (TRUNCATE) and release the file. After it, the database
+   * file alone is a complete copy.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.tasks]);
+    this.reader.close();
+    await this.writer.close();
+  }
+}

@@ -1,0 +1,81 @@
+import { AppError, ErrorCode } from '../errors/index.js';
+
+/**
+ * Input checks for everything that is about to be stored. Each failure names the field and the
+ * limit, and happens before anything is sent to the writer.
+ */
+
+function bad(message: string, hint?: string): AppError {
+  return new AppError(ErrorCode.INVALID_INPUT, message, hint === undefined ? {} : { hint });
+}
+
+/**
+ * SQLite stores UTF-8; a string with an unpaired UTF-16 surrogate cannot be encoded and would be
+ * silently altered (U+FFFD), so it is refused instead.
+ */
+export function checkText(value: unknown, field: string, maxBytes: number, allowEmpty = false): string {
+  if (typeof value !== 'string') throw bad(`${field} must be a string`);
+  if (!allowEmpty && value.length === 0) throw bad(`${field} must not be empty`);
+  if (!value.isWellFormed()) {
+    throw bad(`${field} contains an unpaired UTF-16 surrogate and cannot be stored as UTF-8`, 'fix the text encoding of the input');
+  }
+  // Cheap bound first: a UTF-8 byte count is at most 3 per UTF-16 code unit.
+  if (value.length * 3 > maxBytes) {
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (bytes > maxBytes) throw bad(`${field} is ${bytes} bytes; the limit is ${maxBytes}`, 'store large files as attachments, or raise storage.max_message_bytes');
+  }
+  return value;
+}
+
+export function checkOptionalText(value: unknown, field: string, maxBytes: number): string | null {
+  if (value === undefined || value === null) return null;
+  return checkText(value, field, maxBytes);
+}
+
+export function checkEnum<T extends string>(value: unknown, field: string, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw bad(`${field} must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)?.slice(0, 40) ?? String(value)})`);
+  }
+  return value as T;
+}
+
+export function checkCount(value: unknown, field: string): number | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw bad(`${field} must be a non-negative integer`);
+  }
+  return value;
+}
+
+export function checkLimit(value: unknown, field: string, def: number, max: number): number {
+  if (value === undefined || value === null) return def;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw bad(`${field} must be an integer from 1 to ${max}`);
+  }
+  return value;
+}
+
+/** Serialises a metadata object; refuses what JSON cannot carry faithfully. */
+export function checkJsonObject(value: unknown, field: string, maxBytes: number): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) throw bad(`${field} must be a JSON object`);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw bad(`${field} cannot be serialised as JSON: ${(err as Error).message}`);
+  }
+  if (text === undefined) throw bad(`${field} cannot be serialised as JSON`);
+  if (text.length * 3 > maxBytes && Buffer.byteLength(text, 'utf8') > maxBytes) {
+    throw bad(`${field} is larger than ${maxBytes} bytes as JSON`);
+  }
+  return text;
+}
+
+/** IDs are looked up, never interpreted; only their size is bounded. */
+export function checkId(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
+    throw bad(`${field} must be a non-empty string of at most 256 characters`);
+  }
+  return value;
+}

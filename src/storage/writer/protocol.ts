@@ -1,0 +1,39 @@
+import type { Durability } from '../../config/index.js';
+
+/** Messages between the main thread and the writer thread. Kept small: they are cloned. */
+
+export interface WriterInit {
+  databasePath: string;
+  durability: Durability;
+  lockTimeoutMs: number;
+  owner: string;
+}
+
+export interface SerializedError {
+  code: string;
+  message: string;
+  hint?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface ReadyInfo {
+  schemaVersion: number;
+  migrationsApplied: number[];
+  interruptedSessions: number;
+}
+
+/** One requested operation: [request id, op name, args]. */
+export type OpRequest = [number, string, unknown];
+/** One outcome: [request id, 1, value] or [request id, 0, error]. */
+export type OpResult = [number, 1, unknown] | [number, 0, SerializedError];
+
+export type ToWriter = { kind: 'ops'; items: OpRequest[] };
+
+export type FromWriter =
+  | { kind: 'ready'; info: ReadyInfo }
+  | { kind: 'fatal'; error: SerializedError }
+  | { kind: 'results'; items: OpResult[] };
+
+/** Control operations run between transactions, in order with the writes around them. */
+export const CLOSE_OP = '__close';
+export const CHECKPOINT_OP = '__checkpoint';

@@ -1,0 +1,195 @@
+/**
+ * The writer thread: the one connection of this process that writes. Requests arrive as
+ * messages; every request that is waiting when a transaction starts joins it (group commit), so
+ * N concurrent callers share one BEGIN IMMEDIATE ... COMMIT and, at durability "full", one fsync.
+ * Each request runs inside its own savepoint, so one caller's failure rolls back only its own
+ * changes. The fsync happens here, never on the main thread's event loop.
+ */
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { AppError, ErrorCode } from '../../errors/index.js';
+import { MIGRATIONS, runMigrations } from '../migrations/index.js';
+import { markInterrupted } from '../session-ops.js';
+import { openConnection, type Db } from '../sqlite.js';
+import { isSqliteError, toAppError } from '../sqlite-errors.js';
+import { WriterContext } from './context.js';
+import { writeOps } from './ops.js';
+import {
+  CHECKPOINT_OP,
+  CLOSE_OP,
+  type FromWriter,
+  type OpRequest,
+  type OpResult,
+  type SerializedError,
+  type ToWriter,
+  type WriterInit,
+} from './protocol.js';
+
+/** An upper bound on one transaction, so one huge burst cannot hold the lock for long. */
+const MAX_BATCH = 2000;
+
+const port = parentPort;
+if (port === null) throw new Error('writer worker started outside a worker thread');
+const init = workerData as WriterInit;
+
+function serialize(err: unknown): SerializedError {
+  const e = toAppError(err, { file: init.databasePath });
+  const out: SerializedError = { code: e.code, message: e.message };
+  if (e.hint !== undefined) out.hint = e.hint;
+  if (e.details !== undefined) out.details = e.details;
+  return out;
+}
+
+function send(msg: FromWriter): void {
+  port!.postMessage(msg);
+}
+
+/** Errors that belong to one request; anything else (I/O, full disk, corruption) fails the batch. */
+function isRequestError(err: unknown): boolean {
+  if (err instanceof AppError) return true;
+  return isSqliteError(err, 'SQLITE_CONSTRAINT') || isSqliteError(err, 'SQLITE_TOOBIG') || isSqliteError(err, 'SQLITE_MISMATCH');
+}
+
+let db!: Db;
+let ctx!: WriterContext;
+let opened: Db | undefined;
+const pending: OpRequest[] = [];
+let closed = false;
+
+function start(): void {
+  db = openConnection(init.databasePath, { durability: init.durability, lockTimeoutMs: init.lockTimeoutMs });
+  opened = db;
+  ctx = new WriterContext(db, init.owner);
+  const migrated = runMigrations(db, MIGRATIONS, init.databasePath, Date.now);
+  const interrupted = runTransaction(() => markInterrupted(ctx));
+  send({
+    kind: 'ready',
+    info: { schemaVersion: migrated.version, migrationsApplied: migrated.applied, interruptedSessions: interrupted },
+  });
+}
+
+function runTransaction<T>(fn: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const out = fn();
+    db.exec('COMMIT');
+    return out;
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+function runBatch(batch: OpRequest[]): OpResult[] {
+  const results: OpResult[] = [];
+  const single = batch.length === 1;
+  try {
+    db.exec('BEGIN IMMEDIATE');
+    for (const [id, name, args] of batch) {
+      const op = (writeOps as Record<string, (c: WriterContext, a: unknown) => unknown>)[name];
+      if (op === undefined) {
+        results.push([id, 0, { code: ErrorCode.INTERNAL, message: `unknown write operation ${name}` }]);
+        continue;
+      }
+      if (!single) db.exec('SAVEPOINT op');
+      try {
+        const value = op(ctx, args);
+        if (!single) db.exec('RELEASE op');
+        results.push([id, 1, value]);
+      } catch (err) {
+        if (!isRequestError(err)) throw err;
+        if (single) db.exec('ROLLBACK');
+        else db.exec('ROLLBACK TO op; RELEASE op');
+        results.push([id, 0, serialize(err)]);
+        if (single) return results;
+      }
+    }
+    db.exec('COMMIT');
+    return results;
+  } catch (err) {
+    // The transaction as a whole failed (lock timeout, I/O, full disk): nothing of it is kept,
+    // and every caller in it hears so. None of them was acknowledged.
+    try {
+      if (db.inTransaction) db.exec('ROLLBACK');
+    } catch {
+      // SQLite may already have rolled back on its own (SQLITE_FULL, IOERR).
+    }
+    const e = serialize(err);
+    return batch.map(([id]) => [id, 0, e]);
+  }
+}
+
+function control(req: OpRequest): OpResult {
+  const [id, name] = req;
+  try {
+    if (name === CHECKPOINT_OP) {
+      const row = db.pragma('wal_checkpoint(TRUNCATE)', { simple: false }) as unknown[];
+      return [id, 1, row[0] ?? null];
+    }
+    // CLOSE: hand back active sessions, fold the WAL into the database file so that it can be
+    // copied alone, and release the file.
+    closed = true;
+    try {
+      runTransaction(() => writeOps['sessions.releaseOwned'](ctx));
+    } catch {
+      // Best effort: a session left with a dead owner is marked interrupted on the next open.
+    }
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+    return [id, 1, null];
+  } catch (err) {
+    return [id, 0, serialize(err)];
+  }
+}
+
+function pump(): void {
+  for (;;) {
+    let msg: { message: ToWriter } | undefined;
+    while ((msg = receiveMessageOnPort(port!) as { message: ToWriter } | undefined) !== undefined) {
+      pending.push(...msg.message.items);
+    }
+    if (pending.length === 0) return;
+    const results: OpResult[] = [];
+    while (pending.length > 0) {
+      const first = pending[0]!;
+      if (first[1] === CLOSE_OP || first[1] === CHECKPOINT_OP) {
+        pending.shift();
+        results.push(closed ? [first[0], 1, null] : control(first));
+        continue;
+      }
+      let n = 0;
+      while (n < pending.length && n < MAX_BATCH && pending[n]![1] !== CLOSE_OP && pending[n]![1] !== CHECKPOINT_OP) n++;
+      const batch = pending.splice(0, n);
+      if (closed) {
+        for (const [id] of batch) {
+          results.push([id, 0, { code: ErrorCode.DB_CLOSED, message: 'the database is closed' }]);
+        }
+        continue;
+      }
+      results.push(...runBatch(batch));
+      // Answer this batch before starting the next, so its callers are not held by later work.
+      send({ kind: 'results', items: results.splice(0) });
+    }
+    if (results.length > 0) send({ kind: 'results', items: results });
+    if (closed) {
+      port!.close();
+      return;
+    }
+  }
+}
+
+try {
+  start();
+  port.on('message', (m: ToWriter) => {
+    pending.push(...m.items);
+    pump();
+  });
+} catch (err) {
+  try {
+    // Opening failed part way: release the file so the main thread can report and exit cleanly.
+    opened?.close();
+  } catch {
+    // Nothing more to release.
+  }
+  send({ kind: 'fatal', error: serialize(err) });
+  port.close();
+}
