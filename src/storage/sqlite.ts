@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3-multiple-ciphers';
 import type { Durability } from '../config/index.js';
+import { AppError, ErrorCode } from '../errors/index.js';
 import { toAppError } from './sqlite-errors.js';
 
 export type Db = Database.Database;
@@ -28,6 +29,7 @@ export function openConnection(file: string, opts: ConnectionOptions): Db {
       timeout: opts.lockTimeoutMs,
       readonly: opts.readonly ?? false,
     });
+    assertOurs(db, file);
     applyPragmas(db, opts);
     return db;
   } catch (err) {
@@ -37,6 +39,25 @@ export function openConnection(file: string, opts: ConnectionOptions): Db {
       // The open already failed; the first error is the one to report.
     }
     throw toAppError(err, { file });
+  }
+}
+
+/**
+ * Runs before anything that could write (even switching to WAL rewrites the header): a file
+ * that holds tables but no `_migrations` belongs to another program and is left alone. Reading
+ * the schema is also where a damaged or foreign file first shows itself.
+ */
+function assertOurs(db: Db, file: string): void {
+  const tables = db
+    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name = '_migrations' DESC LIMIT 1")
+    .pluck()
+    .get() as string | undefined;
+  if (tables !== undefined && tables !== '_migrations') {
+    throw new AppError(
+      ErrorCode.DB_OPEN_FAILED,
+      `${file} is a SQLite database but not a blufio one (it has a table "${tables}" and no _migrations)`,
+      { hint: 'point BLUFIO_DATA_DIR or storage.database_path at a blufio database; nothing was changed' },
+    );
   }
 }
 

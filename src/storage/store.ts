@@ -74,9 +74,10 @@ export class Storage {
   }
 
   /** integrity_check, foreign_key_check, schema version, sizes and counts (off the event loop). */
-  check(): Promise<CheckReport> {
+  async check(): Promise<CheckReport> {
     const { databasePath, storage } = this.config;
-    return this.track(runCheck({ databasePath, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs }));
+    const r = await this.track(runCheck({ databasePath, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs }));
+    return { ...r, writer: this.openInfo.pragmas };
   }
 
   /** A consistent online copy at `dest`, checked, mode 0600, written atomically. */

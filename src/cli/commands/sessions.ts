@@ -19,7 +19,7 @@ function stateArg(v: string): SessionState {
 }
 
 function row(s: Session): string[] {
-  return [s.id, s.state, truncate(printable(s.channel), 24), truncate(printable(s.userId ?? '-'), 24), formatTime(s.updatedAt)];
+  return [s.id, s.state, printable(truncate(s.channel, 24)), printable(truncate(s.userId ?? '-', 24)), formatTime(s.updatedAt)];
 }
 
 export function sessionsCommand(): Command {

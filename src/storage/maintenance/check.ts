@@ -4,6 +4,7 @@ import { latestVersion, schemaVersion } from '../migrations/index.js';
 import { openConnection } from '../sqlite.js';
 import { walPath } from '../files.js';
 import { SESSION_STATES, type SessionState } from '../types.js';
+import type { WriterPragmas } from '../writer/protocol.js';
 
 export interface CheckReport {
   ok: boolean;
@@ -12,6 +13,8 @@ export interface CheckReport {
   supportedSchemaVersion: number;
   journalMode: string;
   durability: Durability;
+  /** The settings of this process's writer connection, as SQLite reports them. */
+  writer: WriterPragmas;
   integrity: string[];
   foreignKeyViolations: number;
   sizes: {
@@ -45,7 +48,7 @@ export interface CheckArgs {
  * integrity_check and foreign_key_check over the whole file, with sizes and counts. Runs on its
  * own connection inside one read transaction (a consistent snapshot while writers go on).
  */
-export function checkDatabase(a: CheckArgs): CheckReport {
+export function checkDatabase(a: CheckArgs): Omit<CheckReport, 'writer'> {
   const db = openConnection(a.databasePath, { durability: a.durability, lockTimeoutMs: a.lockTimeoutMs, queryOnly: true });
   try {
     db.exec('BEGIN');
@@ -62,7 +65,7 @@ export function checkDatabase(a: CheckArgs): CheckReport {
       sessions.total += r.n;
     }
     const messages = db.prepare('SELECT count(*) FROM messages').pluck().get() as number;
-    const report: CheckReport = {
+    const report: Omit<CheckReport, 'writer'> = {
       ok: integrity.length === 1 && integrity[0] === 'ok' && fk === 0,
       databasePath: a.databasePath,
       schemaVersion: schemaVersion(db),

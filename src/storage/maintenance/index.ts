@@ -30,5 +30,5 @@ function runTask<T>(task: string, args: unknown): Promise<T> {
   });
 }
 
-export const runCheck = (a: CheckArgs): Promise<CheckReport> => runTask('check', a);
+export const runCheck = (a: CheckArgs): Promise<Omit<CheckReport, 'writer'>> => runTask('check', a);
 export const runBackup = (a: BackupArgs): Promise<BackupReport> => runTask('backup', a);

@@ -66,18 +66,6 @@ export interface MigrationResult {
 export function runMigrations(db: Db, list: readonly Migration[], file: string, now: () => number): MigrationResult {
   try {
     const applied = readApplied(db);
-    if (applied.length === 0 && !hasTable(db, '_migrations')) {
-      const foreign = db
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' LIMIT 1")
-        .get() as { name: string } | undefined;
-      if (foreign !== undefined) {
-        throw new AppError(
-          ErrorCode.DB_OPEN_FAILED,
-          `${file} is a SQLite database but not a blufio one (it has a table "${foreign.name}" and no _migrations)`,
-          { hint: 'point BLUFIO_DATA_DIR or storage.database_path at a blufio database; nothing was changed' },
-        );
-      }
-    }
     if (plan(applied, list, file).length === 0) {
       return { version: applied[applied.length - 1]?.version ?? 0, applied: [] };
     }

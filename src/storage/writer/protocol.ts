@@ -16,7 +16,16 @@ export interface SerializedError {
   details?: Record<string, unknown>;
 }
 
+/** The pragmas as the writer connection reports them, for `db check` and tests. */
+export interface WriterPragmas {
+  journalMode: string;
+  synchronous: number;
+  foreignKeys: number;
+  busyTimeoutMs: number;
+}
+
 export interface ReadyInfo {
+  pragmas: WriterPragmas;
   schemaVersion: number;
   migrationsApplied: number[];
   interruptedSessions: number;

@@ -63,7 +63,13 @@ function start(): void {
   const interrupted = runTransaction(() => markInterrupted(ctx));
   send({
     kind: 'ready',
-    info: { schemaVersion: migrated.version, migrationsApplied: migrated.applied, interruptedSessions: interrupted },
+    info: {
+      pragmas: {
+        journalMode: String(db.pragma('journal_mode', { simple: true })),
+        synchronous: Number(db.pragma('synchronous', { simple: true })),
+        foreignKeys: Number(db.pragma('foreign_keys', { simple: true })),
+        busyTimeoutMs: Number(db.pragma('busy_timeout', { simple: true })),
+      }, schemaVersion: migrated.version, migrationsApplied: migrated.applied, interruptedSessions: interrupted },
   });
 }
 

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { openBlufio } from '../src/index.js';
+import { runCli, silentLogger, startFixture, tmpDir } from './helpers/index.js';
+
+describe('db backup', () => {
+  it('makes a consistent, checked, 0600 copy while another process keeps writing', async () => {
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    const acked = new Set<string>();
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => (ready = r));
+    const writer = startFixture('append-loop', [data, 'full', '20', '4'], (line) => {
+      if (line.startsWith('A ')) {
+        acked.add(line.split(' ')[2]!);
+        if (acked.size === 2000) ready();
+      }
+    });
+    await isReady;
+    const before = new Set(acked);
+    process.umask(0o022);
+    const dest = path.join(dir, 'backups', 'b1.db');
+    fs.mkdirSync(path.dirname(dest));
+    const r = await runCli(['db', 'backup', dest, '--json', '--data-dir', data]);
+    const after = new Set(acked);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { dest: string; bytes: number; integrity: string };
+    assert.equal(report.dest, dest);
+    assert.equal(report.integrity, 'ok');
+    assert.equal(fs.statSync(dest).mode & 0o777, 0o600);
+    assert.deepEqual(fs.readdirSync(path.dirname(dest)), ['b1.db'], 'no temporary file is left behind');
+
+    const copy = new Database(dest, { readonly: true });
+    assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
+    assert.equal(copy.pragma('journal_mode', { simple: true }), 'delete');
+    assert.deepEqual(copy.pragma('foreign_key_check'), []);
+    const ids = new Set(copy.prepare('SELECT id FROM messages').pluck().all() as string[]);
+    copy.close();
+    for (const id of before) assert.ok(ids.has(id), 'everything acknowledged before the backup started is in it');
+    const w = await writer.done;
+    assert.equal(w.code, 0, w.stderr);
+    assert.ok(acked.size > after.size, 'writes went on during and after the backup');
+  });
+
+  it('never clobbers without --force, replaces atomically with it, and refuses a directory', async () => {
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), logger: silentLogger(), env: {} });
+    try {
+      const s = await app.sessions.create({});
+      await app.messages.append(s.id, { role: 'user', content: 'first' });
+      const dest = path.join(dir, 'b.db');
+      fs.writeFileSync(dest, 'precious');
+      await assert.rejects(app.db.backup(dest), { code: 'KC_BACKUP_EXISTS' });
+      assert.equal(fs.readFileSync(dest, 'utf8'), 'precious');
+      await app.db.backup(dest, { force: true });
+      const copy = new Database(dest, { readonly: true });
+      assert.equal(copy.prepare('SELECT content FROM messages').pluck().get(), 'first');
+      copy.close();
+      await assert.rejects(app.db.backup(dir), { code: 'KC_INVALID_INPUT' });
+      await assert.rejects(app.db.backup(path.join(dir, 'missing', 'b.db')), { code: 'KC_BACKUP_FAILED' });
+      await assert.rejects(app.db.backup(app.config.databasePath, { force: true }), { code: 'KC_INVALID_INPUT' });
+      assert.deepEqual(fs.readdirSync(dir).sort(), ['b.db', 'data']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a backup that cannot be written leaves nothing at the destination', async () => {
+    if (process.getuid?.() === 0) {
+      // Root ignores directory modes; use a destination on a path that cannot hold files.
+      const dir = tmpDir();
+      const app = await openBlufio({ dataDir: path.join(dir, 'data'), logger: silentLogger(), env: {} });
+      try {
+        await assert.rejects(app.db.backup('/proc/blufio-backup.db'), { code: 'KC_BACKUP_FAILED' });
+        assert.equal(fs.existsSync('/proc/blufio-backup.db'), false);
+      } finally {
+        await app.close();
+      }
+      return;
+    }
+    const dir = tmpDir();
+    const ro = path.join(dir, 'ro');
+    fs.mkdirSync(ro, { mode: 0o500 });
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), logger: silentLogger(), env: {} });
+    try {
+      await assert.rejects(app.db.backup(path.join(ro, 'b.db')), { code: 'KC_BACKUP_FAILED' });
+      assert.deepEqual(fs.readdirSync(ro), []);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { openBlufio } from '../src/index.js';
+import { MIGRATIONS, type Migration } from '../src/storage/index.js';
+import { runMigrations } from '../src/storage/migrations/index.js';
+import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
+
+const open = (dataDir: string) => openBlufio({ dataDir, logger: silentLogger(), env: {} });
+
+function digest(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** A real database with some content, closed cleanly (no WAL left). */
+async function populated(): Promise<string> {
+  const dir = tmpDir();
+  const app = await open(dir);
+  const s = await app.sessions.create({ channel: 'x' });
+  await Promise.all(Array.from({ length: 2000 }, (_, i) => app.messages.append(s.id, { role: 'user', content: `message ${i} `.repeat(20) })));
+  await app.close();
+  return dir;
+}
+
+async function assertRefusedUntouched(dir: string, code: string): Promise<void> {
+  const db = path.join(dir, 'blufio.db');
+  const before = digest(db);
+  await assert.rejects(open(dir), (err: { code?: string; message?: string; hint?: string }) => {
+    assert.equal(err.code, code, err.message);
+    assert.ok((err.hint ?? '').length > 0, 'the error says what to do');
+    return true;
+  });
+  assert.equal(digest(db), before, 'the file was not modified');
+  // The CLI says the same, as error[CODE] and without a stack trace.
+  const r = await runCli(['db', 'check', '--data-dir', dir]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`^error\\[${code}\\]: `));
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  assert.equal(digest(db), before);
+}
+
+describe('damaged files are refused and left as they are', () => {
+  it('a truncated database', async () => {
+    const dir = await populated();
+    const db = path.join(dir, 'blufio.db');
+    fs.truncateSync(db, Math.floor(fs.statSync(db).size / 2));
+    await assertRefusedUntouched(dir, 'KC_DB_CORRUPT');
+  });
+
+  it('random bytes where the database should be', async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'blufio.db'), randomBytes(64 * 1024), { mode: 0o600 });
+    await assertRefusedUntouched(dir, 'KC_DB_CORRUPT');
+  });
+
+  it('a valid header followed by garbage', async () => {
+    const dir = await populated();
+    const db = path.join(dir, 'blufio.db');
+    const buf = fs.readFileSync(db);
+    randomBytes(buf.length - 100).copy(buf, 100);
+    fs.writeFileSync(db, buf);
+    await assertRefusedUntouched(dir, 'KC_DB_CORRUPT');
+  });
+
+  it('bit flips inside the b-tree pages', async () => {
+    const dir = await populated();
+    const db = path.join(dir, 'blufio.db');
+    const buf = fs.readFileSync(db);
+    // Page 2 onwards: flip one byte in each of many pages' headers.
+    for (let p = 1; p * 4096 < buf.length; p += 3) buf[p * 4096] = (buf[p * 4096] ?? 0) ^ 0xff;
+    fs.writeFileSync(db, buf);
+    await assertRefusedUntouched(dir, 'KC_DB_CORRUPT');
+  });
+
+  it('a write-ahead log without its database', async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'blufio.db-wal'), randomBytes(8192));
+    await assert.rejects(open(dir), { code: 'KC_DB_CORRUPT' });
+    assert.equal(fs.existsSync(path.join(dir, 'blufio.db')), false);
+  });
+
+  it("another program's SQLite database", async () => {
+    const dir = tmpDir();
+    const other = new Database(path.join(dir, 'blufio.db'));
+    other.exec('CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES (\'alice\')');
+    other.close();
+    await assertRefusedUntouched(dir, 'KC_DB_OPEN_FAILED');
+  });
+});
+
+describe('schema versions', () => {
+  it('a database from a newer blufio is refused with KC_SCHEMA_TOO_NEW', async () => {
+    const dir = await populated();
+    const raw = new Database(path.join(dir, 'blufio.db'));
+    raw.prepare('INSERT INTO _migrations (version, name, checksum, applied_at) VALUES (999, ?, ?, 0)').run('future', 'x');
+    raw.close();
+    await assertRefusedUntouched(dir, 'KC_SCHEMA_TOO_NEW');
+  });
+
+  it('an applied migration whose text changed fails loudly', async () => {
+    const dir = await populated();
+    const raw = new Database(path.join(dir, 'blufio.db'));
+    raw.prepare("UPDATE _migrations SET checksum = 'tampered' WHERE version = 1").run();
+    raw.close();
+    await assertRefusedUntouched(dir, 'KC_DB_MIGRATION_MODIFIED');
+  });
+
+  it('a failed migration rolls back to the previous schema exactly', () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'm.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    const good: Migration = { version: 2, name: 'good', sql: 'CREATE TABLE extra (a INTEGER);' };
+    const bad: Migration = { version: 3, name: 'bad', sql: 'CREATE TABLE half (a); INSERT INTO no_such_table VALUES (1);' };
+    assert.throws(() => runMigrations(db, [...MIGRATIONS, good, bad], file, Date.now), (err: { code?: string; message?: string }) => {
+      assert.equal(err.code, 'KC_DB_MIGRATION_FAILED');
+      assert.match(err.message ?? '', /migration 3 \(bad\)/);
+      return true;
+    });
+    const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
+    assert.deepEqual(tables, ['_migrations', 'extra', 'messages', 'sessions']);
+    assert.deepEqual(db.prepare('SELECT version FROM _migrations ORDER BY version').pluck().all(), [1, 2]);
+    // Fixed and run again, it finishes the job.
+    const fixed = { ...bad, sql: 'CREATE TABLE half (a);' };
+    assert.deepEqual(runMigrations(db, [...MIGRATIONS, good, fixed], file, Date.now).applied, [3]);
+    db.close();
+  });
+});
+
+describe('permissions', () => {
+  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+
+  it('a data directory that cannot be created gives KC_DB_READONLY', async () => {
+    const dir = tmpDir();
+    fs.chmodSync(dir, 0o555);
+    const r = await runCli(['db', 'check', '--data-dir', path.join(dir, 'data')], { ...asNobody, env: cleanEnv({ HOME: '/tmp' }) });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error\[KC_DB_READONLY\]: /);
+    assert.match(r.stderr, /hint: /);
+  });
+
+  it('a database in a read-only directory is refused clearly and left intact', async () => {
+    const dir = await populated();
+    fs.chmodSync(dir, 0o755);
+    const db = path.join(dir, 'blufio.db');
+    if (process.getuid?.() === 0) fs.chownSync(db, 65534, 65534);
+    else fs.chmodSync(dir, 0o555);
+    const before = digest(db);
+    const r = await runCli(['sessions', 'list', '--data-dir', dir], { ...asNobody, env: cleanEnv({ HOME: '/tmp' }) });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error\[KC_DB_(READONLY|OPEN_FAILED)\]: /);
+    assert.match(r.stderr, /-wal/);
+    assert.equal(digest(db), before);
+    fs.chmodSync(dir, 0o700);
+  });
+});

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { openBlufio } from '../src/index.js';
+import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
+
+describe('blufio CLI', () => {
+  it('db check on a fresh machine creates the data directory and reports it', async () => {
+    const home = tmpDir();
+    const env = cleanEnv({ HOME: home });
+    const r = await runCli(['db', 'check'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /status\s+ok/);
+    assert.match(r.stdout, /schema\s+version 1/);
+    const data = path.join(home, '.local', 'share', 'blufio');
+    assert.equal(fs.statSync(data).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(path.join(data, 'blufio.db')).mode & 0o777, 0o600);
+    const j = await runCli(['db', 'check', '--json'], { env });
+    const report = JSON.parse(j.stdout) as Record<string, unknown>;
+    assert.equal(report.ok, true);
+    assert.equal(report.databasePath, path.join(data, 'blufio.db'));
+    assert.deepEqual(report.counts, { sessions: { active: 0, paused: 0, closed: 0, interrupted: 0, total: 0 }, messages: 0 });
+    assert.equal(j.stderr, '', 'nothing on stderr for a clean run');
+  });
+
+  it('BLUFIO_CONFIG and BLUFIO_DATA_DIR are honoured; --data-dir wins', async () => {
+    const dir = tmpDir();
+    const cfg = path.join(dir, 'c.toml');
+    fs.writeFileSync(cfg, `[storage]\ndatabase_path = "${path.join(dir, 'fromconfig', 'x.db')}"\n`);
+    const viaConfig = await runCli(['db', 'check', '--json'], { env: cleanEnv({ BLUFIO_CONFIG: cfg }) });
+    assert.equal(JSON.parse(viaConfig.stdout).databasePath, path.join(dir, 'fromconfig', 'x.db'));
+    const viaEnv = await runCli(['db', 'check', '--json'], { env: cleanEnv({ BLUFIO_CONFIG: cfg, BLUFIO_DATA_DIR: path.join(dir, 'env') }) });
+    assert.equal(JSON.parse(viaEnv.stdout).databasePath, path.join(dir, 'env', 'blufio.db'));
+    const viaFlag = await runCli(['--data-dir', path.join(dir, 'flag'), 'db', 'check', '--json'], {
+      env: cleanEnv({ BLUFIO_DATA_DIR: path.join(dir, 'env') }),
+    });
+    assert.equal(JSON.parse(viaFlag.stdout).databasePath, path.join(dir, 'flag', 'blufio.db'));
+  });
+
+  it('prints error[CODE]: message with a hint and no stack trace; exit 1', async () => {
+    const dir = tmpDir();
+    const cfg = path.join(dir, 'c.toml');
+    fs.writeFileSync(cfg, '[storage]\n\ndurabilty = "full"\n');
+    const r = await runCli(['--config', cfg, 'db', 'check']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.equal(
+      r.stderr.split('\n')[0],
+      `error[KC_CONFIG_INVALID]: invalid config ${cfg} line 3: unknown key storage.durabilty`,
+    );
+    assert.match(r.stderr, /^hint: known keys in \[storage\]/m);
+    assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/);
+  });
+
+  it('usage errors exit 2 with KC_CLI_USAGE; --help exits 0 for every command', async () => {
+    const r = await runCli(['sessions', 'lst']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^error\[KC_CLI_USAGE\]: unknown command 'lst'/);
+    const bad = await runCli(['sessions', 'list', '--limit', 'lots']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^error\[KC_CLI_USAGE\]: .*--limit/);
+    for (const args of [[], ['db'], ['db', 'check'], ['db', 'backup'], ['sessions'], ['sessions', 'list'], ['sessions', 'show']]) {
+      const h = await runCli([...args, '--help']);
+      assert.equal(h.code, 0, `${args.join(' ')} --help: ${h.stderr}`);
+      assert.match(h.stdout, /^Usage: blufio/);
+    }
+  });
+
+  it('sessions list and show, with hostile text escaped for the terminal', async () => {
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} });
+    const s = await app.sessions.create({ channel: 'tele\u001b]0;pwned\u0007gram', userId: 'u\u202Eevil' });
+    await app.messages.append(s.id, { role: 'user', content: 'line one\nline two \u001b[31mred\u001b[0m' });
+    await app.messages.append(s.id, { role: 'assistant', content: 'reply', tokenCount: 7, metadata: { model: 'm' } });
+    const other = await app.sessions.create({ channel: 'cli' });
+    await app.sessions.setState(other.id, 'paused');
+    await app.close();
+
+    const list = await runCli(['sessions', 'list', '--data-dir', dir]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.doesNotMatch(list.stdout, /[\u001b\u0007\u202e]/);
+    assert.match(list.stdout, /tele\\u\{1b\}\]0;pwned\\u\{7\}gram/);
+    const lines = list.stdout.trim().split('\n');
+    assert.match(lines[0]!, /^ID\s+STATE\s+CHANNEL/);
+    assert.equal(lines.length, 3);
+    const paused = await runCli(['sessions', 'list', '--state', 'paused', '--json', '--data-dir', dir]);
+    assert.deepEqual((JSON.parse(paused.stdout) as { id: string }[]).map((x) => x.id), [other.id]);
+
+    const show = await runCli(['sessions', 'show', s.id, '--data-dir', dir]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.doesNotMatch(show.stdout, /[\u001b\u0007\u202e]/);
+    assert.match(show.stdout, /line one\nline two \\u\{1b\}\[31mred/);
+    assert.match(show.stdout, /assistant \(7 tokens\)/);
+    const json = await runCli(['sessions', 'show', s.id, '--json', '--messages', '1', '--data-dir', dir]);
+    const parsed = JSON.parse(json.stdout) as { messageCount: number; messages: { content: string }[]; channel: string };
+    assert.equal(parsed.messageCount, 2);
+    assert.deepEqual(parsed.messages.map((m) => m.content), ['reply']);
+    assert.equal(parsed.channel, 'tele\u001b]0;pwned\u0007gram', 'JSON keeps the exact text');
+
+    const missing = await runCli(['sessions', 'show', 'nope', '--data-dir', dir]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^error\[KC_NOT_FOUND\]: no session with id "nope"/);
+  });
+});

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig, locateKey } from '../src/config/index.js';
+import { tmpDir } from './helpers/index.js';
+
+function write(text: string | Buffer): string {
+  const file = path.join(tmpDir(), 'blufio.toml');
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+function invalid(text: string | Buffer, pattern: RegExp, line?: number): void {
+  const file = write(text);
+  assert.throws(
+    () => loadConfig({ configPath: file, env: { HOME: '/home/x' } }),
+    (err: { code?: string; message?: string; details?: { line?: number } }) => {
+      assert.equal(err.code, 'KC_CONFIG_INVALID', err.message);
+      assert.match(err.message ?? '', pattern);
+      assert.ok((err.message ?? '').includes(file), 'names the file');
+      if (line !== undefined) {
+        assert.equal(err.details?.line, line);
+        assert.ok((err.message ?? '').includes(`line ${line}`), err.message);
+      }
+      return true;
+    },
+  );
+}
+
+describe('config paths', () => {
+  it('uses XDG defaults when no file exists, ignoring relative XDG values', () => {
+    const c = loadConfig({ env: { HOME: '/home/u', XDG_CONFIG_HOME: '/cfg', XDG_DATA_HOME: '/data' } });
+    assert.equal(c.configPath, '/cfg/blufio/blufio.toml');
+    assert.equal(c.configFileFound, false);
+    assert.equal(c.databasePath, '/data/blufio/blufio.db');
+    assert.equal(c.dataDir, '/data/blufio');
+    assert.equal(c.storage.durability, 'full');
+    const rel = loadConfig({ env: { HOME: '/home/u', XDG_CONFIG_HOME: 'rel', XDG_DATA_HOME: 'rel' } });
+    assert.equal(rel.configPath, '/home/u/.config/blufio/blufio.toml');
+    assert.equal(rel.databasePath, '/home/u/.local/share/blufio/blufio.db');
+  });
+
+  it('--config wins over BLUFIO_CONFIG; an explicit file must exist', () => {
+    const a = write('[storage]\ndurability = "normal"\n');
+    const b = write('[storage]\ndurability = "full"\n');
+    assert.equal(loadConfig({ env: { HOME: '/h', BLUFIO_CONFIG: a } }).storage.durability, 'normal');
+    assert.equal(loadConfig({ configPath: b, env: { HOME: '/h', BLUFIO_CONFIG: a } }).storage.durability, 'full');
+    assert.throws(() => loadConfig({ configPath: '/nonexistent/blufio.toml', env: { HOME: '/h' } }), { code: 'KC_CONFIG_NOT_FOUND' });
+    assert.throws(() => loadConfig({ env: { HOME: '/h', BLUFIO_CONFIG: '/nonexistent.toml' } }), { code: 'KC_CONFIG_NOT_FOUND' });
+  });
+
+  it('data directory precedence: option, BLUFIO_DATA_DIR, storage.database_path, XDG', () => {
+    const file = write('[storage]\ndatabase_path = "~/db/agent.db"\n');
+    const env = { HOME: '/home/u', XDG_DATA_HOME: '/xdg' };
+    assert.equal(loadConfig({ configPath: file, env }).databasePath, '/home/u/db/agent.db');
+    assert.equal(loadConfig({ configPath: file, env: { ...env, BLUFIO_DATA_DIR: '/env' } }).databasePath, '/env/blufio.db');
+    assert.equal(
+      loadConfig({ configPath: file, dataDir: '/opt', env: { ...env, BLUFIO_DATA_DIR: '/env' } }).databasePath,
+      '/opt/blufio.db',
+    );
+    const relative = write('[storage]\ndatabase_path = "state/b.db"\n');
+    assert.equal(loadConfig({ configPath: relative, env }).databasePath, path.join(path.dirname(relative), 'state', 'b.db'));
+  });
+
+  it('accepts a UTF-8 byte order mark and comments', () => {
+    const file = write('\uFEFF# my config\n[storage] # tables\ndurability = "normal" # fast\n');
+    assert.equal(loadConfig({ configPath: file, env: { HOME: '/h' } }).storage.durability, 'normal');
+  });
+});
+
+describe('config validation names the line and the key', () => {
+  it('malformed TOML', () => invalid('[storage]\ndurability = "full\n', /malformed TOML/, 2));
+  it('an unclosed table header', () => invalid('\n\n[storage\n', /malformed TOML/, 3));
+  it('a duplicate key', () => invalid('[storage]\ndurability = "full"\ndurability = "normal"\n', /malformed TOML/, 3));
+  it('an unknown key', () => invalid('# c\n[storage]\ndurabilty = "full"\n', /unknown key storage\.durabilty/, 3));
+  it('an unknown table', () => invalid('[storage]\n\n[sever]\nport = 1\n', /unknown key sever/, 3));
+  it('an invalid enum value', () => invalid('[storage]\nmax_message_bytes = 4096\ndurability = "fast"\n', /storage\.durability/, 3));
+  it('a wrong type', () => invalid('[storage]\nmax_message_bytes = "big"\n', /storage\.max_message_bytes/, 2));
+  it('a value out of range', () => invalid('[storage]\nmax_message_bytes = 1\n', /at least 1024/, 2));
+  it('a float where an integer belongs', () => invalid('[storage]\nlock_timeout_ms = 1.5\n', /storage\.lock_timeout_ms/, 2));
+  it('a dotted key at the top level', () => invalid('storage.durability = "slow"\n', /storage\.durability/, 1));
+  it('an inline table', () => invalid('storage = { durability = "full", bogus = 1 }\n', /unknown key storage\.bogus/, 1));
+  it('a quoted key with odd Unicode', () => invalid('[storage]\n"dürabïlity 🦀" = 1\n', /unknown key storage\.dürabïlity 🦀/, 2));
+  it('an empty path', () => invalid('[storage]\ndatabase_path = ""\n', /storage\.database_path must not be empty/, 2));
+  it('a table where a value belongs', () => invalid('[storage.durability]\nx = 1\n', /storage\.durability/, 1));
+  it('invalid UTF-8', () => invalid(Buffer.from([0x5b, 0xff, 0xfe, 0x5d, 0x0a]), /not valid UTF-8/));
+  it('a file far too large', () => invalid(`# ${'x'.repeat(1024 * 1024 + 10)}\n`, /at most 1 MiB/));
+  it('a directory instead of a file', () => {
+    const dir = tmpDir();
+    assert.throws(() => loadConfig({ configPath: dir, env: { HOME: '/h' } }), { code: 'KC_CONFIG_INVALID' });
+  });
+  it('the hint lists the known keys of the table', () => {
+    const file = write('[storage]\ndurabilty = "full"\n');
+    assert.throws(() => loadConfig({ configPath: file, env: { HOME: '/h' } }), (err: { hint?: string }) => {
+      assert.match(err.hint ?? '', /known keys in \[storage\]: .*durability/);
+      return true;
+    });
+  });
+});
+
+describe('locateKey', () => {
+  it('skips look-alikes inside multi-line strings and arrays', () => {
+    const text = [
+      '[logging]', // 1
+      'level = """', // 2
+      'durability = "nope"', // 3
+      '"""', // 4
+      'list = [', // 5
+      '  "durability = 1",', // 6
+      ']', // 7
+      '[storage]', // 8
+      'durability = "x"', // 9
+      '[[hooks]]', // 10
+      'name = "a"', // 11
+      '[[hooks]]', // 12
+      'name = "b"', // 13
+    ].join('\n');
+    assert.equal(locateKey(text, ['storage', 'durability']), 9);
+    assert.equal(locateKey(text, ['logging', 'durability']), 1);
+    assert.equal(locateKey(text, ['hooks', 1, 'name']), 13);
+    assert.equal(locateKey(text, ['missing']), undefined);
+  });
+});

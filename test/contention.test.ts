@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { it } from 'node:test';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { openBlufio } from '../src/index.js';
+import { silentLogger, startFixture, tmpDir } from './helpers/index.js';
+
+const SECONDS = Number(process.env.BLUFIO_TEST_CONTENTION_SECONDS ?? 5);
+
+/**
+ * The daemon-like writer (100 concurrent sessions) beside six other processes writing the same
+ * file at full speed: three long-lived ones and three that behave like CLI invocations (open,
+ * write a little, close with a TRUNCATE checkpoint, again). Nobody may see SQLITE_BUSY or any
+ * other error, and every acknowledged write must be in the file, with nothing extra.
+ */
+it(`7 processes writing one file for ${SECONDS}s: no BUSY, no lost write`, async (t) => {
+  const dir = path.join(tmpDir(), 'data');
+  // Create the database first so that all writers race on writes, not on creating the schema.
+  await (await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} })).close();
+
+  const acked = new Set<string>();
+  const errors: string[] = [];
+  const summaries: string[] = [];
+  const specs: [string, string, string][] = [
+    ['full', '100', '0'],
+    ['full', '10', '0'],
+    ['normal', '10', '0'],
+    ['full', '1', '0'],
+    ['full', '3', '1'],
+    ['normal', '3', '1'],
+    ['full', '1', '1'],
+  ];
+  const runs = specs.map(([durability, concurrency, reopen]) =>
+    startFixture('append-loop', [dir, durability, concurrency, String(SECONDS), reopen], (line) => {
+      if (line.startsWith('A ')) acked.add(line.split(' ')[2]!);
+      else if (line.startsWith('E ')) errors.push(line);
+      else if (line.startsWith('S ')) summaries.push(line);
+    }),
+  );
+  const results = await Promise.all(runs.map((r) => r.done));
+  results.forEach((r, i) => assert.equal(r.code, 0, `writer ${i} failed: ${r.stderr}`));
+  assert.deepEqual(errors, [], 'no writer saw any error');
+  assert.equal(summaries.length, specs.length);
+
+  const raw = new Database(path.join(dir, 'blufio.db'), { fileMustExist: true });
+  try {
+    assert.equal(raw.pragma('integrity_check', { simple: true }), 'ok');
+    const ids = raw.prepare('SELECT id FROM messages').pluck().all() as string[];
+    const have = new Set(ids);
+    for (const id of acked) assert.ok(have.has(id), `acknowledged message ${id} lost`);
+    assert.equal(ids.length, acked.size, 'every stored message was acknowledged to its writer');
+  } finally {
+    raw.close();
+  }
+  t.diagnostic(`${acked.size} acknowledged writes from ${specs.length} processes`);
+  assert.ok(acked.size > 1000);
+});

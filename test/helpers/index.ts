@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** dist/ root of the compiled project (tests run from dist/test/...). */
+export const DIST = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI = path.join(DIST, 'src', 'cli', 'main.js');
+export const fixture = (name: string): string => path.join(DIST, 'test', 'fixtures', `${name}.js`);
+
+const made: string[] = [];
+process.on('exit', () => {
+  if (process.env.BLUFIO_KEEP_TEST_DIRS === '1') return;
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
+export function tmpDir(prefix = 'blufio-test-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+
+/** An environment with no blufio settings from the developer's shell leaking into a test. */
+export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('BLUFIO_') || k.startsWith('XDG_')) delete env[k];
+  const home = tmpDir('blufio-home-');
+  env.HOME = home;
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(
+  file: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; uid?: number; gid?: number; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const so: SpawnOptions = { env: opts.env ?? cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] };
+    if (opts.cwd !== undefined) so.cwd = opts.cwd;
+    if (opts.uid !== undefined) so.uid = opts.uid;
+    if (opts.gid !== undefined) so.gid = opts.gid;
+    const child = spawn(process.execPath, [file, ...args], so);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+export function runCli(args: string[], opts: Parameters<typeof run>[2] = {}): Promise<RunResult> {
+  return run(CLI, args, opts);
+}
+
+/** Starts a fixture and hands back each stdout line as it arrives. */
+export function startFixture(
+  name: string,
+  args: string[],
+  onLine: (line: string) => void,
+  env: NodeJS.ProcessEnv = cleanEnv(),
+): { child: ChildProcess; done: Promise<RunResult> } {
+  const child = spawn(process.execPath, [fixture(name), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '';
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<RunResult>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A quiet pino logger for tests that open the app in-process. */
+export { silentLogger } from './logger.js';

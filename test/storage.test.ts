@@ -1,0 +1,261 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { openBlufio, type BlufioApp } from '../src/index.js';
+import { cleanEnv, fixture, run, silentLogger, tmpDir } from './helpers/index.js';
+
+async function open(dataDir: string, durability: 'full' | 'normal' = 'full'): Promise<BlufioApp> {
+  return openBlufio({ dataDir, durability, logger: silentLogger(), env: {} });
+}
+
+function mode(f: string): number {
+  return fs.statSync(f).mode & 0o777;
+}
+
+describe('persistence across processes', () => {
+  it('everything written by one process and closed is there for a new process', async () => {
+    const dir = tmpDir();
+    const r = await run(fixture('persist'), [path.join(dir, 'data')]);
+    assert.equal(r.code, 0, r.stderr);
+    const written = JSON.parse(r.stdout) as { a: string; b: string; ids: string[] };
+
+    const app = await open(path.join(dir, 'data'));
+    try {
+      const a = await app.sessions.get(written.a);
+      assert.equal(a.channel, 'telegram');
+      assert.equal(a.userId, 'user-1');
+      assert.deepEqual(a.metadata, { lang: 'en', n: 1 });
+      // Closed cleanly: the session stays active (not interrupted) and can be resumed.
+      assert.equal(a.state, 'active');
+      assert.equal((await app.sessions.get(written.b)).state, 'paused');
+      assert.equal(await app.messages.count(written.a), 120);
+
+      const page1 = await app.messages.list(written.a, { limit: 50 });
+      assert.deepEqual(page1.map((m) => m.id), written.ids.slice(70));
+      const page2 = await app.messages.list(written.a, { limit: 50, before: page1[0]!.id });
+      assert.deepEqual(page2.map((m) => m.id), written.ids.slice(20, 70));
+      const page3 = await app.messages.list(written.a, { limit: 50, before: page2[0]!.id });
+      assert.deepEqual(page3.map((m) => m.id), written.ids.slice(0, 20));
+      assert.equal(page1.at(-1)!.content, 'turn 119');
+      assert.equal(page1.at(-1)!.tokenCount, 119);
+      assert.equal(page1.at(-1)!.role, 'assistant');
+      assert.deepEqual(page3[10]!.metadata, { tool: 'search', i: 10 });
+      assert.equal(page3[11]!.metadata, null);
+      const resumed = await app.sessions.resume(written.b);
+      assert.equal(resumed.state, 'active');
+    } finally {
+      await app.close();
+    }
+    // A clean close folded the WAL into the file: the file alone is the database.
+    assert.equal(fs.existsSync(path.join(dir, 'data', 'blufio.db-wal')), false);
+    const copy = path.join(dir, 'copy.db');
+    fs.copyFileSync(path.join(dir, 'data', 'blufio.db'), copy);
+    const raw = new Database(copy, { readonly: true });
+    assert.equal(raw.prepare('SELECT count(*) FROM messages').pluck().get(), 120);
+    raw.close();
+  });
+
+  it('creates directories 0700 and database, -wal and -shm 0600 even under umask 000', async () => {
+    const dir = tmpDir();
+    const data = path.join(dir, 'deep', 'er', 'data');
+    const r = await run(fixture('persist'), [data, '000']);
+    assert.equal(r.code, 0, r.stderr);
+    for (const d of [path.join(dir, 'deep'), path.join(dir, 'deep', 'er'), data]) assert.equal(mode(d), 0o700, d);
+    assert.equal(mode(path.join(data, 'blufio.db')), 0o600);
+    // While open, the -wal and -shm exist: check them too.
+    const app = await open(data);
+    try {
+      await app.sessions.create({});
+      for (const f of ['blufio.db', 'blufio.db-wal', 'blufio.db-shm']) assert.equal(mode(path.join(data, f)), 0o600, f);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('tightens an existing database file that is world-readable', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    await app.close();
+    fs.chmodSync(path.join(dir, 'blufio.db'), 0o644);
+    fs.chmodSync(dir, 0o755);
+    const again = await open(dir);
+    await again.close();
+    assert.equal(mode(path.join(dir, 'blufio.db')), 0o600);
+    assert.equal(mode(dir), 0o700);
+  });
+});
+
+describe('sessions', () => {
+  it('create, get, list with cursor and state filter, change state', async () => {
+    const app = await open(tmpDir());
+    try {
+      const made = [];
+      for (let i = 0; i < 7; i++) made.push(await app.sessions.create({ channel: `c${i}`, userId: i % 2 ? `u${i}` : null }));
+      const ids = made.map((s) => s.id);
+      assert.deepEqual([...ids].sort(), ids, 'ids sort by creation time');
+      const newest = await app.sessions.list({ limit: 3 });
+      assert.deepEqual(newest.map((s) => s.id), ids.slice(4).reverse());
+      const older = await app.sessions.list({ limit: 10, before: newest.at(-1)!.id });
+      assert.deepEqual(older.map((s) => s.id), ids.slice(0, 4).reverse());
+
+      const paused = await app.sessions.setState(ids[1]!, 'paused');
+      assert.equal(paused.state, 'paused');
+      assert.ok(paused.updatedAt >= made[1]!.updatedAt);
+      assert.deepEqual((await app.sessions.list({ state: 'paused' })).map((s) => s.id), [ids[1]]);
+      await app.sessions.setState(ids[2]!, 'closed');
+      await assert.rejects(app.sessions.setState(ids[2]!, 'active'), { code: 'KC_SESSION_CLOSED' });
+      await assert.rejects(app.messages.append(ids[2]!, { role: 'user', content: 'x' }), { code: 'KC_SESSION_CLOSED' });
+      await assert.rejects(app.sessions.get('01NOPE'), { code: 'KC_NOT_FOUND' });
+      await assert.rejects(app.sessions.setState('missing', 'paused'), { code: 'KC_NOT_FOUND' });
+      await assert.rejects(app.sessions.setState(ids[0]!, 'bogus' as never), { code: 'KC_INVALID_INPUT' });
+      await assert.rejects(app.sessions.list({ limit: 0 }), { code: 'KC_INVALID_INPUT' });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('messages', () => {
+  it('many concurrent appends share transactions and all commit, in call order', async () => {
+    const app = await open(tmpDir());
+    try {
+      const s = await app.sessions.create({});
+      const results = await Promise.all(
+        Array.from({ length: 500 }, (_, i) => app.messages.append(s.id, { role: 'user', content: `m${i}` })),
+      );
+      const ids = results.map((m) => m.id);
+      assert.equal(new Set(ids).size, 500);
+      assert.deepEqual([...ids].sort(), ids, 'ids increase in call order');
+      const listed = await app.messages.list(s.id, { limit: 1000 });
+      assert.deepEqual(listed.map((m) => m.content), results.map((m) => m.content));
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a failing request in a shared transaction fails alone', async () => {
+    const app = await open(tmpDir());
+    try {
+      const s = await app.sessions.create({});
+      const outcomes = await Promise.allSettled([
+        app.messages.append(s.id, { role: 'user', content: 'one' }),
+        app.messages.append('no-such-session', { role: 'user', content: 'lost' }),
+        app.messages.append(s.id, { role: 'user', content: 'two' }),
+      ]);
+      assert.equal(outcomes[0].status, 'fulfilled');
+      assert.equal(outcomes[1].status, 'rejected');
+      assert.equal((outcomes[1] as PromiseRejectedResult).reason.code, 'KC_NOT_FOUND');
+      assert.equal(outcomes[2].status, 'fulfilled');
+      assert.deepEqual((await app.messages.list(s.id)).map((m) => m.content), ['one', 'two']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('stores SQL-looking, non-BMP, NUL and RTL text exactly', async () => {
+    const app = await open(tmpDir());
+    try {
+      const hostile = [
+        "'); DROP TABLE messages; --",
+        'Robert"); DELETE FROM sessions WHERE 1=1; --',
+        '𝕳𝖊𝖑𝖑𝖔 🦀🧪 👩🏽‍💻 \u{10FFFF}',
+        'nul\u0000inside',
+        '\u202Eevil\u202C and \u200Bzero width',
+        '',
+      ];
+      const s = await app.sessions.create({ channel: hostile[0]!, userId: hostile[2]!, metadata: { q: hostile[1]!, e: hostile[3]! } });
+      for (const c of hostile) await app.messages.append(s.id, { role: 'tool', content: c, metadata: { c } });
+      const back = await app.messages.list(s.id);
+      assert.deepEqual(back.map((m) => m.content), hostile);
+      assert.deepEqual(back.map((m) => m.metadata), hostile.map((c) => ({ c })));
+      const got = await app.sessions.get(s.id);
+      assert.equal(got.channel, hostile[0]);
+      assert.equal(got.userId, hostile[2]);
+      assert.deepEqual(got.metadata, { q: hostile[1], e: hostile[3] });
+      await assert.rejects(app.sessions.get("' OR 1=1 --"), { code: 'KC_NOT_FOUND' });
+      const check = await app.db.check();
+      assert.equal(check.ok, true);
+      assert.equal(check.counts.messages, hostile.length);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('refuses what cannot be stored faithfully, with KC_INVALID_INPUT, and stores nothing', async () => {
+    const app = await open(tmpDir());
+    try {
+      const s = await app.sessions.create({});
+      const bad: [string, Parameters<BlufioApp['messages']['append']>[1]][] = [
+        ['lone surrogate', { role: 'user', content: 'broken \uD800 text' }],
+        ['huge', { role: 'user', content: 'x'.repeat(8 * 1024 * 1024 + 1) }],
+        ['role', { role: 'wizard' as never, content: 'x' }],
+        ['content type', { role: 'user', content: 42 as never }],
+        ['token count', { role: 'user', content: 'x', tokenCount: -1 }],
+        ['token count float', { role: 'user', content: 'x', tokenCount: 1.5 }],
+        ['metadata array', { role: 'user', content: 'x', metadata: [] as never }],
+        ['metadata bigint', { role: 'user', content: 'x', metadata: { n: 1n } }],
+      ];
+      for (const [what, input] of bad) {
+        await assert.rejects(app.messages.append(s.id, input), { code: 'KC_INVALID_INPUT' }, what);
+      }
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      await assert.rejects(app.messages.append(s.id, { role: 'user', content: 'x', metadata: cyclic }), { code: 'KC_INVALID_INPUT' });
+      await assert.rejects(app.sessions.create({ channel: 'c'.repeat(300) }), { code: 'KC_INVALID_INPUT' });
+      assert.equal(await app.messages.count(s.id), 0);
+      // Just under the limit is fine.
+      const big = 'y'.repeat(8 * 1024 * 1024 - 10);
+      await app.messages.append(s.id, { role: 'user', content: big });
+      assert.equal((await app.messages.list(s.id))[0]!.content.length, big.length);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('an unknown cursor or session is KC_NOT_FOUND', async () => {
+    const app = await open(tmpDir());
+    try {
+      const s = await app.sessions.create({});
+      const t = await app.sessions.create({});
+      const m = await app.messages.append(t.id, { role: 'user', content: 'x' });
+      await assert.rejects(app.messages.list(s.id, { before: m.id }), { code: 'KC_NOT_FOUND' });
+      await assert.rejects(app.messages.list('nope'), { code: 'KC_NOT_FOUND' });
+      assert.deepEqual(await app.messages.list(s.id), []);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('durability setting', () => {
+  for (const [durability, synchronous] of [['full', 2], ['normal', 1]] as const) {
+    it(`"${durability}" sets synchronous=${synchronous} on the writer, with WAL and foreign keys`, async () => {
+      const app = await open(tmpDir(), durability);
+      try {
+        const r = await app.db.check();
+        assert.deepEqual(r.writer, { journalMode: 'wal', synchronous, foreignKeys: 1, busyTimeoutMs: 60000 });
+        assert.equal(r.durability, durability);
+      } finally {
+        await app.close();
+      }
+    });
+  }
+});
+
+describe('the config file', () => {
+  it('storage.database_path and storage.durability are honoured', async () => {
+    const dir = tmpDir();
+    const cfg = path.join(dir, 'blufio.toml');
+    fs.writeFileSync(cfg, '[storage]\ndatabase_path = "db/my.db"\ndurability = "normal"\n');
+    const app = await openBlufio({ configPath: cfg, logger: silentLogger(), env: cleanEnv() });
+    try {
+      assert.equal(app.config.databasePath, path.join(dir, 'db', 'my.db'));
+      assert.equal((await app.db.check()).writer.synchronous, 1);
+    } finally {
+      await app.close();
+    }
+    assert.ok(fs.existsSync(path.join(dir, 'db', 'my.db')));
+  });
+});
