@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { openBlufio } from '../src/index.js';
-import { runCli, silentLogger, startFixture, tmpDir } from './helpers/index.js';
+import { runCli, silentLogger, startFixture, storedMessageIds, tmpDir } from './helpers/index.js';
 
 describe('db backup', () => {
   it('makes a consistent, checked, 0600 copy while another process keeps writing', async () => {
@@ -37,7 +37,7 @@ describe('db backup', () => {
     assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
     assert.equal(copy.pragma('journal_mode', { simple: true }), 'delete');
     assert.deepEqual(copy.pragma('foreign_key_check'), []);
-    const ids = new Set(copy.prepare('SELECT id FROM messages').pluck().all() as string[]);
+    const ids = new Set(storedMessageIds(copy));
     copy.close();
     for (const id of before) assert.ok(ids.has(id), 'everything acknowledged before the backup started is in it');
     const w = await writer.done;

@@ -121,7 +121,7 @@ describe('schema versions', () => {
       return true;
     });
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
-    assert.deepEqual(tables, ['_migrations', 'extra', 'messages', 'sessions']);
+    assert.deepEqual(tables, ['_migrations', 'extra', 'messages', 'session_buckets', 'sessions']);
     assert.deepEqual(db.prepare('SELECT version FROM _migrations ORDER BY version').pluck().all(), [1, 2]);
     // Fixed and run again, it finishes the job.
     const fixed = { ...bad, sql: 'CREATE TABLE half (a);' };

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { openBlufio } from '../src/index.js';
-import { silentLogger, startFixture, tmpDir } from './helpers/index.js';
+import { silentLogger, startFixture, storedMessageIds, tmpDir } from './helpers/index.js';
 
 const SECONDS = Number(process.env.BLUFIO_TEST_CONTENTION_SECONDS ?? 5);
 
@@ -45,7 +45,7 @@ it(`7 processes writing one file for ${SECONDS}s: no BUSY, no lost write`, async
   const raw = new Database(path.join(dir, 'blufio.db'), { fileMustExist: true });
   try {
     assert.equal(raw.pragma('integrity_check', { simple: true }), 'ok');
-    const ids = raw.prepare('SELECT id FROM messages').pluck().all() as string[];
+    const ids = storedMessageIds(raw);
     const have = new Set(ids);
     for (const id of acked) assert.ok(have.has(id), `acknowledged message ${id} lost`);
     assert.equal(ids.length, acked.size, 'every stored message was acknowledged to its writer');

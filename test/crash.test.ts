@@ -4,7 +4,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { openBlufio } from '../src/index.js';
-import { silentLogger, sleep, startFixture, tmpDir } from './helpers/index.js';
+import { silentLogger, sleep, startFixture, storedMessageIds, tmpDir } from './helpers/index.js';
 
 const KILLS = Number(process.env.BLUFIO_TEST_KILLS ?? 60);
 
@@ -13,23 +13,30 @@ const KILLS = Number(process.env.BLUFIO_TEST_KILLS ?? 60);
  * (sometimes while it is still opening the database), then check that the database opens,
  * passes integrity_check and holds every message whose append had been acknowledged.
  */
-it(`SIGKILL at random moments ${KILLS} times never loses an acknowledged message`, async () => {
+it(`SIGKILL at random moments ${KILLS} times never loses an acknowledged message`, async (t) => {
   const dir = path.join(tmpDir(), 'data');
   const acked = new Map<string, string>();
   let killedWhileWriting = 0;
   for (let round = 0; round < KILLS; round++) {
     const durability = round % 2 === 0 ? 'full' : 'normal';
-    let ready = false;
+    let onReady!: () => void;
+    const ready = new Promise<void>((r) => (onReady = r));
     const { child, done } = startFixture('append-loop', [dir, durability, String(1 + (round % 8))], (line) => {
-      if (line === 'R') ready = true;
+      if (line === 'R') onReady();
       else if (line.startsWith('A ')) {
         const [, session, id] = line.split(' ');
         acked.set(id!, session!);
       }
     });
-    // A third of the kills land during start-up (open, migrations, recovery), the rest mid-writes.
-    await sleep(round % 3 === 0 ? Math.random() * 120 : 150 + Math.random() * 250);
-    if (ready) killedWhileWriting++;
+    if (round % 3 === 0) {
+      // A third of the kills land during start-up: open, migrations, recovery.
+      await sleep(Math.random() * 200);
+    } else {
+      // The rest land mid-writes, at a random moment once the child is writing.
+      await ready;
+      await sleep(Math.random() * 250);
+      killedWhileWriting++;
+    }
     child.kill('SIGKILL');
     const r = await done;
     assert.equal(r.signal, 'SIGKILL', `round ${round}: child ended on its own: ${r.stderr}`);
@@ -45,7 +52,7 @@ it(`SIGKILL at random moments ${KILLS} times never loses an acknowledged message
         continue;
       }
       assert.equal(raw.pragma('integrity_check', { simple: true }), 'ok', `round ${round}`);
-      const have = new Set(raw.prepare('SELECT id FROM messages').pluck().all() as string[]);
+      const have = new Set(storedMessageIds(raw));
       for (const id of acked.keys()) assert.ok(have.has(id), `round ${round}: acknowledged message ${id} lost`);
     } finally {
       raw.close();
@@ -60,5 +67,5 @@ it(`SIGKILL at random moments ${KILLS} times never loses an acknowledged message
     }
   }
   assert.ok(acked.size > 1000, `only ${acked.size} messages were acknowledged across the run`);
-  assert.ok(killedWhileWriting >= KILLS / 2, `only ${killedWhileWriting} kills landed while writing`);
+  t.diagnostic(`${KILLS} kills (${killedWhileWriting} mid-writes), ${acked.size} acknowledged messages all present`);
 });

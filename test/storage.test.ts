@@ -214,6 +214,40 @@ describe('messages', () => {
     }
   });
 
+  it('pages through sessions whose messages are spread over many index buckets', async () => {
+    const app = await open(tmpDir(), 'normal');
+    try {
+      const [dense, sparse, rare] = await Promise.all([0, 1, 2].map(() => app.sessions.create({})));
+      const expected = new Map<string, string[]>([[dense!.id, []], [sparse!.id, []], [rare!.id, []]]);
+      const put = async (s: string, i: number): Promise<void> => {
+        expected.get(s)!.push((await app.messages.append(s, { role: 'user', content: `${i}` })).id);
+      };
+      await put(rare!.id, -1);
+      for (let i = 0; i < 10_000; i += 100) {
+        await Promise.all(Array.from({ length: 100 }, (_, k) => put(dense!.id, i + k)));
+        await put(sparse!.id, i);
+      }
+      await put(rare!.id, 10_001);
+      for (const [sid, ids] of expected) {
+        assert.equal(await app.messages.count(sid), ids.length);
+        const seen: string[] = [];
+        let before: string | undefined;
+        for (;;) {
+          const page = await app.messages.list(sid, { limit: 37, ...(before === undefined ? {} : { before }) });
+          if (page.length === 0) break;
+          seen.unshift(...page.map((m) => m.id));
+          before = page[0]!.id;
+        }
+        assert.deepEqual(seen, ids);
+      }
+      const rareSession = await app.sessions.get(rare!.id);
+      const last = await app.messages.list(rare!.id, { limit: 1 });
+      assert.equal(rareSession.updatedAt, last[0]!.createdAt, 'last activity comes from the newest message');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('an unknown cursor or session is KC_NOT_FOUND', async () => {
     const app = await open(tmpDir());
     try {
@@ -222,6 +256,10 @@ describe('messages', () => {
       const m = await app.messages.append(t.id, { role: 'user', content: 'x' });
       await assert.rejects(app.messages.list(s.id, { before: m.id }), { code: 'KC_NOT_FOUND' });
       await assert.rejects(app.messages.list('nope'), { code: 'KC_NOT_FOUND' });
+      await assert.rejects(app.messages.list(t.id, { before: `${m.id.slice(0, 25)}Z` }), { code: 'KC_NOT_FOUND' });
+      const otherTime = `${m.id.slice(0, 9)}${m.id[9] === 'Z' ? 'Y' : 'Z'}${m.id.slice(10)}`;
+      await assert.rejects(app.messages.list(t.id, { before: otherTime }), { code: 'KC_NOT_FOUND' });
+      await assert.rejects(app.messages.list(t.id, { before: 'not-an-id' }), { code: 'KC_NOT_FOUND' });
       assert.deepEqual(await app.messages.list(s.id), []);
     } finally {
       await app.close();

@@ -1,5 +1,7 @@
 import { AppError, ErrorCode } from '../errors/index.js';
-import { loadSession } from './session-ops.js';
+import { messageId } from './ids.js';
+import { sessionRef } from './session-ops.js';
+import { bucketOf } from './sql.js';
 import type { MessageRole } from './types.js';
 import type { WriterContext } from './writer/context.js';
 
@@ -20,22 +22,27 @@ export interface AppendResult {
 }
 
 function append(ctx: WriterContext, a: AppendArgs): AppendResult {
-  const session = loadSession(ctx, a.sessionId);
+  const session = sessionRef(ctx, a.sessionId);
   if (session.state === 'closed') {
     throw new AppError(ErrorCode.SESSION_CLOSED, `session ${a.sessionId} is closed; it takes no new messages`, {
       hint: 'start a new session instead',
     });
   }
-  const now = Date.now();
-  const id = ctx.newId(now);
+  const tail = ctx.messageTail();
+  tail.seq += 1;
+  // Never earlier than the message before it, so ids sort in commit order even if the clock steps back.
+  tail.createdAt = Math.max(Date.now(), tail.createdAt);
   ctx
     .stmt(
-      `INSERT INTO messages (id, session_id, role, content, token_count, metadata, created_at)
+      `INSERT INTO messages (seq, session_no, role, content, token_count, metadata, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     )
-    .run(id, a.sessionId, a.role, a.content, a.tokenCount, a.metadata, now);
-  ctx.stmt('UPDATE sessions SET updated_at = ? WHERE id = ? AND updated_at < ?').run(now, a.sessionId, now);
-  return { id, createdAt: now };
+    .run(tail.seq, session.no, a.role, a.content, a.tokenCount, a.metadata, tail.createdAt);
+  const bucket = bucketOf(tail.seq);
+  ctx.cached(`bucket:${session.no}:${bucket}`, () =>
+    ctx.stmt('INSERT OR IGNORE INTO session_buckets (session_no, bucket) VALUES (?, ?)').run(session.no, bucket),
+  );
+  return { id: messageId(tail.createdAt, tail.seq), createdAt: tail.createdAt };
 }
 
 export const messageOps = {

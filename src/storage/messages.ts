@@ -1,5 +1,7 @@
 import { AppError, ErrorCode } from '../errors/index.js';
+import { messageId, messageSeq } from './ids.js';
 import type { Db, Statement } from './sqlite.js';
+import { bucketOf, COUNT_SESSION_MESSAGES, MESSAGES_IN_BUCKET, SESSION_BUCKETS_DESC } from './sql.js';
 import { MESSAGE_ROLES, messageFromRow, type JsonObject, type Message, type MessageRole, type MessageRow } from './types.js';
 import { checkCount, checkEnum, checkId, checkJsonObject, checkLimit, checkText } from './validate.js';
 import type { WriterClient } from './writer/client.js';
@@ -18,12 +20,12 @@ export interface ListMessagesOptions {
   before?: string;
 }
 
-const COLUMNS = 'id, session_id, role, content, token_count, metadata, created_at';
 
 export class Messages {
-  private readonly newest: Statement;
+  private readonly buckets: Statement;
+  private readonly inBucket: Statement;
   private readonly seqOf: Statement;
-  private readonly sessionExists: Statement;
+  private readonly sessionNo: Statement;
   private readonly countOf: Statement;
 
   constructor(
@@ -31,12 +33,11 @@ export class Messages {
     private readonly writer: WriterClient,
     private readonly maxBytes: number,
   ) {
-    this.newest = reader.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
-    );
-    this.seqOf = reader.prepare('SELECT seq FROM messages WHERE id = ? AND session_id = ?').pluck();
-    this.sessionExists = reader.prepare('SELECT 1 FROM sessions WHERE id = ?').pluck();
-    this.countOf = reader.prepare('SELECT count(*) FROM messages WHERE session_id = ?').pluck();
+    this.buckets = reader.prepare(SESSION_BUCKETS_DESC).pluck();
+    this.inBucket = reader.prepare(MESSAGES_IN_BUCKET);
+    this.seqOf = reader.prepare('SELECT created_at FROM messages WHERE seq = ? AND session_no = ?').pluck();
+    this.sessionNo = reader.prepare('SELECT no FROM sessions WHERE id = ?').pluck();
+    this.countOf = reader.prepare(COUNT_SESSION_MESSAGES).pluck();
   }
 
   /** Resolves once the message is committed at the configured durability. */
@@ -71,26 +72,40 @@ export class Messages {
   async list(sessionId: string, opts: ListMessagesOptions = {}): Promise<Message[]> {
     const sid = checkId(sessionId, 'sessionId');
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
+    const no = this.noOf(sid);
     let bound = Number.MAX_SAFE_INTEGER;
     if (opts.before !== undefined) {
-      const seq = this.seqOf.get(checkId(opts.before, 'before'), sid) as number | undefined;
-      if (seq === undefined) {
+      const ref = messageSeq(checkId(opts.before, 'before'));
+      const createdAt = ref === undefined ? undefined : (this.seqOf.get(ref.seq, no) as number | undefined);
+      if (ref === undefined || createdAt === undefined || messageId(createdAt, ref.seq) !== opts.before) {
         throw new AppError(ErrorCode.NOT_FOUND, `no message ${JSON.stringify(opts.before)} in session ${JSON.stringify(sid)}`, {
           hint: 'pass as `before` the id of a message returned by an earlier list call',
         });
       }
-      bound = seq;
+      bound = ref.seq;
     }
-    const rows = this.newest.all(sid, bound, limit) as MessageRow[];
-    if (rows.length === 0 && this.sessionExists.get(sid) === undefined) {
-      throw new AppError(ErrorCode.NOT_FOUND, `no session with id ${JSON.stringify(sid)}`);
+    // Newest first, bucket by bucket, visiting only the buckets that hold this session's messages.
+    const rows: MessageRow[] = [];
+    for (const bucket of this.buckets.iterate(no, bucketOf(bound)) as IterableIterator<number>) {
+      for (const r of this.inBucket.all(bucket, no, bound, limit - rows.length) as MessageRow[]) rows.push(r);
+      if (rows.length >= limit) break;
     }
     const out = new Array<Message>(rows.length);
-    for (let i = 0; i < rows.length; i++) out[rows.length - 1 - i] = messageFromRow(rows[i]!);
+    for (let i = 0; i < rows.length; i++) out[rows.length - 1 - i] = messageFromRow(rows[i]!, sid);
     return out;
   }
 
   async count(sessionId: string): Promise<number> {
-    return this.countOf.get(checkId(sessionId, 'sessionId')) as number;
+    return this.countOf.get(this.noOf(checkId(sessionId, 'sessionId'))) as number;
+  }
+
+  private noOf(sessionId: string): number {
+    const no = this.sessionNo.get(sessionId) as number | undefined;
+    if (no === undefined) {
+      throw new AppError(ErrorCode.NOT_FOUND, `no session with id ${JSON.stringify(sessionId)}`, {
+        hint: 'blufio sessions list shows the sessions that exist',
+      });
+    }
+    return no;
   }
 }

@@ -1,19 +1,34 @@
 import { AppError, ErrorCode } from '../errors/index.js';
 import { isOwnerAlive } from './liveness.js';
+import { SESSION_COLUMNS } from './sql.js';
 import { sessionFromRow, type Session, type SessionRow, type SessionState } from './types.js';
 import type { WriterContext } from './writer/context.js';
 
 /** Session writes, run inside the writer thread's transactions. */
 
-const SELECT = 'SELECT id, channel, user_id, state, metadata, created_at, updated_at FROM sessions WHERE id = ?';
+const SELECT = `SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = ?`;
+
+function notFound(id: string): AppError {
+  return new AppError(ErrorCode.NOT_FOUND, `no session with id ${JSON.stringify(id)}`, {
+    hint: 'blufio sessions list shows the sessions that exist',
+  });
+}
+
+export interface SessionRef {
+  no: number;
+  state: SessionState;
+}
+
+/** The row number and state, for the append path; cached while no other process writes. */
+export function sessionRef(ctx: WriterContext, id: string): SessionRef {
+  const ref = ctx.cached(`session:${id}`, () => ctx.stmt('SELECT no, state FROM sessions WHERE id = ?').get(id) as SessionRef | undefined);
+  if (ref === undefined) throw notFound(id);
+  return ref;
+}
 
 export function loadSession(ctx: WriterContext, id: string): SessionRow {
   const row = ctx.stmt(SELECT).get(id) as SessionRow | undefined;
-  if (row === undefined) {
-    throw new AppError(ErrorCode.NOT_FOUND, `no session with id ${JSON.stringify(id)}`, {
-      hint: 'blufio sessions list shows the sessions that exist',
-    });
-  }
+  if (row === undefined) throw notFound(id);
   return row;
 }
 
@@ -26,12 +41,13 @@ export interface CreateSessionArgs {
 function create(ctx: WriterContext, a: CreateSessionArgs): Session {
   const now = Date.now();
   const id = ctx.newId(now);
-  ctx
+  const { lastInsertRowid } = ctx
     .stmt(
       `INSERT INTO sessions (id, channel, user_id, state, metadata, owner, created_at, updated_at)
        VALUES (?, ?, ?, 'active', ?, ?, ?, ?)`,
     )
     .run(id, a.channel, a.userId, a.metadata, ctx.owner, now, now);
+  ctx.remember(`session:${id}`, { no: Number(lastInsertRowid), state: 'active' } satisfies SessionRef);
   return sessionFromRow({
     id,
     channel: a.channel,
@@ -60,7 +76,8 @@ function setState(ctx: WriterContext, a: SetStateArgs): Session {
   ctx
     .stmt('UPDATE sessions SET state = ?, owner = ?, updated_at = ? WHERE id = ?')
     .run(a.state, a.state === 'active' ? ctx.owner : null, now, a.id);
-  return sessionFromRow({ ...row, state: a.state, updated_at: now });
+  ctx.forget();
+  return sessionFromRow({ ...row, state: a.state, updated_at: Math.max(now, row.updated_at) });
 }
 
 /** On a clean close this process stops owning its active sessions; they stay active, idle. */
@@ -80,6 +97,7 @@ export function markInterrupted(ctx: WriterContext): number {
     .all() as string[];
   let n = 0;
   const now = Date.now();
+  ctx.forget();
   for (const owner of owners) {
     if (owner === ctx.owner || isOwnerAlive(owner)) continue;
     n += ctx

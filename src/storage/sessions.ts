@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from '../errors/index.js';
 import type { Db, Statement } from './sqlite.js';
+import { SESSION_COLUMNS } from './sql.js';
 import { sessionFromRow, SESSION_STATES, type JsonObject, type Session, type SessionRow, type SessionState } from './types.js';
 import { checkEnum, checkId, checkJsonObject, checkLimit, checkText, checkOptionalText } from './validate.js';
 import type { WriterClient } from './writer/client.js';
@@ -17,7 +18,7 @@ export interface ListSessionsOptions {
   before?: string;
 }
 
-const COLUMNS = 'id, channel, user_id, state, metadata, created_at, updated_at';
+const COLUMNS = SESSION_COLUMNS;
 const MAX_METADATA_BYTES = 1024 * 1024;
 
 /**

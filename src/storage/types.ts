@@ -1,3 +1,5 @@
+import { messageId } from './ids.js';
+
 /** What the storage part hands out. Times are milliseconds since the Unix epoch. */
 
 export const SESSION_STATES = ['active', 'paused', 'closed', 'interrupted'] as const;
@@ -39,8 +41,7 @@ export interface SessionRow {
 }
 
 export interface MessageRow {
-  id: string;
-  session_id: string;
+  seq: number;
   role: MessageRole;
   content: string;
   token_count: number | null;
@@ -60,10 +61,10 @@ export function sessionFromRow(r: SessionRow): Session {
   };
 }
 
-export function messageFromRow(r: MessageRow): Message {
+export function messageFromRow(r: MessageRow, sessionId: string): Message {
   return {
-    id: r.id,
-    sessionId: r.session_id,
+    id: messageId(r.created_at, r.seq),
+    sessionId,
     role: r.role,
     content: r.content,
     tokenCount: r.token_count,

@@ -103,3 +103,13 @@ export function sleep(ms: number): Promise<void> {
 
 /** A quiet pino logger for tests that open the app in-process. */
 export { silentLogger } from './logger.js';
+
+import type BetterSqlite from 'better-sqlite3';
+import { messageId } from '../../src/storage/ids.js';
+
+/** The public ids of every message in a raw database handle. */
+export function storedMessageIds(db: BetterSqlite.Database): string[] {
+  return (db.prepare('SELECT seq, created_at FROM messages ORDER BY seq').all() as { seq: number; created_at: number }[]).map((r) =>
+    messageId(r.created_at, r.seq),
+  );
+}

@@ -13,6 +13,8 @@ import {
   type WriterInit,
 } from './protocol.js';
 
+const FLUSH_AT = Number(process.env.BLUFIO_FLUSH_AT ?? 32);
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -116,7 +118,9 @@ export class WriterClient {
     const promise = new Promise<unknown>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
     if (this.waiting.size === 1) this.worker.ref();
     this.outbox.push([id, name, args]);
-    if (!this.flushScheduled) {
+    if (this.outbox.length >= FLUSH_AT) {
+      this.flush();
+    } else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flush);
     }

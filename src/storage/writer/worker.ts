@@ -73,54 +73,97 @@ function start(): void {
   });
 }
 
+/** Transaction control through prepared statements: parsing them on every batch costs. */
+const tx = {
+  begin: (): void => {
+    ctx.stmt('BEGIN IMMEDIATE').run();
+    ctx.beginTransaction();
+  },
+  commit: (): void => void ctx.stmt('COMMIT').run(),
+  rollback: (): void => {
+    ctx.forget();
+    if (db.inTransaction) ctx.stmt('ROLLBACK').run();
+  },
+  savepoint: (): void => void ctx.stmt('SAVEPOINT op').run(),
+  release: (): void => void ctx.stmt('RELEASE op').run(),
+  undo: (): void => {
+    ctx.forget();
+    ctx.stmt('ROLLBACK TO op').run();
+    ctx.stmt('RELEASE op').run();
+  },
+};
+
 function runTransaction<T>(fn: () => T): T {
-  db.exec('BEGIN IMMEDIATE');
+  tx.begin();
   try {
     const out = fn();
-    db.exec('COMMIT');
+    tx.commit();
     return out;
   } catch (err) {
-    if (db.inTransaction) db.exec('ROLLBACK');
+    tx.rollback();
     throw err;
   }
 }
 
+type OpFn = (c: WriterContext, a: unknown) => unknown;
+
+function lookup(name: string): OpFn {
+  const op = (writeOps as Record<string, OpFn>)[name];
+  if (op === undefined) throw new AppError(ErrorCode.INTERNAL, `unknown write operation ${name}`);
+  return op;
+}
+
+/** The whole transaction failed (lock timeout, I/O, full disk): nobody in it was acknowledged. */
+function failAll(batch: OpRequest[], err: unknown): OpResult[] {
+  try {
+    tx.rollback();
+  } catch {
+    // SQLite may already have rolled back on its own (SQLITE_FULL, IOERR).
+  }
+  const e = serialize(err);
+  return batch.map(([id]) => [id, 0, e]);
+}
+
+/**
+ * The fast path: every request of the batch in one transaction with no savepoints. Requests
+ * check before they write, so they rarely fail; when one does, the batch is rolled back and
+ * run again in isolated mode, where each request has its own savepoint and fails alone.
+ */
 function runBatch(batch: OpRequest[]): OpResult[] {
   const results: OpResult[] = [];
-  const single = batch.length === 1;
   try {
-    db.exec('BEGIN IMMEDIATE');
+    tx.begin();
+    for (const [id, name, args] of batch) results.push([id, 1, lookup(name)(ctx, args)]);
+    tx.commit();
+    return results;
+  } catch (err) {
+    if (!isRequestError(err)) return failAll(batch, err);
+    tx.rollback();
+    if (batch.length === 1) return [[batch[0]![0], 0, serialize(err)]];
+    return runIsolated(batch);
+  }
+}
+
+function runIsolated(batch: OpRequest[]): OpResult[] {
+  const results: OpResult[] = [];
+  try {
+    tx.begin();
     for (const [id, name, args] of batch) {
-      const op = (writeOps as Record<string, (c: WriterContext, a: unknown) => unknown>)[name];
-      if (op === undefined) {
-        results.push([id, 0, { code: ErrorCode.INTERNAL, message: `unknown write operation ${name}` }]);
-        continue;
-      }
-      if (!single) db.exec('SAVEPOINT op');
+      tx.savepoint();
       try {
-        const value = op(ctx, args);
-        if (!single) db.exec('RELEASE op');
+        const value = lookup(name)(ctx, args);
+        tx.release();
         results.push([id, 1, value]);
       } catch (err) {
         if (!isRequestError(err)) throw err;
-        if (single) db.exec('ROLLBACK');
-        else db.exec('ROLLBACK TO op; RELEASE op');
+        tx.undo();
         results.push([id, 0, serialize(err)]);
-        if (single) return results;
       }
     }
-    db.exec('COMMIT');
+    tx.commit();
     return results;
   } catch (err) {
-    // The transaction as a whole failed (lock timeout, I/O, full disk): nothing of it is kept,
-    // and every caller in it hears so. None of them was acknowledged.
-    try {
-      if (db.inTransaction) db.exec('ROLLBACK');
-    } catch {
-      // SQLite may already have rolled back on its own (SQLITE_FULL, IOERR).
-    }
-    const e = serialize(err);
-    return batch.map(([id]) => [id, 0, e]);
+    return failAll(batch, err);
   }
 }
 
