@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import Database from 'better-sqlite3-multiple-ciphers';
+import Database from '../src/storage/driver.js';
 import pino from 'pino';
 import { openBlufio, type BlufioApp, type Durability } from '../src/index.js';
 import { fmt, percentile, type Reporter } from './report.js';

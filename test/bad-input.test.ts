@@ -3,11 +3,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import Database from 'better-sqlite3-multiple-ciphers';
+import Database from '../src/storage/driver.js';
 import { openBlufio } from '../src/index.js';
 import { MIGRATIONS, type Migration } from '../src/storage/index.js';
 import { runMigrations } from '../src/storage/migrations/index.js';
-import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
+import { cleanEnv, NOBODY, run, runCli, silentLogger, tmpDir, unprivilegedCli } from './helpers/index.js';
 
 const open = (dataDir: string) => openBlufio({ dataDir, logger: silentLogger(), env: {} });
 
@@ -131,12 +131,13 @@ describe('schema versions', () => {
 });
 
 describe('permissions', () => {
-  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const { cli, opts: asNobody } = unprivilegedCli();
+  const env = (): NodeJS.ProcessEnv => cleanEnv({ HOME: '/tmp' });
 
   it('a data directory that cannot be created gives KC_DB_READONLY', async () => {
     const dir = tmpDir();
     fs.chmodSync(dir, 0o555);
-    const r = await runCli(['db', 'check', '--data-dir', path.join(dir, 'data')], { ...asNobody, env: cleanEnv({ HOME: '/tmp' }) });
+    const r = await run(cli, ['db', 'check', '--data-dir', path.join(dir, 'data')], { ...asNobody, env: env() });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^error\[KC_DB_READONLY\]: /);
     assert.match(r.stderr, /hint: /);
@@ -146,10 +147,10 @@ describe('permissions', () => {
     const dir = await populated();
     fs.chmodSync(dir, 0o755);
     const db = path.join(dir, 'blufio.db');
-    if (process.getuid?.() === 0) fs.chownSync(db, 65534, 65534);
+    if (process.getuid?.() === 0) fs.chownSync(db, NOBODY, NOBODY);
     else fs.chmodSync(dir, 0o555);
     const before = digest(db);
-    const r = await runCli(['sessions', 'list', '--data-dir', dir], { ...asNobody, env: cleanEnv({ HOME: '/tmp' }) });
+    const r = await run(cli, ['sessions', 'list', '--data-dir', dir], { ...asNobody, env: env() });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^error\[KC_DB_(READONLY|OPEN_FAILED)\]: /);
     assert.match(r.stderr, /-wal/);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
-import Database from 'better-sqlite3-multiple-ciphers';
+import Database from '../src/storage/driver.js';
 import { openBlufio } from '../src/index.js';
 import { silentLogger, sleep, startFixture, storedMessageIds, tmpDir } from './helpers/index.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import Database from 'better-sqlite3-multiple-ciphers';
+import Database from '../src/storage/driver.js';
 import { openBlufio, type BlufioApp } from '../src/index.js';
 import { cleanEnv, fixture, run, silentLogger, tmpDir } from './helpers/index.js';
 

@@ -1,10 +1,10 @@
-import Database from 'better-sqlite3-multiple-ciphers';
+import Database, { type BetterSqlite3 } from './driver.js';
 import type { Durability } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { toAppError } from './sqlite-errors.js';
 
-export type Db = Database.Database;
-export type Statement = Database.Statement;
+export type Db = BetterSqlite3.Database;
+export type Statement = BetterSqlite3.Statement;
 
 export interface ConnectionOptions {
   durability: Durability;
@@ -77,7 +77,7 @@ export function applyPragmas(db: Db, opts: ConnectionOptions): void {
   // Checkpoint every 4000 pages (16 MiB of WAL) instead of SQLite's 1000: a hot page that is
   // rewritten many times is copied to the database file once per checkpoint, so fewer
   // checkpoints mean fewer writes. An idle WAL is trimmed back to 64 MiB at most.
-  db.pragma(`wal_autocheckpoint = ${process.env.BLUFIO_CKPT ?? 4000}`);
+  db.pragma('wal_autocheckpoint = 4000');
   db.pragma('journal_size_limit = 67108864');
   if (opts.queryOnly) db.pragma('query_only = ON');
 }

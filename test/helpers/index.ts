@@ -113,3 +113,26 @@ export function storedMessageIds(db: BetterSqlite.Database): string[] {
     messageId(r.created_at, r.seq),
   );
 }
+
+import { spawnSync } from 'node:child_process';
+
+export const NOBODY = 65534;
+
+/**
+ * How to run the CLI as an unprivileged user, for tests of permissions (root ignores file
+ * modes). Outside root: the CLI as it is. As root: as `nobody`, from the checkout when nobody can
+ * reach it, else from a world-readable copy of dist/ and node_modules/.
+ */
+export function unprivilegedCli(): { cli: string; opts: { uid?: number; gid?: number } } {
+  if (process.getuid?.() !== 0) return { cli: CLI, opts: {} };
+  const ids = { uid: NOBODY, gid: NOBODY };
+  const probe = spawnSync(process.execPath, [CLI, '--version'], { ...ids, encoding: 'utf8' });
+  if (probe.status === 0) return { cli: CLI, opts: ids };
+  const root = path.join(tmpDir('blufio-nobody-'));
+  fs.chmodSync(root, 0o755);
+  const project = path.resolve(DIST, '..');
+  fs.cpSync(DIST, path.join(root, 'dist'), { recursive: true });
+  fs.cpSync(path.join(project, 'node_modules'), path.join(root, 'node_modules'), { recursive: true });
+  fs.copyFileSync(path.join(project, 'package.json'), path.join(root, 'package.json'));
+  return { cli: path.join(root, 'dist', 'src', 'cli', 'main.js'), opts: ids };
+}

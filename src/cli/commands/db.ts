@@ -11,6 +11,7 @@ function describe(r: CheckReport): string[] {
     `status     ${r.ok ? 'ok' : 'DAMAGED'}`,
     `schema     version ${r.schemaVersion} (this blufio supports up to ${r.supportedSchemaVersion})`,
     `journal    ${r.journalMode}, durability ${r.durability}`,
+    `sqlite     ${r.sqlite.version} (${r.sqlite.binding})`,
     `size       ${formatBytes(r.sizes.databaseBytes)} + ${formatBytes(r.sizes.walBytes)} WAL; ${r.sizes.pageCount} pages of ${r.sizes.pageSize} bytes, ${r.sizes.freePages} free`,
     `sessions   ${s.total} (active ${s.active}, paused ${s.paused}, interrupted ${s.interrupted}, closed ${s.closed})`,
     `messages   ${r.counts.messages}`,

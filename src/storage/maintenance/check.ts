@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type { Durability } from '../../config/index.js';
 import { latestVersion, schemaVersion } from '../migrations/index.js';
 import { openConnection } from '../sqlite.js';
+import { BINDING } from '../driver.js';
 import { walPath } from '../files.js';
 import { SESSION_STATES, type SessionState } from '../types.js';
 import type { WriterPragmas } from '../writer/protocol.js';
@@ -13,6 +14,8 @@ export interface CheckReport {
   supportedSchemaVersion: number;
   journalMode: string;
   durability: Durability;
+  /** The SQLite library in use: its version and the binding package it came from. */
+  sqlite: { version: string; binding: string };
   /** The settings of this process's writer connection, as SQLite reports them. */
   writer: WriterPragmas;
   integrity: string[];
@@ -71,6 +74,7 @@ export function checkDatabase(a: CheckArgs): Omit<CheckReport, 'writer'> {
       schemaVersion: schemaVersion(db),
       supportedSchemaVersion: latestVersion(),
       journalMode: String(db.pragma('journal_mode', { simple: true })),
+      sqlite: { version: String(db.prepare('SELECT sqlite_version()').pluck().get()), binding: BINDING },
       durability: a.durability,
       integrity,
       foreignKeyViolations: fk,
