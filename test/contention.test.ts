@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
-import Database from 'better-sqlite3-multiple-ciphers';
+import Database from '../src/storage/driver.js';
 import { openBlufio } from '../src/index.js';
 import { silentLogger, startFixture, storedMessageIds, tmpDir } from './helpers/index.js';
 
@@ -54,4 +55,33 @@ it(`7 processes writing one file for ${SECONDS}s: no BUSY, no lost write`, async
   }
   t.diagnostic(`${acked.size} acknowledged writes from ${specs.length} processes`);
   assert.ok(acked.size > 1000);
+});
+
+it('a write lock held elsewhere makes writers wait; past storage.lock_timeout_ms they get KC_DB_LOCK_TIMEOUT', async () => {
+  const dir = tmpDir();
+  const cfg = path.join(dir, 'blufio.toml');
+  fs.writeFileSync(cfg, '[storage]\nlock_timeout_ms = 400\n');
+  const app = await openBlufio({ dataDir: path.join(dir, 'data'), configPath: cfg, logger: silentLogger(), env: {} });
+  try {
+    const s = await app.sessions.create({});
+    const other = new Database(app.config.databasePath);
+    // Held shorter than the timeout: the append waits its turn and succeeds.
+    other.exec('BEGIN IMMEDIATE');
+    const waiting = app.messages.append(s.id, { role: 'user', content: 'patient' });
+    setTimeout(() => other.exec('COMMIT'), 150);
+    assert.equal((await waiting).content, 'patient');
+    // Held past the timeout: a clear error, not SQLITE_BUSY, and nothing half-written.
+    other.exec('BEGIN IMMEDIATE');
+    await assert.rejects(app.messages.append(s.id, { role: 'user', content: 'impatient' }), (err: { code?: string; message?: string }) => {
+      assert.equal(err.code, 'KC_DB_LOCK_TIMEOUT');
+      assert.match(err.message ?? '', /another process held/);
+      return true;
+    });
+    other.exec('ROLLBACK');
+    other.close();
+    await app.messages.append(s.id, { role: 'user', content: 'after' });
+    assert.deepEqual((await app.messages.list(s.id)).map((m) => m.content), ['patient', 'after']);
+  } finally {
+    await app.close();
+  }
 });

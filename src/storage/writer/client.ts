@@ -13,7 +13,12 @@ import {
   type WriterInit,
 } from './protocol.js';
 
-const FLUSH_AT = Number(process.env.BLUFIO_FLUSH_AT ?? 32);
+/**
+ * A turn's requests are sent together at setImmediate, but a burst of this many goes at once, so
+ * the writer can start on it while the rest of the burst is still being prepared (measured best
+ * between 16 and 64 with 100 concurrent callers).
+ */
+const FLUSH_AT = 32;
 
 interface Pending {
   resolve: (v: unknown) => void;
