@@ -267,6 +267,32 @@ describe('messages', () => {
   });
 });
 
+describe('after close', () => {
+  it('reads and writes fail with KC_DB_CLOSED, and close is idempotent', async () => {
+    const app = await open(tmpDir());
+    const s = await app.sessions.create({});
+    await app.close();
+    await app.close();
+    await assert.rejects(app.sessions.get(s.id), { code: 'KC_DB_CLOSED' });
+    await assert.rejects(app.messages.list(s.id), { code: 'KC_DB_CLOSED' });
+    await assert.rejects(app.messages.append(s.id, { role: 'user', content: 'late' }), { code: 'KC_DB_CLOSED' });
+    await assert.rejects(app.db.check(), { code: 'KC_DB_CLOSED' });
+  });
+
+  it('writes submitted before close() are all committed', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    const s = await app.sessions.create({});
+    const pending = Array.from({ length: 200 }, (_, i) => app.messages.append(s.id, { role: 'user', content: `${i}` }));
+    const closing = app.close();
+    await Promise.all(pending);
+    await closing;
+    const again = await open(dir);
+    assert.equal(await again.messages.count(s.id), 200);
+    await again.close();
+  });
+});
+
 describe('durability setting', () => {
   for (const [durability, synchronous] of [['full', 2], ['normal', 1]] as const) {
     it(`"${durability}" sets synchronous=${synchronous} on the writer, with WAL and foreign keys`, async () => {

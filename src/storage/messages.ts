@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from '../errors/index.js';
 import { messageId, messageSeq } from './ids.js';
+import { guardRead } from './read-guard.js';
 import type { Db, Statement } from './sqlite.js';
 import { bucketOf, COUNT_SESSION_MESSAGES, MESSAGES_IN_BUCKET, SESSION_BUCKETS_DESC } from './sql.js';
 import { MESSAGE_ROLES, messageFromRow, type JsonObject, type Message, type MessageRole, type MessageRow } from './types.js';
@@ -29,7 +30,7 @@ export class Messages {
   private readonly countOf: Statement;
 
   constructor(
-    reader: Db,
+    private readonly reader: Db,
     private readonly writer: WriterClient,
     private readonly maxBytes: number,
   ) {
@@ -72,13 +73,18 @@ export class Messages {
   async list(sessionId: string, opts: ListMessagesOptions = {}): Promise<Message[]> {
     const sid = checkId(sessionId, 'sessionId');
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
+    const before = opts.before === undefined ? undefined : checkId(opts.before, 'before');
+    return guardRead(this.reader, this.reader.name, () => this.newest(sid, limit, before));
+  }
+
+  private newest(sid: string, limit: number, before: string | undefined): Message[] {
     const no = this.noOf(sid);
     let bound = Number.MAX_SAFE_INTEGER;
-    if (opts.before !== undefined) {
-      const ref = messageSeq(checkId(opts.before, 'before'));
+    if (before !== undefined) {
+      const ref = messageSeq(before);
       const createdAt = ref === undefined ? undefined : (this.seqOf.get(ref.seq, no) as number | undefined);
-      if (ref === undefined || createdAt === undefined || messageId(createdAt, ref.seq) !== opts.before) {
-        throw new AppError(ErrorCode.NOT_FOUND, `no message ${JSON.stringify(opts.before)} in session ${JSON.stringify(sid)}`, {
+      if (ref === undefined || createdAt === undefined || messageId(createdAt, ref.seq) !== before) {
+        throw new AppError(ErrorCode.NOT_FOUND, `no message ${JSON.stringify(before)} in session ${JSON.stringify(sid)}`, {
           hint: 'pass as `before` the id of a message returned by an earlier list call',
         });
       }
@@ -96,7 +102,8 @@ export class Messages {
   }
 
   async count(sessionId: string): Promise<number> {
-    return this.countOf.get(this.noOf(checkId(sessionId, 'sessionId'))) as number;
+    const sid = checkId(sessionId, 'sessionId');
+    return guardRead(this.reader, this.reader.name, () => this.countOf.get(this.noOf(sid)) as number);
   }
 
   private noOf(sessionId: string): number {

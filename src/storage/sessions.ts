@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from '../errors/index.js';
 import type { Db, Statement } from './sqlite.js';
+import { guardRead } from './read-guard.js';
 import { SESSION_COLUMNS } from './sql.js';
 import { sessionFromRow, SESSION_STATES, type JsonObject, type Session, type SessionRow, type SessionState } from './types.js';
 import { checkEnum, checkId, checkJsonObject, checkLimit, checkText, checkOptionalText } from './validate.js';
@@ -31,7 +32,7 @@ export class Sessions {
   private readonly listState: Statement;
 
   constructor(
-    reader: Db,
+    private readonly reader: Db,
     private readonly writer: WriterClient,
   ) {
     this.byId = reader.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`);
@@ -50,7 +51,7 @@ export class Sessions {
   }
 
   async get(id: string): Promise<Session> {
-    const row = this.byId.get(checkId(id, 'id')) as SessionRow | undefined;
+    const row = guardRead(this.reader, this.reader.name, () => this.byId.get(checkId(id, 'id')) as SessionRow | undefined);
     if (row === undefined) {
       throw new AppError(ErrorCode.NOT_FOUND, `no session with id ${JSON.stringify(id)}`, {
         hint: 'blufio sessions list shows the sessions that exist',
@@ -63,10 +64,9 @@ export class Sessions {
   async list(opts: ListSessionsOptions = {}): Promise<Session[]> {
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const before = opts.before === undefined ? '\u{10FFFF}' : checkId(opts.before, 'before');
-    const rows = (
-      opts.state === undefined
-        ? this.listAll.all(before, limit)
-        : this.listState.all(checkEnum(opts.state, 'state', SESSION_STATES), before, limit)
+    const state = opts.state === undefined ? undefined : checkEnum(opts.state, 'state', SESSION_STATES);
+    const rows = guardRead(this.reader, this.reader.name, () =>
+      state === undefined ? this.listAll.all(before, limit) : this.listState.all(state, before, limit),
     ) as SessionRow[];
     return rows.map(sessionFromRow);
   }
