@@ -68,6 +68,43 @@ describe('db backup', () => {
     }
   });
 
+  it('refuses to replace the live database under another name (symlinked directory, hard link)', async () => {
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    const app = await openBlufio({ dataDir: data, logger: silentLogger(), env: {} });
+    try {
+      const s = await app.sessions.create({});
+      await app.messages.append(s.id, { role: 'user', content: 'before' });
+      fs.symlinkSync(data, path.join(dir, 'alias'));
+      for (const dest of [path.join(dir, 'alias', 'blufio.db'), path.join(dir, 'alias', 'blufio.db-wal')]) {
+        await assert.rejects(app.db.backup(dest, { force: true }), { code: 'KC_INVALID_INPUT' }, dest);
+      }
+      fs.linkSync(app.config.databasePath, path.join(dir, 'hardlink.db'));
+      await assert.rejects(app.db.backup(path.join(dir, 'hardlink.db'), { force: true }), { code: 'KC_INVALID_INPUT' });
+      await app.messages.append(s.id, { role: 'user', content: 'after' });
+      assert.deepEqual((await app.messages.list(s.id)).map((m) => m.content), ['before', 'after']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('removes the temporary directory of a backup whose process died', async () => {
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), logger: silentLogger(), env: {} });
+    try {
+      // A pid that cannot be alive (above the kernel's pid_max of 2^22).
+      const stale = path.join(dir, '.blufio-backup-99999999-abcdef');
+      fs.mkdirSync(stale);
+      fs.writeFileSync(path.join(stale, 'copy.db'), 'half a copy');
+      const live = path.join(dir, `.blufio-backup-${process.pid}-keepme`);
+      fs.mkdirSync(live);
+      await app.db.backup(path.join(dir, 'b.db'));
+      assert.deepEqual(fs.readdirSync(dir).sort(), [`.blufio-backup-${process.pid}-keepme`, 'b.db', 'data']);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('a backup that cannot be written leaves nothing at the destination', async () => {
     if (process.getuid?.() === 0) {
       // Root ignores directory modes; use a destination on a path that cannot hold files.

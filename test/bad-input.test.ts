@@ -100,6 +100,19 @@ describe('schema versions', () => {
     await assertRefusedUntouched(dir, 'KC_SCHEMA_TOO_NEW');
   });
 
+  it('a newer schema in a DELETE-journal file (as a backup is) is refused without switching it to WAL', async () => {
+    const dir = await populated();
+    const copy = path.join(tmpDir(), 'blufio.db');
+    const app = await open(dir);
+    await app.db.backup(copy);
+    await app.close();
+    const raw = new Database(copy);
+    assert.equal(raw.pragma('journal_mode', { simple: true }), 'delete');
+    raw.prepare('INSERT INTO _migrations (version, name, checksum, applied_at) VALUES (2, ?, ?, 0)').run('future', 'x');
+    raw.close();
+    await assertRefusedUntouched(path.dirname(copy), 'KC_SCHEMA_TOO_NEW');
+  });
+
   it('an applied migration whose text changed fails loudly', async () => {
     const dir = await populated();
     const raw = new Database(path.join(dir, 'blufio.db'));
@@ -152,7 +165,7 @@ describe('permissions', () => {
     const before = digest(db);
     const r = await run(cli, ['sessions', 'list', '--data-dir', dir], { ...asNobody, env: env() });
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /^error\[KC_DB_(READONLY|OPEN_FAILED)\]: /);
+    assert.match(r.stderr, /^error\[KC_DB_(READONLY|OPEN_FAILED)\]: /m);
     assert.match(r.stderr, /-wal/);
     assert.equal(digest(db), before);
     fs.chmodSync(dir, 0o700);

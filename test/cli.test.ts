@@ -60,11 +60,39 @@ describe('blufio CLI', () => {
     const bad = await runCli(['sessions', 'list', '--limit', 'lots']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^error\[KC_CLI_USAGE\]: .*--limit/);
+    for (const args of [[], ['db'], ['sessions']]) {
+      const bare = await runCli(args);
+      assert.equal(bare.code, 2, `blufio ${args.join(' ')} without a command is a usage error`);
+      assert.match(bare.stderr, /^Usage: blufio/);
+    }
     for (const args of [[], ['db'], ['db', 'check'], ['db', 'backup'], ['sessions'], ['sessions', 'list'], ['sessions', 'show']]) {
       const h = await runCli([...args, '--help']);
       assert.equal(h.code, 0, `${args.join(' ')} --help: ${h.stderr}`);
       assert.match(h.stdout, /^Usage: blufio/);
     }
+  });
+
+  it('db check still diagnoses a file that blufio refuses to open, without changing it', async () => {
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} });
+    const s = await app.sessions.create({});
+    await Promise.all(Array.from({ length: 500 }, (_, i) => app.messages.append(s.id, { role: 'user', content: `${i} `.repeat(50) })));
+    await app.close();
+    const db = path.join(dir, 'blufio.db');
+    const buf = fs.readFileSync(db);
+    buf.fill(0x55, 4096 * 3, 4096 * 4); // one page of the message table overwritten
+    fs.writeFileSync(db, buf);
+    const r = await runCli(['db', 'check', '--data-dir', dir]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /status\s+DAMAGED/);
+    assert.match(r.stdout, /^integrity  /m);
+    assert.match(r.stderr, /^error\[KC_DB_CORRUPT\]: /m);
+    assert.deepEqual(fs.readFileSync(db), buf, 'the file is left as it was');
+    const j = await runCli(['db', 'check', '--json', '--data-dir', dir]);
+    const report = JSON.parse(j.stdout) as { ok: boolean; integrity: string[]; error: { code: string } };
+    assert.equal(report.ok, false);
+    assert.ok(report.integrity.length > 0 && report.integrity[0] !== 'ok');
+    assert.equal(report.error.code, 'KC_DB_CORRUPT');
   });
 
   it('sessions list and show, with hostile text escaped for the terminal', async () => {

@@ -83,6 +83,7 @@ describe('config validation names the line and the key', () => {
   it('an inline table', () => invalid('storage = { durability = "full", bogus = 1 }\n', /unknown key storage\.bogus/, 1));
   it('a quoted key with odd Unicode', () => invalid('[storage]\n"dürabïlity 🦀" = 1\n', /unknown key storage\.dürabïlity 🦀/, 2));
   it('an empty path', () => invalid('[storage]\ndatabase_path = ""\n', /storage\.database_path must not be empty/, 2));
+  it('a path with a NUL', () => invalid('[storage]\ndatabase_path = "a\\u0000b"\n', /storage\.database_path must not contain a NUL/, 2));
   it('a table where a value belongs', () => invalid('[storage.durability]\nx = 1\n', /storage\.durability/, 1));
   it('invalid UTF-8', () => invalid(Buffer.from([0x5b, 0xff, 0xfe, 0x5d, 0x0a]), /not valid UTF-8/));
   it('a file far too large', () => invalid(`# ${'x'.repeat(1024 * 1024 + 10)}\n`, /at most 1 MiB/));

@@ -85,3 +85,37 @@ it('a write lock held elsewhere makes writers wait; past storage.lock_timeout_ms
     await app.close();
   }
 });
+
+it('closing next to a long reader never holds the write lock against other writers', async () => {
+  const dir = tmpDir();
+  const cfg = path.join(dir, 'blufio.toml');
+  fs.writeFileSync(cfg, '[storage]\nlock_timeout_ms = 1000\n');
+  const opts = { dataDir: path.join(dir, 'data'), configPath: cfg, logger: silentLogger(), env: {} };
+  const daemon = await openBlufio(opts);
+  try {
+    const s = await daemon.sessions.create({});
+    for (let i = 0; i < 50; i++) await daemon.messages.append(s.id, { role: 'user', content: `warm ${i}` });
+    // A long reader (a backup or db check elsewhere) holds a snapshot.
+    const reader = new Database(daemon.config.databasePath, { readonly: true });
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM messages').get();
+    let stop = false;
+    const errors: string[] = [];
+    const writing = (async () => {
+      while (!stop) {
+        await daemon.messages.append(s.id, { role: 'user', content: 'during' }).catch((e: { code?: string }) => errors.push(e.code ?? '?'));
+      }
+    })();
+    const cli = await openBlufio(opts);
+    const cp = await cli.db.checkpoint();
+    assert.equal(cp.busy, true, 'the checkpoint could not finish past the reader, and said so');
+    await cli.close();
+    stop = true;
+    await writing;
+    reader.exec('COMMIT');
+    reader.close();
+    assert.deepEqual(errors, []);
+  } finally {
+    await daemon.close();
+  }
+});

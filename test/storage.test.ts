@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import Database from '../src/storage/driver.js';
 import { openBlufio, type BlufioApp } from '../src/index.js';
 import { cleanEnv, fixture, run, silentLogger, tmpDir } from './helpers/index.js';
+import { memoryLogger } from './helpers/logger.js';
 
 async function open(dataDir: string, durability: 'full' | 'normal' = 'full'): Promise<BlufioApp> {
   return openBlufio({ dataDir, durability, logger: silentLogger(), env: {} });
@@ -74,16 +75,28 @@ describe('persistence across processes', () => {
     }
   });
 
-  it('tightens an existing database file that is world-readable', async () => {
+  it('takes group and other bits off an existing database file, and leaves shared directories alone', async () => {
     const dir = tmpDir();
     const app = await open(dir);
     await app.close();
-    fs.chmodSync(path.join(dir, 'blufio.db'), 0o644);
-    fs.chmodSync(dir, 0o755);
-    const again = await open(dir);
+    fs.chmodSync(path.join(dir, 'blufio.db'), 0o664);
+    fs.chmodSync(dir, 0o1777);
+    const { logger, lines } = memoryLogger();
+    const again = await openBlufio({ dataDir: dir, logger, env: {} });
     await again.close();
     assert.equal(mode(path.join(dir, 'blufio.db')), 0o600);
-    assert.equal(mode(dir), 0o700);
+    assert.equal(fs.statSync(dir).mode & 0o7777, 0o1777, 'an existing directory is not chmodded');
+    assert.ok(lines().some((l) => l.level === 40 && String(l.msg).includes('can be listed by other users')));
+  });
+
+  it('keeps a read-only database read-only', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    await app.close();
+    fs.chmodSync(path.join(dir, 'blufio.db'), 0o444);
+    if (process.getuid?.() !== 0) await assert.rejects(open(dir), { code: 'KC_DB_READONLY' });
+    else await (await open(dir)).close(); // root writes regardless of modes
+    assert.equal(mode(path.join(dir, 'blufio.db')), 0o400);
   });
 });
 
@@ -177,7 +190,7 @@ describe('messages', () => {
       await assert.rejects(app.sessions.get("' OR 1=1 --"), { code: 'KC_NOT_FOUND' });
       const check = await app.db.check();
       assert.equal(check.ok, true);
-      assert.equal(check.counts.messages, hostile.length);
+      assert.equal(check.counts?.messages, hostile.length);
     } finally {
       await app.close();
     }
@@ -196,6 +209,11 @@ describe('messages', () => {
         ['token count float', { role: 'user', content: 'x', tokenCount: 1.5 }],
         ['metadata array', { role: 'user', content: 'x', metadata: [] as never }],
         ['metadata bigint', { role: 'user', content: 'x', metadata: { n: 1n } }],
+        ['metadata date', { role: 'user', content: 'x', metadata: new Date() as never }],
+        ['metadata toJSON', { role: 'user', content: 'x', metadata: { toJSON: () => 5 } }],
+        ['metadata too deep', { role: 'user', content: 'x', metadata: JSON.parse(`${'{"a":'.repeat(1200)}1${'}'.repeat(1200)}`) }],
+        // The limit counts UTF-8 bytes of content and metadata together.
+        ['bytes', { role: 'user', content: 'c'.repeat(4 * 1024 * 1024), metadata: { m: 'é'.repeat(2 * 1024 * 1024) } }],
       ];
       for (const [what, input] of bad) {
         await assert.rejects(app.messages.append(s.id, input), { code: 'KC_INVALID_INPUT' }, what);
@@ -263,6 +281,15 @@ describe('messages', () => {
       assert.deepEqual(await app.messages.list(s.id), []);
     } finally {
       await app.close();
+    }
+  });
+});
+
+describe('options', () => {
+  it('are checked: a wrong durability never silently weakens durability', async () => {
+    const dir = tmpDir();
+    for (const bad of [{ durability: 'FULL' }, { dataDir: 42 }, { dataDir: 'a\u0000b' }, { logger: {} }, { bogus: 1 }, { configPath: '' }]) {
+      await assert.rejects(openBlufio({ dataDir: dir, env: {}, ...(bad as object) } as never), { code: 'KC_INVALID_INPUT' }, JSON.stringify(bad));
     }
   });
 });

@@ -1,6 +1,15 @@
-import { loadConfig, type BlufioConfig, type Durability, type Env } from '../config/index.js';
+import { z } from 'zod';
+import { checkOptions, loadConfig, LoadOptionsSchema, type BlufioConfig, type Durability, type Env } from '../config/index.js';
 import { createLogger, type Logger } from '../log/index.js';
-import { Storage, type BackupOptions, type BackupReport, type CheckReport, type Messages, type Sessions } from '../storage/index.js';
+import {
+  Storage,
+  type BackupOptions,
+  type BackupReport,
+  type CheckpointResult,
+  type CheckReport,
+  type Messages,
+  type Sessions,
+} from '../storage/index.js';
 
 export interface OpenOptions {
   /** The data directory ("vault path"); default BLUFIO_DATA_DIR, storage.database_path, then XDG. */
@@ -21,14 +30,21 @@ export interface BlufioApp {
   readonly db: {
     check(): Promise<CheckReport>;
     backup(dest: string, opts?: BackupOptions): Promise<BackupReport>;
-    checkpoint(): Promise<void>;
+    checkpoint(): Promise<CheckpointResult>;
   };
   readonly log: Logger;
   /** Finishes pending writes, checkpoints the WAL, zeroes keys and releases the file. */
   close(): Promise<void>;
 }
 
+const OpenOptionsSchema = LoadOptionsSchema.extend({
+  logger: z
+    .custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).info === 'function', 'must be a pino logger')
+    .optional(),
+});
+
 export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> {
+  checkOptions(OpenOptionsSchema, options, 'openBlufio');
   const config = loadConfig({
     ...(options.configPath === undefined ? {} : { configPath: options.configPath }),
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),

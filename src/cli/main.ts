@@ -11,8 +11,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-      if (err.exitCode === 0) return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // A command group without its subcommand: commander has shown the help on stderr.
+      if (err.code === 'commander.help') return 2;
       const [first, ...rest] = err.message.replace(/^error: /, '').split('\n');
       process.stderr.write(`error[${ErrorCode.CLI_USAGE}]: ${printable(first ?? '')}\n`);
       for (const line of rest) process.stderr.write(`${printable(line)}\n`);

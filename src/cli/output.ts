@@ -1,17 +1,7 @@
 import { AppError, ErrorCode } from '../errors/index.js';
+import { printable } from '../log/index.js';
 
-/**
- * Text from a conversation was written by someone else (a model, a stranger on a chat channel).
- * Before it reaches a terminal, control characters and bidirectional overrides are shown as
- * escapes, so no message can move the cursor, retitle the window or reorder what a person reads.
- */
-// eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
-
-export function printable(s: string, keepNewlines = false): string {
-  const out = s.replace(UNSAFE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
-  return keepNewlines ? out : out.replace(/\n/g, '\\n').replace(/\t/g, '\\t');
-}
+export { printable };
 
 export function truncate(s: string, max: number): string {
   const chars = [...s];

@@ -4,3 +4,5 @@ export { defaultConfigPath, defaultDataDir, DATABASE_FILE_NAME } from './paths.j
 export type { Env } from './paths.js';
 export type { Durability, LogLevel } from './schema.js';
 export { locateKey } from './toml-locate.js';
+export { checkOptions } from './options.js';
+export { LoadOptionsSchema } from './schema.js';

@@ -10,7 +10,8 @@ import {
   expandPath,
   type Env,
 } from './paths.js';
-import { ConfigFileSchema, KNOWN_KEYS, type Durability, type LogLevel } from './schema.js';
+import { checkOptions } from './options.js';
+import { ConfigFileSchema, KNOWN_KEYS, LoadOptionsSchema, type Durability, type LogLevel } from './schema.js';
 import { locateKey } from './toml-locate.js';
 
 /** The validated configuration with every path resolved. */
@@ -104,6 +105,7 @@ function knownKeysHint(keyPath: (string | number)[]): string | undefined {
  * `storage.database_path`, then the XDG default.
  */
 export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
+  checkOptions(LoadOptionsSchema, options, 'loadConfig');
   const env = options.env ?? process.env;
   const explicitPath = options.configPath ?? (env.BLUFIO_CONFIG || undefined);
   const configPath = path.resolve(explicitPath ?? defaultConfigPath(env));

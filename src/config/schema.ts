@@ -6,8 +6,14 @@ import { z } from 'zod';
  */
 export const MIB = 1024 * 1024;
 
+/** A file system path as a setting: non-empty, and without the NUL no path can contain. */
+export const PathString = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine((s) => !s.includes('\0'), 'must not contain a NUL character');
+
 const StorageSection = z.strictObject({
-  database_path: z.string().min(1, 'must not be empty').optional(),
+  database_path: PathString.optional(),
   durability: z.enum(['full', 'normal']).default('full'),
   max_message_bytes: z
     .int()
@@ -38,5 +44,13 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
 };
 
 export type ConfigFile = z.infer<typeof ConfigFileSchema>;
+
+/** What a program may pass to loadConfig()/openBlufio(); checked, since JavaScript callers exist. */
+export const LoadOptionsSchema = z.strictObject({
+  configPath: PathString.optional(),
+  dataDir: PathString.optional(),
+  durability: z.enum(['full', 'normal']).optional(),
+  env: z.record(z.string(), z.string().optional()).optional(),
+});
 export type Durability = ConfigFile['storage']['durability'];
 export type LogLevel = ConfigFile['logging']['level'];

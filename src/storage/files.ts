@@ -34,10 +34,12 @@ export function fsyncDir(dir: string): void {
 
 /**
  * Creates every missing directory on the way to `dir` with mode 0700 (umask can only remove
- * bits, but the chmod makes the intent explicit), and tightens `dir` itself when it already
- * exists with group or other access: it holds the database and the vault.
+ * bits, but the chmod makes the intent explicit). A directory that already exists is never
+ * changed: it may be shared (/tmp, a home directory, a group's folder) and its mode is its
+ * owner's business; `exposed` says when others can list it, so the caller can warn. The files
+ * inside are 0600 either way.
  */
-export function ensurePrivateDir(dir: string): void {
+export function ensurePrivateDir(dir: string): { exposed: boolean } {
   const missing: string[] = [];
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {
     if (fs.existsSync(d)) break;
@@ -59,8 +61,8 @@ export function ensurePrivateDir(dir: string): void {
         hint: 'point BLUFIO_DATA_DIR or storage.database_path at a directory',
       });
     }
-    if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) fs.chmodSync(dir, DIR_MODE);
     if (missing.length > 0) fsyncDir(path.dirname(missing[0] ?? dir));
+    return { exposed: (st.mode & 0o077) !== 0 };
   } catch (err) {
     throw toAppError(err, { file: dir });
   }
@@ -69,7 +71,8 @@ export function ensurePrivateDir(dir: string): void {
 /**
  * Makes sure the database file exists with mode 0600 before SQLite opens it. SQLite creates
  * -wal and -shm with the mode of the database file, so creating the file ourselves is what keeps
- * all three private under any umask. Existing files with looser modes are tightened.
+ * all three private under any umask. Existing files that others may read or write lose those
+ * bits; the owner's own bits are left as they are (a 0400 file stays read-only).
  */
 export function ensureDatabaseFile(dbPath: string): { created: boolean } {
   let created = false;
@@ -92,7 +95,7 @@ export function tightenModes(dbPath: string): void {
       if (!st.isFile()) {
         throw new AppError(ErrorCode.DB_OPEN_FAILED, `${f} exists but is not a regular file`);
       }
-      if ((st.mode & 0o777) !== FILE_MODE) fs.chmodSync(f, FILE_MODE);
+      if ((st.mode & 0o077) !== 0) fs.chmodSync(f, st.mode & 0o700);
     } catch (err) {
       if (err instanceof AppError) throw err;
       const code = (err as NodeJS.ErrnoException).code;

@@ -1,6 +1,7 @@
 export { Storage } from './store.js';
 export type { BackupOptions } from './store.js';
 export type { CheckReport, BackupReport } from './maintenance/index.js';
+export { diagnose } from './maintenance/check.js';
 export { Sessions } from './sessions.js';
 export type { CreateSessionInput, ListSessionsOptions } from './sessions.js';
 export { Messages } from './messages.js';
@@ -10,3 +11,4 @@ export type { Migration } from './migrations/index.js';
 export { SESSION_STATES, MESSAGE_ROLES } from './types.js';
 export type { Session, SessionState, Message, MessageRole, JsonObject } from './types.js';
 export { isUlid } from './ids.js';
+export type { CheckpointResult } from './writer/protocol.js';

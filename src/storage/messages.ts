@@ -44,8 +44,9 @@ export class Messages {
   /** Resolves once the message is committed at the configured durability. */
   async append(sessionId: string, input: AppendMessageInput): Promise<Message> {
     const content = checkText(input.content, 'content', this.maxBytes, true);
-    const metadataText = checkJsonObject(input.metadata, 'metadata', this.maxBytes);
-    if (metadataText !== null && Buffer.byteLength(content) + metadataText.length > this.maxBytes) {
+    const metadata = checkJsonObject(input.metadata, 'metadata', this.maxBytes);
+    const metadataText = metadata?.text ?? null;
+    if (metadata !== null && Buffer.byteLength(content, 'utf8') + metadata.bytes > this.maxBytes) {
       throw new AppError(ErrorCode.INVALID_INPUT, `content and metadata together exceed ${this.maxBytes} bytes`, {
         hint: 'store large files as attachments, or raise storage.max_message_bytes',
       });

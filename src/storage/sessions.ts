@@ -46,7 +46,7 @@ export class Sessions {
     return this.writer.run('sessions.create', {
       channel: checkText(input.channel ?? 'default', 'channel', 256),
       userId: checkOptionalText(input.userId, 'userId', 1024),
-      metadata: checkJsonObject(input.metadata, 'metadata', MAX_METADATA_BYTES),
+      metadata: checkJsonObject(input.metadata, 'metadata', MAX_METADATA_BYTES)?.text ?? null,
     });
   }
 

@@ -1,6 +1,7 @@
 import Database, { type BetterSqlite3 } from './driver.js';
 import type { Durability } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
+import { MIGRATIONS, verifyApplied } from './migrations/index.js';
 import { toAppError } from './sqlite-errors.js';
 
 export type Db = BetterSqlite3.Database;
@@ -30,6 +31,7 @@ export function openConnection(file: string, opts: ConnectionOptions): Db {
       readonly: opts.readonly ?? false,
     });
     assertOurs(db, file);
+    verifyApplied(db, MIGRATIONS, file);
     applyPragmas(db, opts);
     return db;
   } catch (err) {

@@ -8,7 +8,7 @@ import { Messages } from './messages.js';
 import { Sessions } from './sessions.js';
 import { openConnection, type Db } from './sqlite.js';
 import { WriterClient } from './writer/client.js';
-import type { ReadyInfo } from './writer/protocol.js';
+import type { CheckpointResult, ReadyInfo } from './writer/protocol.js';
 
 export interface BackupOptions {
   /** Replace an existing file at the destination (atomically). */
@@ -38,7 +38,13 @@ export class Storage {
 
   static async open(config: BlufioConfig, log: Logger): Promise<Storage> {
     const file = config.databasePath;
-    ensurePrivateDir(config.dataDir);
+    const { exposed } = ensurePrivateDir(config.dataDir);
+    if (exposed) {
+      log.warn(
+        { dir: config.dataDir },
+        'the data directory can be listed by other users (the database files themselves are 0600); chmod 700 it if it is yours alone',
+      );
+    }
     preflight(file);
     ensureDatabaseFile(file);
     const { client, info } = await WriterClient.start(
@@ -88,9 +94,9 @@ export class Storage {
     );
   }
 
-  /** Folds the WAL into the database file now. */
-  async checkpoint(): Promise<void> {
-    await this.writer.checkpoint();
+  /** Folds the WAL into the database file now, as far as other connections allow without waiting. */
+  checkpoint(): Promise<CheckpointResult> {
+    return this.writer.checkpoint();
   }
 
   /**

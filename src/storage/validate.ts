@@ -55,8 +55,31 @@ export function checkLimit(value: unknown, field: string, def: number, max: numb
   return value;
 }
 
-/** Serialises a metadata object; refuses what JSON cannot carry faithfully. */
-export function checkJsonObject(value: unknown, field: string, maxBytes: number): string | null {
+/** SQLite's JSON functions (and json_valid in our CHECK constraints) stop at this depth. */
+export const MAX_JSON_DEPTH = 1000;
+
+function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+/**
+ * Serialises a metadata object; refuses what JSON cannot carry faithfully, and anything whose
+ * JSON is not an object (a Date or a toJSON() returning a number would come back as something
+ * else). Returns the JSON text and its size in UTF-8 bytes.
+ */
+export function checkJsonObject(value: unknown, field: string, maxBytes: number): { text: string; bytes: number } | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object' || Array.isArray(value)) throw bad(`${field} must be a JSON object`);
   let text: string | undefined;
@@ -65,11 +88,11 @@ export function checkJsonObject(value: unknown, field: string, maxBytes: number)
   } catch (err) {
     throw bad(`${field} cannot be serialised as JSON: ${(err as Error).message}`);
   }
-  if (text === undefined) throw bad(`${field} cannot be serialised as JSON`);
-  if (text.length * 3 > maxBytes && Buffer.byteLength(text, 'utf8') > maxBytes) {
-    throw bad(`${field} is larger than ${maxBytes} bytes as JSON`);
-  }
-  return text;
+  if (text === undefined || !text.startsWith('{')) throw bad(`${field} must serialise to a JSON object`);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) throw bad(`${field} is ${bytes} bytes as JSON; the limit is ${maxBytes}`);
+  if (jsonDepth(text) > MAX_JSON_DEPTH) throw bad(`${field} is nested more than ${MAX_JSON_DEPTH} levels deep`);
+  return { text, bytes };
 }
 
 /** IDs are looked up, never interpreted; only their size is bounded. */

@@ -1,11 +1,12 @@
 import { Command } from 'commander';
-import { AppError, ErrorCode } from '../../errors/index.js';
-import type { CheckReport } from '../../storage/index.js';
-import { withApp } from '../context.js';
+import { loadConfig } from '../../config/index.js';
+import { AppError, ErrorCode, isAppError } from '../../errors/index.js';
+import { diagnose, type CheckReport } from '../../storage/index.js';
+import { configOptions, withApp } from '../context.js';
 import { formatBytes, printable, printJson, printLines } from '../output.js';
 
 function describe(r: CheckReport): string[] {
-  const s = r.counts.sessions;
+  const c = r.counts;
   return [
     `database   ${printable(r.databasePath)}`,
     `status     ${r.ok ? 'ok' : 'DAMAGED'}`,
@@ -13,8 +14,12 @@ function describe(r: CheckReport): string[] {
     `journal    ${r.journalMode}, durability ${r.durability}`,
     `sqlite     ${r.sqlite.version} (${r.sqlite.binding})`,
     `size       ${formatBytes(r.sizes.databaseBytes)} + ${formatBytes(r.sizes.walBytes)} WAL; ${r.sizes.pageCount} pages of ${r.sizes.pageSize} bytes, ${r.sizes.freePages} free`,
-    `sessions   ${s.total} (active ${s.active}, paused ${s.paused}, interrupted ${s.interrupted}, closed ${s.closed})`,
-    `messages   ${r.counts.messages}`,
+    ...(c === null
+      ? []
+      : [
+          `sessions   ${c.sessions.total} (active ${c.sessions.active}, paused ${c.sessions.paused}, interrupted ${c.sessions.interrupted}, closed ${c.sessions.closed})`,
+          `messages   ${c.messages}`,
+        ]),
     ...(r.ok
       ? []
       : [
@@ -31,7 +36,19 @@ export function dbCommand(): Command {
     .description('run integrity and foreign-key checks; show schema version, sizes and counts (creates the database on first use)')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const report = await withApp(cmd, (app) => app.db.check());
+      let report: CheckReport;
+      try {
+        report = await withApp(cmd, (app) => app.db.check());
+      } catch (err) {
+        // A file blufio will not open still gets a diagnosis, from a read-only look at it.
+        if (isAppError(err, ErrorCode.DB_CORRUPT)) {
+          const file = loadConfig(configOptions(cmd)).databasePath;
+          const integrity = diagnose(file);
+          if (opts.json) printJson({ ok: false, databasePath: file, integrity, error: err.toJSON() });
+          else printLines([`database   ${printable(file)}`, 'status     DAMAGED', ...integrity.map((l) => `integrity  ${printable(l)}`)]);
+        }
+        throw err;
+      }
       if (opts.json) printJson(report);
       else printLines(describe(report));
       if (!report.ok) {

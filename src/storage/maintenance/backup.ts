@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from '../driver.js';
 import type { Durability } from '../../config/index.js';
 import { AppError, ErrorCode } from '../../errors/index.js';
-import { FILE_MODE, fsyncDir } from '../files.js';
+import { FILE_MODE, fsyncDir, shmPath, walPath } from '../files.js';
 import { openConnection } from '../sqlite.js';
 import { toAppError } from '../sqlite-errors.js';
 
@@ -37,10 +37,86 @@ function fail(message: string, cause?: unknown, hint?: string): AppError {
  * rename (or one link when an existing file must not be replaced): a crash at any point leaves
  * either no file at `dest` or a complete, checked one.
  */
+function realOrResolved(p: string): string {
+  try {
+    return fs.realpathSync.native(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
+/**
+ * The destination must not be the live database or its -wal/-shm under any other name: through
+ * a symlinked directory, a hard link, or a case-insensitive file system. Replacing one of them
+ * would swap the file out from under the running writer and lose acknowledged writes.
+ */
+function assertNotLive(dest: string, existing: fs.Stats | undefined, databasePath: string): void {
+  const live = [databasePath, walPath(databasePath), shmPath(databasePath)];
+  const realDest = path.join(realOrResolved(path.dirname(dest)), path.basename(dest));
+  const same =
+    live.some((f) => realOrResolved(f) === realDest) ||
+    (existing !== undefined &&
+      live.some((f) => {
+        try {
+          const st = fs.statSync(f);
+          return st.dev === existing.dev && st.ino === existing.ino;
+        } catch {
+          return false;
+        }
+      }));
+  if (same) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is the live database (or its -wal/-shm) under another name`, {
+      hint: 'write the backup somewhere else',
+    });
+  }
+}
+
+const TMP_PREFIX = '.blufio-backup-';
+
+/** Temporary directories of backups whose process died (SIGKILL mid-copy) are removed. */
+function removeStaleTemps(destDir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(destDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = name.startsWith(TMP_PREFIX) ? /^(\d+)-/.exec(name.slice(TMP_PREFIX.length)) : null;
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    try {
+      process.kill(pid, 0);
+      continue; // its backup is still running
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM') continue;
+    }
+    fs.rmSync(path.join(destDir, name), { recursive: true, force: true });
+  }
+}
+
+/** Puts the checked copy at `dest` without ever replacing a file that appeared meanwhile. */
+function placeNew(tmp: string, dest: string): void {
+  try {
+    fs.linkSync(tmp, dest);
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      throw new AppError(ErrorCode.BACKUP_EXISTS, `${dest} appeared while the backup ran`, { hint: 'choose another name, or pass --force' });
+    }
+    // File systems without hard links (vfat, some network shares): rename after a last look.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+  }
+  if (fs.existsSync(dest)) {
+    throw new AppError(ErrorCode.BACKUP_EXISTS, `${dest} appeared while the backup ran`, { hint: 'choose another name, or pass --force' });
+  }
+  fs.renameSync(tmp, dest);
+}
+
 export function backupDatabase(a: BackupArgs): BackupReport {
   const started = Date.now();
   const dest = path.resolve(a.dest);
-  if (dest === path.resolve(a.databasePath)) throw new AppError(ErrorCode.INVALID_INPUT, 'the backup destination is the live database itself');
   const destDir = path.dirname(dest);
   let existing: fs.Stats | undefined;
   try {
@@ -55,10 +131,12 @@ export function backupDatabase(a: BackupArgs): BackupReport {
     throw new AppError(ErrorCode.BACKUP_EXISTS, `${dest} already exists`, { hint: 'choose another name, or pass --force to replace it' });
   }
   if (!fs.existsSync(destDir)) throw fail(`the directory ${destDir} does not exist`, undefined, 'create it first');
+  assertNotLive(dest, existing, a.databasePath);
+  removeStaleTemps(destDir);
 
   let tmpDir: string;
   try {
-    tmpDir = fs.mkdtempSync(path.join(destDir, `.${path.basename(dest)}.blufio-backup-`));
+    tmpDir = fs.mkdtempSync(path.join(destDir, `${TMP_PREFIX}${process.pid}-`));
     fs.chmodSync(tmpDir, 0o700);
   } catch (err) {
     throw fail(`cannot write in ${destDir}: ${(err as Error).message}`, err);
@@ -91,19 +169,8 @@ export function backupDatabase(a: BackupArgs): BackupReport {
     } finally {
       fs.closeSync(fd);
     }
-    if (existing !== undefined) {
-      fs.renameSync(tmp, dest);
-    } else {
-      // link() fails if something appeared at dest meanwhile: never clobber without --force.
-      try {
-        fs.linkSync(tmp, dest);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-          throw new AppError(ErrorCode.BACKUP_EXISTS, `${dest} appeared while the backup ran`, { hint: 'choose another name, or pass --force' });
-        }
-        throw err;
-      }
-    }
+    if (existing !== undefined) fs.renameSync(tmp, dest);
+    else placeNew(tmp, dest);
     fsyncDir(destDir);
     return { dest, bytes: fs.statSync(dest).size, integrity: 'ok', durationMs: Date.now() - started };
   } catch (err) {

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import type { Durability } from '../../config/index.js';
 import { latestVersion, schemaVersion } from '../migrations/index.js';
-import { openConnection } from '../sqlite.js';
+import Database from '../driver.js';
+import { openConnection, type Db } from '../sqlite.js';
 import { BINDING } from '../driver.js';
 import { walPath } from '../files.js';
 import { SESSION_STATES, type SessionState } from '../types.js';
@@ -27,10 +28,11 @@ export interface CheckReport {
     pageCount: number;
     freePages: number;
   };
+  /** Null when the file is damaged: counting would only fail on the same damage. */
   counts: {
     sessions: Record<SessionState, number> & { total: number };
     messages: number;
-  };
+  } | null;
 }
 
 function fileSize(f: string): number {
@@ -47,6 +49,36 @@ export interface CheckArgs {
   lockTimeoutMs: number;
 }
 
+function countRows(db: Db): NonNullable<CheckReport['counts']> {
+  const sessions = { active: 0, paused: 0, closed: 0, interrupted: 0, total: 0 };
+  for (const r of db.prepare('SELECT state, count(*) AS n FROM sessions GROUP BY state').all() as { state: SessionState; n: number }[]) {
+    if ((SESSION_STATES as readonly string[]).includes(r.state)) sessions[r.state] = r.n;
+    sessions.total += r.n;
+  }
+  return { sessions, messages: db.prepare('SELECT count(*) FROM messages').pluck().get() as number };
+}
+
+/**
+ * For a file that blufio refuses to open (damaged, truncated, not a database): what SQLite's
+ * integrity_check says of it, through a read-only connection that changes nothing. Every
+ * failure becomes a line of the answer; this never throws.
+ */
+export function diagnose(file: string): string[] {
+  let db: Db;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    return [`cannot open it: ${(err as Error).message}`];
+  }
+  try {
+    return (db.pragma('integrity_check(100)', { simple: false }) as { integrity_check: string }[]).map((r) => r.integrity_check);
+  } catch (err) {
+    return [`integrity_check cannot run: ${(err as Error).message}`];
+  } finally {
+    db.close();
+  }
+}
+
 /**
  * integrity_check and foreign_key_check over the whole file, with sizes and counts. Runs on its
  * own connection inside one read transaction (a consistent snapshot while writers go on).
@@ -58,18 +90,11 @@ export function checkDatabase(a: CheckArgs): Omit<CheckReport, 'writer'> {
     const integrity = (db.pragma('integrity_check(100)', { simple: false }) as { integrity_check: string }[]).map(
       (r) => r.integrity_check,
     );
-    const fk = (db.pragma('foreign_key_check', { simple: false }) as unknown[]).length;
-    const sessions = { active: 0, paused: 0, closed: 0, interrupted: 0, total: 0 } as CheckReport['counts']['sessions'];
-    for (const r of db.prepare('SELECT state, count(*) AS n FROM sessions GROUP BY state').all() as {
-      state: SessionState;
-      n: number;
-    }[]) {
-      if ((SESSION_STATES as readonly string[]).includes(r.state)) sessions[r.state] = r.n;
-      sessions.total += r.n;
-    }
-    const messages = db.prepare('SELECT count(*) FROM messages').pluck().get() as number;
+    const integrityOk = integrity.length === 1 && integrity[0] === 'ok';
+    const fk = integrityOk ? (db.pragma('foreign_key_check', { simple: false }) as unknown[]).length : 0;
+    const counts = integrityOk ? countRows(db) : null;
     const report: Omit<CheckReport, 'writer'> = {
-      ok: integrity.length === 1 && integrity[0] === 'ok' && fk === 0,
+      ok: integrityOk && fk === 0,
       databasePath: a.databasePath,
       schemaVersion: schemaVersion(db),
       supportedSchemaVersion: latestVersion(),
@@ -85,7 +110,7 @@ export function checkDatabase(a: CheckArgs): Omit<CheckReport, 'writer'> {
         pageCount: Number(db.pragma('page_count', { simple: true })),
         freePages: Number(db.pragma('freelist_count', { simple: true })),
       },
-      counts: { sessions, messages },
+      counts,
     };
     db.exec('COMMIT');
     return report;

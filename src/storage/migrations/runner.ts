@@ -53,6 +53,15 @@ function plan(applied: AppliedRow[], list: readonly Migration[], file: string): 
   return list.filter((m) => !done.has(m.version)).sort((a, b) => a.version - b.version);
 }
 
+/**
+ * Checks, without writing anything, that what the file records as applied is what this code
+ * knows: throws KC_SCHEMA_TOO_NEW or KC_DB_MIGRATION_MODIFIED. Runs before a connection switches
+ * the file to WAL, so a refused file is left exactly as it was.
+ */
+export function verifyApplied(db: Db, list: readonly Migration[], file: string): void {
+  plan(readApplied(db), list, file);
+}
+
 export interface MigrationResult {
   version: number;
   applied: number[];

@@ -5,6 +5,7 @@ import type { OpArgs, OpName, OpReturn } from './ops.js';
 import {
   CHECKPOINT_OP,
   CLOSE_OP,
+  type CheckpointResult,
   type FromWriter,
   type OpRequest,
   type ReadyInfo,
@@ -136,8 +137,8 @@ export class WriterClient {
     return this.enqueue(name, args) as Promise<OpReturn<K>>;
   }
 
-  checkpoint(): Promise<unknown> {
-    return this.enqueue(CHECKPOINT_OP, null);
+  checkpoint(): Promise<CheckpointResult> {
+    return this.enqueue(CHECKPOINT_OP, null) as Promise<CheckpointResult>;
   }
 
   /** Runs after every write already submitted; resolves when the file is released. */

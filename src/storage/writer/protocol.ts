@@ -31,6 +31,13 @@ export interface ReadyInfo {
   interruptedSessions: number;
 }
 
+export interface CheckpointResult {
+  /** Another connection was writing or reading: the WAL could not be fully folded in and truncated. */
+  busy: boolean;
+  walFrames: number;
+  checkpointedFrames: number;
+}
+
 /** One requested operation: [request id, op name, args]. */
 export type OpRequest = [number, string, unknown];
 /** One outcome: [request id, 1, value] or [request id, 0, error]. */

@@ -20,6 +20,7 @@ import {
   type OpRequest,
   type OpResult,
   type SerializedError,
+  type CheckpointResult,
   type ToWriter,
   type WriterInit,
 } from './protocol.js';
@@ -167,13 +168,27 @@ function runIsolated(batch: OpRequest[]): OpResult[] {
   }
 }
 
+/**
+ * Folds the WAL into the database file and truncates it, without waiting for anyone. A TRUNCATE
+ * checkpoint holds the write lock while it waits for readers; with the usual busy timeout a
+ * long reader elsewhere (a backup, a db check) would stall every writer of every process for
+ * that long. With no wait it does what it can now and says `busy` when others were in the way;
+ * the last connection to close checkpoints and removes the WAL anyway.
+ */
+function checkpointNow(): CheckpointResult {
+  db.pragma('busy_timeout = 0');
+  try {
+    const row = (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[])[0];
+    return { busy: (row?.busy ?? 1) !== 0, walFrames: row?.log ?? -1, checkpointedFrames: row?.checkpointed ?? -1 };
+  } finally {
+    db.pragma(`busy_timeout = ${Math.trunc(init.lockTimeoutMs)}`);
+  }
+}
+
 function control(req: OpRequest): OpResult {
   const [id, name] = req;
   try {
-    if (name === CHECKPOINT_OP) {
-      const row = db.pragma('wal_checkpoint(TRUNCATE)', { simple: false }) as unknown[];
-      return [id, 1, row[0] ?? null];
-    }
+    if (name === CHECKPOINT_OP) return [id, 1, checkpointNow()];
     // CLOSE: hand back active sessions, fold the WAL into the database file so that it can be
     // copied alone, and release the file.
     closed = true;
@@ -182,7 +197,7 @@ function control(req: OpRequest): OpResult {
     } catch {
       // Best effort: a session left with a dead owner is marked interrupted on the next open.
     }
-    db.pragma('wal_checkpoint(TRUNCATE)');
+    checkpointNow();
     db.close();
     return [id, 1, null];
   } catch (err) {
