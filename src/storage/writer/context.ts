@@ -72,6 +72,3 @@ export class WriterContext {
     });
   }
 }
-
-/** A write operation: runs synchronously inside a transaction the writer opened. */
-export type WriteOp<A, R> = (ctx: WriterContext, args: A) => R;
