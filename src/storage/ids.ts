@@ -69,14 +69,15 @@ export function isUlid(s: unknown): s is string {
 }
 
 /**
- * Message IDs carry their own row: the creation time (10 characters, as in a ULID) followed by
- * the message's sequence number (16 characters). They have the ULID shape and sort the same way,
- * and because the writer hands out sequence numbers and non-decreasing times under the write
- * lock, they sort in commit order across every process that writes the file. Decoding one gives
- * the row directly, so no separate index on a text id is needed (one index fewer to update on
- * every append).
+ * Message and job IDs carry their own row: the creation time (10 characters, as in a ULID)
+ * followed by the rowid (16 characters). They have the ULID shape and sort the same way, and
+ * because the writer hands out message sequence numbers and non-decreasing times under the write
+ * lock, message ids sort in commit order across every process that writes the file. Decoding one
+ * gives the row directly, so no separate index on a text id is needed (one index fewer to update
+ * on every write). The time inside also makes a reused rowid a different id: a row deleted and
+ * its number handed out again never answers to the old id.
  */
-export function messageId(createdAt: number, seq: number): string {
+export function rowId(createdAt: number, seq: number): string {
   let s = '';
   let v = seq;
   for (let i = 0; i < 16; i++) {
@@ -86,15 +87,29 @@ export function messageId(createdAt: number, seq: number): string {
   return encodeTime(createdAt) + s;
 }
 
-const DECODE = new Map([...ALPHABET].map((c, i) => [c, i]));
+/** Character code → digit value, -1 for characters outside the alphabet (ids are decoded on every ack). */
+const DECODE = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 
-/** The sequence number inside a message id, or undefined when it is not one. */
-export function messageSeq(id: string): { seq: number; createdAt: number } | undefined {
-  if (!isUlid(id)) return undefined;
-  let seq = 0;
-  for (const c of id.slice(10)) seq = seq * 32 + DECODE.get(c)!;
-  let t = 0;
-  for (const c of id.slice(0, 10)) t = t * 32 + DECODE.get(c)!;
-  if (!Number.isSafeInteger(seq) || seq < 1) return undefined;
-  return { seq, createdAt: t };
+function decode32(id: string, from: number, to: number): number {
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const c = id.charCodeAt(i);
+    const d = c < 128 ? DECODE[c]! : -1;
+    if (d < 0) return -1;
+    v = v * 32 + d;
+  }
+  return v;
 }
+
+/** The rowid and creation time inside an id made by rowId(), or undefined when it is not one. */
+export function parseRowId(id: string): { seq: number; createdAt: number } | undefined {
+  if (id.length !== 26) return undefined;
+  const createdAt = decode32(id, 0, 10);
+  const seq = decode32(id, 10, 26);
+  if (createdAt < 0 || !Number.isSafeInteger(seq) || seq < 1) return undefined;
+  return { seq, createdAt };
+}
+
+/** Message ids are row ids (the name the first migration's notes use). */
+export const messageId = rowId;

@@ -1,5 +1,5 @@
 import { AppError, ErrorCode } from '../errors/index.js';
-import { messageId } from './ids.js';
+import { rowId } from './ids.js';
 import { sessionRef } from './session-ops.js';
 import { bucketOf } from './sql.js';
 import type { MessageRole } from './types.js';
@@ -42,7 +42,7 @@ function append(ctx: WriterContext, a: AppendArgs): AppendResult {
   ctx.cached(`bucket:${session.no}:${bucket}`, () =>
     ctx.stmt('INSERT OR IGNORE INTO session_buckets (session_no, bucket) VALUES (?, ?)').run(session.no, bucket),
   );
-  return { id: messageId(tail.createdAt, tail.seq), createdAt: tail.createdAt };
+  return { id: rowId(tail.createdAt, tail.seq), createdAt: tail.createdAt };
 }
 
 export const messageOps = {

@@ -1,5 +1,5 @@
 import { AppError, ErrorCode } from '../errors/index.js';
-import { messageId, messageSeq } from './ids.js';
+import { rowId, parseRowId } from './ids.js';
 import { guardRead } from './read-guard.js';
 import type { Db, Statement } from './sqlite.js';
 import { bucketOf, COUNT_SESSION_MESSAGES, MESSAGES_IN_BUCKET, SESSION_BUCKETS_DESC } from './sql.js';
@@ -82,9 +82,9 @@ export class Messages {
     const no = this.noOf(sid);
     let bound = Number.MAX_SAFE_INTEGER;
     if (before !== undefined) {
-      const ref = messageSeq(before);
+      const ref = parseRowId(before);
       const createdAt = ref === undefined ? undefined : (this.seqOf.get(ref.seq, no) as number | undefined);
-      if (ref === undefined || createdAt === undefined || messageId(createdAt, ref.seq) !== before) {
+      if (ref === undefined || createdAt === undefined || rowId(createdAt, ref.seq) !== before) {
         throw new AppError(ErrorCode.NOT_FOUND, `no message ${JSON.stringify(before)} in session ${JSON.stringify(sid)}`, {
           hint: 'pass as `before` the id of a message returned by an earlier list call',
         });

@@ -1,4 +1,4 @@
-import { messageId } from './ids.js';
+import { rowId } from './ids.js';
 
 /** What the storage part hands out. Times are milliseconds since the Unix epoch. */
 
@@ -63,7 +63,7 @@ export function sessionFromRow(r: SessionRow): Session {
 
 export function messageFromRow(r: MessageRow, sessionId: string): Message {
   return {
-    id: messageId(r.created_at, r.seq),
+    id: rowId(r.created_at, r.seq),
     sessionId,
     role: r.role,
     content: r.content,

@@ -105,12 +105,12 @@ export function sleep(ms: number): Promise<void> {
 export { silentLogger } from './logger.js';
 
 import type BetterSqlite from 'better-sqlite3';
-import { messageId } from '../../src/storage/ids.js';
+import { rowId } from '../../src/storage/ids.js';
 
 /** The public ids of every message in a raw database handle. */
 export function storedMessageIds(db: BetterSqlite.Database): string[] {
   return (db.prepare('SELECT seq, created_at FROM messages ORDER BY seq').all() as { seq: number; created_at: number }[]).map((r) =>
-    messageId(r.created_at, r.seq),
+    rowId(r.created_at, r.seq),
   );
 }
 
