@@ -7,7 +7,7 @@ export { loadConfig } from './config/index.js';
 export type { BlufioConfig, Durability } from './config/index.js';
 export { createLogger } from './log/index.js';
 export type { Logger } from './log/index.js';
-export { SESSION_STATES, MESSAGE_ROLES } from './storage/index.js';
+export { SESSION_STATES, MESSAGE_ROLES, JOB_STATES, JobError } from './storage/index.js';
 export type {
   Session,
   SessionState,
@@ -21,4 +21,18 @@ export type {
   CheckReport,
   BackupReport,
   BackupOptions,
+  Queue,
+  QueueWorker,
+  Job,
+  JobInfo,
+  JobState,
+  JobHandler,
+  QueueStats,
+  EnqueueOptions,
+  BatchItem,
+  ClaimOptions,
+  FailOptions,
+  FailOutcome,
+  WorkOptions,
+  WorkerCounts,
 } from './storage/index.js';

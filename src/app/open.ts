@@ -8,6 +8,7 @@ import {
   type CheckpointResult,
   type CheckReport,
   type Messages,
+  type Queue,
   type Sessions,
 } from '../storage/index.js';
 
@@ -27,13 +28,14 @@ export interface BlufioApp {
   readonly config: BlufioConfig;
   readonly sessions: Sessions;
   readonly messages: Messages;
+  readonly queue: Queue;
   readonly db: {
     check(): Promise<CheckReport>;
     backup(dest: string, opts?: BackupOptions): Promise<BackupReport>;
     checkpoint(): Promise<CheckpointResult>;
   };
   readonly log: Logger;
-  /** Finishes pending writes, checkpoints the WAL, zeroes keys and releases the file. */
+  /** Stops queue workers, finishes pending writes, checkpoints the WAL, zeroes keys and releases the file. */
   close(): Promise<void>;
 }
 
@@ -57,6 +59,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     config,
     sessions: storage.sessions,
     messages: storage.messages,
+    queue: storage.queue,
     db: {
       check: () => storage.check(),
       backup: (dest, opts) => storage.backup(dest, opts),

@@ -27,7 +27,19 @@ export interface BlufioConfig {
     maxMessageBytes: number;
     lockTimeoutMs: number;
   };
+  queue: QueueSettings;
   logging: { level: LogLevel };
+}
+
+/** The [queue] table: defaults for jobs and the housekeeping that runs while the queue is open. */
+export interface QueueSettings {
+  maxPayloadBytes: number;
+  defaultMaxAttempts: number;
+  defaultLeaseMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  completedRetentionMs: number;
+  sweepIntervalMs: number;
 }
 
 export interface LoadConfigOptions {
@@ -160,6 +172,15 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
       durability: options.durability ?? file.storage.durability,
       maxMessageBytes: file.storage.max_message_bytes,
       lockTimeoutMs: file.storage.lock_timeout_ms,
+    },
+    queue: {
+      maxPayloadBytes: file.queue.max_payload_bytes,
+      defaultMaxAttempts: file.queue.default_max_attempts,
+      defaultLeaseMs: file.queue.default_lease_ms,
+      retryBaseMs: file.queue.retry_base_ms,
+      retryMaxMs: file.queue.retry_max_ms,
+      completedRetentionMs: file.queue.completed_retention_ms,
+      sweepIntervalMs: file.queue.sweep_interval_ms,
     },
     logging: { level: file.logging.level },
   };

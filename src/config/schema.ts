@@ -27,12 +27,39 @@ const StorageSection = z.strictObject({
     .default(60_000),
 });
 
+const DAY_MS = 86_400_000;
+
+/** Bounded integer milliseconds, with the bounds in the message a user reads. */
+function ms(min: number, max: number, def: number, maxText: string) {
+  return z.int().min(min, `must be at least ${min}`).max(max, `must be at most ${max} (${maxText})`).default(def);
+}
+
+const QueueSection = z
+  .strictObject({
+    max_payload_bytes: z
+      .int()
+      .min(1024, 'must be at least 1024')
+      .max(256 * MIB, 'must be at most 268435456 (256 MiB)')
+      .default(MIB),
+    default_max_attempts: z.int().min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(5),
+    default_lease_ms: ms(100, DAY_MS, 30_000, 'one day'),
+    retry_base_ms: ms(1, DAY_MS, 1000, 'one day'),
+    retry_max_ms: ms(1, 7 * DAY_MS, 3_600_000, 'seven days'),
+    completed_retention_ms: ms(0, 365 * DAY_MS, DAY_MS, 'one year'),
+    sweep_interval_ms: ms(10, 60_000, 1000, 'one minute'),
+  })
+  .refine((q) => q.retry_base_ms <= q.retry_max_ms, {
+    path: ['retry_base_ms'],
+    message: 'must not be larger than retry_max_ms',
+  });
+
 const LoggingSection = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 export const ConfigFileSchema = z.strictObject({
   storage: StorageSection.default(StorageSection.parse({})),
+  queue: QueueSection.default(QueueSection.parse({})),
   logging: LoggingSection.default(LoggingSection.parse({})),
 });
 
@@ -40,6 +67,7 @@ export const ConfigFileSchema = z.strictObject({
 export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   '': Object.keys(ConfigFileSchema.shape),
   storage: Object.keys(StorageSection.shape),
+  queue: Object.keys(QueueSection.shape),
   logging: Object.keys(LoggingSection.shape),
 };
 
@@ -54,3 +82,4 @@ export const LoadOptionsSchema = z.strictObject({
 });
 export type Durability = ConfigFile['storage']['durability'];
 export type LogLevel = ConfigFile['logging']['level'];
+export type QueueFileSettings = ConfigFile['queue'];

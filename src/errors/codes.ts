@@ -27,6 +27,11 @@ export const ErrorCode = {
 
   SESSION_CLOSED: 'KC_SESSION_CLOSED',
 
+  /** The lease token no longer holds the job: its deadline passed, or it was released, re-claimed or finished. */
+  QUEUE_LEASE_LOST: 'KC_QUEUE_LEASE_LOST',
+  /** Only dead jobs can be re-queued. */
+  QUEUE_NOT_DEAD: 'KC_QUEUE_NOT_DEAD',
+
   // Fixed by the DB-encryption contract (seed 002).
   DB_KEY_INVALID: 'KC_DB_KEY_INVALID',
   DB_LOCKED: 'KC_DB_LOCKED',

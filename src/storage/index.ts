@@ -12,3 +12,18 @@ export { SESSION_STATES, MESSAGE_ROLES } from './types.js';
 export type { Session, SessionState, Message, MessageRole, JsonObject } from './types.js';
 export { isUlid } from './ids.js';
 export type { CheckpointResult } from './writer/protocol.js';
+export { Queue } from './queue/queue.js';
+export { QueueWorker, JobError } from './queue/work.js';
+export type { JobHandler, WorkOptions, WorkerCounts } from './queue/work.js';
+export { JOB_STATES } from './queue/types.js';
+export type {
+  Job,
+  JobInfo,
+  JobState,
+  QueueStats,
+  EnqueueOptions,
+  BatchItem,
+  ClaimOptions,
+  FailOptions,
+  FailOutcome,
+} from './queue/types.js';

@@ -5,6 +5,7 @@ import { ensureDatabaseFile, ensurePrivateDir, preflight, tightenModes } from '.
 import { newOwnerToken } from './liveness.js';
 import { runBackup, runCheck, type BackupReport, type CheckReport } from './maintenance/index.js';
 import { Messages } from './messages.js';
+import { Queue } from './queue/queue.js';
 import { Sessions } from './sessions.js';
 import { openConnection, type Db } from './sqlite.js';
 import { WriterClient } from './writer/client.js';
@@ -23,6 +24,7 @@ export interface BackupOptions {
 export class Storage {
   readonly sessions: Sessions;
   readonly messages: Messages;
+  readonly queue: Queue;
   private closed = false;
   private readonly tasks = new Set<Promise<unknown>>();
 
@@ -31,9 +33,12 @@ export class Storage {
     private readonly reader: Db,
     private readonly writer: WriterClient,
     readonly openInfo: ReadyInfo,
+    owner: string,
+    log: Logger,
   ) {
     this.sessions = new Sessions(reader, writer);
     this.messages = new Messages(reader, writer, config.storage.maxMessageBytes);
+    this.queue = new Queue(reader, writer, config.queue, owner, log);
   }
 
   static async open(config: BlufioConfig, log: Logger): Promise<Storage> {
@@ -47,8 +52,9 @@ export class Storage {
     }
     preflight(file);
     ensureDatabaseFile(file);
+    const owner = newOwnerToken();
     const { client, info } = await WriterClient.start(
-      { databasePath: file, durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, owner: newOwnerToken() },
+      { databasePath: file, durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, owner },
       log,
     );
     let reader: Db;
@@ -64,7 +70,11 @@ export class Storage {
     if (info.interruptedSessions > 0) {
       log.warn({ count: info.interruptedSessions }, 'sessions left active by a process that died were marked interrupted');
     }
-    return new Storage(config, reader, client, info);
+    const { returned, dead } = info.recoveredJobs;
+    if (returned + dead > 0) {
+      log.warn({ returned, dead }, 'jobs leased by a process that died, or whose lease expired, were returned to the queue');
+    }
+    return new Storage(config, reader, client, info, owner, log);
   }
 
   get databasePath(): string {
@@ -100,13 +110,14 @@ export class Storage {
   }
 
   /**
-   * Waits for running tasks, closes the read connection, then lets the writer finish every
-   * write already submitted, checkpoint (TRUNCATE) and release the file. After it, the database
-   * file alone is a complete copy.
+   * Stops queue workers (each hands back what it holds), waits for running tasks, closes the
+   * read connection, then lets the writer finish every write already submitted, checkpoint
+   * (TRUNCATE) and release the file. After it, the database file alone is a complete copy.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.queue.close();
     await Promise.allSettled([...this.tasks]);
     this.reader.close();
     await this.writer.close();

@@ -58,7 +58,7 @@ export function checkLimit(value: unknown, field: string, def: number, max: numb
 /** SQLite's JSON functions (and json_valid in our CHECK constraints) stop at this depth. */
 export const MAX_JSON_DEPTH = 1000;
 
-function jsonDepth(text: string): number {
+export function jsonDepth(text: string): number {
   let depth = 0;
   let max = 0;
   let inString = false;

@@ -1,4 +1,5 @@
-// Available since Node 20 (V8 11.3); TypeScript only declares it in lib es2024.
+// Available since Node 20 (V8 11.3); TypeScript only declares them in lib es2024.
 interface String {
   isWellFormed(): boolean;
+  toWellFormed(): string;
 }

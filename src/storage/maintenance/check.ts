@@ -5,6 +5,7 @@ import Database from '../driver.js';
 import { openConnection, type Db } from '../sqlite.js';
 import { BINDING } from '../driver.js';
 import { walPath } from '../files.js';
+import { JOB_STATES, type JobState } from '../queue/types.js';
 import { SESSION_STATES, type SessionState } from '../types.js';
 import type { WriterPragmas } from '../writer/protocol.js';
 
@@ -32,6 +33,7 @@ export interface CheckReport {
   counts: {
     sessions: Record<SessionState, number> & { total: number };
     messages: number;
+    jobs: Record<JobState, number> & { total: number };
   } | null;
 }
 
@@ -55,7 +57,12 @@ function countRows(db: Db): NonNullable<CheckReport['counts']> {
     if ((SESSION_STATES as readonly string[]).includes(r.state)) sessions[r.state] = r.n;
     sessions.total += r.n;
   }
-  return { sessions, messages: db.prepare('SELECT count(*) FROM messages').pluck().get() as number };
+  const jobs = { pending: 0, running: 0, completed: 0, dead: 0, total: 0 };
+  for (const r of db.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) {
+    if ((JOB_STATES as readonly string[]).includes(r.state)) jobs[r.state] = r.n;
+    jobs.total += r.n;
+  }
+  return { sessions, messages: db.prepare('SELECT count(*) FROM messages').pluck().get() as number, jobs };
 }
 
 /**

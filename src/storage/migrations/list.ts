@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql as m001 } from './001_sessions_messages.js';
+import { sql as m002 } from './002_queue.js';
 
 export interface Migration {
   version: number;
@@ -11,7 +12,10 @@ export interface Migration {
  * The embedded migrations, in order. An applied migration is never edited: its checksum is
  * recorded and a changed text stops every open. Add a new version instead.
  */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'sessions_messages', sql: m001 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'sessions_messages', sql: m001 },
+  { version: 2, name: 'queue', sql: m002 },
+];
 
 export function checksum(m: Migration): string {
   return createHash('sha256').update(m.sql).digest('hex');

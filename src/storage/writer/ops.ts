@@ -1,4 +1,5 @@
 import { messageOps } from '../message-ops.js';
+import { queueOps } from '../queue/ops.js';
 import { sessionOps } from '../session-ops.js';
 
 /**
@@ -8,6 +9,7 @@ import { sessionOps } from '../session-ops.js';
 export const writeOps = {
   ...sessionOps,
   ...messageOps,
+  ...queueOps,
 };
 
 export type WriteOps = typeof writeOps;

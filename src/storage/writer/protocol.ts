@@ -29,6 +29,8 @@ export interface ReadyInfo {
   schemaVersion: number;
   migrationsApplied: number[];
   interruptedSessions: number;
+  /** Jobs whose lease had expired or whose holder had exited, found at open. */
+  recoveredJobs: { returned: number; dead: number };
 }
 
 export interface CheckpointResult {

@@ -8,6 +8,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AppError, ErrorCode } from '../../errors/index.js';
 import { MIGRATIONS, runMigrations } from '../migrations/index.js';
+import { DURABLE_OPS, sweepLeases } from '../queue/ops.js';
 import { markInterrupted } from '../session-ops.js';
 import { openConnection, type Db } from '../sqlite.js';
 import { isSqliteError, toAppError } from '../sqlite-errors.js';
@@ -62,6 +63,7 @@ function start(): void {
   ctx = new WriterContext(db, init.owner);
   const migrated = runMigrations(db, MIGRATIONS, init.databasePath, Date.now);
   const interrupted = runTransaction(() => markInterrupted(ctx));
+  const recoveredJobs = runTransaction(() => sweepLeases(ctx));
   send({
     kind: 'ready',
     info: {
@@ -70,8 +72,29 @@ function start(): void {
         synchronous: Number(db.pragma('synchronous', { simple: true })),
         foreignKeys: Number(db.pragma('foreign_keys', { simple: true })),
         busyTimeoutMs: Number(db.pragma('busy_timeout', { simple: true })),
-      }, schemaVersion: migrated.version, migrationsApplied: migrated.applied, interruptedSessions: interrupted },
+      }, schemaVersion: migrated.version, migrationsApplied: migrated.applied, interruptedSessions: interrupted, recoveredJobs },
   });
+}
+
+/**
+ * At durability "normal" a batch that holds an operation that must survive power loss (an
+ * enqueue) is committed with synchronous=FULL. SQLite refuses to change the setting inside a
+ * transaction, so it is chosen before BEGIN, and only switched when it changes.
+ */
+let syncFull = init.durability === 'full';
+function chooseSync(batch: OpRequest[]): void {
+  if (init.durability === 'full') return;
+  let full = false;
+  for (const [, name] of batch) {
+    if (DURABLE_OPS.has(name)) {
+      full = true;
+      break;
+    }
+  }
+  if (full !== syncFull) {
+    ctx.stmt(full ? 'PRAGMA synchronous = FULL' : 'PRAGMA synchronous = NORMAL').run();
+    syncFull = full;
+  }
 }
 
 /** Transaction control through prepared statements: parsing them on every batch costs. */
@@ -133,6 +156,7 @@ function failAll(batch: OpRequest[], err: unknown): OpResult[] {
 function runBatch(batch: OpRequest[]): OpResult[] {
   const results: OpResult[] = [];
   try {
+    chooseSync(batch);
     tx.begin();
     for (const [id, name, args] of batch) results.push([id, 1, lookup(name)(ctx, args)]);
     tx.commit();

@@ -1,0 +1,320 @@
+import { randomBytes } from 'node:crypto';
+import { AppError, ErrorCode } from '../../errors/index.js';
+import { rowId } from '../ids.js';
+import { isOwnerAlive } from '../liveness.js';
+import type { WriterContext } from '../writer/context.js';
+import { retryDelay } from './backoff.js';
+import type { FailOutcome } from './types.js';
+
+/**
+ * Queue writes, run inside the writer thread's transactions. Every lease check and the change it
+ * guards happen in one transaction of the one writer, so a check cannot go stale before its write.
+ */
+
+/** A job named by the two halves of its id; the creation time tells a reused rowid apart. */
+export interface JobRef {
+  no: number;
+  createdAt: number;
+}
+
+export interface LeaseRef extends JobRef {
+  token: string;
+}
+
+export interface EncodedItem {
+  /** JSON text, already checked. */
+  payload: string;
+  delayMs: number;
+  priority: number;
+  maxAttempts: number;
+  key: string | null;
+}
+
+export interface EnqueueArgs {
+  queue: string;
+  items: EncodedItem[];
+}
+
+export interface ClaimArgs {
+  queue: string;
+  leaseMs: number;
+  limit: number;
+}
+
+/** A claimed job's row; the payload is read by the caller on its own connection, off the writer. */
+export interface ClaimedRow {
+  no: number;
+  attempts: number;
+  max_attempts: number;
+  priority: number;
+  created_at: number;
+  last_error: string | null;
+}
+
+export interface ClaimResult {
+  token: string;
+  leaseUntil: number;
+  rows: ClaimedRow[];
+}
+
+export interface FailArgs extends LeaseRef {
+  error: string;
+  retryable: boolean;
+  retryAfterMs: number | null;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+export interface ExtendArgs extends LeaseRef {
+  leaseMs: number;
+}
+
+export interface SweepResult {
+  /** Back to pending because a lease deadline passed or its holder's process is gone. */
+  returned: number;
+  /** Out of attempts when its lease was lost. */
+  dead: number;
+}
+
+const EXPIRED_MESSAGE = 'the lease expired: the worker stopped, or did not finish or extend it in time';
+const OWNER_GONE_MESSAGE = 'the process that held the lease exited without finishing the job';
+
+/** The queue's number; created on first use when `create`, else undefined for a queue never used. */
+function queueNo(ctx: WriterContext, name: string, create: boolean): number | undefined {
+  const known = ctx.cached(`queue:${name}`, () => ctx.stmt('SELECT no FROM queues WHERE name = ?').pluck().get(name) as number | undefined);
+  if (known !== undefined || !create) return known;
+  const no = Number(ctx.stmt('INSERT INTO queues (name) VALUES (?)').run(name).lastInsertRowid);
+  ctx.remember(`queue:${name}`, no);
+  return no;
+}
+
+function enqueue(ctx: WriterContext, a: EnqueueArgs): string[] {
+  const now = Date.now();
+  const qno = queueNo(ctx, a.queue, true)!;
+  const insert = ctx.stmt(
+    `INSERT INTO jobs (queue_no, state, priority, run_at, attempts, max_attempts, idempotency_key, created_at)
+     VALUES (?, 'pending', ?, ?, 0, ?, ?, ?)
+     ON CONFLICT (queue_no, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`,
+  );
+  const insertPayload = ctx.stmt('INSERT INTO job_payloads (no, payload) VALUES (?, ?)');
+  const ids = new Array<string>(a.items.length);
+  for (let i = 0; i < a.items.length; i++) {
+    const it = a.items[i]!;
+    const r = insert.run(qno, it.priority, now + it.delayMs, it.maxAttempts, it.key, now);
+    if (r.changes === 1) {
+      insertPayload.run(r.lastInsertRowid, it.payload);
+      ids[i] = rowId(now, Number(r.lastInsertRowid));
+      continue;
+    }
+    // The key is taken: hand back the job that holds it.
+    const held = ctx
+      .stmt('SELECT no, created_at FROM jobs WHERE queue_no = ? AND idempotency_key = ?')
+      .get(qno, it.key) as { no: number; created_at: number };
+    ids[i] = rowId(held.created_at, held.no);
+  }
+  return ids;
+}
+
+/** Returns expired leases to pending (or to dead, when that was the last attempt). */
+function returnExpired(ctx: WriterContext, now: number): SweepResult {
+  return returnLeases(ctx, 'lease_until <= ?', now, EXPIRED_MESSAGE, now);
+}
+
+function returnLeases(ctx: WriterContext, where: string, arg: number | string, message: string, now: number): SweepResult {
+  const dead = ctx
+    .stmt(
+      `UPDATE jobs SET state = 'dead', finished_at = ?, last_error = ?, lease_until = NULL, lease_owner = NULL
+       WHERE state = 'running' AND ${where} AND attempts >= max_attempts`,
+    )
+    .run(now, message, arg).changes;
+  const returned = ctx
+    .stmt(
+      `UPDATE jobs SET state = 'pending', run_at = ?, last_error = ?, lease_token = NULL, lease_until = NULL, lease_owner = NULL
+       WHERE state = 'running' AND ${where}`,
+    )
+    .run(now, message, arg).changes;
+  return { returned, dead };
+}
+
+/**
+ * Expired leases, and every lease held by a process that no longer exists (its jobs need not
+ * wait out their deadline). Leases of live processes, this one included, are left alone.
+ */
+export function sweepLeases(ctx: WriterContext): SweepResult {
+  const now = Date.now();
+  const out = returnExpired(ctx, now);
+  const owners = ctx.stmt("SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running'").pluck().all() as (string | null)[];
+  for (const owner of owners) {
+    if (owner === null || owner === ctx.owner || isOwnerAlive(owner)) continue;
+    const r = returnLeases(ctx, 'lease_owner = ?', owner, OWNER_GONE_MESSAGE, now);
+    out.returned += r.returned;
+    out.dead += r.dead;
+  }
+  return out;
+}
+
+function claim(ctx: WriterContext, a: ClaimArgs): ClaimResult {
+  const now = Date.now();
+  const token = randomBytes(12).toString('base64url');
+  const leaseUntil = now + a.leaseMs;
+  const qno = queueNo(ctx, a.queue, false);
+  if (qno === undefined) return { token, leaseUntil, rows: [] };
+  returnExpired(ctx, now);
+  const rows = ctx
+    .stmt(
+      `UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?, lease_until = ?, lease_owner = ?
+       WHERE no IN (SELECT no FROM jobs WHERE queue_no = ? AND state = 'pending' AND run_at <= ?
+                    ORDER BY priority DESC, run_at LIMIT ?)
+       RETURNING no, attempts, max_attempts, priority, run_at, created_at, last_error`,
+    )
+    .all(token, leaseUntil, ctx.owner, qno, now, a.limit) as (ClaimedRow & { run_at: number })[];
+  // RETURNING comes in no particular order: hand jobs out in the order they were chosen.
+  rows.sort((x, y) => y.priority - x.priority || x.run_at - y.run_at || x.no - y.no);
+  return { token, leaseUntil, rows };
+}
+
+interface LeaseRow {
+  state: string;
+  lease_token: string | null;
+  lease_until: number | null;
+  attempts: number;
+  max_attempts: number;
+}
+
+function notFound(ref: JobRef): AppError {
+  return new AppError(ErrorCode.NOT_FOUND, `no job with id ${rowId(ref.createdAt, ref.no)}`, {
+    hint: 'completed jobs are removed after queue.completed_retention_ms',
+  });
+}
+
+function leaseRow(ctx: WriterContext, ref: JobRef): LeaseRow {
+  const row = ctx
+    .stmt('SELECT state, lease_token, lease_until, attempts, max_attempts FROM jobs WHERE no = ? AND created_at = ?')
+    .get(ref.no, ref.createdAt) as LeaseRow | undefined;
+  if (row === undefined) throw notFound(ref);
+  return row;
+}
+
+/** Why a lease token no longer holds its job. */
+function leaseLost(ref: LeaseRef, row: LeaseRow, now: number): AppError {
+  const id = rowId(ref.createdAt, ref.no);
+  let why: string;
+  if (row.state === 'running' && row.lease_token === ref.token) why = `its lease expired at ${new Date(row.lease_until ?? now).toISOString()}`;
+  else if (row.state === 'running') why = 'it was claimed again after this lease ended';
+  else if (row.state === 'pending') why = 'its lease ended and it is waiting to be claimed again';
+  else why = `it is ${row.state}`;
+  return new AppError(ErrorCode.QUEUE_LEASE_LOST, `the lease token no longer holds job ${id}: ${why}`, {
+    hint: 'a job whose lease ended is delivered again; do not repeat its side effects without checking, and extend long leases with extendLease',
+    details: { id, state: row.state },
+  });
+}
+
+/** The job's row, when `token` holds a live lease on it; otherwise the reason it does not. */
+function holding(ctx: WriterContext, ref: LeaseRef, now: number): LeaseRow {
+  const row = leaseRow(ctx, ref);
+  if (row.state !== 'running' || row.lease_token !== ref.token || (row.lease_until ?? 0) <= now) throw leaseLost(ref, row, now);
+  return row;
+}
+
+function ack(ctx: WriterContext, a: LeaseRef): null {
+  const now = Date.now();
+  const { changes } = ctx
+    .stmt(
+      `UPDATE jobs SET state = 'completed', finished_at = ?, lease_until = NULL, lease_owner = NULL
+       WHERE no = ? AND created_at = ? AND state = 'running' AND lease_token = ? AND lease_until > ?`,
+    )
+    .run(now, a.no, a.createdAt, a.token, now);
+  if (changes === 1) return null;
+  const row = leaseRow(ctx, a);
+  // The same ack again (a retry after a lost reply) finds its own completion: nothing to do.
+  if (row.state === 'completed' && row.lease_token === a.token) return null;
+  throw leaseLost(a, row, now);
+}
+
+function fail(ctx: WriterContext, a: FailArgs): FailOutcome {
+  const now = Date.now();
+  const row = holding(ctx, a, now);
+  if (!a.retryable || row.attempts >= row.max_attempts) {
+    ctx
+      .stmt(`UPDATE jobs SET state = 'dead', finished_at = ?, last_error = ?, lease_until = NULL, lease_owner = NULL WHERE no = ?`)
+      .run(now, a.error, a.no);
+    return { state: 'dead', runAt: null };
+  }
+  const runAt = now + (a.retryAfterMs ?? retryDelay(row.attempts, a.retryBaseMs, a.retryMaxMs));
+  ctx
+    .stmt(
+      `UPDATE jobs SET state = 'pending', run_at = ?, last_error = ?, lease_token = NULL, lease_until = NULL, lease_owner = NULL
+       WHERE no = ?`,
+    )
+    .run(runAt, a.error, a.no);
+  return { state: 'pending', runAt };
+}
+
+function extendLease(ctx: WriterContext, a: ExtendArgs): number {
+  const now = Date.now();
+  holding(ctx, a, now);
+  const leaseUntil = now + a.leaseMs;
+  ctx.stmt('UPDATE jobs SET lease_until = ? WHERE no = ?').run(leaseUntil, a.no);
+  return leaseUntil;
+}
+
+/** Gives the job back as if this claim had not happened: due now, the attempt not counted. */
+function release(ctx: WriterContext, a: LeaseRef): null {
+  const now = Date.now();
+  holding(ctx, a, now);
+  ctx
+    .stmt(
+      `UPDATE jobs SET state = 'pending', run_at = ?, attempts = max(attempts - 1, 0),
+         lease_token = NULL, lease_until = NULL, lease_owner = NULL
+       WHERE no = ?`,
+    )
+    .run(now, a.no);
+  return null;
+}
+
+function requeue(ctx: WriterContext, a: JobRef): null {
+  const row = leaseRow(ctx, a);
+  if (row.state !== 'dead') {
+    throw new AppError(ErrorCode.QUEUE_NOT_DEAD, `job ${rowId(a.createdAt, a.no)} is ${row.state}; only dead jobs can be re-queued`, {
+      details: { id: rowId(a.createdAt, a.no), state: row.state },
+    });
+  }
+  ctx
+    .stmt(`UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, finished_at = NULL, lease_token = NULL WHERE no = ?`)
+    .run(Date.now(), a.no);
+  return null;
+}
+
+/** Deletes up to `limit` completed jobs that finished before `before`; the caller repeats while it returns `limit`. */
+function prune(ctx: WriterContext, a: { before: number; limit: number }): number {
+  const nos = ctx
+    .stmt(`SELECT no FROM jobs WHERE state = 'completed' AND finished_at < ? ORDER BY finished_at LIMIT ?`)
+    .pluck()
+    .all(a.before, a.limit) as number[];
+  const job = ctx.stmt('DELETE FROM jobs WHERE no = ?');
+  const payload = ctx.stmt('DELETE FROM job_payloads WHERE no = ?');
+  for (const no of nos) {
+    job.run(no);
+    payload.run(no);
+  }
+  return nos.length;
+}
+
+export const queueOps = {
+  'queue.enqueue': enqueue,
+  'queue.claim': claim,
+  'queue.ack': ack,
+  'queue.fail': fail,
+  'queue.extendLease': extendLease,
+  'queue.release': release,
+  'queue.requeue': requeue,
+  'queue.sweep': (ctx: WriterContext, _a: null): SweepResult => sweepLeases(ctx),
+  'queue.prune': prune,
+};
+
+/**
+ * Operations whose commit is synced to disk even at durability "normal": an acknowledged
+ * enqueue must survive power loss, not only a crash. (A lost ack or claim only delivers a job
+ * again, which at-least-once allows; a lost enqueue would lose the job.)
+ */
+export const DURABLE_OPS: ReadonlySet<string> = new Set(['queue.enqueue', 'queue.requeue']);

@@ -1,0 +1,128 @@
+import { AppError, ErrorCode } from '../../errors/index.js';
+import { parseRowId } from '../ids.js';
+import { MAX_JSON_DEPTH, jsonDepth } from '../validate.js';
+import type { JobRef, LeaseRef } from './ops.js';
+
+/** Queue inputs are checked on the caller's thread, before anything reaches the writer. */
+
+const DAY_MS = 86_400_000;
+export const MAX_DELAY_MS = 365 * DAY_MS;
+export const MIN_LEASE_MS = 100;
+export const MAX_LEASE_MS = DAY_MS;
+export const MAX_PRIORITY = 1_000_000;
+export const MAX_ATTEMPTS = 1000;
+export const MAX_BATCH = 10_000;
+export const MAX_CLAIM = 1000;
+const MAX_KEY_CHARS = 256;
+const MAX_ERROR_CHARS = 16 * 1024;
+
+function bad(message: string, hint?: string): AppError {
+  return new AppError(ErrorCode.INVALID_INPUT, message, hint === undefined ? {} : { hint });
+}
+
+/**
+ * Queue names show up in CLI tables and logs: letters, digits and `._:/-`, starting with a
+ * letter or digit, at most 128 characters. Anything else is refused rather than escaped.
+ */
+const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+
+export function checkQueueName(value: unknown): string {
+  if (typeof value !== 'string' || !QUEUE_NAME.test(value)) {
+    throw bad(
+      `queue name ${JSON.stringify(value)?.slice(0, 60) ?? String(value)} is not valid`,
+      'use 1-128 characters: letters, digits and . _ : / -, starting with a letter or digit',
+    );
+  }
+  return value;
+}
+
+/** An integer option: undefined gives the default (or is refused without one); otherwise a safe integer in range. */
+export function checkInt(value: unknown, field: string, min: number, max: number, def: number | undefined, unit = ''): number {
+  if (value === undefined && def !== undefined) return def;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw bad(`${field} must be an integer from ${min} to ${max}${unit} (got ${typeof value === 'number' ? value : typeof value})`);
+  }
+  return value;
+}
+
+/**
+ * The payload as stored: its JSON text. Values JSON cannot hold at all (undefined, functions,
+ * symbols, BigInt, cycles) are refused; like JSON.stringify everywhere, toJSON() is honoured and
+ * a NaN inside becomes null.
+ */
+export function encodePayload(value: unknown, maxBytes: number): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw bad(`the payload cannot be serialised as JSON: ${(err as Error).message}`, 'pass plain data: objects, arrays, strings, numbers, booleans, null');
+  }
+  if (text === undefined) {
+    throw bad(`the payload (${typeof value}) has no JSON form`, 'pass plain data: objects, arrays, strings, numbers, booleans, null');
+  }
+  // JSON.stringify escapes lone surrogates, so the text is always well formed; only its size matters.
+  if (text.length * 3 > maxBytes) {
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > maxBytes) {
+      throw bad(`the payload is ${bytes} bytes as JSON; the limit is ${maxBytes}`, 'put large data in a file or a message and enqueue a reference to it, or raise queue.max_payload_bytes');
+    }
+  }
+  if (jsonDepth(text) > MAX_JSON_DEPTH) throw bad(`the payload is nested more than ${MAX_JSON_DEPTH} levels deep`);
+  return text;
+}
+
+export function checkKey(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_KEY_CHARS || !value.isWellFormed()) {
+    throw bad(`idempotencyKey must be a non-empty string of at most ${MAX_KEY_CHARS} characters`);
+  }
+  return value;
+}
+
+/** A job id names a row: a malformed one cannot name any job. */
+export function jobRef(id: unknown): JobRef {
+  if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw bad('a job id must be a non-empty string');
+  const parsed = parseRowId(id);
+  if (parsed === undefined) {
+    throw new AppError(ErrorCode.NOT_FOUND, `no job with id ${JSON.stringify(id.slice(0, 64))}`, {
+      hint: 'job ids are the 26-character ids returned by enqueue and claim',
+    });
+  }
+  return { no: parsed.seq, createdAt: parsed.createdAt };
+}
+
+export function leaseRef(id: unknown, token: unknown): LeaseRef {
+  const ref = jobRef(id);
+  if (typeof token !== 'string' || token.length === 0 || token.length > 64) {
+    throw bad('leaseToken must be the token that claim returned with the job');
+  }
+  return { ...ref, token };
+}
+
+/** Whatever a handler threw, as bounded text for the job's last_error. */
+export function errorText(err: unknown): string {
+  let text: string;
+  if (err instanceof Error) {
+    text = err.stack !== undefined && err.stack.includes(err.message) ? err.stack : `${err.name}: ${err.message}`;
+  } else if (typeof err === 'string') {
+    text = err;
+  } else if (err === undefined) {
+    text = 'failed';
+  } else {
+    try {
+      text = JSON.stringify(err) ?? String(err);
+    } catch {
+      text = String(err);
+    }
+  }
+  if (text.length > MAX_ERROR_CHARS) text = `${text.slice(0, MAX_ERROR_CHARS)}… (truncated)`;
+  return text.toWellFormed();
+}
+
+export function checkDelay(value: unknown, field: string): number {
+  return checkInt(value, field, 0, MAX_DELAY_MS, 0, ' ms (one year)');
+}
+
+export function checkLease(value: unknown, def: number | undefined): number {
+  return checkInt(value, 'leaseMs', MIN_LEASE_MS, MAX_LEASE_MS, def, ' ms (one day)');
+}

@@ -1,0 +1,365 @@
+import type { Logger } from 'pino';
+import { AppError, ErrorCode, isAppError } from '../../errors/index.js';
+import type { Queue } from './queue.js';
+import type { FailOptions, Job } from './types.js';
+import { checkInt, checkLease, MAX_CLAIM } from './validate.js';
+
+/**
+ * What a handler gets besides the job. `signal` aborts when the job is no longer this worker's:
+ * its lease was lost, or the worker stopped and the grace period ran out. (It is made on first
+ * use: most handlers never look, and an AbortController per job is a measurable cost.)
+ */
+export class JobContext {
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  private aborted = false;
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** @internal */
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/**
+ * Runs one job. A handler that returns (or resolves) completes the job; one that throws fails
+ * it (see JobError for how to say "do not retry" or "retry after").
+ */
+export type JobHandler = (job: Job, ctx: JobContext) => unknown;
+
+export interface WorkOptions {
+  /** Handlers running at once (default 1, at most 1000). */
+  concurrency?: number;
+  /** The lease taken on each job, renewed while its handler runs (default queue.default_lease_ms). */
+  leaseMs?: number;
+  /**
+   * At most this many jobs claimed ahead of free handlers (default 256). A worker starts by
+   * claiming ahead as many as its concurrency and claims further ahead only while its handlers
+   * sit idle waiting for claims, so slow handlers never hoard jobs and fast ones get them in
+   * large batches. Jobs claimed ahead are leased while they wait; on stop they go back unstarted.
+   */
+  prefetch?: number;
+  /** How often an idle worker looks for jobs enqueued by other processes (default 250 ms). */
+  pollMs?: number;
+  /** How long stop() waits for running handlers before handing their jobs back (default 10 s). */
+  stopGraceMs?: number;
+}
+
+/** Thrown by a handler to shape the failure: `retryable: false` makes the job dead at once. */
+export class JobError extends Error {
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, opts: { retryable?: boolean; retryAfterMs?: number; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'JobError';
+    this.retryable = opts.retryable ?? true;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+export interface WorkerCounts {
+  completed: number;
+  failed: number;
+  /** Handed back unfinished at stop. */
+  released: number;
+  /** Lost to an expired lease (another worker may run them). */
+  lost: number;
+}
+
+interface Held {
+  job: Job;
+  ctx: JobContext | undefined;
+  /** The job is no longer this worker's: its outcome is not reported. */
+  gone: boolean;
+  extending: boolean;
+}
+
+function failOptions(err: unknown): FailOptions {
+  const o: FailOptions = { error: err };
+  if (err instanceof Error) {
+    const e = err as Error & { retryable?: unknown; retryAfterMs?: unknown };
+    if (e.retryable === false) o.retryable = false;
+    if (typeof e.retryAfterMs === 'number') o.retryAfterMs = e.retryAfterMs;
+  }
+  return o;
+}
+
+/**
+ * One queue's worker loop. It claims in batches (up to concurrency + prefetch jobs held), starts
+ * handlers as slots free up, acknowledges without holding a slot (so the next handler starts
+ * while the last ack is being committed, and acks of many jobs share one commit), and renews the
+ * lease of every job it holds well before the deadline. When a claim comes back short the worker
+ * sleeps until a job is enqueued in this process, a delayed job falls due, or the next poll.
+ */
+export class QueueWorker {
+  readonly counts: WorkerCounts = { completed: 0, failed: 0, released: 0, lost: 0 };
+  /** Resolves when the worker has stopped and everything it held is settled. */
+  readonly stopped: Promise<void>;
+
+  private readonly concurrency: number;
+  private readonly maxPrefetch: number;
+  /** How far ahead the worker claims now: grows from `concurrency` toward `maxPrefetch` while handlers starve. */
+  private prefetch: number;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private readonly graceMs: number;
+
+  private readonly buffer: Held[] = [];
+  private readonly running = new Map<string, Held>();
+  /** Acks, fails and hand-backs sent and not yet answered. */
+  private writes = 0;
+  private writesDone: (() => void) | undefined;
+  private claiming: Promise<void> | undefined;
+  /** The last claim came back short: wait for a reason to look again. */
+  private drained = false;
+  private stopping: Promise<void> | undefined;
+  private resolveStopped!: () => void;
+  private idle: (() => void) | undefined;
+  private readonly unsubscribe: () => void;
+  private readonly pollTimer: NodeJS.Timeout;
+  private readonly renewTimer: NodeJS.Timeout;
+  private dueTimer: NodeJS.Timeout | undefined;
+  private dueAt = Infinity;
+
+  constructor(
+    private readonly queue: Queue,
+    readonly name: string,
+    private readonly handler: JobHandler,
+    opts: WorkOptions,
+    private readonly log: Logger,
+  ) {
+    if (typeof opts !== 'object' || opts === null) throw new AppError(ErrorCode.INVALID_INPUT, 'work options must be an object');
+    this.concurrency = checkInt(opts.concurrency, 'concurrency', 1, MAX_CLAIM, 1);
+    this.maxPrefetch = checkInt(opts.prefetch, 'prefetch', 0, MAX_CLAIM, 256);
+    this.prefetch = Math.min(this.concurrency, this.maxPrefetch);
+    this.leaseMs = checkLease(opts.leaseMs, queue.settings.defaultLeaseMs);
+    this.pollMs = checkInt(opts.pollMs, 'pollMs', 10, 60_000, 250);
+    this.graceMs = checkInt(opts.stopGraceMs, 'stopGraceMs', 0, 3_600_000, 10_000);
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    this.unsubscribe = queue.subscribe(name, (delayMs) => this.onEnqueued(delayMs));
+    // Unlike the queue's own housekeeping, a running worker keeps the process alive, as a server does.
+    this.pollTimer = setInterval(() => this.poll(), this.pollMs);
+    // Renew when a third of the lease is left, checking often enough to never miss that window.
+    this.renewTimer = setInterval(() => this.renew(), Math.max(20, Math.floor(this.leaseMs / 6)));
+    queueMicrotask(() => this.pump());
+  }
+
+  private get capacity(): number {
+    return this.concurrency + this.prefetch;
+  }
+
+  private pump(): void {
+    if (this.stopping !== undefined) return;
+    while (this.running.size < this.concurrency && this.buffer.length > 0) this.start(this.buffer.shift()!);
+    if (this.claiming !== undefined || this.drained) return;
+    const held = this.running.size + this.buffer.length;
+    // Refill when a slot is free, or the prefetched jobs are half gone: claims stay batched.
+    if (held >= this.capacity || (this.running.size >= this.concurrency && this.buffer.length * 2 > this.prefetch)) return;
+    this.claim(Math.min(MAX_CLAIM, this.capacity - held));
+  }
+
+  private claim(limit: number): void {
+    this.claiming = this.queue
+      .claim(this.name, { leaseMs: this.leaseMs, limit })
+      .then(
+        (jobs) => {
+          if (jobs.length < limit) this.drained = true;
+          // Handlers waited for this claim and there is more work: claim further ahead next time.
+          else if (this.running.size < this.concurrency && this.buffer.length === 0) {
+            this.prefetch = Math.min(this.maxPrefetch, Math.max(1, this.prefetch * 2));
+          }
+          for (const job of jobs) this.buffer.push({ job, ctx: undefined, gone: false, extending: false });
+          if (this.stopping !== undefined) this.handBack(this.buffer.splice(0));
+        },
+        (err: unknown) => {
+          // Lock timeouts and the like: wait for the next poll rather than spin.
+          this.drained = true;
+          if (this.stopping === undefined && !isAppError(err, ErrorCode.DB_CLOSED)) {
+            this.log.warn({ err, queue: this.name }, 'claiming jobs failed; trying again at the next poll');
+          }
+        },
+      )
+      .finally(() => {
+        this.claiming = undefined;
+        this.pump();
+      });
+  }
+
+  private start(held: Held): void {
+    held.ctx = new JobContext();
+    this.running.set(held.job.id, held);
+    let result: unknown;
+    try {
+      result = this.handler(held.job, held.ctx);
+    } catch (err) {
+      this.finish(held, false, err);
+      return;
+    }
+    if (result instanceof Promise || (typeof result === 'object' && result !== null && typeof (result as PromiseLike<unknown>).then === 'function')) {
+      Promise.resolve(result).then(
+        () => this.finish(held, true, undefined),
+        (err: unknown) => this.finish(held, false, err),
+      );
+    } else {
+      this.finish(held, true, undefined);
+    }
+  }
+
+  private finish(held: Held, ok: boolean, err: unknown): void {
+    this.running.delete(held.job.id);
+    if (!held.gone) {
+      held.gone = true;
+      const { id, leaseToken } = held.job;
+      if (ok) this.track(this.queue.ack(id, leaseToken), held, 'completed');
+      else this.track(this.queue.fail(id, leaseToken, failOptions(err)), held, 'failed');
+    }
+    if (this.running.size === 0) this.idle?.();
+    this.pump();
+  }
+
+  /** Counts a write about a job until it is answered; a lost lease there is reported, not thrown. */
+  private track(p: Promise<unknown>, held: Held, outcome: keyof WorkerCounts): void {
+    this.writes++;
+    p.then(
+      () => {
+        this.counts[outcome]++;
+        this.writeSettled();
+      },
+      (err: unknown) => {
+        this.writeFailed(held, err);
+        this.writeSettled();
+      },
+    );
+  }
+
+  private writeSettled(): void {
+    if (--this.writes === 0) this.writesDone?.();
+  }
+
+  private writeFailed(held: Held, err: unknown): void {
+    if (isAppError(err, ErrorCode.QUEUE_LEASE_LOST)) {
+      this.counts.lost++;
+      this.log.warn({ queue: this.name, job: held.job.id }, 'a job finished after its lease was lost; it will run again');
+    } else if (!isAppError(err, ErrorCode.DB_CLOSED)) {
+      this.log.error({ err, queue: this.name, job: held.job.id }, 'recording a job outcome failed; the job will run again when its lease expires');
+    }
+  }
+
+  private onEnqueued(delayMs: number): void {
+    if (delayMs <= 0) {
+      this.drained = false;
+      this.pump();
+    } else {
+      this.wakeAt(Date.now() + delayMs);
+    }
+  }
+
+  private wakeAt(at: number): void {
+    if (this.stopping !== undefined || at >= this.dueAt) return;
+    if (this.dueTimer !== undefined) clearTimeout(this.dueTimer);
+    this.dueAt = at;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = undefined;
+      this.dueAt = Infinity;
+      this.drained = false;
+      this.pump();
+    }, Math.max(0, at - Date.now()) + 1);
+  }
+
+  /** Looks for work other processes enqueued, and for delayed jobs coming due. */
+  private poll(): void {
+    if (!this.drained || this.claiming !== undefined || this.stopping !== undefined) return;
+    try {
+      const probe = this.queue.dueProbe(this.name, Date.now());
+      if (probe.due) {
+        this.drained = false;
+        this.pump();
+      } else if (probe.next !== null) {
+        this.wakeAt(probe.next);
+      }
+    } catch (err) {
+      if (!isAppError(err, ErrorCode.DB_CLOSED)) this.log.warn({ err, queue: this.name }, 'polling the queue failed');
+    }
+  }
+
+  /** Extends every held lease that is down to its last third; a lease that cannot be extended is lost. */
+  private renew(): void {
+    const now = Date.now();
+    for (const held of [...this.buffer, ...this.running.values()]) {
+      if (held.gone || held.extending || held.job.leaseUntil - now > this.leaseMs / 3) continue;
+      held.extending = true;
+      this.queue.extendLease(held.job.id, held.job.leaseToken, this.leaseMs).then(
+        (until) => {
+          held.job.leaseUntil = until;
+          held.extending = false;
+        },
+        (err: unknown) => {
+          held.extending = false;
+          if (isAppError(err, ErrorCode.QUEUE_LEASE_LOST)) this.lose(held);
+          else if (!isAppError(err, ErrorCode.DB_CLOSED)) this.log.warn({ err, queue: this.name, job: held.job.id }, 'extending a lease failed; trying again');
+        },
+      );
+    }
+  }
+
+  private lose(held: Held): void {
+    if (held.gone) return;
+    held.gone = true;
+    this.counts.lost++;
+    const i = this.buffer.indexOf(held);
+    if (i >= 0) this.buffer.splice(i, 1);
+    held.ctx?.abort(new AppError(ErrorCode.QUEUE_LEASE_LOST, `the lease on job ${held.job.id} was lost`));
+    this.log.warn({ queue: this.name, job: held.job.id }, 'a lease was lost before its job finished; the job will run again');
+  }
+
+  /** Hands jobs back unfinished, each as if it had not been claimed. */
+  private handBack(list: Held[]): void {
+    for (const held of list) {
+      if (held.gone) continue;
+      held.gone = true;
+      this.track(this.queue.release(held.job.id, held.job.leaseToken), held, 'released');
+    }
+  }
+
+  /**
+   * Stops claiming and hands back the jobs not started; waits up to the grace period for running
+   * handlers to finish (their outcomes are recorded), then aborts the rest and hands them back.
+   * Resolves when every outcome and hand-back is committed.
+   */
+  stop(opts: { graceMs?: number } = {}): Promise<void> {
+    if (this.stopping !== undefined) return this.stopping;
+    const graceMs = checkInt(opts.graceMs, 'graceMs', 0, 3_600_000, this.graceMs);
+    this.stopping = (async () => {
+      this.unsubscribe();
+      clearInterval(this.pollTimer);
+      if (this.dueTimer !== undefined) clearTimeout(this.dueTimer);
+      this.handBack(this.buffer.splice(0));
+      if (this.running.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => (this.idle = resolve)),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+        ]);
+        clearTimeout(timer);
+      }
+      const unfinished = [...this.running.values()];
+      for (const held of unfinished) held.ctx?.abort(new AppError(ErrorCode.DB_CLOSED, 'the worker is stopping'));
+      this.handBack(unfinished);
+      await this.claiming;
+      if (this.writes > 0) await new Promise<void>((resolve) => (this.writesDone = resolve));
+      clearInterval(this.renewTimer);
+      this.resolveStopped();
+    })();
+    return this.stopping;
+  }
+}
