@@ -135,4 +135,51 @@ describe('blufio CLI', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^error\[KC_NOT_FOUND\]: no session with id "nope"/);
   });
+
+  it('queue stats, dead and requeue', async () => {
+    const dir = tmpDir();
+    const empty = await runCli(['queue', 'stats', '--data-dir', dir]);
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.equal(empty.stdout, 'no queues yet\n');
+    const app = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} });
+    await app.queue.enqueueMany('inbound', [{ payload: 1 }, { payload: 2, delayMs: 3_600_000 }]);
+    const deadId = await app.queue.enqueue('outbound', 'x', { maxAttempts: 1 });
+    const [job] = await app.queue.claim('outbound');
+    // A hostile error text must reach the terminal defused.
+    await app.queue.fail(deadId, job!.leaseToken, { error: 'HTTP 500 \u001b[2J\u001b]0;pwned\u0007\nsecond line' });
+    await app.close();
+
+    const all = await runCli(['queue', 'stats', '--data-dir', dir]);
+    assert.equal(all.code, 0, all.stderr);
+    const lines = all.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, /^QUEUE\s+PENDING\s+DELAYED\s+RUNNING\s+DEAD\s+COMPLETED\s+OLDEST WAITING$/);
+    assert.match(lines[1]!, /^inbound\s+1\s+1\s+0\s+0\s+0\s+\d+s$/);
+    assert.match(lines[2]!, /^outbound\s+0\s+0\s+0\s+1\s+0\s+-$/);
+    const one = JSON.parse((await runCli(['queue', 'stats', 'inbound', '--json', '--data-dir', dir])).stdout) as Record<string, unknown>;
+    assert.deepEqual({ ...one, oldestPendingAgeMs: 0 }, {
+      queue: 'inbound', pending: 1, delayed: 1, running: 0, completed: 0, dead: 0, oldestPendingAgeMs: 0,
+    });
+    const every = JSON.parse((await runCli(['queue', 'stats', '--json', '--data-dir', dir])).stdout) as { queue: string }[];
+    assert.deepEqual(every.map((s) => s.queue), ['inbound', 'outbound']);
+
+    const dead = await runCli(['queue', 'dead', 'outbound', '--data-dir', dir]);
+    assert.equal(dead.code, 0, dead.stderr);
+    assert.match(dead.stdout, new RegExp(`^${deadId}\\s+1/1\\s+\\S+\\s+HTTP 500 `, 'm'));
+    assert.doesNotMatch(dead.stdout, /[\u001b\u0007]/);
+    assert.doesNotMatch(dead.stdout, /second line/, 'only the first line of the error');
+    const deadJson = JSON.parse((await runCli(['queue', 'dead', 'outbound', '--json', '--data-dir', dir])).stdout) as { lastError: string }[];
+    assert.match(deadJson[0]!.lastError, /\nsecond line$/);
+
+    const requeued = await runCli(['queue', 'requeue', deadId, '--data-dir', dir]);
+    assert.equal(requeued.code, 0, requeued.stderr);
+    assert.equal(requeued.stdout, `re-queued ${deadId}\n`);
+    const again = await runCli(['queue', 'requeue', deadId, '--data-dir', dir]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^error\[KC_QUEUE_NOT_DEAD\]: job \S+ is pending/);
+    const badName = await runCli(['queue', 'stats', 'no spaces', '--data-dir', dir]);
+    assert.equal(badName.code, 1);
+    assert.match(badName.stderr, /^error\[KC_INVALID_INPUT\]: queue name/);
+    const bare = await runCli(['queue', '--data-dir', dir]);
+    assert.equal(bare.code, 2);
+  });
 });

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { dbCommand } from './commands/db.js';
+import { queueCommand } from './commands/queue.js';
 import { sessionsCommand } from './commands/sessions.js';
 
 export const VERSION = '0.1.0';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: () => undefined });
   program.addCommand(dbCommand());
   program.addCommand(sessionsCommand());
+  program.addCommand(queueCommand());
   for (const c of program.commands) {
     c.exitOverride().configureOutput({ outputError: () => undefined });
     for (const sub of c.commands) sub.exitOverride().configureOutput({ outputError: () => undefined });

@@ -1,15 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SESSION_STATES, type Session, type SessionState } from '../../storage/index.js';
+import { positiveInt } from '../args.js';
 import { withApp } from '../context.js';
 import { formatTime, printable, printJson, printLines, table, truncate } from '../output.js';
-
-function positiveInt(max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n < 1 || n > max) throw new InvalidArgumentError(`must be an integer from 1 to ${max}`);
-    return n;
-  };
-}
 
 function stateArg(v: string): SessionState {
   if (!(SESSION_STATES as readonly string[]).includes(v)) {
