@@ -4,10 +4,12 @@
  * live here, never in the test suite.
  */
 import { Reporter } from './report.js';
+import { queueBench } from './queue.bench.js';
 import { storageBench } from './storage.bench.js';
 
 const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   storage: storageBench,
+  queue: queueBench,
 };
 
 const args = process.argv.slice(2);

@@ -1,40 +1,17 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import Database from '../src/storage/driver.js';
 import pino from 'pino';
 import { openBlufio, type BlufioApp, type Durability } from '../src/index.js';
+import { benchDir, fsyncRate, RUN_MS } from './common.js';
 import { fmt, percentile, type Reporter } from './report.js';
 
-const RUN_MS = Number(process.env.BLUFIO_BENCH_RUN_MS ?? 2000);
+
 const READ_DB_MESSAGES = Number(process.env.BLUFIO_BENCH_MESSAGES ?? 1_000_000);
 const CONCURRENCY = [1, 10, 100];
 const DURABILITY: Durability[] = ['full', 'normal'];
 const CONTENT = 'The quick brown fox asked the agent to summarise a long thread about SQLite durability. '.repeat(3);
-
-function benchDir(): string {
-  const base = process.env.BLUFIO_BENCH_DIR ?? os.tmpdir();
-  return fs.mkdtempSync(path.join(base, 'blufio-bench-'));
-}
-
-/** The physical ceiling for "full": how many 4 KiB write+fdatasync pairs the disk does per second. */
-function fsyncRate(dir: string): number {
-  const f = path.join(dir, 'fsync-probe');
-  const fd = fs.openSync(f, 'w');
-  const buf = Buffer.alloc(4096, 7);
-  let n = 0;
-  const start = performance.now();
-  while (performance.now() - start < RUN_MS) {
-    fs.writeSync(fd, buf, 0, buf.length, (n % 64) * 4096);
-    fs.fdatasyncSync(fd);
-    n++;
-  }
-  const rate = n / ((performance.now() - start) / 1000);
-  fs.closeSync(fd);
-  fs.rmSync(f);
-  return rate;
-}
 
 interface RunOutcome {
   perSecond: number;

@@ -231,6 +231,24 @@ function ack(ctx: WriterContext, a: LeaseRef): null {
   throw leaseLost(a, row, now);
 }
 
+/** A failure inside a batch of acks: the others still count. */
+export interface AckFailure {
+  code: string;
+  message: string;
+}
+
+/** Many acks in one request (a worker's finished jobs of one event-loop turn); each succeeds or fails alone. */
+function ackMany(ctx: WriterContext, refs: LeaseRef[]): (AckFailure | null)[] {
+  return refs.map((r) => {
+    try {
+      return ack(ctx, r);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      return { code: err.code, message: err.message };
+    }
+  });
+}
+
 function fail(ctx: WriterContext, a: FailArgs): FailOutcome {
   const now = Date.now();
   const row = holding(ctx, a, now);
@@ -304,6 +322,7 @@ export const queueOps = {
   'queue.enqueue': enqueue,
   'queue.claim': claim,
   'queue.ack': ack,
+  'queue.ackMany': ackMany,
   'queue.fail': fail,
   'queue.extendLease': extendLease,
   'queue.release': release,

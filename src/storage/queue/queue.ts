@@ -209,6 +209,16 @@ export class Queue {
     return this.writer.run('queue.ack', ref) as Promise<unknown> as Promise<void>;
   }
 
+  /**
+   * Acks many claimed jobs in one request; each outcome is separate (an AppError where the
+   * lease was lost). Workers use it to ack everything that finished in one event-loop turn.
+   */
+  async ackMany(jobs: readonly { id: string; leaseToken: string }[]): Promise<(AppError | null)[]> {
+    const refs = jobs.map((j) => leaseRef(j.id, j.leaseToken));
+    const out = await this.writer.run('queue.ackMany', refs);
+    return out.map((r) => (r === null ? null : new AppError(r.code, r.message)));
+  }
+
   /** Records a failure: retried after a backoff, or dead when out of attempts or not retryable. */
   async fail(id: string, leaseToken: string, opts: FailOptions = {}): Promise<FailOutcome> {
     const ref = leaseRef(id, leaseToken);

@@ -67,7 +67,10 @@ export function encodePayload(value: unknown, maxBytes: number): string {
       throw bad(`the payload is ${bytes} bytes as JSON; the limit is ${maxBytes}`, 'put large data in a file or a message and enqueue a reference to it, or raise queue.max_payload_bytes');
     }
   }
-  if (jsonDepth(text) > MAX_JSON_DEPTH) throw bad(`the payload is nested more than ${MAX_JSON_DEPTH} levels deep`);
+  // Deeper than the limit takes more than twice as many brackets: short payloads need no scan.
+  if (text.length > 2 * MAX_JSON_DEPTH && jsonDepth(text) > MAX_JSON_DEPTH) {
+    throw bad(`the payload is nested more than ${MAX_JSON_DEPTH} levels deep`);
+  }
   return text;
 }
 

@@ -118,6 +118,8 @@ export class QueueWorker {
   private readonly running = new Map<string, Held>();
   /** Acks, fails and hand-backs sent and not yet answered. */
   private writes = 0;
+  /** Finished jobs of this event-loop turn, acked together. */
+  private acks: Held[] = [];
   private writesDone: (() => void) | undefined;
   private claiming: Promise<void> | undefined;
   /** The last claim came back short: wait for a reason to look again. */
@@ -220,11 +222,32 @@ export class QueueWorker {
     if (!held.gone) {
       held.gone = true;
       const { id, leaseToken } = held.job;
-      if (ok) this.track(this.queue.ack(id, leaseToken), held, 'completed');
+      if (ok) this.ackLater(held);
       else this.track(this.queue.fail(id, leaseToken, failOptions(err)), held, 'failed');
     }
     if (this.running.size === 0) this.idle?.();
     this.pump();
+  }
+
+  /** Acks go out once per event-loop turn, as one request: one message and one result for many jobs. */
+  private ackLater(held: Held): void {
+    if (this.acks.push(held) === 1) {
+      this.writes++;
+      setImmediate(() => {
+        const batch = this.acks;
+        this.acks = [];
+        this.queue.ackMany(batch.map((h) => h.job)).then(
+          (outcomes) => {
+            outcomes.forEach((e, i) => (e === null ? this.counts.completed++ : this.writeFailed(batch[i]!, e)));
+            this.writeSettled();
+          },
+          (err: unknown) => {
+            for (const h of batch) this.writeFailed(h, err);
+            this.writeSettled();
+          },
+        );
+      });
+    }
   }
 
   /** Counts a write about a job until it is answered; a lost lease there is reported, not thrown. */
