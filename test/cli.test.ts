@@ -13,7 +13,7 @@ describe('blufio CLI', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /status\s+ok/);
     assert.match(r.stdout, /schema\s+version 2/);
-    assert.match(r.stdout, /jobs\s+0 \(pending 0/);
+    assert.match(r.stdout, /jobs\s+0 \(waiting 0, pending 0/);
     const data = path.join(home, '.local', 'share', 'blufio');
     assert.equal(fs.statSync(data).mode & 0o777, 0o700);
     assert.equal(fs.statSync(path.join(data, 'blufio.db')).mode & 0o777, 0o600);
@@ -24,7 +24,7 @@ describe('blufio CLI', () => {
     assert.deepEqual(report.counts, {
       sessions: { active: 0, paused: 0, closed: 0, interrupted: 0, total: 0 },
       messages: 0,
-      jobs: { pending: 0, running: 0, completed: 0, dead: 0, total: 0 },
+      jobs: { waiting: 0, pending: 0, running: 0, completed: 0, dead: 0, total: 0 },
     });
     assert.equal(j.stderr, '', 'nothing on stderr for a clean run');
   });

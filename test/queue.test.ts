@@ -617,7 +617,10 @@ describe('queue: bad input', () => {
   it('a handler that throws anything at all fails its job with a bounded, readable error', async () => {
     const app = await open('[queue]\nretry_base_ms = 5\n');
     try {
-      const thrown: unknown[] = [undefined, null, 'plain string', 42, { weird: true }, new Error('x'.repeat(50_000)), Object.create(null)];
+      const oddStack = new Error('odd stack');
+      Object.defineProperty(oddStack, 'stack', { value: 42 });
+      const bigintBag = Object.assign(Object.create(null) as object, { n: 10n });
+      const thrown: unknown[] = [undefined, null, 'plain string', 42, { weird: true }, new Error('x'.repeat(50_000)), Object.create(null), oddStack, bigintBag];
       await app.queue.enqueueMany('throws', thrown.map((_, i) => ({ payload: i, maxAttempts: 1 })));
       const worker = app.queue.work('throws', (job) => {
         throw thrown[job.payload as number];
@@ -630,6 +633,145 @@ describe('queue: bad input', () => {
       for (const d of dead) {
         assert.ok(d.lastError !== null && d.lastError.length > 0 && d.lastError.length < 17_000, `job ${String(d.payload)}: ${d.lastError?.length}`);
       }
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('queue: edge cases found in review', () => {
+  it('a job whose lease was lost and that the same worker claims again is tracked as a second run', async () => {
+    const app = await open('[queue]\nsweep_interval_ms = 20\n');
+    try {
+      const id = await app.queue.enqueue('twice', 1);
+      const runs: number[] = [];
+      let firstStarted!: () => void;
+      const started = new Promise<void>((r) => (firstStarted = r));
+      const worker = app.queue.work(
+        'twice',
+        async (job, ctx) => {
+          runs.push(job.attempts);
+          if (job.attempts === 1) {
+            firstStarted();
+            // The first run goes on for a while after it is told its lease is gone.
+            await new Promise((r) => ctx.signal.addEventListener('abort', r));
+            await sleep(300);
+          } else {
+            await sleep(100);
+          }
+        },
+        { concurrency: 2, leaseMs: 300 },
+      );
+      await started;
+      const raw = rawDb(app);
+      raw.prepare("UPDATE jobs SET lease_until = 1 WHERE state = 'running'").run();
+      raw.close();
+      const deadline = Date.now() + 5000;
+      while ((await app.queue.get(id)).state !== 'completed' && Date.now() < deadline) await sleep(20);
+      await worker.stop();
+      assert.deepEqual(runs, [1, 2]);
+      const info = await app.queue.get(id);
+      assert.equal(info.state, 'completed');
+      assert.equal(info.attempts, 2);
+      assert.equal(worker.counts.completed, 1);
+      assert.equal(worker.counts.lost, 1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a job delayed past the timer limit (24.8 days) does not make an idle worker spin', async () => {
+    const app = await open();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const id = await app.queue.enqueue('far', 1, { delayMs: 30 * 86_400_000 });
+      assert.equal((await app.queue.get(id)).state, 'waiting');
+      const worker = app.queue.work('far', () => undefined, { pollMs: 20 });
+      await sleep(300);
+      await worker.stop();
+      assert.deepEqual(warnings.map((w) => w.name), []);
+      assert.equal((await app.queue.stats('far')).delayed, 1);
+    } finally {
+      process.off('warning', onWarning);
+      await app.close();
+    }
+  });
+
+  it('thousands of jobs scheduled for later do not get in the way of due ones', async () => {
+    const app = await open();
+    try {
+      await app.queue.enqueueMany('sched', Array.from({ length: 5000 }, (_, i) => ({ payload: i, delayMs: 3_600_000, priority: 10 })));
+      const due = await app.queue.enqueue('sched', 'now', { priority: -5 });
+      const soon = await app.queue.enqueue('sched', 'soon', { delayMs: 150 });
+      let s = await app.queue.stats('sched');
+      assert.deepEqual([s.pending, s.delayed], [1, 5001]);
+      assert.deepEqual((await app.queue.claim('sched', { limit: 10 })).map((j) => j.id), [due]);
+      await sleep(200);
+      s = await app.queue.stats('sched');
+      assert.deepEqual([s.pending, s.delayed], [1, 5000], 'a waiting job past its time counts as pending before any claim moves it');
+      assert.ok(s.oldestPendingAgeMs >= 40);
+      assert.deepEqual((await app.queue.claim('sched', { limit: 10 })).map((j) => j.id), [soon]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("a handler's out-of-range retryAfterMs is brought into range, never lost", async () => {
+    const app = await open();
+    try {
+      const [a, b, c] = await app.queue.enqueueMany('retry', [{ payload: 'neg' }, { payload: 'nan' }, { payload: 'dead' }]);
+      const worker = app.queue.work('retry', (job) => {
+        if (job.payload === 'neg') throw new JobError('neg', { retryAfterMs: -5 });
+        if (job.payload === 'nan') throw new JobError('huge', { retryAfterMs: 1e15 });
+        throw new JobError('stop', { retryable: false, retryAfterMs: Number.NaN });
+      }, { concurrency: 3 });
+      const deadline = Date.now() + 5000;
+      while (worker.counts.failed < 3 && Date.now() < deadline) await sleep(10);
+      await worker.stop();
+      const [ia, ib, ic] = [await app.queue.get(a!), await app.queue.get(b!), await app.queue.get(c!)];
+      assert.ok(ia.state === 'pending' || ia.state === 'running' || ia.attempts > 1, `negative wait retried at once (${ia.state})`);
+      assert.equal(ib.state, 'waiting');
+      assert.ok(ib.runAt > Date.now() + 300 * 86_400_000, 'capped at one year, not refused');
+      assert.equal(ic.state, 'dead');
+      assert.match(ic.lastError ?? '', /stop/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('no worker can be started once close() has begun, and null options mean defaults', async () => {
+    const app = await open();
+    await app.queue.enqueue('n', 1);
+    const [j] = await app.queue.claim('n', null as unknown as undefined);
+    assert.ok(j !== undefined);
+    await app.queue.fail(j.id, j.leaseToken, null as unknown as undefined);
+    assert.deepEqual(await app.queue.listDead('n', null as unknown as undefined), []);
+    await rejects(() => app.queue.ackMany(null as unknown as []), 'KC_INVALID_INPUT');
+    await rejects(() => app.queue.ackMany([null] as unknown as []), 'KC_INVALID_INPUT');
+    await rejects(() => app.queue.claim('n', 5 as unknown as undefined), 'KC_INVALID_INPUT');
+    const w = app.queue.work('n', () => undefined, null as unknown as undefined);
+    await w.stop(null as unknown as undefined);
+    const closing = app.close();
+    assert.throws(() => app.queue.work('n', () => undefined), { code: 'KC_DB_CLOSED' });
+    await closing;
+  });
+
+  it('a claimed job whose payload row is gone is set aside as dead, not left leased', async () => {
+    const app = await open();
+    try {
+      const id = await app.queue.enqueue('damaged', 1);
+      const raw = rawDb(app);
+      raw.prepare('DELETE FROM job_payloads').run();
+      raw.close();
+      assert.deepEqual(await app.queue.claim('damaged'), []);
+      const deadline = Date.now() + 2000;
+      while ((await app.queue.stats('damaged')).dead === 0 && Date.now() < deadline) await sleep(10);
+      const info = await app.queue.get(id);
+      assert.equal(info.state, 'dead');
+      assert.equal(info.payload, null);
+      assert.match(info.lastError ?? '', /payload row is missing/);
     } finally {
       await app.close();
     }

@@ -19,7 +19,7 @@ function describe(r: CheckReport): string[] {
       : [
           `sessions   ${c.sessions.total} (active ${c.sessions.active}, paused ${c.sessions.paused}, interrupted ${c.sessions.interrupted}, closed ${c.sessions.closed})`,
           `messages   ${c.messages}`,
-          `jobs       ${c.jobs.total} (pending ${c.jobs.pending}, running ${c.jobs.running}, dead ${c.jobs.dead}, completed ${c.jobs.completed})`,
+          `jobs       ${c.jobs.total} (waiting ${c.jobs.waiting}, pending ${c.jobs.pending}, running ${c.jobs.running}, dead ${c.jobs.dead}, completed ${c.jobs.completed})`,
         ]),
     ...(r.ok
       ? []

@@ -57,7 +57,7 @@ function countRows(db: Db): NonNullable<CheckReport['counts']> {
     if ((SESSION_STATES as readonly string[]).includes(r.state)) sessions[r.state] = r.n;
     sessions.total += r.n;
   }
-  const jobs = { pending: 0, running: 0, completed: 0, dead: 0, total: 0 };
+  const jobs = { waiting: 0, pending: 0, running: 0, completed: 0, dead: 0, total: 0 };
   for (const r of db.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) {
     if ((JOB_STATES as readonly string[]).includes(r.state)) jobs[r.state] = r.n;
     jobs.total += r.n;

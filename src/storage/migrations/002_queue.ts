@@ -1,15 +1,19 @@
 /**
  * The job queue.
  *
- * A job is pending (waiting, due at `run_at`), running (leased to a worker until `lease_until`
- * under `lease_token`), completed (kept for the retention time, then deleted) or dead (out of
- * attempts, kept with its last error until someone re-queues or deletes it). A job's public id
- * is made from its rowid and creation time, like a message id.
+ * A job is waiting (not due before `run_at`: delayed, or backing off after a failure), pending
+ * (due, waiting for a worker), running (leased to a worker until `lease_until` under
+ * `lease_token`), completed (kept for the retention time, then deleted) or dead (out of attempts,
+ * kept with its last error until someone re-queues it). A job's public id is made from its rowid
+ * and creation time, like a message id.
  *
  * Queues are numbered so that every index holds a small integer rather than the name. Each
  * state has its own partial index, ordered the way that state is read:
- * - `jobs_due`: a queue's pending jobs by priority (highest first), then by the time they became
- *   due; a claim walks it from the top and stops after `limit` due entries.
+ * - `jobs_waiting`: a queue's waiting jobs by due time. A claim first moves the ones now due to
+ *   pending (a range read), so that
+ * - `jobs_due`, a queue's pending jobs by priority (highest first) then by the time they became
+ *   due, holds only due jobs: a claim takes the first `limit` entries and reads nothing else,
+ *   however many jobs are scheduled for later.
  * - `jobs_leased`: running jobs by lease deadline, so finding expired leases is a range read.
  * - `jobs_completed`: completed jobs by finish time, so retention deletes a range; the queue
  *   number rides along so counting a queue's completed jobs reads only the index.
@@ -24,7 +28,7 @@
  * CHECK by building a small temporary table on every row written, which measured at a third of
  * the cost of an ack.
  *
- * An idempotency key is unique per queue for as long as its job exists: pending, running, dead,
+ * An idempotency key is unique per queue for as long as its job exists: waiting, pending, running, dead,
  * or completed within the retention time.
  */
 export const sql = `
@@ -36,7 +40,8 @@ CREATE TABLE queues (
 CREATE TABLE jobs (
   no               INTEGER PRIMARY KEY,
   queue_no         INTEGER NOT NULL REFERENCES queues (no),
-  state            TEXT NOT NULL CHECK (state = 'pending' OR state = 'running' OR state = 'completed' OR state = 'dead'),
+  state            TEXT NOT NULL
+                   CHECK (state = 'waiting' OR state = 'pending' OR state = 'running' OR state = 'completed' OR state = 'dead'),
   priority         INTEGER NOT NULL,
   run_at           INTEGER NOT NULL,
   attempts         INTEGER NOT NULL CHECK (attempts >= 0),
@@ -58,6 +63,7 @@ CREATE TABLE job_payloads (
   payload  TEXT NOT NULL CHECK (json_valid(payload))
 ) STRICT;
 
+CREATE INDEX jobs_waiting ON jobs (queue_no, run_at) WHERE state = 'waiting';
 CREATE INDEX jobs_due ON jobs (queue_no, priority DESC, run_at) WHERE state = 'pending';
 CREATE INDEX jobs_leased ON jobs (lease_until) WHERE state = 'running';
 CREATE INDEX jobs_completed ON jobs (finished_at, queue_no) WHERE state = 'completed';

@@ -93,14 +93,14 @@ function enqueue(ctx: WriterContext, a: EnqueueArgs): string[] {
   const qno = queueNo(ctx, a.queue, true)!;
   const insert = ctx.stmt(
     `INSERT INTO jobs (queue_no, state, priority, run_at, attempts, max_attempts, idempotency_key, created_at)
-     VALUES (?, 'pending', ?, ?, 0, ?, ?, ?)
+     VALUES (?, ?, ?, ?, 0, ?, ?, ?)
      ON CONFLICT (queue_no, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`,
   );
   const insertPayload = ctx.stmt('INSERT INTO job_payloads (no, payload) VALUES (?, ?)');
   const ids = new Array<string>(a.items.length);
   for (let i = 0; i < a.items.length; i++) {
     const it = a.items[i]!;
-    const r = insert.run(qno, it.priority, now + it.delayMs, it.maxAttempts, it.key, now);
+    const r = insert.run(qno, it.delayMs > 0 ? 'waiting' : 'pending', it.priority, now + it.delayMs, it.maxAttempts, it.key, now);
     if (r.changes === 1) {
       insertPayload.run(r.lastInsertRowid, it.payload);
       ids[i] = rowId(now, Number(r.lastInsertRowid));
@@ -160,6 +160,7 @@ function claim(ctx: WriterContext, a: ClaimArgs): ClaimResult {
   const qno = queueNo(ctx, a.queue, false);
   if (qno === undefined) return { token, leaseUntil, rows: [] };
   returnExpired(ctx, now);
+  ctx.stmt("UPDATE jobs SET state = 'pending' WHERE state = 'waiting' AND queue_no = ? AND run_at <= ?").run(qno, now);
   const rows = ctx
     .stmt(
       `UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?, lease_until = ?, lease_owner = ?
@@ -201,7 +202,7 @@ function leaseLost(ref: LeaseRef, row: LeaseRow, now: number): AppError {
   let why: string;
   if (row.state === 'running' && row.lease_token === ref.token) why = `its lease expired at ${new Date(row.lease_until ?? now).toISOString()}`;
   else if (row.state === 'running') why = 'it was claimed again after this lease ended';
-  else if (row.state === 'pending') why = 'its lease ended and it is waiting to be claimed again';
+  else if (row.state === 'pending' || row.state === 'waiting') why = 'its lease ended and it is waiting to be claimed again';
   else why = `it is ${row.state}`;
   return new AppError(ErrorCode.QUEUE_LEASE_LOST, `the lease token no longer holds job ${id}: ${why}`, {
     hint: 'a job whose lease ended is delivered again; do not repeat its side effects without checking, and extend long leases with extendLease',
@@ -261,10 +262,10 @@ function fail(ctx: WriterContext, a: FailArgs): FailOutcome {
   const runAt = now + (a.retryAfterMs ?? retryDelay(row.attempts, a.retryBaseMs, a.retryMaxMs));
   ctx
     .stmt(
-      `UPDATE jobs SET state = 'pending', run_at = ?, last_error = ?, lease_token = NULL, lease_until = NULL, lease_owner = NULL
+      `UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_token = NULL, lease_until = NULL, lease_owner = NULL
        WHERE no = ?`,
     )
-    .run(runAt, a.error, a.no);
+    .run(runAt > now ? 'waiting' : 'pending', runAt, a.error, a.no);
   return { state: 'pending', runAt };
 }
 

@@ -29,6 +29,7 @@ import {
   errorText,
   jobRef,
   leaseRef,
+  optionsObject,
   MAX_ATTEMPTS,
   MAX_BATCH,
   MAX_CLAIM,
@@ -38,7 +39,8 @@ import { QueueWorker, type JobHandler, type WorkOptions } from './work.js';
 
 const INFO_COLUMNS = `j.no, q.name AS queue, j.state, j.priority, j.run_at, p.payload, j.attempts, j.max_attempts,
   j.idempotency_key, j.lease_until, j.last_error, j.created_at, j.finished_at`;
-const INFO_FROM = 'jobs j JOIN queues q ON q.no = j.queue_no JOIN job_payloads p ON p.no = j.no';
+// LEFT JOIN: a job whose payload row was lost to damage is still listed (with a null payload).
+const INFO_FROM = 'jobs j JOIN queues q ON q.no = j.queue_no LEFT JOIN job_payloads p ON p.no = j.no';
 
 /** Deleted per transaction by retention, so a large backlog never holds the write lock for long. */
 const PRUNE_CHUNK = 2000;
@@ -48,7 +50,7 @@ function infoFromRow(r: JobRow): JobInfo {
     id: rowId(r.created_at, r.no),
     queue: r.queue,
     state: r.state,
-    payload: JSON.parse(r.payload) as unknown,
+    payload: r.payload === null ? null : (JSON.parse(r.payload) as unknown),
     attempts: r.attempts,
     maxAttempts: r.max_attempts,
     priority: r.priority,
@@ -75,6 +77,8 @@ export class Queue {
   private readonly workers = new Set<QueueWorker>();
   private readonly timer: NodeJS.Timeout;
   private housekeeping: Promise<void> | undefined;
+  /** Set when close() begins: no new workers from then on. */
+  private closing = false;
   private closed = false;
 
   constructor(
@@ -88,13 +92,14 @@ export class Queue {
     this.s = {
       queueNo: p('SELECT no FROM queues WHERE name = ?').pluck(),
       names: p('SELECT name FROM queues ORDER BY name').pluck(),
-      pending: p(`SELECT count(*) FILTER (WHERE run_at <= @now) AS due, count(*) FILTER (WHERE run_at > @now) AS delayed,
-        min(run_at) FILTER (WHERE run_at <= @now) AS oldest FROM jobs WHERE queue_no = @no AND state = 'pending'`),
+      pending: p("SELECT count(*) AS n, min(run_at) AS oldest FROM jobs WHERE queue_no = ? AND state = 'pending'"),
+      waiting: p(`SELECT count(*) FILTER (WHERE run_at <= @now) AS due, count(*) FILTER (WHERE run_at > @now) AS delayed,
+        min(run_at) AS oldest FROM jobs WHERE queue_no = @no AND state = 'waiting'`),
       running: p("SELECT count(*) FROM jobs WHERE state = 'running' AND queue_no = ?").pluck(),
       completed: p("SELECT count(*) FROM jobs WHERE state = 'completed' AND queue_no = ?").pluck(),
       dead: p("SELECT count(*) FROM jobs WHERE state = 'dead' AND queue_no = ?").pluck(),
-      due: p("SELECT 1 FROM jobs WHERE queue_no = ? AND state = 'pending' AND run_at <= ? LIMIT 1").pluck(),
-      nextDue: p("SELECT min(run_at) FROM jobs WHERE queue_no = ? AND state = 'pending'").pluck(),
+      anyPending: p("SELECT 1 FROM jobs WHERE queue_no = ? AND state = 'pending' LIMIT 1").pluck(),
+      nextDue: p("SELECT min(run_at) FROM jobs WHERE queue_no = ? AND state = 'waiting'").pluck(),
       expired: p("SELECT 1 FROM jobs WHERE state = 'running' AND lease_until <= ? LIMIT 1").pluck(),
       owners: p("SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running'").pluck(),
       prunable: p("SELECT 1 FROM jobs WHERE state = 'completed' AND finished_at < ? LIMIT 1").pluck(),
@@ -122,8 +127,7 @@ export class Queue {
   }
 
   private encode(payload: unknown, o: EnqueueOptions | undefined): EncodedItem {
-    const opts = o ?? {};
-    if (typeof opts !== 'object') throw new AppError(ErrorCode.INVALID_INPUT, 'enqueue options must be an object');
+    const opts = optionsObject(o, 'enqueue options');
     return {
       payload: encodePayload(payload, this.settings.maxPayloadBytes),
       delayMs: checkDelay(opts.delayMs, 'delayMs'),
@@ -163,12 +167,21 @@ export class Queue {
   }
 
   /** Up to `limit` due jobs, highest priority first, then longest due; each leased until its `leaseUntil`. */
-  async claim(queue: string, opts: ClaimOptions = {}): Promise<Job[]> {
+  async claim(queue: string, options: ClaimOptions = {}): Promise<Job[]> {
     const name = checkQueueName(queue);
+    const opts = optionsObject(options, 'claim options');
     const leaseMs = checkLease(opts.leaseMs, this.settings.defaultLeaseMs);
     const limit = checkLimit(opts.limit, 'limit', 1, MAX_CLAIM);
     const r = await this.writer.run('queue.claim', { queue: name, leaseMs, limit });
-    return this.read(() => this.jobsFromClaim(name, r));
+    try {
+      return this.read(() => this.jobsFromClaim(name, r));
+    } catch (err) {
+      // Nobody will run these: give them back rather than leave them leased until the deadline.
+      for (const row of r.rows) {
+        this.writer.run('queue.release', { no: row.no, createdAt: row.created_at, token: r.token }).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   /**
@@ -180,7 +193,16 @@ export class Queue {
     const jobs: Job[] = [];
     for (const row of r.rows) {
       const payload = this.s.payload!.get(row.no) as string | undefined;
-      if (payload === undefined) continue;
+      if (payload === undefined) {
+        // Only damage can do this; the job cannot run, so it is set aside where people look.
+        this.log.error({ queue, job: rowId(row.created_at, row.no) }, 'a claimed job has no payload row; it is marked dead');
+        const ref = { no: row.no, createdAt: row.created_at, token: r.token };
+        const error = 'the payload row is missing: the database may be damaged (run blufio db check)';
+        this.writer
+          .run('queue.fail', { ...ref, error, retryable: false, retryAfterMs: null, retryBaseMs: 0, retryMaxMs: 0 })
+          .catch(() => undefined);
+        continue;
+      }
       jobs.push({
         id: rowId(row.created_at, row.no),
         queue,
@@ -214,14 +236,21 @@ export class Queue {
    * lease was lost). Workers use it to ack everything that finished in one event-loop turn.
    */
   async ackMany(jobs: readonly { id: string; leaseToken: string }[]): Promise<(AppError | null)[]> {
-    const refs = jobs.map((j) => leaseRef(j.id, j.leaseToken));
+    if (!Array.isArray(jobs) || jobs.length > MAX_BATCH) {
+      throw new AppError(ErrorCode.INVALID_INPUT, `ackMany takes an array of at most ${MAX_BATCH} { id, leaseToken } objects`);
+    }
+    const refs = jobs.map((j) => {
+      if (typeof j !== 'object' || j === null) throw new AppError(ErrorCode.INVALID_INPUT, 'ackMany takes { id, leaseToken } objects');
+      return leaseRef(j.id, j.leaseToken);
+    });
     const out = await this.writer.run('queue.ackMany', refs);
     return out.map((r) => (r === null ? null : new AppError(r.code, r.message)));
   }
 
   /** Records a failure: retried after a backoff, or dead when out of attempts or not retryable. */
-  async fail(id: string, leaseToken: string, opts: FailOptions = {}): Promise<FailOutcome> {
+  async fail(id: string, leaseToken: string, options: FailOptions = {}): Promise<FailOutcome> {
     const ref = leaseRef(id, leaseToken);
+    const opts = optionsObject(options, 'fail options');
     if (opts.retryable !== undefined && typeof opts.retryable !== 'boolean') {
       throw new AppError(ErrorCode.INVALID_INPUT, 'retryable must be true or false');
     }
@@ -271,8 +300,9 @@ export class Queue {
   }
 
   /** Dead jobs of a queue, most recently dead first. */
-  async listDead(queue: string, opts: { limit?: number } = {}): Promise<JobInfo[]> {
+  async listDead(queue: string, options: { limit?: number } = {}): Promise<JobInfo[]> {
     const name = checkQueueName(queue);
+    const opts = optionsObject(options, 'listDead options');
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const no = this.queueNo(name);
     if (no === undefined) return [];
@@ -291,10 +321,13 @@ export class Queue {
     if (no === undefined) return out;
     const now = Date.now();
     return this.read(() => {
-      const p = this.s.pending!.get({ now, no }) as { due: number; delayed: number; oldest: number | null };
-      out.pending = p.due;
-      out.delayed = p.delayed;
-      out.oldestPendingAgeMs = p.oldest === null ? 0 : Math.max(0, now - p.oldest);
+      // Due means pending, or waiting past its time and not yet moved by a claim.
+      const p = this.s.pending!.get(no) as { n: number; oldest: number | null };
+      const w = this.s.waiting!.get({ now, no }) as { due: number; delayed: number; oldest: number | null };
+      out.pending = p.n + w.due;
+      out.delayed = w.delayed;
+      const oldest = Math.min(p.oldest ?? Infinity, w.due > 0 ? (w.oldest ?? Infinity) : Infinity);
+      out.oldestPendingAgeMs = oldest === Infinity ? 0 : Math.max(0, now - oldest);
       out.running = this.s.running!.get(no) as number;
       out.completed = this.s.completed!.get(no) as number;
       out.dead = this.s.dead!.get(no) as number;
@@ -309,7 +342,7 @@ export class Queue {
    * period to finish and are handed back after it.
    */
   work(queue: string, handler: JobHandler, opts: WorkOptions = {}): QueueWorker {
-    if (this.closed) throw new AppError(ErrorCode.DB_CLOSED, 'the database is closed');
+    if (this.closing) throw new AppError(ErrorCode.DB_CLOSED, 'the database is closed');
     const name = checkQueueName(queue);
     if (typeof handler !== 'function') throw new AppError(ErrorCode.INVALID_INPUT, 'the handler must be a function');
     const worker = new QueueWorker(this, name, handler, opts, this.log);
@@ -323,8 +356,9 @@ export class Queue {
     const no = this.queueNo(queue);
     if (no === undefined) return { due: false, next: null };
     return this.read(() => {
-      if (this.s.due!.get(no, now) !== undefined) return { due: true, next: now };
-      return { due: false, next: (this.s.nextDue!.get(no) as number | null) ?? null };
+      if (this.s.anyPending!.get(no) !== undefined) return { due: true, next: now };
+      const next = (this.s.nextDue!.get(no) as number | null) ?? null;
+      return { due: next !== null && next <= now, next };
     });
   }
 
@@ -388,7 +422,8 @@ export class Queue {
 
   /** Stops every worker (handing back what they hold) and the housekeeping timer. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return;
+    this.closing = true;
     clearInterval(this.timer);
     await Promise.allSettled([...this.workers].map((w) => w.stop()));
     this.closed = true;

@@ -1,6 +1,7 @@
 /** What the queue hands out. Times are milliseconds since the Unix epoch. */
 
-export const JOB_STATES = ['pending', 'running', 'completed', 'dead'] as const;
+/** waiting: not due yet (delayed, backing off); pending: due, waiting for a worker. */
+export const JOB_STATES = ['waiting', 'pending', 'running', 'completed', 'dead'] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
 export interface EnqueueOptions {
@@ -51,6 +52,7 @@ export interface FailOptions {
 }
 
 export interface FailOutcome {
+  /** pending: it will be retried at `runAt`. */
   state: 'pending' | 'dead';
   /** When a retried job is due again; null for a dead one. */
   runAt: number | null;
@@ -92,7 +94,7 @@ export interface JobRow {
   state: JobState;
   priority: number;
   run_at: number;
-  payload: string;
+  payload: string | null;
   attempts: number;
   max_attempts: number;
   idempotency_key: string | null;

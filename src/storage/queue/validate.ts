@@ -82,6 +82,13 @@ export function checkKey(value: unknown): string | null {
   return value;
 }
 
+/** An options argument: undefined or null mean none; anything else must be an object. */
+export function optionsObject<T extends object>(value: T | null | undefined, what: string): T {
+  if (value === undefined || value === null) return {} as T;
+  if (typeof value !== 'object' || Array.isArray(value)) throw bad(`${what} must be an object`);
+  return value;
+}
+
 /** A job id names a row: a malformed one cannot name any job. */
 export function jobRef(id: unknown): JobRef {
   if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw bad('a job id must be a non-empty string');
@@ -102,11 +109,20 @@ export function leaseRef(id: unknown, token: unknown): LeaseRef {
   return { ...ref, token };
 }
 
-/** Whatever a handler threw, as bounded text for the job's last_error. */
+/** Whatever a handler threw, as bounded text for the job's last_error; never throws itself. */
 export function errorText(err: unknown): string {
+  try {
+    return describeError(err);
+  } catch {
+    return 'failed (the error could not be described)';
+  }
+}
+
+function describeError(err: unknown): string {
   let text: string;
   if (err instanceof Error) {
-    text = err.stack !== undefined && err.stack.includes(err.message) ? err.stack : `${err.name}: ${err.message}`;
+    const stack: unknown = err.stack;
+    text = typeof stack === 'string' && stack.includes(String(err.message)) ? stack : `${String(err.name)}: ${String(err.message)}`;
   } else if (typeof err === 'string') {
     text = err;
   } else if (err === undefined) {

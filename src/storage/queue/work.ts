@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { AppError, ErrorCode, isAppError } from '../../errors/index.js';
 import type { Queue } from './queue.js';
 import type { FailOptions, Job } from './types.js';
-import { checkInt, checkLease, MAX_CLAIM } from './validate.js';
+import { checkInt, checkLease, MAX_CLAIM, MAX_DELAY_MS, optionsObject } from './validate.js';
 
 /**
  * What a handler gets besides the job. `signal` aborts when the job is no longer this worker's:
@@ -84,15 +84,25 @@ interface Held {
   extending: boolean;
 }
 
+/**
+ * What a thrown error asks for. A handler's error must always be recorded, so an odd
+ * retryAfterMs is brought into range here rather than refused by fail() (which would leave the
+ * job leased until its deadline, its error lost).
+ */
 function failOptions(err: unknown): FailOptions {
   const o: FailOptions = { error: err };
   if (err instanceof Error) {
     const e = err as Error & { retryable?: unknown; retryAfterMs?: unknown };
     if (e.retryable === false) o.retryable = false;
-    if (typeof e.retryAfterMs === 'number') o.retryAfterMs = e.retryAfterMs;
+    if (typeof e.retryAfterMs === 'number' && !Number.isNaN(e.retryAfterMs)) {
+      o.retryAfterMs = Math.min(MAX_DELAY_MS, Math.max(0, Math.round(e.retryAfterMs)));
+    }
   }
   return o;
 }
+
+/** setTimeout fires at once for a delay past 2^31-1 ms (24.8 days); longer waits re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * One queue's worker loop. It claims in batches (up to concurrency + prefetch jobs held), starts
@@ -115,7 +125,12 @@ export class QueueWorker {
   private readonly graceMs: number;
 
   private readonly buffer: Held[] = [];
-  private readonly running = new Map<string, Held>();
+  /**
+   * Handlers that have not returned. A set of runs, not a map by job id: a run whose lease was
+   * lost stays here until its handler returns (it still occupies a slot), while the same job,
+   * claimed again, may already be running beside it.
+   */
+  private readonly running = new Set<Held>();
   /** Acks, fails and hand-backs sent and not yet answered. */
   private writes = 0;
   /** Finished jobs of this event-loop turn, acked together. */
@@ -124,6 +139,8 @@ export class QueueWorker {
   private claiming: Promise<void> | undefined;
   /** The last claim came back short: wait for a reason to look again. */
   private drained = false;
+  /** Bumped by every reason to look again, so a claim that was already running cannot hide one. */
+  private wakeups = 0;
   private stopping: Promise<void> | undefined;
   private resolveStopped!: () => void;
   private idle: (() => void) | undefined;
@@ -140,7 +157,7 @@ export class QueueWorker {
     opts: WorkOptions,
     private readonly log: Logger,
   ) {
-    if (typeof opts !== 'object' || opts === null) throw new AppError(ErrorCode.INVALID_INPUT, 'work options must be an object');
+    opts = optionsObject(opts, 'work options');
     this.concurrency = checkInt(opts.concurrency, 'concurrency', 1, MAX_CLAIM, 1);
     this.maxPrefetch = checkInt(opts.prefetch, 'prefetch', 0, MAX_CLAIM, 256);
     this.prefetch = Math.min(this.concurrency, this.maxPrefetch);
@@ -171,11 +188,13 @@ export class QueueWorker {
   }
 
   private claim(limit: number): void {
+    const seen = this.wakeups;
     this.claiming = this.queue
       .claim(this.name, { leaseMs: this.leaseMs, limit })
       .then(
         (jobs) => {
-          if (jobs.length < limit) this.drained = true;
+          // Short, and nothing happened meanwhile that this claim may have missed: sleep.
+          if (jobs.length < limit) this.drained = seen === this.wakeups;
           // Handlers waited for this claim and there is more work: claim further ahead next time.
           else if (this.running.size < this.concurrency && this.buffer.length === 0) {
             this.prefetch = Math.min(this.maxPrefetch, Math.max(1, this.prefetch * 2));
@@ -199,7 +218,7 @@ export class QueueWorker {
 
   private start(held: Held): void {
     held.ctx = new JobContext();
-    this.running.set(held.job.id, held);
+    this.running.add(held);
     let result: unknown;
     try {
       result = this.handler(held.job, held.ctx);
@@ -218,7 +237,7 @@ export class QueueWorker {
   }
 
   private finish(held: Held, ok: boolean, err: unknown): void {
-    this.running.delete(held.job.id);
+    this.running.delete(held);
     if (!held.gone) {
       held.gone = true;
       const { id, leaseToken } = held.job;
@@ -278,10 +297,15 @@ export class QueueWorker {
     }
   }
 
+  private wake(): void {
+    this.wakeups++;
+    this.drained = false;
+    this.pump();
+  }
+
   private onEnqueued(delayMs: number): void {
     if (delayMs <= 0) {
-      this.drained = false;
-      this.pump();
+      this.wake();
     } else {
       this.wakeAt(Date.now() + delayMs);
     }
@@ -294,9 +318,9 @@ export class QueueWorker {
     this.dueTimer = setTimeout(() => {
       this.dueTimer = undefined;
       this.dueAt = Infinity;
-      this.drained = false;
-      this.pump();
-    }, Math.max(0, at - Date.now()) + 1);
+      if (Date.now() < at) this.wakeAt(at);
+      else this.wake();
+    }, Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now()) + 1));
   }
 
   /** Looks for work other processes enqueued, and for delayed jobs coming due. */
@@ -305,8 +329,7 @@ export class QueueWorker {
     try {
       const probe = this.queue.dueProbe(this.name, Date.now());
       if (probe.due) {
-        this.drained = false;
-        this.pump();
+        this.wake();
       } else if (probe.next !== null) {
         this.wakeAt(probe.next);
       }
@@ -318,7 +341,7 @@ export class QueueWorker {
   /** Extends every held lease that is down to its last third; a lease that cannot be extended is lost. */
   private renew(): void {
     const now = Date.now();
-    for (const held of [...this.buffer, ...this.running.values()]) {
+    for (const held of [...this.buffer, ...this.running]) {
       if (held.gone || held.extending || held.job.leaseUntil - now > this.leaseMs / 3) continue;
       held.extending = true;
       this.queue.extendLease(held.job.id, held.job.leaseToken, this.leaseMs).then(
@@ -361,7 +384,12 @@ export class QueueWorker {
    */
   stop(opts: { graceMs?: number } = {}): Promise<void> {
     if (this.stopping !== undefined) return this.stopping;
-    const graceMs = checkInt(opts.graceMs, 'graceMs', 0, 3_600_000, this.graceMs);
+    let graceMs: number;
+    try {
+      graceMs = checkInt(optionsObject(opts, 'stop options').graceMs, 'graceMs', 0, 3_600_000, this.graceMs);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     this.stopping = (async () => {
       this.unsubscribe();
       clearInterval(this.pollTimer);
@@ -375,7 +403,7 @@ export class QueueWorker {
         ]);
         clearTimeout(timer);
       }
-      const unfinished = [...this.running.values()];
+      const unfinished = [...this.running];
       for (const held of unfinished) held.ctx?.abort(new AppError(ErrorCode.DB_CLOSED, 'the worker is stopping'));
       this.handBack(unfinished);
       await this.claiming;

@@ -93,6 +93,8 @@ function chooseSync(batch: OpRequest[]): void {
   }
   if (full !== syncFull) {
     ctx.stmt(full ? 'PRAGMA synchronous = FULL' : 'PRAGMA synchronous = NORMAL').run();
+    // On macOS a plain fsync does not reach the platter; "durable" asks for F_FULLFSYNC there too.
+    ctx.stmt(full ? 'PRAGMA fullfsync = ON' : 'PRAGMA fullfsync = OFF').run();
     syncFull = full;
   }
 }
