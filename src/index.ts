@@ -6,6 +6,8 @@ export type { ErrorCodeValue } from './errors/index.js';
 export { loadConfig } from './config/index.js';
 export type { BlufioConfig, Durability } from './config/index.js';
 export { createLogger } from './log/index.js';
+export { Secret, Vault, maskSecret } from './vault/index.js';
+export type { SecretListing, VaultStatus, PassphraseProvider, PassphrasePurpose } from './vault/index.js';
 export type { Logger } from './log/index.js';
 export { SESSION_STATES, MESSAGE_ROLES, JOB_STATES, JobError } from './storage/index.js';
 export type {

@@ -11,6 +11,7 @@ import {
   type Queue,
   type Sessions,
 } from '../storage/index.js';
+import { Vault, type PassphraseProvider } from '../vault/index.js';
 
 export interface OpenOptions {
   /** The data directory ("vault path"); default BLUFIO_DATA_DIR, storage.database_path, then XDG. */
@@ -21,6 +22,13 @@ export interface OpenOptions {
   durability?: Durability;
   /** A pino logger to use instead of JSON lines on stderr. */
   logger?: Logger;
+  /** The vault passphrase; default BLUFIO_VAULT_KEY. Used when the vault is first needed. */
+  passphrase?: string;
+  /**
+   * Asked when no passphrase was given and BLUFIO_VAULT_KEY is not set (the CLI's hidden
+   * prompt), and for the new one on a passphrase change when BLUFIO_NEW_VAULT_KEY is not set.
+   */
+  askPassphrase?: PassphraseProvider;
   env?: Env;
 }
 
@@ -29,6 +37,7 @@ export interface BlufioApp {
   readonly sessions: Sessions;
   readonly messages: Messages;
   readonly queue: Queue;
+  readonly vault: Vault;
   readonly db: {
     check(): Promise<CheckReport>;
     backup(dest: string, opts?: BackupOptions): Promise<BackupReport>;
@@ -43,6 +52,8 @@ const OpenOptionsSchema = LoadOptionsSchema.extend({
   logger: z
     .custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).info === 'function', 'must be a pino logger')
     .optional(),
+  passphrase: z.string().min(1, 'must not be empty').optional(),
+  askPassphrase: z.custom<PassphraseProvider>((v) => typeof v === 'function', 'must be a function').optional(),
 });
 
 export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> {
@@ -55,17 +66,28 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   });
   const log = options.logger ?? createLogger({ level: config.logging.level });
   const storage = await Storage.open(config, log);
+  const env = options.env ?? process.env;
+  const ask = options.askPassphrase;
+  const provider: PassphraseProvider = async (purpose) => {
+    if (purpose === 'change') return env.BLUFIO_NEW_VAULT_KEY || (await ask?.(purpose));
+    return options.passphrase ?? (env.BLUFIO_VAULT_KEY || (await ask?.(purpose)));
+  };
+  const vault = new Vault(storage.vaultRows, provider, log);
   return {
     config,
     sessions: storage.sessions,
     messages: storage.messages,
     queue: storage.queue,
+    vault,
     db: {
       check: () => storage.check(),
       backup: (dest, opts) => storage.backup(dest, opts),
       checkpoint: () => storage.checkpoint(),
     },
     log,
-    close: () => storage.close(),
+    close: async () => {
+      vault.lock();
+      await storage.close();
+    },
   };
 }

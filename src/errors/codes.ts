@@ -29,6 +29,13 @@ export const ErrorCode = {
 
   /** The lease token no longer holds the job: its deadline passed, or it was released, re-claimed or finished. */
   QUEUE_LEASE_LOST: 'KC_QUEUE_LEASE_LOST',
+  /** The vault exists but no passphrase was given (or it is locked). */
+  VAULT_LOCKED: 'KC_VAULT_LOCKED',
+  /** The passphrase does not open the vault. */
+  VAULT_KEY_INVALID: 'KC_VAULT_KEY_INVALID',
+  /** An entry (or the vault's key record) fails authentication: changed, moved or damaged. */
+  VAULT_TAMPERED: 'KC_VAULT_TAMPERED',
+
   /** Only dead jobs can be re-queued. */
   QUEUE_NOT_DEAD: 'KC_QUEUE_NOT_DEAD',
 

@@ -27,3 +27,5 @@ export type {
   FailOptions,
   FailOutcome,
 } from './queue/types.js';
+export { VaultRows } from './vault-rows.js';
+export type { VaultEntryRow, VaultMetaInput, VaultMetaRow } from './vault-rows.js';

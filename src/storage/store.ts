@@ -6,6 +6,7 @@ import { newOwnerToken } from './liveness.js';
 import { runBackup, runCheck, type BackupReport, type CheckReport } from './maintenance/index.js';
 import { Messages } from './messages.js';
 import { Queue } from './queue/queue.js';
+import { VaultRows } from './vault-rows.js';
 import { Sessions } from './sessions.js';
 import { openConnection, type Db } from './sqlite.js';
 import { WriterClient } from './writer/client.js';
@@ -25,6 +26,7 @@ export class Storage {
   readonly sessions: Sessions;
   readonly messages: Messages;
   readonly queue: Queue;
+  readonly vaultRows: VaultRows;
   private closed = false;
   private readonly tasks = new Set<Promise<unknown>>();
 
@@ -39,6 +41,7 @@ export class Storage {
     this.sessions = new Sessions(reader, writer);
     this.messages = new Messages(reader, writer, config.storage.maxMessageBytes);
     this.queue = new Queue(reader, writer, config.queue, owner, log);
+    this.vaultRows = new VaultRows(reader, writer);
   }
 
   static async open(config: BlufioConfig, log: Logger): Promise<Storage> {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql as m001 } from './001_sessions_messages.js';
 import { sql as m002 } from './002_queue.js';
+import { sql as m003 } from './003_vault.js';
 
 export interface Migration {
   version: number;
@@ -15,6 +16,7 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'sessions_messages', sql: m001 },
   { version: 2, name: 'queue', sql: m002 },
+  { version: 3, name: 'vault', sql: m003 },
 ];
 
 export function checksum(m: Migration): string {

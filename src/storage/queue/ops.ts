@@ -331,10 +331,3 @@ export const queueOps = {
   'queue.sweep': (ctx: WriterContext, _a: null): SweepResult => sweepLeases(ctx),
   'queue.prune': prune,
 };
-
-/**
- * Operations whose commit is synced to disk even at durability "normal": an acknowledged
- * enqueue must survive power loss, not only a crash. (A lost ack or claim only delivers a job
- * again, which at-least-once allows; a lost enqueue would lose the job.)
- */
-export const DURABLE_OPS: ReadonlySet<string> = new Set(['queue.enqueue', 'queue.requeue']);

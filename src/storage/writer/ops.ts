@@ -1,6 +1,7 @@
 import { messageOps } from '../message-ops.js';
 import { queueOps } from '../queue/ops.js';
 import { sessionOps } from '../session-ops.js';
+import { vaultOps } from '../vault-ops.js';
 
 /**
  * Every write operation the writer thread can run, by name. The main thread only imports the
@@ -10,7 +11,23 @@ export const writeOps = {
   ...sessionOps,
   ...messageOps,
   ...queueOps,
+  ...vaultOps,
 };
+
+/**
+ * Operations whose commit is synced to disk even at durability "normal". An acknowledged enqueue
+ * must survive power loss, not only a crash (a lost ack or claim only delivers a job again,
+ * which at-least-once allows; a lost enqueue loses the job), and so must a secret or a new
+ * passphrase, which the user may have thrown away everywhere else once told it is stored.
+ */
+export const DURABLE_OPS: ReadonlySet<string> = new Set([
+  'queue.enqueue',
+  'queue.requeue',
+  'vault.init',
+  'vault.rewrap',
+  'vault.put',
+  'vault.delete',
+]);
 
 export type WriteOps = typeof writeOps;
 export type OpName = keyof WriteOps;

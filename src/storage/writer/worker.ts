@@ -8,12 +8,12 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AppError, ErrorCode } from '../../errors/index.js';
 import { MIGRATIONS, runMigrations } from '../migrations/index.js';
-import { DURABLE_OPS, sweepLeases } from '../queue/ops.js';
+import { sweepLeases } from '../queue/ops.js';
 import { markInterrupted } from '../session-ops.js';
 import { openConnection, type Db } from '../sqlite.js';
 import { isSqliteError, toAppError } from '../sqlite-errors.js';
 import { WriterContext } from './context.js';
-import { writeOps } from './ops.js';
+import { DURABLE_OPS, writeOps } from './ops.js';
 import {
   CHECKPOINT_OP,
   CLOSE_OP,

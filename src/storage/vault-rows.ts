@@ -1,0 +1,66 @@
+import { guardRead } from './read-guard.js';
+import type { Db, Statement } from './sqlite.js';
+import { VAULT_META_COLUMNS, type VaultMetaInput, type VaultMetaRow } from './vault-ops.js';
+import type { WriterClient } from './writer/client.js';
+
+export type { VaultMetaInput, VaultMetaRow };
+
+export interface VaultEntryRow {
+  name: string;
+  sealed: Uint8Array;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The vault's rows as stored: reads on this thread's connection, writes through the writer. */
+export class VaultRows {
+  private readonly s: Record<'meta' | 'entry' | 'all' | 'count', Statement>;
+
+  constructor(
+    private readonly reader: Db,
+    private readonly writer: WriterClient,
+  ) {
+    this.s = {
+      meta: reader.prepare(`SELECT ${VAULT_META_COLUMNS} FROM vault_meta WHERE id = 1`),
+      entry: reader.prepare('SELECT name, sealed, created_at, updated_at FROM vault_entries WHERE name = ?'),
+      all: reader.prepare('SELECT name, sealed, created_at, updated_at FROM vault_entries ORDER BY name'),
+      count: reader.prepare('SELECT count(*) FROM vault_entries').pluck(),
+    };
+  }
+
+  private read<T>(fn: () => T): T {
+    return guardRead(this.reader, this.reader.name, fn);
+  }
+
+  meta(): VaultMetaRow | undefined {
+    return this.read(() => this.s.meta.get() as VaultMetaRow | undefined);
+  }
+
+  entry(name: string): VaultEntryRow | undefined {
+    return this.read(() => this.s.entry.get(name) as VaultEntryRow | undefined);
+  }
+
+  entries(): VaultEntryRow[] {
+    return this.read(() => this.s.all.all() as VaultEntryRow[]);
+  }
+
+  count(): number {
+    return this.read(() => this.s.count.get() as number);
+  }
+
+  init(meta: VaultMetaInput): Promise<VaultMetaRow> {
+    return this.writer.run('vault.init', meta);
+  }
+
+  rewrap(meta: VaultMetaInput, expect: Uint8Array): Promise<number> {
+    return this.writer.run('vault.rewrap', { meta, expect });
+  }
+
+  put(name: string, sealed: Uint8Array): Promise<number> {
+    return this.writer.run('vault.put', { name, sealed });
+  }
+
+  delete(name: string): Promise<boolean> {
+    return this.writer.run('vault.delete', { name });
+  }
+}

@@ -1,0 +1,6 @@
+export { Vault } from './vault.js';
+export type { PassphraseProvider, PassphrasePurpose, SecretListing, VaultStatus } from './vault.js';
+export { Secret } from './secret.js';
+export { maskSecret } from './mask.js';
+export { DEFAULT_KDF, KDF_BOUNDS, deriveKey } from './kdf.js';
+export type { KdfParams } from './kdf.js';

@@ -1,0 +1,245 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { AppError, ErrorCode } from '../errors/index.js';
+import type { VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
+import { checkKdfParams, DEFAULT_KDF, deriveKey, KEY_BYTES, SALT_BYTES, type KdfParams } from './kdf.js';
+import { maskSecret } from './mask.js';
+import { entryAad, open, seal, tampered, wrapAad } from './seal.js';
+import { Secret } from './secret.js';
+
+/** Why a passphrase is wanted: to open the vault, to create it (ask twice), or to replace it (ask twice). */
+export type PassphrasePurpose = 'unlock' | 'create' | 'change';
+/** Supplies a passphrase, or undefined when there is none to be had (headless, no BLUFIO_VAULT_KEY). */
+export type PassphraseProvider = (purpose: PassphrasePurpose) => Promise<string | undefined>;
+
+export interface SecretListing {
+  name: string;
+  /** `sk-...4f2b`, `****` for short values, null when the entry does not open. */
+  preview: string | null;
+  tampered: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface VaultStatus {
+  exists: boolean;
+  unlocked: boolean;
+  entries: number;
+  kdf: { algorithm: 'argon2id'; memoryKib: number; iterations: number; parallelism: number } | null;
+  createdAt: number | null;
+  passphraseChangedAt: number | null;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+const MAX_VALUE_BYTES = 64 * 1024;
+
+function checkName(name: unknown): string {
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `secret name ${JSON.stringify(name)?.slice(0, 60) ?? String(name)} is not valid`, {
+      hint: 'use 1-128 characters: letters, digits and . _ : / -, starting with a letter or digit',
+    });
+  }
+  return name;
+}
+
+function paramsOf(m: VaultMetaRow): KdfParams {
+  if (m.kdf !== 'argon2id') throw tampered(`the vault's key record (kdf ${JSON.stringify(m.kdf)})`);
+  return checkKdfParams({ memoryKib: m.kdf_memory_kib, iterations: m.kdf_iterations, parallelism: m.kdf_parallelism });
+}
+
+function passphraseBytes(p: string): Buffer {
+  if (p.length === 0) throw new AppError(ErrorCode.INVALID_INPUT, 'the vault passphrase must not be empty');
+  return Buffer.from(p, 'utf8');
+}
+
+/**
+ * The secret vault: AES-256-GCM entries under a random master key, which is wrapped by an
+ * Argon2id key from the passphrase. The master key exists only in this Buffer while unlocked,
+ * and is zeroed by lock() and close().
+ */
+export class Vault {
+  private masterKey: Buffer | undefined;
+  private vaultId: Buffer | undefined;
+
+  constructor(
+    private readonly rows: VaultRows,
+    private readonly passphrase: PassphraseProvider,
+    private readonly log: Logger,
+  ) {}
+
+  get unlocked(): boolean {
+    return this.masterKey !== undefined;
+  }
+
+  async status(): Promise<VaultStatus> {
+    const m = this.rows.meta();
+    return {
+      exists: m !== undefined,
+      unlocked: this.unlocked,
+      entries: m === undefined ? 0 : this.rows.count(),
+      kdf: m === undefined ? null : { algorithm: 'argon2id', memoryKib: m.kdf_memory_kib, iterations: m.kdf_iterations, parallelism: m.kdf_parallelism },
+      createdAt: m?.created_at ?? null,
+      passphraseChangedAt: m?.changed_at ?? null,
+    };
+  }
+
+  /** Opens the vault with `passphrase` (or the configured source). Returns false when there is no vault yet. */
+  async unlock(passphrase?: string): Promise<boolean> {
+    const m = this.rows.meta();
+    if (m === undefined) return false;
+    if (this.unlocked) return true;
+    const p = passphrase ?? (await this.passphrase('unlock'));
+    if (p === undefined) throw this.lockedError();
+    this.masterKey = await this.unwrap(m, passphraseBytes(p));
+    this.vaultId = Buffer.from(m.vault_id);
+    return true;
+  }
+
+  private lockedError(): AppError {
+    return new AppError(ErrorCode.VAULT_LOCKED, 'the vault is locked: this needs the vault passphrase', {
+      hint: 'set BLUFIO_VAULT_KEY, or run the command on a terminal to be asked for it',
+    });
+  }
+
+  /** The master key inside `m`, unwrapped with the key from `pass` (zeroed here, as is the derived key). */
+  private async unwrap(m: VaultMetaRow, pass: Buffer): Promise<Buffer> {
+    const params = paramsOf(m);
+    let kek: Buffer | undefined;
+    try {
+      kek = await deriveKey(pass, m.salt, params);
+      const key = open(kek, m.wrapped_key, wrapAad(m.vault_id, params, m.salt));
+      if (key === undefined || key.length !== KEY_BYTES) {
+        this.log.error('vault unlock failed: wrong passphrase, or a changed key record');
+        throw new AppError(ErrorCode.VAULT_KEY_INVALID, 'the passphrase does not open the vault', {
+          hint: 'check BLUFIO_VAULT_KEY (or what you typed); the passphrase cannot be recovered if it is lost',
+        });
+      }
+      return key;
+    } finally {
+      pass.fill(0);
+      kek?.fill(0);
+    }
+  }
+
+  private async wrap(vaultId: Buffer, masterKey: Buffer, pass: Buffer): Promise<VaultMetaInput> {
+    const salt = randomBytes(SALT_BYTES);
+    const kek = await deriveKey(pass, salt, DEFAULT_KDF);
+    try {
+      return {
+        vault_id: vaultId,
+        kdf: 'argon2id',
+        kdf_memory_kib: DEFAULT_KDF.memoryKib,
+        kdf_iterations: DEFAULT_KDF.iterations,
+        kdf_parallelism: DEFAULT_KDF.parallelism,
+        salt,
+        wrapped_key: seal(kek, masterKey, wrapAad(vaultId, DEFAULT_KDF, salt)),
+      };
+    } finally {
+      kek.fill(0);
+      pass.fill(0);
+    }
+  }
+
+  /** Unlocked, creating the vault first when there is none (the first secret creates it). */
+  private async ready(create: boolean): Promise<{ key: Buffer; id: Buffer }> {
+    if (this.masterKey === undefined) {
+      const opened = await this.unlock();
+      if (!opened) {
+        if (!create) throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault yet', { hint: 'blufio config set-secret <name> creates it' });
+        await this.create();
+      }
+    }
+    return { key: this.masterKey!, id: this.vaultId! };
+  }
+
+  private async create(): Promise<void> {
+    const p = await this.passphrase('create');
+    if (p === undefined) {
+      throw new AppError(ErrorCode.VAULT_LOCKED, 'creating the vault needs a passphrase', {
+        hint: 'set BLUFIO_VAULT_KEY, or run the command on a terminal to choose one',
+      });
+    }
+    const id = randomBytes(16);
+    const key = randomBytes(KEY_BYTES);
+    const held = await this.rows.init(await this.wrap(id, key, passphraseBytes(p)));
+    if (Buffer.compare(Buffer.from(held.vault_id), id) !== 0) {
+      // Another process created the vault first: ours is discarded, theirs must open with this passphrase.
+      key.fill(0);
+      this.masterKey = await this.unwrap(held, passphraseBytes(p));
+      this.vaultId = Buffer.from(held.vault_id);
+      return;
+    }
+    this.masterKey = key;
+    this.vaultId = id;
+    this.log.info('vault created');
+  }
+
+  async set(name: string, value: string): Promise<void> {
+    const n = checkName(name);
+    if (typeof value !== 'string' || value.length === 0) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} must be a non-empty string`);
+    if (!value.isWellFormed()) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} has an unpaired UTF-16 surrogate`);
+    const bytes = Buffer.from(value, 'utf8');
+    try {
+      if (bytes.length > MAX_VALUE_BYTES) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} is ${bytes.length} bytes; the limit is ${MAX_VALUE_BYTES}`);
+      const { key, id } = await this.ready(true);
+      await this.rows.put(n, seal(key, bytes, entryAad(id, n)));
+    } finally {
+      bytes.fill(0);
+    }
+  }
+
+  async get(name: string): Promise<Secret> {
+    const n = checkName(name);
+    const { key, id } = await this.ready(false);
+    const row = this.rows.entry(n);
+    if (row === undefined) throw new AppError(ErrorCode.NOT_FOUND, `no secret named ${n}`, { hint: 'blufio config list-secrets shows the names' });
+    const plain = open(key, row.sealed, entryAad(id, n));
+    if (plain === undefined) {
+      this.log.error({ secret: n }, 'a vault entry failed authentication');
+      throw tampered(`the secret ${n}`);
+    }
+    return new Secret(plain);
+  }
+
+  async list(): Promise<SecretListing[]> {
+    if (this.rows.meta() === undefined) return [];
+    const { key, id } = await this.ready(false);
+    return this.rows.entries().map((row) => {
+      const plain = open(key, row.sealed, entryAad(id, row.name));
+      let preview: string | null = null;
+      if (plain !== undefined) {
+        preview = maskSecret(plain.toString('utf8'));
+        plain.fill(0);
+      }
+      return { name: row.name, preview, tampered: plain === undefined, createdAt: row.created_at, updatedAt: row.updated_at };
+    });
+  }
+
+  async delete(name: string): Promise<boolean> {
+    const n = checkName(name);
+    await this.ready(false);
+    return this.rows.delete(n);
+  }
+
+  /** Re-wraps the master key under a new passphrase: one row in one transaction; no entry changes. */
+  async changePassphrase(newPassphrase?: string): Promise<void> {
+    const m = this.rows.meta();
+    if (m === undefined) throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault yet', { hint: 'blufio config set-secret <name> creates it' });
+    const { key, id } = await this.ready(false);
+    const p = newPassphrase ?? (await this.passphrase('change'));
+    if (p === undefined) {
+      throw new AppError(ErrorCode.VAULT_LOCKED, 'changing the passphrase needs the new one', {
+        hint: 'set BLUFIO_NEW_VAULT_KEY, or run the command on a terminal to be asked for it',
+      });
+    }
+    await this.rows.rewrap(await this.wrap(id, key, passphraseBytes(p)), m.wrapped_key);
+    this.log.info('vault passphrase changed');
+  }
+
+  /** Zeroes the master key; the next use unlocks again. */
+  lock(): void {
+    this.masterKey?.fill(0);
+    this.masterKey = undefined;
+    this.vaultId = undefined;
+  }
+}

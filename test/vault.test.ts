@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { inspect } from 'node:util';
+import { describe, it } from 'node:test';
+import { argon2id } from 'hash-wasm';
+import Database from '../src/storage/driver.js';
+import { openBlufio, maskSecret, Secret, type BlufioApp } from '../src/index.js';
+import { DEFAULT_KDF, deriveKey } from '../src/vault/kdf.js';
+import { entryAad, open, seal } from '../src/vault/seal.js';
+import { silentLogger, tmpDir } from './helpers/index.js';
+
+async function app(dir: string, passphrase?: string): Promise<BlufioApp> {
+  return openBlufio({ dataDir: dir, logger: silentLogger(), env: {}, ...(passphrase === undefined ? {} : { passphrase }) });
+}
+
+async function rejects(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (e: { code?: string; message?: string }) => {
+    assert.equal(e.code, code, e.message);
+    return true;
+  });
+}
+
+function raw(dir: string): InstanceType<typeof Database> {
+  return new Database(path.join(dir, 'blufio.db'), { fileMustExist: true });
+}
+
+describe('vault crypto', () => {
+  it('Argon2id matches a known answer and an independent implementation', async () => {
+    const key = await deriveKey(Buffer.from('pw'), Buffer.alloc(16, 1), DEFAULT_KDF);
+    assert.equal(key.toString('hex'), 'fc907556f8bee653f4ef07c84459e6b4039beaa9844b45160a5fdad40ac2900e');
+    const pass = randomBytes(20);
+    const salt = randomBytes(16);
+    const ours = await deriveKey(Buffer.from(pass), salt, DEFAULT_KDF);
+    const theirs = await argon2id({ password: pass, salt, memorySize: 65536, iterations: 3, parallelism: 4, hashLength: 32, outputType: 'hex' });
+    assert.equal(ours.toString('hex'), theirs);
+  });
+
+  it('seal/open round-trips, and every single bit flip of the sealed blob is detected', () => {
+    const key = randomBytes(32);
+    const aad = entryAad(randomBytes(16), 'openai_api_key');
+    const blob = seal(key, Buffer.from('sk-proj-secret'), aad);
+    assert.equal(open(key, blob, aad)?.toString(), 'sk-proj-secret');
+    for (let bit = 0; bit < blob.length * 8; bit++) {
+      const bad = Buffer.from(blob);
+      bad[bit >> 3]! ^= 1 << (bit & 7);
+      assert.equal(open(key, bad, aad), undefined, `bit ${bit}`);
+    }
+    assert.equal(open(key, blob.subarray(0, blob.length - 1), aad), undefined, 'truncated');
+    assert.equal(open(randomBytes(32), blob, aad), undefined, 'another key');
+    assert.equal(open(key, blob, entryAad(randomBytes(16), 'openai_api_key')), undefined, 'another vault');
+    assert.equal(open(key, blob, Buffer.from([])), undefined, 'another name');
+    assert.notDeepEqual(seal(key, Buffer.from('x'), aad).subarray(1, 13), seal(key, Buffer.from('x'), aad).subarray(1, 13), 'fresh nonces');
+  });
+
+  it('Secret never shows its value except through expose()', () => {
+    const s = new Secret('hunter2-very-secret');
+    assert.equal(String(s), '[REDACTED]');
+    assert.equal(`${s}`, '[REDACTED]');
+    assert.equal(JSON.stringify({ s }), '{"s":"[REDACTED]"}');
+    assert.equal(inspect(s), '[REDACTED]');
+    assert.doesNotMatch(inspect({ nested: [s] }), /hunter2/);
+    assert.equal(s.expose(), 'hunter2-very-secret');
+    const bytes = s.exposeBytes();
+    s.wipe();
+    assert.ok(bytes.every((b) => b === 0));
+    assert.throws(() => s.expose());
+  });
+
+  it('masked previews show a known prefix and the last four characters, nothing for short values', () => {
+    assert.equal(maskSecret('sk-proj-abcdefghijklmnopqrstuvwxyz4f2b'), 'sk-proj-...4f2b');
+    assert.equal(maskSecret('sk-ant-api03-' + 'x'.repeat(40) + 'wxyz'), 'sk-ant-api03-...wxyz');
+    assert.equal(maskSecret('ghp_' + 'a'.repeat(32) + '9Zz0'), 'ghp_...9Zz0');
+    assert.equal(maskSecret('123456789:' + 'A'.repeat(30) + 'tail'), '...tail');
+    assert.equal(maskSecret('hunter2'), '****');
+    assert.equal(maskSecret('sk-short'), '****');
+    assert.equal(maskSecret('x'.repeat(15)), '****');
+    assert.equal(maskSecret('🔑'.repeat(20) + '👍🏽👍🏽e\u0301z'), '...👍🏽👍🏽e\u0301z', 'graphemes, never half an emoji');
+  });
+});
+
+describe('the vault', () => {
+  it('is created by the first secret and then needs the passphrase; wrong ones are refused', async () => {
+    const dir = tmpDir();
+    const a = await app(dir, 'correct horse battery staple');
+    assert.deepEqual((await a.vault.status()).exists, false);
+    await a.vault.set('openai_api_key', 'sk-proj-abcdefghijklmnopqrstuvwxyz4f2b');
+    await a.vault.set('telegram_bot_token', '123456789:AAExampleExampleExampleExample00');
+    assert.equal((await a.vault.get('openai_api_key')).expose(), 'sk-proj-abcdefghijklmnopqrstuvwxyz4f2b');
+    const st = await a.vault.status();
+    assert.equal(st.exists, true);
+    assert.equal(st.entries, 2);
+    assert.deepEqual(st.kdf, { algorithm: 'argon2id', memoryKib: 65536, iterations: 3, parallelism: 4 });
+    await a.close();
+
+    const locked = await app(dir);
+    await rejects(locked.vault.get('openai_api_key'), 'KC_VAULT_LOCKED');
+    await rejects(locked.vault.list(), 'KC_VAULT_LOCKED');
+    await locked.close();
+    const wrong = await app(dir, 'wrong');
+    await rejects(wrong.vault.get('openai_api_key'), 'KC_VAULT_KEY_INVALID');
+    await wrong.close();
+    const right = await openBlufio({ dataDir: dir, logger: silentLogger(), env: { BLUFIO_VAULT_KEY: 'correct horse battery staple' } });
+    const list = await right.vault.list();
+    assert.deepEqual(list.map((l) => [l.name, l.preview, l.tampered]), [
+      ['openai_api_key', 'sk-proj-...4f2b', false],
+      ['telegram_bot_token', '...le00', false],
+    ]);
+    assert.equal(await right.vault.delete('telegram_bot_token'), true);
+    await rejects(right.vault.get('telegram_bot_token'), 'KC_NOT_FOUND');
+    await rejects(right.vault.set('bad name', 'x'), 'KC_INVALID_INPUT');
+    await rejects(right.vault.set('empty', ''), 'KC_INVALID_INPUT');
+    await right.close();
+  });
+
+  it('a tampered entry fails alone; swapped or moved entries fail; a forged key record is refused', async () => {
+    const dir = tmpDir();
+    const a = await app(dir, 'pw-one');
+    for (const n of ['a', 'b', 'c']) await a.vault.set(n, `value-of-${n}-0123456789abcdef`);
+    await a.close();
+    const db = raw(dir);
+    const sealed = (n: string): Buffer => db.prepare('SELECT sealed FROM vault_entries WHERE name = ?').pluck().get(n) as Buffer;
+    const [sa, sb] = [sealed('a'), sealed('b')];
+    db.prepare('UPDATE vault_entries SET sealed = ? WHERE name = ?').run(sb, 'a');
+    db.prepare('UPDATE vault_entries SET sealed = ? WHERE name = ?').run(sa, 'b');
+    const sc = Buffer.from(sealed('c'));
+    sc[20]! ^= 0x04;
+    db.prepare('UPDATE vault_entries SET sealed = ? WHERE name = ?').run(sc, 'c');
+    db.prepare("INSERT INTO vault_entries VALUES ('d', ?, 0, 0)").run(sa);
+    db.close();
+    const b = await app(dir, 'pw-one');
+    await b.vault.set('e', 'still-works-0123456789abcdef');
+    for (const n of ['a', 'b', 'c', 'd']) await rejects(b.vault.get(n), 'KC_VAULT_TAMPERED');
+    assert.equal((await b.vault.get('e')).expose(), 'still-works-0123456789abcdef');
+    assert.deepEqual((await b.vault.list()).map((l) => [l.name, l.tampered]), [['a', true], ['b', true], ['c', true], ['d', true], ['e', false]]);
+    await b.close();
+
+    // The same entry in another vault, with the same name and passphrase, does not open there.
+    const other = tmpDir();
+    const o = await app(other, 'pw-one');
+    await o.vault.set('e', 'other');
+    await o.close();
+    const od = raw(other);
+    od.prepare('UPDATE vault_entries SET sealed = ? WHERE name = ?').run(sealed2(dir, 'e'), 'e');
+    od.close();
+    const o2 = await app(other, 'pw-one');
+    await rejects(o2.vault.get('e'), 'KC_VAULT_TAMPERED');
+    await o2.close();
+
+    // Weakened or absurd KDF parameters in the key record are refused before any derivation.
+    for (const [col, v] of [['kdf_memory_kib', 8], ['kdf_iterations', 1], ['kdf_memory_kib', 1 << 30], ['kdf_parallelism', 0]] as const) {
+      const copy = tmpDir();
+      fs.copyFileSync(path.join(dir, 'blufio.db'), path.join(copy, 'blufio.db'));
+      const c = raw(copy);
+      c.prepare(`UPDATE vault_meta SET ${col} = ?`).run(v);
+      c.close();
+      const x = await app(copy, 'pw-one');
+      await rejects(x.vault.get('e'), 'KC_VAULT_TAMPERED');
+      await x.close();
+    }
+    // Every bit flip of the wrapped key, and of the salt, stops the unlock.
+    const meta = raw(dir).prepare('SELECT wrapped_key, salt FROM vault_meta').get() as { wrapped_key: Buffer; salt: Buffer };
+    for (const [col, blob] of [['wrapped_key', meta.wrapped_key], ['salt', meta.salt]] as const) {
+      for (const bit of [0, 7, 8, 100, blob.length * 8 - 1].filter((b) => b < blob.length * 8)) {
+        const copy = tmpDir();
+        fs.copyFileSync(path.join(dir, 'blufio.db'), path.join(copy, 'blufio.db'));
+        const c = raw(copy);
+        const bad = Buffer.from(blob);
+        bad[bit >> 3]! ^= 1 << (bit & 7);
+        c.prepare(`UPDATE vault_meta SET ${col} = ?`).run(bad);
+        c.close();
+        const x = await app(copy, 'pw-one');
+        await rejects(x.vault.get('e'), 'KC_VAULT_KEY_INVALID');
+        await x.close();
+      }
+    }
+  });
+
+  it('changing the passphrase re-wraps only the key: entries unchanged, old passphrase refused', async () => {
+    const dir = tmpDir();
+    const a = await app(dir, 'old-pass');
+    await a.vault.set('k', 'value-0123456789abcdefgh');
+    const before = raw(dir).prepare('SELECT sealed FROM vault_entries').pluck().all();
+    await a.vault.changePassphrase('new-pass');
+    await a.close();
+    assert.deepEqual(raw(dir).prepare('SELECT sealed FROM vault_entries').pluck().all(), before);
+    const old = await app(dir, 'old-pass');
+    await rejects(old.vault.get('k'), 'KC_VAULT_KEY_INVALID');
+    await old.close();
+    const fresh = await app(dir, 'new-pass');
+    assert.equal((await fresh.vault.get('k')).expose(), 'value-0123456789abcdefgh');
+    await fresh.close();
+  });
+
+  it('the database file and its WAL never hold a secret value or the passphrase', async () => {
+    const dir = tmpDir();
+    const pass = 'Pa55phrase-never-on-disk';
+    const values = ['sk-proj-NEVERONDISK0123456789abcdef', 'xoxb-another-secret-NEVER-ON-DISK', 'ünïcødé-sëcrët-NEVER-🔑'];
+    const a = await app(dir, pass);
+    for (const [i, v] of values.entries()) await a.vault.set(`s${i}`, v);
+    const scan = (): void => {
+      for (const f of fs.readdirSync(dir)) {
+        const bytes = fs.readFileSync(path.join(dir, f));
+        for (const needle of [pass, ...values]) {
+          assert.equal(bytes.indexOf(Buffer.from(needle, 'utf8')), -1, `${needle} found in ${f}`);
+        }
+      }
+    };
+    scan(); // while open: the WAL holds the new pages
+    await a.close();
+    scan();
+  });
+});
+
+function sealed2(dir: string, name: string): Buffer {
+  const db = raw(dir);
+  try {
+    return db.prepare('SELECT sealed FROM vault_entries WHERE name = ?').pluck().get(name) as Buffer;
+  } finally {
+    db.close();
+  }
+}
