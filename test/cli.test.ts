@@ -182,4 +182,38 @@ describe('blufio CLI', () => {
     const bare = await runCli(['queue', '--data-dir', dir]);
     assert.equal(bare.code, 2);
   });
+
+  it('config set-secret, list-secrets, delete-secret and vault status / change-passphrase without a terminal', async () => {
+    const dir = tmpDir();
+    const env = cleanEnv({ BLUFIO_DATA_DIR: dir });
+    const withKey = { ...env, BLUFIO_VAULT_KEY: 'cli passphrase' };
+    const none = await runCli(['vault', 'status'], { env });
+    assert.match(none.stdout, /none yet/);
+    const locked = await runCli(['config', 'set-secret', 'openai'], { env, input: 'sk-proj-abcdefghijklmnopqrstuvwxyz4f2b\n' });
+    assert.equal(locked.code, 1);
+    assert.match(locked.stderr, /^error\[KC_VAULT_LOCKED\]: creating the vault needs a passphrase\nhint: set BLUFIO_VAULT_KEY/);
+    const set = await runCli(['config', 'set-secret', 'openai'], { env: withKey, input: 'sk-proj-abcdefghijklmnopqrstuvwxyz4f2b\n' });
+    assert.equal(set.code, 0, set.stderr);
+    assert.equal(set.stdout, 'stored openai\n');
+    const empty = await runCli(['config', 'set-secret', 'x'], { env: withKey, input: '\n' });
+    assert.match(empty.stderr, /^error\[KC_INVALID_INPUT\]: no value for x/);
+    const list = await runCli(['config', 'list-secrets'], { env: withKey });
+    assert.match(list.stdout, /^openai\s+sk-proj-\.\.\.4f2b\s+\S+$/m);
+    assert.doesNotMatch(list.stdout + list.stderr, /abcdefghij/);
+    const listLocked = await runCli(['config', 'list-secrets'], { env });
+    assert.match(listLocked.stderr, /^error\[KC_VAULT_LOCKED\]/);
+    const wrong = await runCli(['config', 'list-secrets'], { env: { ...env, BLUFIO_VAULT_KEY: 'nope' } });
+    assert.match(wrong.stderr, /error\[KC_VAULT_KEY_INVALID\]/);
+    assert.doesNotMatch(wrong.stderr, /nope/);
+    const status = JSON.parse((await runCli(['vault', 'status', '--json'], { env })).stdout) as { exists: boolean; entries: number };
+    assert.deepEqual([status.exists, status.entries], [true, 1]);
+    const changed = await runCli(['vault', 'change-passphrase'], { env: { ...withKey, BLUFIO_NEW_VAULT_KEY: 'second passphrase' } });
+    assert.equal(changed.code, 0, changed.stderr);
+    const json = JSON.parse((await runCli(['config', 'list-secrets', '--json'], { env: { ...env, BLUFIO_VAULT_KEY: 'second passphrase' } })).stdout) as { name: string; preview: string }[];
+    assert.deepEqual(json.map((s) => [s.name, s.preview]), [['openai', 'sk-proj-...4f2b']]);
+    const del = await runCli(['config', 'delete-secret', 'openai'], { env: { ...env, BLUFIO_VAULT_KEY: 'second passphrase' } });
+    assert.equal(del.stdout, 'deleted openai\n');
+    const again = await runCli(['config', 'delete-secret', 'openai'], { env: { ...env, BLUFIO_VAULT_KEY: 'second passphrase' } });
+    assert.match(again.stderr, /^error\[KC_NOT_FOUND\]/);
+  });
 });

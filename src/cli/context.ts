@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { openBlufio, type BlufioApp } from '../app/index.js';
 import type { LoadConfigOptions, LogLevel } from '../config/index.js';
 import { createLogger } from '../log/index.js';
+import { promptPassphrase } from './prompt.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -24,6 +25,7 @@ export async function withApp<T>(cmd: Command, fn: (app: BlufioApp) => Promise<T
   const app = await openBlufio({
     ...configOptions(cmd),
     logger: createLogger({ level: globalOptions(cmd).logLevel, format: 'text' }),
+    askPassphrase: promptPassphrase,
   });
   try {
     return await fn(app);

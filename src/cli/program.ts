@@ -1,7 +1,9 @@
 import { Command, Option } from 'commander';
+import { configCommand } from './commands/config.js';
 import { dbCommand } from './commands/db.js';
 import { queueCommand } from './commands/queue.js';
 import { sessionsCommand } from './commands/sessions.js';
+import { vaultCommand } from './commands/vault.js';
 
 export const VERSION = '0.1.0';
 
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
   program.addCommand(dbCommand());
   program.addCommand(sessionsCommand());
   program.addCommand(queueCommand());
+  program.addCommand(configCommand());
+  program.addCommand(vaultCommand());
   for (const c of program.commands) {
     c.exitOverride().configureOutput({ outputError: () => undefined });
     for (const sub of c.commands) sub.exitOverride().configureOutput({ outputError: () => undefined });

@@ -47,7 +47,9 @@ export function run(
   opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; uid?: number; gid?: number; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const so: SpawnOptions = { env: opts.env ?? cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] };
+    // detached: a new session with no controlling terminal, like a service, so a prompt that
+    // would open /dev/tty finds none even when the tests run in a developer's terminal.
+    const so: SpawnOptions = { env: opts.env ?? cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true };
     if (opts.cwd !== undefined) so.cwd = opts.cwd;
     if (opts.uid !== undefined) so.uid = opts.uid;
     if (opts.gid !== undefined) so.gid = opts.gid;

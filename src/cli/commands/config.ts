@@ -1,0 +1,67 @@
+import { Command } from 'commander';
+import { AppError, ErrorCode } from '../../errors/index.js';
+import { withApp } from '../context.js';
+import { formatTime, printable, printJson, printLines, table } from '../output.js';
+import { askHidden } from '../prompt.js';
+
+/** Everything on stdin, with the one trailing newline that `echo` adds taken off. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const all = Buffer.concat(chunks);
+  const text = all.toString('utf8');
+  all.fill(0);
+  return text.replace(/\r?\n$/, '');
+}
+
+async function secretValue(name: string): Promise<string> {
+  const value = process.stdin.isTTY ? await askHidden(`Value for ${name}: `) : await readStdin();
+  if (value === undefined || value.length === 0) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `no value for ${name}: it was empty`, {
+      hint: 'type it at the prompt, or pipe it in: printf %s "$VALUE" | blufio config set-secret NAME',
+    });
+  }
+  return value;
+}
+
+export function configCommand(): Command {
+  const config = new Command('config').description('secrets in the vault (names and masked previews only are ever shown)');
+
+  config
+    .command('set-secret')
+    .description('store a secret: asked with no echo on a terminal, else read from stdin (creates the vault on first use)')
+    .argument('<name>', 'secret name: letters, digits and . _ : / -')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const value = await secretValue(name);
+      await withApp(cmd, (app) => app.vault.set(name, value));
+      printLines([`stored ${name}`]);
+    });
+
+  config
+    .command('list-secrets')
+    .description('secret names with masked previews (a known prefix and the last 4 characters at most)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const list = await withApp(cmd, (app) => app.vault.list());
+      if (opts.json) return printJson(list);
+      if (list.length === 0) return printLines(['no secrets']);
+      printLines(
+        table(
+          ['NAME', 'PREVIEW', 'UPDATED'],
+          list.map((s) => [s.name, s.tampered ? 'TAMPERED' : printable(s.preview ?? ''), formatTime(s.updatedAt)]),
+        ),
+      );
+    });
+
+  config
+    .command('delete-secret')
+    .description('remove a secret from the vault')
+    .argument('<name>', 'secret name')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const gone = await withApp(cmd, (app) => app.vault.delete(name));
+      if (!gone) throw new AppError(ErrorCode.NOT_FOUND, `no secret named ${name}`, { hint: 'blufio config list-secrets shows the names' });
+      printLines([`deleted ${name}`]);
+    });
+
+  return config;
+}

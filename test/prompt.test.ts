@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { openBlufio } from '../src/index.js';
+import { CLI, silentLogger, sleep, tmpDir } from './helpers/index.js';
+
+const haveTmux = spawnSync('tmux', ['-V']).status === 0;
+
+/** A real terminal: the CLI runs in a tmux pane; we type into it and read the screen. */
+class Terminal {
+  private readonly socket = `blufio-test-${process.pid}-${Math.random().toString(36).slice(2)}`;
+
+  constructor(command: string, env: Record<string, string>) {
+    const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    const r = spawnSync('tmux', ['-L', this.socket, '-f', '/dev/null', 'new-session', '-d', '-s', 't', '-x', '200', '-y', '50',
+      `env -i PATH="${process.env.PATH}" HOME="${env.HOME}" ${vars.join(' ')} ${command}; echo "EXIT=$?"; sleep 60`]);
+    assert.equal(r.status, 0, String(r.stderr));
+  }
+
+  screen(): string {
+    return spawnSync('tmux', ['-L', this.socket, 'capture-pane', '-p', '-t', 't'], { encoding: 'utf8' }).stdout;
+  }
+
+  async waitFor(re: RegExp, timeoutMs = 20_000): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const s = this.screen();
+      if (re.test(s)) return s;
+      if (Date.now() > end) assert.fail(`timed out waiting for ${re} on the screen:\n${s}`);
+      await sleep(50);
+    }
+  }
+
+  type(text: string): void {
+    spawnSync('tmux', ['-L', this.socket, 'send-keys', '-t', 't', '-l', text]);
+    spawnSync('tmux', ['-L', this.socket, 'send-keys', '-t', 't', 'Enter']);
+  }
+
+  kill(): void {
+    spawnSync('tmux', ['-L', this.socket, 'kill-server']);
+  }
+}
+
+describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux is not installed (.ci/run installs it)' }, () => {
+  it('set-secret asks for the value and a new passphrase twice, echoing none of it', async () => {
+    const dir = tmpDir();
+    const t = new Terminal(`node ${CLI} config set-secret openai_api_key`, { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+    try {
+      await t.waitFor(/Value for openai_api_key:\s*$/m);
+      t.type('sk-proj-typed-value-0123456789abcd');
+      await t.waitFor(/New vault passphrase.*:\s*$/m);
+      t.type('typed passphrase');
+      await t.waitFor(/Repeat the new vault passphrase.*:\s*$/m);
+      t.type('typed passphrase');
+      const screen = await t.waitFor(/EXIT=\d+/);
+      assert.match(screen, /stored openai_api_key/);
+      assert.match(screen, /EXIT=0/);
+      assert.doesNotMatch(screen, /typed-value|typed passphrase/, 'nothing typed is echoed');
+    } finally {
+      t.kill();
+    }
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), passphrase: 'typed passphrase', logger: silentLogger(), env: {} });
+    assert.equal((await app.vault.get('openai_api_key')).expose(), 'sk-proj-typed-value-0123456789abcd');
+    await app.close();
+  });
+
+  it('a confirmation that does not match is refused and nothing is stored', async () => {
+    const dir = tmpDir();
+    const t = new Terminal(`node ${CLI} config set-secret k`, { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+    try {
+      await t.waitFor(/Value for k:\s*$/m);
+      t.type('some-value-0123456789abcdef');
+      await t.waitFor(/New vault passphrase.*:\s*$/m);
+      t.type('first');
+      await t.waitFor(/Repeat the new vault passphrase.*:\s*$/m);
+      t.type('second');
+      const screen = await t.waitFor(/EXIT=\d+/);
+      assert.match(screen, /error\[KC_INVALID_INPUT\]: the two entries of the vault passphrase do not match/);
+      assert.match(screen, /EXIT=1/);
+    } finally {
+      t.kill();
+    }
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), logger: silentLogger(), env: {} });
+    assert.equal((await app.vault.status()).exists, false);
+    await app.close();
+  });
+
+  it('an existing vault asks once for the passphrase; a wrong one is KC_VAULT_KEY_INVALID', async () => {
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), passphrase: 'right one', logger: silentLogger(), env: {} });
+    await app.vault.set('k', 'value-0123456789abcdefghij');
+    await app.close();
+    const t = new Terminal(`node ${CLI} config list-secrets`, { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+    try {
+      await t.waitFor(/Vault passphrase:\s*$/m);
+      t.type('wrong one');
+      const screen = await t.waitFor(/EXIT=\d+/);
+      assert.match(screen, /KC_VAULT_KEY_INVALID/);
+      assert.doesNotMatch(screen, /wrong one/);
+    } finally {
+      t.kill();
+    }
+  });
+});
