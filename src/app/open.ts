@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ErrorCode, isAppError } from '../errors/index.js';
 import { checkOptions, loadConfig, LoadOptionsSchema, type BlufioConfig, type Durability, type Env } from '../config/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import {
@@ -11,7 +12,7 @@ import {
   type Queue,
   type Sessions,
 } from '../storage/index.js';
-import { Vault, type PassphraseProvider } from '../vault/index.js';
+import { moveConfigSecrets, Vault, type PassphraseProvider } from '../vault/index.js';
 
 export interface OpenOptions {
   /** The data directory ("vault path"); default BLUFIO_DATA_DIR, storage.database_path, then XDG. */
@@ -73,6 +74,22 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     return options.passphrase ?? (env.BLUFIO_VAULT_KEY || (await ask?.(purpose)));
   };
   const vault = new Vault(storage.vaultRows, provider, log);
+  if (config.plaintextSecrets.length > 0) {
+    // Moved at the first chance: now, when a passphrase can be had (given, in the environment,
+    // or asked on a terminal); otherwise they stay where they are and this says so.
+    try {
+      await moveConfigSecrets(config.configPath, vault, log);
+    } catch (err) {
+      if (!isAppError(err, ErrorCode.VAULT_LOCKED)) {
+        await storage.close();
+        throw err;
+      }
+      log.warn(
+        { file: config.configPath, secrets: config.plaintextSecrets },
+        'the config file holds plaintext secrets; they move into the vault the next time blufio runs with the vault passphrase (BLUFIO_VAULT_KEY)',
+      );
+    }
+  }
   return {
     config,
     sessions: storage.sessions,

@@ -6,3 +6,6 @@ export type { Durability, LogLevel } from './schema.js';
 export { locateKey } from './toml-locate.js';
 export { checkOptions } from './options.js';
 export { LoadOptionsSchema } from './schema.js';
+export { plaintextSecrets, removeKeys } from './secrets.js';
+export type { PlaintextSecret } from './secrets.js';
+export { SECRET_FIELDS } from './schema.js';

@@ -12,6 +12,7 @@ import {
 } from './paths.js';
 import { checkOptions } from './options.js';
 import { ConfigFileSchema, KNOWN_KEYS, LoadOptionsSchema, type Durability, type LogLevel } from './schema.js';
+import { plaintextSecrets } from './secrets.js';
 import { locateKey } from './toml-locate.js';
 
 /** The validated configuration with every path resolved. */
@@ -28,6 +29,11 @@ export interface BlufioConfig {
     lockTimeoutMs: number;
   };
   queue: QueueSettings;
+  /** Providers' settings other than their secrets (those are in the vault). */
+  providers: Record<string, { baseUrl: string | undefined }>;
+  channels: string[];
+  /** Vault names of secrets still written in plaintext in the config file (never their values). */
+  plaintextSecrets: string[];
   logging: { level: LogLevel };
 }
 
@@ -182,6 +188,9 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
       completedRetentionMs: file.queue.completed_retention_ms,
       sweepIntervalMs: file.queue.sweep_interval_ms,
     },
+    providers: Object.fromEntries(Object.entries(file.providers).map(([name, p]) => [name, { baseUrl: p.base_url }])),
+    channels: Object.keys(file.channels),
+    plaintextSecrets: plaintextSecrets(file).map((s) => s.vaultName),
     logging: { level: file.logging.level },
   };
 }

@@ -53,6 +53,34 @@ const QueueSection = z
     message: 'must not be larger than retry_max_ms',
   });
 
+/** Names of providers and channels: they become part of vault entry names. */
+const EntryName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 lowercase letters, digits, _ or -');
+const SecretString = z.string().min(1, 'must not be empty');
+
+/**
+ * Secret fields (marked `secret` in SECRET_FIELDS) may be written here in plaintext once; on
+ * the next start they are moved into the vault and deleted from this file.
+ */
+const ProviderSection = z.strictObject({
+  api_key: SecretString.optional(),
+  base_url: z.url().optional(),
+});
+const ChannelSection = z.strictObject({
+  bot_token: SecretString.optional(),
+  app_token: SecretString.optional(),
+  signing_secret: SecretString.optional(),
+  password: SecretString.optional(),
+});
+
+/** Which config keys hold secrets: [table, key] under a named entry, e.g. providers.openai.api_key. */
+export const SECRET_FIELDS: readonly (readonly [string, string])[] = [
+  ['providers', 'api_key'],
+  ['channels', 'bot_token'],
+  ['channels', 'app_token'],
+  ['channels', 'signing_secret'],
+  ['channels', 'password'],
+];
+
 const LoggingSection = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -60,6 +88,8 @@ const LoggingSection = z.strictObject({
 export const ConfigFileSchema = z.strictObject({
   storage: StorageSection.default(StorageSection.parse({})),
   queue: QueueSection.default(QueueSection.parse({})),
+  providers: z.record(EntryName, ProviderSection).default({}),
+  channels: z.record(EntryName, ChannelSection).default({}),
   logging: LoggingSection.default(LoggingSection.parse({})),
 });
 

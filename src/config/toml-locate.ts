@@ -10,6 +10,8 @@ type KeyPath = readonly (string | number)[];
 interface Located {
   path: string[];
   line: number;
+  /** The last line of the value, for a key whose value spans lines (a multi-line string or array). */
+  endLine: number;
 }
 
 const BARE = /[A-Za-z0-9_-]+/y;
@@ -81,8 +83,10 @@ function scan(text: string): Located[] {
   const arrayCounts = new Map<string, number>();
   let inString: '"""' | "'''" | null = null;
   let depth = 0;
+  let open: Located | undefined;
   for (let n = 0; n < lines.length; n++) {
     const line = lines[n] ?? '';
+    if (open !== undefined) open.endLine = n + 1;
     if (inString !== null) {
       if (line.includes(inString)) {
         const after = line.indexOf(inString) + 3;
@@ -91,12 +95,14 @@ function scan(text: string): Located[] {
         depth += d.delta;
         inString = d.opensMultiline;
       }
+      if (depth <= 0 && inString === null) open = undefined;
       continue;
     }
     if (depth > 0) {
       const d = bracketDelta(line, 0);
       depth += d.delta;
       inString = d.opensMultiline;
+      if (depth <= 0 && inString === null) open = undefined;
       continue;
     }
     const trimmed = line.trimStart();
@@ -108,7 +114,7 @@ function scan(text: string): Located[] {
         const idx = arrayCounts.get(name) ?? 0;
         arrayCounts.set(name, idx + 1);
         table = [...k.parts, String(idx)];
-        found.push({ path: table, line: n + 1 });
+        found.push({ path: table, line: n + 1, endLine: n + 1 });
       }
       continue;
     }
@@ -116,17 +122,19 @@ function scan(text: string): Located[] {
       const k = readDottedKey(line, indent + 1);
       if (k !== null) {
         table = k.parts;
-        found.push({ path: table, line: n + 1 });
+        found.push({ path: table, line: n + 1, endLine: n + 1 });
       }
       continue;
     }
     if (trimmed === '' || trimmed.startsWith('#')) continue;
     const k = readDottedKey(line, indent);
     if (k === null || line[k.end] !== '=') continue;
-    found.push({ path: [...table, ...k.parts], line: n + 1 });
+    const entry = { path: [...table, ...k.parts], line: n + 1, endLine: n + 1 };
+    found.push(entry);
     const d = bracketDelta(line, k.end + 1);
     depth += d.delta;
     inString = d.opensMultiline;
+    open = depth > 0 || inString !== null ? entry : undefined;
   }
   return found;
 }
@@ -146,4 +154,13 @@ export function locateKey(text: string, keyPath: KeyPath): number | undefined {
     if (hit !== undefined) return hit.line;
   }
   return undefined;
+}
+
+/**
+ * The lines (1-based, inclusive) of the assignment of exactly `keyPath`, or undefined when it is
+ * not written as its own `key = value` (absent, or inside an inline table).
+ */
+export function keyLines(text: string, keyPath: readonly string[]): { start: number; end: number } | undefined {
+  const hit = scan(text).find((e) => e.path.length === keyPath.length && e.path.every((p, i) => p === keyPath[i]));
+  return hit === undefined ? undefined : { start: hit.line, end: hit.endLine };
 }

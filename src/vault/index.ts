@@ -4,3 +4,4 @@ export { Secret } from './secret.js';
 export { maskSecret } from './mask.js';
 export { DEFAULT_KDF, KDF_BOUNDS, deriveKey } from './kdf.js';
 export type { KdfParams } from './kdf.js';
+export { moveConfigSecrets } from './config-secrets.js';

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { removeKeys } from '../src/config/index.js';
+import { openBlufio } from '../src/index.js';
+import { memoryLogger } from './helpers/logger.js';
+import { cleanEnv, silentLogger, sleep, startFixture, tmpDir } from './helpers/index.js';
+
+const CONFIG = [
+  '# Blufio config, hand-written   ',
+  '[storage]   # storage stuff',
+  'durability = "full"   # keep it',
+  '',
+  '[providers.openai]',
+  '# the key: moved into the vault on the next start',
+  'api_key = "sk-proj-PLAINTEXT-openai-0123456789"  # secret!',
+  'base_url = "https://api.openai.com/v1"',
+  '',
+  "[providers.anthropic]\r",
+  "api_key = '''\r",
+  "sk-ant-PLAINTEXT-multiline-0123456789'''\r",
+  '',
+  '[channels.telegram]',
+  '\tbot_token = "123456789:PLAINTEXT-telegram-token-0123"',
+  '[logging]',
+  'level="info"   ',
+  '',
+].join('\n');
+
+const EXPECTED = CONFIG.split(/(?<=\n)/)
+  .filter((l) => !/api_key|PLAINTEXT/.test(l))
+  .join('');
+
+function setup(mode = 0o640): { dir: string; cfg: string; data: string } {
+  const dir = tmpDir();
+  const cfg = path.join(dir, 'blufio.toml');
+  fs.writeFileSync(cfg, CONFIG);
+  fs.chmodSync(cfg, mode);
+  return { dir, cfg, data: path.join(dir, 'data') };
+}
+
+/** The same data directory opened with a config file that holds no secrets. */
+async function openPlain(dir: string): Promise<Awaited<ReturnType<typeof openBlufio>>> {
+  const empty = path.join(dir, 'empty.toml');
+  fs.writeFileSync(empty, '');
+  return openBlufio({ dataDir: path.join(dir, 'data'), configPath: empty, passphrase: 'pp', logger: silentLogger(), env: {} });
+}
+
+const SECRETS: Record<string, string> = {
+  'providers.openai.api_key': 'sk-proj-PLAINTEXT-openai-0123456789',
+  'providers.anthropic.api_key': 'sk-ant-PLAINTEXT-multiline-0123456789',
+  'channels.telegram.bot_token': '123456789:PLAINTEXT-telegram-token-0123',
+};
+
+describe('plaintext secrets in the config file', () => {
+  it('removeKeys cuts exactly the assignment lines and refuses what it cannot cut cleanly', () => {
+    const out = removeKeys(CONFIG, [
+      ['providers', 'openai', 'api_key'],
+      ['providers', 'anthropic', 'api_key'],
+      ['channels', 'telegram', 'bot_token'],
+    ]);
+    assert.equal(out, EXPECTED);
+    assert.equal(removeKeys('providers = { openai = { api_key = "x" } }\n', [['providers', 'openai', 'api_key']]), undefined);
+    assert.equal(removeKeys('[a]\nb = 1\n', [['a', 'missing']]), undefined);
+  });
+
+  it('are moved into the vault on start: vault first, then the file without them, all else byte for byte, mode kept', async () => {
+    const { cfg, data } = setup(0o640);
+    const log = memoryLogger();
+    const app = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: log.logger, env: {} });
+    try {
+      for (const [name, value] of Object.entries(SECRETS)) assert.equal((await app.vault.get(name)).expose(), value);
+      assert.deepEqual(app.config.providers.openai, { baseUrl: 'https://api.openai.com/v1' });
+    } finally {
+      await app.close();
+    }
+    assert.equal(fs.readFileSync(cfg, 'utf8'), EXPECTED);
+    assert.equal(fs.statSync(cfg).mode & 0o777, 0o640);
+    const moved = log.lines().find((l) => /moved from the config file/.test(String(l.msg)));
+    assert.deepEqual((moved?.secrets as string[]).sort(), Object.keys(SECRETS).sort());
+    const all = JSON.stringify(log.lines());
+    for (const v of Object.values(SECRETS)) assert.ok(!all.includes(v), 'no value in any log line');
+    assert.deepEqual(fs.readdirSync(path.dirname(cfg)).sort(), ['blufio.toml', 'data']);
+  });
+
+  it('a crash between the two steps is finished by the next start; the file value wins', async () => {
+    const { dir, cfg, data } = setup();
+    // The state after a crash between the steps: the vault already has (an older) value.
+    const pre = await openPlain(dir);
+    await pre.vault.set('providers.openai.api_key', 'an-older-value-0123456789abcdef');
+    await pre.close();
+    const app = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: silentLogger(), env: {} });
+    try {
+      assert.equal((await app.vault.get('providers.openai.api_key')).expose(), SECRETS['providers.openai.api_key']);
+    } finally {
+      await app.close();
+    }
+    assert.equal(fs.readFileSync(cfg, 'utf8'), EXPECTED);
+  });
+
+  it('killed at random moments while moving, no secret is ever lost and the file always parses', async () => {
+    for (let round = 0; round < 8; round++) {
+      const { dir, cfg, data } = setup();
+      const { child, done } = startFixture('open-close', [data, cfg], () => undefined, cleanEnv({ BLUFIO_VAULT_KEY: 'pp' }));
+      await sleep(100 + Math.random() * 500);
+      child.kill('SIGKILL');
+      await done;
+      const text = fs.readFileSync(cfg, 'utf8');
+      assert.ok(text === CONFIG || text === EXPECTED, `round ${round}: the file is either untouched or fully cleaned`);
+      const app = await openPlain(dir);
+      try {
+        for (const [name, value] of Object.entries(SECRETS)) {
+          if (text.includes(value)) continue;
+          assert.equal((await app.vault.get(name)).expose(), value, `round ${round}: ${name} is in neither place`);
+        }
+      } finally {
+        await app.close();
+      }
+    }
+  });
+
+  it('without a passphrase they stay put, with a warning that names them (not their values)', async () => {
+    const { cfg, data } = setup();
+    const log = memoryLogger();
+    const app = await openBlufio({ dataDir: data, configPath: cfg, logger: log.logger, env: {} });
+    await app.close();
+    assert.equal(fs.readFileSync(cfg, 'utf8'), CONFIG);
+    const warn = log.lines().find((l) => /plaintext secrets/.test(String(l.msg)));
+    assert.ok(warn !== undefined);
+    assert.ok(!JSON.stringify(log.lines()).includes('PLAINTEXT-openai'));
+  });
+});
