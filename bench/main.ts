@@ -6,10 +6,12 @@
 import { Reporter } from './report.js';
 import { queueBench } from './queue.bench.js';
 import { storageBench } from './storage.bench.js';
+import { vaultBench } from './vault.bench.js';
 
 const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   storage: storageBench,
   queue: queueBench,
+  vault: vaultBench,
 };
 
 const args = process.argv.slice(2);

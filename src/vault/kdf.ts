@@ -13,9 +13,10 @@ export interface KdfParams {
 }
 
 /**
- * OWASP's first Argon2id profile is m=19 MiB, t=2; RFC 9106's second recommendation m=64 MiB,
- * t=3, p=4. These are the latter: about 0.15 s on this project's 2-core machine, under a second
- * on a Raspberry Pi 4, once per unlock.
+ * RFC 9106's second recommendation, m=64 MiB, t=3, p=4 (OWASP's minimum is m=19 MiB, t=2): 70 ms
+ * here with @node-rs/argon2 (115 ms with argon2, 251 ms with hash-wasm; `npm run bench -- vault`),
+ * so a Raspberry Pi still unlocks in well under a second, once per start. More memory would cost
+ * a small machine more than it gains; the parameters are stored per vault, so they can grow.
  */
 export const DEFAULT_KDF: KdfParams = { memoryKib: 64 * 1024, iterations: 3, parallelism: 4 };
 
