@@ -80,6 +80,41 @@ describe('vault crypto', () => {
   });
 });
 
+describe('the stored format', () => {
+  it('a vault written by hand from the documented format opens (known answer for KDF, wrap and entry)', async () => {
+    // Built once with node:crypto and @node-rs/argon2 directly, not with this code: version 1 |
+    // nonce | AES-256-GCM ciphertext | tag, the associated data length-prefixed.
+    const dir = tmpDir();
+    const a = await app(dir);
+    await a.close();
+    const db = raw(dir);
+    db.prepare(
+      `INSERT INTO vault_meta VALUES (1, ?, 'argon2id', 65536, 3, 4, ?, ?, 0, 0)`,
+    ).run(
+      Buffer.alloc(16, 0xaa),
+      Buffer.alloc(16, 0x5a),
+      Buffer.from('0101010101010101010101010144a66d1589be55b45df5c1b23bde4ba84bbe0c21c7d5b960d02ac0bb5ce837774885d996bbf89173201a6f70d84b9bfb', 'hex'),
+    );
+    db.prepare("INSERT INTO vault_entries VALUES ('known', ?, 0, 0)").run(
+      Buffer.from('01020202020202020202020202e84334d0d7b64635e6e4cc8b441ca83e6a88c319f1ca536558cef3876836359c1153e9c257', 'hex'),
+    );
+    db.close();
+    const kek = await deriveKey(Buffer.from('known passphrase'), Buffer.alloc(16, 0x5a), DEFAULT_KDF);
+    assert.equal(kek.toString('hex'), 'beae1aa096f09e2d6181a05679b874f60b37e5332a64a6c2bc4ab8a0f3e98c60');
+    const b = await app(dir, 'known passphrase');
+    try {
+      assert.equal((await b.vault.get('known')).expose(), 'sk-known-answer-value');
+      // And what this build writes has the same layout: version, 12-byte nonce, body, 16-byte tag.
+      await b.vault.set('fresh', 'abc');
+      const sealedFresh = raw(dir).prepare("SELECT sealed FROM vault_entries WHERE name = 'fresh'").pluck().get() as Buffer;
+      assert.equal(sealedFresh[0], 1);
+      assert.equal(sealedFresh.length, 1 + 12 + 3 + 16);
+    } finally {
+      await b.close();
+    }
+  });
+});
+
 describe('the vault', () => {
   it('is created by the first secret and then needs the passphrase; wrong ones are refused', async () => {
     const dir = tmpDir();
