@@ -212,6 +212,24 @@ describe('the vault', () => {
     }
   });
 
+  it('concurrent first uses share one creation and one unlock', async () => {
+    const dir = tmpDir();
+    let asked = 0;
+    const ask = async (): Promise<string> => {
+      asked++;
+      return 'asked once';
+    };
+    const a = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {}, askPassphrase: ask });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => a.vault.set(`k${i}`, `value-${i}-0123456789abcdef`)));
+    assert.equal(asked, 1);
+    await a.close();
+    const b = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {}, askPassphrase: ask });
+    const got = await Promise.all(Array.from({ length: 10 }, (_, i) => b.vault.get(`k${i}`)));
+    assert.deepEqual(got.map((g) => g.expose()), Array.from({ length: 10 }, (_, i) => `value-${i}-0123456789abcdef`));
+    assert.equal(asked, 2);
+    await b.close();
+  });
+
   it('changing the passphrase re-wraps only the key: entries unchanged, old passphrase refused', async () => {
     const dir = tmpDir();
     const a = await app(dir, 'old-pass');

@@ -84,7 +84,16 @@ export class Vault {
   }
 
   /** Opens the vault with `passphrase` (or the configured source). Returns false when there is no vault yet. */
-  async unlock(passphrase?: string): Promise<boolean> {
+  unlock(passphrase?: string): Promise<boolean> {
+    // Callers arriving while an unlock runs share it: one prompt, one derivation, one key.
+    this.unlocking ??= this.doUnlock(passphrase).finally(() => (this.unlocking = undefined));
+    return this.unlocking;
+  }
+
+  private unlocking: Promise<boolean> | undefined;
+  private creating: Promise<void> | undefined;
+
+  private async doUnlock(passphrase: string | undefined): Promise<boolean> {
     const m = this.rows.meta();
     if (m === undefined) return false;
     if (this.unlocked) return true;
@@ -146,7 +155,8 @@ export class Vault {
       const opened = await this.unlock();
       if (!opened) {
         if (!create) throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault yet', { hint: 'blufio config set-secret <name> creates it' });
-        await this.create();
+        this.creating ??= this.create().finally(() => (this.creating = undefined));
+        await this.creating;
       }
     }
     return { key: this.masterKey!, id: this.vaultId! };
