@@ -130,4 +130,34 @@ describe('plaintext secrets in the config file', () => {
     assert.ok(warn !== undefined);
     assert.ok(!JSON.stringify(log.lines()).includes('PLAINTEXT-openai'));
   });
+
+  it('a symlinked config is cleaned where it lives; a hard-linked or inline one is left, and only missing secrets are imported', async () => {
+    const { dir, cfg, data } = setup();
+    const link = path.join(dir, 'link.toml');
+    fs.symlinkSync(cfg, link);
+    const a = await openBlufio({ dataDir: data, configPath: link, passphrase: 'pp', logger: silentLogger(), env: {} });
+    await a.close();
+    assert.ok(fs.lstatSync(link).isSymbolicLink(), 'the link is still a link');
+    assert.equal(fs.readFileSync(cfg, 'utf8'), EXPECTED);
+
+    const hard = setup();
+    fs.linkSync(hard.cfg, path.join(hard.dir, 'other-name.toml'));
+    const log = memoryLogger();
+    const b = await openBlufio({ dataDir: hard.data, configPath: hard.cfg, passphrase: 'pp', logger: log.logger, env: {} });
+    assert.equal((await b.vault.get('providers.openai.api_key')).expose(), SECRETS['providers.openai.api_key']);
+    await b.vault.set('providers.openai.api_key', 'rotated-by-hand-0123456789abcdef');
+    await b.close();
+    assert.equal(fs.readFileSync(hard.cfg, 'utf8'), CONFIG, 'a hard-linked file is not replaced');
+    assert.ok(log.lines().some((l) => /hard links/.test(String(l.msg))));
+    const c = await openBlufio({ dataDir: hard.data, configPath: hard.cfg, passphrase: 'pp', logger: silentLogger(), env: {} });
+    assert.equal((await c.vault.get('providers.openai.api_key')).expose(), 'rotated-by-hand-0123456789abcdef', 'a rotated key is not undone');
+    await c.close();
+
+    const inline = tmpDir();
+    fs.writeFileSync(path.join(inline, 'c.toml'), 'providers = { openai = { api_key = "sk-inline-0123456789abcdefgh" } }\n');
+    const d = await openBlufio({ dataDir: path.join(inline, 'data'), configPath: path.join(inline, 'c.toml'), passphrase: 'pp', logger: silentLogger(), env: {} });
+    assert.equal((await d.vault.get('providers.openai.api_key')).expose(), 'sk-inline-0123456789abcdefgh');
+    await d.close();
+    assert.match(fs.readFileSync(path.join(inline, 'c.toml'), 'utf8'), /sk-inline/);
+  });
 });

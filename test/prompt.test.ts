@@ -9,9 +9,11 @@ const haveTmux = spawnSync('tmux', ['-V']).status === 0;
 
 /** A real terminal: the CLI runs in a tmux pane; we type into it and read the screen. */
 class Terminal {
+  readonly socketName: string;
   private readonly socket = `blufio-test-${process.pid}-${Math.random().toString(36).slice(2)}`;
 
   constructor(command: string, env: Record<string, string>) {
+    this.socketName = this.socket;
     const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
     const r = spawnSync('tmux', ['-L', this.socket, '-f', '/dev/null', 'new-session', '-d', '-s', 't', '-x', '200', '-y', '50',
       `env -i PATH="${process.env.PATH}" HOME="${env.HOME}" ${vars.join(' ')} ${command}; echo "EXIT=$?"; sleep 60`]);
@@ -32,8 +34,9 @@ class Terminal {
     }
   }
 
-  type(text: string): void {
-    spawnSync('tmux', ['-L', this.socket, 'send-keys', '-t', 't', '-l', text]);
+  type(text: string, ...keysBefore: string[]): void {
+    for (const k of keysBefore) spawnSync('tmux', ['-L', this.socket, 'send-keys', '-t', 't', k]);
+    spawnSync('tmux', ['-L', this.socket, 'send-keys', '-t', 't', '-l', '--', text]);
     spawnSync('tmux', ['-L', this.socket, 'send-keys', '-t', 't', 'Enter']);
   }
 
@@ -48,7 +51,9 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
     const t = new Terminal(`node ${CLI} config set-secret openai_api_key`, { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
     try {
       await t.waitFor(/Value for openai_api_key:\s*$/m);
-      t.type('sk-proj-typed-value-0123456789abcd');
+      // Arrow keys and Home send escape sequences: they must not end up inside the value.
+      spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', '-l', 'sk-proj-typed']);
+      t.type('-value-0123456789abcd', 'Left', 'Home');
       await t.waitFor(/New vault passphrase.*:\s*$/m);
       t.type('typed passphrase');
       await t.waitFor(/Repeat the new vault passphrase.*:\s*$/m);

@@ -76,7 +76,9 @@ describe('vault crypto', () => {
     assert.equal(maskSecret('hunter2'), '****');
     assert.equal(maskSecret('sk-short'), '****');
     assert.equal(maskSecret('x'.repeat(15)), '****');
-    assert.equal(maskSecret('🔑'.repeat(20) + '👍🏽👍🏽e\u0301z'), '...👍🏽👍🏽e\u0301z', 'graphemes, never half an emoji');
+    assert.equal(maskSecret('🔑'.repeat(20) + '👍🏽👍🏽e\u0301z'), '...e\u0301z', 'whole graphemes, at most four code points');
+    assert.equal(maskSecret('🔑'.repeat(20) + '👍🏽'), '...🔑🔑👍🏽', 'never half an emoji');
+    assert.equal(maskSecret('x'.repeat(30) + 'a' + '\u0301'.repeat(30)), '...', 'combining marks cannot stretch the tail');
   });
 });
 
@@ -228,6 +230,44 @@ describe('the vault', () => {
     assert.deepEqual(got.map((g) => g.expose()), Array.from({ length: 10 }, (_, i) => `value-${i}-0123456789abcdef`));
     assert.equal(asked, 2);
     await b.close();
+  });
+
+  it('a lock() during a passphrase change cannot wrap a zeroed key; an explicit passphrase is always checked', async () => {
+    const dir = tmpDir();
+    let release!: (v: string) => void;
+    const a = await openBlufio({
+      dataDir: dir, passphrase: 'first', logger: silentLogger(), env: {},
+      askPassphrase: () => new Promise<string>((r) => (release = r)),
+    });
+    await a.vault.set('k', 'value-0123456789abcdefghij');
+    const changing = a.vault.changePassphrase();
+    await new Promise((r) => setImmediate(r));
+    a.vault.lock();
+    release('second');
+    await changing;
+    await rejects(a.vault.unlock('wrong'), 'KC_VAULT_KEY_INVALID');
+    assert.equal(await a.vault.unlock('second'), true);
+    await rejects(a.vault.unlock('wrong'), 'KC_VAULT_KEY_INVALID');
+    assert.equal((await a.vault.get('k')).expose(), 'value-0123456789abcdefghij', 'the entries still open');
+    await a.close();
+  });
+
+  it('BLUFIO_VAULT_KEY is taken out of the environment, so child processes never inherit it', async () => {
+    const dir = tmpDir();
+    process.env.BLUFIO_VAULT_KEY = 'from the environment';
+    process.env.BLUFIO_DATA_DIR = dir;
+    try {
+      const a = await openBlufio({ logger: silentLogger() });
+      assert.equal(process.env.BLUFIO_VAULT_KEY, undefined);
+      await a.vault.set('k', 'value-0123456789abcdefghij');
+      await a.close();
+      const b = await openBlufio({ logger: silentLogger() });
+      assert.equal((await b.vault.get('k')).expose(), 'value-0123456789abcdefghij', 'later opens in this process still have it');
+      await b.close();
+    } finally {
+      delete process.env.BLUFIO_VAULT_KEY;
+      delete process.env.BLUFIO_DATA_DIR;
+    }
   });
 
   it('changing the passphrase re-wraps only the key: entries unchanged, old passphrase refused', async () => {

@@ -57,6 +57,22 @@ const OpenOptionsSchema = LoadOptionsSchema.extend({
   askPassphrase: z.custom<PassphraseProvider>((v) => typeof v === 'function', 'must be a function').optional(),
 });
 
+/**
+ * Passphrases from this process's environment, taken out of it on first read: a child process
+ * the agent starts later must not inherit them. Later opens in the same process use these.
+ */
+const taken: { key?: string; newKey?: string } = {};
+
+function envPassphrases(env: Env): { key: string | undefined; newKey: string | undefined } {
+  if (env !== process.env) return { key: env.BLUFIO_VAULT_KEY || undefined, newKey: env.BLUFIO_NEW_VAULT_KEY || undefined };
+  for (const [name, slot] of [['BLUFIO_VAULT_KEY', 'key'], ['BLUFIO_NEW_VAULT_KEY', 'newKey']] as const) {
+    const v = process.env[name];
+    if (v) taken[slot] = v;
+    delete process.env[name];
+  }
+  return { key: taken.key, newKey: taken.newKey };
+}
+
 export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> {
   checkOptions(OpenOptionsSchema, options, 'openBlufio');
   const config = loadConfig({
@@ -67,11 +83,11 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   });
   const log = options.logger ?? createLogger({ level: config.logging.level });
   const storage = await Storage.open(config, log);
-  const env = options.env ?? process.env;
+  const fromEnv = envPassphrases(options.env ?? process.env);
   const ask = options.askPassphrase;
   const provider: PassphraseProvider = async (purpose) => {
-    if (purpose === 'change') return env.BLUFIO_NEW_VAULT_KEY || (await ask?.(purpose));
-    return options.passphrase ?? (env.BLUFIO_VAULT_KEY || (await ask?.(purpose)));
+    if (purpose === 'change') return fromEnv.newKey ?? (await ask?.(purpose));
+    return options.passphrase ?? fromEnv.key ?? (await ask?.(purpose));
   };
   const vault = new Vault(storage.vaultRows, provider, log);
   if (config.plaintextSecrets.length > 0) {

@@ -26,15 +26,32 @@ export async function askHidden(question: string): Promise<string | undefined> {
   try {
     return await new Promise<string>((resolve, reject) => {
       let typed = '';
+      // Inside an escape sequence (arrow keys, Home, bracketed-paste markers): its bytes are keys, not text.
+      let escape: 'none' | 'start' | 'csi' = 'none';
+      const cancelled = (): void => reject(new AppError(ErrorCode.CLI_USAGE, 'cancelled at the prompt'));
       input.setEncoding('utf8');
+      input.once('error', cancelled);
+      input.once('end', cancelled);
       input.on('data', (chunk: string) => {
         for (const ch of chunk) {
+          if (escape === 'start') {
+            escape = ch === '[' || ch === 'O' ? 'csi' : 'none';
+            continue;
+          }
+          if (escape === 'csi') {
+            if (ch >= '@' && ch <= '~' && !(ch >= '0' && ch <= '9') && ch !== ';') escape = 'none';
+            continue;
+          }
+          if (ch === '\u001b') {
+            escape = 'start';
+            continue;
+          }
           if (ch === '\r' || ch === '\n') {
             resolve(typed);
             return;
           }
           if (ch === '\u0003' || (ch === '\u0004' && typed === '')) {
-            reject(new AppError(ErrorCode.CLI_USAGE, 'cancelled at the prompt'));
+            cancelled();
             return;
           }
           if (ch === '\u007f' || ch === '\b') typed = Array.from(typed).slice(0, -1).join('');

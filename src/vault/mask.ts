@@ -1,8 +1,8 @@
 /**
  * A preview of a secret for `list-secrets`: a well-known prefix (which only says what kind of
  * key it is) and the last four characters, like `sk-...4f2b`. A value too short to spare them
- * shows nothing at all. Characters are counted as graphemes, so no emoji or combining sequence is
- * ever cut in half.
+ * shows nothing at all. The tail is whole graphemes (no emoji or combining sequence cut in half)
+ * of at most four code points in all; hidden characters are counted in code points.
  */
 const PREFIXES = [
   'sk-ant-api03-',
@@ -30,9 +30,19 @@ const TAIL = 4;
 const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 export function maskSecret(value: string): string {
-  const chars = Array.from(segmenter.segment(value), (s) => s.segment);
   const prefix = PREFIXES.find((p) => value.startsWith(p)) ?? '';
-  const prefixChars = Array.from(segmenter.segment(prefix)).length;
-  if (chars.length - prefixChars - TAIL < HIDDEN_AT_LEAST) return prefix.length > 0 && chars.length - prefixChars >= HIDDEN_AT_LEAST ? `${prefix}...` : '****';
-  return `${prefix}...${chars.slice(-TAIL).join('')}`;
+  const rest = [...value.slice(prefix.length)]; // code points
+  // The tail is whole graphemes, but never more than four code points: a grapheme can carry any
+  // number of combining marks, and those would show more of the value than four characters.
+  const graphemes = Array.from(segmenter.segment(value.slice(prefix.length)), (s) => s.segment);
+  let tail = '';
+  let shown = 0;
+  for (let i = graphemes.length - 1; i >= 0 && graphemes.length - i <= TAIL; i--) {
+    const cps = [...graphemes[i]!].length;
+    if (shown + cps > TAIL) break;
+    tail = graphemes[i]! + tail;
+    shown += cps;
+  }
+  if (rest.length - shown < HIDDEN_AT_LEAST) return '****';
+  return `${prefix}...${tail}`;
 }

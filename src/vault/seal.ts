@@ -11,12 +11,29 @@ const VERSION = 0x01;
 const NONCE = 12;
 const TAG = 16;
 
-export function seal(key: Buffer, plaintext: Uint8Array, aad: Buffer): Buffer {
+/**
+ * Returns the sealed blob in a buffer of its own (not a slice of Node's shared pool), so that
+ * handing it to the writer thread copies only these bytes.
+ */
+export function seal(key: Buffer, plaintext: Uint8Array, aad: Buffer): Uint8Array {
   const nonce = randomBytes(NONCE);
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG });
   cipher.setAAD(Buffer.concat([Buffer.of(VERSION), aad]));
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([Buffer.of(VERSION), nonce, body, cipher.getAuthTag()]);
+  const body = cipher.update(plaintext);
+  cipher.final(); // GCM adds nothing here; the tag comes next
+  const out = new Uint8Array(1 + NONCE + body.length + TAG);
+  out[0] = VERSION;
+  out.set(nonce, 1);
+  out.set(body, 1 + NONCE);
+  out.set(cipher.getAuthTag(), 1 + NONCE + body.length);
+  return out;
+}
+
+/** A buffer for secret bytes that is never a slice of Node's shared pool (whose other users may be copied anywhere). */
+export function privateBytes(text: string): Buffer {
+  const b = Buffer.alloc(Buffer.byteLength(text, 'utf8'));
+  b.write(text, 'utf8');
+  return b;
 }
 
 /** The plaintext, or undefined when the blob does not open with this key and this associated data. */
@@ -27,7 +44,16 @@ export function open(key: Buffer, blob: Uint8Array, aad: Buffer): Buffer | undef
     const decipher = createDecipheriv('aes-256-gcm', key, b.subarray(1, 1 + NONCE), { authTagLength: TAG });
     decipher.setAAD(Buffer.concat([Buffer.of(VERSION), aad]));
     decipher.setAuthTag(b.subarray(b.length - TAG));
-    return Buffer.concat([decipher.update(b.subarray(1 + NONCE, b.length - TAG)), decipher.final()]);
+    // update() gives the plaintext in a buffer of its own; final() only checks the tag. On a
+    // failed check the unauthenticated bytes are wiped, never returned or left behind.
+    const plain = decipher.update(b.subarray(1 + NONCE, b.length - TAG));
+    try {
+      decipher.final();
+    } catch {
+      plain.fill(0);
+      return undefined;
+    }
+    return plain;
   } catch {
     return undefined;
   }

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors/index.js';
 import type { VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
 import { checkKdfParams, DEFAULT_KDF, deriveKey, KEY_BYTES, SALT_BYTES, type KdfParams } from './kdf.js';
 import { maskSecret } from './mask.js';
-import { entryAad, open, seal, tampered, wrapAad } from './seal.js';
+import { entryAad, open, privateBytes, seal, tampered, wrapAad } from './seal.js';
 import { Secret } from './secret.js';
 
 /** Why a passphrase is wanted: to open the vault, to create it (ask twice), or to replace it (ask twice). */
@@ -47,9 +47,10 @@ function paramsOf(m: VaultMetaRow): KdfParams {
   return checkKdfParams({ memoryKib: m.kdf_memory_kib, iterations: m.kdf_iterations, parallelism: m.kdf_parallelism });
 }
 
+/** NFC first: the same passphrase typed on two keyboards (é as one code point or as e + ́) opens the vault. */
 function passphraseBytes(p: string): Buffer {
   if (p.length === 0) throw new AppError(ErrorCode.INVALID_INPUT, 'the vault passphrase must not be empty');
-  return Buffer.from(p, 'utf8');
+  return privateBytes(p.normalize('NFC'));
 }
 
 /**
@@ -83,23 +84,36 @@ export class Vault {
     };
   }
 
-  /** Opens the vault with `passphrase` (or the configured source). Returns false when there is no vault yet. */
-  unlock(passphrase?: string): Promise<boolean> {
+  /**
+   * Opens the vault with `passphrase` (or the configured source). Returns false when there is no
+   * vault yet. An explicit passphrase is always checked, even when the vault is already open.
+   */
+  async unlock(passphrase?: string): Promise<boolean> {
+    if (passphrase !== undefined) return this.doUnlock(passphrase);
     // Callers arriving while an unlock runs share it: one prompt, one derivation, one key.
-    this.unlocking ??= this.doUnlock(passphrase).finally(() => (this.unlocking = undefined));
+    this.unlocking ??= this.doUnlock(undefined).finally(() => (this.unlocking = undefined));
     return this.unlocking;
   }
 
   private unlocking: Promise<boolean> | undefined;
   private creating: Promise<void> | undefined;
+  /** Bumped by lock(): an unlock or creation that started before it does not store its key. */
+  private epoch = 0;
 
   private async doUnlock(passphrase: string | undefined): Promise<boolean> {
     const m = this.rows.meta();
     if (m === undefined) return false;
-    if (this.unlocked) return true;
+    if (this.unlocked && passphrase === undefined) return true;
+    const epoch = this.epoch;
     const p = passphrase ?? (await this.passphrase('unlock'));
     if (p === undefined) throw this.lockedError();
-    this.masterKey = await this.unwrap(m, passphraseBytes(p));
+    const key = await this.unwrap(m, passphraseBytes(p));
+    if (epoch !== this.epoch || this.masterKey !== undefined) {
+      key.fill(0); // locked meanwhile, or already open (an explicit passphrase was only checked)
+      if (epoch !== this.epoch) throw this.lockedError();
+      return true;
+    }
+    this.masterKey = key;
     this.vaultId = Buffer.from(m.vault_id);
     return true;
   }
@@ -112,9 +126,9 @@ export class Vault {
 
   /** The master key inside `m`, unwrapped with the key from `pass` (zeroed here, as is the derived key). */
   private async unwrap(m: VaultMetaRow, pass: Buffer): Promise<Buffer> {
-    const params = paramsOf(m);
     let kek: Buffer | undefined;
     try {
+      const params = paramsOf(m);
       kek = await deriveKey(pass, m.salt, params);
       const key = open(kek, m.wrapped_key, wrapAad(m.vault_id, params, m.salt));
       if (key === undefined || key.length !== KEY_BYTES) {
@@ -132,19 +146,20 @@ export class Vault {
 
   private async wrap(vaultId: Buffer, masterKey: Buffer, pass: Buffer): Promise<VaultMetaInput> {
     const salt = randomBytes(SALT_BYTES);
-    const kek = await deriveKey(pass, salt, DEFAULT_KDF);
+    let kek: Buffer | undefined;
     try {
+      kek = await deriveKey(pass, salt, DEFAULT_KDF);
       return {
-        vault_id: vaultId,
+        vault_id: new Uint8Array(vaultId),
         kdf: 'argon2id',
         kdf_memory_kib: DEFAULT_KDF.memoryKib,
         kdf_iterations: DEFAULT_KDF.iterations,
         kdf_parallelism: DEFAULT_KDF.parallelism,
-        salt,
+        salt: new Uint8Array(salt),
         wrapped_key: seal(kek, masterKey, wrapAad(vaultId, DEFAULT_KDF, salt)),
       };
     } finally {
-      kek.fill(0);
+      kek?.fill(0);
       pass.fill(0);
     }
   }
@@ -169,9 +184,14 @@ export class Vault {
         hint: 'set BLUFIO_VAULT_KEY, or run the command on a terminal to choose one',
       });
     }
+    const epoch = this.epoch;
     const id = randomBytes(16);
-    const key = randomBytes(KEY_BYTES);
+    const key = randomFillSync(Buffer.alloc(KEY_BYTES));
     const held = await this.rows.init(await this.wrap(id, key, passphraseBytes(p)));
+    if (epoch !== this.epoch) {
+      key.fill(0);
+      throw this.lockedError();
+    }
     if (Buffer.compare(Buffer.from(held.vault_id), id) !== 0) {
       // Another process created the vault first: ours is discarded, theirs must open with this passphrase.
       key.fill(0);
@@ -188,7 +208,7 @@ export class Vault {
     const n = checkName(name);
     if (typeof value !== 'string' || value.length === 0) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} must be a non-empty string`);
     if (!value.isWellFormed()) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} has an unpaired UTF-16 surrogate`);
-    const bytes = Buffer.from(value, 'utf8');
+    const bytes = privateBytes(value);
     try {
       if (bytes.length > MAX_VALUE_BYTES) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} is ${bytes.length} bytes; the limit is ${MAX_VALUE_BYTES}`);
       const { key, id } = await this.ready(true);
@@ -196,6 +216,11 @@ export class Vault {
     } finally {
       bytes.fill(0);
     }
+  }
+
+  /** Whether a secret of this name is stored (names are not secret: no unlock needed). */
+  has(name: string): boolean {
+    return this.rows.entry(checkName(name)) !== undefined;
   }
 
   async get(name: string): Promise<Secret> {
@@ -235,19 +260,28 @@ export class Vault {
   async changePassphrase(newPassphrase?: string): Promise<void> {
     const m = this.rows.meta();
     if (m === undefined) throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault yet', { hint: 'blufio config set-secret <name> creates it' });
-    const { key, id } = await this.ready(false);
-    const p = newPassphrase ?? (await this.passphrase('change'));
-    if (p === undefined) {
-      throw new AppError(ErrorCode.VAULT_LOCKED, 'changing the passphrase needs the new one', {
-        hint: 'set BLUFIO_NEW_VAULT_KEY, or run the command on a terminal to be asked for it',
-      });
+    const ready = await this.ready(false);
+    // A private copy: a lock() while the new passphrase is asked and derived zeroes the live key,
+    // and a zero key must never be wrapped (every entry would be lost).
+    const key = Buffer.alloc(KEY_BYTES);
+    ready.key.copy(key);
+    try {
+      const p = newPassphrase ?? (await this.passphrase('change'));
+      if (p === undefined) {
+        throw new AppError(ErrorCode.VAULT_LOCKED, 'changing the passphrase needs the new one', {
+          hint: 'set BLUFIO_NEW_VAULT_KEY, or run the command on a terminal to be asked for it',
+        });
+      }
+      await this.rows.rewrap(await this.wrap(ready.id, key, passphraseBytes(p)), m.wrapped_key);
+    } finally {
+      key.fill(0);
     }
-    await this.rows.rewrap(await this.wrap(id, key, passphraseBytes(p)), m.wrapped_key);
     this.log.info('vault passphrase changed');
   }
 
   /** Zeroes the master key; the next use unlocks again. */
   lock(): void {
+    this.epoch++;
     this.masterKey?.fill(0);
     this.masterKey = undefined;
     this.vaultId = undefined;
