@@ -8,7 +8,7 @@ import { argon2id } from 'hash-wasm';
 import Database from '../src/storage/driver.js';
 import { openBlufio, maskSecret, Secret, type BlufioApp } from '../src/index.js';
 import { DEFAULT_KDF, deriveKey } from '../src/vault/kdf.js';
-import { entryAad, open, seal } from '../src/vault/seal.js';
+import { entryAad, open, seal, wrapAad } from '../src/vault/seal.js';
 import { silentLogger, tmpDir } from './helpers/index.js';
 
 async function app(dir: string, passphrase?: string): Promise<BlufioApp> {
@@ -52,6 +52,28 @@ describe('vault crypto', () => {
     assert.equal(open(key, blob, entryAad(randomBytes(16), 'openai_api_key')), undefined, 'another vault');
     assert.equal(open(key, blob, Buffer.from([])), undefined, 'another name');
     assert.notDeepEqual(seal(key, Buffer.from('x'), aad).subarray(1, 13), seal(key, Buffer.from('x'), aad).subarray(1, 13), 'fresh nonces');
+  });
+
+  it('every single bit flip of the wrapped key, and of the salt, fails to unwrap', async () => {
+    const vaultId = randomBytes(16);
+    const salt = randomBytes(16);
+    const master = randomBytes(32);
+    const kek = await deriveKey(Buffer.from('pp'), salt, DEFAULT_KDF);
+    const wrapped = seal(kek, master, wrapAad(vaultId, DEFAULT_KDF, salt));
+    assert.deepEqual(open(kek, wrapped, wrapAad(vaultId, DEFAULT_KDF, salt)), master);
+    for (let bit = 0; bit < wrapped.length * 8; bit++) {
+      const bad = Buffer.from(wrapped);
+      bad[bit >> 3]! ^= 1 << (bit & 7);
+      assert.equal(open(kek, bad, wrapAad(vaultId, DEFAULT_KDF, salt)), undefined, `wrapped key bit ${bit}`);
+    }
+    for (let bit = 0; bit < salt.length * 8; bit++) {
+      const bad = Buffer.from(salt);
+      bad[bit >> 3]! ^= 1 << (bit & 7);
+      const k = await deriveKey(Buffer.from('pp'), bad, DEFAULT_KDF);
+      assert.equal(open(k, wrapped, wrapAad(vaultId, DEFAULT_KDF, bad)), undefined, `salt bit ${bit}`);
+    }
+    // Parameters are bound too: the same key under other stored parameters does not open.
+    assert.equal(open(kek, wrapped, wrapAad(vaultId, { ...DEFAULT_KDF, iterations: 4 }, salt)), undefined);
   });
 
   it('Secret never shows its value except through expose()', () => {
