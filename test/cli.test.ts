@@ -3,9 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { openBlufio } from '../src/index.js';
-import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
+import { CLI, cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
 
 describe('blufio CLI', () => {
+  it('the built blufio command is executable (npm test rebuilds it; npx blufio must still run)', () => {
+    assert.equal(fs.statSync(CLI).mode & 0o111, 0o111);
+  });
+
   it('db check on a fresh machine creates the data directory and reports it', async () => {
     const home = tmpDir();
     const env = cleanEnv({ HOME: home });
