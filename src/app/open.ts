@@ -13,6 +13,7 @@ import {
   type Sessions,
 } from '../storage/index.js';
 import { moveConfigSecrets, Vault, type PassphraseProvider } from '../vault/index.js';
+import { createSafeFetch, type SafeFetch } from '../net/index.js';
 
 export interface OpenOptions {
   /** The data directory ("vault path"); default BLUFIO_DATA_DIR, storage.database_path, then XDG. */
@@ -45,6 +46,11 @@ export interface BlufioApp {
     checkpoint(): Promise<CheckpointResult>;
   };
   readonly log: Logger;
+  /**
+   * The SSRF-safe fetch with this config's `security.allowed_private_ips`, logging to `log`.
+   * Its connections are closed by `close()`.
+   */
+  readonly fetch: SafeFetch;
   /** Stops queue workers, finishes pending writes, checkpoints the WAL, zeroes keys and releases the file. */
   close(): Promise<void>;
 }
@@ -106,6 +112,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
       );
     }
   }
+  const safeFetch = createSafeFetch({ allowedPrivateIps: config.security.allowedPrivateIps, logger: log });
   return {
     config,
     sessions: storage.sessions,
@@ -118,8 +125,10 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
       checkpoint: () => storage.checkpoint(),
     },
     log,
+    fetch: safeFetch,
     close: async () => {
       vault.lock();
+      await safeFetch.close();
       await storage.close();
     },
   };

@@ -34,6 +34,8 @@ export interface BlufioConfig {
   channels: string[];
   /** Vault names of secrets still written in plaintext in the config file (never their values). */
   plaintextSecrets: string[];
+  /** [security]: `allowedPrivateIps` in normal CIDR form (`10.0.0.0/8`, `192.168.1.20/32`). */
+  security: { allowedPrivateIps: string[] };
   logging: { level: LogLevel };
 }
 
@@ -191,6 +193,7 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
     providers: Object.fromEntries(Object.entries(file.providers).map(([name, p]) => [name, { baseUrl: p.base_url }])),
     channels: Object.keys(file.channels),
     plaintextSecrets: plaintextSecrets(file).map((s) => s.vaultName),
+    security: { allowedPrivateIps: file.security.allowed_private_ips },
     logging: { level: file.logging.level },
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseAllowEntry } from '../net/allowlist.js';
 
 /**
  * The TOML file's shape. Every table is strict: a misspelt key is an error naming it, never a
@@ -81,6 +82,21 @@ export const SECRET_FIELDS: readonly (readonly [string, string])[] = [
   ['channels', 'password'],
 ];
 
+/** An allowlist entry is checked here, at load, so a typo is an error and never a silently open or shut door. */
+const AllowedIp = z.string().transform((raw, ctx) => {
+  const entry = parseAllowEntry(raw);
+  if (typeof entry === 'string') {
+    ctx.addIssue({ code: 'custom', message: entry });
+    return z.NEVER;
+  }
+  return entry.text;
+});
+
+const SecuritySection = z.strictObject({
+  /** Non-public addresses the safe fetch may reach anyway (a local model server, a NAS). */
+  allowed_private_ips: z.array(AllowedIp).max(1024, 'must list at most 1024 entries').default([]),
+});
+
 const LoggingSection = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -90,6 +106,7 @@ export const ConfigFileSchema = z.strictObject({
   queue: QueueSection.default(QueueSection.parse({})),
   providers: z.record(EntryName, ProviderSection).default({}),
   channels: z.record(EntryName, ChannelSection).default({}),
+  security: SecuritySection.default(SecuritySection.parse({})),
   logging: LoggingSection.default(LoggingSection.parse({})),
 });
 
@@ -98,6 +115,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   '': Object.keys(ConfigFileSchema.shape),
   storage: Object.keys(StorageSection.shape),
   queue: Object.keys(QueueSection.shape),
+  security: Object.keys(SecuritySection.shape),
   logging: Object.keys(LoggingSection.shape),
 };
 

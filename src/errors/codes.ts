@@ -36,6 +36,11 @@ export const ErrorCode = {
   /** An entry (or the vault's key record) fails authentication: changed, moved or damaged. */
   VAULT_TAMPERED: 'KC_VAULT_TAMPERED',
 
+  /** The safe fetch refused an address that is not public (and not in security.allowed_private_ips). */
+  SSRF_BLOCKED: 'KC_SSRF_BLOCKED',
+  /** Plain http (or a non-loopback bind without TLS) where only TLS is allowed. */
+  TLS_REQUIRED: 'KC_TLS_REQUIRED',
+
   /** Only dead jobs can be re-queued. */
   QUEUE_NOT_DEAD: 'KC_QUEUE_NOT_DEAD',
 
