@@ -1,0 +1,476 @@
+/**
+ * The safe fetch end to end: real HTTP(S) servers on loopback addresses, a real DNS server on
+ * loopback whose answers each test picks, and the harness guard (imported first) that fails the
+ * test if anything, guard under test included, tries to connect beyond loopback.
+ */
+import { assertStayedOnLoopback, escapes } from './helpers/loopback-guard.js';
+import assert from 'node:assert/strict';
+import dns from 'node:dns';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import path from 'node:path';
+import { after, afterEach, before, test } from 'node:test';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { AppError, createSafeFetch, judgeAddress, openBlufio, type SafeFetch, type SafeFetchOptions } from '../src/index.js';
+import { startDnsServer, type DnsServer } from './helpers/dns-server.js';
+import { cleanEnv, fixture, run, tmpDir } from './helpers/index.js';
+import { memoryLogger } from './helpers/logger.js';
+import { makeCert, type TestCert } from './helpers/tls-cert.js';
+
+interface TestServer {
+  host: string;
+  port: number;
+  /** TCP connections accepted. */
+  connections: number;
+  requests: string[];
+  close(): Promise<void>;
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void;
+
+const echo: Handler = (req, res, body) => {
+  res.setHeader('content-type', 'text/plain');
+  res.end(`${req.method} ${req.url} ${body}`);
+};
+
+const open: TestServer[] = [];
+
+async function startServer(
+  host: string,
+  opts: { port?: number; handler?: Handler; tls?: https.ServerOptions } = {},
+): Promise<TestServer> {
+  const handler = opts.handler ?? echo;
+  const s: TestServer = { host, port: 0, connections: 0, requests: [], close: async () => {} };
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      s.requests.push(`${req.method} ${req.url}`);
+      handler(req, res, body);
+    });
+  };
+  const server = opts.tls === undefined ? http.createServer(onRequest) : https.createServer(opts.tls, onRequest);
+  server.on('connection', () => s.connections++);
+  // A proxy-aware client tunnels with CONNECT: count it as a request and refuse the tunnel.
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket) => {
+    s.requests.push(`CONNECT ${req.url}`);
+    socket.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => resolve());
+  });
+  s.port = (server.address() as net.AddressInfo).port;
+  s.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  open.push(s);
+  return s;
+}
+
+/** Servers on two loopback addresses with the same port, so one URL can point at either. */
+async function startPair(hostA: string, hostB: string, a: Parameters<typeof startServer>[1] = {}, b = a) {
+  for (let i = 0; ; i++) {
+    const first = await startServer(hostA, a);
+    try {
+      return [first, await startServer(hostB, { ...b, port: first.port })] as const;
+    } catch (err) {
+      await first.close();
+      if (i > 20) throw err;
+    }
+  }
+}
+
+let dnsServer: DnsServer;
+let cert: TestCert;
+
+before(async () => {
+  dnsServer = await startDnsServer();
+  cert = makeCert(['a.test', 'b.test', '127.0.0.2']);
+});
+after(async () => {
+  await dnsServer.close();
+});
+afterEach(async () => {
+  for (const f of fetches.splice(0)) await f.close();
+  for (const s of open.splice(0)) await s.close();
+  assertStayedOnLoopback();
+});
+
+const fetches: SafeFetch[] = [];
+
+/** A safe fetch that asks the test DNS server and logs to memory; closed after the test. */
+function safe(options: SafeFetchOptions = {}) {
+  const mem = memoryLogger();
+  const f = createSafeFetch({ dnsServers: [dnsServer.address], logger: mem.logger, connectTimeoutMs: 5000, ...options });
+  fetches.push(f);
+  return { f, lines: mem.lines };
+}
+
+/** The request must fail the way fetch fails, with our AppError as the cause. */
+async function refused(p: Promise<unknown>, code: 'KC_SSRF_BLOCKED' | 'KC_TLS_REQUIRED'): Promise<AppError> {
+  const err = await p.then(
+    () => assert.fail(`expected ${code}, the request went through`),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof TypeError, `a TypeError, like fetch's own failures: ${String(err)}`);
+  const cause = (err as TypeError).cause;
+  assert.ok(cause instanceof AppError, `cause is an AppError: ${String(cause)}`);
+  assert.equal(cause.code, code, cause.message);
+  return cause;
+}
+
+function errorLines(lines: () => Record<string, unknown>[]) {
+  return lines().filter((l) => l.level === 50);
+}
+
+test('the harness itself: a connection beyond loopback is refused and recorded before it is made', async () => {
+  assert.throws(() => net.connect({ host: '10.255.255.1', port: 9 }), /loopback-guard/);
+  const viaName = net.connect({
+    host: 'guard-probe.test',
+    port: 9,
+    lookup: (_h, _o, cb) => (cb as (e: null, a: string, f: number) => void)(null, '192.0.2.1', 4),
+  });
+  await new Promise((resolve) => viaName.once('error', resolve));
+  await assert.rejects(dns.promises.lookup('guard-probe.test'), /loopback-guard/);
+  assert.equal(escapes.length, 3);
+  assert.throws(() => assertStayedOnLoopback(), /10\.255\.255\.1.*192\.0\.2\.1.*guard-probe\.test/);
+  assertStayedOnLoopback();
+});
+
+/** Every way the WHATWG URL parser lets one write 127.0.0.1 (or ::1). */
+const LITERAL_FORMS: [string, '127.0.0.1' | '::1'][] = [
+  ['127.0.0.1', '127.0.0.1'],
+  ['2130706433', '127.0.0.1'],
+  ['0x7f000001', '127.0.0.1'],
+  ['0X7F.0.0.1', '127.0.0.1'],
+  ['0177.0.0.1', '127.0.0.1'],
+  ['0177.0.0.01', '127.0.0.1'],
+  ['017700000001', '127.0.0.1'],
+  ['127.1', '127.0.0.1'],
+  ['127.0.1', '127.0.0.1'],
+  ['0x7f.1', '127.0.0.1'],
+  ['127.000.000.001', '127.0.0.1'],
+  ['127.0.0.1.', '127.0.0.1'],
+  ['%31%32%37.0.0.1', '127.0.0.1'],
+  ['\uff11\uff12\uff17\u3002\uff10\u3002\uff10\u3002\uff11', '127.0.0.1'],
+  ['[::ffff:127.0.0.1]', '127.0.0.1'],
+  ['[::ffff:7f00:1]', '127.0.0.1'],
+  ['[0:0:0:0:0:ffff:127.0.0.1]', '127.0.0.1'],
+  ['[::1]', '::1'],
+  ['[0:0:0:0:0:0:0:1]', '::1'],
+  ['[::0:0:1]', '::1'],
+];
+
+test('literal IPs in every form the URL parser accepts are judged as the address they mean', async () => {
+  const v4 = await startServer('127.0.0.1');
+  const v6 = await startServer('::1');
+  const portOf = (t: string) => (t === '::1' ? v6.port : v4.port);
+
+  {
+    const g = safe();
+    for (const [form, target] of LITERAL_FORMS) {
+      const err = await refused(g.f(`http://${form}:${portOf(target)}/x`), 'KC_SSRF_BLOCKED');
+      assert.match(err.message, /loopback/, form);
+      assert.equal((err.details as { address: string }).address.replace('::ffff:', ''), target, form);
+    }
+    assert.equal(v4.connections + v6.connections, 0, 'nothing was connected to');
+    assert.equal(errorLines(g.lines).length, LITERAL_FORMS.length, 'every refusal logged at ERROR');
+  }
+  {
+    const g = safe({ allowedPrivateIps: ['127.0.0.1', '::1'] });
+    for (const [form, target] of LITERAL_FORMS) {
+      const r = await g.f(`http://${form}:${portOf(target)}/x`);
+      assert.equal(await r.text(), 'GET /x ', form);
+    }
+    assert.equal(v4.requests.length + v6.requests.length, LITERAL_FORMS.length);
+    const allowed = g.lines().filter((l) => l.msg === 'connecting to a non-public address allowed by security.allowed_private_ips');
+    assert.ok(allowed.length >= 2 && allowed.every((l) => l.level === 30 && typeof l.address === 'string' && typeof l.allowedBy === 'string'));
+  }
+});
+
+test('forms that look like loopback but are not, and a zone id, never connect', async () => {
+  const g = safe({ allowedPrivateIps: ['127.0.0.1'] });
+  // ::127.0.0.1 is IPv4-compatible: it would leave on IPv6, not reach 127.0.0.1; the allowlist does not cover it.
+  await refused(g.f('http://[::127.0.0.1]:8080/'), 'KC_SSRF_BLOCKED');
+  await refused(g.f('http://[64:ff9b::7f00:1]:8080/'), 'KC_SSRF_BLOCKED');
+  await refused(g.f('http://[2002:7f00:1::1]:8080/'), 'KC_SSRF_BLOCKED');
+  await refused(g.f('http://0.0.0.0:8080/'), 'KC_SSRF_BLOCKED');
+  await refused(g.f('http://[::]:8080/'), 'KC_SSRF_BLOCKED');
+  await refused(g.f('http://169.254.169.254/latest/meta-data/'), 'KC_SSRF_BLOCKED');
+  await refused(g.f('http://[fd00:ec2::254]/latest/meta-data/'), 'KC_SSRF_BLOCKED');
+  await assert.rejects(g.f('http://[fe80::1%25lo]:8080/'), (e: unknown) => e instanceof TypeError && !(e.cause instanceof AppError));
+});
+
+test('names go through the resolver: blocked by default, let through and logged when allowlisted', async () => {
+  const srv = await startServer('127.0.0.2');
+  dnsServer.setZone((name) => (name === 'service.test' ? { A: ['127.0.0.2'] } : undefined));
+  {
+    const g = safe();
+    const err = await refused(g.f(`http://service.test:${srv.port}/`), 'KC_SSRF_BLOCKED');
+    assert.match(err.message, /service\.test \(127\.0\.0\.2\)/);
+    const [line] = errorLines(g.lines);
+    assert.equal(line?.code, 'KC_SSRF_BLOCKED');
+    assert.equal(line?.host, 'service.test');
+    assert.equal(line?.address, '127.0.0.2');
+    assert.equal(srv.connections, 0);
+  }
+  {
+    const g = safe({ allowedPrivateIps: ['127.0.0.2/32'] });
+    const r = await g.f(`http://service.test:${srv.port}/hello`);
+    assert.equal(await r.text(), 'GET /hello ');
+    const info = g.lines().find((l) => l.level === 30 && l.host === 'service.test');
+    assert.deepEqual([info?.address, info?.allowedBy], ['127.0.0.2', '127.0.0.2/32']);
+  }
+  {
+    const g = safe();
+    await assert.rejects(g.f(`http://nowhere.test:${srv.port}/`), (e: unknown) => e instanceof TypeError && !(e.cause instanceof AppError));
+  }
+});
+
+test('the system resolver too: localhost is loopback, blocked unless allowlisted, and plain http is fine there', async () => {
+  const srv = await startServer('127.0.0.1');
+  const { logger } = memoryLogger();
+  const blocked = createSafeFetch({ logger });
+  await refused(blocked(`http://localhost:${srv.port}/`), 'KC_SSRF_BLOCKED');
+  await blocked.close();
+  const allowed = createSafeFetch({ logger, allowedPrivateIps: ['127.0.0.0/8', '::1'] });
+  assert.equal((await allowed(`http://LOCALHOST:${srv.port}/a`)).status, 200);
+  await allowed.close();
+});
+
+test('DNS rebinding: each connection is made to the address that was checked, from a single lookup', async () => {
+  const [outside, internal] = await startPair('127.0.0.2', '127.0.0.3', {
+    handler: (req, res) => {
+      res.setHeader('connection', 'close'); // so the next request needs a new connection
+      res.end('outside');
+    },
+  });
+  // First answer: the "public" server (allowlisted here, playing the internet); every later one: the internal one.
+  const zone = (name: string, n: number) => (name === 'rebind.test' ? { A: [n === 1 ? '127.0.0.2' : '127.0.0.3'] } : undefined);
+  dnsServer.setZone(zone);
+  const url = `http://rebind.test:${outside.port}/`;
+  {
+    const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+    assert.equal(await (await g.f(url)).text(), 'outside');
+    assert.equal(dnsServer.queries('rebind.test'), 1, 'one lookup for the connection, none after the check');
+    const err = await refused(g.f(url), 'KC_SSRF_BLOCKED');
+    assert.match(err.message, /rebind\.test \(127\.0\.0\.3\)/);
+    assert.equal(dnsServer.queries('rebind.test'), 2);
+    assert.equal(internal.connections, 0, 'the internal server was never reached');
+  }
+
+  // Control: check-then-fetch with a second lookup at connect time is fooled by the same server.
+  dnsServer.setZone(zone);
+  const resolver = new dns.promises.Resolver();
+  resolver.setServers([dnsServer.address]);
+  const [checked] = await resolver.resolve4('rebind.test');
+  assert.equal(judgeAddress(checked!).address, '127.0.0.2');
+  const naive = new Agent({
+    connect: {
+      lookup: (host, _opts, cb) => {
+        resolver.resolve4(host).then((a) => (cb as (e: null, a: { address: string; family: number }[]) => void)(null, a.map((address) => ({ address, family: 4 }))));
+      },
+    },
+  });
+  assert.equal(await (await undiciFetch(url, { dispatcher: naive })).text(), 'outside');
+  assert.equal(internal.connections, 1, 'the naive client was rebound to the internal server');
+  await naive.close();
+});
+
+test('a name with any blocked address is refused whole, including IPv6 answers carrying an internal IPv4', async () => {
+  const [a, b] = await startPair('127.0.0.2', '127.0.0.3');
+  const answers: Record<string, { A?: string[]; AAAA?: string[] }> = {
+    'mixed.test': { A: ['127.0.0.2', '127.0.0.3'] },
+    'mapped.test': { AAAA: ['::ffff:127.0.0.3'] },
+    'nat64.test': { AAAA: ['64:ff9b::7f00:3'] },
+    'sixtofour.test': { AAAA: ['2002:7f00:3::1'] },
+    'metadata.test': { A: ['169.254.169.254'] },
+    'ula.test': { AAAA: ['fd12:3456:789a::1'] },
+    'dual.test': { A: ['127.0.0.2'], AAAA: ['::1'] },
+  };
+  dnsServer.setZone((name) => answers[name]);
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+  for (const name of Object.keys(answers)) await refused(g.f(`http://${name}:${a.port}/`), 'KC_SSRF_BLOCKED');
+  assert.equal(a.connections + b.connections, 0);
+  assert.equal(errorLines(g.lines).length, Object.keys(answers).length);
+});
+
+test('when every address is allowed and the first refuses the connection, the next checked one is tried', async () => {
+  const srv = await startServer('127.0.0.2');
+  dnsServer.setZone((name) => (name === 'two.test' ? { A: ['127.0.0.4', '127.0.0.2'] } : undefined));
+  const g = safe({ allowedPrivateIps: ['127.0.0.0/24'] });
+  assert.equal(await (await g.f(`http://two.test:${srv.port}/`)).text(), 'GET / ');
+});
+
+test('every redirect hop is checked: to a blocked name, a blocked literal in any form, after several hops', async () => {
+  let target = '';
+  const [front, internal] = await startPair('127.0.0.2', '127.0.0.3', {
+    handler: (req, res) => {
+      const hop = /^\/hop(\d)$/.exec(req.url ?? '');
+      if (hop !== null && hop[1] !== '0') {
+        res.writeHead(302, { location: `/hop${Number(hop[1]) - 1}` }).end();
+      } else if (req.url === '/hop0' || req.url === '/go') {
+        res.writeHead(307, { location: target }).end();
+      } else {
+        res.end('fine');
+      }
+    },
+  });
+  dnsServer.setZone((name) => ({ 'front.test': { A: ['127.0.0.2'] }, 'inside.test': { A: ['127.0.0.3'] } })[name]);
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+  const p = front.port;
+  for (const t of [`http://inside.test:${p}/`, `http://127.0.0.3:${p}/`, `http://0x7f000003:${p}/`, `http://2130706435:${p}/`, `http://[::ffff:127.0.0.3]:${p}/`, `http://169.254.169.254:${p}/`]) {
+    target = t;
+    await refused(g.f(`http://front.test:${p}/go`), 'KC_SSRF_BLOCKED');
+    await refused(g.f(`http://front.test:${p}/hop3`), 'KC_SSRF_BLOCKED');
+  }
+  assert.equal(internal.connections, 0);
+  target = `http://127.0.0.2:${p}/end`;
+  assert.equal(await (await g.f(`http://front.test:${p}/hop2`)).text(), 'fine');
+  const manual = await g.f(`http://front.test:${p}/go`, { redirect: 'manual' });
+  assert.equal(manual.status, 307);
+});
+
+test('TLS: plain http off loopback is refused before connecting, https verifies the name, a downgrade is refused', async () => {
+  const tlsOpts = { cert: cert.cert, key: cert.key };
+  const srv = await startServer('127.0.0.2', {
+    tls: tlsOpts,
+    handler: (req, res) => {
+      if (req.url === '/down') res.writeHead(302, { location: 'http://b.test/' }).end();
+      else res.end(`secure ${req.headers.host}`);
+    },
+  });
+  dnsServer.setZone((name) => ({ 'a.test': { A: ['127.0.0.2'] }, 'b.test': { A: ['10.0.0.5'] }, 'c.test': { A: ['127.0.0.2'] } })[name]);
+  const g = safe({ allowedPrivateIps: ['127.0.0.2', '10.0.0.0/8'], ca: cert.ca });
+
+  // Allowlisted but not loopback: http is refused with KC_TLS_REQUIRED (and the harness saw no attempt).
+  const e1 = await refused(g.f('http://b.test/'), 'KC_TLS_REQUIRED');
+  assert.match(e1.message, /b\.test \(10\.0\.0\.5\)/);
+  await refused(g.f('http://10.0.0.5:8080/'), 'KC_TLS_REQUIRED');
+  // A name that merely looks local is judged by its address.
+  dnsServer.setZone((name) => ({ 'a.test': { A: ['127.0.0.2'] }, 'b.test': { A: ['10.0.0.5'] }, '127.0.0.1.nip.test': { A: ['10.0.0.7'] } })[name]);
+  await refused(g.f('http://127.0.0.1.nip.test/'), 'KC_TLS_REQUIRED');
+
+  // https to a.test connects to 127.0.0.2 and verifies the certificate against the name a.test.
+  assert.equal(await (await g.f(`https://a.test:${srv.port}/`)).text(), `secure a.test:${srv.port}`);
+  // A redirect from https to plain http off the machine is refused.
+  await refused(g.f(`https://a.test:${srv.port}/down`), 'KC_TLS_REQUIRED');
+  assert.ok(errorLines(g.lines).some((l) => l.code === 'KC_TLS_REQUIRED' && l.host === 'b.test'));
+
+  // The certificate does not name c.test: refused, logged at ERROR.
+  dnsServer.setZone((name) => (name === 'c.test' ? { A: ['127.0.0.2'] } : undefined));
+  await assert.rejects(g.f(`https://c.test:${srv.port}/`), (e: unknown) => (e as { cause?: { code?: string } }).cause?.code === 'ERR_TLS_CERT_ALTNAME_INVALID');
+  assert.ok(errorLines(g.lines).some((l) => l.code === 'ERR_TLS_CERT_ALTNAME_INVALID' && l.host === 'c.test'));
+});
+
+test('TLS: neither the environment nor Node options can switch off verification or allow TLS below 1.2', async () => {
+  // The process is started with everything that weakens TLS for clients that do not pin their settings.
+  const env = cleanEnv({
+    NODE_TLS_REJECT_UNAUTHORIZED: '0',
+    NODE_OPTIONS: '--tls-min-v1.0 --tls-cipher-list=DEFAULT:@SECLEVEL=0',
+  });
+  const child = async (url: string, options: SafeFetchOptions) => {
+    const r = await run(fixture('net-fetch-child'), [JSON.stringify({ url, options, control: 'plain' })], { env });
+    assert.equal(r.code, 0, JSON.stringify(r));
+    return JSON.parse(r.stdout) as { safe: { status?: number; code?: string; message?: string }; control: { status?: number }; escapes: string[] };
+  };
+
+  // A certificate from a CA nobody trusts.
+  const untrusted = await startServer('127.0.0.2', { tls: { cert: cert.cert, key: cert.key } });
+  const a = await child(`https://127.0.0.2:${untrusted.port}/`, { allowedPrivateIps: ['127.0.0.2'] });
+  assert.equal(a.safe.code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', JSON.stringify(a));
+  assert.equal(a.control.status, 200, 'control: a client without pinned settings obeys NODE_TLS_REJECT_UNAUTHORIZED=0');
+  assert.deepEqual(a.escapes, []);
+
+  // A server that speaks at most TLS 1.1 (trusted CA this time).
+  const old = await startServer('127.0.0.2', {
+    tls: { cert: cert.cert, key: cert.key, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' },
+  });
+  const b = await child(`https://127.0.0.2:${old.port}/`, { allowedPrivateIps: ['127.0.0.2'], ca: cert.ca });
+  assert.match(`${b.safe.code} ${b.safe.message}`, /ERR_SSL_|protocol/i, JSON.stringify(b));
+  assert.equal(b.control.status, 200, 'control: with --tls-min-v1.0 a client without pinned settings speaks TLS 1.1');
+  assert.deepEqual(b.escapes, []);
+
+  // In this process too, the refusal is logged at ERROR.
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'], ca: cert.ca });
+  await assert.rejects(g.f(`https://127.0.0.2:${old.port}/`));
+  assert.ok(errorLines(g.lines).some((l) => typeof l.code === 'string' && /^ERR_SSL_/.test(l.code)), JSON.stringify(g.lines()));
+});
+
+test('no proxy from the environment is used, even when every proxy variable is set', async () => {
+  const target = await startServer('127.0.0.2');
+  const proxy = await startServer('127.0.0.5', { handler: (_req, res) => res.end('via proxy') });
+  const p = `http://127.0.0.5:${proxy.port}`;
+  const env = cleanEnv({ HTTP_PROXY: p, HTTPS_PROXY: p, ALL_PROXY: p, http_proxy: p, https_proxy: p, NO_PROXY: '', NODE_USE_ENV_PROXY: '1' });
+  const url = `http://127.0.0.2:${target.port}/direct`;
+  const r = await run(fixture('net-fetch-child'), [JSON.stringify({ url, options: { allowedPrivateIps: ['127.0.0.2'] }, control: 'env-proxy' })], { env });
+  assert.equal(r.code, 0, JSON.stringify(r));
+  const out = JSON.parse(r.stdout) as { safe: { body?: string }; control: { body?: string }; escapes: string[] };
+  assert.equal(out.safe.body, 'GET /direct ', r.stdout + r.stderr);
+  assert.equal(target.requests.length, 1, 'the safe fetch went straight to the target');
+  // The control (undici's EnvHttpProxyAgent) did go to the proxy, which refused to tunnel.
+  assert.deepEqual(proxy.requests, [`CONNECT 127.0.0.2:${target.port}`]);
+  assert.deepEqual(out.escapes, []);
+});
+
+test('a dispatcher passed per call cannot bypass the guard', async () => {
+  const srv = await startServer('127.0.0.3');
+  const g = safe();
+  const bypass = new Agent();
+  await refused(g.f(`http://127.0.0.3:${srv.port}/`, { dispatcher: bypass } as unknown as RequestInit), 'KC_SSRF_BLOCKED');
+  await bypass.close();
+  assert.equal(srv.connections, 0);
+});
+
+test('a drop-in for fetch: global Request objects, FormData bodies, streams and abort signals work', async () => {
+  const srv = await startServer('127.0.0.2', {
+    handler: (req, res, body) => res.end(JSON.stringify({ method: req.method, type: req.headers['content-type'], x: req.headers['x-test'], body })),
+  });
+  dnsServer.setZone((name) => (name === 'api.test' ? { A: ['127.0.0.2'] } : undefined));
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+  const f: typeof fetch = g.f;
+  const base = `http://api.test:${srv.port}`;
+
+  const viaRequest = await (await f(new Request(`${base}/r`, { method: 'POST', body: 'payload', headers: { 'x-test': 'yes' } }))).json();
+  assert.deepEqual(viaRequest, { method: 'POST', type: 'text/plain;charset=UTF-8', x: 'yes', body: 'payload' });
+
+  const form = new FormData();
+  form.append('field', 'value');
+  form.append('file', new Blob(['file-bytes'], { type: 'text/plain' }), 'a.txt');
+  const viaForm = (await (await f(`${base}/f`, { method: 'POST', body: form })).json()) as { type: string; body: string };
+  assert.match(viaForm.type, /^multipart\/form-data; boundary=/);
+  assert.match(viaForm.body, /name="field"\r\n\r\nvalue/);
+  assert.match(viaForm.body, /filename="a.txt"\r\nContent-Type: text\/plain\r\n\r\nfile-bytes/);
+
+  const json = (await (await f(new URL(`${base}/j`), { method: 'PUT', body: JSON.stringify({ a: 1 }), headers: new Headers({ 'content-type': 'application/json' }) })).json()) as { body: string };
+  assert.equal(json.body, '{"a":1}');
+
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(f(`${base}/abort`, { signal: ac.signal }), { name: 'AbortError' });
+
+  // Blocked through a global Request too.
+  await refused(f(new Request(`http://127.0.0.3:${srv.port}/`)), 'KC_SSRF_BLOCKED');
+});
+
+test('app.fetch applies the config file allowlist and logs to the app logger', async () => {
+  const srv = await startServer('127.0.0.2');
+  const dir = tmpDir();
+  const configPath = path.join(dir, 'blufio.toml');
+  const { logger, lines } = memoryLogger();
+  fs.writeFileSync(configPath, '');
+  let app = await openBlufio({ dataDir: dir, configPath, logger, env: {} });
+  await refused(app.fetch(`http://127.0.0.2:${srv.port}/`), 'KC_SSRF_BLOCKED');
+  await app.close();
+  fs.writeFileSync(configPath, '[security]\nallowed_private_ips = ["127.0.0.2"]\n');
+  app = await openBlufio({ dataDir: dir, configPath, logger, env: {} });
+  assert.equal((await app.fetch(`http://127.0.0.2:${srv.port}/ok`)).status, 200);
+  await app.close();
+  assert.ok(lines().some((l) => l.level === 50 && l.code === 'KC_SSRF_BLOCKED'));
+  assert.ok(lines().some((l) => l.level === 30 && l.allowedBy === '127.0.0.2/32'));
+});
