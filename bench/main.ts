@@ -7,11 +7,13 @@ import { Reporter } from './report.js';
 import { queueBench } from './queue.bench.js';
 import { storageBench } from './storage.bench.js';
 import { vaultBench } from './vault.bench.js';
+import { netBench } from './net.bench.js';
 
 const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   storage: storageBench,
   queue: queueBench,
   vault: vaultBench,
+  net: netBench,
 };
 
 const args = process.argv.slice(2);
