@@ -128,8 +128,9 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     fetch: safeFetch,
     close: async () => {
       vault.lock();
-      await safeFetch.close();
-      await storage.close();
+      // storage.close() first: it marks the app closing synchronously, before any await.
+      const stored = storage.close();
+      await Promise.all([stored, safeFetch.close()]);
     },
   };
 }

@@ -86,12 +86,18 @@ export class Allowlist {
     return this.entries.length;
   }
 
-  /** The entry that covers `addr`, if any. An IPv4-mapped address is also matched as its IPv4. */
+  /**
+   * The entry that covers `addr`, if any. An IPv4-mapped address is the IPv4 host itself, so it
+   * is matched against the IPv4 entries only: a broad IPv6 entry (`::/0`) must not let
+   * ::ffff:10.0.0.1 through where 10.0.0.1 is refused.
+   */
   match(addr: Address): string | undefined {
     if (addr.kind() === 'ipv6') {
       const v6 = addr as ipaddr.IPv6;
-      for (const e of this.#v6) if (v6.match(e.net as ipaddr.IPv6, e.bits)) return e.text;
-      if (!v6.isIPv4MappedAddress() || this.#v4.length === 0) return undefined;
+      if (!v6.isIPv4MappedAddress()) {
+        for (const e of this.#v6) if (v6.match(e.net as ipaddr.IPv6, e.bits)) return e.text;
+        return undefined;
+      }
       addr = v6.toIPv4Address();
     }
     const v4 = addr as ipaddr.IPv4;

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { buildConnector } from 'undici';
@@ -39,35 +40,21 @@ const NEXT_ADDRESS_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
-/** Certificate verification failures as Node reports them (OpenSSL's X509_V_ERR names). */
-const CERT_CODES = new Set([
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_REVOKED',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_CHAIN_TOO_LONG',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
-  'INVALID_CA',
-  'INVALID_PURPOSE',
-  'PATH_LENGTH_EXCEEDED',
-  'HOSTNAME_MISMATCH',
-]);
-
-function isTlsFailure(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' && (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || CERT_CODES.has(code));
-}
-
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
+
+/**
+ * TLS settings pinned on every connection, so that nothing process-wide can weaken them:
+ * NODE_TLS_REJECT_UNAUTHORIZED=0, --tls-min-v1.0 and --tls-cipher-list (which can also lower
+ * OpenSSL's security level and so admit 768-bit keys) all stop at these explicit values.
+ */
+export const PINNED_TLS = {
+  rejectUnauthorized: true,
+  minVersion: 'TLSv1.2',
+  ciphers: `${crypto.constants.defaultCoreCipherList}:@SECLEVEL=2`,
+  checkServerIdentity: tls.checkServerIdentity,
+} as const;
 
 /**
  * The connector behind the safe dispatcher: resolves the host once, judges every address, and
@@ -79,16 +66,22 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
   const { allowlist, logger, resolve } = options;
   const inner = buildConnector({
     timeout: options.connectTimeoutMs,
-    // Set explicitly so neither NODE_TLS_REJECT_UNAUTHORIZED=0 nor --tls-min-v1.0 can weaken them.
-    rejectUnauthorized: true,
-    minVersion: 'TLSv1.2',
-    checkServerIdentity: tls.checkServerIdentity,
+    ...PINNED_TLS,
     ...(options.ca === undefined || options.ca.length === 0 ? {} : { ca: [...tls.rootCertificates, ...options.ca] }),
   });
 
+  /** A logger that throws must not turn a refusal into a crash or a hung request. */
+  function log(level: 'error' | 'info', obj: object, msg: string): void {
+    try {
+      logger[level](obj, msg);
+    } catch {
+      // Nothing sensible to do: the request is still refused or let through as decided.
+    }
+  }
+
   function refuse(code: ErrorCodeValue, message: string, hint: string, details: Record<string, unknown>): AppError {
     const err = new AppError(code, message, { hint, details });
-    logger.error({ code, ...details }, message);
+    log('error', { code, ...details }, message);
     return err;
   }
 
@@ -127,55 +120,68 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
     return targets;
   }
 
-  return function connect(opts, callback) {
+  return function connect(opts, cb) {
     const host = opts.hostname;
-    const servername = opts.protocol === 'https:' && net.isIP(host) === 0 ? opts.servername || host : opts.servername;
+    // From the URL's host only: a servername passed per request (dispatcher.request) would
+    // check the certificate against a name other than the one connected for.
+    const servername = opts.protocol === 'https:' && net.isIP(host) === 0 ? host : undefined;
+    let settled = false;
+    const callback: typeof cb = (...args) => {
+      if (settled) return;
+      settled = true;
+      cb(...args);
+    };
+    const fail = (err: unknown): void => callback(err instanceof Error ? err : new Error(String(err)), null);
 
     const attempt = (targets: Target[], i: number): void => {
       const target = targets[i]!;
       if (target.allowedBy !== undefined) {
-        logger.info(
-          { host, address: target.text, port: opts.port, allowedBy: target.allowedBy },
-          'connecting to a non-public address allowed by security.allowed_private_ips',
-        );
+        log('info', { host, address: target.text, port: opts.port, allowedBy: target.allowedBy }, 'connecting to a non-public address allowed by security.allowed_private_ips');
       }
-      inner({ ...opts, hostname: target.text, ...(servername ? { servername } : {}) }, (err, socket) => {
-        if (err === null) {
-          // Belt and braces: the socket must be connected to exactly the address judged.
-          const remote = socket.remoteAddress === undefined ? undefined : parseAddress(socket.remoteAddress);
-          if (remote !== undefined && remote.toNormalizedString() !== target.addr.toNormalizedString()) {
-            socket.destroy();
-            callback(refuse(ErrorCode.SSRF_BLOCKED, `connection to ${host} ended up at ${socket.remoteAddress}, not at the checked ${target.text}`, 'report this as a bug', { host, address: socket.remoteAddress, expected: target.text }), null);
+      let tcpUp = false;
+      // undici's connector returns the socket it made (not in its types): watch for the TCP
+      // connect, so that any failure after it on https counts as a TLS failure.
+      const sock = inner({ ...opts, hostname: target.text, ...(servername === undefined ? {} : { servername }) }, (err, socket) => {
+        try {
+          if (err === null) {
+            // Belt and braces: the socket must be connected to exactly the address judged.
+            const remote = socket.remoteAddress === undefined ? undefined : parseAddress(socket.remoteAddress);
+            if (remote !== undefined && remote.toNormalizedString() !== target.addr.toNormalizedString()) {
+              socket.destroy();
+              callback(refuse(ErrorCode.SSRF_BLOCKED, `connection to ${host} ended up at ${socket.remoteAddress}, not at the checked ${target.text}`, 'report this as a bug', { host, address: socket.remoteAddress, expected: target.text }), null);
+              return;
+            }
+            callback(null, socket);
             return;
           }
-          callback(null, socket);
-          return;
+          if (opts.protocol === 'https:' && (tcpUp || /^(ERR_SSL_|ERR_TLS_)/.test(errno(err) ?? ''))) {
+            log('error', { code: errno(err), host, address: target.text, port: opts.port }, `TLS with ${host} failed: ${err.message}`);
+          } else if (i + 1 < targets.length && NEXT_ADDRESS_CODES.has(errno(err) ?? '')) {
+            attempt(targets, i + 1);
+            return;
+          }
+          callback(err, null);
+        } catch (thrown) {
+          fail(thrown);
         }
-        if (isTlsFailure(err)) {
-          logger.error({ code: errno(err), host, address: target.text, port: opts.port }, `TLS failed with ${host}: ${err.message}`);
-        } else if (i + 1 < targets.length && NEXT_ADDRESS_CODES.has(errno(err) ?? '')) {
-          attempt(targets, i + 1);
-          return;
-        }
-        callback(err, null);
-      });
+      }) as unknown;
+      if (sock instanceof net.Socket) sock.once('connect', () => (tcpUp = true));
     };
 
     const proceed = (found: readonly string[]): void => {
-      let checked: Target[] | Error;
       try {
-        checked = check(host, opts.port, opts.protocol, found);
+        const checked = check(host, opts.port, opts.protocol, found);
+        if (checked instanceof Error) callback(checked, null);
+        else attempt(checked, 0);
       } catch (err) {
-        checked = err instanceof Error ? err : new Error(String(err));
+        fail(err);
       }
-      if (checked instanceof Error) callback(checked, null);
-      else attempt(checked, 0);
     };
 
     if (net.isIP(host) !== 0) {
       proceed([host]);
       return;
     }
-    resolve(host).then(proceed, (err: Error) => callback(err, null));
+    resolve(host).then(proceed, fail);
   };
 }

@@ -63,9 +63,13 @@ export function carriedIPv4(addr: IPv6, how: Embedding): IPv4[] {
       return [v4From(p[1]!, p[2]!)];
     case 'teredo':
       return [v4From(p[2]!, p[3]!), v4From(p[6]! ^ 0xffff, p[7]! ^ 0xffff)];
-    case 'nat64-48':
-      // RFC 6052 /48: v4 bits in 48-63 and 72-87, skipping the reserved octet at 64-71.
-      return [v4From(p[3]!, ((p[4]! & 0xff) << 8) | (p[5]! >> 8)), v4From(p[6]!, p[7]!)];
+    case 'nat64-48': {
+      // Which RFC 6052 layout an operator uses under this prefix is unknowable, so every one
+      // that fits in it (/48, /56, /64, /96) must carry a public IPv4; byte 8 is the reserved u octet.
+      const b = addr.toByteArray();
+      const at = (...i: number[]) => new ipaddr.IPv4(i.map((k) => b[k]!));
+      return [at(6, 7, 9, 10), at(7, 9, 10, 11), at(9, 10, 11, 12), at(12, 13, 14, 15)];
+    }
   }
 }
 

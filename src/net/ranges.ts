@@ -14,7 +14,7 @@ export type Embedding =
   | '6to4'
   /** Teredo: the server's IPv4 in bits 32-63 and the client's, inverted, in the last 32. */
   | 'teredo'
-  /** A NAT64 local-use /48: RFC 6052's /48 layout, and the /96 layout as well (an operator may use either). */
+  /** A NAT64 local-use /48: every RFC 6052 layout that fits in it (/48, /56, /64, /96), since an operator may use any. */
   | 'nat64-48';
 
 export interface RangeEntry {

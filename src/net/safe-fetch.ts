@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { Agent, FormData as UndiciFormData, Request as UndiciRequest, fetch as undiciFetch } from 'undici';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
@@ -29,15 +30,41 @@ export interface SafeFetchOptions {
 /** `fetch` with the guard, plus the dispatcher behind it and a way to close its connections. */
 export type SafeFetch = typeof globalThis.fetch & {
   readonly dispatcher: Agent;
-  close(): Promise<void>;
+  /**
+   * Closes every connection: requests in flight get `graceMs` (1 s by default) to finish, then
+   * are aborted, so a response body nobody reads cannot hold `app.close()` forever. Idempotent.
+   */
+  close(opts?: { graceMs?: number }): Promise<void>;
 };
 
-function positiveInt(name: string, value: number | undefined, def: number): number {
+function boundedInt(name: string, value: number | undefined, def: number, max: number): number {
   if (value === undefined) return def;
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `${name} must be a positive integer, got ${String(value)}`);
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `${name} must be an integer from 1 to ${max}, got ${String(value)}`);
   }
   return value;
+}
+
+const TEN_MINUTES = 600_000;
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** Every extra CA must be a certificate Node can read: a typo must not silently trust nothing extra. */
+function checkCa(ca: SafeFetchOptions['ca']): (string | Buffer)[] | undefined {
+  if (ca === undefined) return undefined;
+  const list = (Array.isArray(ca) ? ca : [ca]) as unknown[];
+  for (const [i, item] of list.entries()) {
+    const text = typeof item === 'string' ? item : Buffer.isBuffer(item) ? item.toString('latin1') : undefined;
+    const blocks = text?.match(PEM_CERT) ?? [];
+    try {
+      if (blocks.length === 0) throw new Error('no PEM certificate in it');
+      for (const block of blocks) new crypto.X509Certificate(block);
+    } catch (err) {
+      throw new AppError(ErrorCode.INVALID_INPUT, `ca[${i}] is not a PEM certificate: ${(err as Error).message}`, {
+        hint: 'pass the CA certificate as PEM text ("-----BEGIN CERTIFICATE-----...")',
+      });
+    }
+  }
+  return list as (string | Buffer)[];
 }
 
 /**
@@ -48,10 +75,10 @@ export function createSafeDispatcher(options: SafeFetchOptions = {}): Agent {
   if (options === null || typeof options !== 'object') {
     throw new AppError(ErrorCode.INVALID_INPUT, 'createSafeFetch options must be an object');
   }
-  const connectTimeoutMs = positiveInt('connectTimeoutMs', options.connectTimeoutMs, 10_000);
+  const connectTimeoutMs = boundedInt('connectTimeoutMs', options.connectTimeoutMs, 10_000, TEN_MINUTES);
   const allowlist = new Allowlist(options.allowedPrivateIps ?? []);
   const base = options.dnsServers === undefined ? systemResolve : dnsServerResolve(options.dnsServers, connectTimeoutMs);
-  const ca = options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca as string | Buffer];
+  const ca = checkCa(options.ca);
   const connect = buildGuardedConnector({
     allowlist,
     logger: options.logger ?? createLogger(),
@@ -61,8 +88,8 @@ export function createSafeDispatcher(options: SafeFetchOptions = {}): Agent {
   });
   return new Agent({
     connect,
-    keepAliveTimeout: positiveInt('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 4_000),
-    ...(options.connections === undefined ? {} : { connections: positiveInt('connections', options.connections, 1) }),
+    keepAliveTimeout: boundedInt('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 4_000, TEN_MINUTES),
+    ...(options.connections === undefined ? {} : { connections: boundedInt('connections', options.connections, 1, 65_536) }),
   });
 }
 
@@ -92,6 +119,25 @@ function adoptFormData(body: FormData): UndiciFormData {
   return copy;
 }
 
+/** The RequestInit members fetch reads, read the way fetch reads them (own, inherited or getters). */
+const INIT_KEYS = [
+  'method', 'headers', 'body', 'redirect', 'signal', 'referrer', 'referrerPolicy', 'mode',
+  'credentials', 'cache', 'integrity', 'keepalive', 'duplex', 'priority', 'window',
+] as const;
+
+function readInit(init: RequestInit | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (init === undefined || init === null) return out;
+  for (const key of INIT_KEYS) {
+    const value = (init as Record<string, unknown>)[key];
+    if (value !== undefined) out[key] = value;
+  }
+  if (typeof FormData === 'function' && out.body instanceof FormData && !(out.body instanceof UndiciFormData)) {
+    out.body = adoptFormData(out.body);
+  }
+  return out;
+}
+
 /**
  * A drop-in for the global `fetch` (LLM SDKs take one as their `fetch` option) that refuses
  * non-public addresses and plain http off the machine, on the first request and on every
@@ -104,20 +150,26 @@ function adoptFormData(body: FormData): UndiciFormData {
  */
 export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   const dispatcher = createSafeDispatcher(options);
+  let closed: Promise<void> | undefined;
   const safeFetch = (input: unknown, init?: RequestInit): Promise<unknown> => {
+    if (closed !== undefined) return Promise.reject(new TypeError('fetch failed: this safe fetch was closed'));
     let request = input;
     if (typeof input === 'object' && input !== null && !(input instanceof URL) && !(input instanceof UndiciRequest)) {
       if (typeof Request === 'function' && input instanceof Request) request = adoptRequest(input);
     }
-    const body = init?.body;
-    const adopted =
-      typeof FormData === 'function' && body instanceof FormData && !(body instanceof UndiciFormData)
-        ? { body: adoptFormData(body) }
-        : {};
-    return undiciFetch(request as string, { ...(init as object), ...adopted, dispatcher });
+    return undiciFetch(request as string, { ...readInit(init), dispatcher });
+  };
+  // Not dispatcher.close(): it waits for every body to be read, and a destroy() after it leaves
+  // the bodies of fetch responses hanging instead of failing them (undici 7.30). So: wait while
+  // requests are in flight, up to the grace period, then destroy, which fails what is left.
+  const close = async (graceMs: number): Promise<void> => {
+    const busy = () => Object.values(dispatcher.stats).some((s) => s.running + s.pending + (('queued' in s ? s.queued : 0) as number) > 0);
+    const deadline = Date.now() + graceMs;
+    while (busy() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await dispatcher.destroy();
   };
   return Object.assign(safeFetch as unknown as typeof globalThis.fetch, {
     dispatcher,
-    close: () => dispatcher.close(),
+    close: (opts: { graceMs?: number } = {}) => (closed ??= close(boundedInt('graceMs', opts.graceMs, 1000, TEN_MINUTES))),
   });
 }
