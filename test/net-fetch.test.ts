@@ -5,6 +5,7 @@
  */
 import { assertStayedOnLoopback, escapes } from './helpers/loopback-guard.js';
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import dns from 'node:dns';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -12,7 +13,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent, Request as UndiciRequest, fetch as undiciFetch } from 'undici';
 import { AppError, createSafeFetch, judgeAddress, openBlufio, type SafeFetch, type SafeFetchOptions } from '../src/index.js';
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js';
 import { cleanEnv, fixture, run, tmpDir } from './helpers/index.js';
@@ -137,8 +138,14 @@ test('the harness itself: a connection beyond loopback is refused and recorded b
   });
   await new Promise((resolve) => viaName.once('error', resolve));
   await assert.rejects(dns.promises.lookup('guard-probe.test'), /loopback-guard/);
-  assert.equal(escapes.length, 3);
-  assert.throws(() => assertStayedOnLoopback(), /10\.255\.255\.1.*192\.0\.2\.1.*guard-probe\.test/);
+  const resolver = new dns.promises.Resolver();
+  resolver.setServers(['192.0.2.53']);
+  await assert.rejects(resolver.resolve4('guard-probe.test'), /loopback-guard/);
+  const udp = dgram.createSocket('udp4');
+  assert.throws(() => udp.send(Buffer.from('x'), 53, '192.0.2.53'), /loopback-guard/);
+  udp.close();
+  assert.equal(escapes.length, 5);
+  assert.throws(() => assertStayedOnLoopback(), /10\.255\.255\.1.*192\.0\.2\.1.*guard-probe\.test.*192\.0\.2\.53.*192\.0\.2\.53/);
   assertStayedOnLoopback();
 });
 
@@ -396,6 +403,14 @@ test('TLS: neither the environment nor Node options can switch off verification 
   assert.equal(b.control.status, 200, 'control: with --tls-min-v1.0 a client without pinned settings speaks TLS 1.1');
   assert.deepEqual(b.escapes, []);
 
+  // A certificate whose key is too small for security level 2 (RSA-1024), signed by a trusted CA.
+  const weak = makeCert(['127.0.0.2'], { weakLeaf: true });
+  const weakSrv = await startServer('127.0.0.2', { tls: { cert: weak.cert, key: weak.key, ciphers: 'DEFAULT:@SECLEVEL=0' } });
+  const c = await child(`https://127.0.0.2:${weakSrv.port}/`, { allowedPrivateIps: ['127.0.0.2'], ca: weak.ca });
+  assert.ok(c.safe.status === undefined, `a 1024-bit server key is refused: ${JSON.stringify(c)}`);
+  assert.equal(c.control.status, 200, 'control: with SECLEVEL=0 in NODE_OPTIONS a client without pinned settings accepts it');
+  assert.deepEqual(c.escapes, []);
+
   // In this process too, the refusal is logged at ERROR.
   const g = safe({ allowedPrivateIps: ['127.0.0.2'], ca: cert.ca });
   await assert.rejects(g.f(`https://127.0.0.2:${old.port}/`));
@@ -423,8 +438,12 @@ test('a dispatcher passed per call cannot bypass the guard', async () => {
   const g = safe();
   const bypass = new Agent();
   await refused(g.f(`http://127.0.0.3:${srv.port}/`, { dispatcher: bypass } as unknown as RequestInit), 'KC_SSRF_BLOCKED');
+  const own = new UndiciRequest(`http://127.0.0.3:${srv.port}/`, { dispatcher: bypass });
+  await refused(g.f(own as unknown as Request), 'KC_SSRF_BLOCKED');
   await bypass.close();
   assert.equal(srv.connections, 0);
+  await g.f.close();
+  await g.f.close(); // idempotent, like app.close()
 });
 
 test('a drop-in for fetch: global Request objects, FormData bodies, streams and abort signals work', async () => {
@@ -473,4 +492,43 @@ test('app.fetch applies the config file allowlist and logs to the app logger', a
   await app.close();
   assert.ok(lines().some((l) => l.level === 50 && l.code === 'KC_SSRF_BLOCKED'));
   assert.ok(lines().some((l) => l.level === 30 && l.allowedBy === '127.0.0.2/32'));
+});
+
+test('a logger that throws cannot turn a refusal into a crash or a hung request', async () => {
+  dnsServer.setZone((name) => (name === 'inside.test' ? { A: ['127.0.0.3'] } : name === 'ok.test' ? { A: ['127.0.0.2'] } : undefined));
+  const srv = await startServer('127.0.0.2');
+  const broken = { error: () => { throw new Error('logger down'); }, info: () => { throw new Error('logger down'); } };
+  const f = createSafeFetch({ dnsServers: [dnsServer.address], logger: broken, allowedPrivateIps: ['127.0.0.2'] });
+  fetches.push(f);
+  await refused(f('http://inside.test:8080/'), 'KC_SSRF_BLOCKED');
+  await refused(f('http://127.0.0.3:8080/'), 'KC_SSRF_BLOCKED');
+  assert.equal((await f(`http://ok.test:${srv.port}/`)).status, 200);
+});
+
+test('close() does not wait forever for a response body nobody finishes reading', async () => {
+  const srv = await startServer('127.0.0.2', {
+    handler: (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first chunk, and the rest never comes');
+    },
+  });
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+  const res = await g.f(`http://127.0.0.2:${srv.port}/`);
+  const reader = res.body!.getReader();
+  await reader.read();
+  await g.f.close({ graceMs: 50 });
+  await assert.rejects(reader.read());
+});
+
+test('the dispatcher checks certificates against the URL host, not a servername passed per request', async () => {
+  const srv = await startServer('127.0.0.2', { tls: { cert: cert.cert, key: cert.key } });
+  dnsServer.setZone((name) => (name === 'a.test' ? { A: ['127.0.0.2'] } : undefined));
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'], ca: cert.ca });
+  const r = await g.f.dispatcher.request({ origin: `https://a.test:${srv.port}`, path: '/', method: 'GET', servername: 'c.test' } as never);
+  assert.equal(r.statusCode, 200);
+  await r.body.text();
+  await assert.rejects(
+    g.f.dispatcher.request({ origin: `http://127.0.0.3:${srv.port}`, path: '/', method: 'GET' }),
+    (e: unknown) => e instanceof AppError && e.code === 'KC_SSRF_BLOCKED',
+  );
 });

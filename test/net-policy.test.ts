@@ -63,6 +63,7 @@ const TABLE: Row[] = [
   // NAT64 local-use /48: every IPv4 it could carry (RFC 6052 /48 layout, and /96) must be public
   ['64:ff9b:1::10.0.0.1', 'block'], ['64:ff9b:1:a00:1:0:808:808', 'block'], ['64:ff9b:1:808:8:800:808:808', 'allow'],
   ['64:ff9b:1::8.8.8.8', 'block'], ['64:ff9b:1:ffff:ffff:ffff:ffff:ffff', 'block'],
+  ['64:ff9b:1:808:7f:0:108:808', 'block'], // public in the /48 and /96 layouts, 127.0.0.1 in the /64 one
   // 6to4
   ['2002::', 'block'], ['2002:a00:1::1', 'block'], ['2002:7f00:1::', 'block'], ['2002:a9fe:a9fe::1', 'block'],
   ['2002:c000:204::', 'block'], ['2002:808:808::1', 'allow'],
@@ -167,6 +168,10 @@ test('allowlist entries: addresses and CIDRs in plain notation, normalised; anyt
   assert.throws(() => createSafeFetch({ allowedPrivateIps: '10.0.0.0/8' as unknown as string[] }), (e: unknown) => e instanceof AppError);
   assert.throws(() => createSafeFetch({ dnsServers: ['not a server'] }), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT');
   assert.throws(() => createSafeFetch({ connectTimeoutMs: 0 }), (e: unknown) => e instanceof AppError);
+  assert.throws(() => createSafeFetch({ connectTimeoutMs: 2 ** 31 }), (e: unknown) => e instanceof AppError);
+  for (const ca of ['not a certificate', Buffer.from('x'), [{}] as unknown as string[], '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----']) {
+    assert.throws(() => createSafeFetch({ ca }), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT' && /ca\[0\]/.test(e.message));
+  }
 });
 
 test('allowlist matching: CIDR edges, and an IPv4 entry also covers the IPv4-mapped form (and only that form)', () => {
@@ -183,6 +188,10 @@ test('allowlist matching: CIDR edges, and an IPv4 entry also covers the IPv4-map
   assert.equal(m('2002:a01:203::'), undefined);
   assert.equal(m('fdff::1'), 'fd00::/8');
   assert.equal(m('fe80::1'), undefined);
+  // A broad IPv6 entry does not reach IPv4 hosts through the mapped form.
+  const wide = new Allowlist(['::/0']);
+  assert.equal(wide.match(parseAddress('::ffff:10.0.0.1')!), undefined);
+  assert.equal(wide.match(parseAddress('fd00::1')!), '::/0');
 });
 
 test('security.allowed_private_ips is validated at config load, with the line and the entry named', () => {

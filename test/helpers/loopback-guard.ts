@@ -11,6 +11,7 @@
  * This is deliberately independent of src/net: it must hold even when the guard under test is
  * broken.
  */
+import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
 
@@ -96,6 +97,55 @@ if (state.__blufioLoopbackGuard !== true) {
   (dns.promises as any).lookup = function (host: unknown, ...rest: unknown[]) {
     if (!systemLookupAllowed(host)) return Promise.reject(refuse(`system DNS lookup of ${String(host)}`));
     return (originalPromisesLookup as (...a: unknown[]) => unknown)(host, ...rest);
+  };
+}
+
+type Servers = { getServers(): string[] };
+const serverHost = (s: string): string =>
+  net.isIP(s) !== 0 ? s : s.startsWith('[') ? s.slice(1, s.indexOf(']')) : s.replace(/:\d+$/, '');
+const RESOLVE_METHODS = ['resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveCaa', 'resolveCname', 'resolveMx',
+  'resolveNaptr', 'resolveNs', 'resolvePtr', 'resolveSoa', 'resolveSrv', 'resolveTxt', 'reverse'] as const;
+
+/** Wraps c-ares query methods so they only run when every server they would ask is on loopback. */
+function guardResolver(target: Record<string, unknown>, servers: (self: unknown) => Servers, promises: boolean): void {
+  for (const name of RESOLVE_METHODS) {
+    const original = target[name];
+    if (typeof original !== 'function') continue;
+    target[name] = function (this: unknown, ...args: unknown[]) {
+      const bad = servers(this).getServers().find((srv) => !loopback(serverHost(srv)));
+      if (bad !== undefined) {
+        const err = refuse(`DNS query ${name}(${String(args[0])}) to ${bad}`);
+        if (promises) return Promise.reject(err);
+        const cb = args[args.length - 1];
+        if (typeof cb === 'function') process.nextTick(() => (cb as (e: Error) => void)(err));
+        return undefined;
+      }
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    };
+  }
+}
+
+if (state.__blufioLoopbackGuard === true && !(globalThis as { __blufioResolverGuard?: boolean }).__blufioResolverGuard) {
+  (globalThis as { __blufioResolverGuard?: boolean }).__blufioResolverGuard = true;
+  guardResolver(dns.Resolver.prototype as unknown as Record<string, unknown>, (self) => self as Servers, false);
+  guardResolver(dns.promises.Resolver.prototype as unknown as Record<string, unknown>, (self) => self as Servers, true);
+  guardResolver(dns as unknown as Record<string, unknown>, () => dns, false);
+  guardResolver(dns.promises as unknown as Record<string, unknown>, () => dns, true);
+
+  const originalSend = dgram.Socket.prototype.send;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  (dgram.Socket.prototype as any).send = function (this: dgram.Socket, ...args: unknown[]) {
+    // send(msg, [offset, length,] port, address, cb): the address is the first string after the message.
+    const address = args.slice(1).find((a) => typeof a === 'string');
+    if (typeof address === 'string' && net.isIP(address) !== 0 && !loopback(address)) throw refuse(`UDP datagram to ${address}`);
+    return (originalSend as (...a: unknown[]) => unknown).apply(this, args);
+  };
+  const originalUdpConnect = dgram.Socket.prototype.connect;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  (dgram.Socket.prototype as any).connect = function (this: dgram.Socket, ...args: unknown[]) {
+    const address = args.find((a) => typeof a === 'string');
+    if (typeof address === 'string' && net.isIP(address) !== 0 && !loopback(address)) throw refuse(`UDP connect to ${address}`);
+    return (originalUdpConnect as (...a: unknown[]) => unknown).apply(this, args);
   };
 }
 

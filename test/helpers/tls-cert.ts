@@ -10,14 +10,15 @@ export interface TestCert {
   key: string;
 }
 
-export function makeCert(names: string[]): TestCert {
+/** `weakLeaf`: the server key is RSA-1024, below OpenSSL's security level 2 (but accepted at 0). */
+export function makeCert(names: string[], opts: { weakLeaf?: boolean } = {}): TestCert {
   const dir = tmpDir('blufio-tls-');
   const f = (n: string) => path.join(dir, n);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
     '-subj', '/CN=blufio test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
-  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=blufio test server',
-    '-keyout', f('server.key'), '-out', f('server.csr'));
+  const leafKey = opts.weakLeaf === true ? ['-newkey', 'rsa:1024'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  ssl('req', ...leafKey, '-nodes', '-subj', '/CN=blufio test server', '-keyout', f('server.key'), '-out', f('server.csr'));
   const san = names.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
   fs.writeFileSync(f('ext.cnf'), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
   ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial',
