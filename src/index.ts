@@ -9,6 +9,8 @@ export { createLogger } from './log/index.js';
 export { Secret, Vault, maskSecret } from './vault/index.js';
 export type { SecretListing, VaultStatus, PassphraseProvider, PassphrasePurpose } from './vault/index.js';
 export type { Logger } from './log/index.js';
+export { Redactor, RULES as REDACTION_RULES } from './redact/index.js';
+export type { ExtraRule, Rule as RedactionRule } from './redact/index.js';
 export { createSafeFetch, createSafeDispatcher, judgeAddress } from './net/index.js';
 export type { SafeFetch, SafeFetchOptions, AddressVerdict, NetLogger } from './net/index.js';
 export { SESSION_STATES, MESSAGE_ROLES, JOB_STATES, JobError } from './storage/index.js';

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { ErrorCode, isAppError } from '../errors/index.js';
 import { checkOptions, loadConfig, LoadOptionsSchema, type BlufioConfig, type Durability, type Env } from '../config/index.js';
-import { createLogger, type Logger } from '../log/index.js';
+import { createLogger, withRedaction, type Logger } from '../log/index.js';
+import { Redactor } from '../redact/index.js';
 import {
   Storage,
   type BackupOptions,
@@ -45,7 +46,10 @@ export interface BlufioApp {
     backup(dest: string, opts?: BackupOptions): Promise<BackupReport>;
     checkpoint(): Promise<CheckpointResult>;
   };
+  /** Redacts secrets from every line: the built-in formats, [redaction] patterns and the vault's values. */
   readonly log: Logger;
+  /** The redactor behind `log` and storage: `redact(text)` for text you show or send elsewhere. */
+  readonly redactor: Redactor;
   /**
    * The SSRF-safe fetch with this config's `security.allowed_private_ips`, logging to `log`.
    * Its connections are closed by `close()`.
@@ -87,15 +91,16 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     ...(options.durability === undefined ? {} : { durability: options.durability }),
     ...(options.env === undefined ? {} : { env: options.env }),
   });
-  const log = options.logger ?? createLogger({ level: config.logging.level });
-  const storage = await Storage.open(config, log);
+  const redactor = new Redactor(config.redaction.extraPatterns);
+  const log = options.logger === undefined ? createLogger({ level: config.logging.level, redactor }) : withRedaction(options.logger, redactor);
+  const storage = await Storage.open(config, log, { text: (t) => redactor.redact(t), json: (t) => redactor.scrubJson(t) });
   const fromEnv = envPassphrases(options.env ?? process.env);
   const ask = options.askPassphrase;
   const provider: PassphraseProvider = async (purpose) => {
     if (purpose === 'change') return fromEnv.newKey ?? (await ask?.(purpose));
     return options.passphrase ?? fromEnv.key ?? (await ask?.(purpose));
   };
-  const vault = new Vault(storage.vaultRows, provider, log);
+  const vault = new Vault(storage.vaultRows, provider, log, redactor);
   if (config.plaintextSecrets.length > 0) {
     // Moved at the first chance: now, when a passphrase can be had (given, in the environment,
     // or asked on a terminal); otherwise they stay where they are and this says so.
@@ -125,6 +130,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
       checkpoint: () => storage.checkpoint(),
     },
     log,
+    redactor,
     fetch: safeFetch,
     close: async () => {
       vault.lock();

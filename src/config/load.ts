@@ -36,6 +36,8 @@ export interface BlufioConfig {
   plaintextSecrets: string[];
   /** [security]: `allowedPrivateIps` in normal CIDR form (`10.0.0.0/8`, `192.168.1.20/32`). */
   security: { allowedPrivateIps: string[] };
+  /** [redaction]: extra secret formats, each a named regex, already checked. */
+  redaction: { extraPatterns: { name: string; regex: string }[] };
   logging: { level: LogLevel };
 }
 
@@ -194,6 +196,7 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
     channels: Object.keys(file.channels),
     plaintextSecrets: plaintextSecrets(file).map((s) => s.vaultName),
     security: { allowedPrivateIps: file.security.allowed_private_ips },
+    redaction: { extraPatterns: file.redaction.extra_patterns },
     logging: { level: file.logging.level },
   };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseAllowEntry } from '../net/allowlist.js';
+import { checkExtraRule } from '../redact/redactor.js';
 
 /**
  * The TOML file's shape. Every table is strict: a misspelt key is an error naming it, never a
@@ -97,6 +98,19 @@ const SecuritySection = z.strictObject({
   allowed_private_ips: z.array(AllowedIp).max(1024, 'must list at most 1024 entries').default([]),
 });
 
+/** An extra secret format: checked here (compiles, cannot match empty text, no backreferences). */
+const ExtraPattern = z
+  .strictObject({ name: z.string(), regex: z.string() })
+  .superRefine((rule, ctx) => {
+    const problem = checkExtraRule(rule);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+const RedactionSection = z.strictObject({
+  /** More secret formats to redact, besides the built-in rules and the vault's values. */
+  extra_patterns: z.array(ExtraPattern).max(100, 'must list at most 100 patterns').default([]),
+});
+
 const LoggingSection = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -107,6 +121,7 @@ export const ConfigFileSchema = z.strictObject({
   providers: z.record(EntryName, ProviderSection).default({}),
   channels: z.record(EntryName, ChannelSection).default({}),
   security: SecuritySection.default(SecuritySection.parse({})),
+  redaction: RedactionSection.default(RedactionSection.parse({})),
   logging: LoggingSection.default(LoggingSection.parse({})),
 });
 
@@ -116,6 +131,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   storage: Object.keys(StorageSection.shape),
   queue: Object.keys(QueueSection.shape),
   security: Object.keys(SecuritySection.shape),
+  redaction: Object.keys(RedactionSection.shape),
   logging: Object.keys(LoggingSection.shape),
 };
 

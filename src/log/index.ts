@@ -12,6 +12,13 @@ export interface LoggerOptions {
   fd?: number;
   /** `json` (default): one JSON object per line. `text`: `warn: message (key=value)` for people at a terminal. */
   format?: 'json' | 'text';
+  /** Every line passes through it before it is written (see src/redact). */
+  redactor?: LineRedactor;
+}
+
+/** What the logger needs of a redactor: one call per serialised JSON line. */
+export interface LineRedactor {
+  redactJson(line: string): string;
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
@@ -33,9 +40,30 @@ export function textLine(json: string): string {
  */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const fd = opts.fd ?? 2;
-  const options = { level: opts.level ?? 'info', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  const options = {
+    level: opts.level ?? 'info',
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    ...redactHook(opts.redactor),
+  };
   if (opts.format === 'text') {
     return pino(options, { write: (line: string) => void fs.writeSync(fd, textLine(line)) });
   }
   return pino(options, pino.destination({ fd, sync: true }));
+}
+
+function redactHook(redactor: LineRedactor | undefined): { hooks?: { streamWrite: (line: string) => string } } {
+  // streamWrite sees the finished JSON line: message, bindings of child loggers, serialised
+  // objects and errors with their stacks, all in one string and one pass.
+  return redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactor.redactJson(line) } };
+}
+
+/**
+ * A logger that writes where `logger` writes, at its level and with its bindings, with every
+ * line redacted first. For a logger the caller made: pino cannot add a hook to it afterwards.
+ */
+export function withRedaction(logger: Logger, redactor: LineRedactor): Logger {
+  const stream = (logger as unknown as Record<symbol, pino.DestinationStream>)[pino.symbols.streamSym];
+  const derived = pino({ level: logger.level, base: null, timestamp: pino.stdTimeFunctions.isoTime, ...redactHook(redactor) }, stream);
+  return derived.child(logger.bindings());
 }

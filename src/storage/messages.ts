@@ -4,6 +4,7 @@ import { guardRead } from './read-guard.js';
 import type { Db, Statement } from './sqlite.js';
 import { bucketOf, COUNT_SESSION_MESSAGES, MESSAGES_IN_BUCKET, SESSION_BUCKETS_DESC } from './sql.js';
 import { MESSAGE_ROLES, messageFromRow, type JsonObject, type Message, type MessageRole, type MessageRow } from './types.js';
+import { NO_SCRUB, type Scrubber } from './scrub.js';
 import { checkCount, checkEnum, checkId, checkJsonObject, checkLimit, checkText } from './validate.js';
 import type { WriterClient } from './writer/client.js';
 
@@ -33,6 +34,7 @@ export class Messages {
     private readonly reader: Db,
     private readonly writer: WriterClient,
     private readonly maxBytes: number,
+    private readonly scrub: Scrubber = NO_SCRUB,
   ) {
     this.buckets = reader.prepare(SESSION_BUCKETS_DESC).pluck();
     this.inBucket = reader.prepare(MESSAGES_IN_BUCKET);
@@ -43,14 +45,16 @@ export class Messages {
 
   /** Resolves once the message is committed at the configured durability. */
   async append(sessionId: string, input: AppendMessageInput): Promise<Message> {
-    const content = checkText(input.content, 'content', this.maxBytes, true);
+    const given = checkText(input.content, 'content', this.maxBytes, true);
     const metadata = checkJsonObject(input.metadata, 'metadata', this.maxBytes);
-    const metadataText = metadata?.text ?? null;
-    if (metadata !== null && Buffer.byteLength(content, 'utf8') + metadata.bytes > this.maxBytes) {
+    if (metadata !== null && Buffer.byteLength(given, 'utf8') + metadata.bytes > this.maxBytes) {
       throw new AppError(ErrorCode.INVALID_INPUT, `content and metadata together exceed ${this.maxBytes} bytes`, {
         hint: 'store large files as attachments, or raise storage.max_message_bytes',
       });
     }
+    // Secrets are taken out before the write; what is returned is what was stored.
+    const content = this.scrub.text(given);
+    const metadataText = metadata === null ? null : this.scrub.json(metadata.text);
     const args = {
       sessionId: checkId(sessionId, 'sessionId'),
       role: checkEnum(input.role, 'role', MESSAGE_ROLES),

@@ -3,6 +3,7 @@ import type { Db, Statement } from './sqlite.js';
 import { guardRead } from './read-guard.js';
 import { SESSION_COLUMNS } from './sql.js';
 import { sessionFromRow, SESSION_STATES, type JsonObject, type Session, type SessionRow, type SessionState } from './types.js';
+import { NO_SCRUB, type Scrubber } from './scrub.js';
 import { checkEnum, checkId, checkJsonObject, checkLimit, checkText, checkOptionalText } from './validate.js';
 import type { WriterClient } from './writer/client.js';
 
@@ -34,6 +35,7 @@ export class Sessions {
   constructor(
     private readonly reader: Db,
     private readonly writer: WriterClient,
+    private readonly scrub: Scrubber = NO_SCRUB,
   ) {
     this.byId = reader.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`);
     this.listAll = reader.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id < ? ORDER BY id DESC LIMIT ?`);
@@ -46,8 +48,12 @@ export class Sessions {
     return this.writer.run('sessions.create', {
       channel: checkText(input.channel ?? 'default', 'channel', 256),
       userId: checkOptionalText(input.userId, 'userId', 1024),
-      metadata: checkJsonObject(input.metadata, 'metadata', MAX_METADATA_BYTES)?.text ?? null,
+      metadata: this.scrubbed(checkJsonObject(input.metadata, 'metadata', MAX_METADATA_BYTES)?.text ?? null),
     });
+  }
+
+  private scrubbed(text: string | null): string | null {
+    return text === null ? null : this.scrub.json(text);
   }
 
   async get(id: string): Promise<Session> {

@@ -1,3 +1,4 @@
+import { NO_SCRUB, type Scrubber } from './scrub.js';
 import type { Logger } from 'pino';
 import type { BlufioConfig } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
@@ -37,14 +38,16 @@ export class Storage {
     readonly openInfo: ReadyInfo,
     owner: string,
     log: Logger,
+    scrub: Scrubber,
   ) {
-    this.sessions = new Sessions(reader, writer);
-    this.messages = new Messages(reader, writer, config.storage.maxMessageBytes);
-    this.queue = new Queue(reader, writer, config.queue, owner, log);
+    this.sessions = new Sessions(reader, writer, scrub);
+    this.messages = new Messages(reader, writer, config.storage.maxMessageBytes, scrub);
+    this.queue = new Queue(reader, writer, config.queue, owner, log, scrub);
     this.vaultRows = new VaultRows(reader, writer);
   }
 
-  static async open(config: BlufioConfig, log: Logger): Promise<Storage> {
+  /** `scrub` runs over every text before it is written (the app passes its redactor). */
+  static async open(config: BlufioConfig, log: Logger, scrub: Scrubber = NO_SCRUB): Promise<Storage> {
     const file = config.databasePath;
     const { exposed } = ensurePrivateDir(config.dataDir);
     if (exposed) {
@@ -77,7 +80,7 @@ export class Storage {
     if (returned + dead > 0) {
       log.warn({ returned, dead }, 'jobs leased by a process that died, or whose lease expired, were returned to the queue');
     }
-    return new Storage(config, reader, client, info, owner, log);
+    return new Storage(config, reader, client, info, owner, log, scrub);
   }
 
   get databasePath(): string {

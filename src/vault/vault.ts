@@ -1,3 +1,4 @@
+import type { Redactor } from '../redact/index.js';
 import { randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors/index.js';
@@ -66,7 +67,22 @@ export class Vault {
     private readonly rows: VaultRows,
     private readonly passphrase: PassphraseProvider,
     private readonly log: Logger,
+    /** Kept current with every value while unlocked, so logs and stored data can be scrubbed of them. */
+    private readonly redactor?: Redactor,
   ) {}
+
+  /** Hands every readable value to the redactor: called when the key arrives. */
+  private feedRedactor(key: Buffer, id: Buffer): void {
+    if (this.redactor === undefined) return;
+    const values: [string, string][] = [];
+    for (const row of this.rows.entries()) {
+      const plain = open(key, row.sealed, entryAad(id, row.name));
+      if (plain === undefined) continue;
+      values.push([row.name, plain.toString('utf8')]);
+      plain.fill(0);
+    }
+    this.redactor.replaceSecrets(values);
+  }
 
   get unlocked(): boolean {
     return this.masterKey !== undefined;
@@ -115,6 +131,7 @@ export class Vault {
     }
     this.masterKey = key;
     this.vaultId = Buffer.from(m.vault_id);
+    this.feedRedactor(key, this.vaultId);
     return true;
   }
 
@@ -212,6 +229,8 @@ export class Vault {
     try {
       if (bytes.length > MAX_VALUE_BYTES) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} is ${bytes.length} bytes; the limit is ${MAX_VALUE_BYTES}`);
       const { key, id } = await this.ready(true);
+      // Known to the redactor before it is stored, so no log line of the write can carry it.
+      this.redactor?.setSecret(n, value);
       await this.rows.put(n, seal(key, bytes, entryAad(id, n)));
     } finally {
       bytes.fill(0);
@@ -253,7 +272,9 @@ export class Vault {
   async delete(name: string): Promise<boolean> {
     const n = checkName(name);
     await this.ready(false);
-    return this.rows.delete(n);
+    const deleted = await this.rows.delete(n);
+    this.redactor?.deleteSecret(n);
+    return deleted;
   }
 
   /** Re-wraps the master key under a new passphrase: one row in one transaction; no entry changes. */
@@ -285,5 +306,8 @@ export class Vault {
     this.masterKey?.fill(0);
     this.masterKey = undefined;
     this.vaultId = undefined;
+    // Locked means no plaintext secret held by this process: the redactor forgets the values
+    // and falls back to the known formats.
+    this.redactor?.clearSecrets();
   }
 }

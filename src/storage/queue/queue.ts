@@ -19,6 +19,7 @@ import type {
   JobRow,
   QueueStats,
 } from './types.js';
+import { NO_SCRUB, type Scrubber } from '../scrub.js';
 import {
   checkDelay,
   checkInt,
@@ -87,6 +88,7 @@ export class Queue {
     readonly settings: QueueSettings,
     private readonly owner: string,
     private readonly log: Logger,
+    private readonly scrub: Scrubber = NO_SCRUB,
   ) {
     const p = (sql: string): Statement => reader.prepare(sql);
     this.s = {
@@ -129,7 +131,7 @@ export class Queue {
   private encode(payload: unknown, o: EnqueueOptions | undefined): EncodedItem {
     const opts = optionsObject(o, 'enqueue options');
     return {
-      payload: encodePayload(payload, this.settings.maxPayloadBytes),
+      payload: this.scrub.json(encodePayload(payload, this.settings.maxPayloadBytes)),
       delayMs: checkDelay(opts.delayMs, 'delayMs'),
       priority: checkInt(opts.priority, 'priority', -MAX_PRIORITY, MAX_PRIORITY, 0),
       maxAttempts: checkInt(opts.maxAttempts, 'maxAttempts', 1, MAX_ATTEMPTS, this.settings.defaultMaxAttempts),
@@ -257,7 +259,7 @@ export class Queue {
     const retryAfterMs = opts.retryAfterMs === undefined ? null : checkDelay(opts.retryAfterMs, 'retryAfterMs');
     const outcome = await this.writer.run('queue.fail', {
       ...ref,
-      error: errorText(opts.error),
+      error: this.scrub.text(errorText(opts.error)),
       retryable: opts.retryable ?? true,
       retryAfterMs,
       retryBaseMs: this.settings.retryBaseMs,

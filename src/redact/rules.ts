@@ -1,0 +1,57 @@
+/**
+ * Known secret formats, each a named rule. No rule starts with \b: in JSON text a secret after a
+ * newline follows the two characters \n, and "n" is a word character. Sources are plain regex text (no flags, no
+ * backreferences) so they can be joined into one alternation and run in one pass. No rule may
+ * match a `"`: the same rules scrub JSON text (log lines), where a match across a quote would
+ * eat the JSON's structure. Order matters where prefixes overlap: the specific `sk-` formats
+ * come before OpenAI's general one.
+ */
+export interface Rule {
+  name: string;
+  source: string;
+  /** Text kept from the start of the match (the scheme word of an Authorization value, a URL's user). */
+  keep?: RegExp;
+  /** Text kept from the end of the match. */
+  keepEnd?: RegExp;
+}
+
+export const RULES: readonly Rule[] = [
+  // PEM private keys of any kind; in JSON text the newlines are the two characters \n.
+  {
+    name: 'private-key',
+    source: '-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[^"]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|$)',
+  },
+  // Anthropic: sk-ant-api03-..., sk-ant-admin01-..., OAuth sk-ant-oat01-...
+  { name: 'anthropic-key', source: 'sk-ant-[a-z]{2,8}\\d{2}-[A-Za-z0-9_-]{20,}' },
+  // OpenRouter: sk-or-v1- and 64 hex digits.
+  { name: 'openrouter-key', source: 'sk-or-v1-[0-9a-f]{64}' },
+  // OpenAI: project, service-account and admin keys, and the legacy sk-<48>.
+  { name: 'openai-key', source: 'sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|sk-[A-Za-z0-9]{48}' },
+  // GitHub: fine-grained PATs, and classic tokens ghp_ gho_ ghu_ ghs_ ghr_.
+  { name: 'github-token', source: 'github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}|gh[pousr]_[A-Za-z0-9]{36,255}' },
+  // GitLab: personal, deploy, trigger, runner, feed, agent, OAuth ... tokens.
+  { name: 'gitlab-token', source: 'gl(?:pat|dt|ptt|rt|cbt|ft|imt|soat|oas|agent|ffct)-[A-Za-z0-9_-]{20,}' },
+  // Slack: bot/user/app-level/config tokens, and incoming-webhook URLs.
+  { name: 'slack-token', source: 'xox[abposer]-[A-Za-z0-9-]{10,}|xapp-\\d-[A-Za-z0-9]{8,}-\\d{6,}-[a-f0-9]{32,}|hooks\\.slack\\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{20,}' },
+  // Stripe: secret and restricted keys, webhook signing secrets (publishable pk_ keys are public).
+  { name: 'stripe-key', source: '(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{32,}' },
+  // AWS access key ids (the id half; a secret access key has no format of its own).
+  { name: 'aws-access-key-id', source: '(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])' },
+  // Google API keys.
+  { name: 'google-api-key', source: 'AIza[0-9A-Za-z_-]{35}' },
+  // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ").
+  { name: 'jwt', source: 'eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{10,}' },
+  // Telegram bot tokens: <bot id>:<35 characters> (the docs' example has 34), also inside /bot<token>/ URLs.
+  { name: 'telegram-bot-token', source: '\\d(?<!\\d\\d)\\d{5,11}:[A-Za-z0-9_-]{30,}' },
+  // Discord bot tokens: base64 user id, timestamp, HMAC.
+  { name: 'discord-bot-token', source: '[MNO][A-Za-z0-9_-]{23,27}\\.[A-Za-z0-9_-]{6,7}\\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])' },
+  // Authorization header values, whatever characters the token uses; the scheme word stays. A
+  // value needs a digit or 16 characters, so that prose ("Bearer authentication") is left alone.
+  {
+    name: 'authorization',
+    source: '(?:[Bb]earer|BEARER|[Bb]asic|BASIC) +(?:(?=[^\\s"\'\\\\,;]*\\d)[^\\s"\'\\\\,;]{8,}|[^\\s"\'\\\\,;]{16,})',
+    keep: /^\S+ +/,
+  },
+  // A password in URL userinfo (scheme://user:password@host); the user name stays.
+  { name: 'url-password', source: '://[^\\s/?#@:"\\\\]{0,256}:[^\\s/?#@"\\\\]{1,256}@', keep: /^:\/\/[^:]*:/, keepEnd: /@$/ },
+];
