@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { AppError, Redactor, REDACTION_RULES, loadConfig, openBlufio } from '../src/index.js';
+import { secretForms } from '../src/redact/index.js';
+import { tmpDir } from './helpers/index.js';
+import { memoryLogger } from './helpers/logger.js';
+import { FORMATS } from './helpers/secrets.js';
+
+/** Published examples from providers' documentation, and fixed cases. */
+const KNOWN: [string, string, string][] = [
+  ['aws-access-key-id', 'aws_access_key_id = AKIAIOSFODNN7EXAMPLE', 'aws_access_key_id = [REDACTED:aws-access-key-id]'],
+  ['telegram-bot-token', 'https://api.telegram.org/bot110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe', 'https://api.telegram.org/bot[REDACTED:telegram-bot-token]/getMe'],
+  ['jwt', 'token=eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c', 'token=[REDACTED:jwt]'],
+  ['authorization', 'Authorization: Bearer 0123456789abcdefXYZ', 'Authorization: Bearer [REDACTED:authorization]'],
+  ['authorization', 'authorization: basic dXNlcjpwYXNzd29yZA==', 'authorization: basic [REDACTED:authorization]'],
+  ['url-password', 'postgres://agent:s3cr3t-P4ss@db.internal:5432/blufio', 'postgres://agent:[REDACTED:url-password]@db.internal:5432/blufio'],
+  ['url-password', 'https://:tokenonly@git.example.com/repo.git', 'https://:[REDACTED:url-password]@git.example.com/repo.git'],
+  ['slack-token', 'POST https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX', 'POST https://[REDACTED:slack-token]'],
+];
+
+/** Text that looks a little like a secret and must be left exactly as it is. */
+const NEAR_MISSES = [
+  '550e8400-e29b-41d4-a716-446655440000',
+  'commit da39a3ee5e6b4b0d3255bfef95601890afd80709 fixed it',
+  'sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+  'The sk-proj prefix marks project keys; sk- alone is older.',
+  'ghp_ tokens are 40 characters; gh_abc is not one',
+  'Call me at +1 555-123-4567 or at 12:30:45 on 2026-11-23T14:05:00Z',
+  'see https://user@example.com/path?q=1 and mailto:someone@example.com',
+  'The AKIA prefix; akiaiosfodnn7example is lower case',
+  'Bearer tokens are sent with the Authorization header. Basic auth is weaker.',
+  'Bearer authentication and Basic authentication compared',
+  'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+  'order 1234567890 shipped; ticket #98765432:done',
+  'C:\\Users\\agent\\AppData\\Local\\blufio\\blufio.db and /var/lib/blufio/objects/ab/cd',
+  'xox is a game; xoxb- needs more',
+  'A sentence with eyJ in it, and eyJhbGci alone is not a token.',
+  'ed25519 fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s',
+  '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----',
+];
+
+test('every rule: generated keys in the documented format are replaced whole and named', () => {
+  const r = new Redactor();
+  const names = new Set(REDACTION_RULES.map((x) => x.name));
+  for (const [rule, make] of Object.entries(FORMATS)) {
+    assert.ok(names.has(rule), rule);
+    for (let i = 0; i < 50; i++) {
+      const key = make();
+      for (const [before, after] of [['', ''], ['key: ', '\n'], ['"', '"'], ['(', ').'], ['x=', '&y=1']]) {
+        const out = r.redact(`${before}${key}${after}`);
+        assert.equal(out, `${before}[REDACTED:${rule}]${after}`, `${rule}: ${key}`);
+      }
+    }
+  }
+  for (const [rule, text, expected] of KNOWN) assert.equal(r.redact(text), expected, rule);
+});
+
+test('near misses are left untouched: UUIDs, git SHAs, prose, timestamps, base64 image data, public keys', () => {
+  const r = new Redactor();
+  for (const text of NEAR_MISSES) assert.equal(r.redact(text), text);
+});
+
+test('vault values are matched as given, JSON-escaped, URL-encoded and in base64; longer ones win; never half', () => {
+  const r = new Redactor();
+  const weird = 'pa"ss\\word/with spaces&more=1';
+  r.replaceSecrets([['a', weird], ['short', 'abcdefgh12'], ['long', 'abcdefgh1234'], ['pin', '1234']]);
+  for (const form of secretForms(weird).forms) assert.equal(r.redact(`<${form}>`), '<[REDACTED:vault]>', form);
+  assert.equal(r.redact('x abcdefgh1234 y abcdefgh12 z'), 'x [REDACTED:vault] y [REDACTED:vault] z');
+  assert.equal(r.redact('pin 1234 stays'), 'pin 1234 stays', 'values under 8 characters are not matched');
+  // A format match that would end inside a vault value takes the whole value.
+  r.setSecret('inner', 'xyzsecret-tail');
+  assert.equal(r.redact(`key ghp_${'A'.repeat(36)}xyzsecret-tail!`), 'key [REDACTED:github-token]!');
+  // JSON text stays JSON: a secret that is a bare number becomes a string; one right after an escape takes its backslash.
+  r.setSecret('digits', '987654321098');
+  const json = JSON.stringify({ n: 987654321098, s: 'x 987654321098 y', w: weird });
+  const scrubbed = r.scrubJson(json);
+  assert.deepEqual(JSON.parse(scrubbed), { n: '[REDACTED:vault]', s: 'x [REDACTED:vault] y', w: '[REDACTED:vault]' });
+  r.setSecret('after-escape', 'nabcdefgh9');
+  const escaped = JSON.stringify({ t: 'line\nabcdefgh9 end', u: '\u0001nabcdefgh9' });
+  assert.deepEqual(JSON.parse(r.redactJson(escaped)), { t: 'line[REDACTED:vault] end', u: '\u0001[REDACTED:vault]' });
+  r.deleteSecret('digits');
+  assert.equal(r.redact('987654321098'), '987654321098');
+  r.clearSecrets();
+  assert.equal(r.size, 0);
+  assert.equal(r.redact(`x ${weird}`), `x ${weird}`);
+});
+
+test('redactValue copies only what changed, keys included', () => {
+  const r = new Redactor();
+  const key = `sk_live_${'a'.repeat(24)}`;
+  const same = { a: 1, b: ['x', { c: 'y' }] };
+  assert.equal(r.redactValue(same), same);
+  const v = { a: { [key]: [key, 2] }, b: same };
+  const out = r.redactValue(v);
+  assert.deepEqual(out, { a: { '[REDACTED:stripe-key]': ['[REDACTED:stripe-key]', 2] }, b: same });
+  assert.equal(out.b, same);
+  assert.equal(v.a[key]![0], key, 'the input is not modified');
+});
+
+test('extra patterns from the config are validated at load and applied', async () => {
+  const dir = tmpDir();
+  const configPath = path.join(dir, 'blufio.toml');
+  fs.writeFileSync(configPath, '[redaction]\nextra_patterns = [{ name = "internal-token", regex = "itk_[a-z0-9]{16}" }]\n');
+  const cfg = loadConfig({ configPath, dataDir: dir });
+  assert.deepEqual(cfg.redaction.extraPatterns, [{ name: 'internal-token', regex: 'itk_[a-z0-9]{16}' }]);
+  const { logger, lines } = memoryLogger();
+  const app = await openBlufio({ configPath, dataDir: dir, logger, env: {} });
+  app.log.info({ header: 'itk_0123456789abcdef' }, 'calling with itk_abcdefabcdef0123');
+  await app.close();
+  const line = lines().find((l) => typeof l.header === 'string')!;
+  assert.equal(line.header, '[REDACTED:internal-token]');
+  assert.equal(line.msg, 'calling with [REDACTED:internal-token]');
+
+  const bad: [string, RegExp][] = [
+    ['extra_patterns = [{ name = "x", regex = "a(" }]', /line 2: .*does not compile/],
+    ['extra_patterns = [{ name = "x", regex = "a*" }]', /matches empty text/],
+    ['extra_patterns = [{ name = "x", regex = "(a)\\\\1" }]', /backreferences/],
+    ['extra_patterns = [{ name = "Bad Name", regex = "abc" }]', /name must be/],
+    ['extra_patterns = [{ name = "x", regex = "abc", flags = "i" }]', /unknown key/],
+  ];
+  for (const [line, why] of bad) {
+    fs.writeFileSync(configPath, `[redaction]\n${line}\n`);
+    assert.throws(() => loadConfig({ configPath, dataDir: dir }), (e: unknown) => e instanceof AppError && e.code === 'KC_CONFIG_INVALID' && why.test(e.message), line);
+  }
+});
+
+test('the app logger: child loggers, errors with stacks and objects are redacted; vault values from set to lock', async () => {
+  const dir = tmpDir();
+  const { logger, lines } = memoryLogger();
+  const app = await openBlufio({ dataDir: dir, logger, passphrase: 'correct horse', env: {} });
+  const value = `my-own-secret-${crypto.randomBytes(6).toString('hex')}`;
+  const gh = FORMATS['github-token']!();
+  app.log.info(`before the vault knows it: ${value}`);
+  await app.vault.set('providers.x.api_key', value);
+  const child = app.log.child({ component: 'agent', token: gh });
+  child.warn({ nested: { deep: [{ v: value }], enc: encodeURIComponent(value) } }, 'got %s', value);
+  child.error(new Error(`request failed with key ${value} and ${gh}`), 'failed');
+  child.info({ err: Object.assign(new Error('x'), { config: { headers: { authorization: `Bearer ${gh}` } } }) }, 'axios-like error');
+  app.vault.lock();
+  app.log.info(`after lock: ${value}`);
+  await app.vault.unlock();
+  app.log.info(`after unlock: ${value}`);
+  await app.vault.delete('providers.x.api_key');
+  app.log.info(`after delete: ${value}`);
+  await app.close();
+
+  const out = lines().filter((l) => /before the vault|got |failed|axios|after /.test(String(l.msg))).map((l) => JSON.stringify(l));
+  assert.match(out[0]!, new RegExp(value), 'not yet known: only formats are caught');
+  for (const line of out.slice(1, 4)) {
+    assert.ok(!line.includes(value) && !line.includes(gh) && !line.includes(encodeURIComponent(value)), line);
+  }
+  assert.ok(out.some((l) => l.includes('"stack":"Error: request failed with key [REDACTED:vault] and [REDACTED:github-token]')));
+  assert.match(out.find((l) => l.includes('after lock'))!, new RegExp(value), 'locked: the value is no longer held');
+  assert.ok(!out.find((l) => l.includes('after unlock'))!.includes(value), 'unlock feeds the values back');
+  assert.match(out.find((l) => l.includes('after delete'))!, new RegExp(value));
+});
+
+test('stored data is scrubbed before it is written: messages, metadata, sessions, payloads, error text', async () => {
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: 'correct horse', logger: memoryLogger().logger, env: {} });
+  const value = `vault-value-${crypto.randomBytes(8).toString('hex')}`;
+  await app.vault.set('channels.telegram.bot_token', value);
+  const tg = FORMATS['telegram-bot-token']!();
+  const s = await app.sessions.create({ channel: 'telegram', metadata: { token: tg, note: `uses ${value}` } });
+  const m = await app.messages.append(s.id, { role: 'user', content: `my key is ${value}, and ${tg}`, metadata: { echo: value } });
+  assert.equal(m.content, 'my key is [REDACTED:vault], and [REDACTED:telegram-bot-token]');
+  assert.deepEqual(m.metadata, { echo: '[REDACTED:vault]' });
+  const id = await app.queue.enqueue('out', { text: `send ${value}`, headers: { authorization: `Bearer ${tg}` } });
+  const [job] = await app.queue.claim('out');
+  assert.deepEqual(job!.payload, { text: 'send [REDACTED:vault]', headers: { authorization: 'Bearer [REDACTED:authorization]' } });
+  await app.queue.fail(id, job!.leaseToken, { error: new Error(`upstream refused ${value}`) });
+  assert.match((await app.queue.get(id)).lastError ?? '', /upstream refused \[REDACTED:vault\]/);
+  assert.deepEqual((await app.sessions.get(s.id)).metadata, { token: '[REDACTED:telegram-bot-token]', note: 'uses [REDACTED:vault]' });
+  await app.db.checkpoint();
+  const bytes = Buffer.concat(['blufio.db', 'blufio.db-wal'].filter((f) => fs.existsSync(path.join(dir, f))).map((f) => fs.readFileSync(path.join(dir, f))));
+  await app.close();
+  for (const secret of [value, tg]) assert.equal(bytes.indexOf(secret), -1, `${secret} is in the database bytes`);
+});
