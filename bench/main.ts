@@ -8,12 +8,14 @@ import { queueBench } from './queue.bench.js';
 import { storageBench } from './storage.bench.js';
 import { vaultBench } from './vault.bench.js';
 import { netBench } from './net.bench.js';
+import { redactBench } from './redact.bench.js';
 
 const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   storage: storageBench,
   queue: queueBench,
   vault: vaultBench,
   net: netBench,
+  redact: redactBench,
 };
 
 const args = process.argv.slice(2);
