@@ -133,10 +133,14 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     redactor,
     fetch: safeFetch,
     close: async () => {
-      vault.lock();
-      // storage.close() first: it marks the app closing synchronously, before any await.
+      // storage.close() first: it marks the app closing synchronously, before any await. The
+      // vault is locked last, so what is logged while closing is still redacted of its values.
       const stored = storage.close();
-      await Promise.all([stored, safeFetch.close()]);
+      try {
+        await Promise.all([stored, safeFetch.close()]);
+      } finally {
+        vault.lock();
+      }
     },
   };
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import pino, { type Logger } from 'pino';
+import { AppError, ErrorCode } from '../errors/index.js';
 import type { LogLevel } from '../config/index.js';
 import { printable } from './printable.js';
 
@@ -26,7 +27,12 @@ const NOT_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'msg']);
 
 /** Renders a pino JSON line as one line of text. */
 export function textLine(json: string): string {
-  const o = JSON.parse(json) as Record<string, unknown>;
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return `${printable(json.trimEnd())}\n`; // never let a log call throw
+  }
   const fields = Object.entries(o)
     .filter(([k]) => !NOT_FIELDS.has(k))
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
@@ -61,9 +67,16 @@ function redactHook(redactor: LineRedactor | undefined): { hooks?: { streamWrite
 /**
  * A logger that writes where `logger` writes, at its level and with its bindings, with every
  * line redacted first. For a logger the caller made: pino cannot add a hook to it afterwards.
+ * Its own options (redact paths, serializers, messageKey, hooks, later level changes) are not
+ * carried over.
  */
 export function withRedaction(logger: Logger, redactor: LineRedactor): Logger {
-  const stream = (logger as unknown as Record<symbol, pino.DestinationStream>)[pino.symbols.streamSym];
+  const stream = (logger as unknown as Record<symbol, pino.DestinationStream | undefined>)[pino.symbols.streamSym];
+  if (stream === undefined || typeof stream.write !== 'function') {
+    throw new AppError(ErrorCode.INVALID_INPUT, 'openBlufio({ logger }) must be a pino logger', {
+      hint: 'pass a pino logger, or leave logger out to get blufio\'s own',
+    });
+  }
   const derived = pino({ level: logger.level, base: null, timestamp: pino.stdTimeFunctions.isoTime, ...redactHook(redactor) }, stream);
   return derived.child(logger.bindings());
 }

@@ -5,6 +5,14 @@ import { RULES, type Rule } from './rules.js';
 /** Vault values shorter than this are not matched as text: "1234" would redact every 1234. */
 export const MIN_SECRET_LENGTH = 8;
 
+/** How far back from a match's end another secret that overlaps it is looked for. */
+const OVERLAP_WINDOW = 512;
+
+/** Characters that continue a bare JSON value (number, true, false, null). */
+function isJsonTokenChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2e || c === 0x2b || c === 0x2d;
+}
+
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 
 interface Trie {
@@ -41,7 +49,18 @@ function trieSource(words: Iterable<string>): string {
 export function secretForms(value: string): { forms: string[]; jsonSafe: string[] } {
   const json = JSON.stringify(value).slice(1, -1);
   const b64 = Buffer.from(value, 'utf8').toString('base64');
-  const all = new Set([value, json, encodeURIComponent(value), encodeURIComponent(value).replace(/%20/g, '+'), b64, b64.replace(/=+$/, ''), Buffer.from(value, 'utf8').toString('base64url')]);
+  const uri = encodeURIComponent(value);
+  const all = new Set([
+    value,
+    json,
+    uri,
+    uri.replace(/%20/g, '+'),
+    uri.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
+    new URLSearchParams({ v: value }).toString().slice(2), // form encoding: also !'()~ and + for space
+    b64,
+    b64.replace(/=+$/, ''),
+    Buffer.from(value, 'utf8').toString('base64url'),
+  ]);
   const forms = [...all].filter((f) => f.length >= MIN_SECRET_LENGTH);
   // In JSON text (a log line) a form with a quote, backslash or control character can only
   // appear escaped, which `json` covers; matching it raw could eat the line's structure.
@@ -58,13 +77,19 @@ export function checkExtraRule(rule: ExtraRule): string | undefined {
   if (!/^[a-z0-9][a-z0-9-]{0,47}$/.test(rule.name)) return 'name must be 1-48 lowercase letters, digits or -';
   if (rule.regex.length === 0 || rule.regex.length > 1000) return 'regex must be 1 to 1000 characters';
   if (/\\[1-9]|\\k</.test(rule.regex)) return 'regex must not use backreferences';
+  if (/\(\?<(?![=!])/.test(rule.regex)) return 'regex must not use named groups';
+  if (rule.regex.includes('"')) return 'regex must not match a double quote (it would break JSON log lines)';
   let re: RegExp;
   try {
     re = new RegExp(rule.regex, 'g');
   } catch (err) {
     return `regex does not compile: ${(err as Error).message}`;
   }
-  if (re.test('')) return 'regex matches empty text';
+  for (const sample of ['', 'x', 'a b-1']) {
+    re.lastIndex = 0;
+    const m = re.exec(sample);
+    if (m !== null && m[0].length === 0) return 'regex matches empty text';
+  }
   return undefined;
 }
 
@@ -88,7 +113,8 @@ function groupCount(source: string): number {
  */
 export class Redactor {
   readonly #rules: Rule[];
-  readonly #values = new Map<string, string>();
+  /** Per vault entry, every value it has had since it was loaded: a rotated key may still be in use. */
+  readonly #values = new Map<string, Set<string>>();
   #plain: Compiled | undefined;
   #json: Compiled | undefined;
   /** The rules alone, for text the gram filter says holds no vault value. */
@@ -110,10 +136,12 @@ export class Redactor {
     return this.#values.size;
   }
 
-  /** Adds or replaces the value a vault entry is matched by. */
+  /** Adds the value a vault entry is matched by (a value it had before is still matched until deleteSecret). */
   setSecret(name: string, value: string): void {
-    if (this.#values.get(name) === value) return;
-    this.#values.set(name, value);
+    const known = this.#values.get(name);
+    if (known?.has(value) === true) return;
+    if (known === undefined) this.#values.set(name, new Set([value]));
+    else known.add(value);
     this.#compile();
   }
 
@@ -124,7 +152,7 @@ export class Redactor {
   /** Replaces every vault value at once (after an unlock). */
   replaceSecrets(entries: Iterable<[string, string]>): void {
     this.#values.clear();
-    for (const [k, v] of entries) this.#values.set(k, v);
+    for (const [k, v] of entries) this.#values.set(k, new Set([v]));
     this.#compile();
   }
 
@@ -138,7 +166,7 @@ export class Redactor {
     const plainForms = new Set<string>();
     const jsonForms = new Set<string>();
     this.#maxForm = 0;
-    for (const value of this.#values.values()) {
+    for (const value of [...this.#values.values()].flatMap((set) => [...set])) {
       const { forms, jsonSafe } = secretForms(value);
       for (const f of forms) {
         plainForms.add(f);
@@ -211,6 +239,12 @@ export class Redactor {
 
   #walk(value: unknown, depth: number): unknown {
     if (typeof value === 'string') return this.redact(value);
+    if (typeof value === 'number' && this.#values.size > 0) {
+      // A numeric secret stored as a JSON number.
+      const text = String(value);
+      const out = this.redact(text);
+      return out === text ? value : out;
+    }
     if (value === null || typeof value !== 'object' || depth > 1000) return value;
     if (Array.isArray(value)) {
       let out: unknown[] | undefined;
@@ -245,33 +279,55 @@ export class Redactor {
     // JSON text: where a match stands decides how it is replaced (see below).
     let scanned = 0;
     let inString = false;
+    let escStart = -1; // the last escape sequence seen: [escStart, escEnd)
+    let escEnd = -1;
     const scanTo = (pos: number): void => {
-      for (; scanned < pos; scanned++) {
+      while (scanned < pos) {
         const c = text.charCodeAt(scanned);
         if (c === 0x22) inString = !inString;
-        else if (c === 0x5c && inString) scanned++; // the escaped character cannot end the string
+        else if (c === 0x5c && inString) {
+          escStart = scanned;
+          escEnd = scanned + (text.charCodeAt(scanned + 1) === 0x75 ? 6 : 2); // \uXXXX or \n
+          scanned = escEnd;
+          continue;
+        }
+        scanned++;
       }
     };
     while (m !== null) {
       let start = m.index;
-      let end = this.#wholeEnd(text, start, start + m[0].length, compiled.sticky);
+      let end = this.#wholeEnd(text, start, start + m[0].length, compiled);
       const g = compiled.groups.find((x) => m![x.index] !== undefined)!;
       const rule = g.rule as Rule;
       let quote = '';
+      let skip = false;
       if (json) {
-        // A match that starts just after the backslash of an escape (\n, \t, \u...) takes the
-        // backslash too, or a lone backslash would be left before the replacement.
         scanTo(start);
-        if (scanned > start && start > last) start -= 1;
-        else if (!inString) quote = '"'; // outside any string (a bare number): replace with a string
+        if (start > escStart && start < escEnd) {
+          // The match starts inside an escape (\n, \u0010...): take the whole escape, or a
+          // broken one would be left before the replacement.
+          if (escStart >= last) start = escStart;
+          else skip = true;
+        } else if (!inString) {
+          // Outside any string only a whole JSON value can be a secret (a numeric vault value):
+          // it becomes a string. Part of a longer number is a different value: left alone.
+          skip = isJsonTokenChar(text.charCodeAt(start - 1)) || isJsonTokenChar(text.charCodeAt(end));
+          quote = '"';
+        }
         scanTo(end);
+        if (end > escStart && end < escEnd) {
+          end = escEnd;
+          scanned = escEnd;
+        }
       }
-      const matched = text.slice(start, end);
-      const head = rule.keep?.exec(matched)?.[0] ?? '';
-      const tail = end === m.index + m[0].length ? (rule.keepEnd?.exec(matched)?.[0] ?? '') : '';
-      out += `${text.slice(last, start)}${quote}${head}[REDACTED:${g.rule.name}]${tail}${quote}`;
-      last = end;
-      re.lastIndex = end === start ? end + 1 : end;
+      if (!skip) {
+        const matched = text.slice(start, end);
+        const head = rule.keep?.exec(matched)?.[0] ?? '';
+        const tail = end === m.index + m[0].length ? (rule.keepEnd?.exec(matched)?.[0] ?? '') : '';
+        out += `${text.slice(last, start)}${quote}${head}[REDACTED:${g.rule.name}]${tail}${quote}`;
+        last = end;
+      }
+      re.lastIndex = end === m.index ? end + 1 : end;
       m = re.exec(text);
     }
     return out + text.slice(last);
@@ -279,16 +335,23 @@ export class Redactor {
 
   /**
    * Never half a secret: when another secret (a vault value or another format) starts inside
-   * this match and runs past its end, the replacement runs to the end of that one too, and so
-   * on. Only runs on matches, which are rare in ordinary text.
+   * this match, or a longer format starts at the same place, and runs past its end, the
+   * replacement runs to the end of that one too. Only the last OVERLAP_WINDOW characters are
+   * searched (no secret is longer), so hostile text cannot make this quadratic.
    */
-  #wholeEnd(text: string, start: number, end: number, sticky: RegExp): number {
+  #wholeEnd(text: string, start: number, end: number, compiled: Compiled): number {
     let best = end;
-    for (let p = start + 1; p < best; p++) {
+    const rules = this.#rulesOnly!.sticky;
+    rules.lastIndex = start;
+    const same = rules.exec(text);
+    if (same !== null && start + same[0].length > best) best = start + same[0].length;
+    const sticky = compiled.sticky;
+    for (let p = Math.max(start + 1, best - Math.max(OVERLAP_WINDOW, this.#maxForm)); p < best; p++) {
       sticky.lastIndex = p;
       const v = sticky.exec(text);
       if (v !== null && p + v[0].length > best) best = p + v[0].length;
     }
     return best;
   }
+
 }

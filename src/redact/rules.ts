@@ -19,37 +19,40 @@ export const RULES: readonly Rule[] = [
   // PEM private keys of any kind; in JSON text the newlines are the two characters \n.
   {
     name: 'private-key',
-    source: '-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[^"]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|$)',
+    // Linear: the body is consumed once, up to END, a quote (the end of a JSON string) or the
+    // end of the text; a key cut off before its END line is still taken.
+    source: '-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[^"-]|-(?!----END ))*(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?',
   },
   // Anthropic: sk-ant-api03-..., sk-ant-admin01-..., OAuth sk-ant-oat01-...
-  { name: 'anthropic-key', source: 'sk-ant-[a-z]{2,8}\\d{2}-[A-Za-z0-9_-]{20,}' },
+  { name: 'anthropic-key', source: 'sk-ant-[a-z]{2,8}\\d{2}-[A-Za-z0-9_-]{20,512}' },
   // OpenRouter: sk-or-v1- and 64 hex digits.
   { name: 'openrouter-key', source: 'sk-or-v1-[0-9a-f]{64}' },
   // OpenAI: project, service-account and admin keys, and the legacy sk-<48>.
-  { name: 'openai-key', source: 'sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|sk-[A-Za-z0-9]{48}' },
+  { name: 'openai-key', source: 'sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,512}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|sk-[A-Za-z0-9]{48}' },
   // GitHub: fine-grained PATs, and classic tokens ghp_ gho_ ghu_ ghs_ ghr_.
   { name: 'github-token', source: 'github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}|gh[pousr]_[A-Za-z0-9]{36,255}' },
   // GitLab: personal, deploy, trigger, runner, feed, agent, OAuth ... tokens.
-  { name: 'gitlab-token', source: 'gl(?:pat|dt|ptt|rt|cbt|ft|imt|soat|oas|agent|ffct)-[A-Za-z0-9_-]{20,}' },
+  { name: 'gitlab-token', source: 'gl(?:pat|dt|ptt|rt|cbt|ft|imt|soat|oas|agent|ffct)-[A-Za-z0-9_-]{20,256}' },
   // Slack: bot/user/app-level/config tokens, and incoming-webhook URLs.
-  { name: 'slack-token', source: 'xox[abposer]-[A-Za-z0-9-]{10,}|xapp-\\d-[A-Za-z0-9]{8,}-\\d{6,}-[a-f0-9]{32,}|hooks\\.slack\\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{20,}' },
+  { name: 'slack-token', source: 'xox[abposer]-[A-Za-z0-9-]{10,256}|xapp-\\d-[A-Za-z0-9]{8,64}-\\d{6,32}-[a-f0-9]{32,128}|hooks\\.slack\\.com/services/T[A-Z0-9]{1,32}/B[A-Z0-9]{1,32}/[A-Za-z0-9]{20,64}' },
   // Stripe: secret and restricted keys, webhook signing secrets (publishable pk_ keys are public).
-  { name: 'stripe-key', source: '(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{32,}' },
+  { name: 'stripe-key', source: '(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,256}|whsec_[A-Za-z0-9]{32,256}' },
   // AWS access key ids (the id half; a secret access key has no format of its own).
   { name: 'aws-access-key-id', source: '(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])' },
   // Google API keys.
   { name: 'google-api-key', source: 'AIza[0-9A-Za-z_-]{35}' },
   // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ").
-  { name: 'jwt', source: 'eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{10,}' },
+  { name: 'jwt', source: 'eyJ[A-Za-z0-9_-]{8,2048}\\.eyJ[A-Za-z0-9_-]{8,4096}\\.[A-Za-z0-9_-]{10,1024}' },
   // Telegram bot tokens: <bot id>:<35 characters> (the docs' example has 34), also inside /bot<token>/ URLs.
-  { name: 'telegram-bot-token', source: '\\d(?<!\\d\\d)\\d{5,11}:[A-Za-z0-9_-]{30,}' },
+  { name: 'telegram-bot-token', source: '\\d(?<!\\d\\d)\\d{5,11}:[A-Za-z0-9_-]{30,64}' },
   // Discord bot tokens: base64 user id, timestamp, HMAC.
   { name: 'discord-bot-token', source: '[MNO][A-Za-z0-9_-]{23,27}\\.[A-Za-z0-9_-]{6,7}\\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])' },
   // Authorization header values, whatever characters the token uses; the scheme word stays. A
-  // value needs a digit or 16 characters, so that prose ("Bearer authentication") is left alone.
+  // value has 16 or more characters and a digit or both cases, so that prose ("Bearer
+  // authentication", "basic internationalization") is left alone.
   {
     name: 'authorization',
-    source: '(?:[Bb]earer|BEARER|[Bb]asic|BASIC) +(?:(?=[^\\s"\'\\\\,;]*\\d)[^\\s"\'\\\\,;]{8,}|[^\\s"\'\\\\,;]{16,})',
+    source: '(?:[Bb]earer|BEARER|[Bb]asic|BASIC) +(?:(?=[^\\s"\'\\\\,;]*\\d)|(?=[^\\s"\'\\\\,;]*[A-Z])(?=[^\\s"\'\\\\,;]*[a-z]))[^\\s"\'\\\\,;]{16,4096}',
     keep: /^\S+ +/,
   },
   // A password in URL userinfo (scheme://user:password@host); the user name stays.

@@ -214,6 +214,7 @@ export class Vault {
       key.fill(0);
       this.masterKey = await this.unwrap(held, passphraseBytes(p));
       this.vaultId = Buffer.from(held.vault_id);
+      this.feedRedactor(this.masterKey, this.vaultId);
       return;
     }
     this.masterKey = key;
@@ -252,6 +253,8 @@ export class Vault {
       this.log.error({ secret: n }, 'a vault entry failed authentication');
       throw tampered(`the secret ${n}`);
     }
+    // A value another process stored since the unlock is known to the redactor from now on.
+    this.redactor?.setSecret(n, plain.toString('utf8'));
     return new Secret(plain);
   }
 
@@ -262,7 +265,9 @@ export class Vault {
       const plain = open(key, row.sealed, entryAad(id, row.name));
       let preview: string | null = null;
       if (plain !== undefined) {
-        preview = maskSecret(plain.toString('utf8'));
+        const value = plain.toString('utf8');
+        preview = maskSecret(value);
+        this.redactor?.setSecret(row.name, value);
         plain.fill(0);
       }
       return { name: row.name, preview, tampered: plain === undefined, createdAt: row.created_at, updatedAt: row.updated_at };
