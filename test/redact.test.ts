@@ -179,3 +179,63 @@ test('stored data is scrubbed before it is written: messages, metadata, sessions
   await app.close();
   for (const secret of [value, tg]) assert.equal(bytes.indexOf(secret), -1, `${secret} is in the database bytes`);
 });
+
+test('review cases: hostile text stays linear, PEM without END, escapes and bare numbers keep JSON valid', { timeout: 120_000 }, () => {
+  const r = new Redactor();
+  r.replaceSecrets([['pin', '12345678'], ['hex', '00a1b2c3d4e5'], ['gh', 'xoxb-1234567890']]);
+  // Inputs that made the never-half search or the PEM rule quadratic: these must simply finish.
+  for (const hostile of ['xoxb-'.repeat(40_000), `${'-----BEGIN PRIVATE KEY-----'.repeat(8_000)}"`, 'eyJ'.repeat(60_000), `${'1'.repeat(100_000)}:`, 'sk-proj-'.repeat(25_000)]) {
+    assert.equal(typeof r.redact(hostile), 'string');
+    assert.equal(typeof r.redactJson(JSON.stringify({ m: hostile })), 'string');
+  }
+  // A private key cut off before its END line, in plain text and in JSON; a PGP key block.
+  const pem = `-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nabc`;
+  assert.equal(r.redact(`key: ${pem}`), 'key: [REDACTED:private-key]');
+  assert.deepEqual(JSON.parse(r.redactJson(JSON.stringify({ err: `bad ${pem}`, next: 'kept' }))), { err: 'bad [REDACTED:private-key]', next: 'kept' });
+  assert.equal(r.redact('-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----'), '[REDACTED:private-key]');
+  // Bare numbers: the whole value is a secret (becomes a string); part of a longer number is not.
+  assert.equal(r.redactJson('{"n":123456789,"m":12345678}'), '{"n":123456789,"m":"[REDACTED:vault]"}');
+  assert.deepEqual(JSON.parse(r.scrubJson('{"pin":12345678,"other":123456789}')), { pin: '[REDACTED:vault]', other: 123456789 });
+  // A match starting inside a \uXXXX escape takes the whole escape.
+  for (const v of [{ m: '\u0010123456:' + 'A'.repeat(35) }, { m: '\u0000a1b2c3d4e5 tail' }, { m: 'x\n12345678' }]) {
+    const out = r.redactJson(JSON.stringify(v));
+    assert.doesNotThrow(() => JSON.parse(out), out);
+    assert.ok(!out.includes('A'.repeat(35)) && !out.includes('a1b2c3d4e5') && !out.includes('12345678'), out);
+  }
+  // A vault value that is the start of a longer format token: the whole token goes.
+  assert.match(r.redact(`tok xoxb-1234567890-${'a'.repeat(20)} end`), /^tok \[REDACTED:(vault|slack-token)\] end$/);
+  // Form-encoded values (URLSearchParams encodes !'() too) and lower-case percent escapes.
+  r.setSecret('form', "p@ss(w0rd)!x y");
+  assert.equal(r.redact(`a=${new URLSearchParams({ v: "p@ss(w0rd)!x y" }).toString().slice(2)}&b=1`), 'a=[REDACTED:vault]&b=1');
+  assert.equal(r.redact(`a=${encodeURIComponent("p@ss(w0rd)!x y").toLowerCase()}`), 'a=[REDACTED:vault]');
+  // Prose after Bearer/Basic stays.
+  for (const prose of ['basic internationalization matters', 'The bearer 2-factor-token', 'Basic troubleshooting-procedures']) {
+    assert.equal(r.redact(prose), prose);
+  }
+});
+
+test('extra patterns that would break lines or the combined regex are refused', () => {
+  for (const [regex, why] of [['"secret"', /double quote/], ['\\b', /empty/], ['(?<v>abc)', /named groups/], ['x*', /empty/]] as const) {
+    assert.throws(() => new Redactor([{ name: 'p', regex }]), (e: unknown) => e instanceof AppError && why.test(e.message), regex);
+  }
+});
+
+test('the vault keeps the redactor current across processes and rotations; a non-pino logger is refused', async () => {
+  const dir = tmpDir();
+  const a = memoryLogger();
+  const appA = await openBlufio({ dataDir: dir, logger: a.logger, passphrase: 'pp one two', env: {} });
+  await appA.vault.set('providers.a.api_key', 'first-value-1234');
+  const appB = await openBlufio({ dataDir: dir, logger: memoryLogger().logger, passphrase: 'pp one two', env: {} });
+  await appB.vault.set('providers.b.api_key', 'from-the-other-process-99');
+  await appB.close();
+  await appA.vault.get('providers.b.api_key');
+  await appA.vault.set('providers.a.api_key', 'second-value-5678');
+  appA.log.info('values: from-the-other-process-99 first-value-1234 second-value-5678');
+  await appA.close();
+  const line = a.lines().find((l) => String(l.msg).startsWith('values:'))!;
+  assert.equal(line.msg, 'values: [REDACTED:vault] [REDACTED:vault] [REDACTED:vault]');
+  await assert.rejects(
+    openBlufio({ dataDir: dir, logger: { info() {}, warn() {}, error() {} } as never, env: {} }),
+    (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT',
+  );
+});
