@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { invalidInput } from '../errors/index.js';
 import { parseAddress, type Address } from './policy.js';
 
 /** The network address of `addr/bits`: the address with every bit after the prefix cleared. */
@@ -66,15 +66,13 @@ export class Allowlist {
   /** Throws `KC_INVALID_INPUT` naming the first malformed entry; nothing is silently dropped. */
   constructor(entries: readonly string[] = []) {
     if (!Array.isArray(entries)) {
-      throw new AppError(ErrorCode.INVALID_INPUT, 'allowedPrivateIps must be an array of IP addresses or CIDRs');
+      throw invalidInput('allowedPrivateIps must be an array of IP addresses or CIDRs');
     }
     const texts: string[] = [];
     for (const raw of entries) {
       const entry = parseAllowEntry(raw);
       if (typeof entry === 'string') {
-        throw new AppError(ErrorCode.INVALID_INPUT, `allowedPrivateIps: ${entry}`, {
-          hint: 'list addresses like "192.168.1.20" or networks like "10.0.0.0/8"',
-        });
+        throw invalidInput(`allowedPrivateIps: ${entry}`, 'list addresses like "192.168.1.20" or networks like "10.0.0.0/8"');
       }
       (entry.net.kind() === 'ipv4' ? this.#v4 : this.#v6).push(entry);
       texts.push(entry.text);

@@ -1,5 +1,5 @@
 import dns from 'node:dns';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { invalidInput } from '../errors/index.js';
 
 /** Resolves a host name to every address it has; the guard checks them all before connecting. */
 export type Resolve = (hostname: string) => Promise<string[]>;
@@ -26,9 +26,7 @@ export function dnsServerResolve(servers: readonly string[], timeoutMs: number):
   try {
     resolver.setServers([...servers]);
   } catch (err) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `dnsServers: ${(err as Error).message}`, {
-      hint: 'list servers as "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"',
-    });
+    throw invalidInput(`dnsServers: ${(err as Error).message}`, 'list servers as "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"');
   }
   return async (hostname) => {
     const [a, aaaa] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { Agent, FormData as UndiciFormData, Request as UndiciRequest, fetch as undiciFetch } from 'undici';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { checkInt, invalidInput } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { Allowlist } from './allowlist.js';
 import { buildGuardedConnector, type NetLogger } from './connector.js';
@@ -37,14 +37,6 @@ export type SafeFetch = typeof globalThis.fetch & {
   close(opts?: { graceMs?: number }): Promise<void>;
 };
 
-function boundedInt(name: string, value: number | undefined, def: number, max: number): number {
-  if (value === undefined) return def;
-  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `${name} must be an integer from 1 to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
 const TEN_MINUTES = 600_000;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -59,9 +51,7 @@ function checkCa(ca: SafeFetchOptions['ca']): (string | Buffer)[] | undefined {
       if (blocks.length === 0) throw new Error('no PEM certificate in it');
       for (const block of blocks) new crypto.X509Certificate(block);
     } catch (err) {
-      throw new AppError(ErrorCode.INVALID_INPUT, `ca[${i}] is not a PEM certificate: ${(err as Error).message}`, {
-        hint: 'pass the CA certificate as PEM text ("-----BEGIN CERTIFICATE-----...")',
-      });
+      throw invalidInput(`ca[${i}] is not a PEM certificate: ${(err as Error).message}`, 'pass the CA certificate as PEM text ("-----BEGIN CERTIFICATE-----...")');
     }
   }
   return list as (string | Buffer)[];
@@ -73,9 +63,9 @@ function checkCa(ca: SafeFetchOptions['ca']): (string | Buffer)[] | undefined {
  */
 export function createSafeDispatcher(options: SafeFetchOptions = {}): Agent {
   if (options === null || typeof options !== 'object') {
-    throw new AppError(ErrorCode.INVALID_INPUT, 'createSafeFetch options must be an object');
+    throw invalidInput('createSafeFetch options must be an object');
   }
-  const connectTimeoutMs = boundedInt('connectTimeoutMs', options.connectTimeoutMs, 10_000, TEN_MINUTES);
+  const connectTimeoutMs = checkInt(options.connectTimeoutMs, 'connectTimeoutMs', 1, TEN_MINUTES, 10_000, ' ms');
   const allowlist = new Allowlist(options.allowedPrivateIps ?? []);
   const base = options.dnsServers === undefined ? systemResolve : dnsServerResolve(options.dnsServers, connectTimeoutMs);
   const ca = checkCa(options.ca);
@@ -88,8 +78,8 @@ export function createSafeDispatcher(options: SafeFetchOptions = {}): Agent {
   });
   return new Agent({
     connect,
-    keepAliveTimeout: boundedInt('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 4_000, TEN_MINUTES),
-    ...(options.connections === undefined ? {} : { connections: boundedInt('connections', options.connections, 1, 65_536) }),
+    keepAliveTimeout: checkInt(options.keepAliveTimeoutMs, 'keepAliveTimeoutMs', 1, TEN_MINUTES, 4_000, ' ms'),
+    ...(options.connections === undefined ? {} : { connections: checkInt(options.connections, 'connections', 1, 65_536, undefined) }),
   });
 }
 
@@ -170,6 +160,6 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   };
   return Object.assign(safeFetch as unknown as typeof globalThis.fetch, {
     dispatcher,
-    close: (opts: { graceMs?: number } = {}) => (closed ??= close(boundedInt('graceMs', opts.graceMs, 1000, TEN_MINUTES))),
+    close: (opts: { graceMs?: number } = {}) => (closed ??= close(checkInt(opts.graceMs, 'graceMs', 1, TEN_MINUTES, 1000, ' ms'))),
   });
 }

@@ -1,13 +1,9 @@
-import { AppError, ErrorCode } from '../errors/index.js';
+import { invalidInput as bad } from '../errors/index.js';
 
 /**
  * Input checks for everything that is about to be stored. Each failure names the field and the
  * limit, and happens before anything is sent to the writer.
  */
-
-function bad(message: string, hint?: string): AppError {
-  return new AppError(ErrorCode.INVALID_INPUT, message, hint === undefined ? {} : { hint });
-}
 
 /**
  * SQLite stores UTF-8; a string with an unpaired UTF-16 surrogate cannot be encoded and would be

@@ -1,9 +1,11 @@
-import { AppError, ErrorCode } from '../../errors/index.js';
+import { AppError, ErrorCode, checkInt, invalidInput as bad } from '../../errors/index.js';
 import { parseRowId } from '../ids.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../validate.js';
 import type { JobRef, LeaseRef } from './ops.js';
 
 /** Queue inputs are checked on the caller's thread, before anything reaches the writer. */
+
+export { checkInt };
 
 const DAY_MS = 86_400_000;
 export const MAX_DELAY_MS = 365 * DAY_MS;
@@ -15,10 +17,6 @@ export const MAX_BATCH = 10_000;
 export const MAX_CLAIM = 1000;
 const MAX_KEY_CHARS = 256;
 const MAX_ERROR_CHARS = 16 * 1024;
-
-function bad(message: string, hint?: string): AppError {
-  return new AppError(ErrorCode.INVALID_INPUT, message, hint === undefined ? {} : { hint });
-}
 
 /**
  * Queue names show up in CLI tables and logs: letters, digits and `._:/-`, starting with a
@@ -37,14 +35,6 @@ export function checkQueueName(value: unknown): string {
 }
 
 /** An integer option: undefined gives the default (or is refused without one); otherwise a safe integer in range. */
-export function checkInt(value: unknown, field: string, min: number, max: number, def: number | undefined, unit = ''): number {
-  if (value === undefined && def !== undefined) return def;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw bad(`${field} must be an integer from ${min} to ${max}${unit} (got ${typeof value === 'number' ? value : typeof value})`);
-  }
-  return value;
-}
-
 /**
  * The payload as stored: its JSON text. Values JSON cannot hold at all (undefined, functions,
  * symbols, BigInt, cycles) are refused; like JSON.stringify everywhere, toJSON() is honoured and
