@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import pino, { type Logger } from 'pino';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { invalidInput } from '../errors/index.js';
 import type { LogLevel } from '../config/index.js';
 import { printable } from './printable.js';
 
@@ -46,22 +46,22 @@ export function textLine(json: string): string {
  */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const fd = opts.fd ?? 2;
-  const options = {
-    level: opts.level ?? 'info',
-    base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    ...redactHook(opts.redactor),
-  };
+  const options = pinoOptions(opts.level ?? 'info', { pid: process.pid }, opts.redactor);
   if (opts.format === 'text') {
     return pino(options, { write: (line: string) => void fs.writeSync(fd, textLine(line)) });
   }
   return pino(options, pino.destination({ fd, sync: true }));
 }
 
-function redactHook(redactor: LineRedactor | undefined): { hooks?: { streamWrite: (line: string) => string } } {
-  // streamWrite sees the finished JSON line: message, bindings of child loggers, serialised
-  // objects and errors with their stacks, all in one string and one pass.
-  return redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactor.redactJson(line) } };
+function pinoOptions(level: string, base: Record<string, unknown> | null, redactor: LineRedactor | undefined): pino.LoggerOptions {
+  return {
+    level,
+    base,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // streamWrite sees the finished JSON line: message, bindings of child loggers, serialised
+    // objects and errors with their stacks, all in one string and one pass.
+    ...(redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactor.redactJson(line) } }),
+  };
 }
 
 /**
@@ -73,10 +73,7 @@ function redactHook(redactor: LineRedactor | undefined): { hooks?: { streamWrite
 export function withRedaction(logger: Logger, redactor: LineRedactor): Logger {
   const stream = (logger as unknown as Record<symbol, pino.DestinationStream | undefined>)[pino.symbols.streamSym];
   if (stream === undefined || typeof stream.write !== 'function') {
-    throw new AppError(ErrorCode.INVALID_INPUT, 'openBlufio({ logger }) must be a pino logger', {
-      hint: 'pass a pino logger, or leave logger out to get blufio\'s own',
-    });
+    throw invalidInput('openBlufio({ logger }) must be a pino logger', "pass a pino logger, or leave logger out to get blufio's own");
   }
-  const derived = pino({ level: logger.level, base: null, timestamp: pino.stdTimeFunctions.isoTime, ...redactHook(redactor) }, stream);
-  return derived.child(logger.bindings());
+  return pino(pinoOptions(logger.level, null, redactor), stream).child(logger.bindings());
 }

@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from '../errors/index.js';
+import { invalidInput } from '../errors/index.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
 
@@ -108,27 +108,28 @@ function groupCount(source: string): number {
 /**
  * Replaces secrets in text with `[REDACTED:<rule>]`: the exact values of vault secrets
  * (`[REDACTED:vault]`) in every form they take, and the known formats in RULES plus any
- * configured ones, in one pass of one regex. A secret is replaced whole: when a format match
- * ends inside a vault value, the replacement runs to the end of that value.
+ * configured ones, in one pass of one regex. A secret is replaced whole: when another secret
+ * starts inside a match and runs past its end, the replacement runs to the end of that one.
  */
 export class Redactor {
   readonly #rules: Rule[];
   /** Per vault entry, every value it has had since it was loaded: a rotated key may still be in use. */
   readonly #values = new Map<string, Set<string>>();
-  #plain: Compiled | undefined;
-  #json: Compiled | undefined;
-  /** The rules alone, for text the gram filter says holds no vault value. */
-  #rulesOnly: Compiled | undefined;
+  /** The rules alone, for text the gram filter says holds no vault value; fixed at construction. */
+  readonly #rulesOnly: Compiled;
+  #plain: Compiled;
+  #json: Compiled;
   #grams: GramFilter | undefined;
   #maxForm = 0;
 
   constructor(extra: readonly ExtraRule[] = []) {
     for (const r of extra) {
       const problem = checkExtraRule(r);
-      if (problem !== undefined) throw new AppError(ErrorCode.INVALID_INPUT, `redaction pattern ${r.name}: ${problem}`);
+      if (problem !== undefined) throw invalidInput(`redaction pattern ${r.name}: ${problem}`);
     }
     this.#rules = [...RULES, ...extra.map((r) => ({ name: r.name, source: r.regex }))];
-    this.#compile();
+    this.#rulesOnly = this.#build(new Set());
+    this.#plain = this.#json = this.#rulesOnly;
   }
 
   /** How many vault values are being matched. */
@@ -138,11 +139,20 @@ export class Redactor {
 
   /** Adds the value a vault entry is matched by (a value it had before is still matched until deleteSecret). */
   setSecret(name: string, value: string): void {
-    const known = this.#values.get(name);
-    if (known?.has(value) === true) return;
-    if (known === undefined) this.#values.set(name, new Set([value]));
-    else known.add(value);
-    this.#compile();
+    this.addSecrets([[name, value]]);
+  }
+
+  /** setSecret for many at once: one recompilation. */
+  addSecrets(entries: Iterable<[string, string]>): void {
+    let changed = false;
+    for (const [name, value] of entries) {
+      const known = this.#values.get(name);
+      if (known?.has(value) === true) continue;
+      if (known === undefined) this.#values.set(name, new Set([value]));
+      else known.add(value);
+      changed = true;
+    }
+    if (changed) this.#compile();
   }
 
   deleteSecret(name: string): void {
@@ -166,54 +176,60 @@ export class Redactor {
     const plainForms = new Set<string>();
     const jsonForms = new Set<string>();
     this.#maxForm = 0;
-    for (const value of [...this.#values.values()].flatMap((set) => [...set])) {
-      const { forms, jsonSafe } = secretForms(value);
-      for (const f of forms) {
-        plainForms.add(f);
-        this.#maxForm = Math.max(this.#maxForm, f.length);
+    for (const values of this.#values.values()) {
+      for (const value of values) {
+        const { forms, jsonSafe } = secretForms(value);
+        for (const f of forms) {
+          plainForms.add(f);
+          this.#maxForm = Math.max(this.#maxForm, f.length);
+        }
+        for (const f of jsonSafe) jsonForms.add(f);
       }
-      for (const f of jsonSafe) jsonForms.add(f);
     }
-    const build = (forms: Set<string>): Compiled => {
-      const parts: string[] = [];
-      const groups: Compiled['groups'] = [];
-      let index = 1;
-      // Vault values first: at the same start, the exact known secret wins over a format.
-      const vault = forms.size === 0 ? undefined : trieSource(forms);
-      if (vault !== undefined) {
-        parts.push(`(${vault})`);
-        groups.push({ index, rule: { name: 'vault' } });
-        index += 1;
-      }
-      for (const rule of this.#rules) {
-        parts.push(`(${rule.source})`);
-        groups.push({ index, rule });
-        index += 1 + groupCount(rule.source);
-      }
-      const source = parts.join('|');
-      return { re: new RegExp(source, 'g'), sticky: new RegExp(source, 'y'), groups };
-    };
-    this.#plain = build(plainForms);
-    this.#json = build(jsonForms);
-    this.#rulesOnly = build(new Set());
-    this.#grams = plainForms.size === 0 ? undefined : new GramFilter([...plainForms, ...jsonForms], MIN_SECRET_LENGTH);
+    if (plainForms.size === 0) {
+      this.#plain = this.#json = this.#rulesOnly;
+      this.#grams = undefined;
+      return;
+    }
+    this.#plain = this.#build(plainForms);
+    this.#json = this.#build(jsonForms);
+    this.#grams = new GramFilter([...plainForms, ...jsonForms], MIN_SECRET_LENGTH);
+  }
+
+  #build(forms: Set<string>): Compiled {
+    const parts: string[] = [];
+    const groups: Compiled['groups'] = [];
+    let index = 1;
+    // Vault values first: at the same start, the exact known secret wins over a format.
+    if (forms.size > 0) {
+      parts.push(`(${trieSource(forms)})`);
+      groups.push({ index, rule: { name: 'vault' } });
+      index += 1;
+    }
+    for (const rule of this.#rules) {
+      parts.push(`(${rule.source})`);
+      groups.push({ index, rule });
+      index += 1 + groupCount(rule.source);
+    }
+    const source = parts.join('|');
+    return { re: new RegExp(source, 'g'), sticky: new RegExp(source, 'y'), groups };
   }
 
   /** The scan to run: with the vault values only when the text might hold one. */
   #pick(text: string, withVault: Compiled): Compiled {
-    return this.#grams !== undefined && this.#grams.mightContain(text) ? withVault : this.#rulesOnly!;
+    return this.#grams !== undefined && this.#grams.mightContain(text) ? withVault : this.#rulesOnly;
   }
 
   /** Redacts plain text (message content, error messages, one string value). */
   redact(text: string): string {
     if (typeof text !== 'string' || text.length < MIN_SECRET_LENGTH) return text;
-    return this.#run(text, this.#pick(text, this.#plain!), false);
+    return this.#run(text, this.#pick(text, this.#plain), false);
   }
 
   /** Redacts JSON text (a serialised log line) without breaking its structure. */
   redactJson(text: string): string {
     if (typeof text !== 'string' || text.length < MIN_SECRET_LENGTH) return text;
-    return this.#run(text, this.#pick(text, this.#json!), true);
+    return this.#run(text, this.#pick(text, this.#json), true);
   }
 
   /**
@@ -269,7 +285,6 @@ export class Redactor {
   }
 
   #run(text: string, compiled: Compiled, json: boolean): string {
-    if (typeof text !== 'string' || text.length < 8) return text;
     const re = compiled.re;
     re.lastIndex = 0;
     let m = re.exec(text);
@@ -341,7 +356,7 @@ export class Redactor {
    */
   #wholeEnd(text: string, start: number, end: number, compiled: Compiled): number {
     let best = end;
-    const rules = this.#rulesOnly!.sticky;
+    const rules = this.#rulesOnly.sticky;
     rules.lastIndex = start;
     const same = rules.exec(text);
     if (same !== null && start + same[0].length > best) best = start + same[0].length;

@@ -261,17 +261,21 @@ export class Vault {
   async list(): Promise<SecretListing[]> {
     if (this.rows.meta() === undefined) return [];
     const { key, id } = await this.ready(false);
-    return this.rows.entries().map((row) => {
+    const seen: [string, string][] = [];
+    const listing = this.rows.entries().map((row) => {
       const plain = open(key, row.sealed, entryAad(id, row.name));
       let preview: string | null = null;
       if (plain !== undefined) {
         const value = plain.toString('utf8');
         preview = maskSecret(value);
-        this.redactor?.setSecret(row.name, value);
+        seen.push([row.name, value]);
         plain.fill(0);
       }
       return { name: row.name, preview, tampered: plain === undefined, createdAt: row.created_at, updatedAt: row.updated_at };
     });
+    // Values another process stored since the unlock are known to the redactor from now on.
+    this.redactor?.addSecrets(seen);
+    return listing;
   }
 
   async delete(name: string): Promise<boolean> {
