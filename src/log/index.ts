@@ -19,7 +19,8 @@ export interface LoggerOptions {
 
 /** What the logger needs of a redactor: one call per serialised JSON line. */
 export interface LineRedactor {
-  redactJson(line: string): string;
+  /** `from`: the text before it holds no secret and need not be scanned. */
+  redactJson(line: string, from?: number): string;
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
@@ -60,8 +61,27 @@ function pinoOptions(level: string, base: Record<string, unknown> | null, redact
     timestamp: pino.stdTimeFunctions.isoTime,
     // streamWrite sees the finished JSON line: message, bindings of child loggers, serialised
     // objects and errors with their stacks, all in one string and one pass.
-    ...(redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactor.redactJson(line) } }),
+    ...(redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactor.redactJson(line, pinoPrefix(line)) } }),
   };
+}
+
+const PINO_PREFIX = '{"level":30,"time":"2026-11-23T14:05:00.000Z"'.length;
+const PID = ',"pid":';
+
+/**
+ * The length of `{"level":30,"time":"2026-11-23T14:05:00.000Z","pid":1234`, which starts
+ * every line and is written by pino itself (a two-digit level number, isoTime, the base
+ * binding): nothing in it can be a secret, and every line is cheaper to redact without it. A
+ * few fixed characters are checked, not the whole (this runs for every line); 0 when the line
+ * does not start that way.
+ */
+export function pinoPrefix(line: string): number {
+  const c = (i: number) => line.charCodeAt(i);
+  if (c(0) !== 0x7b || c(11) !== 0x2c || c(18) !== 0x3a || c(43) !== 0x5a || c(44) !== 0x22) return 0;
+  if (c(PINO_PREFIX + 4) !== 0x64 || !line.startsWith(PID, PINO_PREFIX)) return PINO_PREFIX;
+  let end = PINO_PREFIX + PID.length;
+  while (c(end) >= 0x30 && c(end) <= 0x39) end++;
+  return end;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { invalidInput } from '../errors/index.js';
+import { ANCHORED, firstRuleStart } from './anchors.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
 
@@ -121,6 +122,8 @@ export class Redactor {
   #json: Compiled;
   #grams: GramFilter | undefined;
   #maxForm = 0;
+  /** Whether anchors.ts knows where every rule can start (not so with configured extra rules). */
+  readonly #anchored: boolean;
 
   constructor(extra: readonly ExtraRule[] = []) {
     for (const r of extra) {
@@ -128,6 +131,7 @@ export class Redactor {
       if (problem !== undefined) throw invalidInput(`redaction pattern ${r.name}: ${problem}`);
     }
     this.#rules = [...RULES, ...extra.map((r) => ({ name: r.name, source: r.regex }))];
+    this.#anchored = this.#rules.every((r) => ANCHORED.has(r.name)) && extra.length === 0;
     this.#rulesOnly = this.#build(new Set());
     this.#plain = this.#json = this.#rulesOnly;
   }
@@ -193,7 +197,7 @@ export class Redactor {
     }
     this.#plain = this.#build(plainForms);
     this.#json = this.#build(jsonForms);
-    this.#grams = new GramFilter([...plainForms, ...jsonForms], MIN_SECRET_LENGTH);
+    this.#grams = new GramFilter([...plainForms, ...jsonForms]);
   }
 
   #build(forms: Set<string>): Compiled {
@@ -215,21 +219,32 @@ export class Redactor {
     return { re: new RegExp(source, 'g'), sticky: new RegExp(source, 'y'), groups };
   }
 
-  /** The scan to run: with the vault values only when the text might hold one. */
-  #pick(text: string, withVault: Compiled): Compiled {
-    return this.#grams !== undefined && this.#grams.mightContain(text) ? withVault : this.#rulesOnly;
+  /**
+   * The scan to run and where it may start: most text holds nothing that could match, and
+   * then the regex is not run at all. The rules' anchors and the vault filter each give a
+   * position no match can start before; the vault part is left out when the filter finds none.
+   */
+  #scan(text: string, withVault: Compiled, json: boolean, from: number): string {
+    const rulesAt = this.#anchored ? firstRuleStart(text, from) : from;
+    const hit = this.#grams === undefined ? -1 : this.#grams.firstHit(text, from);
+    if (hit === -1) return rulesAt === -1 ? text : this.#run(text, this.#rulesOnly, json, rulesAt);
+    const vaultAt = Math.max(from, hit - (this.#maxForm - 4));
+    return this.#run(text, withVault, json, rulesAt === -1 ? vaultAt : Math.min(rulesAt, vaultAt));
   }
 
   /** Redacts plain text (message content, error messages, one string value). */
   redact(text: string): string {
     if (typeof text !== 'string' || text.length < MIN_SECRET_LENGTH) return text;
-    return this.#run(text, this.#pick(text, this.#plain), false);
+    return this.#scan(text, this.#plain, false, 0);
   }
 
-  /** Redacts JSON text (a serialised log line) without breaking its structure. */
-  redactJson(text: string): string {
+  /**
+   * Redacts JSON text (a serialised log line) without breaking its structure. `from`: the
+   * caller knows the text before it holds no secret (the logger's own level and time fields).
+   */
+  redactJson(text: string, from = 0): string {
     if (typeof text !== 'string' || text.length < MIN_SECRET_LENGTH) return text;
-    return this.#run(text, this.#pick(text, this.#json), true);
+    return this.#scan(text, this.#json, true, Math.max(0, Math.min(from, text.length)));
   }
 
   /**
@@ -284,9 +299,10 @@ export class Redactor {
     return out ?? value;
   }
 
-  #run(text: string, compiled: Compiled, json: boolean): string {
+  /** Replaces every match at or after `from` (the caller knows none starts before it). */
+  #run(text: string, compiled: Compiled, json: boolean, from: number): string {
     const re = compiled.re;
-    re.lastIndex = 0;
+    re.lastIndex = from;
     let m = re.exec(text);
     if (m === null) return text;
     let out = '';
