@@ -66,22 +66,18 @@ function pinoOptions(level: string, base: Record<string, unknown> | null, redact
 }
 
 const PINO_PREFIX = '{"level":30,"time":"2026-11-23T14:05:00.000Z"'.length;
-const PID = ',"pid":';
 
 /**
- * The length of `{"level":30,"time":"2026-11-23T14:05:00.000Z","pid":1234`, which starts
- * every line and is written by pino itself (a two-digit level number, isoTime, the base
- * binding): nothing in it can be a secret, and every line is cheaper to redact without it. A
- * few fixed characters are checked, not the whole (this runs for every line); 0 when the line
- * does not start that way.
+ * The length of `{"level":30,"time":"2026-11-23T14:05:00.000Z"`, which starts every line and
+ * is written by pino itself (a two-digit level number, isoTime): nothing in it can be a secret,
+ * and every line is cheaper to redact without it. A few fixed characters are checked, not the
+ * whole (this runs for every line); 0 when the line does not start that way. (Not the `pid`
+ * after it: a logger made by withRedaction has no base, and there the first key is the caller's.)
  */
 export function pinoPrefix(line: string): number {
-  const c = (i: number) => line.charCodeAt(i);
-  if (c(0) !== 0x7b || c(11) !== 0x2c || c(18) !== 0x3a || c(43) !== 0x5a || c(44) !== 0x22) return 0;
-  if (c(PINO_PREFIX + 4) !== 0x64 || !line.startsWith(PID, PINO_PREFIX)) return PINO_PREFIX;
-  let end = PINO_PREFIX + PID.length;
-  while (c(end) >= 0x30 && c(end) <= 0x39) end++;
-  return end;
+  return line.charCodeAt(0) === 0x7b && line.charCodeAt(11) === 0x2c && line.charCodeAt(18) === 0x3a && line.charCodeAt(43) === 0x5a && line.charCodeAt(44) === 0x22
+    ? PINO_PREFIX
+    : 0;
 }
 
 /**

@@ -76,13 +76,18 @@ export function firstRuleStart(s: string, from = 0): number {
     if (has(s, 'hooks', i - 5)) best = Math.min(best, i - 5);
   }
   // '@': the end of URL userinfo. The match starts at the "://" before it, and no '/' stands
-  // in between, so that is the last "://" before the '@'; a later '@' finds the same or a later one.
+  // in between, so that is the last "://" before the '@'. The "://"s are walked forward once,
+  // alongside the '@'s: searching back from every '@' would be quadratic in a line of '@'s.
+  let scheme = -2; // the next "://" not yet passed; -2: not looked for yet
+  let lastScheme = -1; // the last "://" before the current '@'
   for (let i = s.indexOf('@', from); i !== -1 && i - URL_BACK < best; i = s.indexOf('@', i + 1)) {
-    const c = s.lastIndexOf('://', i);
-    if (c !== -1) {
-      best = Math.min(best, c);
-      break;
+    if (scheme === -2) scheme = s.indexOf('://', from);
+    while (scheme !== -1 && scheme < i) {
+      lastScheme = scheme;
+      scheme = s.indexOf('://', scheme + 1);
     }
+    if (lastScheme !== -1 && lastScheme >= i - URL_BACK) best = Math.min(best, lastScheme);
+    if (scheme === -1 && lastScheme === -1) break; // no "://" anywhere after from
   }
   // 'A': AKIA ASIA ABIA ACCA (AWS), AIza (Google)
   for (let i = s.indexOf('A', from); i !== -1 && i < best; i = s.indexOf('A', i + 1)) {

@@ -50,7 +50,12 @@ function trieSource(words: Iterable<string>): string {
 export function secretForms(value: string): { forms: string[]; jsonSafe: string[] } {
   const json = JSON.stringify(value).slice(1, -1);
   const b64 = Buffer.from(value, 'utf8').toString('base64');
-  const uri = encodeURIComponent(value);
+  let uri = value;
+  try {
+    uri = encodeURIComponent(value);
+  } catch {
+    // A lone surrogate has no URL encoding; the other forms still apply.
+  }
   const all = new Set([
     value,
     json,
@@ -244,7 +249,7 @@ export class Redactor {
    */
   redactJson(text: string, from = 0): string {
     if (typeof text !== 'string' || text.length < MIN_SECRET_LENGTH) return text;
-    return this.#scan(text, this.#json, true, Math.max(0, Math.min(from, text.length)));
+    return this.#scan(text, this.#json, true, Number.isFinite(from) ? Math.max(0, Math.min(Math.trunc(from), text.length)) : 0);
   }
 
   /**
