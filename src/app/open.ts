@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode, isAppError } from '../errors/index.js';
-import { checkOptions, loadConfig, LoadOptionsSchema, type BlufioConfig, type Durability, type Env } from '../config/index.js';
+import { checkOptions, loadConfig, LoadOptionsSchema, takeSecretEnv, type BlufioConfig, type Durability, type Env } from '../config/index.js';
 import { createLogger, withRedaction, type Logger } from '../log/index.js';
 import { Redactor } from '../redact/index.js';
 import {
@@ -15,6 +15,7 @@ import {
 } from '../storage/index.js';
 import { moveConfigSecrets, Vault, type PassphraseProvider } from '../vault/index.js';
 import { createSafeFetch, type SafeFetch } from '../net/index.js';
+import { assertUnchanged, openGate } from '../dbcrypt/index.js';
 
 export interface OpenOptions {
   /** The data directory ("vault path"); default BLUFIO_DATA_DIR, storage.database_path, then XDG. */
@@ -67,20 +68,9 @@ const OpenOptionsSchema = LoadOptionsSchema.extend({
   askPassphrase: z.custom<PassphraseProvider>((v) => typeof v === 'function', 'must be a function').optional(),
 });
 
-/**
- * Passphrases from this process's environment, taken out of it on first read: a child process
- * the agent starts later must not inherit them. Later opens in the same process use these.
- */
-const taken: { key?: string; newKey?: string } = {};
-
+/** The vault passphrases from the environment (taken out of it: see takeSecretEnv). */
 function envPassphrases(env: Env): { key: string | undefined; newKey: string | undefined } {
-  if (env !== process.env) return { key: env.BLUFIO_VAULT_KEY || undefined, newKey: env.BLUFIO_NEW_VAULT_KEY || undefined };
-  for (const [name, slot] of [['BLUFIO_VAULT_KEY', 'key'], ['BLUFIO_NEW_VAULT_KEY', 'newKey']] as const) {
-    const v = process.env[name];
-    if (v) taken[slot] = v;
-    delete process.env[name];
-  }
-  return { key: taken.key, newKey: taken.newKey };
+  return { key: takeSecretEnv(env, 'BLUFIO_VAULT_KEY'), newKey: takeSecretEnv(env, 'BLUFIO_NEW_VAULT_KEY') };
 }
 
 export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> {
@@ -93,9 +83,23 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   });
   const redactor = new Redactor(config.redaction.extraPatterns);
   const log = options.logger === undefined ? createLogger({ level: config.logging.level, redactor }) : withRedaction(options.logger, redactor);
-  const storage = await Storage.open(config, log, { text: (t) => redactor.redact(t), json: (t) => redactor.scrubJson(t) });
-  const fromEnv = envPassphrases(options.env ?? process.env);
+  const env = options.env ?? process.env;
   const ask = options.askPassphrase;
+  const gate = await openGate(config.databasePath, { env, ask });
+  const storage = await Storage.open(config, log, {
+    scrub: { text: (t) => redactor.redact(t), json: (t) => redactor.scrubJson(t) },
+    ...(gate.cipherKey === undefined ? {} : { cipherKey: gate.cipherKey }),
+  });
+  // A migration started by another process between the gate and the open would leave this one
+  // writing to a file about to be replaced: the manifest is read once more now that the file is
+  // held open (a migration refuses to start while it is).
+  try {
+    assertUnchanged(config.databasePath, gate.manifest);
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+  const fromEnv = envPassphrases(env);
   const provider: PassphraseProvider = async (purpose) => {
     if (purpose === 'change') return fromEnv.newKey ?? (await ask?.(purpose));
     return options.passphrase ?? fromEnv.key ?? (await ask?.(purpose));

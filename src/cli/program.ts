@@ -28,7 +28,10 @@ export function buildProgram(): Command {
   program.addCommand(vaultCommand());
   for (const c of program.commands) {
     c.exitOverride().configureOutput({ outputError: () => undefined });
-    for (const sub of c.commands) sub.exitOverride().configureOutput({ outputError: () => undefined });
+    for (const sub of c.commands) {
+      sub.exitOverride().configureOutput({ outputError: () => undefined });
+      for (const leaf of sub.commands) leaf.exitOverride().configureOutput({ outputError: () => undefined });
+    }
   }
   return program;
 }

@@ -80,5 +80,6 @@ async function askNew(what: string, note = ''): Promise<string | undefined> {
 /** The CLI's passphrase source when BLUFIO_VAULT_KEY / BLUFIO_NEW_VAULT_KEY are not set. */
 export const promptPassphrase: PassphraseProvider = async (purpose) => {
   if (purpose === 'unlock') return askHidden('Vault passphrase: ');
+  if (purpose === 'database') return askHidden('Database passphrase: ');
   return askNew('vault passphrase', purpose === 'create' ? ' (it cannot be recovered if lost)' : '');
 };

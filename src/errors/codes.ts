@@ -44,6 +44,15 @@ export const ErrorCode = {
   /** Only dead jobs can be re-queued. */
   QUEUE_NOT_DEAD: 'KC_QUEUE_NOT_DEAD',
 
+  /** vault.json cannot be parsed or fails its version's JSON Schema. */
+  MANIFEST_INVALID: 'KC_MANIFEST_INVALID',
+  /** vault.json was written by a newer blufio (a schema_version this one does not know). */
+  MANIFEST_TOO_NEW: 'KC_MANIFEST_TOO_NEW',
+  /** Encryption was enabled over an existing plaintext database and `db-encrypt migrate` has not run yet. */
+  DB_ENCRYPTION_PENDING: 'KC_DB_ENCRYPTION_PENDING',
+  /** The database file does not match what vault.json says (plaintext where encrypted is recorded, or the reverse). */
+  DB_STATE_MISMATCH: 'KC_DB_STATE_MISMATCH',
+
   // Fixed by the DB-encryption contract (seed 002).
   DB_KEY_INVALID: 'KC_DB_KEY_INVALID',
   DB_LOCKED: 'KC_DB_LOCKED',

@@ -14,6 +14,22 @@ export interface ConnectionOptions {
   /** Connections that only read refuse writes at the SQLite level (a bug becomes an error). */
   queryOnly?: boolean;
   readonly?: boolean;
+  /** SQLCipher v4 key literal (see dbcrypt/keys.ts); absent for a plaintext database. */
+  cipherKey?: string;
+}
+
+/**
+ * The key pragmas, before anything else touches the file: SQLCipher v4's format in the binding's
+ * emulation of it (cipher and legacy select the exact v4 profile), then the key.
+ */
+export function applyCipherKey(db: Db, cipherKey: string): void {
+  selectSqlcipherV4(db);
+  db.pragma(`key = "${cipherKey}"`);
+}
+
+export function selectSqlcipherV4(db: Db): void {
+  db.pragma("cipher = 'sqlcipher'");
+  db.pragma('legacy = 4');
 }
 
 /**
@@ -30,7 +46,18 @@ export function openConnection(file: string, opts: ConnectionOptions): Db {
       timeout: opts.lockTimeoutMs,
       readonly: opts.readonly ?? false,
     });
-    assertOurs(db, file);
+    if (opts.cipherKey !== undefined) applyCipherKey(db, opts.cipherKey);
+    try {
+      assertOurs(db, file);
+    } catch (err) {
+      // The first read is where a key shows whether it fits: SQLCipher sees only noise otherwise.
+      if (opts.cipherKey !== undefined && (err as { code?: string }).code === 'SQLITE_NOTADB') {
+        throw new AppError(ErrorCode.DB_KEY_INVALID, `the database key does not open ${file}`, {
+          hint: 'the passphrase is wrong (or the file is damaged): check the variable vault.json names in db_encryption.key_reference; nothing was changed',
+        });
+      }
+      throw err;
+    }
     verifyApplied(db, MIGRATIONS, file);
     applyPragmas(db, opts);
     return db;

@@ -13,6 +13,13 @@ import { openConnection, type Db } from './sqlite.js';
 import { WriterClient } from './writer/client.js';
 import type { CheckpointResult, ReadyInfo } from './writer/protocol.js';
 
+export interface StorageOpenOptions {
+  /** Runs over every text before it is written (the app passes its redactor). */
+  scrub?: Scrubber;
+  /** The SQLCipher key literal of an encrypted database (dbcrypt decides and derives it). */
+  cipherKey?: string;
+}
+
 export interface BackupOptions {
   /** Replace an existing file at the destination (atomically). */
   force?: boolean;
@@ -39,6 +46,7 @@ export class Storage {
     owner: string,
     log: Logger,
     scrub: Scrubber,
+    private readonly cipherKey: string | undefined,
   ) {
     this.sessions = new Sessions(reader, writer, scrub);
     this.messages = new Messages(reader, writer, config.storage.maxMessageBytes, scrub);
@@ -46,8 +54,9 @@ export class Storage {
     this.vaultRows = new VaultRows(reader, writer);
   }
 
-  /** `scrub` runs over every text before it is written (the app passes its redactor). */
-  static async open(config: BlufioConfig, log: Logger, scrub: Scrubber = NO_SCRUB): Promise<Storage> {
+  static async open(config: BlufioConfig, log: Logger, opts: StorageOpenOptions = {}): Promise<Storage> {
+    const scrub = opts.scrub ?? NO_SCRUB;
+    const key = opts.cipherKey === undefined ? {} : { cipherKey: opts.cipherKey };
     const file = config.databasePath;
     const { exposed } = ensurePrivateDir(config.dataDir);
     if (exposed) {
@@ -60,12 +69,12 @@ export class Storage {
     ensureDatabaseFile(file);
     const owner = newOwnerToken();
     const { client, info } = await WriterClient.start(
-      { databasePath: file, durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, owner },
+      { databasePath: file, durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, owner, ...key },
       log,
     );
     let reader: Db;
     try {
-      reader = openConnection(file, { durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, queryOnly: true });
+      reader = openConnection(file, { durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, queryOnly: true, ...key });
     } catch (err) {
       await client.close();
       throw err;
@@ -80,7 +89,11 @@ export class Storage {
     if (returned + dead > 0) {
       log.warn({ returned, dead }, 'jobs leased by a process that died, or whose lease expired, were returned to the queue');
     }
-    return new Storage(config, reader, client, info, owner, log, scrub);
+    return new Storage(config, reader, client, info, owner, log, scrub, opts.cipherKey);
+  }
+
+  private get keyArgs(): { cipherKey?: string } {
+    return this.cipherKey === undefined ? {} : { cipherKey: this.cipherKey };
   }
 
   get databasePath(): string {
@@ -98,7 +111,7 @@ export class Storage {
   /** integrity_check, foreign_key_check, schema version, sizes and counts (off the event loop). */
   async check(): Promise<CheckReport> {
     const { databasePath, storage } = this.config;
-    const r = await this.track(runCheck({ databasePath, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs }));
+    const r = await this.track(runCheck({ databasePath, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs, ...this.keyArgs }));
     return { ...r, writer: this.openInfo.pragmas };
   }
 
@@ -106,7 +119,7 @@ export class Storage {
   backup(dest: string, opts: BackupOptions = {}): Promise<BackupReport> {
     const { databasePath, storage } = this.config;
     return this.track(
-      runBackup({ databasePath, dest, force: opts.force ?? false, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs }),
+      runBackup({ databasePath, dest, force: opts.force ?? false, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs, ...this.keyArgs }),
     );
   }
 

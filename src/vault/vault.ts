@@ -9,7 +9,8 @@ import { entryAad, open, privateBytes, seal, tampered, wrapAad } from './seal.js
 import { Secret } from './secret.js';
 
 /** Why a passphrase is wanted: to open the vault, to create it (ask twice), or to replace it (ask twice). */
-export type PassphrasePurpose = 'unlock' | 'create' | 'change';
+/** `database`: the key of an encrypted database (see dbcrypt), asked before the vault's. */
+export type PassphrasePurpose = 'unlock' | 'create' | 'change' | 'database';
 /** Supplies a passphrase, or undefined when there is none to be had (headless, no BLUFIO_VAULT_KEY). */
 export type PassphraseProvider = (purpose: PassphrasePurpose) => Promise<string | undefined>;
 

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { withApp } from '../context.js';
+import { dbEncryptCommand, vaultInspectCommands } from './dbcrypt.js';
 import { formatBytes, formatTime, printJson, printLines } from '../output.js';
 
 export function vaultCommand(): Command {
@@ -29,5 +30,7 @@ export function vaultCommand(): Command {
       printLines(['vault passphrase changed']);
     });
 
+  vault.addCommand(dbEncryptCommand());
+  vaultInspectCommands(vault);
   return vault;
 }

@@ -4,7 +4,7 @@ import Database from '../driver.js';
 import type { Durability } from '../../config/index.js';
 import { AppError, ErrorCode } from '../../errors/index.js';
 import { FILE_MODE, fsyncDir, shmPath, walPath } from '../files.js';
-import { openConnection } from '../sqlite.js';
+import { applyCipherKey, openConnection } from '../sqlite.js';
 import { toAppError } from '../sqlite-errors.js';
 
 export interface BackupArgs {
@@ -13,6 +13,8 @@ export interface BackupArgs {
   force: boolean;
   durability: Durability;
   lockTimeoutMs: number;
+  /** An encrypted database's copy is encrypted with the same key (VACUUM INTO keeps the cipher). */
+  cipherKey?: string;
 }
 
 export interface BackupReport {
@@ -143,7 +145,8 @@ export function backupDatabase(a: BackupArgs): BackupReport {
   }
   const tmp = path.join(tmpDir, 'copy.db');
   try {
-    const src = openConnection(a.databasePath, { durability: a.durability, lockTimeoutMs: a.lockTimeoutMs, queryOnly: false });
+    const key = a.cipherKey === undefined ? {} : { cipherKey: a.cipherKey };
+    const src = openConnection(a.databasePath, { durability: a.durability, lockTimeoutMs: a.lockTimeoutMs, queryOnly: false, ...key });
     try {
       src.prepare('VACUUM INTO ?').run(tmp);
     } catch (err) {
@@ -154,6 +157,7 @@ export function backupDatabase(a: BackupArgs): BackupReport {
     fs.chmodSync(tmp, FILE_MODE);
     const copy = new Database(tmp, { fileMustExist: true });
     try {
+      if (a.cipherKey !== undefined) applyCipherKey(copy, a.cipherKey);
       // A self-contained file: no -wal is needed beside a backup.
       copy.pragma('journal_mode = DELETE');
       const result = copy.pragma('integrity_check', { simple: false }) as { integrity_check: string }[];

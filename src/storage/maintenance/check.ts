@@ -49,6 +49,7 @@ export interface CheckArgs {
   databasePath: string;
   durability: Durability;
   lockTimeoutMs: number;
+  cipherKey?: string;
 }
 
 function countRows(db: Db): NonNullable<CheckReport['counts']> {
@@ -91,7 +92,12 @@ export function diagnose(file: string): string[] {
  * own connection inside one read transaction (a consistent snapshot while writers go on).
  */
 export function checkDatabase(a: CheckArgs): Omit<CheckReport, 'writer'> {
-  const db = openConnection(a.databasePath, { durability: a.durability, lockTimeoutMs: a.lockTimeoutMs, queryOnly: true });
+  const db = openConnection(a.databasePath, {
+    durability: a.durability,
+    lockTimeoutMs: a.lockTimeoutMs,
+    queryOnly: true,
+    ...(a.cipherKey === undefined ? {} : { cipherKey: a.cipherKey }),
+  });
   try {
     db.exec('BEGIN');
     const integrity = (db.pragma('integrity_check(100)', { simple: false }) as { integrity_check: string }[]).map(

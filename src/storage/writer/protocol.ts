@@ -7,6 +7,7 @@ export interface WriterInit {
   durability: Durability;
   lockTimeoutMs: number;
   owner: string;
+  cipherKey?: string;
 }
 
 export interface SerializedError {

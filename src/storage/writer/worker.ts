@@ -58,7 +58,11 @@ const pending: OpRequest[] = [];
 let closed = false;
 
 function start(): void {
-  db = openConnection(init.databasePath, { durability: init.durability, lockTimeoutMs: init.lockTimeoutMs });
+  db = openConnection(init.databasePath, {
+    durability: init.durability,
+    lockTimeoutMs: init.lockTimeoutMs,
+    ...(init.cipherKey === undefined ? {} : { cipherKey: init.cipherKey }),
+  });
   opened = db;
   ctx = new WriterContext(db, init.owner);
   const migrated = runMigrations(db, MIGRATIONS, init.databasePath, Date.now);

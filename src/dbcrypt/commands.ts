@@ -1,0 +1,255 @@
+import path from 'node:path';
+import Database from '../storage/driver.js';
+import { takeSecretEnv, type Env } from '../config/index.js';
+import { AppError, ErrorCode, isAppError } from '../errors/index.js';
+import { applyCipherKey } from '../storage/sqlite.js';
+import type { PassphraseProvider } from '../vault/index.js';
+import { databasePassphrase, pendingError } from './gate.js';
+import { cipherCheck, deriveDbKey, rawKeyLiteral, readSalt } from './keys.js';
+import { newManifest, readManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
+import { migrateDatabase, type MigrationStep } from './migrate.js';
+import { EXPORT_SCHEMA, validate } from './registry.js';
+import { inspect, mismatch, recover, type VaultState } from './state.js';
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+export interface StatusReport {
+  vault_path: string;
+  manifest_present: boolean;
+  manifest_source_version: 1 | 2 | 3 | null;
+  db_encryption: Manifest['db_encryption'];
+  database: { file: string; kind: string; bytes: number; wal_bytes: number };
+  consistent: boolean;
+  /** What this command did to finish or roll back an interrupted migration. */
+  recovered: string[];
+}
+
+function statusOf(s: VaultState, recovered: string[]): StatusReport {
+  return {
+    vault_path: s.dir,
+    manifest_present: s.present,
+    manifest_source_version: s.sourceVersion,
+    db_encryption: s.manifest.db_encryption,
+    database: { file: s.manifest.database_file, kind: s.kind, bytes: s.bytes, wal_bytes: s.walBytes },
+    consistent: mismatch(s) === undefined,
+    recovered,
+  };
+}
+
+/** Where the key is, and the passphrase it holds now. */
+function passphraseFrom(envName: string, env: Env): { reference: string; passphrase: string } {
+  if (!ENV_NAME.test(envName)) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `--passphrase-env must name an environment variable (letters, digits, _), not ${JSON.stringify(envName)}`);
+  }
+  const passphrase = takeSecretEnv(env, envName);
+  if (passphrase === undefined || passphrase === '') {
+    throw new AppError(ErrorCode.INVALID_INPUT, `the environment variable ${envName} is not set (or empty)`, {
+      hint: `export ${envName} with the database passphrase first; it is read from there now and on every later open`,
+    });
+  }
+  return { reference: `env:${envName}`, passphrase };
+}
+
+/** Opens an encrypted file with a passphrase and reads its schema: KC_DB_KEY_INVALID if it does not fit. */
+async function checkKey(file: string, passphrase: string): Promise<void> {
+  const salt = readSalt(file);
+  if (salt === undefined) throw new AppError(ErrorCode.DB_CORRUPT, `${file} is too short to be a database`);
+  const key = await deriveDbKey(passphrase, salt);
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    applyCipherKey(db, rawKeyLiteral(key, salt));
+    db.prepare('SELECT count(*) FROM sqlite_schema').get();
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SQLITE_NOTADB') {
+      throw new AppError(ErrorCode.DB_KEY_INVALID, `the passphrase does not open ${file}`, { hint: 'check the passphrase; nothing was changed' });
+    }
+    throw err;
+  } finally {
+    db.close();
+    key.fill(0);
+  }
+}
+
+function usable(s: VaultState): Manifest {
+  const wrong = mismatch(s);
+  if (wrong !== undefined) throw wrong;
+  return s.present ? s.manifest : newManifest(s.manifest.database_file, Date.now());
+}
+
+export function dbEncryptStatus(dir: string): StatusReport {
+  const { state, actions } = recover(dir);
+  return statusOf(state, actions);
+}
+
+/**
+ * Records that the database is to be encrypted, with the key's source. With no database yet, it
+ * will be encrypted from birth; over a plaintext database the intent is recorded and every open
+ * refuses until `migrate` has run.
+ */
+export async function dbEncryptEnable(dir: string, opts: { passphraseEnv: string; env?: Env }): Promise<StatusReport & { changed: boolean }> {
+  const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, opts.env ?? process.env);
+  const { state, actions } = recover(dir);
+  const m = usable(state);
+  const de = m.db_encryption;
+  if (de.state === 'encrypted' && state.kind === 'encrypted') await checkKey(state.databasePath, passphrase);
+  const next: Manifest['db_encryption'] =
+    de.state === 'plaintext'
+      ? { ...de, enabled: true, key_reference: reference, state: state.kind === 'plaintext' ? 'pending_migration' : 'encrypted' }
+      : { ...de, key_reference: reference };
+  const changed = !state.present || JSON.stringify(next) !== JSON.stringify(de);
+  if (changed) writeManifest(state.dir, { ...m, db_encryption: next });
+  return { ...statusOf(inspect(dir), actions), changed };
+}
+
+export interface MigrateCommandOptions {
+  passphraseEnv: string;
+  nowMs: number;
+  env?: Env;
+  onStep?: (step: MigrationStep) => void;
+}
+
+/** Encrypts the plaintext database in place (enabling first when needed). Idempotent. */
+export async function dbEncryptMigrate(dir: string, opts: MigrateCommandOptions): Promise<StatusReport & { migrated: boolean; event: MigrationEvent | null }> {
+  if (!Number.isSafeInteger(opts.nowMs) || opts.nowMs < 0 || opts.nowMs > 8.64e15) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `--now-ms must be a time in milliseconds since 1970 (a whole number), not ${String(opts.nowMs)}`);
+  }
+  const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, opts.env ?? process.env);
+  const { state, actions } = recover(dir);
+  let m = usable(state);
+  const de = m.db_encryption;
+  if (de.state === 'pending_migration' && state.kind !== 'plaintext') {
+    throw new AppError(ErrorCode.DB_ENCRYPTION_MIGRATION_FAILED, `${state.databasePath} is ${state.kind}, but vault.json waits for it to be migrated`, {
+      hint: 'restore the plaintext database from a backup, then run migrate again; nothing was changed',
+    });
+  }
+  if (de.state === 'encrypted' || state.kind !== 'plaintext') {
+    if (state.kind === 'encrypted') await checkKey(state.databasePath, passphrase);
+    if (de.state === 'plaintext') {
+      // No database yet: encrypted from birth, nothing to migrate.
+      m = { ...m, db_encryption: { ...de, enabled: true, state: 'encrypted', key_reference: reference } };
+      writeManifest(state.dir, m);
+    }
+    return { ...statusOf(inspect(dir), actions), migrated: false, event: null };
+  }
+  m = { ...m, db_encryption: { ...de, enabled: true, state: 'pending_migration', key_reference: reference } };
+  const { event } = await migrateDatabase(state.dir, m, {
+    passphrase,
+    keyReference: reference,
+    nowMs: opts.nowMs,
+    ...(opts.onStep === undefined ? {} : { onStep: opts.onStep }),
+  });
+  return { ...statusOf(inspect(dir), actions), migrated: true, event };
+}
+
+export interface VerifyReport {
+  vault_path: string;
+  ok: boolean;
+  manifest: { present: boolean; source_version: 1 | 2 | 3 | null; valid: boolean };
+  database: { file: string; kind: string; bytes: number; wal_bytes: number } | null;
+  /** Pages whose HMAC fails; null when the database is not encrypted or could not be checked. */
+  cipher_check: { pages: number; bad_pages: number[] } | null;
+  integrity: string[] | null;
+  problems: string[];
+}
+
+/**
+ * Checks without changing anything: the manifest against its schema, the database against the
+ * manifest (encrypted exactly when it says so, no migration pending, no leftovers), and the
+ * database's integrity (with its key, when encrypted).
+ */
+export async function verifyVault(dir: string, opts: { env?: Env; ask?: PassphraseProvider } = {}): Promise<VerifyReport> {
+  const abs = path.resolve(dir);
+  let s: VaultState;
+  try {
+    s = inspect(abs);
+  } catch (err) {
+    if (!isAppError(err)) throw err;
+    return { vault_path: abs, ok: false, manifest: { present: true, source_version: null, valid: false }, database: null, cipher_check: null, integrity: null, problems: [`${err.code}: ${err.message}`] };
+  }
+  const problems: string[] = [];
+  const de = s.manifest.db_encryption;
+  if (!s.present) problems.push('there is no vault.json (blufio writes one when it first opens the database)');
+  const wrong = mismatch(s);
+  if (wrong !== undefined) problems.push(`${wrong.code}: ${wrong.message}`);
+  if (de.state === 'pending_migration') problems.push(`${ErrorCode.DB_ENCRYPTION_PENDING}: ${pendingError(abs, s.manifest).message}`);
+  if (s.leftovers.length > 0) problems.push(`leftover files of an interrupted operation: ${s.leftovers.join(', ')} (any blufio command that opens the vault removes them)`);
+  let cipher: VerifyReport['cipher_check'] = null;
+  let integrity: string[] | null = null;
+  if (wrong === undefined && (s.kind === 'plaintext' || s.kind === 'encrypted')) {
+    let key: Buffer | undefined;
+    let salt: Buffer | undefined;
+    try {
+      if (s.kind === 'encrypted') {
+        salt = readSalt(s.databasePath)!;
+        key = await deriveDbKey(await databasePassphrase(s.manifest, { env: opts.env ?? process.env, ask: opts.ask }), salt);
+        const cc = cipherCheck(s.databasePath, key, salt);
+        cipher = { pages: cc.pages, bad_pages: cc.badPages.slice(0, 100) };
+        if (cc.badPages.length > 0) problems.push(`${cc.badPages.length} of ${cc.pages} pages fail their HMAC (wrong key, damage or tampering)`);
+        if (cc.partialPage) problems.push('the database file is not a whole number of pages');
+      }
+      const db = new Database(s.databasePath, { readonly: true, fileMustExist: true });
+      try {
+        if (key !== undefined && salt !== undefined) applyCipherKey(db, rawKeyLiteral(key, salt));
+        integrity = (db.pragma('integrity_check(100)', { simple: false }) as { integrity_check: string }[]).map((r) => r.integrity_check);
+      } finally {
+        db.close();
+      }
+      if (integrity.length !== 1 || integrity[0] !== 'ok') problems.push('integrity_check failed');
+    } catch (err) {
+      const e = isAppError(err) ? `${err.code}: ${err.message}` : `integrity_check could not run: ${(err as Error).message}`;
+      problems.push((err as { code?: string }).code === 'SQLITE_NOTADB' ? `${ErrorCode.DB_KEY_INVALID}: the key does not open the database` : e);
+    } finally {
+      key?.fill(0);
+    }
+  }
+  return {
+    vault_path: s.dir,
+    ok: problems.length === 0,
+    manifest: { present: s.present, source_version: s.sourceVersion, valid: true },
+    database: { file: s.manifest.database_file, kind: s.kind, bytes: s.bytes, wal_bytes: s.walBytes },
+    cipher_check: cipher,
+    integrity,
+    problems: problems.sort(),
+  };
+}
+
+export interface ExportReport {
+  report: 'blufio_vault_export';
+  report_version: 1;
+  vault_path: string;
+  manifest_present: boolean;
+  manifest_source_version: 1 | 2 | 3 | null;
+  manifest: Manifest;
+  database: { file: string; kind: string; bytes: number; wal_bytes: number };
+  consistent: boolean;
+  leftovers: string[];
+}
+
+/** The vault's metadata as a deterministic report, checked against its schema in the registry. */
+export function exportVault(dir: string): ExportReport {
+  const s = inspect(dir);
+  const report: ExportReport = {
+    report: 'blufio_vault_export',
+    report_version: 1,
+    vault_path: s.dir,
+    manifest_present: s.present,
+    manifest_source_version: s.sourceVersion,
+    manifest: s.manifest,
+    database: { file: s.manifest.database_file, kind: s.kind, bytes: s.bytes, wal_bytes: s.walBytes },
+    consistent: mismatch(s) === undefined,
+    leftovers: s.leftovers,
+  };
+  const problems = validate(EXPORT_SCHEMA, JSON.parse(JSON.stringify(report)));
+  if (problems.length > 0) {
+    throw new AppError(ErrorCode.INTERNAL, `the export report fails its own schema: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`);
+  }
+  return report;
+}
+
+/** The manifest still says what it said when the database was opened (see openBlufio). */
+export function assertUnchanged(databasePath: string, seen: Manifest): void {
+  const now = readManifest(path.dirname(databasePath))?.manifest;
+  if (now === undefined || now.db_encryption.state === seen.db_encryption.state) return;
+  if (now.db_encryption.state === 'pending_migration') throw pendingError(path.dirname(databasePath), now);
+  throw new AppError(ErrorCode.DB_STATE_MISMATCH, 'vault.json changed while the database was being opened', { hint: 'run the command again' });
+}

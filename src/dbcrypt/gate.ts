@@ -1,0 +1,86 @@
+import path from 'node:path';
+import type { Env } from '../config/index.js';
+import { takeSecretEnv } from '../config/index.js';
+import { AppError, ErrorCode } from '../errors/index.js';
+import { ensurePrivateDir } from '../storage/files.js';
+import type { PassphraseProvider } from '../vault/index.js';
+import { deriveDbKey, newSalt, rawKeyLiteral, readSalt } from './keys.js';
+import { newManifest, writeManifest, type Manifest } from './manifest.js';
+import { mismatch, recover } from './state.js';
+
+export interface GateOptions {
+  env: Env;
+  ask?: PassphraseProvider | undefined;
+  nowMs?: number;
+}
+
+export interface Gate {
+  manifest: Manifest;
+  /** The SQLCipher key literal when the database is encrypted. */
+  cipherKey?: string;
+}
+
+/** `env:NAME` → NAME. */
+export function envName(keyReference: string | null): string | undefined {
+  return keyReference?.startsWith('env:') ? keyReference.slice(4) : undefined;
+}
+
+export function pendingError(dir: string, m: Manifest): AppError {
+  const env = envName(m.db_encryption.key_reference) ?? 'DBKEY';
+  return new AppError(
+    ErrorCode.DB_ENCRYPTION_PENDING,
+    `database encryption is enabled for ${dir} but the plaintext database has not been migrated yet`,
+    { hint: `run: blufio vault db-encrypt migrate ${dir} --passphrase-env ${env} --now-ms $(date +%s%3N)` },
+  );
+}
+
+/** The database passphrase: from where key_reference points, else a hidden prompt, else locked. */
+export async function databasePassphrase(m: Manifest, opts: GateOptions): Promise<string> {
+  const name = envName(m.db_encryption.key_reference);
+  const fromEnv = name === undefined ? undefined : takeSecretEnv(opts.env, name);
+  const p = fromEnv ?? (await opts.ask?.('database'));
+  if (p === undefined || p === '') {
+    throw new AppError(ErrorCode.DB_LOCKED, 'the database is encrypted and no key is available', {
+      hint: name === undefined ? 'run on a terminal to be asked for it' : `set ${name} (vault.json names it as the key's source), or run on a terminal to be asked`,
+    });
+  }
+  return p;
+}
+
+/**
+ * Everything that must hold before the database is opened: the directory recovered from any
+ * interrupted migration, a manifest (written on first use), the file as the manifest says, and,
+ * for an encrypted database, its key. A new database under an enabled manifest is encrypted
+ * from its first byte (a fresh salt).
+ */
+export async function openGate(databasePath: string, opts: GateOptions): Promise<Gate> {
+  const dir = path.dirname(databasePath);
+  ensurePrivateDir(dir);
+  const { state } = recover(dir, path.basename(databasePath));
+  let manifest = state.manifest;
+  if (state.databasePath !== path.resolve(databasePath)) {
+    throw new AppError(
+      ErrorCode.CONFIG_INVALID,
+      `${path.join(dir, 'vault.json')} describes the database ${manifest.database_file}, but the config names ${path.basename(databasePath)}`,
+      { hint: 'use the file name vault.json records in storage.database_path; nothing was changed' },
+    );
+  }
+  const wrong = mismatch(state);
+  if (wrong !== undefined) throw wrong;
+  if (!state.present) {
+    manifest = newManifest(manifest.database_file, opts.nowMs ?? Date.now());
+    writeManifest(dir, manifest);
+  }
+  const de = manifest.db_encryption;
+  if (de.state === 'pending_migration') throw pendingError(dir, manifest);
+  if (de.state === 'plaintext') return { manifest };
+  const passphrase = await databasePassphrase(manifest, opts);
+  const salt = state.kind === 'encrypted' ? readSalt(state.databasePath) : newSalt();
+  if (salt === undefined) throw new AppError(ErrorCode.DB_CORRUPT, `${state.databasePath} is too short to be a database`);
+  const key = await deriveDbKey(passphrase, salt);
+  try {
+    return { manifest, cipherKey: rawKeyLiteral(key, salt) };
+  } finally {
+    key.fill(0);
+  }
+}

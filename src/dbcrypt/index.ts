@@ -1,0 +1,14 @@
+export { openGate, databasePassphrase, envName, pendingError } from './gate.js';
+export type { Gate, GateOptions } from './gate.js';
+export { readManifest, writeManifest, newManifest, serialiseManifest, manifestPath, MANIFEST_FILE } from './manifest.js';
+export type { Manifest, LoadedManifest, MigrationEvent, DbEncryptionState } from './manifest.js';
+export { MANIFEST_SCHEMAS, EXPORT_SCHEMA, LATEST_MANIFEST_VERSION, validate } from './registry.js';
+export type { SchemaProblem, ManifestVersion } from './registry.js';
+export { canonicalJson } from './canonical.js';
+export { cipherCheck, deriveDbKey, fileKind, readSalt } from './keys.js';
+export { migrateDatabase, MIGRATION_STEPS } from './migrate.js';
+export type { MigrationStep, MigrateOptions } from './migrate.js';
+export { inspect, recover, mismatch } from './state.js';
+export type { VaultState } from './state.js';
+export { assertUnchanged, dbEncryptStatus, dbEncryptEnable, dbEncryptMigrate, verifyVault, exportVault } from './commands.js';
+export type { StatusReport, VerifyReport, ExportReport } from './commands.js';

@@ -1,0 +1,44 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { shmPath, walPath } from '../storage/files.js';
+import { isManifestTemp } from './manifest.js';
+
+/** The encrypted copy a migration builds beside the database before it replaces it. */
+export function copyPath(db: string): string {
+  return `${db}.encrypting`;
+}
+
+/** Files SQLite may keep beside `db`: its rollback journal, WAL and shared memory. */
+export function sideFiles(db: string): string[] {
+  return [`${db}-journal`, walPath(db), shmPath(db)];
+}
+
+/**
+ * What an interrupted migration or manifest write leaves in the vault directory: the copy and
+ * its side files, and temporary manifests. Names only, sorted.
+ */
+export function leftovers(dir: string, db: string): string[] {
+  const copy = copyPath(db);
+  const ours = new Set([copy, ...sideFiles(copy)].map((f) => path.basename(f)));
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => ours.has(n) || isManifestTemp(n)).sort();
+}
+
+export function removeLeftovers(dir: string, db: string): string[] {
+  const gone = leftovers(dir, db);
+  for (const n of gone) fs.rmSync(path.join(dir, n), { force: true });
+  return gone;
+}
+
+export function sizeOrZero(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
