@@ -163,8 +163,11 @@ describe('permissions', () => {
     const dir = await populated();
     fs.chmodSync(dir, 0o755);
     const db = path.join(dir, 'blufio.db');
-    if (process.getuid?.() === 0) fs.chownSync(db, NOBODY, NOBODY);
-    else fs.chmodSync(dir, 0o555);
+    if (process.getuid?.() === 0) {
+      // The user owns their files (the database and its manifest), not the directory.
+      fs.chownSync(db, NOBODY, NOBODY);
+      fs.chownSync(path.join(dir, 'vault.json'), NOBODY, NOBODY);
+    } else fs.chmodSync(dir, 0o555);
     const before = digest(db);
     const r = await run(cli, ['sessions', 'list', '--data-dir', dir], { ...asNobody, env: env() });
     assert.equal(r.code, 1, r.stderr);

@@ -73,6 +73,18 @@ export function newManifest(databaseFile: string, nowMs: number): Manifest {
   };
 }
 
+function ioError(what: string, err: unknown): AppError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new AppError(ErrorCode.DB_READONLY, `${what}: ${code}`, {
+      hint: 'check the permissions of the data directory, or point BLUFIO_DATA_DIR elsewhere',
+      cause: err,
+    });
+  }
+  if (code === 'ENOSPC') return new AppError(ErrorCode.DB_FULL, `${what}: no space left on the device`, { cause: err });
+  return new AppError(ErrorCode.DB_IO, `${what}: ${(err as Error).message}`, { cause: err });
+}
+
 function invalid(file: string, why: string): AppError {
   return new AppError(ErrorCode.MANIFEST_INVALID, `${file} is not a valid vault manifest: ${why}`, {
     hint: 'nothing was changed; restore vault.json from a backup of this directory (blufio vault export shows what it should hold)',
@@ -95,7 +107,7 @@ export function readManifest(dir: string): LoadedManifest | undefined {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     if (err instanceof AppError) throw err;
-    throw new AppError(ErrorCode.DB_IO, `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw ioError(`cannot read ${file}`, err);
   }
   let text: string;
   try {
@@ -168,7 +180,7 @@ export function writeManifest(dir: string, m: Manifest): void {
     fsyncDir(dir);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    throw new AppError(ErrorCode.DB_IO, `cannot write ${file}: ${(err as Error).message}`, { cause: err });
+    throw ioError(`cannot write ${file}`, err);
   }
 }
 

@@ -43,6 +43,13 @@ export function inspect(dir: string, defaultFile = DATABASE_FILE_NAME): VaultSta
 /** What the file says against what the manifest says; undefined when they agree. */
 export function mismatch(s: VaultState): AppError | undefined {
   const st = s.manifest.db_encryption.state;
+  if (!s.present && s.kind === 'encrypted') {
+    return new AppError(
+      ErrorCode.DB_CORRUPT,
+      `${s.databasePath} is not a SQLite database: it is damaged, or it is an encrypted database whose vault.json is missing`,
+      { hint: 'nothing was changed; restore the file (or its vault.json) from a backup, or move it away to start fresh' },
+    );
+  }
   if (st === 'plaintext' && s.kind === 'encrypted') {
     return new AppError(
       ErrorCode.DB_STATE_MISMATCH,

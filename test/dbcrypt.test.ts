@@ -1,0 +1,353 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import Database from '../src/storage/driver.js';
+import { openBlufio, type BlufioApp } from '../src/index.js';
+import {
+  canonicalJson,
+  dbEncryptEnable,
+  dbEncryptMigrate,
+  dbEncryptStatus,
+  EXPORT_SCHEMA,
+  exportVault,
+  MIGRATION_STEPS,
+  readManifest,
+  validate,
+  verifyVault,
+} from '../src/dbcrypt/index.js';
+import { cleanEnv, run, fixture, runCli, silentLogger, sleep, startFixture, tmpDir } from './helpers/index.js';
+
+const PASS = "correct horse 'battery' staple ✓";
+const MARK = 'PLAINTEXT-MARKER-7f3a91';
+const env = { DBKEY: PASS };
+
+const V1 = { schema_version: 1, vault_id: '01JD3XK8Q9ZB7Y6W5V4T3S2R1P', created_at_ms: 1700000000000, database_file: 'blufio.db' };
+const V2 = { ...V1, schema_version: 2, object_store: { enabled: true, dir: 'objects', encryption: { enabled: true, algorithm: 'aes-256-gcm' } } };
+const V3 = {
+  ...V2,
+  schema_version: 3,
+  db_encryption: {
+    enabled: true,
+    mode: 'sqlcipher_v4',
+    kdf: { algorithm: 'pbkdf2_hmac_sha512', iterations: 256000 },
+    key_reference: 'env:DBKEY',
+    state: 'encrypted',
+  },
+};
+
+function vaultWith(doc: unknown): string {
+  const dir = tmpDir();
+  fs.writeFileSync(path.join(dir, 'vault.json'), typeof doc === 'string' ? doc : JSON.stringify(doc));
+  return dir;
+}
+
+async function open(dir: string, e: Record<string, string> = env): Promise<BlufioApp> {
+  return openBlufio({ dataDir: dir, logger: silentLogger(), env: e });
+}
+
+/** A plaintext vault with sessions and messages that carry MARK. */
+async function plaintextVault(messages = 50): Promise<{ dir: string; sessionId: string }> {
+  const dir = path.join(tmpDir(), 'data');
+  const app = await open(dir, {});
+  const s = await app.sessions.create({ channel: 'test', metadata: { note: MARK } });
+  for (let i = 0; i < messages; i++) await app.messages.append(s.id, { role: 'user', content: `${MARK} message ${i} ✓ 🙂` });
+  await app.close();
+  return { dir, sessionId: s.id };
+}
+
+/** No file in the directory holds the marker (the database, its WAL, leftovers, the manifest). */
+function assertNoPlaintext(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    const f = path.join(dir, name);
+    if (!fs.statSync(f).isFile()) continue;
+    const bytes = fs.readFileSync(f);
+    assert.equal(bytes.includes(MARK), false, `${name} holds plaintext`);
+    if (name.startsWith('blufio.db')) assert.equal(bytes.subarray(0, 16).toString('latin1') === 'SQLite format 3\0', false, `${name} is a plaintext SQLite file`);
+  }
+}
+
+async function messagesIn(dir: string, sessionId: string): Promise<string[]> {
+  const app = await open(dir);
+  try {
+    return (await app.messages.list(sessionId, { limit: 1000 })).map((m) => m.content);
+  } finally {
+    await app.close();
+  }
+}
+
+describe('vault.json schema registry', () => {
+  it('opens v1, v2 and v3 manifests and normalises them to the v3 model', () => {
+    const m1 = readManifest(vaultWith(V1))!;
+    assert.equal(m1.sourceVersion, 1);
+    assert.equal(m1.manifest.schema_version, 3);
+    assert.equal(m1.manifest.vault_id, V1.vault_id);
+    assert.deepEqual(m1.manifest.object_store, { enabled: false, dir: 'objects', encryption: { enabled: false, algorithm: 'aes-256-gcm' } });
+    assert.equal(m1.manifest.db_encryption.state, 'plaintext');
+    assert.equal(m1.manifest.db_encryption.enabled, false);
+    const m2 = readManifest(vaultWith(V2))!;
+    assert.equal(m2.sourceVersion, 2);
+    assert.deepEqual(m2.manifest.object_store, V2.object_store);
+    assert.equal(m2.manifest.db_encryption.enabled, false);
+    const m3 = readManifest(vaultWith(V3))!;
+    assert.equal(m3.sourceVersion, 3);
+    assert.deepEqual(m3.manifest.db_encryption, V3.db_encryption);
+  });
+
+  it('refuses a manifest from a future version, and every malformed one, whole and without changing it', () => {
+    const cases: [unknown, string][] = [
+      [{ ...V3, schema_version: 4 }, 'KC_MANIFEST_TOO_NEW'],
+      [{ ...V3, schema_version: 99 }, 'KC_MANIFEST_TOO_NEW'],
+      ['{"schema_version": 3,', 'KC_MANIFEST_INVALID'],
+      ['[]', 'KC_MANIFEST_INVALID'],
+      ['null', 'KC_MANIFEST_INVALID'],
+      [{ ...V3, schema_version: '3' }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, schema_version: 0 }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, schema_version: 2.5 }, 'KC_MANIFEST_INVALID'],
+      [{ ...V1, extra: true }, 'KC_MANIFEST_INVALID'],
+      [{ ...V1, vault_id: "x'; DROP TABLE sessions; --" }, 'KC_MANIFEST_INVALID'],
+      [{ ...V1, database_file: '../etc/passwd' }, 'KC_MANIFEST_INVALID'],
+      [{ ...V1, database_file: '..' }, 'KC_MANIFEST_INVALID'],
+      [{ ...V2, schema_version: 1 }, 'KC_MANIFEST_INVALID'], // v1 has no object_store
+      [{ ...V3, schema_version: 2 }, 'KC_MANIFEST_INVALID'], // v2 has no db_encryption
+      [{ ...V3, db_encryption: { ...V3.db_encryption, mode: 'sqlcipher_v3' } }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, db_encryption: { ...V3.db_encryption, kdf: { algorithm: 'pbkdf2_hmac_sha1', iterations: 64000 } } }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, db_encryption: { ...V3.db_encryption, key_reference: 'env:A B' } }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, db_encryption: { ...V3.db_encryption, key_reference: 'file:/etc/key' } }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, db_encryption: { ...V3.db_encryption, enabled: false } }, 'KC_MANIFEST_INVALID'], // disabled yet encrypted
+      [{ ...V3, db_encryption: { ...V3.db_encryption, state: 'plaintext' } }, 'KC_MANIFEST_INVALID'], // enabled yet plaintext
+      [{ ...V3, db_encryption: { ...V3.db_encryption, pending: { salt_hex: '00'.repeat(16), now_ms: 1 } } }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, db_encryption: { ...V3.db_encryption, state: 'unknown' } }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, created_at_ms: -1 }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, created_at_ms: 1e300 }, 'KC_MANIFEST_INVALID'],
+    ];
+    for (const [doc, code] of cases) {
+      const dir = vaultWith(doc);
+      const before = fs.readFileSync(path.join(dir, 'vault.json'));
+      assert.throws(() => readManifest(dir), (e: { code?: string }) => e.code === code, JSON.stringify(doc).slice(0, 120));
+      // Every command that reads the vault refuses the same way, and nothing is rewritten.
+      assert.throws(() => dbEncryptStatus(dir), (e: { code?: string }) => e.code === code);
+      assert.deepEqual(fs.readFileSync(path.join(dir, 'vault.json')), before);
+      assert.deepEqual(fs.readdirSync(dir), ['vault.json']);
+    }
+    const notUtf8 = vaultWith('');
+    fs.writeFileSync(path.join(notUtf8, 'vault.json'), Buffer.from([0x7b, 0xff, 0xfe, 0x7d]));
+    assert.throws(() => readManifest(notUtf8), /not UTF-8/);
+    const huge = vaultWith(`{"schema_version":1,"pad":"${'x'.repeat(2 * 1024 * 1024)}"}`);
+    assert.throws(() => readManifest(huge), (e: { code?: string }) => e.code === 'KC_MANIFEST_INVALID');
+  });
+
+  it('the schema files are themselves valid and the export report schema refers to v3', () => {
+    assert.deepEqual(validate(EXPORT_SCHEMA, { report: 'x' }).length > 0, true);
+    const report = exportVault(vaultWith(V3));
+    assert.deepEqual(validate(EXPORT_SCHEMA, JSON.parse(JSON.stringify(report))), []);
+    const broken = { ...report, manifest: { ...report.manifest, schema_version: 2 } };
+    assert.ok(validate(EXPORT_SCHEMA, broken).some((p) => p.path.startsWith('/manifest')));
+  });
+
+  it('serialises deterministically: sorted keys, same bytes for the same state; writing makes v3', async () => {
+    const a = canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null } });
+    assert.equal(a, '{\n  "a": {\n    "c": null,\n    "d": [\n      3,\n      {\n        "y": 2,\n        "z": 1\n      }\n    ]\n  },\n  "b": 1\n}\n');
+    const dir = vaultWith(V1);
+    await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
+    const written = fs.readFileSync(path.join(dir, 'vault.json'), 'utf8');
+    const doc = JSON.parse(written) as Record<string, unknown>;
+    assert.equal(doc.schema_version, 3);
+    assert.equal(doc.vault_id, V1.vault_id, 'the vault keeps its identity across versions');
+    assert.equal(written, canonicalJson(doc));
+    assert.deepEqual(Object.keys(doc), [...Object.keys(doc)].sort());
+    const r1 = await runCli(['vault', 'export', dir]);
+    const r2 = await runCli(['vault', 'export', dir]);
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.equal(r1.stdout, r2.stdout);
+    const s1 = await runCli(['vault', 'db-encrypt', 'status', dir, '--json']);
+    const s2 = await runCli(['vault', 'db-encrypt', 'status', dir, '--json']);
+    assert.equal(s1.stdout, s2.stdout);
+    assert.equal(s1.stdout, canonicalJson(JSON.parse(s1.stdout)));
+  });
+});
+
+describe('encrypted database', () => {
+  it('is encrypted from birth when enabled before the database exists; right key opens, wrong key and no key do not', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    fs.mkdirSync(dir);
+    const en = await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
+    assert.equal(en.db_encryption.state, 'encrypted');
+    assert.equal(en.db_encryption.key_reference, 'env:DBKEY');
+    let app = await open(dir);
+    const s = await app.sessions.create({ channel: 'c', metadata: { note: MARK } });
+    await app.messages.append(s.id, { role: 'user', content: MARK });
+    await app.vault.set('api', `${MARK}-secret`).catch(() => undefined);
+    const backup = path.join(tmpDir(), 'b.db');
+    await app.db.backup(backup);
+    await app.close();
+    assertNoPlaintext(dir);
+    assert.equal(fs.readFileSync(backup).includes(MARK), false, 'a backup of an encrypted database is encrypted');
+    const b = new Database(backup, { readonly: true });
+    b.pragma("cipher = 'sqlcipher'");
+    b.pragma('legacy = 4');
+    b.pragma(`key = '${PASS.replaceAll("'", "''")}'`);
+    assert.equal(b.prepare('SELECT count(*) FROM messages').pluck().get(), 1, 'the backup opens with the passphrase alone');
+    b.close();
+
+    assert.deepEqual(await messagesIn(dir, s.id), [MARK]);
+    await assert.rejects(open(dir, { DBKEY: 'wrong passphrase' }), (e: { code?: string }) => e.code === 'KC_DB_KEY_INVALID');
+    await assert.rejects(open(dir, {}), (e: { code?: string }) => e.code === 'KC_DB_LOCKED');
+    const r = await runCli(['--data-dir', dir, 'sessions', 'list'], { env: cleanEnv({ DBKEY: 'nope' }) });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /KC_DB_KEY_INVALID/);
+    const ok = await runCli(['--data-dir', dir, 'sessions', 'list', '--json'], { env: cleanEnv({ DBKEY: PASS }) });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, new RegExp(s.id));
+    for (const name of fs.readdirSync(dir)) assert.equal(fs.statSync(path.join(dir, name)).mode & 0o077, 0, `${name} is private`);
+  });
+
+  it('refuses a database that does not match vault.json, in both directions', async () => {
+    const { dir } = await plaintextVault(1);
+    const m = JSON.parse(fs.readFileSync(path.join(dir, 'vault.json'), 'utf8')) as typeof V3;
+    fs.writeFileSync(path.join(dir, 'vault.json'), JSON.stringify({ ...m, db_encryption: { ...V3.db_encryption } }));
+    await assert.rejects(open(dir), (e: { code?: string }) => e.code === 'KC_DB_STATE_MISMATCH');
+    const enc = path.join(tmpDir(), 'data');
+    fs.mkdirSync(enc);
+    await dbEncryptEnable(enc, { passphraseEnv: 'DBKEY', env });
+    await (await open(enc)).close();
+    fs.rmSync(path.join(enc, 'vault.json'));
+    await assert.rejects(
+      open(enc),
+      (e: { code?: string; message?: string }) => e.code === 'KC_DB_CORRUPT' && /vault\.json is missing/.test(e.message ?? ''),
+      'an encrypted file without its manifest is not taken for plaintext',
+    );
+    assert.deepEqual(fs.readdirSync(enc), ['blufio.db'], 'and no manifest is written for it');
+  });
+});
+
+describe('db-encrypt migrate', () => {
+  it('enable records the intent, opens refuse until migrate, and migrate leaves one verified encrypted database', async () => {
+    const { dir, sessionId } = await plaintextVault();
+    const before = await messagesIn(dir, sessionId);
+    const en = await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'DBKEY', '--json'], { env: cleanEnv({ DBKEY: PASS }) });
+    assert.equal(en.code, 0, en.stderr);
+    assert.equal((JSON.parse(en.stdout) as { db_encryption: { state: string } }).db_encryption.state, 'pending_migration');
+    await assert.rejects(open(dir), (e: { code?: string; message?: string }) => e.code === 'KC_DB_ENCRYPTION_PENDING');
+    const cli = await runCli(['--data-dir', dir, 'sessions', 'list'], { env: cleanEnv({ DBKEY: PASS }) });
+    assert.match(cli.stderr, /KC_DB_ENCRYPTION_PENDING[\s\S]*db-encrypt migrate/);
+
+    const r = await runCli(['vault', 'db-encrypt', 'migrate', dir, '--passphrase-env', 'DBKEY', '--now-ms', '1700000000123', '--json'], {
+      env: cleanEnv({ DBKEY: PASS }),
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { migrated: boolean; event: Record<string, unknown>; db_encryption: { state: string } };
+    assert.equal(out.migrated, true);
+    assert.equal(out.db_encryption.state, 'encrypted');
+    assert.equal(out.event.at_ms, 1700000000123);
+    assert.deepEqual(Object.keys(out.event), ['at_ms', 'bytes_after', 'bytes_before', 'database_file', 'event', 'mode', 'tables']);
+    assert.equal((out.event.tables as Record<string, number>).messages, 50);
+    assert.equal(r.stdout, canonicalJson(out));
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['blufio.db', 'vault.json'], 'no plaintext database, WAL, copy or .pre-encrypt file is left');
+    assertNoPlaintext(dir);
+    assert.deepEqual(await messagesIn(dir, sessionId), before);
+
+    const v = await runCli(['vault', 'verify', dir, '--json'], { env: cleanEnv({ DBKEY: PASS }) });
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    const vr = JSON.parse(v.stdout) as { ok: boolean; integrity: string[]; cipher_check: { pages: number; bad_pages: number[] } };
+    assert.deepEqual(vr.integrity, ['ok']);
+    assert.ok(vr.cipher_check.pages > 10);
+    assert.deepEqual(vr.cipher_check.bad_pages, []);
+    const x = await runCli(['vault', 'export', dir]);
+    const xr = JSON.parse(x.stdout) as { manifest: { db_encryption: { state: string; last_migration: { at_ms: number } } } };
+    assert.equal(xr.manifest.db_encryption.state, 'encrypted');
+    assert.equal(xr.manifest.db_encryption.last_migration.at_ms, 1700000000123);
+    assert.deepEqual(validate(EXPORT_SCHEMA, xr), []);
+
+    // Again: nothing to do, and a wrong passphrase is told apart.
+    const again = await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env });
+    assert.equal(again.migrated, false);
+    await assert.rejects(dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env: { DBKEY: 'wrong' } }), (e: { code?: string }) => e.code === 'KC_DB_KEY_INVALID');
+  });
+
+  it('verify finds tampering with one page, and a wrong key', async () => {
+    const { dir } = await plaintextVault(5);
+    await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 5, env });
+    const f = path.join(dir, 'blufio.db');
+    const bytes = fs.readFileSync(f);
+    bytes[4096 * 2 + 100] = bytes[4096 * 2 + 100]! ^ 0x01;
+    fs.writeFileSync(f, bytes);
+    const r = await verifyVault(dir, { env });
+    assert.equal(r.ok, false);
+    assert.deepEqual(r.cipher_check?.bad_pages, [3]);
+    const w = await verifyVault(dir, { env: { DBKEY: 'wrong' } });
+    assert.equal(w.ok, false);
+    assert.equal(w.cipher_check?.bad_pages.length, w.cipher_check?.pages);
+  });
+
+  it('refuses while another process holds the database, leaving the plaintext database untouched', async () => {
+    const { dir } = await plaintextVault(3);
+    let ready!: () => void;
+    const up = new Promise<void>((r) => (ready = r));
+    const holder = startFixture('hold-sessions', [dir], () => ready());
+    await up;
+    try {
+      await assert.rejects(dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env }), (e: { code?: string; message?: string }) =>
+        e.code === 'KC_DB_ENCRYPTION_MIGRATION_FAILED' && /another process/.test(e.message ?? ''),
+      );
+    } finally {
+      holder.child.kill('SIGKILL');
+      await holder.done;
+    }
+    assert.equal(fs.readFileSync(path.join(dir, 'blufio.db')).subarray(0, 15).toString(), 'SQLite format 3');
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('encrypting')), []);
+    const r = await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env });
+    assert.equal(r.migrated, true, 'once the holder is gone it goes through');
+  });
+
+  for (const mode of ['throw', 'kill'] as const) {
+    it(`a ${mode === 'kill' ? 'SIGKILL' : 'failure'} at every step leaves a state the next command completes or rolls back`, async () => {
+      for (const step of MIGRATION_STEPS) {
+        const { dir, sessionId } = await plaintextVault(20);
+        const before = await messagesIn(dir, sessionId).catch(() => []);
+        await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
+        const r = await run(fixture('migrate-fault'), [dir, step, mode], { env: cleanEnv({ DBKEY: PASS }) });
+        const swapped = MIGRATION_STEPS.indexOf(step) >= MIGRATION_STEPS.indexOf('swapped');
+        if (mode === 'kill') assert.equal(r.signal, 'SIGKILL', `${step}: ${r.stdout}${r.stderr}`);
+        else if (!swapped) assert.match(r.stdout, /^ERR KC_DB_ENCRYPTION_MIGRATION_FAILED/, step);
+        // The next command: status recovers, and says where things stand.
+        const s = dbEncryptStatus(dir);
+        assert.equal(s.consistent, true, step);
+        assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('encrypting') || n.endsWith('.tmp')), [], `${step}: no leftovers`);
+        if (swapped) {
+          assert.equal(s.db_encryption.state, 'encrypted', step);
+          assert.equal(s.db_encryption.last_migration?.at_ms, 1700000000000, step);
+          assertNoPlaintext(dir);
+        } else {
+          assert.equal(s.db_encryption.state, 'pending_migration', step);
+          assert.equal(s.database.kind, 'plaintext', step);
+          await assert.rejects(open(dir), (e: { code?: string }) => e.code === 'KC_DB_ENCRYPTION_PENDING');
+          const again = await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1700000000000, env });
+          assert.equal(again.migrated, true, step);
+        }
+        assert.deepEqual(fs.readdirSync(dir).sort(), ['blufio.db', 'vault.json'], step);
+        assert.deepEqual(await messagesIn(dir, sessionId), before, `${step}: nothing lost`);
+      }
+    });
+  }
+
+  it('SIGKILL at random moments: never two live databases, never plaintext after success, nothing lost', async () => {
+    for (let i = 0; i < 6; i++) {
+      const { dir, sessionId } = await plaintextVault(400);
+      const before = await messagesIn(dir, sessionId);
+      const child = startFixture('migrate-fault', [dir, '', 'none'], () => undefined, cleanEnv({ DBKEY: PASS }));
+      await sleep(20 + Math.floor(Math.random() * 400));
+      child.child.kill('SIGKILL');
+      await child.done;
+      const s = dbEncryptStatus(dir);
+      assert.equal(s.consistent, true);
+      if (s.db_encryption.state !== 'encrypted') {
+        assert.equal(s.database.kind, 'plaintext');
+        await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env });
+      }
+      assert.deepEqual(fs.readdirSync(dir).sort(), ['blufio.db', 'vault.json']);
+      assertNoPlaintext(dir);
+      assert.deepEqual(await messagesIn(dir, sessionId), before);
+    }
+  });
+});
