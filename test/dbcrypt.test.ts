@@ -351,3 +351,59 @@ describe('db-encrypt migrate', () => {
     }
   });
 });
+
+describe('lock and unlock', () => {
+  it('lock closes an encrypted database and drops both keys; every call fails KC_DB_LOCKED until unlock', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    fs.mkdirSync(dir);
+    await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
+    const e = { DBKEY: PASS, BLUFIO_VAULT_KEY: 'the vault passphrase' };
+    const app = await open(dir, e);
+    await app.vault.set('api_key', 'sk-test-value-1234567890');
+    const s = await app.sessions.create({ channel: 'c' });
+    assert.deepEqual({ ...app.lockStatus(), lockedSinceMs: null }, { locked: false, lockedSinceMs: null, databaseEncrypted: true, databaseLocked: false, vaultUnlocked: true });
+    await app.lock();
+    const st = app.lockStatus();
+    assert.equal(st.locked, true);
+    assert.equal(st.databaseLocked, true);
+    assert.equal(st.vaultUnlocked, false);
+    assert.equal(typeof st.lockedSinceMs, 'number');
+    const locked = (err: { code?: string }): boolean => err.code === 'KC_DB_LOCKED';
+    await assert.rejects(app.sessions.get(s.id), locked);
+    await assert.rejects(app.messages.append(s.id, { role: 'user', content: 'x' }), locked);
+    await assert.rejects(app.queue.enqueue('q', { a: 1 }), locked);
+    await assert.rejects(app.db.check(), locked);
+    await assert.rejects(app.vault.get('api_key'), (err: { code?: string }) => err.code === 'KC_DB_LOCKED' || err.code === 'KC_VAULT_LOCKED');
+    // The file is really closed: another process can take it exclusively.
+    const other = new Database(path.join(dir, 'blufio.db'), { timeout: 0 });
+    other.pragma("cipher = 'sqlcipher'");
+    other.pragma('legacy = 4');
+    other.pragma(`key = '${PASS.replaceAll("'", "''")}'`);
+    other.pragma('locking_mode = EXCLUSIVE');
+    assert.doesNotThrow(() => other.exec('BEGIN EXCLUSIVE; COMMIT'));
+    other.close();
+
+    await assert.rejects(app.unlock({ passphrase: 'wrong' }), (err: { code?: string }) => err.code === 'KC_DB_KEY_INVALID');
+    assert.equal(app.lockStatus().locked, true);
+    await assert.rejects(app.unlock({ databasePassphrase: PASS, passphrase: 'wrong vault passphrase' }), (err: { code?: string }) => err.code === 'KC_VAULT_KEY_INVALID');
+    assert.equal(app.lockStatus().databaseLocked, true, 'a failed unlock leaves everything locked');
+    await app.unlock({ databasePassphrase: PASS, passphrase: 'the vault passphrase' });
+    assert.deepEqual({ ...app.lockStatus() }, { locked: false, lockedSinceMs: null, databaseEncrypted: true, databaseLocked: false, vaultUnlocked: true });
+    assert.equal((await app.sessions.get(s.id)).id, s.id);
+    assert.equal((await app.vault.get('api_key')).expose(), 'sk-test-value-1234567890');
+    await app.close();
+  });
+
+  it('on a plaintext database lock locks the vault only, and the environment no longer unlocks it', async () => {
+    const { dir, sessionId } = await plaintextVault(1);
+    const app = await open(dir, { BLUFIO_VAULT_KEY: 'vp' });
+    await app.vault.set('k', 'value-abc-123');
+    await app.lock();
+    assert.equal(app.lockStatus().databaseLocked, false);
+    assert.equal((await app.messages.list(sessionId)).length, 1, 'the plaintext database stays open');
+    await assert.rejects(app.vault.get('k'), (err: { code?: string }) => err.code === 'KC_VAULT_LOCKED');
+    await app.unlock({ passphrase: 'vp' });
+    assert.equal((await app.vault.get('k')).expose(), 'value-abc-123');
+    await app.close();
+  });
+});

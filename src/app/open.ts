@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode, isAppError } from '../errors/index.js';
-import { checkOptions, loadConfig, LoadOptionsSchema, takeSecretEnv, type BlufioConfig, type Durability, type Env } from '../config/index.js';
+import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, takeSecretEnv, type BlufioConfig, type Durability, type Env } from '../config/index.js';
 import { createLogger, withRedaction, type Logger } from '../log/index.js';
 import { Redactor } from '../redact/index.js';
 import {
@@ -15,7 +15,8 @@ import {
 } from '../storage/index.js';
 import { moveConfigSecrets, Vault, type PassphraseProvider } from '../vault/index.js';
 import { createSafeFetch, type SafeFetch } from '../net/index.js';
-import { assertUnchanged, openGate } from '../dbcrypt/index.js';
+import { assertUnchanged, keyFor, openGate } from '../dbcrypt/index.js';
+import { dbLockedError, StorageSlot } from './slot.js';
 
 export interface OpenOptions {
   /** The data directory ("vault path"); default BLUFIO_DATA_DIR, storage.database_path, then XDG. */
@@ -56,8 +57,32 @@ export interface BlufioApp {
    * Its connections are closed by `close()`.
    */
   readonly fetch: SafeFetch;
+  /**
+   * Zeroes the vault key and, when the database is encrypted, closes it and drops its key: every
+   * call that needs them then fails KC_VAULT_LOCKED or KC_DB_LOCKED until unlock(). Queue workers
+   * stop with the database (start them again after unlock).
+   */
+  lock(): Promise<void>;
+  /**
+   * Opens what lock() closed. `passphrase` unlocks the vault, and the database too unless
+   * `databasePassphrase` is given for it. A wrong one fails (KC_DB_KEY_INVALID,
+   * KC_VAULT_KEY_INVALID) and leaves everything locked.
+   */
+  unlock(opts: { passphrase?: string; databasePassphrase?: string }): Promise<void>;
+  lockStatus(): LockStatus;
   /** Stops queue workers, finishes pending writes, checkpoints the WAL, zeroes keys and releases the file. */
   close(): Promise<void>;
+}
+
+export interface LockStatus {
+  /** lock() was called and unlock() has not succeeded since. */
+  locked: boolean;
+  /** When lock() was called (ms since 1970), null when not locked. */
+  lockedSinceMs: number | null;
+  databaseEncrypted: boolean;
+  /** The database is closed for want of its key (only ever when it is encrypted). */
+  databaseLocked: boolean;
+  vaultUnlocked: boolean;
 }
 
 const OpenOptionsSchema = LoadOptionsSchema.extend({
@@ -86,10 +111,11 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   const env = options.env ?? process.env;
   const ask = options.askPassphrase;
   const gate = await openGate(config.databasePath, { env, ask });
-  const storage = await Storage.open(config, log, {
-    scrub: { text: (t) => redactor.redact(t), json: (t) => redactor.scrubJson(t) },
-    ...(gate.cipherKey === undefined ? {} : { cipherKey: gate.cipherKey }),
-  });
+  const scrub = { text: (t: string) => redactor.redact(t), json: (t: string) => redactor.scrubJson(t) };
+  const storage = await Storage.open(config, log, { scrub, ...(gate.cipherKey === undefined ? {} : { cipherKey: gate.cipherKey }) });
+  const slot = new StorageSlot(storage);
+  const encrypted = gate.cipherKey !== undefined;
+  let lockedSince: number | null = null;
   // A migration started by another process between the gate and the open would leave this one
   // writing to a file about to be replaced: the manifest is read once more now that the file is
   // held open (a migration refuses to start while it is).
@@ -101,10 +127,12 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   }
   const fromEnv = envPassphrases(env);
   const provider: PassphraseProvider = async (purpose) => {
+    // Locked on purpose: only unlock() opens the vault again, not the environment or a prompt.
+    if (lockedSince !== null) return undefined;
     if (purpose === 'change') return fromEnv.newKey ?? (await ask?.(purpose));
     return options.passphrase ?? fromEnv.key ?? (await ask?.(purpose));
   };
-  const vault = new Vault(storage.vaultRows, provider, log, redactor);
+  const vault = new Vault(slot.facade((s) => s.vaultRows, true), provider, log, redactor);
   if (config.plaintextSecrets.length > 0) {
     // Moved at the first chance: now, when a passphrase can be had (given, in the environment,
     // or asked on a terminal); otherwise they stay where they are and this says so.
@@ -122,29 +150,79 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     }
   }
   const safeFetch = createSafeFetch({ allowedPrivateIps: config.security.allowedPrivateIps, logger: log });
+  // lock, unlock and close run one at a time: an unlock racing a lock must not leave a database
+  // open that the lock meant to close.
+  let turn: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = turn.then(fn, fn);
+    turn = p.catch(() => undefined);
+    return p;
+  };
   return {
     config,
-    sessions: storage.sessions,
-    messages: storage.messages,
-    queue: storage.queue,
+    sessions: slot.facade((s) => s.sessions),
+    messages: slot.facade((s) => s.messages),
+    queue: slot.facade((s) => s.queue),
     vault,
-    db: {
-      check: () => storage.check(),
-      backup: (dest, opts) => storage.backup(dest, opts),
-      checkpoint: () => storage.checkpoint(),
-    },
+    db: slot.facade((s) => ({
+      check: () => s.check(),
+      backup: (dest: string, opts?: BackupOptions) => s.backup(dest, opts),
+      checkpoint: () => s.checkpoint(),
+    })),
     log,
     redactor,
     fetch: safeFetch,
-    close: async () => {
-      // storage.close() first: it marks the app closing synchronously, before any await. The
-      // vault is locked last, so what is logged while closing is still redacted of its values.
-      const stored = storage.close();
-      try {
-        await Promise.all([stored, safeFetch.close()]);
-      } finally {
+    lock: () =>
+      serial(async () => {
+        lockedSince ??= Date.now();
         vault.lock();
-      }
-    },
+        forgetSecretEnv();
+        const s = slot.storage;
+        if (encrypted && s !== undefined) {
+          slot.set(undefined);
+          await s.close();
+        }
+        log.info({ databaseEncrypted: encrypted }, 'locked');
+      }),
+    unlock: (opts) =>
+      serial(async () => {
+        const dbPass = opts.databasePassphrase ?? opts.passphrase;
+        let opened: Storage | undefined;
+        if (encrypted && slot.storage === undefined) {
+          if (dbPass === undefined || dbPass === '') throw dbLockedError();
+          const key = await keyFor(config.databasePath, dbPass);
+          opened = await Storage.open(config, log, { scrub, cipherKey: key });
+          slot.set(opened);
+        }
+        try {
+          if (opts.passphrase !== undefined) await vault.unlock(opts.passphrase);
+        } catch (err) {
+          if (opened !== undefined) {
+            slot.set(undefined);
+            await opened.close();
+          }
+          throw err;
+        }
+        lockedSince = null;
+        log.info('unlocked');
+      }),
+    lockStatus: () => ({
+      locked: lockedSince !== null,
+      lockedSinceMs: lockedSince,
+      databaseEncrypted: encrypted,
+      databaseLocked: encrypted && slot.storage === undefined,
+      vaultUnlocked: vault.unlocked,
+    }),
+    close: () =>
+      serial(async () => {
+        // storage.close() first: it marks the app closing synchronously, before any await. The
+        // vault is locked last, so what is logged while closing is still redacted of its values.
+        const stored = slot.storage?.close();
+        try {
+          await Promise.all([stored, safeFetch.close()]);
+        } finally {
+          vault.lock();
+        }
+      }),
   };
 }

@@ -7,6 +7,11 @@ import type { Env } from './paths.js';
  */
 const taken = new Map<string, string>();
 
+/** Drops what was taken (on lock: unlocking again needs the passphrase given anew). */
+export function forgetSecretEnv(): void {
+  taken.clear();
+}
+
 export function takeSecretEnv(env: Env, name: string): string | undefined {
   if (env !== process.env) return env[name] || undefined;
   const v = process.env[name];

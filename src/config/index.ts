@@ -1,5 +1,5 @@
 export { loadConfig } from './load.js';
-export { takeSecretEnv } from './env-secrets.js';
+export { forgetSecretEnv, takeSecretEnv } from './env-secrets.js';
 export type { BlufioConfig, LoadConfigOptions, QueueSettings } from './load.js';
 export { defaultConfigPath, defaultDataDir, DATABASE_FILE_NAME } from './paths.js';
 export type { Env } from './paths.js';

@@ -4,7 +4,7 @@ import { takeSecretEnv } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { ensurePrivateDir } from '../storage/files.js';
 import type { PassphraseProvider } from '../vault/index.js';
-import { deriveDbKey, newSalt, rawKeyLiteral, readSalt } from './keys.js';
+import { deriveDbKey, fileKind, newSalt, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, writeManifest, type Manifest } from './manifest.js';
 import { mismatch, recover } from './state.js';
 
@@ -74,12 +74,16 @@ export async function openGate(databasePath: string, opts: GateOptions): Promise
   const de = manifest.db_encryption;
   if (de.state === 'pending_migration') throw pendingError(dir, manifest);
   if (de.state === 'plaintext') return { manifest };
-  const passphrase = await databasePassphrase(manifest, opts);
-  const salt = state.kind === 'encrypted' ? readSalt(state.databasePath) : newSalt();
-  if (salt === undefined) throw new AppError(ErrorCode.DB_CORRUPT, `${state.databasePath} is too short to be a database`);
+  return { manifest, cipherKey: await keyFor(state.databasePath, await databasePassphrase(manifest, opts)) };
+}
+
+/** The key literal for `file` under `passphrase`: its own salt, or a fresh one for a new file. */
+export async function keyFor(file: string, passphrase: string): Promise<string> {
+  const salt = fileKind(file) === 'encrypted' ? readSalt(file) : newSalt();
+  if (salt === undefined) throw new AppError(ErrorCode.DB_CORRUPT, `${file} is too short to be a database`);
   const key = await deriveDbKey(passphrase, salt);
   try {
-    return { manifest, cipherKey: rawKeyLiteral(key, salt) };
+    return rawKeyLiteral(key, salt);
   } finally {
     key.fill(0);
   }

@@ -1,0 +1,46 @@
+import { AppError, ErrorCode } from '../errors/index.js';
+import type { Storage } from '../storage/index.js';
+
+export function dbLockedError(): AppError {
+  return new AppError(ErrorCode.DB_LOCKED, 'the database is locked: its key was dropped by lock()', {
+    hint: 'unlock it with the database passphrase (vault_unlock over RPC, app.unlock() in the library)',
+  });
+}
+
+/**
+ * The open database of an app, or none while it is locked. The app's parts (sessions, messages,
+ * queue, vault rows, db) are handed out as facades over the slot, so that the objects a caller
+ * holds keep working across lock and unlock: while locked, every method call fails with
+ * KC_DB_LOCKED (as a rejected promise, or a throw for the synchronous ones).
+ */
+export class StorageSlot {
+  constructor(private current: Storage | undefined) {}
+
+  get storage(): Storage | undefined {
+    return this.current;
+  }
+
+  set(storage: Storage | undefined): void {
+    this.current = storage;
+  }
+
+  facade<T extends object>(pick: (s: Storage) => T, sync = false): T {
+    return new Proxy({} as T, {
+      get: (_t, prop) => {
+        const s = this.current;
+        if (s === undefined) {
+          // Sync methods (vault rows) throw; async ones return a rejected promise. Both are
+          // errors a caller already handles, and neither reaches a closed connection.
+          return sync
+            ? (): never => {
+                throw dbLockedError();
+              }
+            : (): Promise<never> => Promise.reject(dbLockedError());
+        }
+        const target = pick(s);
+        const v = (target as Record<string | symbol, unknown>)[prop];
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  }
+}
