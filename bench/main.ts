@@ -9,6 +9,7 @@ import { storageBench } from './storage.bench.js';
 import { vaultBench } from './vault.bench.js';
 import { netBench } from './net.bench.js';
 import { redactBench } from './redact.bench.js';
+import { dbcryptBench } from './dbcrypt.bench.js';
 
 const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   storage: storageBench,
@@ -16,6 +17,7 @@ const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   vault: vaultBench,
   net: netBench,
   redact: redactBench,
+  dbcrypt: dbcryptBench,
 };
 
 const args = process.argv.slice(2);
