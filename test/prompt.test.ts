@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { openBlufio } from '../src/index.js';
+import { dbEncryptEnable } from '../src/dbcrypt/index.js';
 import { CLI, silentLogger, sleep, tmpDir } from './helpers/index.js';
 
 const haveTmux = spawnSync('tmux', ['-V']).status === 0;
@@ -105,6 +106,36 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
       assert.doesNotMatch(screen, /wrong one/);
     } finally {
       t.kill();
+    }
+  });
+
+  it('an encrypted database asks for its passphrase; the same one typed once opens the vault too, a different one is asked for', async () => {
+    for (const same of [true, false]) {
+      const dir = tmpDir();
+      const data = path.join(dir, 'data');
+      const { mkdirSync } = await import('node:fs');
+      mkdirSync(data);
+      await dbEncryptEnable(data, { passphraseEnv: 'DBKEY', env: { DBKEY: 'db passphrase' } });
+      const app = await openBlufio({ dataDir: data, passphrase: same ? 'db passphrase' : 'vault passphrase', logger: silentLogger(), env: { DBKEY: 'db passphrase' } });
+      await app.vault.set('k', 'value-for-the-test-0123456789');
+      await app.close();
+      // DBKEY is not set in the terminal: the key is asked for.
+      const t = new Terminal(`node ${CLI} config list-secrets`, { HOME: dir, BLUFIO_DATA_DIR: data });
+      try {
+        await t.waitFor(/Database passphrase:\s*$/m);
+        t.type('db passphrase');
+        if (!same) {
+          await t.waitFor(/Vault passphrase:\s*$/m);
+          t.type('vault passphrase');
+        }
+        const screen = await t.waitFor(/EXIT=\d+/);
+        assert.match(screen, /EXIT=0/, screen);
+        assert.match(screen, /\bk\b/);
+        assert.equal(/Vault passphrase:/.test(screen), !same, screen);
+        assert.doesNotMatch(screen, /db passphrase|vault passphrase|value-for-the-test/, 'nothing typed or secret is echoed');
+      } finally {
+        t.kill();
+      }
     }
   });
 });

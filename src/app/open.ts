@@ -109,7 +109,17 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   const redactor = new Redactor(config.redaction.extraPatterns);
   const log = options.logger === undefined ? createLogger({ level: config.logging.level, redactor }) : withRedaction(options.logger, redactor);
   const env = options.env ?? process.env;
-  const ask = options.askPassphrase;
+  // A database passphrase typed at the prompt is tried on the vault too (below): someone who
+  // uses one passphrase for both types it once.
+  let typed: string | undefined;
+  const ask: PassphraseProvider | undefined =
+    options.askPassphrase === undefined
+      ? undefined
+      : async (purpose) => {
+          const p = await options.askPassphrase!(purpose);
+          if (purpose === 'database') typed = p;
+          return p;
+        };
   const gate = await openGate(config.databasePath, { env, ask });
   const scrub = { text: (t: string) => redactor.redact(t), json: (t: string) => redactor.scrubJson(t) };
   const storage = await Storage.open(config, log, { scrub, ...(gate.cipherKey === undefined ? {} : { cipherKey: gate.cipherKey }) });
@@ -133,6 +143,15 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     return options.passphrase ?? fromEnv.key ?? (await ask?.(purpose));
   };
   const vault = new Vault(slot.facade((s) => s.vaultRows, true), provider, log, redactor);
+  if (typed !== undefined && options.passphrase === undefined && fromEnv.key === undefined) {
+    try {
+      await vault.tryUnlock(typed);
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+  }
+  typed = undefined;
   if (config.plaintextSecrets.length > 0) {
     // Moved at the first chance: now, when a passphrase can be had (given, in the environment,
     // or asked on a terminal); otherwise they stay where they are and this says so.

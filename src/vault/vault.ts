@@ -117,14 +117,28 @@ export class Vault {
   /** Bumped by lock(): an unlock or creation that started before it does not store its key. */
   private epoch = 0;
 
-  private async doUnlock(passphrase: string | undefined): Promise<boolean> {
+  /**
+   * Unlocks with `passphrase` if it fits, without an error logged when it does not (for a
+   * candidate such as the database passphrase just typed); false when it does not or there is
+   * no vault yet.
+   */
+  async tryUnlock(passphrase: string): Promise<boolean> {
+    try {
+      return await this.doUnlock(passphrase, true);
+    } catch (err) {
+      if (err instanceof AppError && err.code === ErrorCode.VAULT_KEY_INVALID) return false;
+      throw err;
+    }
+  }
+
+  private async doUnlock(passphrase: string | undefined, quiet = false): Promise<boolean> {
     const m = this.rows.meta();
     if (m === undefined) return false;
     if (this.unlocked && passphrase === undefined) return true;
     const epoch = this.epoch;
     const p = passphrase ?? (await this.passphrase('unlock'));
     if (p === undefined) throw this.lockedError();
-    const key = await this.unwrap(m, passphraseBytes(p));
+    const key = await this.unwrap(m, passphraseBytes(p), quiet);
     if (epoch !== this.epoch || this.masterKey !== undefined) {
       key.fill(0); // locked meanwhile, or already open (an explicit passphrase was only checked)
       if (epoch !== this.epoch) throw this.lockedError();
@@ -143,14 +157,14 @@ export class Vault {
   }
 
   /** The master key inside `m`, unwrapped with the key from `pass` (zeroed here, as is the derived key). */
-  private async unwrap(m: VaultMetaRow, pass: Buffer): Promise<Buffer> {
+  private async unwrap(m: VaultMetaRow, pass: Buffer, quiet = false): Promise<Buffer> {
     let kek: Buffer | undefined;
     try {
       const params = paramsOf(m);
       kek = await deriveKey(pass, m.salt, params);
       const key = open(kek, m.wrapped_key, wrapAad(m.vault_id, params, m.salt));
       if (key === undefined || key.length !== KEY_BYTES) {
-        this.log.error('vault unlock failed: wrong passphrase, or a changed key record');
+        if (!quiet) this.log.error('vault unlock failed: wrong passphrase, or a changed key record');
         throw new AppError(ErrorCode.VAULT_KEY_INVALID, 'the passphrase does not open the vault', {
           hint: 'check BLUFIO_VAULT_KEY (or what you typed); the passphrase cannot be recovered if it is lost',
         });
