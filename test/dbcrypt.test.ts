@@ -110,7 +110,9 @@ describe('vault.json schema registry', () => {
       [{ ...V1, database_file: '..' }, 'KC_MANIFEST_INVALID'],
       [{ ...V2, schema_version: 1 }, 'KC_MANIFEST_INVALID'], // v1 has no object_store
       [{ ...V3, schema_version: 2 }, 'KC_MANIFEST_INVALID'], // v2 has no db_encryption
-      [{ ...V3, db_encryption: { ...V3.db_encryption, mode: 'sqlcipher_v3' } }, 'KC_MANIFEST_INVALID'],
+      [{ ...V3, db_encryption: { ...V3.db_encryption, mode: 'sqlcipher_v3' } }, 'KC_DB_ENCRYPTION_UNSUPPORTED'],
+      [{ ...V3, db_encryption: { ...V3.db_encryption, mode: 'aes256gcm' } }, 'KC_DB_ENCRYPTION_UNSUPPORTED'],
+      [{ ...V3, db_encryption: { ...V3.db_encryption, mode: 4 } }, 'KC_MANIFEST_INVALID'],
       [{ ...V3, db_encryption: { ...V3.db_encryption, kdf: { algorithm: 'pbkdf2_hmac_sha1', iterations: 64000 } } }, 'KC_MANIFEST_INVALID'],
       [{ ...V3, db_encryption: { ...V3.db_encryption, key_reference: 'env:A B' } }, 'KC_MANIFEST_INVALID'],
       [{ ...V3, db_encryption: { ...V3.db_encryption, key_reference: 'file:/etc/key' } }, 'KC_MANIFEST_INVALID'],

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import Database, { BINDING } from '../storage/driver.js';
 import type { Env } from '../config/index.js';
 import { takeSecretEnv } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
@@ -18,6 +19,27 @@ export interface Gate {
   manifest: Manifest;
   /** The SQLCipher key literal when the database is encrypted. */
   cipherKey?: string;
+}
+
+let cipherSupported: boolean | undefined;
+
+/** The SQLite build in use must have SQLCipher's format (the binding is built with it; a stand-in may not be). */
+export function assertCipherSupport(): void {
+  if (cipherSupported === undefined) {
+    const db = new Database(':memory:');
+    try {
+      cipherSupported = String(db.pragma("cipher = 'sqlcipher'", { simple: true })) === 'sqlcipher';
+    } catch {
+      cipherSupported = false;
+    } finally {
+      db.close();
+    }
+  }
+  if (!cipherSupported) {
+    throw new AppError(ErrorCode.DB_ENCRYPTION_UNSUPPORTED, `the SQLite library in use (${BINDING}) cannot read SQLCipher v4 databases`, {
+      hint: 'reinstall blufio so that its own SQLite binding (better-sqlite3-multiple-ciphers) is used',
+    });
+  }
 }
 
 /** `env:NAME` → NAME. */
@@ -74,6 +96,7 @@ export async function openGate(databasePath: string, opts: GateOptions): Promise
   const de = manifest.db_encryption;
   if (de.state === 'pending_migration') throw pendingError(dir, manifest);
   if (de.state === 'plaintext') return { manifest };
+  assertCipherSupport();
   return { manifest, cipherKey: await keyFor(state.databasePath, await databasePassphrase(manifest, opts)) };
 }
 

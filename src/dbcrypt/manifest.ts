@@ -134,6 +134,14 @@ export function readManifest(dir: string): LoadedManifest | undefined {
     );
   }
   const v = version as ManifestVersion;
+  // An encryption mode this blufio does not know is its own error, not a malformed file: a
+  // newer blufio (or another tool) may have written it on purpose.
+  const mode = ((doc as Record<string, unknown>).db_encryption as Record<string, unknown> | undefined)?.mode;
+  if (v >= 3 && typeof mode === 'string' && mode !== 'sqlcipher_v4') {
+    throw new AppError(ErrorCode.DB_ENCRYPTION_UNSUPPORTED, `${file} asks for database encryption mode ${JSON.stringify(mode)}; this blufio supports sqlcipher_v4 only`, {
+      hint: 'open it with the blufio that enabled that mode; nothing was changed',
+    });
+  }
   const problems = validate(MANIFEST_SCHEMAS[v], doc);
   if (problems.length > 0) {
     const shown = problems.slice(0, 5).map((p) => `${p.path || '/'} ${p.message}`);
