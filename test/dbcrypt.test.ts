@@ -56,6 +56,11 @@ async function plaintextVault(messages = 50): Promise<{ dir: string; sessionId: 
   return { dir, sessionId: s.id };
 }
 
+/** The directory's files, sorted, without the lock file every vault directory gets (vault.lock). */
+function files(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => n !== 'vault.lock').sort();
+}
+
 /** No file in the directory holds the marker (the database, its WAL, leftovers, the manifest). */
 function assertNoPlaintext(dir: string): void {
   for (const name of fs.readdirSync(dir)) {
@@ -94,7 +99,7 @@ describe('vault.json schema registry', () => {
     assert.deepEqual(m3.manifest.db_encryption, V3.db_encryption);
   });
 
-  it('refuses a manifest from a future version, and every malformed one, whole and without changing it', () => {
+  it('refuses a manifest from a future version, and every malformed one, whole and without changing it', async () => {
     const cases: [unknown, string][] = [
       [{ ...V3, schema_version: 4 }, 'KC_MANIFEST_TOO_NEW'],
       [{ ...V3, schema_version: 99 }, 'KC_MANIFEST_TOO_NEW'],
@@ -128,9 +133,9 @@ describe('vault.json schema registry', () => {
       const before = fs.readFileSync(path.join(dir, 'vault.json'));
       assert.throws(() => readManifest(dir), (e: { code?: string }) => e.code === code, JSON.stringify(doc).slice(0, 120));
       // Every command that reads the vault refuses the same way, and nothing is rewritten.
-      assert.throws(() => dbEncryptStatus(dir), (e: { code?: string }) => e.code === code);
+      await assert.rejects(dbEncryptStatus(dir), (e: { code?: string }) => e.code === code);
       assert.deepEqual(fs.readFileSync(path.join(dir, 'vault.json')), before);
-      assert.deepEqual(fs.readdirSync(dir), ['vault.json']);
+      assert.deepEqual(files(dir), ['vault.json']);
     }
     const notUtf8 = vaultWith('');
     fs.writeFileSync(path.join(notUtf8, 'vault.json'), Buffer.from([0x7b, 0xff, 0xfe, 0x7d]));
@@ -219,7 +224,7 @@ describe('encrypted database', () => {
       (e: { code?: string; message?: string }) => e.code === 'KC_DB_CORRUPT' && /vault\.json is missing/.test(e.message ?? ''),
       'an encrypted file without its manifest is not taken for plaintext',
     );
-    assert.deepEqual(fs.readdirSync(enc), ['blufio.db'], 'and no manifest is written for it');
+    assert.deepEqual(files(enc), ['blufio.db'], 'and no manifest is written for it');
   });
 });
 
@@ -245,7 +250,7 @@ describe('db-encrypt migrate', () => {
     assert.deepEqual(Object.keys(out.event), ['at_ms', 'bytes_after', 'bytes_before', 'database_file', 'event', 'mode', 'tables']);
     assert.equal((out.event.tables as Record<string, number>).messages, 50);
     assert.equal(r.stdout, canonicalJson(out));
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['blufio.db', 'vault.json'], 'no plaintext database, WAL, copy or .pre-encrypt file is left');
+    assert.deepEqual(files(dir), ['blufio.db', 'vault.json'], 'no plaintext database, WAL, copy or .pre-encrypt file is left');
     assertNoPlaintext(dir);
     assert.deepEqual(await messagesIn(dir, sessionId), before);
 
@@ -313,7 +318,7 @@ describe('db-encrypt migrate', () => {
         if (mode === 'kill') assert.equal(r.signal, 'SIGKILL', `${step}: ${r.stdout}${r.stderr}`);
         else if (!swapped) assert.match(r.stdout, /^ERR KC_DB_ENCRYPTION_MIGRATION_FAILED/, step);
         // The next command: status recovers, and says where things stand.
-        const s = dbEncryptStatus(dir);
+        const s = await dbEncryptStatus(dir);
         assert.equal(s.consistent, true, step);
         assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('encrypting') || n.endsWith('.tmp')), [], `${step}: no leftovers`);
         if (swapped) {
@@ -327,11 +332,32 @@ describe('db-encrypt migrate', () => {
           const again = await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1700000000000, env });
           assert.equal(again.migrated, true, step);
         }
-        assert.deepEqual(fs.readdirSync(dir).sort(), ['blufio.db', 'vault.json'], step);
+        assert.deepEqual(files(dir), ['blufio.db', 'vault.json'], step);
         assert.deepEqual(await messagesIn(dir, sessionId), before, `${step}: nothing lost`);
       }
     });
   }
+
+  it('two migrations at once, and two first opens of a database encrypted from birth, do not trip over each other', async () => {
+    const { dir, sessionId } = await plaintextVault(30);
+    const before = await messagesIn(dir, sessionId);
+    const results = await Promise.allSettled([1, 2, 3].map(() => dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 7, env })));
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled'], JSON.stringify(results.map((r) => (r.status === 'rejected' ? String(r.reason) : ''))));
+    assert.equal(results.filter((r) => r.status === 'fulfilled' && r.value.migrated).length, 1);
+    assert.equal((await dbEncryptStatus(dir)).db_encryption.state, 'encrypted');
+    assert.deepEqual(files(dir), ['blufio.db', 'vault.json']);
+    assert.deepEqual(await messagesIn(dir, sessionId), before);
+
+    const born = path.join(tmpDir(), 'born');
+    fs.mkdirSync(born);
+    await dbEncryptEnable(born, { passphraseEnv: 'DBKEY', env });
+    const apps = await Promise.all([open(born), open(born), open(born)]);
+    for (const a of apps) await a.sessions.create({ channel: 'x' });
+    for (const a of apps) await a.close();
+    const again = await open(born);
+    assert.equal((await again.sessions.list({ limit: 10 })).length, 3);
+    await again.close();
+  });
 
   it('SIGKILL at random moments: never two live databases, never plaintext after success, nothing lost', async () => {
     for (let i = 0; i < 6; i++) {
@@ -341,13 +367,13 @@ describe('db-encrypt migrate', () => {
       await sleep(20 + Math.floor(Math.random() * 400));
       child.child.kill('SIGKILL');
       await child.done;
-      const s = dbEncryptStatus(dir);
+      const s = await dbEncryptStatus(dir);
       assert.equal(s.consistent, true);
       if (s.db_encryption.state !== 'encrypted') {
         assert.equal(s.database.kind, 'plaintext');
         await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env });
       }
-      assert.deepEqual(fs.readdirSync(dir).sort(), ['blufio.db', 'vault.json']);
+      assert.deepEqual(files(dir), ['blufio.db', 'vault.json']);
       assertNoPlaintext(dir);
       assert.deepEqual(await messagesIn(dir, sessionId), before);
     }
@@ -385,6 +411,9 @@ describe('lock and unlock', () => {
     assert.doesNotThrow(() => other.exec('BEGIN EXCLUSIVE; COMMIT'));
     other.close();
 
+    await assert.rejects(app.unlock({}), (err: { code?: string }) => err.code === 'KC_INVALID_INPUT');
+    const held = app.sessions.get; // a method taken while unlocked is refused too
+    await assert.rejects(held(s.id), locked);
     await assert.rejects(app.unlock({ passphrase: 'wrong' }), (err: { code?: string }) => err.code === 'KC_DB_KEY_INVALID');
     assert.equal(app.lockStatus().locked, true);
     await assert.rejects(app.unlock({ databasePassphrase: PASS, passphrase: 'wrong vault passphrase' }), (err: { code?: string }) => err.code === 'KC_VAULT_KEY_INVALID');
@@ -393,7 +422,14 @@ describe('lock and unlock', () => {
     assert.deepEqual({ ...app.lockStatus() }, { locked: false, lockedSinceMs: null, databaseEncrypted: true, databaseLocked: false, vaultUnlocked: true });
     assert.equal((await app.sessions.get(s.id)).id, s.id);
     assert.equal((await app.vault.get('api_key')).expose(), 'sk-test-value-1234567890');
+    // The database alone: the vault stays locked, and so does the app.
+    await app.lock();
+    await app.unlock({ databasePassphrase: PASS });
+    assert.equal(app.lockStatus().databaseLocked, false);
+    assert.equal(app.lockStatus().locked, true);
+    await assert.rejects(app.vault.get('api_key'), (err: { code?: string }) => err.code === 'KC_VAULT_LOCKED');
     await app.close();
+    await assert.rejects(app.unlock({ passphrase: PASS }), (err: { code?: string }) => err.code === 'KC_DB_CLOSED');
   });
 
   it('on a plaintext database lock locks the vault only, and the environment no longer unlocks it', async () => {
@@ -404,6 +440,8 @@ describe('lock and unlock', () => {
     assert.equal(app.lockStatus().databaseLocked, false);
     assert.equal((await app.messages.list(sessionId)).length, 1, 'the plaintext database stays open');
     await assert.rejects(app.vault.get('k'), (err: { code?: string }) => err.code === 'KC_VAULT_LOCKED');
+    await assert.rejects(app.unlock({}), (err: { code?: string }) => err.code === 'KC_INVALID_INPUT');
+    await assert.rejects(app.vault.get('k'), (err: { code?: string }) => err.code === 'KC_VAULT_LOCKED', 'the environment does not undo a lock');
     await app.unlock({ passphrase: 'vp' });
     assert.equal((await app.vault.get('k')).expose(), 'value-abc-123');
     await app.close();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorCode, isAppError } from '../errors/index.js';
+import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, takeSecretEnv, type BlufioConfig, type Durability, type Env } from '../config/index.js';
 import { createLogger, withRedaction, type Logger } from '../log/index.js';
 import { Redactor } from '../redact/index.js';
@@ -120,12 +120,20 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           if (purpose === 'database') typed = p;
           return p;
         };
-  const gate = await openGate(config.databasePath, { env, ask });
+  const gate = await openGate(config.databasePath, { env, ask, lockTimeoutMs: config.storage.lockTimeoutMs });
   const scrub = { text: (t: string) => redactor.redact(t), json: (t: string) => redactor.scrubJson(t) };
-  const storage = await Storage.open(config, log, { scrub, ...(gate.cipherKey === undefined ? {} : { cipherKey: gate.cipherKey }) });
+  let storage: Storage;
+  try {
+    storage = await Storage.open(config, log, { scrub, ...(gate.cipherKey === undefined ? {} : { cipherKey: gate.cipherKey }) });
+  } finally {
+    // Held until the connections are open: a migration cannot start in between.
+    gate.release();
+  }
   const slot = new StorageSlot(storage);
   const encrypted = gate.cipherKey !== undefined;
   let lockedSince: number | null = null;
+  let vaultLockedByUser = false;
+  let closed = false;
   // A migration started by another process between the gate and the open would leave this one
   // writing to a file about to be replaced: the manifest is read once more now that the file is
   // held open (a migration refuses to start while it is).
@@ -137,8 +145,9 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   }
   const fromEnv = envPassphrases(env);
   const provider: PassphraseProvider = async (purpose) => {
-    // Locked on purpose: only unlock() opens the vault again, not the environment or a prompt.
-    if (lockedSince !== null) return undefined;
+    // Locked on purpose: only unlock() with a passphrase opens the vault again, not the
+    // environment, the passphrase given at open, or a prompt.
+    if (vaultLockedByUser) return undefined;
     if (purpose === 'change') return fromEnv.newKey ?? (await ask?.(purpose));
     return options.passphrase ?? fromEnv.key ?? (await ask?.(purpose));
   };
@@ -171,10 +180,17 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   const safeFetch = createSafeFetch({ allowedPrivateIps: config.security.allowedPrivateIps, logger: log });
   // lock, unlock and close run one at a time: an unlock racing a lock must not leave a database
   // open that the lock meant to close.
+  // One with nothing before it starts at once, synchronously: close() must mark the storage
+  // closing before its caller's next statement.
   let turn: Promise<unknown> = Promise.resolve();
+  let inFlight = 0;
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = turn.then(fn, fn);
-    turn = p.catch(() => undefined);
+    const p = inFlight === 0 ? fn() : turn.then(fn, fn);
+    inFlight++;
+    turn = p.then(
+      () => void inFlight--,
+      () => void inFlight--,
+    );
     return p;
   };
   return {
@@ -193,7 +209,9 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     fetch: safeFetch,
     lock: () =>
       serial(async () => {
+        if (closed) throw new AppError(ErrorCode.DB_CLOSED, 'the app is closed');
         lockedSince ??= Date.now();
+        vaultLockedByUser = true;
         vault.lock();
         forgetSecretEnv();
         const s = slot.storage;
@@ -205,6 +223,10 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
       }),
     unlock: (opts) =>
       serial(async () => {
+        if (closed) throw new AppError(ErrorCode.DB_CLOSED, 'the app is closed');
+        if (!opts.passphrase && !opts.databasePassphrase) {
+          throw new AppError(ErrorCode.INVALID_INPUT, 'unlock needs a passphrase', { hint: 'pass { passphrase } (and { databasePassphrase } when the database has its own)' });
+        }
         const dbPass = opts.databasePassphrase ?? opts.passphrase;
         let opened: Storage | undefined;
         if (encrypted && slot.storage === undefined) {
@@ -214,7 +236,10 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           slot.set(opened);
         }
         try {
-          if (opts.passphrase !== undefined) await vault.unlock(opts.passphrase);
+          if (opts.passphrase !== undefined) {
+            await vault.unlock(opts.passphrase);
+            vaultLockedByUser = false;
+          }
         } catch (err) {
           if (opened !== undefined) {
             slot.set(undefined);
@@ -222,8 +247,8 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           }
           throw err;
         }
-        lockedSince = null;
-        log.info('unlocked');
+        if (!vaultLockedByUser) lockedSince = null;
+        log.info({ vaultLocked: vaultLockedByUser }, 'unlocked');
       }),
     lockStatus: () => ({
       locked: lockedSince !== null,
@@ -234,6 +259,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     }),
     close: () =>
       serial(async () => {
+        closed = true;
         // storage.close() first: it marks the app closing synchronously, before any await. The
         // vault is locked last, so what is logged while closing is still redacted of its values.
         const stored = slot.storage?.close();

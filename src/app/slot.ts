@@ -25,21 +25,28 @@ export class StorageSlot {
   }
 
   facade<T extends object>(pick: (s: Storage) => T, sync = false): T {
+    const call = (prop: string, args: unknown[]): unknown => {
+      // The storage is looked up when the method is called, not when it was read: a method
+      // taken before lock() and called after it is refused the same way.
+      const s = this.current;
+      if (s === undefined) {
+        // Sync methods (vault rows) throw; async ones return a rejected promise.
+        if (sync) throw dbLockedError();
+        return Promise.reject(dbLockedError());
+      }
+      const target = pick(s) as Record<string, unknown>;
+      return (target[prop] as (...a: unknown[]) => unknown).apply(target, args);
+    };
     return new Proxy({} as T, {
       get: (_t, prop) => {
+        // Not a thenable (await on a facade must not hang), and no symbol-keyed magic.
+        if (prop === 'then' || typeof prop === 'symbol') return undefined;
         const s = this.current;
-        if (s === undefined) {
-          // Sync methods (vault rows) throw; async ones return a rejected promise. Both are
-          // errors a caller already handles, and neither reaches a closed connection.
-          return sync
-            ? (): never => {
-                throw dbLockedError();
-              }
-            : (): Promise<never> => Promise.reject(dbLockedError());
+        if (s !== undefined) {
+          const v = (pick(s) as Record<string, unknown>)[prop];
+          if (typeof v !== 'function') return v;
         }
-        const target = pick(s);
-        const v = (target as Record<string | symbol, unknown>)[prop];
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        return (...args: unknown[]): unknown => call(prop, args);
       },
     });
   }

@@ -1,11 +1,13 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import Database from '../storage/driver.js';
+import { LOCK_FILE, withVaultLock } from './dirlock.js';
 import { takeSecretEnv, type Env } from '../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { applyCipherKey } from '../storage/sqlite.js';
 import type { PassphraseProvider } from '../vault/index.js';
 import { databasePassphrase, pendingError } from './gate.js';
-import { cipherCheck, deriveDbKey, rawKeyLiteral, readSalt } from './keys.js';
+import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, readManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
 import { migrateDatabase, type MigrationStep } from './migrate.js';
 import { EXPORT_SCHEMA, validate } from './registry.js';
@@ -70,15 +72,41 @@ async function checkKey(file: string, passphrase: string): Promise<void> {
   }
 }
 
-function usable(s: VaultState): Manifest {
+/** A vault path must be an existing directory: a typo must not create one. */
+function assertVaultDir(dir: string): void {
+  let ok = false;
+  try {
+    ok = fs.statSync(dir).isDirectory();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new AppError(ErrorCode.NOT_FOUND, `${dir} is not a directory`, { hint: 'give the data directory that holds blufio.db (and vault.json)' });
+}
+
+function usable(s: VaultState, allowPendingEncrypted = false): Manifest {
   const wrong = mismatch(s);
-  if (wrong !== undefined) throw wrong;
+  if (wrong !== undefined && !(allowPendingEncrypted && wrong.code === ErrorCode.DB_STATE_MISMATCH && s.manifest.db_encryption.state === 'pending_migration')) throw wrong;
+  if (!s.present && s.kind === 'missing') {
+    // No manifest and no blufio.db: a database under another name (storage.database_path) must
+    // not be mistaken for a vault without one.
+    const other = fs.readdirSync(s.dir).find((n) => n !== s.manifest.database_file && n !== LOCK_FILE && fileKind(path.join(s.dir, n)) === 'plaintext');
+    if (other !== undefined) {
+      throw new AppError(ErrorCode.DB_STATE_MISMATCH, `${s.dir} has no vault.json and no ${s.manifest.database_file}, but ${other} is a SQLite database`, {
+        hint: 'open it once with blufio (storage.database_path naming it), which writes vault.json for it; nothing was changed',
+      });
+    }
+  }
   return s.present ? s.manifest : newManifest(s.manifest.database_file, Date.now());
 }
 
-export function dbEncryptStatus(dir: string): StatusReport {
-  const { state, actions } = recover(dir);
-  return statusOf(state, actions);
+const COMMAND_LOCK_MS = 60_000;
+
+export async function dbEncryptStatus(dir: string): Promise<StatusReport> {
+  assertVaultDir(dir);
+  return withVaultLock(dir, COMMAND_LOCK_MS, () => {
+    const { state, actions } = recover(dir);
+    return statusOf(state, actions);
+  });
 }
 
 /**
@@ -88,6 +116,11 @@ export function dbEncryptStatus(dir: string): StatusReport {
  */
 export async function dbEncryptEnable(dir: string, opts: { passphraseEnv: string; env?: Env }): Promise<StatusReport & { changed: boolean }> {
   const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, opts.env ?? process.env);
+  assertVaultDir(dir);
+  return withVaultLock(dir, COMMAND_LOCK_MS, () => enableLocked(dir, reference, passphrase));
+}
+
+async function enableLocked(dir: string, reference: string, passphrase: string): Promise<StatusReport & { changed: boolean }> {
   const { state, actions } = recover(dir);
   const m = usable(state);
   const de = m.db_encryption;
@@ -114,12 +147,30 @@ export async function dbEncryptMigrate(dir: string, opts: MigrateCommandOptions)
     throw new AppError(ErrorCode.INVALID_INPUT, `--now-ms must be a time in milliseconds since 1970 (a whole number), not ${String(opts.nowMs)}`);
   }
   const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, opts.env ?? process.env);
+  assertVaultDir(dir);
+  return withVaultLock(dir, COMMAND_LOCK_MS, () => migrateLocked(dir, opts, reference, passphrase));
+}
+
+async function migrateLocked(
+  dir: string,
+  opts: MigrateCommandOptions,
+  reference: string,
+  passphrase: string,
+): Promise<StatusReport & { migrated: boolean; event: MigrationEvent | null }> {
   const { state, actions } = recover(dir);
-  let m = usable(state);
+  let m = usable(state, true);
   const de = m.db_encryption;
+  if (de.state === 'pending_migration' && state.kind === 'encrypted') {
+    // Already encrypted, yet recorded as waiting (a copy in place without its record): if the
+    // passphrase opens it, it is this vault's database, and the record is put right.
+    await checkKey(state.databasePath, passphrase);
+    const { pending: _p, ...rest } = de;
+    writeManifest(state.dir, { ...m, db_encryption: { ...rest, state: 'encrypted', key_reference: reference } });
+    return { ...statusOf(inspect(dir), [...actions, 'the database was already encrypted: vault.json now says so']), migrated: false, event: null };
+  }
   if (de.state === 'pending_migration' && state.kind !== 'plaintext') {
     throw new AppError(ErrorCode.DB_ENCRYPTION_MIGRATION_FAILED, `${state.databasePath} is ${state.kind}, but vault.json waits for it to be migrated`, {
-      hint: 'restore the plaintext database from a backup, then run migrate again; nothing was changed',
+      hint: 'nothing was changed; put the plaintext database back (from a backup), or db-encrypt enable again over a new one',
     });
   }
   if (de.state === 'encrypted' || state.kind !== 'plaintext') {

@@ -8,17 +8,22 @@ import type { PassphraseProvider } from '../vault/index.js';
 import { deriveDbKey, fileKind, newSalt, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, writeManifest, type Manifest } from './manifest.js';
 import { mismatch, recover } from './state.js';
+import { acquireVaultLock } from './dirlock.js';
 
 export interface GateOptions {
   env: Env;
   ask?: PassphraseProvider | undefined;
   nowMs?: number;
+  /** How long to wait for another process that holds the vault directory (a migration). */
+  lockTimeoutMs?: number;
 }
 
 export interface Gate {
   manifest: Manifest;
   /** The SQLCipher key literal when the database is encrypted. */
   cipherKey?: string;
+  /** Releases the vault directory's lock: call it once the database is open (or failed to). */
+  release: () => void;
 }
 
 let cipherSupported: boolean | undefined;
@@ -78,6 +83,16 @@ export async function databasePassphrase(m: Manifest, opts: GateOptions): Promis
 export async function openGate(databasePath: string, opts: GateOptions): Promise<Gate> {
   const dir = path.dirname(databasePath);
   ensurePrivateDir(dir);
+  const release = await acquireVaultLock(dir, opts.lockTimeoutMs ?? 60_000);
+  try {
+    return { ...(await gateLocked(databasePath, dir, opts)), release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+async function gateLocked(databasePath: string, dir: string, opts: GateOptions): Promise<Omit<Gate, 'release'>> {
   const { state } = recover(dir, path.basename(databasePath));
   let manifest = state.manifest;
   if (state.databasePath !== path.resolve(databasePath)) {

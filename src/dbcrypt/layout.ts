@@ -20,17 +20,20 @@ export function sideFiles(db: string): string[] {
 export function leftovers(dir: string, db: string): string[] {
   const copy = copyPath(db);
   const ours = new Set([copy, ...sideFiles(copy)].map((f) => path.basename(f)));
+  // Never the live database or its own files, whatever they are called.
+  const live = new Set([db, ...sideFiles(db)].map((f) => path.basename(f)));
   let names: string[];
   try {
     names = fs.readdirSync(dir);
   } catch {
     return [];
   }
-  return names.filter((n) => ours.has(n) || isManifestTemp(n)).sort();
+  return names.filter((n) => !live.has(n) && (ours.has(n) || isManifestTemp(n))).sort();
 }
 
+/** Removes the copy a migration builds (temporary manifests are recover()'s, which checks their writer is dead). */
 export function removeLeftovers(dir: string, db: string): string[] {
-  const gone = leftovers(dir, db);
+  const gone = leftovers(dir, db).filter((n) => !isManifestTemp(n));
   for (const n of gone) fs.rmSync(path.join(dir, n), { force: true });
   return gone;
 }

@@ -14,8 +14,8 @@ import { writeManifest, type Manifest, type MigrationEvent } from './manifest.js
  * the copy is thrown away; from `swapped` on the encrypted copy is, and the rest is completed.
  */
 export const MIGRATION_STEPS = [
-  'pending_recorded',
   'locked',
+  'pending_recorded',
   'checkpointed',
   'copied',
   'encrypted',
@@ -128,13 +128,14 @@ export async function migrateDatabase(dir: string, m: Manifest, opts: MigrateOpt
   };
   let plain: Db | undefined;
   try {
-    writeManifest(dir, manifest);
-    step('pending_recorded');
+    // The database first: a refusal must leave vault.json as it was.
     plain = lockExclusive(db);
     if (plain === undefined) {
       throw failed(`another process has ${db} open (a running blufio serve, or another command)`);
     }
     step('locked');
+    writeManifest(dir, manifest);
+    step('pending_recorded');
     const ck = plain.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
     if ((ck[0]?.busy ?? 1) !== 0) throw failed('the write-ahead log could not be folded into the database');
     step('checkpointed');

@@ -57,6 +57,11 @@ export function mismatch(s: VaultState): AppError | undefined {
       { hint: 'restore the vault.json that belongs to this database (blufio vault export shows the state); nothing was changed' },
     );
   }
+  if (st === 'pending_migration' && s.kind === 'encrypted') {
+    return new AppError(ErrorCode.DB_STATE_MISMATCH, `${s.databasePath} is already encrypted, but vault.json still waits for its migration`, {
+      hint: 'run blufio vault db-encrypt migrate with the database passphrase: if it opens the file, vault.json is put right',
+    });
+  }
   if (st === 'encrypted' && s.kind === 'plaintext') {
     return new AppError(
       ErrorCode.DB_STATE_MISMATCH,

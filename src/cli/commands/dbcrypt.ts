@@ -42,8 +42,8 @@ export function dbEncryptCommand(): Command {
     .description('whether the database is encrypted, pending migration or plaintext; finishes or rolls back an interrupted migration')
     .argument('<vault_path>', 'the data directory (holds vault.json and the database)')
     .option('--json', 'print JSON (deterministic)')
-    .action((dir: string, opts: { json?: boolean }) => {
-      const r = dbEncryptStatus(dir);
+    .action(async (dir: string, opts: { json?: boolean }) => {
+      const r = await dbEncryptStatus(dir);
       if (opts.json) printCanonical(r);
       else printLines(describe(r));
     });

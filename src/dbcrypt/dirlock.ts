@@ -1,0 +1,65 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from '../storage/driver.js';
+import { AppError, ErrorCode } from '../errors/index.js';
+import { FILE_MODE } from '../storage/files.js';
+
+export const LOCK_FILE = 'vault.lock';
+
+/**
+ * One process at a time reads and changes a vault directory's state: vault.json, and which
+ * database file is the live one. Every db-encrypt command holds this lock for its whole run, and
+ * an open holds it from reading vault.json until its connections are open, so an open can never
+ * slip in between a migration's last check and its swap, and two migrations cannot interleave.
+ *
+ * The lock is SQLite's own exclusive lock (a POSIX lock the kernel drops when the process dies,
+ * so a SIGKILL leaves no stale lock) on `vault.lock`, an empty file kept in the directory. It is
+ * tried without blocking and retried on a timer: a synchronous wait could never end if the
+ * holder is this same thread, waiting on an await.
+ */
+export async function acquireVaultLock(dir: string, timeoutMs: number): Promise<() => void> {
+  const file = path.join(dir, LOCK_FILE);
+  try {
+    fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, FILE_MODE));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new AppError(code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? ErrorCode.DB_READONLY : ErrorCode.DB_IO, `cannot create ${file}: ${code ?? (err as Error).message}`, {
+      hint: 'check the permissions of the data directory',
+      cause: err,
+    });
+  }
+  const deadline = Date.now() + Math.max(0, timeoutMs);
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    const db = new Database(file, { fileMustExist: true, timeout: 0 });
+    try {
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.exec('BEGIN EXCLUSIVE');
+      db.exec('COMMIT');
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        db.close();
+      };
+    } catch (err) {
+      db.close();
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+    }
+    if (Date.now() >= deadline) {
+      throw new AppError(ErrorCode.DB_LOCK_TIMEOUT, `another blufio process is changing ${dir} (a migration, or an open)`, {
+        hint: 'wait for it to finish and run this again',
+      });
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+/** Runs `fn` holding the directory's lock. */
+export async function withVaultLock<T>(dir: string, timeoutMs: number, fn: () => Promise<T> | T): Promise<T> {
+  const release = await acquireVaultLock(dir, timeoutMs);
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
