@@ -167,6 +167,7 @@ describe('permissions', () => {
       // The user owns their files (the database and its manifest), not the directory.
       fs.chownSync(db, NOBODY, NOBODY);
       fs.chownSync(path.join(dir, 'vault.json'), NOBODY, NOBODY);
+      fs.chownSync(path.join(dir, 'vault.lock'), NOBODY, NOBODY);
     } else fs.chmodSync(dir, 0o555);
     const before = digest(db);
     const r = await run(cli, ['sessions', 'list', '--data-dir', dir], { ...asNobody, env: env() });

@@ -109,6 +109,9 @@ async function gateLocked(databasePath: string, dir: string, opts: GateOptions):
     writeManifest(dir, manifest);
   }
   const de = manifest.db_encryption;
+  // The key's variable leaves the environment whatever the state: no child inherits it.
+  const name = envName(de.key_reference);
+  if (name !== undefined) takeSecretEnv(opts.env, name);
   if (de.state === 'pending_migration') throw pendingError(dir, manifest);
   if (de.state === 'plaintext') return { manifest };
   assertCipherSupport();

@@ -30,8 +30,13 @@ export function newSalt(): Buffer {
 }
 
 /** The page key from a passphrase (off the event loop: PBKDF2 at 256k rounds takes a while). */
-export function deriveDbKey(passphrase: string, salt: Buffer): Promise<Buffer> {
-  return pbkdf2Async(Buffer.from(passphrase, 'utf8'), salt, SQLCIPHER_KDF_ITERATIONS, KEY_BYTES, 'sha512');
+export async function deriveDbKey(passphrase: string, salt: Buffer): Promise<Buffer> {
+  const pass = Buffer.from(passphrase, 'utf8');
+  try {
+    return await pbkdf2Async(pass, salt, SQLCIPHER_KDF_ITERATIONS, KEY_BYTES, 'sha512');
+  } finally {
+    pass.fill(0);
+  }
 }
 
 /**
