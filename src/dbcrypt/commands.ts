@@ -6,7 +6,7 @@ import { takeSecretEnv, type Env } from '../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { applyCipherKey } from '../storage/sqlite.js';
 import type { PassphraseProvider } from '../vault/index.js';
-import { databasePassphrase, pendingError } from './gate.js';
+import { databasePassphrase, keyFor, pendingError } from './gate.js';
 import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, readManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
 import { migrateDatabase, type MigrationStep } from './migrate.js';
@@ -54,12 +54,10 @@ function passphraseFrom(envName: string, env: Env): { reference: string; passphr
 
 /** Opens an encrypted file with a passphrase and reads its schema: KC_DB_KEY_INVALID if it does not fit. */
 async function checkKey(file: string, passphrase: string): Promise<void> {
-  const salt = readSalt(file);
-  if (salt === undefined) throw new AppError(ErrorCode.DB_CORRUPT, `${file} is too short to be a database`);
-  const key = await deriveDbKey(passphrase, salt);
+  const literal = await keyFor(file, passphrase);
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    applyCipherKey(db, rawKeyLiteral(key, salt));
+    applyCipherKey(db, literal);
     db.prepare('SELECT count(*) FROM sqlite_schema').get();
   } catch (err) {
     if ((err as { code?: string }).code === 'SQLITE_NOTADB') {
@@ -68,7 +66,6 @@ async function checkKey(file: string, passphrase: string): Promise<void> {
     throw err;
   } finally {
     db.close();
-    key.fill(0);
   }
 }
 

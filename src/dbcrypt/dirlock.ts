@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from '../storage/driver.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { FILE_MODE } from '../storage/files.js';
+import { ioError } from './manifest.js';
 
 export const LOCK_FILE = 'vault.lock';
 
@@ -22,11 +23,7 @@ export async function acquireVaultLock(dir: string, timeoutMs: number): Promise<
   try {
     fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, FILE_MODE));
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new AppError(code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? ErrorCode.DB_READONLY : ErrorCode.DB_IO, `cannot create ${file}: ${code ?? (err as Error).message}`, {
-      hint: 'check the permissions of the data directory',
-      cause: err,
-    });
+    throw ioError(`cannot create ${file}`, err);
   }
   const deadline = Date.now() + Math.max(0, timeoutMs);
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {

@@ -73,7 +73,8 @@ export function newManifest(databaseFile: string, nowMs: number): Manifest {
   };
 }
 
-function ioError(what: string, err: unknown): AppError {
+/** A file-system failure of the vault directory as the AppError a person can act on. */
+export function ioError(what: string, err: unknown): AppError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     return new AppError(ErrorCode.DB_READONLY, `${what}: ${code}`, {

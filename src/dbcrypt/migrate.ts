@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from '../storage/driver.js';
 import { AppError, ErrorCode } from '../errors/index.js';
-import { FILE_MODE, fsyncDir } from '../storage/files.js';
+import { FILE_MODE, fsyncDir, fsyncFile } from '../storage/files.js';
 import { applyCipherKey, selectSqlcipherV4, type Db } from '../storage/sqlite.js';
 import { cipherCheck, deriveDbKey, fileKind, newSalt, rawKeyLiteral, readSalt } from './keys.js';
 import { copyPath, leftovers, removeLeftovers, sideFiles, sizeOrZero } from './layout.js';
@@ -42,15 +42,6 @@ function failed(message: string, cause?: unknown): AppError {
     ...(cause === undefined ? {} : { cause }),
     hint: 'the plaintext database is untouched and still the live one; fix the cause and run blufio vault db-encrypt migrate again',
   });
-}
-
-function fsyncFile(file: string): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /**

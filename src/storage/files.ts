@@ -22,6 +22,16 @@ function sizeOf(file: string): number | undefined {
   }
 }
 
+/** fsync a file's data and size. */
+export function fsyncFile(file: string): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** fsync a directory so that a file created or renamed in it survives power loss. */
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');

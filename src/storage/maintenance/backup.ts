@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from '../driver.js';
 import type { Durability } from '../../config/index.js';
 import { AppError, ErrorCode } from '../../errors/index.js';
-import { FILE_MODE, fsyncDir, shmPath, walPath } from '../files.js';
+import { FILE_MODE, fsyncDir, fsyncFile, shmPath, walPath } from '../files.js';
 import { applyCipherKey, openConnection } from '../sqlite.js';
 import { toAppError } from '../sqlite-errors.js';
 
@@ -167,12 +167,7 @@ export function backupDatabase(a: BackupArgs): BackupReport {
     } finally {
       copy.close();
     }
-    const fd = fs.openSync(tmp, 'r+');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    fsyncFile(tmp);
     if (existing !== undefined) fs.renameSync(tmp, dest);
     else placeNew(tmp, dest);
     fsyncDir(destDir);
