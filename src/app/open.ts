@@ -15,7 +15,7 @@ import {
 } from '../storage/index.js';
 import { moveConfigSecrets, Vault, type PassphraseProvider } from '../vault/index.js';
 import { createSafeFetch, type SafeFetch } from '../net/index.js';
-import { assertUnchanged, keyFor, openGate } from '../dbcrypt/index.js';
+import { keyFor, openGate } from '../dbcrypt/index.js';
 import { dbLockedError, StorageSlot } from './slot.js';
 
 export interface OpenOptions {
@@ -134,15 +134,6 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   let lockedSince: number | null = null;
   let vaultLockedByUser = false;
   let closed = false;
-  // A migration started by another process between the gate and the open would leave this one
-  // writing to a file about to be replaced: the manifest is read once more now that the file is
-  // held open (a migration refuses to start while it is).
-  try {
-    assertUnchanged(config.databasePath, gate.manifest);
-  } catch (err) {
-    await storage.close();
-    throw err;
-  }
   const fromEnv = envPassphrases(env);
   const provider: PassphraseProvider = async (purpose) => {
     // Locked on purpose: only unlock() with a passphrase opens the vault again, not the

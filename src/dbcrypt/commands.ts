@@ -8,7 +8,7 @@ import { applyCipherKey } from '../storage/sqlite.js';
 import type { PassphraseProvider } from '../vault/index.js';
 import { databasePassphrase, keyFor, pendingError } from './gate.js';
 import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
-import { newManifest, readManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
+import { newManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
 import { migrateDatabase, type MigrationStep } from './migrate.js';
 import { EXPORT_SCHEMA, validate } from './registry.js';
 import { inspect, mismatch, recover, type VaultState } from './state.js';
@@ -292,12 +292,4 @@ export function exportVault(dir: string): ExportReport {
     throw new AppError(ErrorCode.INTERNAL, `the export report fails its own schema: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`);
   }
   return report;
-}
-
-/** The manifest still says what it said when the database was opened (see openBlufio). */
-export function assertUnchanged(databasePath: string, seen: Manifest): void {
-  const now = readManifest(path.dirname(databasePath))?.manifest;
-  if (now === undefined || now.db_encryption.state === seen.db_encryption.state) return;
-  if (now.db_encryption.state === 'pending_migration') throw pendingError(path.dirname(databasePath), now);
-  throw new AppError(ErrorCode.DB_STATE_MISMATCH, 'vault.json changed while the database was being opened', { hint: 'run the command again' });
 }

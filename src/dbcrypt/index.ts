@@ -10,5 +10,5 @@ export { migrateDatabase, MIGRATION_STEPS } from './migrate.js';
 export type { MigrationStep, MigrateOptions } from './migrate.js';
 export { inspect, recover, mismatch } from './state.js';
 export type { VaultState } from './state.js';
-export { assertUnchanged, dbEncryptStatus, dbEncryptEnable, dbEncryptMigrate, verifyVault, exportVault } from './commands.js';
+export { dbEncryptStatus, dbEncryptEnable, dbEncryptMigrate, verifyVault, exportVault } from './commands.js';
 export type { StatusReport, VerifyReport, ExportReport } from './commands.js';

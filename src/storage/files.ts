@@ -22,9 +22,12 @@ function sizeOf(file: string): number | undefined {
   }
 }
 
-/** fsync a file's data and size. */
-export function fsyncFile(file: string): void {
-  const fd = fs.openSync(file, 'r+');
+/**
+ * fsync a file (its data and size) or a directory (so that a file created or renamed in it
+ * survives power loss). A read-only descriptor is enough for both on Linux and macOS.
+ */
+function fsyncPath(p: string): void {
+  const fd = fs.openSync(p, 'r');
   try {
     fs.fsyncSync(fd);
   } finally {
@@ -32,15 +35,8 @@ export function fsyncFile(file: string): void {
   }
 }
 
-/** fsync a directory so that a file created or renamed in it survives power loss. */
-export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+export const fsyncFile = fsyncPath;
+export const fsyncDir = fsyncPath;
 
 /**
  * Creates every missing directory on the way to `dir` with mode 0700 (umask can only remove
