@@ -35,6 +35,12 @@ export interface OpenOptions {
    */
   askPassphrase?: PassphraseProvider;
   env?: Env;
+  /**
+   * No degraded start (the daemon): a vault that exists must unlock now, and plaintext secrets in
+   * the config file must move into the vault now; otherwise the open fails (KC_VAULT_LOCKED,
+   * KC_VAULT_KEY_INVALID). Without it the vault unlocks when first used.
+   */
+  requireVault?: boolean;
 }
 
 export interface BlufioApp {
@@ -91,6 +97,7 @@ const OpenOptionsSchema = LoadOptionsSchema.extend({
     .optional(),
   passphrase: z.string().min(1, 'must not be empty').optional(),
   askPassphrase: z.custom<PassphraseProvider>((v) => typeof v === 'function', 'must be a function').optional(),
+  requireVault: z.boolean().optional(),
 });
 
 /** The vault passphrases from the environment (taken out of it: see takeSecretEnv). */
@@ -152,14 +159,27 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     }
   }
   typed = undefined;
+  if (options.requireVault === true) {
+    try {
+      await vault.unlock();
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+  }
   if (config.plaintextSecrets.length > 0) {
     // Moved at the first chance: now, when a passphrase can be had (given, in the environment,
     // or asked on a terminal); otherwise they stay where they are and this says so.
     try {
       await moveConfigSecrets(config.configPath, vault, log);
     } catch (err) {
-      if (!isAppError(err, ErrorCode.VAULT_LOCKED)) {
+      if (!isAppError(err, ErrorCode.VAULT_LOCKED) || options.requireVault === true) {
         await storage.close();
+        if (isAppError(err, ErrorCode.VAULT_LOCKED)) {
+          throw new AppError(ErrorCode.VAULT_LOCKED, `${config.configPath} holds plaintext secrets (${config.plaintextSecrets.join(', ')}) and no vault passphrase is available to move them into the vault`, {
+            hint: 'set BLUFIO_VAULT_KEY, or start on a terminal to be asked for it',
+          });
+        }
         throw err;
       }
       log.warn(
@@ -168,6 +188,16 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
       );
     }
   }
+  // Secrets set or deleted by another process (the CLI beside a daemon) reach the redactor
+  // within a second, so no log line or stored row of this process carries them.
+  const refresher = setInterval(() => {
+    try {
+      vault.refresh();
+    } catch (err) {
+      if (!isAppError(err, ErrorCode.DB_LOCKED) && !isAppError(err, ErrorCode.DB_CLOSED)) log.warn({ err }, 'reading the vault entries for the redactor failed');
+    }
+  }, 1000);
+  refresher.unref();
   const safeFetch = createSafeFetch({ allowedPrivateIps: config.security.allowedPrivateIps, logger: log });
   // lock, unlock and close run one at a time: an unlock racing a lock must not leave a database
   // open that the lock meant to close.
@@ -251,6 +281,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     close: () =>
       serial(async () => {
         closed = true;
+        clearInterval(refresher);
         // storage.close() first: it marks the app closing synchronously, before any await. The
         // vault is locked last, so what is logged while closing is still redacted of its values.
         const stored = slot.storage?.close();

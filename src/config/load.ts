@@ -35,10 +35,22 @@ export interface BlufioConfig {
   /** Vault names of secrets still written in plaintext in the config file (never their values). */
   plaintextSecrets: string[];
   /** [security]: `allowedPrivateIps` in normal CIDR form (`10.0.0.0/8`, `192.168.1.20/32`). */
-  security: { allowedPrivateIps: string[] };
+  security: { allowedPrivateIps: string[]; bindAddress: string };
+  /** [server]: the daemon (`blufio serve`). TLS paths are absolute (relative ones are from the config file's directory). */
+  server: ServerSettings;
   /** [redaction]: extra secret formats, each a named regex, already checked. */
   redaction: { extraPatterns: { name: string; regex: string }[] };
   logging: { level: LogLevel };
+}
+
+export interface ServerSettings {
+  port: number;
+  tls: { cert: string; key: string } | undefined;
+  allowedOrigins: string[];
+  allowedHosts: string[];
+  maxBodyBytes: number;
+  maxConnections: number;
+  shutdownGraceMs: number;
 }
 
 /** The [queue] table: defaults for jobs and the housekeeping that runs while the queue is open. */
@@ -195,7 +207,19 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
     providers: Object.fromEntries(Object.entries(file.providers).map(([name, p]) => [name, { baseUrl: p.base_url }])),
     channels: Object.keys(file.channels),
     plaintextSecrets: plaintextSecrets(file).map((s) => s.vaultName),
-    security: { allowedPrivateIps: file.security.allowed_private_ips },
+    security: { allowedPrivateIps: file.security.allowed_private_ips, bindAddress: file.security.bind_address.replace(/^\[(.*)\]$/, '$1') },
+    server: {
+      port: file.server.port,
+      tls:
+        file.server.tls_cert === undefined || file.server.tls_key === undefined
+          ? undefined
+          : { cert: expandPath(file.server.tls_cert, configDir, env), key: expandPath(file.server.tls_key, configDir, env) },
+      allowedOrigins: file.server.allowed_origins,
+      allowedHosts: file.server.allowed_hosts,
+      maxBodyBytes: file.server.max_body_bytes,
+      maxConnections: file.server.max_connections,
+      shutdownGraceMs: file.server.shutdown_grace_ms,
+    },
     redaction: { extraPatterns: file.redaction.extra_patterns },
     logging: { level: file.logging.level },
   };

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseAllowEntry } from '../net/allowlist.js';
 import { checkExtraRule } from '../redact/redactor.js';
@@ -93,10 +94,52 @@ const AllowedIp = z.string().transform((raw, ctx) => {
   return entry.text;
 });
 
+/** An IP literal (the daemon binds exactly this); names are refused, a resolver must not decide where it listens. */
+const BindAddress = z.string().refine((s) => isIP(s.replace(/^\[(.*)\]$/, '$1')) !== 0, 'must be an IP address such as 127.0.0.1 or ::1 (not a host name)');
+
 const SecuritySection = z.strictObject({
   /** Non-public addresses the safe fetch may reach anyway (a local model server, a NAS). */
   allowed_private_ips: z.array(AllowedIp).max(1024, 'must list at most 1024 entries').default([]),
+  /** Where `blufio serve` listens; anything but loopback requires [server] tls_cert and tls_key. */
+  bind_address: BindAddress.default('127.0.0.1'),
 });
+
+/** A browser origin as it appears in an Origin header: scheme, host and port only. */
+const OriginString = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === s;
+  } catch {
+    return false;
+  }
+}, 'must be an origin such as https://app.example:8443 (scheme, host and port, no path or trailing slash)');
+
+/** A Host header value the daemon also answers to: a name with an optional port. */
+const HostString = z.string().regex(/^[a-z0-9.-]{1,253}(:[0-9]{1,5})?$|^\[[0-9a-f:.]+\](:[0-9]{1,5})?$/, 'must be a host name or address, optionally with :port, in lowercase');
+
+const ServerSection = z
+  .strictObject({
+    /** 0 = any free port (daemon.json says which). */
+    port: z.int().min(0, 'must be 0-65535').max(65535, 'must be 0-65535').default(0),
+    tls_cert: PathString.optional(),
+    tls_key: PathString.optional(),
+    /** Browser origins allowed to call the daemon; empty = any request with an Origin header is refused. */
+    allowed_origins: z.array(OriginString).max(64, 'must list at most 64 origins').default([]),
+    /** Host header values accepted besides the address the connection arrived on (and localhost on loopback). */
+    allowed_hosts: z.array(HostString).max(64, 'must list at most 64 hosts').default([]),
+    max_body_bytes: z
+      .int()
+      .min(1024, 'must be at least 1024')
+      .max(512 * MIB, 'must be at most 536870912 (512 MiB)')
+      .default(16 * MIB),
+    max_connections: z.int().min(1, 'must be at least 1').max(100_000, 'must be at most 100000').default(1024),
+    /** How long SIGTERM waits for calls in flight before closing their connections. */
+    shutdown_grace_ms: ms(0, 600_000, 10_000, 'ten minutes'),
+  })
+  .refine((s) => (s.tls_cert === undefined) === (s.tls_key === undefined), {
+    path: ['tls_cert'],
+    message: 'and tls_key must be set together',
+  });
 
 /** An extra secret format: checked here (compiles, cannot match empty text, no backreferences). */
 const ExtraPattern = z
@@ -121,6 +164,7 @@ export const ConfigFileSchema = z.strictObject({
   providers: z.record(EntryName, ProviderSection).default({}),
   channels: z.record(EntryName, ChannelSection).default({}),
   security: SecuritySection.default(SecuritySection.parse({})),
+  server: ServerSection.default(ServerSection.parse({})),
   redaction: RedactionSection.default(RedactionSection.parse({})),
   logging: LoggingSection.default(LoggingSection.parse({})),
 });
@@ -131,6 +175,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   storage: Object.keys(StorageSection.shape),
   queue: Object.keys(QueueSection.shape),
   security: Object.keys(SecuritySection.shape),
+  server: ['port', 'tls_cert', 'tls_key', 'allowed_origins', 'allowed_hosts', 'max_body_bytes', 'max_connections', 'shutdown_grace_ms'],
   redaction: Object.keys(RedactionSection.shape),
   logging: Object.keys(LoggingSection.shape),
 };

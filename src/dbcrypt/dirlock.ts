@@ -18,8 +18,20 @@ export const LOCK_FILE = 'vault.lock';
  * tried without blocking and retried on a timer: a synchronous wait could never end if the
  * holder is this same thread, waiting on an await.
  */
-export async function acquireVaultLock(dir: string, timeoutMs: number): Promise<() => void> {
-  const file = path.join(dir, LOCK_FILE);
+export function acquireVaultLock(dir: string, timeoutMs: number): Promise<() => void> {
+  return acquireFileLock(path.join(dir, LOCK_FILE), timeoutMs, () => {
+    return new AppError(ErrorCode.DB_LOCK_TIMEOUT, `another blufio process is changing ${dir} (a migration, or an open)`, {
+      hint: 'wait for it to finish and run this again',
+    });
+  });
+}
+
+/**
+ * Holds SQLite's exclusive lock on `file` (created 0600 if missing) until the returned function
+ * is called or the process ends; `busy()` is thrown when another process still holds it after
+ * `timeoutMs`. Also used for the daemon's one-per-directory lock.
+ */
+export async function acquireFileLock(file: string, timeoutMs: number, busy: () => AppError): Promise<() => void> {
   try {
     fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, FILE_MODE));
   } catch (err) {
@@ -29,6 +41,8 @@ export async function acquireVaultLock(dir: string, timeoutMs: number): Promise<
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
     const db = new Database(file, { fileMustExist: true, timeout: 0 });
     try {
+      // No content, so no journal: nothing is left beside the lock file while it is held.
+      db.pragma('journal_mode = OFF');
       db.pragma('locking_mode = EXCLUSIVE');
       db.exec('BEGIN EXCLUSIVE');
       db.exec('COMMIT');
@@ -42,11 +56,7 @@ export async function acquireVaultLock(dir: string, timeoutMs: number): Promise<
       db.close();
       if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
     }
-    if (Date.now() >= deadline) {
-      throw new AppError(ErrorCode.DB_LOCK_TIMEOUT, `another blufio process is changing ${dir} (a migration, or an open)`, {
-        hint: 'wait for it to finish and run this again',
-      });
-    }
+    if (Date.now() >= deadline) throw busy();
     await new Promise((r) => setTimeout(r, wait));
   }
 }

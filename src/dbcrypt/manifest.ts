@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../errors/index.js';
-import { FILE_MODE, fsyncDir } from '../storage/files.js';
+import { isPrivateTemp, writePrivateFile } from '../storage/files.js';
 import { UlidGenerator } from '../storage/ids.js';
 import { canonicalJson } from './canonical.js';
 import { LATEST_MANIFEST_VERSION, MANIFEST_SCHEMAS, validate, type ManifestVersion } from './registry.js';
@@ -174,26 +173,15 @@ export function serialiseManifest(m: Manifest): string {
  * the directory synced. A crash leaves the old manifest or the new one, never a mix.
  */
 export function writeManifest(dir: string, m: Manifest): void {
-  const file = manifestPath(dir);
   const text = serialiseManifest(m);
-  const tmp = path.join(dir, `.${MANIFEST_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
-    try {
-      fs.writeSync(fd, text);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    fsyncDir(dir);
+    writePrivateFile(dir, MANIFEST_FILE, text);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw ioError(`cannot write ${file}`, err);
+    throw ioError(`cannot write ${manifestPath(dir)}`, err);
   }
 }
 
 /** Temporary manifests of writers that died before their rename. */
 export function isManifestTemp(name: string): boolean {
-  return name.startsWith(`.${MANIFEST_FILE}.`) && name.endsWith('.tmp');
+  return isPrivateTemp(name, MANIFEST_FILE);
 }

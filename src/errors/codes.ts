@@ -53,6 +53,25 @@ export const ErrorCode = {
   /** The database file does not match what vault.json says (plaintext where encrypted is recorded, or the reverse). */
   DB_STATE_MISMATCH: 'KC_DB_STATE_MISMATCH',
 
+  /** blufio serve: another daemon already serves this data directory. */
+  SERVER_RUNNING: 'KC_SERVER_RUNNING',
+  /** blufio serve: the address or port cannot be bound (in use, not an address of this machine). */
+  SERVER_BIND_FAILED: 'KC_SERVER_BIND_FAILED',
+  /** The daemon is stopping and takes no new calls. */
+  SERVER_SHUTTING_DOWN: 'KC_SERVER_SHUTTING_DOWN',
+  /** RPC: no bearer token, or the wrong one. */
+  RPC_UNAUTHORIZED: 'KC_RPC_UNAUTHORIZED',
+  /** RPC: refused before authentication: a browser's Origin or cross-site request, a foreign Host header, a WebSocket. */
+  RPC_FORBIDDEN: 'KC_RPC_FORBIDDEN',
+  /** RPC: the request body is larger than server.max_body_bytes. */
+  RPC_BODY_TOO_LARGE: 'KC_RPC_BODY_TOO_LARGE',
+  /** RPC: not JSON, or not a JSON-RPC 2.0 request. */
+  RPC_INVALID_REQUEST: 'KC_RPC_INVALID_REQUEST',
+  /** RPC: no method of that name. */
+  RPC_METHOD_NOT_FOUND: 'KC_RPC_METHOD_NOT_FOUND',
+  /** RPC: too many failed vault_unlock attempts; wait `retryAfterMs`. */
+  RPC_RATE_LIMITED: 'KC_RPC_RATE_LIMITED',
+
   // Fixed by the DB-encryption contract (seed 002).
   DB_KEY_INVALID: 'KC_DB_KEY_INVALID',
   DB_LOCKED: 'KC_DB_LOCKED',

@@ -121,6 +121,8 @@ export class Redactor {
   readonly #rules: Rule[];
   /** Per vault entry, every value it has had since it was loaded: a rotated key may still be in use. */
   readonly #values = new Map<string, Set<string>>();
+  /** Values of this process's own secrets (the daemon's RPC token): kept when the vault's change or go. */
+  readonly #pinned = new Map<string, string>();
   /** The rules alone, for text the gram filter says holds no vault value; fixed at construction. */
   readonly #rulesOnly: Compiled;
   #plain: Compiled;
@@ -175,6 +177,17 @@ export class Redactor {
     this.#compile();
   }
 
+  /** Matches `value` until unpin(name), whatever happens to the vault's values (lock, unlock, replace). */
+  pin(name: string, value: string): void {
+    if (this.#pinned.get(name) === value) return;
+    this.#pinned.set(name, value);
+    this.#compile();
+  }
+
+  unpin(name: string): void {
+    if (this.#pinned.delete(name)) this.#compile();
+  }
+
   clearSecrets(): void {
     if (this.#values.size === 0) return;
     this.#values.clear();
@@ -185,7 +198,7 @@ export class Redactor {
     const plainForms = new Set<string>();
     const jsonForms = new Set<string>();
     this.#maxForm = 0;
-    for (const values of this.#values.values()) {
+    for (const values of [...this.#values.values(), this.#pinned.values()]) {
       for (const value of values) {
         const { forms, jsonSafe } = secretForms(value);
         for (const f of forms) {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../errors/index.js';
@@ -37,6 +38,35 @@ function fsyncPath(p: string): void {
 
 export const fsyncFile = fsyncPath;
 export const fsyncDir = fsyncPath;
+
+/** The name a writePrivateFile temporary has while it is written: `.<name>.<pid>.<hex>.tmp`. */
+export function isPrivateTemp(name: string, of: string): boolean {
+  return name.startsWith(`.${of}.`) && name.endsWith('.tmp');
+}
+
+/**
+ * Replaces `dir/name` atomically with a 0600 file holding `text`: a private temporary beside it,
+ * synced, renamed over it, the directory synced. A crash leaves the old file or the new one,
+ * never a mix, and the content is never readable by others, not even for a moment. Throws the
+ * raw file system error; callers say what the file was.
+ */
+export function writePrivateFile(dir: string, name: string, text: string): void {
+  const tmp = path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
+    try {
+      fs.writeSync(fd, text);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, path.join(dir, name));
+    fsyncDir(dir);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
 
 /**
  * Creates every missing directory on the way to `dir` with mode 0700 (umask can only remove

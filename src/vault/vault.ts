@@ -2,7 +2,7 @@ import type { Redactor } from '../redact/index.js';
 import { randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors/index.js';
-import type { VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
+import type { VaultEntryRow, VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
 import { checkKdfParams, DEFAULT_KDF, deriveKey, KEY_BYTES, SALT_BYTES, type KdfParams } from './kdf.js';
 import { maskSecret } from './mask.js';
 import { entryAad, open, privateBytes, seal, tampered, wrapAad } from './seal.js';
@@ -60,6 +60,10 @@ function passphraseBytes(p: string): Buffer {
  * Argon2id key from the passphrase. The master key exists only in this Buffer while unlocked,
  * and is zeroed by lock() and close().
  */
+function fingerprint(rows: VaultEntryRow[]): string {
+  return rows.map((r) => `${r.name}\0${r.updated_at}`).join('\n');
+}
+
 export class Vault {
   private masterKey: Buffer | undefined;
   private vaultId: Buffer | undefined;
@@ -75,15 +79,44 @@ export class Vault {
   /** Hands every readable value to the redactor: called when the key arrives. */
   private feedRedactor(key: Buffer, id: Buffer): void {
     if (this.redactor === undefined) return;
+    const rows = this.rows.entries();
+    this.fed = fingerprint(rows);
+    this.known = new Set(rows.map((r) => r.name));
+    this.redactor.replaceSecrets(this.values(key, id, rows));
+  }
+
+  private values(key: Buffer, id: Buffer, rows: VaultEntryRow[]): [string, string][] {
     const values: [string, string][] = [];
-    for (const row of this.rows.entries()) {
+    for (const row of rows) {
       const plain = open(key, row.sealed, entryAad(id, row.name));
       if (plain === undefined) continue;
       values.push([row.name, plain.toString('utf8')]);
       plain.fill(0);
     }
-    this.redactor.replaceSecrets(values);
+    return values;
   }
+
+  /** The entries' names and update times when the redactor was last brought up to date. */
+  private fed = '';
+
+  /**
+   * Brings the redactor up to date with entries another process (the CLI beside a daemon) set or
+   * deleted since: values set elsewhere are matched from now on, deleted ones are forgotten. One
+   * small read when nothing changed; nothing at all while locked. A daemon calls it every second.
+   */
+  refresh(): void {
+    if (this.redactor === undefined || this.masterKey === undefined || this.vaultId === undefined) return;
+    const rows = this.rows.entries();
+    const print = fingerprint(rows);
+    if (print === this.fed) return;
+    this.fed = print;
+    const names = new Set(rows.map((r) => r.name));
+    for (const gone of this.known) if (!names.has(gone)) this.redactor.deleteSecret(gone);
+    this.known = names;
+    this.redactor.addSecrets(this.values(this.masterKey, this.vaultId, rows));
+  }
+
+  private known = new Set<string>();
 
   get unlocked(): boolean {
     return this.masterKey !== undefined;
@@ -330,6 +363,8 @@ export class Vault {
     this.masterKey?.fill(0);
     this.masterKey = undefined;
     this.vaultId = undefined;
+    this.fed = '';
+    this.known = new Set();
     // Locked means no plaintext secret held by this process: the redactor forgets the values
     // and falls back to the known formats.
     this.redactor?.clearSecrets();
