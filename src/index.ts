@@ -1,5 +1,7 @@
 /** The library face of blufio: `import { openBlufio, AppError } from 'blufio'`. */
 export { openBlufio } from './app/index.js';
+export { startDaemon } from './server/index.js';
+export type { Daemon, DaemonOptions, DaemonInfo } from './server/index.js';
 export type { BlufioApp, OpenOptions } from './app/index.js';
 export { AppError, ErrorCode, isAppError } from './errors/index.js';
 export type { ErrorCodeValue } from './errors/index.js';

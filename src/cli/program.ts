@@ -3,9 +3,11 @@ import { configCommand } from './commands/config.js';
 import { dbCommand } from './commands/db.js';
 import { queueCommand } from './commands/queue.js';
 import { sessionsCommand } from './commands/sessions.js';
+import { serveCommand } from './commands/serve.js';
 import { vaultCommand } from './commands/vault.js';
+import { VERSION } from './version.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
 
 export function buildProgram(): Command {
   const program = new Command('blufio')
@@ -21,6 +23,7 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ outputError: () => undefined });
+  program.addCommand(serveCommand());
   program.addCommand(dbCommand());
   program.addCommand(sessionsCommand());
   program.addCommand(queueCommand());

@@ -1,0 +1,129 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { openBlufio, type BlufioApp, type OpenOptions } from '../app/index.js';
+import { loadConfig } from '../config/index.js';
+import { acquireFileLock } from '../dbcrypt/dirlock.js';
+import { AppError, ErrorCode } from '../errors/index.js';
+import { ioError } from '../dbcrypt/manifest.js';
+import { ensurePrivateDir } from '../storage/files.js';
+import { BearerCheck, isLoopback } from './guards.js';
+import { RpcHttpServer } from './http.js';
+import { handleRpcBody, type RpcContext } from './rpc.js';
+import { DAEMON_LOCK_FILE, recordedPid, removeStateFiles, TOKEN_FILE, writeStateFiles, type DaemonInfo } from './state-files.js';
+import { UnlockThrottle } from './throttle.js';
+
+export interface DaemonOptions extends Omit<OpenOptions, 'requireVault'> {
+  /** Reported by `health`. */
+  version?: string;
+}
+
+export interface Daemon {
+  readonly app: BlufioApp;
+  /** What daemon.json says: pid, port, address, url, started_at_ms. */
+  readonly info: DaemonInfo;
+  /** Where rpc.token is. */
+  readonly tokenFile: string;
+  /**
+   * Stops: no new connections, calls in flight get `[server] shutdown_grace_ms` to finish, queue
+   * workers stop and hand back their jobs, the WAL is checkpointed into the database file, the
+   * keys are zeroed, daemon.json and rpc.token are removed. Calling it again while it runs
+   * cuts the grace period short.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * `blufio serve`. Startup, each step a clear error that stops it: the config (a non-loopback
+ * bind without TLS is refused before anything opens); the directory's daemon lock (a second
+ * daemon on the same data directory is refused); the database per vault.json (its key when
+ * encrypted), migrations, recovery of leases and interrupted sessions; the vault, which must
+ * unlock if it exists, and plaintext config secrets moved into it; then the socket, rpc.token
+ * and daemon.json, and one ready line. The vault lives in the database, so the database opens
+ * (with its own key when encrypted) before the vault unlocks; nothing listens before both.
+ */
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  const config = loadConfig({
+    ...(opts.configPath === undefined ? {} : { configPath: opts.configPath }),
+    ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+  });
+  const bindAddress = config.security.bindAddress;
+  if (!isLoopback(bindAddress) && config.server.tls === undefined) {
+    throw new AppError(ErrorCode.TLS_REQUIRED, `[security] bind_address ${bindAddress} is not a loopback address, and serving it without TLS would send the token and every call in the clear`, {
+      hint: 'set [server] tls_cert and tls_key (PEM files), or bind 127.0.0.1',
+    });
+  }
+  const dir = config.dataDir;
+  try {
+    ensurePrivateDir(dir);
+  } catch (err) {
+    throw ioError(`cannot create the data directory ${dir}`, err);
+  }
+  const releaseLock = await acquireFileLock(path.join(dir, DAEMON_LOCK_FILE), 0, () => {
+    const pid = recordedPid(dir);
+    return new AppError(ErrorCode.SERVER_RUNNING, `another blufio serve${pid === undefined ? '' : ` (pid ${pid})`} is already serving ${dir}`, {
+      hint: 'stop it first, or give this one another --data-dir',
+    });
+  });
+  let app: BlufioApp | undefined;
+  let http: RpcHttpServer | undefined;
+  try {
+    const { version: _version, ...open } = opts;
+    app = await openBlufio({ ...open, requireVault: true });
+    const token = randomBytes(32).toString('base64url');
+    // No log line or stored row may ever carry the token.
+    app.redactor.pin('rpc-token', token);
+    const bearer = new BearerCheck(token);
+    const ctx: RpcContext = { app, throttle: new UnlockThrottle(), startedAtMs: Date.now(), version: opts.version ?? '0.0.0', log: app.log };
+    const server = new RpcHttpServer({
+      settings: config.server,
+      bindAddress,
+      bearer,
+      log: app.log,
+      redact: (t) => ctx.app.redactor.redact(t),
+      handle: (body) => handleRpcBody(ctx, body),
+    });
+    http = server;
+    const bound = await server.listen();
+    const info: DaemonInfo = { pid: process.pid, port: bound.port, address: bindAddress, url: server.url, started_at_ms: ctx.startedAtMs };
+    try {
+      writeStateFiles(dir, info, token);
+    } catch (err) {
+      throw ioError(`cannot write ${TOKEN_FILE} and daemon.json in ${dir}`, err);
+    }
+    const started = app;
+    app.log.info({ url: info.url, address: bindAddress, port: info.port, dataDir: dir, tls: server.scheme === 'https' }, 'blufio serve ready');
+    let closing: Promise<void> | undefined;
+    return {
+      app: started,
+      info,
+      tokenFile: path.join(dir, TOKEN_FILE),
+      close() {
+        if (closing !== undefined) {
+          void server.close(0);
+          return closing;
+        }
+        closing = (async () => {
+          started.log.info('blufio serve stopping: no new calls; waiting for the ones in flight');
+          try {
+            await server.close(config.server.shutdownGraceMs);
+            await started.close();
+          } finally {
+            removeStateFiles(dir);
+            bearer.clear();
+            started.redactor.unpin('rpc-token');
+            releaseLock();
+          }
+          started.log.info('blufio serve stopped; the database is checkpointed into one file');
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await http?.close(0).catch(() => undefined);
+    await app?.close().catch(() => undefined);
+    removeStateFiles(dir);
+    releaseLock();
+    throw err;
+  }
+}

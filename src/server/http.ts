@@ -1,0 +1,272 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { AppError, ErrorCode } from '../errors/index.js';
+import type { ServerSettings } from '../config/index.js';
+import { browserRefusal, hostAllowed, hostForm, type BearerCheck } from './guards.js';
+import { toRpcError } from './rpc.js';
+
+/** Bounds on what a client may hold open or send before it is cut off. */
+const LIMITS = {
+  maxHeaderSize: 16 * 1024,
+  headersTimeout: 10_000,
+  requestTimeout: 60_000,
+  keepAliveTimeout: 5_000,
+  idleSocketMs: 60_000,
+} as const;
+
+export interface RpcHttpOptions {
+  settings: ServerSettings;
+  bindAddress: string;
+  bearer: BearerCheck;
+  log: Logger;
+  redact: (text: string) => string;
+  /** Answers a body that passed every check; undefined = no content (notifications only). */
+  handle: (body: string) => Promise<unknown>;
+}
+
+const JSON_HEADERS = {
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+} as const;
+
+/**
+ * Security events are logged at ERROR, but a hostile page retrying in a loop must not flood the
+ * log: the first of each kind is logged at once, then at most one line per 10 s with a count.
+ */
+class SecurityLog {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  constructor(private readonly log: Logger) {}
+
+  refused(kind: string, fields: Record<string, unknown>, message: string): void {
+    const now = Date.now();
+    const seen = this.last.get(kind);
+    if (seen !== undefined && now - seen.at < 10_000) {
+      seen.suppressed++;
+      return;
+    }
+    this.last.set(kind, { at: now, suppressed: 0 });
+    this.log.error({ security: kind, ...fields, ...(seen !== undefined && seen.suppressed > 0 ? { suppressedSinceLast: seen.suppressed } : {}) }, message);
+  }
+}
+
+/**
+ * The daemon's HTTP face: POST /rpc and nothing else. Each request passes, in order: the Host
+ * header (DNS rebinding), browser signals (Origin, Sec-Fetch-Site), the path and method, the
+ * bearer token, the content type and the body size; only then is the body read. No CORS header
+ * is ever sent, and WebSocket upgrades are refused.
+ */
+export class RpcHttpServer {
+  private readonly server: http.Server;
+  private readonly security: SecurityLog;
+  private inFlight = 0;
+  private stopping = false;
+  private drained: (() => void) | undefined;
+  private port = 0;
+
+  constructor(private readonly o: RpcHttpOptions) {
+    this.security = new SecurityLog(o.log);
+    const opts = {
+      maxHeaderSize: LIMITS.maxHeaderSize,
+      headersTimeout: LIMITS.headersTimeout,
+      requestTimeout: LIMITS.requestTimeout,
+      keepAliveTimeout: LIMITS.keepAliveTimeout,
+    };
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.onRequest(req, res, false);
+    const tls = o.settings.tls;
+    this.server =
+      tls === undefined
+        ? http.createServer(opts, handler)
+        : https.createServer({ ...opts, key: readPem(tls.key, 'tls_key'), cert: readPem(tls.cert, 'tls_cert'), minVersion: 'TLSv1.2' }, handler);
+    this.server.maxConnections = o.settings.maxConnections;
+    this.server.timeout = LIMITS.idleSocketMs;
+    // Expect: 100-continue is answered only after the checks, so no body is sent to be refused.
+    this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res, true));
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
+      this.security.refused('websocket', { remote: req.socket.remoteAddress, origin: req.headers.origin }, 'refused a WebSocket upgrade: the daemon speaks JSON-RPC over POST /rpc only');
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
+  }
+
+  get scheme(): 'http' | 'https' {
+    return this.o.settings.tls === undefined ? 'http' : 'https';
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => reject(bindError(err, this.o.bindAddress, this.o.settings.port));
+      this.server.once('error', onError);
+      this.server.listen({ host: this.o.bindAddress, port: this.o.settings.port, exclusive: true }, () => {
+        this.server.off('error', onError);
+        const a = this.server.address() as AddressInfo;
+        this.port = a.port;
+        resolve(a);
+      });
+    });
+  }
+
+  /** The URL clients call. */
+  get url(): string {
+    return `${this.scheme}://${hostForm(this.o.bindAddress)}:${this.port}/rpc`;
+  }
+
+  /**
+   * Stops accepting, lets calls in flight finish for up to `graceMs`, then cuts what is left.
+   * Idle keep-alive connections are closed at once.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    if (this.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (this.drained = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(timer);
+      if (this.inFlight > 0) this.o.log.warn({ calls: this.inFlight }, 'calls still running after the shutdown grace period were cut off');
+    }
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private send(res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+    if (res.headersSent || res.destroyed) return;
+    const headers: Record<string, string | number> = { ...extra };
+    if (this.stopping) headers.connection = 'close';
+    if (body === undefined) {
+      res.writeHead(status === 200 ? 204 : status, headers).end();
+      return;
+    }
+    const text = JSON.stringify(body);
+    res.writeHead(status, { ...JSON_HEADERS, ...headers, 'content-length': Buffer.byteLength(text) }).end(text);
+  }
+
+  /** A refusal before the body is read: the connection is closed after it, the body never read. */
+  private refuse(res: http.ServerResponse, status: number, err: AppError, extra: Record<string, string> = {}): void {
+    const error = toRpcError(err, this.o.redact, this.o.log);
+    this.send(res, status, { jsonrpc: '2.0', id: null, error }, { connection: 'close', ...extra });
+  }
+
+  /** The checks that need no body, in order; undefined when the request may go on. */
+  private check(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    const remote = req.socket.remoteAddress;
+    if (!hostAllowed(req.headers.host, req.socket.localAddress, this.port, this.o.settings.allowedHosts)) {
+      this.security.refused('host', { remote, host: req.headers.host?.slice(0, 200) }, 'refused a request whose Host header is not this daemon\'s address (DNS rebinding?)');
+      this.refuse(res, 403, new AppError(ErrorCode.RPC_FORBIDDEN, 'the Host header does not name this daemon', { hint: `call ${this.url}` }));
+      return false;
+    }
+    const browser = browserRefusal(req.headers, this.o.settings.allowedOrigins);
+    if (browser !== undefined) {
+      this.security.refused('browser', { remote, origin: req.headers.origin?.slice(0, 200), secFetchSite: req.headers['sec-fetch-site'] }, `refused ${browser}: web pages may not call the daemon`);
+      this.refuse(res, 403, new AppError(ErrorCode.RPC_FORBIDDEN, 'requests from web pages are refused', { hint: 'list the origin in [server] allowed_origins to allow it' }));
+      return false;
+    }
+    if (req.url !== '/rpc') {
+      this.refuse(res, 404, new AppError(ErrorCode.NOT_FOUND, 'not found: the daemon answers POST /rpc only'));
+      return false;
+    }
+    if (req.method !== 'POST') {
+      this.refuse(res, 405, new AppError(ErrorCode.RPC_INVALID_REQUEST, `${String(req.method).slice(0, 20)} is not allowed: use POST /rpc`), { allow: 'POST' });
+      return false;
+    }
+    if (!this.o.bearer.accepts(req.headers.authorization)) {
+      this.security.refused('auth', { remote, header: req.headers.authorization === undefined ? 'missing' : 'wrong' }, 'refused an RPC call without the right bearer token');
+      this.refuse(res, 401, new AppError(ErrorCode.RPC_UNAUTHORIZED, 'missing or wrong bearer token', { hint: 'send Authorization: Bearer <the token in rpc.token>' }), {
+        'www-authenticate': 'Bearer',
+      });
+      return false;
+    }
+    const type = (req.headers['content-type'] ?? '').toLowerCase();
+    if (!/^application\/json\s*(;|$)/.test(type)) {
+      this.refuse(res, 415, new AppError(ErrorCode.RPC_INVALID_REQUEST, 'the body must be JSON: send Content-Type: application/json'));
+      return false;
+    }
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > this.o.settings.maxBodyBytes) {
+      this.refuse(res, 413, tooLarge(this.o.settings.maxBodyBytes));
+      return false;
+    }
+    return true;
+  }
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void {
+    if (this.stopping) {
+      this.refuse(res, 503, new AppError(ErrorCode.SERVER_SHUTTING_DOWN, 'the daemon is shutting down'));
+      return;
+    }
+    if (!this.check(req, res)) return;
+    this.inFlight++;
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      this.inFlight--;
+      if (this.inFlight === 0) this.drained?.();
+    };
+    res.once('close', finish);
+    if (expectContinue) res.writeContinue();
+    const max = this.o.settings.maxBodyBytes;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.removeAllListeners('data');
+        req.pause();
+        this.refuse(res, 413, tooLarge(max));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('error', () => finish());
+    req.once('end', () => {
+      if (size > max) return;
+      let body: string;
+      try {
+        body = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, size));
+      } catch {
+        body = '\u0000'; // not UTF-8: answered as not JSON
+      }
+      this.o.handle(body).then(
+        (answer) => this.send(res, 200, answer),
+        (err: unknown) => this.send(res, 500, { jsonrpc: '2.0', id: null, error: toRpcError(err, this.o.redact, this.o.log) }),
+      );
+    });
+  }
+}
+
+function tooLarge(max: number): AppError {
+  return new AppError(ErrorCode.RPC_BODY_TOO_LARGE, `the request body is larger than ${max} bytes`, { hint: 'raise [server] max_body_bytes, or send less at once' });
+}
+
+function readPem(file: string, key: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new AppError(ErrorCode.CONFIG_INVALID, `cannot read [server] ${key} ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      hint: 'point it at a readable PEM file',
+    });
+  }
+}
+
+function bindError(err: NodeJS.ErrnoException, host: string, port: number): AppError {
+  const where = `${hostForm(host)}:${port}`;
+  const why =
+    err.code === 'EADDRINUSE'
+      ? 'the port is in use by another program'
+      : err.code === 'EADDRNOTAVAIL'
+        ? 'the address is not one of this machine\'s'
+        : err.code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : (err.code ?? err.message);
+  return new AppError(ErrorCode.SERVER_BIND_FAILED, `cannot listen on ${where}: ${why}`, {
+    hint: 'choose another [server] port (0 picks a free one) or [security] bind_address',
+    cause: err,
+  });
+}

@@ -1,0 +1,179 @@
+import { AppError, ErrorCode, isAppError } from '../errors/index.js';
+import type { BlufioApp } from '../app/index.js';
+import type { UnlockThrottle } from './throttle.js';
+
+type Params = Record<string, unknown>;
+
+export interface MethodContext {
+  app: BlufioApp;
+  throttle: UnlockThrottle;
+  startedAtMs: number;
+  version: string;
+}
+
+interface Method {
+  /** The named parameters: true = required. Any other key is refused. */
+  params: Record<string, boolean>;
+  /** Still served while locked (the lock's own methods, health). */
+  whileLocked?: true;
+  run(ctx: MethodContext, p: Params): Promise<unknown> | unknown;
+}
+
+/** The keys of `p` that are present, for options objects (an absent key keeps the library's default). */
+function pick(p: Params, keys: readonly string[]): Params {
+  const out: Params = {};
+  for (const k of keys) if (p[k] !== undefined) out[k] = p[k];
+  return out;
+}
+
+function lockedError(app: BlufioApp): AppError {
+  const s = app.lockStatus();
+  if (s.databaseLocked) {
+    return new AppError(ErrorCode.DB_LOCKED, 'the database is locked (vault_lock): its key was dropped', { hint: 'call vault_unlock with the passphrase' });
+  }
+  return new AppError(ErrorCode.VAULT_LOCKED, 'the daemon is locked (vault_lock): no call that reads or stores data is served', {
+    hint: 'call vault_unlock with the passphrase',
+  });
+}
+
+const KEY_INVALID: readonly string[] = [ErrorCode.VAULT_KEY_INVALID, ErrorCode.DB_KEY_INVALID];
+
+/**
+ * The RPC methods. Params are named and mirror the library call each one fronts; the library
+ * checks the values, this table checks which keys may appear. While the daemon is locked only
+ * the methods marked `whileLocked` run: data a locked daemon stores could not be scrubbed of the
+ * vault's values, and jobs it hands out could not be worked without them.
+ */
+export const METHODS: Readonly<Record<string, Method>> = {
+  health: {
+    params: {},
+    whileLocked: true,
+    run: ({ app, startedAtMs, version }) => ({
+      status: app.lockStatus().locked ? 'locked' : 'ok',
+      version,
+      pid: process.pid,
+      uptimeMs: Date.now() - startedAtMs,
+    }),
+  },
+  vault_lock_status: {
+    params: {},
+    whileLocked: true,
+    run: ({ app }) => app.lockStatus(),
+  },
+  vault_lock: {
+    params: {},
+    whileLocked: true,
+    async run({ app }) {
+      const s = app.lockStatus();
+      if (!s.locked && !s.databaseEncrypted && !(await app.vault.status()).exists) {
+        throw new AppError(ErrorCode.NOT_FOUND, 'there is nothing to lock: no vault exists and the database is not encrypted', {
+          hint: 'blufio config set-secret <name> creates the vault',
+        });
+      }
+      await app.lock();
+      return app.lockStatus();
+    },
+  },
+  vault_unlock: {
+    params: { passphrase: true, databasePassphrase: false },
+    whileLocked: true,
+    async run({ app, throttle }, p) {
+      if (typeof p.passphrase !== 'string' || p.passphrase === '') throw new AppError(ErrorCode.INVALID_INPUT, 'passphrase must be a non-empty string');
+      if (p.databasePassphrase !== undefined && (typeof p.databasePassphrase !== 'string' || p.databasePassphrase === '')) {
+        throw new AppError(ErrorCode.INVALID_INPUT, 'databasePassphrase must be a non-empty string when given');
+      }
+      const wait = throttle.begin();
+      if (wait !== undefined) {
+        throw new AppError(ErrorCode.RPC_RATE_LIMITED, `too many failed unlock attempts; try again in ${Math.ceil(wait / 1000)} s`, {
+          details: { retryAfterMs: wait },
+        });
+      }
+      let ok: boolean | undefined;
+      try {
+        await app.unlock({ passphrase: p.passphrase, ...(p.databasePassphrase === undefined ? {} : { databasePassphrase: p.databasePassphrase as string }) });
+        ok = true;
+      } catch (err) {
+        if (isAppError(err) && KEY_INVALID.includes(err.code)) ok = false;
+        throw err;
+      } finally {
+        throttle.end(ok);
+      }
+      return app.lockStatus();
+    },
+  },
+  secret_list: { params: {}, run: ({ app }) => app.vault.list() },
+  session_create: {
+    params: { channel: false, userId: false, metadata: false },
+    run: ({ app }, p) => app.sessions.create(pick(p, ['channel', 'userId', 'metadata'])),
+  },
+  session_get: { params: { id: true }, run: ({ app }, p) => app.sessions.get(p.id as string) },
+  session_list: {
+    params: { limit: false, state: false, before: false },
+    run: ({ app }, p) => app.sessions.list(pick(p, ['limit', 'state', 'before'])),
+  },
+  session_set_state: {
+    params: { id: true, state: true },
+    run: ({ app }, p) => app.sessions.setState(p.id as string, p.state as never),
+  },
+  message_append: {
+    params: { sessionId: true, role: true, content: true, tokenCount: false, metadata: false },
+    run: ({ app }, p) => app.messages.append(p.sessionId as string, pick(p, ['role', 'content', 'tokenCount', 'metadata']) as never),
+  },
+  message_list: {
+    params: { sessionId: true, limit: false, before: false },
+    run: ({ app }, p) => app.messages.list(p.sessionId as string, pick(p, ['limit', 'before'])),
+  },
+  queue_enqueue: {
+    params: { queue: true, payload: true, delayMs: false, priority: false, maxAttempts: false, idempotencyKey: false },
+    run: ({ app }, p) => app.queue.enqueue(p.queue as string, p.payload, pick(p, ['delayMs', 'priority', 'maxAttempts', 'idempotencyKey'])),
+  },
+  queue_claim: {
+    params: { queue: true, leaseMs: false, limit: false },
+    run: ({ app }, p) => app.queue.claim(p.queue as string, pick(p, ['leaseMs', 'limit'])),
+  },
+  queue_ack: {
+    params: { id: true, leaseToken: true },
+    run: async ({ app }, p) => {
+      await app.queue.ack(p.id as string, p.leaseToken as string);
+      return null;
+    },
+  },
+  queue_fail: {
+    params: { id: true, leaseToken: true, error: false, retryable: false, retryAfterMs: false },
+    run: ({ app }, p) => app.queue.fail(p.id as string, p.leaseToken as string, pick(p, ['error', 'retryable', 'retryAfterMs'])),
+  },
+  queue_stats: { params: { queue: true }, run: ({ app }, p) => app.queue.stats(p.queue as string) },
+};
+
+/** Checks the params' keys against the method's; the message says which key is wrong. */
+export function checkParams(method: string, m: Method, params: unknown): Params {
+  if (params === undefined) params = {};
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `params of ${method} must be an object of named parameters`);
+  }
+  const p = params as Params;
+  for (const k of Object.keys(p)) {
+    if (!Object.hasOwn(m.params, k)) {
+      const known = Object.keys(m.params);
+      throw new AppError(ErrorCode.INVALID_INPUT, `${method} has no parameter ${JSON.stringify(k.slice(0, 100))}`, {
+        hint: known.length === 0 ? `${method} takes no parameters` : `its parameters: ${known.join(', ')}`,
+      });
+    }
+  }
+  for (const [k, required] of Object.entries(m.params)) {
+    if (required && p[k] === undefined) throw new AppError(ErrorCode.INVALID_INPUT, `${method} needs the parameter ${k}`);
+  }
+  return p;
+}
+
+export async function callMethod(ctx: MethodContext, method: string, params: unknown): Promise<unknown> {
+  const m = Object.hasOwn(METHODS, method) ? METHODS[method] : undefined;
+  if (m === undefined) {
+    throw new AppError(ErrorCode.RPC_METHOD_NOT_FOUND, `there is no method ${JSON.stringify(method.slice(0, 100))}`, {
+      hint: `methods: ${Object.keys(METHODS).join(', ')}`,
+    });
+  }
+  const p = checkParams(method, m, params);
+  if (m.whileLocked !== true && ctx.app.lockStatus().locked) throw lockedError(ctx.app);
+  return m.run(ctx, p);
+}

@@ -1,0 +1,386 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { cleanEnv, runCli, sleep, tmpDir } from './helpers/index.js';
+import { authHeaders, request, rpc, startServe, type DaemonProcess } from './helpers/daemon.js';
+import { makeCert } from './helpers/tls-cert.js';
+
+const PASS = 'correct horse battery staple';
+const SECRET = 'sk-proj-Zq8vT3nW5xY7aB9cD1eF2gH4iJ6kL0mN';
+
+const running: DaemonProcess[] = [];
+after(async () => {
+  await Promise.all(running.map((d) => d.stop('SIGKILL')));
+});
+
+async function serve(opts: Parameters<typeof startServe>[0] = {}): Promise<DaemonProcess> {
+  const d = await startServe(opts);
+  running.push(d);
+  return d;
+}
+
+/** A data directory whose vault holds SECRET under `openai`. */
+async function dirWithVault(): Promise<string> {
+  const dir = path.join(tmpDir('blufio-serve-'), 'data');
+  const set = await runCli(['--data-dir', dir, 'config', 'set-secret', 'openai'], { env: cleanEnv({ BLUFIO_VAULT_KEY: PASS }), input: `${SECRET}\n` });
+  assert.equal(set.code, 0, set.stderr);
+  return dir;
+}
+
+/**
+ * Writes `head`, then whatever `more` writes (it stops when told the daemon has answered), and
+ * resolves with everything the daemon sent before it closed the connection. A raw socket, so
+ * an answer that arrives while the body is still being written is never lost to EPIPE.
+ */
+function rawExchange(port: number, head: string, more: (write: (s: string) => boolean) => void): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const sock = net.connect(port, '127.0.0.1', () => {
+      sock.write(head);
+      more((s) => {
+        if (got !== '' || sock.destroyed) return false;
+        sock.write(s);
+        return true;
+      });
+      sock.end();
+    });
+    sock.setEncoding('utf8').on('data', (c: string) => (got += c));
+    sock.on('error', () => undefined);
+    sock.on('close', () => resolve(got));
+  });
+}
+
+function lines(stderr: string): { level: number; msg: string; [k: string]: unknown }[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: number; msg: string });
+}
+
+describe('blufio serve: every method over HTTP', () => {
+  it('answers each RPC method as the library call it fronts, and locks and unlocks', async () => {
+    const dir = await dirWithVault();
+    const d = await serve({ dir, env: cleanEnv({ BLUFIO_VAULT_KEY: PASS }) });
+    assert.equal(fs.statSync(path.join(dir, 'rpc.token')).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(path.join(dir, 'daemon.json')).mode & 0o777, 0o600);
+    assert.equal(d.info.pid, d.child.pid);
+    assert.equal(d.info.address, '127.0.0.1');
+
+    const health = await d.call('health');
+    assert.equal(health.result.status, 'ok');
+    assert.equal(health.result.version, '0.1.0');
+
+    const s = (await d.call('session_create', { channel: 'telegram', userId: 'u1', metadata: { lang: 'en' } })).result;
+    assert.equal(s.channel, 'telegram');
+    assert.deepEqual((await d.call('session_get', { id: s.id })).result, s);
+    assert.deepEqual((await d.call('session_list', { limit: 10 })).result.map((x: { id: string }) => x.id), [s.id]);
+
+    const m1 = (await d.call('message_append', { sessionId: s.id, role: 'user', content: 'hello', tokenCount: 1 })).result;
+    // A vault value in content is stored redacted.
+    const m2 = (await d.call('message_append', { sessionId: s.id, role: 'assistant', content: `the key is ${SECRET}`, metadata: { k: SECRET } })).result;
+    const listed = (await d.call('message_list', { sessionId: s.id, limit: 10 })).result as { id: string; content: string; metadata: unknown }[];
+    assert.deepEqual(listed.map((m) => m.id), [m1.id, m2.id]);
+    assert.equal(listed[1]!.content, 'the key is [REDACTED:vault]');
+    assert.deepEqual(listed[1]!.metadata, { k: '[REDACTED:vault]' });
+    assert.equal((await d.call('session_set_state', { id: s.id, state: 'closed' })).result.state, 'closed');
+
+    const id = (await d.call('queue_enqueue', { queue: 'mail', payload: { to: 'a' }, priority: 5 })).result;
+    assert.equal(typeof id, 'string');
+    const again = (await d.call('queue_enqueue', { queue: 'mail', payload: { to: 'b' }, idempotencyKey: 'k1' })).result;
+    assert.equal((await d.call('queue_enqueue', { queue: 'mail', payload: { to: 'b' }, idempotencyKey: 'k1' })).result, again);
+    const jobs = (await d.call('queue_claim', { queue: 'mail', limit: 2, leaseMs: 60_000 })).result as { id: string; leaseToken: string; payload: unknown }[];
+    assert.deepEqual(jobs.map((j) => j.id), [id, again]);
+    assert.equal((await d.call('queue_ack', { id: jobs[0]!.id, leaseToken: jobs[0]!.leaseToken })).result, null);
+    const failed = (await d.call('queue_fail', { id: jobs[1]!.id, leaseToken: jobs[1]!.leaseToken, error: 'smtp down', retryable: false })).result;
+    assert.equal(failed.state, 'dead');
+    const stats = (await d.call('queue_stats', { queue: 'mail' })).result;
+    assert.equal(stats.completed, 1);
+    assert.equal(stats.dead, 1);
+    // A lease token that does not hold the job is refused with the library's code.
+    const lost = await d.call('queue_ack', { id: jobs[0]!.id, leaseToken: 'not-the-token-of-this-job' });
+    assert.equal(lost.error?.data.code, 'KC_QUEUE_LEASE_LOST');
+
+    const secrets = (await d.call('secret_list')).result as { name: string; preview: string }[];
+    assert.deepEqual(secrets.map((x) => x.name), ['openai']);
+    assert.ok(!JSON.stringify(secrets).includes(SECRET.slice(8, -4)), 'only a masked preview');
+
+    const status = (await d.call('vault_lock_status')).result;
+    assert.deepEqual(status, { locked: false, lockedSinceMs: null, databaseEncrypted: false, databaseLocked: false, vaultUnlocked: true });
+
+    // Lock: every data call is refused, the lock's own calls and health still answer.
+    const locked = (await d.call('vault_lock')).result;
+    assert.equal(locked.locked, true);
+    assert.equal(locked.vaultUnlocked, false);
+    assert.equal(typeof locked.lockedSinceMs, 'number');
+    for (const [method, params] of [
+      ['session_list', {}],
+      ['message_append', { sessionId: s.id, role: 'user', content: 'x' }],
+      ['queue_enqueue', { queue: 'mail', payload: 1 }],
+      ['queue_claim', { queue: 'mail' }],
+      ['secret_list', {}],
+    ] as const) {
+      const r = await d.call(method, params);
+      assert.equal(r.error?.data.code, 'KC_VAULT_LOCKED', method);
+    }
+    assert.equal((await d.call('health')).result.status, 'locked');
+
+    // Wrong passphrase: refused, and the next attempt must wait.
+    const wrong = await d.call('vault_unlock', { passphrase: 'not it' });
+    assert.equal(wrong.error?.data.code, 'KC_VAULT_KEY_INVALID');
+    const soon = await d.call('vault_unlock', { passphrase: PASS });
+    assert.equal(soon.error?.data.code, 'KC_RPC_RATE_LIMITED');
+    assert.ok(soon.error!.data.retryAfterMs! > 0 && soon.error!.data.retryAfterMs! <= 500);
+    await sleep(soon.error!.data.retryAfterMs! + 50);
+    const ok = await d.call('vault_unlock', { passphrase: PASS });
+    assert.equal(ok.error, undefined, JSON.stringify(ok.error));
+    assert.equal(ok.result.locked, false);
+    assert.equal((await d.call('session_list', {})).error, undefined);
+
+    // Nothing of the passphrase or the secret in the log.
+    const log = d.stderr();
+    assert.ok(!log.includes(PASS) && !log.includes(SECRET) && !log.includes(d.token), 'no secret in the log');
+    const stopped = await d.stop();
+    assert.equal(stopped.code, 0, d.stderr());
+  });
+
+  it('doubles the wait after each failed unlock and runs one attempt at a time', async () => {
+    const dir = await dirWithVault();
+    const d = await serve({ dir, env: cleanEnv({ BLUFIO_VAULT_KEY: PASS }) });
+    await d.call('vault_lock');
+    const waits: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      let r = await d.call('vault_unlock', { passphrase: `wrong ${i}` });
+      while (r.error?.data.code === 'KC_RPC_RATE_LIMITED') {
+        await sleep(r.error.data.retryAfterMs! + 20);
+        r = await d.call('vault_unlock', { passphrase: `wrong ${i}` });
+      }
+      assert.equal(r.error?.data.code, 'KC_VAULT_KEY_INVALID');
+      const next = await d.call('vault_unlock', { passphrase: PASS });
+      assert.equal(next.error?.data.code, 'KC_RPC_RATE_LIMITED');
+      waits.push(next.error!.data.retryAfterMs!);
+    }
+    // 500, 1000, 2000 ms (less the moments between the calls).
+    assert.ok(waits[1]! > 500 && waits[1]! <= 1000, String(waits));
+    assert.ok(waits[2]! > 1000 && waits[2]! <= 2000, String(waits));
+    // Parallel guesses while one runs are refused, not queued.
+    await sleep(waits[2]! + 20);
+    const burst = await Promise.all([1, 2, 3, 4].map((i) => d.call('vault_unlock', { passphrase: i === 1 ? PASS : `guess ${i}` })));
+    assert.equal(burst.filter((r) => r.error?.data.code === 'KC_RPC_RATE_LIMITED').length, 3);
+  });
+
+  it('on an encrypted database, vault_lock closes it (KC_DB_LOCKED) and vault_unlock opens it again', async () => {
+    const dir = path.join(tmpDir('blufio-serve-'), 'data');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const en = await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'DBKEY'], { env: cleanEnv({ DBKEY: PASS }) });
+    assert.equal(en.code, 0, en.stderr);
+    const env = cleanEnv({ DBKEY: PASS, BLUFIO_VAULT_KEY: PASS });
+    const set = await runCli(['--data-dir', dir, 'config', 'set-secret', 'openai'], { env, input: `${SECRET}\n` });
+    assert.equal(set.code, 0, set.stderr);
+    const d = await serve({ dir, env });
+    const s = (await d.call('session_create', { channel: 'c' })).result;
+    assert.equal((await d.call('vault_lock_status')).result.databaseEncrypted, true);
+    const locked = (await d.call('vault_lock')).result;
+    assert.equal(locked.databaseLocked, true);
+    assert.equal((await d.call('session_get', { id: s.id })).error?.data.code, 'KC_DB_LOCKED');
+    assert.equal((await d.call('queue_stats', { queue: 'q' })).error?.data.code, 'KC_DB_LOCKED');
+    // The database file is closed: another process can take it whole.
+    const wrong = await d.call('vault_unlock', { passphrase: 'nope nope' });
+    assert.equal(wrong.error?.data.code, 'KC_DB_KEY_INVALID');
+    let ok = await d.call('vault_unlock', { passphrase: PASS });
+    while (ok.error?.data.code === 'KC_RPC_RATE_LIMITED') {
+      await sleep(ok.error.data.retryAfterMs! + 20);
+      ok = await d.call('vault_unlock', { passphrase: PASS });
+    }
+    assert.equal(ok.error, undefined, JSON.stringify(ok.error));
+    assert.equal((await d.call('session_get', { id: s.id })).result.id, s.id);
+    assert.equal((await d.call('secret_list')).result[0].name, 'openai');
+    assert.equal((await d.stop()).code, 0);
+  });
+
+  it('vault_lock with no vault and a plaintext database is refused: there is nothing to lock', async () => {
+    const d = await serve();
+    const r = await d.call('vault_lock');
+    assert.equal(r.error?.data.code, 'KC_NOT_FOUND');
+    assert.equal((await d.call('vault_lock_status')).result.locked, false);
+  });
+});
+
+describe('blufio serve: what is refused', () => {
+  it('refuses bad requests before and after authentication, with no CORS header ever', async () => {
+    const d = await serve();
+    const url = d.info.url;
+    const good = authHeaders(d.token);
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'health' });
+    const answers: { name: string; status: number; code?: string; a: Awaited<ReturnType<typeof request>> }[] = [];
+    const check = async (name: string, opts: Parameters<typeof request>[1], status: number, code?: string, u = url) => {
+      const a = await request(u, opts);
+      answers.push({ name, status, ...(code === undefined ? {} : { code }), a });
+      assert.equal(a.status, status, `${name}: ${a.text}`);
+      if (code !== undefined) assert.equal(a.json?.error?.data?.code, code, `${name}: ${a.text}`);
+      for (const h of Object.keys(a.headers)) assert.ok(!h.startsWith('access-control-'), `${name}: CORS header ${h}`);
+      return a;
+    };
+    await check('no token', { headers: { 'content-type': 'application/json' }, body }, 401, 'KC_RPC_UNAUTHORIZED');
+    await check('wrong token', { headers: { ...good, authorization: `Bearer ${d.token.slice(0, -1)}x` }, body }, 401, 'KC_RPC_UNAUTHORIZED');
+    await check('token too long', { headers: { ...good, authorization: `Bearer ${d.token}x` }, body }, 401, 'KC_RPC_UNAUTHORIZED');
+    await check('Basic', { headers: { ...good, authorization: `Basic ${Buffer.from(`x:${d.token}`).toString('base64')}` }, body }, 401, 'KC_RPC_UNAUTHORIZED');
+    await check('token in the body only', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: d.token }) }, 401);
+    await check('wrong Host', { headers: { ...good, host: `attacker.example:${d.info.port}` }, body }, 403, 'KC_RPC_FORBIDDEN');
+    await check('Host without port', { headers: { ...good, host: '127.0.0.1' }, body }, 403, 'KC_RPC_FORBIDDEN');
+    await check('Host localhost', { headers: { ...good, host: `localhost:${d.info.port}` }, body }, 200);
+    await check('Origin', { headers: { ...good, origin: 'http://127.0.0.1:9999' }, body }, 403, 'KC_RPC_FORBIDDEN');
+    await check('Origin null', { headers: { ...good, origin: 'null' }, body }, 403, 'KC_RPC_FORBIDDEN');
+    await check('cross-site', { headers: { ...good, 'sec-fetch-site': 'cross-site' }, body }, 403, 'KC_RPC_FORBIDDEN');
+    await check('same-site', { headers: { ...good, 'sec-fetch-site': 'same-site' }, body }, 403, 'KC_RPC_FORBIDDEN');
+    await check('user-typed (none)', { headers: { ...good, 'sec-fetch-site': 'none' }, body }, 200);
+    await check('preflight', { method: 'OPTIONS', headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST' } }, 403);
+    await check('GET', { method: 'GET', headers: good }, 405);
+    await check('other path', { headers: good, body }, 404, 'KC_NOT_FOUND', url.replace(/\/rpc$/, '/'));
+    await check('query string', { headers: good, body }, 404, 'KC_NOT_FOUND', `${url}?x=1`);
+    await check('text/plain', { headers: { ...good, 'content-type': 'text/plain' }, body }, 415, 'KC_RPC_INVALID_REQUEST');
+    await check('form', { headers: { ...good, 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b' }, 415);
+    // Refused on the declared length, before a byte of the body is read.
+    await check('oversized (Content-Length)', { headers: { ...good, 'content-length': String(16 * 1024 * 1024 + 1) }, body: '{}' }, 413, 'KC_RPC_BODY_TOO_LARGE');
+    // Chunked, no length declared: refused once the bytes read pass the limit.
+    const chunked = await rawExchange(d.info.port, `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, (write) => {
+      const chunk = `10000\r\n${' '.repeat(0x10000)}\r\n`;
+      for (let i = 0; i < 300; i++) if (!write(chunk)) return;
+    });
+    assert.match(chunked, /^HTTP\/1\.1 413 /);
+    assert.match(chunked, /KC_RPC_BODY_TOO_LARGE/);
+
+    const rpcError = async (name: string, b: string | Buffer, code: number, kc: string) => {
+      const a = await check(name, { headers: good, body: b }, 200);
+      assert.equal(a.json.error.code, code, `${name}: ${a.text}`);
+      assert.equal(a.json.error.data.code, kc, name);
+    };
+    await rpcError('malformed JSON', '{"jsonrpc":"2.0",', -32700, 'KC_RPC_INVALID_REQUEST');
+    await rpcError('not UTF-8', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), -32700, 'KC_RPC_INVALID_REQUEST');
+    await rpcError('empty body', '', -32700, 'KC_RPC_INVALID_REQUEST');
+    await rpcError('no jsonrpc', JSON.stringify({ id: 1, method: 'health' }), -32600, 'KC_RPC_INVALID_REQUEST');
+    await rpcError('extra member', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'health', token: 'x' }), -32600, 'KC_RPC_INVALID_REQUEST');
+    await rpcError('object id', JSON.stringify({ jsonrpc: '2.0', id: {}, method: 'health' }), -32600, 'KC_RPC_INVALID_REQUEST');
+    await rpcError('unknown method', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'rm_rf' }), -32601, 'KC_RPC_METHOD_NOT_FOUND');
+    await rpcError('prototype method', JSON.stringify({ jsonrpc: '2.0', id: 1, method: '__proto__' }), -32601, 'KC_RPC_METHOD_NOT_FOUND');
+    await rpcError('positional params', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_get', params: ['x'] }), -32602, 'KC_INVALID_INPUT');
+    await rpcError('unknown param', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_list', params: { limit: 1, where: '1=1' } }), -32602, 'KC_INVALID_INPUT');
+    await rpcError('missing param', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_get', params: {} }), -32602, 'KC_INVALID_INPUT');
+    await rpcError('bad value', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_list', params: { limit: -1 } }), -32602, 'KC_INVALID_INPUT');
+    await rpcError('SQL-looking id', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_get', params: { id: "x' OR 1=1 --" } }), -32000, 'KC_NOT_FOUND');
+    await rpcError('empty batch', '[]', -32600, 'KC_RPC_INVALID_REQUEST');
+    await rpcError('huge batch', JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'health' }))), -32600, 'KC_RPC_INVALID_REQUEST');
+
+    // A batch: answers in order, errors beside results; notifications run but get no answer.
+    const batch = await check(
+      'batch',
+      {
+        headers: good,
+        body: JSON.stringify([
+          { jsonrpc: '2.0', id: 'a', method: 'session_create', params: { channel: 'b' } },
+          { jsonrpc: '2.0', method: 'session_create', params: { channel: 'notified' } },
+          { jsonrpc: '2.0', id: 'c', method: 'nope' },
+          5,
+        ]),
+      },
+      200,
+    );
+    assert.deepEqual(batch.json.map((r: { id: unknown }) => r.id), ['a', 'c', null]);
+    assert.equal(batch.json[0].result.channel, 'b');
+    assert.equal(batch.json[1].error.code, -32601);
+    assert.equal(batch.json[2].error.code, -32600);
+    const only = await check('notifications only', { headers: good, body: JSON.stringify([{ jsonrpc: '2.0', method: 'health' }]) }, 204);
+    assert.equal(only.text, '');
+    const sessions = (await d.call('session_list', { limit: 10 })).result as { channel: string }[];
+    assert.deepEqual(sessions.map((x) => x.channel).sort(), ['b', 'notified']);
+
+    // WebSocket: refused, the socket closed.
+    const ws = await new Promise<string>((resolve, reject) => {
+      const sock = net.connect(d.info.port, '127.0.0.1', () => {
+        sock.write(
+          `GET /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${d.token}\r\n\r\n`,
+        );
+      });
+      let got = '';
+      sock.setEncoding('utf8').on('data', (c: string) => (got += c));
+      sock.on('close', () => resolve(got));
+      sock.on('error', reject);
+    });
+    assert.match(ws, /^HTTP\/1\.1 403/);
+
+    // Security refusals are logged at ERROR, never with the token tried.
+    const log = lines(d.stderr());
+    const security = log.filter((l) => l.level === 50 && typeof l.security === 'string').map((l) => l.security);
+    for (const kind of ['auth', 'host', 'browser', 'websocket']) assert.ok(security.includes(kind), `${kind} logged: ${security}`);
+    assert.ok(!d.stderr().includes(d.token.slice(0, -1)), 'the token (or the wrong one tried) is not logged');
+    assert.equal((await d.stop()).code, 0);
+  });
+
+  it('a configured origin and host are let through', async () => {
+    const d = await serve({ config: '[server]\nallowed_origins = ["https://ui.example"]\nallowed_hosts = ["blufio.local"]\n' });
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'health' });
+    const a = await request(d.info.url, { headers: { ...authHeaders(d.token), origin: 'https://ui.example', host: `blufio.local:${d.info.port}` }, body });
+    assert.equal(a.status, 200, a.text);
+    const b = await request(d.info.url, { headers: { ...authHeaders(d.token), origin: 'https://ui.example.evil' }, body });
+    assert.equal(b.status, 403);
+  });
+});
+
+describe('blufio serve: startup', () => {
+  it('stops with a clear error and no daemon.json where it cannot start whole', async () => {
+    const expectFail = async (opts: Parameters<typeof startServe>[0], code: string, env?: NodeJS.ProcessEnv) => {
+      await assert.rejects(startServe({ ...opts, ...(env === undefined ? {} : { env }) }), (e: Error) => {
+        assert.match(e.message, new RegExp(`error\\[${code}\\]`), e.message);
+        return true;
+      });
+      if (opts?.dir !== undefined) assert.ok(!fs.existsSync(path.join(opts.dir, 'daemon.json')));
+    };
+    const vaultDir = await dirWithVault();
+    await expectFail({ dir: vaultDir }, 'KC_VAULT_LOCKED', cleanEnv());
+    await expectFail({ dir: vaultDir }, 'KC_VAULT_KEY_INVALID', cleanEnv({ BLUFIO_VAULT_KEY: 'wrong one' }));
+    await expectFail({ config: '[security]\nbind_address = "0.0.0.0"\n' }, 'KC_TLS_REQUIRED');
+    await expectFail({ config: '[security]\nbind_address = "localhost"\n' }, 'KC_CONFIG_INVALID');
+    await expectFail({ config: '[server]\nport = 70000\n' }, 'KC_CONFIG_INVALID');
+    await expectFail({ config: '[server]\ntls_cert = "/nonexistent.pem"\n' }, 'KC_CONFIG_INVALID');
+    await expectFail({ config: '[server]\ntls_cert = "/nonexistent.pem"\ntls_key = "/nonexistent.key"\n' }, 'KC_CONFIG_INVALID');
+    await expectFail({ config: '[providers.openai]\napi_key = "sk-proj-plaintextplaintextplaintext"\n' }, 'KC_VAULT_LOCKED');
+    // A taken port.
+    const blocker = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => blocker.once('listening', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    await expectFail({ config: `[server]\nport = ${port}\n` }, 'KC_SERVER_BIND_FAILED');
+    blocker.close();
+  });
+
+  it('a second serve on the same data directory is refused while the first runs, and may start after it', async () => {
+    const d = await serve();
+    await assert.rejects(startServe({ dir: d.dir }), /error\[KC_SERVER_RUNNING\].*pid/s);
+    // The first is untouched.
+    assert.equal((await d.call('health')).result.status, 'ok');
+    assert.ok(fs.existsSync(path.join(d.dir, 'daemon.json')));
+    assert.equal((await d.stop()).code, 0);
+    const next = await serve({ dir: d.dir });
+    assert.equal((await next.call('health')).result.status, 'ok');
+    assert.notEqual(next.token, d.token, 'a new token each start');
+  });
+
+  it('moves plaintext config secrets into the vault before it listens', async () => {
+    const cfg = '[providers.openai]\napi_key = "sk-proj-movedmovedmovedmovedmoved1234"\n';
+    const d = await serve({ config: cfg, env: cleanEnv({ BLUFIO_VAULT_KEY: PASS }) });
+    const names = ((await d.call('secret_list')).result as { name: string }[]).map((s) => s.name);
+    assert.deepEqual(names, ['providers.openai.api_key']);
+  });
+
+  it('serves HTTPS on loopback with [server] tls_cert and tls_key; plain HTTP to it gets nothing', async () => {
+    const cert = makeCert(['127.0.0.1']);
+    const dir = tmpDir('blufio-tlsconf-');
+    fs.writeFileSync(path.join(dir, 'c.pem'), cert.cert);
+    fs.writeFileSync(path.join(dir, 'k.pem'), cert.key);
+    const d = await serve({ config: `[server]\ntls_cert = "${dir}/c.pem"\ntls_key = "${dir}/k.pem"\n` });
+    assert.match(d.info.url, /^https:\/\/127\.0\.0\.1:\d+\/rpc$/);
+    const r = await rpc(d.info.url, d.token, 'health', undefined, { ca: cert.ca });
+    assert.equal(r.result.status, 'ok');
+    await assert.rejects(request(d.info.url.replace('https:', 'http:'), { headers: authHeaders(d.token), body: '{}' }));
+  });
+});
