@@ -10,6 +10,7 @@ import { vaultBench } from './vault.bench.js';
 import { netBench } from './net.bench.js';
 import { redactBench } from './redact.bench.js';
 import { dbcryptBench } from './dbcrypt.bench.js';
+import { rpcBench } from './rpc.bench.js';
 
 const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   storage: storageBench,
@@ -18,6 +19,7 @@ const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   net: netBench,
   redact: redactBench,
   dbcrypt: dbcryptBench,
+  rpc: rpcBench,
 };
 
 const args = process.argv.slice(2);

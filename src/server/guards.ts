@@ -11,10 +11,18 @@ export function isLoopback(address: string): boolean {
   }
 }
 
+const forms = new Map<string, string>();
+
 /** An address as it appears in a Host header or a URL: IPv6 in brackets, IPv4-mapped unwrapped. */
 export function hostForm(address: string): string {
-  const a = ipaddr.process(address.replace(/^\[(.*)\]$/, '$1'));
-  return a.kind() === 'ipv6' ? `[${a.toString()}]` : a.toString();
+  // Asked for every request with the socket's local address: a handful of distinct values.
+  let f = forms.get(address);
+  if (f === undefined) {
+    const a = ipaddr.process(address.replace(/^\[(.*)\]$/, '$1'));
+    f = a.kind() === 'ipv6' ? `[${a.toString()}]` : a.toString();
+    if (forms.size < 64) forms.set(address, f);
+  }
+  return f;
 }
 
 /**

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import { after, describe, it } from 'node:test';
+import { sleep } from './helpers/index.js';
+import { rpc, startServe, type DaemonProcess } from './helpers/daemon.js';
+
+let daemon: DaemonProcess | undefined;
+after(async () => {
+  await daemon?.stop('SIGKILL');
+});
+
+/** The daemon's resident set size in MiB, from /proc. */
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) / 1024;
+}
+
+const CLIENTS = 200;
+
+describe('blufio serve under load', () => {
+  it(`${CLIENTS} concurrent clients on loopback: no errors, memory flat`, async (t) => {
+    daemon = await startServe();
+    const d = daemon;
+    const sessionId = (await d.call('session_create', { channel: 'load' })).result.id as string;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
+    const errors: string[] = [];
+    let calls = 0;
+    let stopping = false;
+    const clients = Array.from({ length: CLIENTS }, async (_, c) => {
+      for (let i = 0; !stopping; i++) {
+        try {
+          const kind = i % 4;
+          const r =
+            kind === 0
+              ? await rpc(d.info.url, d.token, 'queue_enqueue', { queue: 'load', payload: { c, i } }, { agent })
+              : kind === 1
+                ? await rpc(d.info.url, d.token, 'session_get', { id: sessionId }, { agent })
+                : kind === 2
+                  ? await rpc(d.info.url, d.token, 'message_list', { sessionId, limit: 20 }, { agent })
+                  : await rpc(d.info.url, d.token, 'message_append', { sessionId, role: 'user', content: `client ${c} call ${i} ${'x'.repeat(200)}` }, { agent });
+          if (r.error !== undefined) errors.push(`${r.error.data.code}: ${r.error.message}`);
+          calls++;
+        } catch (err) {
+          errors.push(String(err));
+        }
+      }
+    });
+    // Bounded by calls, not by time: warm up, take the baseline, then run four times as many.
+    const pid = d.child.pid!;
+    const waitCalls = async (n: number) => {
+      while (calls < n && errors.length === 0) await sleep(50);
+    };
+    await waitCalls(8_000);
+    const warm = rssMiB(pid);
+    const samples: number[] = [];
+    for (let k = 1; k <= 4; k++) {
+      await waitCalls(8_000 + k * 8_000);
+      samples.push(rssMiB(pid));
+    }
+    stopping = true;
+    await Promise.all(clients);
+    agent.destroy();
+    assert.deepEqual(errors.slice(0, 5), [], `${errors.length} errors`);
+    // Flat: the last samples do not keep climbing past the warmed-up size (allowance for GC
+    // timing and the page cache of a growing database file, not for a leak per call).
+    const growth = Math.max(...samples.slice(-2)) - warm;
+    t.diagnostic(`${calls} calls, RSS warm ${warm.toFixed(1)} MiB, then ${samples.map((s) => s.toFixed(1)).join(', ')} MiB`);
+    assert.ok(growth < 48, `RSS grew ${growth.toFixed(1)} MiB from ${warm.toFixed(1)} under steady load`);
+    assert.equal((await d.stop()).code, 0);
+  });
+});
