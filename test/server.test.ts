@@ -384,3 +384,98 @@ describe('blufio serve: startup', () => {
     await assert.rejects(request(d.info.url.replace('https:', 'http:'), { headers: authHeaders(d.token), body: '{}' }));
   });
 });
+
+describe('blufio serve: review findings', () => {
+  it('a vault created by the CLI after the start is opened with BLUFIO_VAULT_KEY, or locks the daemon until vault_unlock', async () => {
+    const VALUE = 'sk-proj-createdafterstartcreatedafter99';
+    // With the passphrase in the environment: opened, and its values redacted.
+    const withKey = await serve({ env: cleanEnv({ BLUFIO_VAULT_KEY: PASS }) });
+    const set = await runCli(['--data-dir', withKey.dir, 'config', 'set-secret', 'late'], { env: cleanEnv({ BLUFIO_VAULT_KEY: PASS }), input: `${VALUE}\n` });
+    assert.equal(set.code, 0, set.stderr);
+    const s1 = (await withKey.call('session_create', {})).result.id;
+    for (let i = 0; ; i++) {
+      const m = (await withKey.call('message_append', { sessionId: s1, role: 'user', content: `k ${VALUE}` })).result;
+      if (m.content === 'k [REDACTED:vault]') break;
+      assert.ok(i < 500, 'the new vault is opened and its values redacted');
+      await sleep(20);
+    }
+    // Without it (started on no terminal, no vault yet): locked until vault_unlock.
+    const noKey = await serve();
+    const s2 = (await noKey.call('session_create', {})).result.id;
+    const set2 = await runCli(['--data-dir', noKey.dir, 'config', 'set-secret', 'late'], { env: cleanEnv({ BLUFIO_VAULT_KEY: PASS }), input: `${VALUE}\n` });
+    assert.equal(set2.code, 0, set2.stderr);
+    for (let i = 0; !(await noKey.call('vault_lock_status')).result.locked; i++) {
+      assert.ok(i < 500, 'the daemon locks itself');
+      await sleep(20);
+    }
+    const refused = await noKey.call('message_append', { sessionId: s2, role: 'user', content: `k ${VALUE}` });
+    assert.equal(refused.error?.data.code, 'KC_VAULT_LOCKED');
+    assert.equal((await noKey.call('vault_unlock', { passphrase: PASS })).error, undefined);
+    const m = (await noKey.call('message_append', { sessionId: s2, role: 'user', content: `k ${VALUE}` })).result;
+    assert.equal(m.content, 'k [REDACTED:vault]');
+    assert.ok(!noKey.stderr().includes(VALUE) && !withKey.stderr().includes(VALUE));
+  });
+
+  it('an answer past max_response_bytes is refused and the daemon goes on', async () => {
+    const d = await serve({ config: '[server]\nmax_response_bytes = 1048576\n' });
+    const sid = (await d.call('session_create', {})).result.id;
+    for (let i = 0; i < 5; i++) assert.equal((await d.call('message_append', { sessionId: sid, role: 'user', content: 'x'.repeat(300_000) })).error, undefined);
+    const big = await d.call('message_list', { sessionId: sid, limit: 5 });
+    assert.equal(big.error?.data.code, 'KC_RESULT_TOO_LARGE');
+    assert.equal((await d.call('message_list', { sessionId: sid, limit: 3 })).result.length, 3);
+    // A batch whose answers together pass the bound.
+    const batch = await request(d.info.url, {
+      headers: authHeaders(d.token),
+      body: JSON.stringify([1, 2].map((id) => ({ jsonrpc: '2.0', id, method: 'message_list', params: { sessionId: sid, limit: 3 } }))),
+    });
+    assert.equal(batch.json.error.data.code, 'KC_RESULT_TOO_LARGE');
+    assert.equal((await d.call('health')).result.status, 'ok');
+  });
+
+  it('repeated Host or Authorization headers are refused; a data directory others can write is refused', async () => {
+    const d = await serve();
+    const raw = await new Promise<string>((resolve) => {
+      const sock = net.connect(d.info.port, '127.0.0.1', () =>
+        sock.end(`POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nHost: evil.example\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`),
+      );
+      let got = '';
+      sock.setEncoding('utf8').on('data', (c: string) => (got += c));
+      sock.on('close', () => resolve(got));
+    });
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+    const open = path.join(tmpDir('blufio-open-'), 'data');
+    fs.mkdirSync(open, { mode: 0o700 });
+    fs.chmodSync(open, 0o777);
+    await assert.rejects(startServe({ dir: open }), /error\[KC_SERVER_DIR_UNSAFE\]/);
+  });
+
+  it('a second SIGTERM cuts the grace period short while a call is held open', async () => {
+    const d = await serve({ config: '[server]\nshutdown_grace_ms = 600000\n' });
+    // A call whose body never finishes: in flight until the daemon gives up on it.
+    const sock = net.connect(d.info.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`);
+    sock.on('error', () => undefined);
+    await sleep(200);
+    d.child.kill('SIGTERM');
+    await sleep(300);
+    assert.ok(fs.existsSync(path.join(d.dir, 'daemon.json')), 'still waiting for the call in flight');
+    d.child.kill('SIGTERM');
+    // Would wait ten minutes (and the test time out) without the second signal taking effect.
+    const exit = await d.exited;
+    assert.equal(exit.code, 0, d.stderr());
+    assert.ok(!fs.existsSync(path.join(d.dir, 'daemon.json')));
+    sock.destroy();
+  });
+
+  it('a wildcard bind with TLS advertises a loopback URL that works', async () => {
+    const cert = makeCert(['127.0.0.1']);
+    const dir = tmpDir('blufio-tlsconf-');
+    fs.writeFileSync(path.join(dir, 'c.pem'), cert.cert);
+    fs.writeFileSync(path.join(dir, 'k.pem'), cert.key);
+    const d = await serve({ config: `[security]\nbind_address = "0.0.0.0"\n[server]\ntls_cert = "${dir}/c.pem"\ntls_key = "${dir}/k.pem"\n` });
+    assert.equal(d.info.address, '0.0.0.0');
+    assert.match(d.info.url, /^https:\/\/127\.0\.0\.1:\d+\/rpc$/);
+    assert.equal((await rpc(d.info.url, d.token, 'health', undefined, { ca: cert.ca })).result.status, 'ok');
+  });
+});

@@ -81,9 +81,12 @@ export interface BlufioApp {
 }
 
 export interface LockStatus {
-  /** lock() was called and unlock() has not succeeded since. */
+  /**
+   * lock() was called and unlock() has not succeeded since, or another process created a vault
+   * that this app has no passphrase for (until unlock()).
+   */
   locked: boolean;
-  /** When lock() was called (ms since 1970), null when not locked. */
+  /** Since when (ms since 1970), null when not locked. */
   lockedSinceMs: number | null;
   databaseEncrypted: boolean;
   /** The database is closed for want of its key (only ever when it is encrypted). */
@@ -141,16 +144,18 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   let lockedSince: number | null = null;
   let vaultLockedByUser = false;
   let closed = false;
-  const fromEnv = envPassphrases(env);
+  const fromEnv: { key: string | undefined; newKey: string | undefined; given: string | undefined } = { ...envPassphrases(env), given: options.passphrase };
+  /** The passphrase this app may use without asking: given to openBlufio, or BLUFIO_VAULT_KEY. */
+  const standing = (): string | undefined => fromEnv.given ?? fromEnv.key;
   const provider: PassphraseProvider = async (purpose) => {
     // Locked on purpose: only unlock() with a passphrase opens the vault again, not the
     // environment, the passphrase given at open, or a prompt.
     if (vaultLockedByUser) return undefined;
     if (purpose === 'change') return fromEnv.newKey ?? (await ask?.(purpose));
-    return options.passphrase ?? fromEnv.key ?? (await ask?.(purpose));
+    return standing() ?? (await ask?.(purpose));
   };
   const vault = new Vault(slot.facade((s) => s.vaultRows, true), provider, log, redactor);
-  if (typed !== undefined && options.passphrase === undefined && fromEnv.key === undefined) {
+  if (typed !== undefined && standing() === undefined) {
     try {
       await vault.tryUnlock(typed);
     } catch (err) {
@@ -189,13 +194,43 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     }
   }
   // Secrets set or deleted by another process (the CLI beside a daemon) reach the redactor
-  // within a second, so no log line or stored row of this process carries them.
-  const refresher = setInterval(() => {
-    try {
+  // within a second, so no log line or stored row of this process carries them. A vault that
+  // another process created after this one started is opened with the standing passphrase;
+  // without one, the app reports itself locked (a daemon then refuses data calls) until
+  // unlock(): values it cannot know must not be stored unredacted.
+  let vaultAppeared: number | null = null;
+  let refreshing = false;
+  const refreshVault = async (): Promise<void> => {
+    if (vault.unlocked) {
       vault.refresh();
-    } catch (err) {
-      if (!isAppError(err, ErrorCode.DB_LOCKED) && !isAppError(err, ErrorCode.DB_CLOSED)) log.warn({ err }, 'reading the vault entries for the redactor failed');
+      return;
     }
+    if (vaultLockedByUser || closed || !(await vault.status()).exists) return;
+    const p = standing();
+    if (p === undefined) {
+      if (vaultAppeared === null) {
+        vaultAppeared = Date.now();
+        log.warn('a vault was created by another process and no passphrase is at hand to open it: locked until unlock() (vault_unlock)');
+      }
+      return;
+    }
+    await vault.unlock(p);
+    vaultAppeared = null;
+  };
+  const refresher = setInterval(() => {
+    if (refreshing) return;
+    refreshing = true;
+    refreshVault()
+      .catch((err: unknown) => {
+        if (isAppError(err, ErrorCode.VAULT_KEY_INVALID)) {
+          // The standing passphrase does not open the vault another process created.
+          fromEnv.key = fromEnv.given = undefined;
+          vaultAppeared ??= Date.now();
+        } else if (!isAppError(err, ErrorCode.DB_LOCKED) && !isAppError(err, ErrorCode.DB_CLOSED)) {
+          log.warn({ err }, 'reading the vault entries for the redactor failed');
+        }
+      })
+      .finally(() => (refreshing = false));
   }, 1000);
   refresher.unref();
   const safeFetch = createSafeFetch({ allowedPrivateIps: config.security.allowedPrivateIps, logger: log });
@@ -234,6 +269,10 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         lockedSince ??= Date.now();
         vaultLockedByUser = true;
         vault.lock();
+        // No passphrase stays reachable from this app once locked (strings cannot be zeroed,
+        // but they can be let go).
+        fromEnv.key = fromEnv.newKey = fromEnv.given = undefined;
+        vaultAppeared = null;
         forgetSecretEnv();
         const s = slot.storage;
         if (encrypted && s !== undefined) {
@@ -268,12 +307,15 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           }
           throw err;
         }
-        if (!vaultLockedByUser) lockedSince = null;
+        if (!vaultLockedByUser) {
+          lockedSince = null;
+          if (vault.unlocked) vaultAppeared = null;
+        }
         log.info({ vaultLocked: vaultLockedByUser }, 'unlocked');
       }),
     lockStatus: () => ({
-      locked: lockedSince !== null,
-      lockedSinceMs: lockedSince,
+      locked: lockedSince !== null || vaultAppeared !== null,
+      lockedSinceMs: lockedSince ?? vaultAppeared,
       databaseEncrypted: encrypted,
       databaseLocked: encrypted && slot.storage === undefined,
       vaultUnlocked: vault.unlocked,

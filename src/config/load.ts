@@ -49,6 +49,7 @@ export interface ServerSettings {
   allowedOrigins: string[];
   allowedHosts: string[];
   maxBodyBytes: number;
+  maxResponseBytes: number;
   maxConnections: number;
   shutdownGraceMs: number;
 }
@@ -217,6 +218,7 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
       allowedOrigins: file.server.allowed_origins,
       allowedHosts: file.server.allowed_hosts,
       maxBodyBytes: file.server.max_body_bytes,
+      maxResponseBytes: file.server.max_response_bytes,
       maxConnections: file.server.max_connections,
       shutdownGraceMs: file.server.shutdown_grace_ms,
     },

@@ -132,6 +132,11 @@ const ServerSection = z
       .min(1024, 'must be at least 1024')
       .max(512 * MIB, 'must be at most 536870912 (512 MiB)')
       .default(16 * MIB),
+    max_response_bytes: z
+      .int()
+      .min(1024 * 1024, 'must be at least 1048576 (1 MiB)')
+      .max(1024 * MIB, 'must be at most 1073741824 (1 GiB)')
+      .default(64 * MIB),
     max_connections: z.int().min(1, 'must be at least 1').max(100_000, 'must be at most 100000').default(1024),
     /** How long SIGTERM waits for calls in flight before closing their connections. */
     shutdown_grace_ms: ms(0, 600_000, 10_000, 'ten minutes'),
@@ -175,7 +180,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   storage: Object.keys(StorageSection.shape),
   queue: Object.keys(QueueSection.shape),
   security: Object.keys(SecuritySection.shape),
-  server: ['port', 'tls_cert', 'tls_key', 'allowed_origins', 'allowed_hosts', 'max_body_bytes', 'max_connections', 'shutdown_grace_ms'],
+  server: ['port', 'tls_cert', 'tls_key', 'allowed_origins', 'allowed_hosts', 'max_body_bytes', 'max_response_bytes', 'max_connections', 'shutdown_grace_ms'],
   redaction: Object.keys(RedactionSection.shape),
   logging: Object.keys(LoggingSection.shape),
 };

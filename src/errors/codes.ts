@@ -53,6 +53,10 @@ export const ErrorCode = {
   /** The database file does not match what vault.json says (plaintext where encrypted is recorded, or the reverse). */
   DB_STATE_MISMATCH: 'KC_DB_STATE_MISMATCH',
 
+  /** A result would be larger than the bound set for it ([server] max_response_bytes over RPC). */
+  RESULT_TOO_LARGE: 'KC_RESULT_TOO_LARGE',
+  /** blufio serve: the data directory can be written by other users, who could redirect clients and take the token. */
+  SERVER_DIR_UNSAFE: 'KC_SERVER_DIR_UNSAFE',
   /** blufio serve: another daemon already serves this data directory. */
   SERVER_RUNNING: 'KC_SERVER_RUNNING',
   /** blufio serve: the address or port cannot be bound (in use, not an address of this machine). */

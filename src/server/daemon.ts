@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { openBlufio, type BlufioApp, type OpenOptions } from '../app/index.js';
 import { loadConfig } from '../config/index.js';
@@ -6,11 +7,28 @@ import { acquireFileLock } from '../dbcrypt/dirlock.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { ioError } from '../dbcrypt/manifest.js';
 import { ensurePrivateDir } from '../storage/files.js';
+import type { PassphrasePurpose } from '../vault/index.js';
 import { BearerCheck, isLoopback } from './guards.js';
 import { RpcHttpServer } from './http.js';
 import { handleRpcBody, type RpcContext } from './rpc.js';
 import { DAEMON_LOCK_FILE, recordedPid, removeStateFiles, TOKEN_FILE, writeStateFiles, type DaemonInfo } from './state-files.js';
 import { UnlockThrottle } from './throttle.js';
+
+/**
+ * Clients find the daemon through daemon.json and rpc.token in the data directory: if another
+ * user can write the directory, they can swap daemon.json for one naming their own port and
+ * collect the token from the next client. Such a directory is refused.
+ */
+function checkDirSafe(dir: string): void {
+  const st = fs.statSync(dir);
+  const uid = process.getuid?.();
+  const foreign = uid !== undefined && st.uid !== uid && uid !== 0;
+  if ((st.mode & 0o022) !== 0 || foreign) {
+    throw new AppError(ErrorCode.SERVER_DIR_UNSAFE, `the data directory ${dir} can be written by ${foreign ? 'its owner, another user' : 'other users'} (mode ${(st.mode & 0o777).toString(8)}), who could redirect clients and take the RPC token`, {
+      hint: `chmod 700 ${dir}, or give blufio serve a directory of its own (--data-dir)`,
+    });
+  }
+}
 
 export interface DaemonOptions extends Omit<OpenOptions, 'requireVault'> {
   /** Reported by `health`. */
@@ -59,6 +77,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   } catch (err) {
     throw ioError(`cannot create the data directory ${dir}`, err);
   }
+  checkDirSafe(dir);
+  let starting = true;
   const releaseLock = await acquireFileLock(path.join(dir, DAEMON_LOCK_FILE), 0, () => {
     const pid = recordedPid(dir);
     return new AppError(ErrorCode.SERVER_RUNNING, `another blufio serve${pid === undefined ? '' : ` (pid ${pid})`} is already serving ${dir}`, {
@@ -68,13 +88,23 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   let app: BlufioApp | undefined;
   let http: RpcHttpServer | undefined;
   try {
-    const { version: _version, ...open } = opts;
-    app = await openBlufio({ ...open, requireVault: true });
+    const { version: _version, askPassphrase, ...open } = opts;
+    // A terminal is asked only while starting: once serving, nothing an RPC call does may put a
+    // prompt on the daemon's terminal (and hang the call until someone types).
+    const ask = askPassphrase === undefined ? undefined : (purpose: PassphrasePurpose) => (starting ? askPassphrase(purpose) : Promise.resolve(undefined));
+    app = await openBlufio({ ...open, ...(ask === undefined ? {} : { askPassphrase: ask }), requireVault: true });
     const token = randomBytes(32).toString('base64url');
     // No log line or stored row may ever carry the token.
     app.redactor.pin('rpc-token', token);
     const bearer = new BearerCheck(token);
-    const ctx: RpcContext = { app, throttle: new UnlockThrottle(), startedAtMs: Date.now(), version: opts.version ?? '0.0.0', log: app.log };
+    const ctx: RpcContext = {
+      app,
+      throttle: new UnlockThrottle(),
+      startedAtMs: Date.now(),
+      version: opts.version ?? '0.0.0',
+      log: app.log,
+      maxResponseBytes: config.server.maxResponseBytes,
+    };
     const server = new RpcHttpServer({
       settings: config.server,
       bindAddress,
@@ -92,6 +122,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       throw ioError(`cannot write ${TOKEN_FILE} and daemon.json in ${dir}`, err);
     }
     const started = app;
+    starting = false;
     app.log.info({ url: info.url, address: bindAddress, port: info.port, dataDir: dir, tls: server.scheme === 'https' }, 'blufio serve ready');
     let closing: Promise<void> | undefined;
     return {

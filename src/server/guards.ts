@@ -30,7 +30,7 @@ export function hostForm(address: string): string {
  * or a configured name), with the port. A DNS-rebinding page reaches us under its own name and
  * is refused here, before anything else is looked at.
  */
-export function hostAllowed(host: string | undefined, localAddress: string | undefined, port: number, extra: readonly string[]): boolean {
+export function hostAllowed(host: string | undefined, localAddress: string | undefined, port: number, extra: readonly string[], defaultPort = 80): boolean {
   if (host === undefined || localAddress === undefined) return false;
   const h = host.toLowerCase();
   let local: string;
@@ -39,9 +39,11 @@ export function hostAllowed(host: string | undefined, localAddress: string | und
   } catch {
     return false;
   }
-  if (h === `${local}:${port}`) return true;
-  if (isLoopback(localAddress) && h === `localhost:${port}`) return true;
-  return extra.some((e) => h === e || h === `${e}:${port}`);
+  // The port may be left out only where it is the scheme's own (80, 443), as clients then do.
+  const withPort = (name: string): boolean => h === `${name}:${port}` || (port === defaultPort && h === name);
+  if (withPort(local)) return true;
+  if (isLoopback(localAddress) && withPort('localhost')) return true;
+  return extra.some((e) => h === e || withPort(e));
 }
 
 /**

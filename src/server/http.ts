@@ -16,6 +16,8 @@ const LIMITS = {
   requestTimeout: 60_000,
   keepAliveTimeout: 5_000,
   idleSocketMs: 60_000,
+  /** How often Node enforces the two timeouts above (its default, 30 s, lets silent sockets pile up). */
+  connectionsCheckingInterval: 1_000,
 } as const;
 
 export interface RpcHttpOptions {
@@ -39,18 +41,33 @@ const JSON_HEADERS = {
  * log: the first of each kind is logged at once, then at most one line per 10 s with a count.
  */
 class SecurityLog {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  private readonly pending = new Map<string, { count: number; message: string; timer: NodeJS.Timeout }>();
   constructor(private readonly log: Logger) {}
 
   refused(kind: string, fields: Record<string, unknown>, message: string): void {
-    const now = Date.now();
-    const seen = this.last.get(kind);
-    if (seen !== undefined && now - seen.at < 10_000) {
-      seen.suppressed++;
+    const held = this.pending.get(kind);
+    if (held !== undefined) {
+      held.count++;
       return;
     }
-    this.last.set(kind, { at: now, suppressed: 0 });
-    this.log.error({ security: kind, ...fields, ...(seen !== undefined && seen.suppressed > 0 ? { suppressedSinceLast: seen.suppressed } : {}) }, message);
+    this.log.error({ security: kind, ...fields }, message);
+    // Repeats within 10 s are counted, and the count is logged when the 10 s are up.
+    const timer = setTimeout(() => this.flush(kind), 10_000);
+    timer.unref();
+    this.pending.set(kind, { count: 0, message, timer });
+  }
+
+  private flush(kind: string): void {
+    const held = this.pending.get(kind);
+    if (held === undefined) return;
+    this.pending.delete(kind);
+    clearTimeout(held.timer);
+    if (held.count > 0) this.log.error({ security: kind, repeated: held.count }, `${held.message} (repeated, not logged one by one)`);
+  }
+
+  /** Logs every count still held (at shutdown): nothing refused goes unreported. */
+  flushAll(): void {
+    for (const kind of [...this.pending.keys()]) this.flush(kind);
   }
 }
 
@@ -66,6 +83,7 @@ export class RpcHttpServer {
   private inFlight = 0;
   private stopping = false;
   private drained: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
   private port = 0;
 
   constructor(private readonly o: RpcHttpOptions) {
@@ -75,6 +93,7 @@ export class RpcHttpServer {
       headersTimeout: LIMITS.headersTimeout,
       requestTimeout: LIMITS.requestTimeout,
       keepAliveTimeout: LIMITS.keepAliveTimeout,
+      connectionsCheckingInterval: LIMITS.connectionsCheckingInterval,
     };
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.onRequest(req, res, false);
     const tls = o.settings.tls;
@@ -111,28 +130,39 @@ export class RpcHttpServer {
 
   /** The URL clients call. */
   get url(): string {
-    return `${this.scheme}://${hostForm(this.o.bindAddress)}:${this.port}/rpc`;
+    // A wildcard bind is reached locally through loopback (the Host check accepts that address).
+    const unspecified = this.o.bindAddress === '0.0.0.0' ? '127.0.0.1' : this.o.bindAddress === '::' ? '::1' : this.o.bindAddress;
+    return `${this.scheme}://${hostForm(unspecified)}:${this.port}/rpc`;
   }
 
   /**
    * Stops accepting, lets calls in flight finish for up to `graceMs`, then cuts what is left.
    * Idle keep-alive connections are closed at once.
    */
-  async close(graceMs: number): Promise<void> {
-    this.stopping = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    if (this.inFlight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => (this.drained = resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
-      ]);
-      clearTimeout(timer);
-      if (this.inFlight > 0) this.o.log.warn({ calls: this.inFlight }, 'calls still running after the shutdown grace period were cut off');
+  close(graceMs: number): Promise<void> {
+    if (this.closing !== undefined) {
+      // Asked again (a second signal): stop waiting for calls in flight.
+      if (graceMs === 0) this.drained?.();
+      return this.closing;
     }
-    this.server.closeAllConnections();
-    await closed;
+    this.stopping = true;
+    this.closing = (async () => {
+      const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.server.closeIdleConnections();
+      if (this.inFlight > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          this.drained = resolve;
+          timer = setTimeout(resolve, graceMs);
+        });
+        clearTimeout(timer);
+        if (this.inFlight > 0) this.o.log.warn({ calls: this.inFlight }, 'calls still running when the shutdown grace period ended were cut off');
+      }
+      this.server.closeAllConnections();
+      await closed;
+      this.security.flushAll();
+    })();
+    return this.closing;
   }
 
   private send(res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
@@ -143,7 +173,19 @@ export class RpcHttpServer {
       res.writeHead(status === 200 ? 204 : status, headers).end();
       return;
     }
-    const text = JSON.stringify(body);
+    let text: string;
+    try {
+      text = JSON.stringify(body);
+      if (text.length > this.o.settings.maxResponseBytes || Buffer.byteLength(text) > this.o.settings.maxResponseBytes) throw new RangeError('too large');
+    } catch (err) {
+      // A result past the bound (or past what a string can hold) is not sent: the caller is
+      // told to ask for less, and the daemon goes on.
+      if (!(err instanceof RangeError)) throw err;
+      const tooLarge = new AppError(ErrorCode.RESULT_TOO_LARGE, `the answer is larger than [server] max_response_bytes (${this.o.settings.maxResponseBytes})`, {
+        hint: 'ask for less at a time (a smaller limit, a smaller batch)',
+      });
+      text = JSON.stringify({ jsonrpc: '2.0', id: Array.isArray(body) ? null : ((body as { id?: unknown }).id ?? null), error: toRpcError(tooLarge, this.o.redact, this.o.log) });
+    }
     res.writeHead(status, { ...JSON_HEADERS, ...headers, 'content-length': Buffer.byteLength(text) }).end(text);
   }
 
@@ -153,10 +195,17 @@ export class RpcHttpServer {
     this.send(res, status, { jsonrpc: '2.0', id: null, error }, { connection: 'close', ...extra });
   }
 
-  /** The checks that need no body, in order; undefined when the request may go on. */
+  /** The checks that need no body, in order; true when the request may go on (else it was answered). */
   private check(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     const remote = req.socket.remoteAddress;
-    if (!hostAllowed(req.headers.host, req.socket.localAddress, this.port, this.o.settings.allowedHosts)) {
+    // Node keeps the first of repeated headers; a request that repeats these is refused whole.
+    const repeated = (['host', 'authorization', 'origin', 'sec-fetch-site'] as const).find((h) => (req.headersDistinct[h]?.length ?? 0) > 1);
+    if (repeated !== undefined) {
+      this.security.refused('repeated-header', { remote, header: repeated }, `refused a request with more than one ${repeated} header`);
+      this.refuse(res, 400, new AppError(ErrorCode.RPC_INVALID_REQUEST, `the ${repeated} header is repeated`));
+      return false;
+    }
+    if (!hostAllowed(req.headers.host, req.socket.localAddress, this.port, this.o.settings.allowedHosts, this.scheme === 'https' ? 443 : 80)) {
       this.security.refused('host', { remote, host: req.headers.host?.slice(0, 200) }, 'refused a request whose Host header is not this daemon\'s address (DNS rebinding?)');
       this.refuse(res, 403, new AppError(ErrorCode.RPC_FORBIDDEN, 'the Host header does not name this daemon', { hint: `call ${this.url}` }));
       return false;

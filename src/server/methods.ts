@@ -9,6 +9,8 @@ export interface MethodContext {
   throttle: UnlockThrottle;
   startedAtMs: number;
   version: string;
+  /** [server] max_response_bytes: reads that could exceed it are bounded while they read. */
+  maxResponseBytes: number;
 }
 
 interface Method {
@@ -82,10 +84,17 @@ export const METHODS: Readonly<Record<string, Method>> = {
       if (p.databasePassphrase !== undefined && (typeof p.databasePassphrase !== 'string' || p.databasePassphrase === '')) {
         throw new AppError(ErrorCode.INVALID_INPUT, 'databasePassphrase must be a non-empty string when given');
       }
-      const wait = throttle.begin();
-      if (wait !== undefined) {
-        throw new AppError(ErrorCode.RPC_RATE_LIMITED, `too many failed unlock attempts; try again in ${Math.ceil(wait / 1000)} s`, {
-          details: { retryAfterMs: wait },
+      const s = app.lockStatus();
+      if (!s.locked && !s.databaseEncrypted && !s.vaultUnlocked && !(await app.vault.status()).exists) {
+        throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault to unlock, and the database is not encrypted', {
+          hint: 'blufio config set-secret <name> creates the vault',
+        });
+      }
+      const refused = throttle.begin();
+      if (refused !== undefined) {
+        const why = refused.busy ? 'another unlock attempt is running' : 'too many failed unlock attempts';
+        throw new AppError(ErrorCode.RPC_RATE_LIMITED, `${why}; try again in ${Math.ceil(refused.waitMs / 1000)} s`, {
+          details: { retryAfterMs: refused.waitMs },
         });
       }
       let ok: boolean | undefined;
@@ -121,7 +130,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   message_list: {
     params: { sessionId: true, limit: false, before: false },
-    run: ({ app }, p) => app.messages.list(p.sessionId as string, pick(p, ['limit', 'before'])),
+    run: ({ app, maxResponseBytes }, p) => app.messages.list(p.sessionId as string, { ...pick(p, ['limit', 'before']), maxChars: maxResponseBytes }),
   },
   queue_enqueue: {
     params: { queue: true, payload: true, delayMs: false, priority: false, maxAttempts: false, idempotencyKey: false },

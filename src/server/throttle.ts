@@ -12,10 +12,10 @@ export class UnlockThrottle {
   private notBefore = 0;
   private running = false;
 
-  /** undefined: go ahead (and call end()); a number: refused, try again after this many ms. */
-  begin(now = Date.now()): number | undefined {
-    if (this.running) return Math.max(BASE_MS, this.notBefore - now);
-    if (now < this.notBefore) return this.notBefore - now;
+  /** undefined: go ahead (and call end()); otherwise refused: try again after `waitMs`. */
+  begin(now = Date.now()): { waitMs: number; busy: boolean } | undefined {
+    if (this.running) return { waitMs: Math.max(BASE_MS, this.notBefore - now), busy: true };
+    if (now < this.notBefore) return { waitMs: this.notBefore - now, busy: false };
     this.running = true;
     return undefined;
   }

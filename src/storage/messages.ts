@@ -20,6 +20,12 @@ export interface ListMessagesOptions {
   limit?: number;
   /** Cursor: only messages older than this message id (pass the first id of the last page). */
   before?: string;
+  /**
+   * Fail with KC_RESULT_TOO_LARGE, having read no further, when the page's content and metadata
+   * come to more than this many characters: a bound on the memory one call can take (the
+   * daemon passes [server] max_response_bytes). Default: no bound.
+   */
+  maxChars?: number;
 }
 
 
@@ -79,10 +85,11 @@ export class Messages {
     const sid = checkId(sessionId, 'sessionId');
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const before = opts.before === undefined ? undefined : checkId(opts.before, 'before');
-    return guardRead(this.reader, this.reader.name, () => this.newest(sid, limit, before));
+    const maxChars = opts.maxChars === undefined ? Infinity : checkLimit(opts.maxChars, 'maxChars', 0, Number.MAX_SAFE_INTEGER);
+    return guardRead(this.reader, this.reader.name, () => this.newest(sid, limit, before, maxChars));
   }
 
-  private newest(sid: string, limit: number, before: string | undefined): Message[] {
+  private newest(sid: string, limit: number, before: string | undefined, maxChars: number): Message[] {
     const no = this.noOf(sid);
     let bound = Number.MAX_SAFE_INTEGER;
     if (before !== undefined) {
@@ -97,8 +104,17 @@ export class Messages {
     }
     // Newest first, bucket by bucket, visiting only the buckets that hold this session's messages.
     const rows: MessageRow[] = [];
+    let chars = 0;
     for (const bucket of this.buckets.iterate(no, bucketOf(bound)) as IterableIterator<number>) {
-      for (const r of this.inBucket.all(bucket, no, bound, limit - rows.length) as MessageRow[]) rows.push(r);
+      for (const r of this.inBucket.iterate(bucket, no, bound, limit - rows.length) as IterableIterator<MessageRow>) {
+        chars += r.content.length + (r.metadata?.length ?? 0);
+        if (chars > maxChars) {
+          throw new AppError(ErrorCode.RESULT_TOO_LARGE, `the ${rows.length + 1} newest messages asked for hold more than ${maxChars} characters`, {
+            hint: 'ask for fewer at a time (limit), paging back with before',
+          });
+        }
+        rows.push(r);
+      }
       if (rows.length >= limit) break;
     }
     const out = new Array<Message>(rows.length);

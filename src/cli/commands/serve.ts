@@ -23,8 +23,16 @@ export function serveCommand(): Command {
           // A second signal cuts the grace period short; the close itself still completes.
           daemon.close().then(resolve, reject);
         };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
+        // SIGHUP too: a closed terminal must not kill the daemon without a checkpoint.
+        for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, stop);
+        // A bug must not leave the daemon half-alive or its files behind: log it, stop cleanly, then
+        // fail the command (exit 70, KC_INTERNAL).
+        const crash = (err: unknown): void => {
+          daemon.app.log.fatal({ err }, 'unexpected error in the daemon; stopping');
+          daemon.close().then(() => reject(err), reject);
+        };
+        process.on('uncaughtException', crash);
+        process.on('unhandledRejection', crash);
       });
     });
 }
