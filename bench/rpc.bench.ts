@@ -134,7 +134,7 @@ export async function rpcBench(rep: Reporter): Promise<void> {
           ['library in-process', c.lib],
           ['bare node:http', c.bare],
         ] as const) {
-          await drive(call, conc, 150); // warm up
+          await drive(call, conc, 500); // warm up: connections, JIT, the daemon's first pages
           let sampling = true;
           const sampler = (async () => {
             while (sampling) {
