@@ -34,17 +34,17 @@ async function dirWithVault(): Promise<string> {
  * resolves with everything the daemon sent before it closed the connection. A raw socket, so
  * an answer that arrives while the body is still being written is never lost to EPIPE.
  */
-function rawExchange(port: number, head: string, more: (write: (s: string) => boolean) => void): Promise<string> {
+function rawExchange(port: number, head: string, more: (write: (s: string) => Promise<boolean>) => Promise<void>): Promise<string> {
   return new Promise((resolve) => {
     let got = '';
     const sock = net.connect(port, '127.0.0.1', () => {
       sock.write(head);
-      more((s) => {
+      void more(async (s) => {
         if (got !== '' || sock.destroyed) return false;
-        sock.write(s);
+        // Wait for the socket to take it: an answer that comes meanwhile stops the writing.
+        if (!sock.write(s)) await new Promise((r) => sock.once('drain', r));
         return true;
-      });
-      sock.end();
+      }).then(() => sock.end());
     });
     sock.setEncoding('utf8').on('data', (c: string) => (got += c));
     sock.on('error', () => undefined);
@@ -244,9 +244,9 @@ describe('blufio serve: what is refused', () => {
     // Refused on the declared length, before a byte of the body is read.
     await check('oversized (Content-Length)', { headers: { ...good, 'content-length': String(16 * 1024 * 1024 + 1) }, body: '{}' }, 413, 'KC_RPC_BODY_TOO_LARGE');
     // Chunked, no length declared: refused once the bytes read pass the limit.
-    const chunked = await rawExchange(d.info.port, `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, (write) => {
+    const chunked = await rawExchange(d.info.port, `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, async (write) => {
       const chunk = `10000\r\n${' '.repeat(0x10000)}\r\n`;
-      for (let i = 0; i < 300; i++) if (!write(chunk)) return;
+      for (let i = 0; i < 300; i++) if (!(await write(chunk))) return;
     });
     assert.match(chunked, /^HTTP\/1\.1 413 /);
     assert.match(chunked, /KC_RPC_BODY_TOO_LARGE/);

@@ -195,6 +195,28 @@ export class RpcHttpServer {
     this.send(res, status, { jsonrpc: '2.0', id: null, error }, { connection: 'close', ...extra });
   }
 
+  /**
+   * 413, then the rest of the body is read and dropped for a moment before the connection is
+   * closed: closing with the client's bytes unread makes the kernel reset the connection, and
+   * the client could lose the answer before reading it. Bounded: at most another
+   * max_body_bytes, at most 2 s.
+   */
+  private refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const max = this.o.settings.maxBodyBytes;
+    const error = toRpcError(tooLarge(max), this.o.redact, this.o.log);
+    this.send(res, 413, { jsonrpc: '2.0', id: null, error });
+    const socket = req.socket;
+    const linger = setTimeout(() => socket.destroy(), 2_000);
+    linger.unref();
+    let dropped = 0;
+    req.on('data', (c: Buffer) => {
+      dropped += c.length;
+      if (dropped > max) socket.destroy();
+    });
+    req.once('end', () => socket.end());
+    socket.once('close', () => clearTimeout(linger));
+  }
+
   /** The checks that need no body, in order; true when the request may go on (else it was answered). */
   private check(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     const remote = req.socket.remoteAddress;
@@ -238,7 +260,7 @@ export class RpcHttpServer {
     }
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > this.o.settings.maxBodyBytes) {
-      this.refuse(res, 413, tooLarge(this.o.settings.maxBodyBytes));
+      this.refuseTooLarge(req, res);
       return false;
     }
     return true;
@@ -267,8 +289,7 @@ export class RpcHttpServer {
       size += chunk.length;
       if (size > max) {
         req.removeAllListeners('data');
-        req.pause();
-        this.refuse(res, 413, tooLarge(max));
+        this.refuseTooLarge(req, res);
         return;
       }
       chunks.push(chunk);
