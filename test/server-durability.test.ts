@@ -2,23 +2,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Database from '../src/storage/driver.js';
 import { cleanEnv, runCli, sleep, tmpDir } from './helpers/index.js';
-import { rpc, startServe, type DaemonProcess } from './helpers/daemon.js';
+import { rpc, serveForFile, type DaemonProcess } from './helpers/daemon.js';
 
 const PASS = 'correct horse battery staple';
 
-const running: DaemonProcess[] = [];
-after(async () => {
-  await Promise.all(running.map((d) => d.stop('SIGKILL')));
-});
-
-async function serve(opts: Parameters<typeof startServe>[0] = {}): Promise<DaemonProcess> {
-  const d = await startServe(opts);
-  running.push(d);
-  return d;
-}
+const serve = serveForFile();
 
 interface Load {
   /** Message ids and job ids whose call was answered with a result. */

@@ -2,24 +2,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { cleanEnv, runCli, sleep, tmpDir } from './helpers/index.js';
-import { authHeaders, request, rpc, startServe, type DaemonProcess } from './helpers/daemon.js';
+import { authHeaders, request, rpc, serveForFile, startServe } from './helpers/daemon.js';
 import { makeCert } from './helpers/tls-cert.js';
 
 const PASS = 'correct horse battery staple';
 const SECRET = 'sk-proj-Zq8vT3nW5xY7aB9cD1eF2gH4iJ6kL0mN';
 
-const running: DaemonProcess[] = [];
-after(async () => {
-  await Promise.all(running.map((d) => d.stop('SIGKILL')));
-});
-
-async function serve(opts: Parameters<typeof startServe>[0] = {}): Promise<DaemonProcess> {
-  const d = await startServe(opts);
-  running.push(d);
-  return d;
-}
+const serve = serveForFile();
 
 /** A data directory whose vault holds SECRET under `openai`. */
 async function dirWithVault(): Promise<string> {

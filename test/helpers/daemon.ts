@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
+import { after } from 'node:test';
 import { CLI, cleanEnv, sleep, tmpDir } from './index.js';
 
 export interface DaemonFiles {
@@ -147,4 +148,17 @@ export async function startServe(
 /** Config file text with `[server]`/`[security]` lines added. */
 export function configText(lines: string[]): string {
   return `${lines.join('\n')}\n`;
+}
+
+/** startServe for one test file: every daemon it started is SIGKILLed when the file's tests end. */
+export function serveForFile(): (opts?: Parameters<typeof startServe>[0]) => Promise<DaemonProcess> {
+  const running: DaemonProcess[] = [];
+  after(async () => {
+    await Promise.all(running.map((d) => d.stop('SIGKILL')));
+  });
+  return async (opts) => {
+    const d = await startServe(opts);
+    running.push(d);
+    return d;
+  };
 }
