@@ -15,41 +15,29 @@ export const PathString = z
   .min(1, 'must not be empty')
   .refine((s) => !s.includes('\0'), 'must not contain a NUL character');
 
-const StorageSection = z.strictObject({
-  database_path: PathString.optional(),
-  durability: z.enum(['full', 'normal']).default('full'),
-  max_message_bytes: z
-    .int()
-    .min(1024, 'must be at least 1024')
-    .max(256 * MIB, 'must be at most 268435456 (256 MiB)')
-    .default(8 * MIB),
-  lock_timeout_ms: z
-    .int()
-    .min(100, 'must be at least 100')
-    .max(3_600_000, 'must be at most 3600000 (one hour)')
-    .default(60_000),
-});
-
-const DAY_MS = 86_400_000;
-
-/** Bounded integer milliseconds, with the bounds in the message a user reads. */
-function ms(min: number, max: number, def: number, maxText: string) {
+/** A bounded integer setting (bytes, milliseconds), with the bounds in the message a user reads. */
+function bounded(min: number, max: number, def: number, maxText: string) {
   return z.int().min(min, `must be at least ${min}`).max(max, `must be at most ${max} (${maxText})`).default(def);
 }
 
+const DAY_MS = 86_400_000;
+
+const StorageSection = z.strictObject({
+  database_path: PathString.optional(),
+  durability: z.enum(['full', 'normal']).default('full'),
+  max_message_bytes: bounded(1024, 256 * MIB, 8 * MIB, '256 MiB'),
+  lock_timeout_ms: bounded(100, 3_600_000, 60_000, 'one hour'),
+});
+
 const QueueSection = z
   .strictObject({
-    max_payload_bytes: z
-      .int()
-      .min(1024, 'must be at least 1024')
-      .max(256 * MIB, 'must be at most 268435456 (256 MiB)')
-      .default(MIB),
+    max_payload_bytes: bounded(1024, 256 * MIB, MIB, '256 MiB'),
     default_max_attempts: z.int().min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(5),
-    default_lease_ms: ms(100, DAY_MS, 30_000, 'one day'),
-    retry_base_ms: ms(1, DAY_MS, 1000, 'one day'),
-    retry_max_ms: ms(1, 7 * DAY_MS, 3_600_000, 'seven days'),
-    completed_retention_ms: ms(0, 365 * DAY_MS, DAY_MS, 'one year'),
-    sweep_interval_ms: ms(10, 60_000, 1000, 'one minute'),
+    default_lease_ms: bounded(100, DAY_MS, 30_000, 'one day'),
+    retry_base_ms: bounded(1, DAY_MS, 1000, 'one day'),
+    retry_max_ms: bounded(1, 7 * DAY_MS, 3_600_000, 'seven days'),
+    completed_retention_ms: bounded(0, 365 * DAY_MS, DAY_MS, 'one year'),
+    sweep_interval_ms: bounded(10, 60_000, 1000, 'one minute'),
   })
   .refine((q) => q.retry_base_ms <= q.retry_max_ms, {
     path: ['retry_base_ms'],
@@ -127,19 +115,11 @@ const ServerSection = z
     allowed_origins: z.array(OriginString).max(64, 'must list at most 64 origins').default([]),
     /** Host header values accepted besides the address the connection arrived on (and localhost on loopback). */
     allowed_hosts: z.array(HostString).max(64, 'must list at most 64 hosts').default([]),
-    max_body_bytes: z
-      .int()
-      .min(1024, 'must be at least 1024')
-      .max(512 * MIB, 'must be at most 536870912 (512 MiB)')
-      .default(16 * MIB),
-    max_response_bytes: z
-      .int()
-      .min(1024 * 1024, 'must be at least 1048576 (1 MiB)')
-      .max(1024 * MIB, 'must be at most 1073741824 (1 GiB)')
-      .default(64 * MIB),
+    max_body_bytes: bounded(1024, 512 * MIB, 16 * MIB, '512 MiB'),
+    max_response_bytes: bounded(MIB, 1024 * MIB, 64 * MIB, '1 GiB'),
     max_connections: z.int().min(1, 'must be at least 1').max(100_000, 'must be at most 100000').default(1024),
     /** How long SIGTERM waits for calls in flight before closing their connections. */
-    shutdown_grace_ms: ms(0, 600_000, 10_000, 'ten minutes'),
+    shutdown_grace_ms: bounded(0, 600_000, 10_000, 'ten minutes'),
   })
   .refine((s) => (s.tls_cert === undefined) === (s.tls_key === undefined), {
     path: ['tls_cert'],
