@@ -3,6 +3,8 @@ export { openBlufio } from './app/index.js';
 export { startDaemon } from './server/index.js';
 export type { Daemon, DaemonOptions, DaemonInfo } from './server/index.js';
 export type { BlufioApp, OpenOptions } from './app/index.js';
+export { ObjectStore } from './objects/index.js';
+export type { ObjectInfo, ObjectStats, PutOptions, PutResult, ObjectSource, GcReport, VerifyReport, VerifyProblem } from './objects/index.js';
 export { AppError, ErrorCode, isAppError } from './errors/index.js';
 export type { ErrorCodeValue } from './errors/index.js';
 export { loadConfig } from './config/index.js';

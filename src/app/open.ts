@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, takeSecretEnv, type BlufioConfig, type Durability, type Env } from '../config/index.js';
@@ -17,6 +18,7 @@ import { moveConfigSecrets, Vault, type PassphraseProvider } from '../vault/inde
 import { createSafeFetch, type SafeFetch } from '../net/index.js';
 import { keyFor, openGate } from '../dbcrypt/index.js';
 import { dbLockedError, StorageSlot } from './slot.js';
+import { ObjectStore } from '../objects/index.js';
 
 export interface OpenOptions {
   /** The data directory ("vault path"); default BLUFIO_DATA_DIR, storage.database_path, then XDG. */
@@ -49,6 +51,8 @@ export interface BlufioApp {
   readonly messages: Messages;
   readonly queue: Queue;
   readonly vault: Vault;
+  /** Attachments: put(streamOrBuffer) → ref for message metadata; get(ref) → stream; gc, verify. */
+  readonly objects: ObjectStore;
   readonly db: {
     check(): Promise<CheckReport>;
     backup(dest: string, opts?: BackupOptions): Promise<BackupReport>;
@@ -233,6 +237,15 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
       .finally(() => (refreshing = false));
   }, 1000);
   refresher.unref();
+  const objects = new ObjectStore({
+    rows: slot.facade((s) => s.objectRows, true),
+    vaultDir: path.dirname(config.databasePath),
+    settings: config.objects,
+    vault,
+    log,
+    scrub,
+    lockTimeoutMs: config.storage.lockTimeoutMs,
+  });
   const safeFetch = createSafeFetch({ allowedPrivateIps: config.security.allowedPrivateIps, logger: log });
   // lock, unlock and close run one at a time: an unlock racing a lock must not leave a database
   // open that the lock meant to close.
@@ -255,6 +268,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     messages: slot.facade((s) => s.messages),
     queue: slot.facade((s) => s.queue),
     vault,
+    objects,
     db: slot.facade((s) => ({
       check: () => s.check(),
       backup: (dest: string, opts?: BackupOptions) => s.backup(dest, opts),
@@ -326,9 +340,11 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         clearInterval(refresher);
         // storage.close() first: it marks the app closing synchronously, before any await. The
         // vault is locked last, so what is logged while closing is still redacted of its values.
+        // Puts in progress are stopped (their temporary files removed).
+        const stopped = objects.close();
         const stored = slot.storage?.close();
         try {
-          await Promise.all([stored, safeFetch.close()]);
+          await Promise.all([stopped, stored, safeFetch.close()]);
         } finally {
           vault.lock();
         }

@@ -29,6 +29,8 @@ export interface BlufioConfig {
     lockTimeoutMs: number;
   };
   queue: QueueSettings;
+  /** [objects]: the attachment store. */
+  objects: ObjectSettings;
   /** Providers' settings other than their secrets (those are in the vault). */
   providers: Record<string, { baseUrl: string | undefined }>;
   channels: string[];
@@ -52,6 +54,13 @@ export interface ServerSettings {
   maxResponseBytes: number;
   maxConnections: number;
   shutdownGraceMs: number;
+}
+
+export interface ObjectSettings {
+  maxObjectBytes: number;
+  /** 0 = no limit. */
+  maxTotalBytes: number;
+  gcGraceMs: number;
 }
 
 /** The [queue] table: defaults for jobs and the housekeeping that runs while the queue is open. */
@@ -204,6 +213,11 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
       retryMaxMs: file.queue.retry_max_ms,
       completedRetentionMs: file.queue.completed_retention_ms,
       sweepIntervalMs: file.queue.sweep_interval_ms,
+    },
+    objects: {
+      maxObjectBytes: file.objects.max_object_bytes,
+      maxTotalBytes: file.objects.max_total_bytes,
+      gcGraceMs: file.objects.gc_grace_ms,
     },
     providers: Object.fromEntries(Object.entries(file.providers).map(([name, p]) => [name, { baseUrl: p.base_url }])),
     channels: Object.keys(file.channels),

@@ -44,6 +44,18 @@ const QueueSection = z
     message: 'must not be larger than retry_max_ms',
   });
 
+const GIB = 1024 * MIB;
+const PIB = 1024 * 1024 * GIB;
+
+/** The object store (attachments): how big, and how long an unreferenced object is kept. */
+const ObjectsSection = z.strictObject({
+  max_object_bytes: bounded(0, PIB, 4 * GIB, '1 PiB'),
+  /** All objects together, as stored on disk; 0 = no limit but the disk's. */
+  max_total_bytes: bounded(0, PIB, 0, '1 PiB'),
+  /** An object no message references is removed by gc once it is this old (time to attach it). */
+  gc_grace_ms: bounded(0, 365 * DAY_MS, DAY_MS, 'one year'),
+});
+
 /** Names of providers and channels: they become part of vault entry names. */
 const EntryName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 lowercase letters, digits, _ or -');
 const SecretString = z.string().min(1, 'must not be empty');
@@ -146,6 +158,7 @@ const LoggingSection = z.strictObject({
 export const ConfigFileSchema = z.strictObject({
   storage: StorageSection.default(StorageSection.parse({})),
   queue: QueueSection.default(QueueSection.parse({})),
+  objects: ObjectsSection.default(ObjectsSection.parse({})),
   providers: z.record(EntryName, ProviderSection).default({}),
   channels: z.record(EntryName, ChannelSection).default({}),
   security: SecuritySection.default(SecuritySection.parse({})),
@@ -159,6 +172,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   '': Object.keys(ConfigFileSchema.shape),
   storage: Object.keys(StorageSection.shape),
   queue: Object.keys(QueueSection.shape),
+  objects: Object.keys(ObjectsSection.shape),
   security: Object.keys(SecuritySection.shape),
   server: ['port', 'tls_cert', 'tls_key', 'allowed_origins', 'allowed_hosts', 'max_body_bytes', 'max_response_bytes', 'max_connections', 'shutdown_grace_ms'],
   redaction: Object.keys(RedactionSection.shape),

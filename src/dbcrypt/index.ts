@@ -5,6 +5,7 @@ export type { Manifest, LoadedManifest, MigrationEvent, DbEncryptionState } from
 export { MANIFEST_SCHEMAS, EXPORT_SCHEMA, LATEST_MANIFEST_VERSION, validate } from './registry.js';
 export type { SchemaProblem, ManifestVersion } from './registry.js';
 export { canonicalJson } from './canonical.js';
+export { withVaultLock } from './dirlock.js';
 export { cipherCheck, deriveDbKey, fileKind, readSalt } from './keys.js';
 export { migrateDatabase, MIGRATION_STEPS } from './migrate.js';
 export type { MigrationStep, MigrateOptions } from './migrate.js';

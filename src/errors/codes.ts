@@ -76,6 +76,15 @@ export const ErrorCode = {
   /** RPC: too many failed vault_unlock attempts; wait `retryAfterMs`. */
   RPC_RATE_LIMITED: 'KC_RPC_RATE_LIMITED',
 
+  /** An object is larger than [objects] max_object_bytes. */
+  OBJECT_TOO_LARGE: 'KC_OBJECT_TOO_LARGE',
+  /** Storing the object would take the store past [objects] max_total_bytes. */
+  OBJECT_STORE_FULL: 'KC_OBJECT_STORE_FULL',
+  /** An object's file fails its check (hash, authentication, length) or is missing: changed or damaged. */
+  OBJECT_CORRUPT: 'KC_OBJECT_CORRUPT',
+  /** delete() of an object a message (or a live job, or a session) still references, without `force`. */
+  OBJECT_REFERENCED: 'KC_OBJECT_REFERENCED',
+
   // Fixed by the DB-encryption contract (seed 002).
   DB_KEY_INVALID: 'KC_DB_KEY_INVALID',
   DB_LOCKED: 'KC_DB_LOCKED',

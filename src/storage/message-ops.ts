@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from '../errors/index.js';
 import { rowId } from './ids.js';
+import { linkMessageObjects } from './objects/ops.js';
 import { sessionRef } from './session-ops.js';
 import { bucketOf } from './sql.js';
 import type { MessageRole } from './types.js';
@@ -13,6 +14,8 @@ export interface AppendArgs {
   content: string;
   tokenCount: number | null;
   metadata: string | null;
+  /** Objects the metadata names (app.objects references), linked to the message so gc keeps them. */
+  objectRefs?: string[];
 }
 
 /** Only the generated fields travel back: the caller already holds the content. */
@@ -38,6 +41,7 @@ function append(ctx: WriterContext, a: AppendArgs): AppendResult {
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(tail.seq, session.no, a.role, a.content, a.tokenCount, a.metadata, tail.createdAt);
+  if (a.objectRefs !== undefined) linkMessageObjects(ctx, tail.seq, a.objectRefs);
   const bucket = bucketOf(tail.seq);
   ctx.cached(`bucket:${session.no}:${bucket}`, () =>
     ctx.stmt('INSERT OR IGNORE INTO session_buckets (session_no, bucket) VALUES (?, ?)').run(session.no, bucket),

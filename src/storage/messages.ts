@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from '../errors/index.js';
 import { rowId, parseRowId } from './ids.js';
+import { refsIn } from './objects/layout.js';
 import { guardRead } from './read-guard.js';
 import type { Db, Statement } from './sqlite.js';
 import { bucketOf, COUNT_SESSION_MESSAGES, MESSAGES_IN_BUCKET, SESSION_BUCKETS_DESC } from './sql.js';
@@ -28,6 +29,11 @@ export interface ListMessagesOptions {
   maxChars?: number;
 }
 
+function objectRefsOf(metadata: string | null): { objectRefs?: string[] } {
+  if (metadata === null) return {};
+  const refs = refsIn(metadata);
+  return refs.size === 0 ? {} : { objectRefs: [...refs] };
+}
 
 export class Messages {
   private readonly buckets: Statement;
@@ -67,6 +73,7 @@ export class Messages {
       content,
       tokenCount: checkCount(input.tokenCount, 'tokenCount'),
       metadata: metadataText,
+      ...objectRefsOf(metadataText),
     };
     const { id, createdAt } = await this.writer.run('messages.append', args);
     return {

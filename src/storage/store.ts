@@ -8,6 +8,7 @@ import { runBackup, runCheck, type BackupReport, type CheckReport } from './main
 import { Messages } from './messages.js';
 import { Queue } from './queue/queue.js';
 import { VaultRows } from './vault-rows.js';
+import { ObjectRows } from './objects/rows.js';
 import { Sessions } from './sessions.js';
 import { openConnection, type Db } from './sqlite.js';
 import { WriterClient } from './writer/client.js';
@@ -35,6 +36,7 @@ export class Storage {
   readonly messages: Messages;
   readonly queue: Queue;
   readonly vaultRows: VaultRows;
+  readonly objectRows: ObjectRows;
   private closed = false;
   private readonly tasks = new Set<Promise<unknown>>();
 
@@ -52,6 +54,7 @@ export class Storage {
     this.messages = new Messages(reader, writer, config.storage.maxMessageBytes, scrub);
     this.queue = new Queue(reader, writer, config.queue, owner, log, scrub);
     this.vaultRows = new VaultRows(reader, writer);
+    this.objectRows = new ObjectRows(reader, writer);
   }
 
   static async open(config: BlufioConfig, log: Logger, opts: StorageOpenOptions = {}): Promise<Storage> {

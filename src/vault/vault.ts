@@ -1,5 +1,5 @@
 import type { Redactor } from '../redact/index.js';
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { hkdfSync, randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors/index.js';
 import type { VaultEntryRow, VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
@@ -284,6 +284,17 @@ export class Vault {
     } finally {
       bytes.fill(0);
     }
+  }
+
+  /**
+   * A 256-bit key for one purpose (`label`, e.g. `blufio/objects/v1`), derived from the master
+   * key with HKDF-SHA256 and bound to this vault's id: other parts get keys of their own without
+   * ever holding the master key. Unlocks when needed; `create` creates the vault when there is
+   * none (asking for a new passphrase). The caller zeroes the Buffer when done with it.
+   */
+  async subkey(label: string, opts: { create?: boolean } = {}): Promise<Buffer> {
+    const { key, id } = await this.ready(opts.create === true);
+    return Buffer.from(hkdfSync('sha256', key, id, Buffer.from(label, 'utf8'), KEY_BYTES));
   }
 
   /** Whether a secret of this name is stored (names are not secret: no unlock needed). */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql as m001 } from './001_sessions_messages.js';
 import { sql as m002 } from './002_queue.js';
 import { sql as m003 } from './003_vault.js';
+import { sql as m004 } from './004_objects.js';
 
 export interface Migration {
   version: number;
@@ -17,6 +18,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'sessions_messages', sql: m001 },
   { version: 2, name: 'queue', sql: m002 },
   { version: 3, name: 'vault', sql: m003 },
+  { version: 4, name: 'objects', sql: m004 },
 ];
 
 export function checksum(m: Migration): string {

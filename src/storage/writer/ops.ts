@@ -1,4 +1,5 @@
 import { messageOps } from '../message-ops.js';
+import { objectOps } from '../objects/ops.js';
 import { queueOps } from '../queue/ops.js';
 import { sessionOps } from '../session-ops.js';
 import { vaultOps } from '../vault-ops.js';
@@ -12,6 +13,7 @@ export const writeOps = {
   ...messageOps,
   ...queueOps,
   ...vaultOps,
+  ...objectOps,
 };
 
 /**

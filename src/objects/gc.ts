@@ -1,0 +1,73 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { isOwnerAlive, listDir, removeFile, TMP_DIR, tempOwner, trashPath, type ObjectRows } from '../storage/index.js';
+
+export interface GcReport {
+  /** Objects (references) removed: nothing named them and they were older than the grace time. */
+  objectsRemoved: number;
+  /** Files removed because no object had their content any more, or no row recorded them. */
+  filesRemoved: number;
+  bytesFreed: number;
+  /** Temporary files of puts whose process died (or that were abandoned for a day). */
+  tempFilesRemoved: number;
+}
+
+/** A temporary file of a live process untouched this long is abandoned (a put writes continuously). */
+const ABANDONED_MS = 86_400_000;
+/** Objects per transaction: gc never holds the write lock for long. */
+const BATCH = 500;
+
+export interface GcInput {
+  rows: ObjectRows;
+  dir: string;
+  cutoff: number;
+  /** This store's owner token, and its puts in progress. */
+  owner: string;
+  inFlight: ReadonlySet<string>;
+  log: Logger;
+}
+
+/**
+ * Temporary files whose put cannot finish: its process died (pid gone, or reused by another
+ * program), it is this store's own and not in progress, or it was abandoned for a day.
+ */
+function sweepTemps(g: GcInput): number {
+  let removed = 0;
+  const tmpDir = path.join(g.dir, TMP_DIR);
+  for (const name of listDir(tmpDir)) {
+    const file = path.join(tmpDir, name);
+    if (g.inFlight.has(file)) continue;
+    const owner = tempOwner(name);
+    let dead = owner === g.owner || (owner !== undefined && !isOwnerAlive(owner));
+    if (!dead) {
+      try {
+        dead = Date.now() - fs.statSync(file).mtimeMs > ABANDONED_MS;
+      } catch {
+        continue;
+      }
+    }
+    if (dead && removeFile(file)) removed++;
+  }
+  return removed;
+}
+
+export async function collectGarbage(g: GcInput): Promise<GcReport> {
+  const report: GcReport = { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: sweepTemps(g) };
+  for (;;) {
+    const r = await g.rows.collect({ dir: g.dir, cutoff: g.cutoff, limit: BATCH });
+    for (const a of r.trash) removeFile(trashPath(g.dir, a));
+    report.objectsRemoved += r.objects;
+    report.filesRemoved += r.trash.length;
+    report.bytesFreed += r.bytes;
+    if (!r.more) break;
+  }
+  for (const fan of listDir(g.dir)) {
+    if (!/^[0-9a-f]{2}$/.test(fan)) continue;
+    const r = await g.rows.sweep({ dir: g.dir, fan });
+    report.filesRemoved += r.files;
+    report.bytesFreed += r.bytes;
+  }
+  if (report.objectsRemoved + report.filesRemoved + report.tempFilesRemoved > 0) g.log.info(report, 'object store garbage collected');
+  return report;
+}

@@ -1,0 +1,108 @@
+import type { FileHandle } from 'node:fs/promises';
+
+/** Bytes gathered before a write is issued: big enough that the system call cost vanishes. */
+const WRITE_BATCH = 1024 * 1024;
+/** Writes in flight at once: the disk works on one while the CPU hashes and seals the next. */
+const WRITES_IN_FLIGHT = 2;
+
+/**
+ * Appends buffers to a file with writes that run on libuv's threads while this thread goes on
+ * hashing and encrypting; each write has its own position, so two in flight cannot interleave.
+ * `add` waits only when WRITES_IN_FLIGHT writes are already running: that wait is the
+ * backpressure that keeps a fast source from filling memory.
+ */
+export class PipelinedWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private position = 0;
+  private readonly inFlight: Promise<void>[] = [];
+
+  constructor(private readonly fh: FileHandle) {}
+
+  get written(): number {
+    return this.position + this.pendingBytes;
+  }
+
+  async add(bufs: Buffer[]): Promise<void> {
+    for (const b of bufs) {
+      if (b.length === 0) continue;
+      this.pending.push(b);
+      this.pendingBytes += b.length;
+    }
+    bufs.length = 0;
+    if (this.pendingBytes >= WRITE_BATCH) await this.issue();
+  }
+
+  private async issue(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const bufs = this.pending;
+    const at = this.position;
+    const total = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.position += total;
+    const p = writeAll(this.fh, bufs, at, total);
+    // A failure is seen by whoever awaits this write; never unhandled meanwhile.
+    p.catch(() => {});
+    this.inFlight.push(p);
+    if (this.inFlight.length >= WRITES_IN_FLIGHT) await this.inFlight.shift();
+  }
+
+  /** Everything added is written (not yet synced). */
+  async flush(): Promise<void> {
+    await this.issue();
+    while (this.inFlight.length > 0) await this.inFlight.shift();
+  }
+
+  /** Waits out the writes in flight, ignoring their outcome (the put is being abandoned). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inFlight.splice(0));
+  }
+}
+
+async function writeAll(fh: FileHandle, bufs: Buffer[], at: number, total: number): Promise<void> {
+  let done = (await fh.writev(bufs, at)).bytesWritten;
+  // A short write (rare on a regular file: a signal, a full quota) is finished piece by piece.
+  if (done < total) {
+    const all = Buffer.concat(bufs);
+    while (done < total) {
+      const { bytesWritten } = await fh.write(all, done, total - done, at + done);
+      if (bytesWritten === 0) throw new Error('the disk accepted no more bytes');
+      done += bytesWritten;
+    }
+  }
+}
+
+/**
+ * Reads `length` bytes from `offset` in blocks of `block`, one read ahead of the consumer.
+ * Fails on a short read: the file changed size under us.
+ */
+export async function* readBlocks(fh: FileHandle, offset: number, length: number, block: number): AsyncGenerator<Buffer> {
+  const read = async (at: number): Promise<Buffer> => {
+    const n = Math.min(block, offset + length - at);
+    const buf = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const { bytesRead } = await fh.read(buf, got, n - got, at + got);
+      if (bytesRead === 0) throw new ShortReadError();
+      got += bytesRead;
+    }
+    return buf;
+  };
+  let at = offset;
+  let next: Promise<Buffer> | undefined = length > 0 ? read(at) : undefined;
+  while (next !== undefined) {
+    const cur = next;
+    cur.catch(() => {});
+    at += Math.min(block, offset + length - at);
+    next = at < offset + length ? read(at) : undefined;
+    next?.catch(() => {});
+    yield await cur;
+  }
+}
+
+export class ShortReadError extends Error {
+  constructor() {
+    super('the file ended early');
+  }
+}

@@ -1,0 +1,394 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { ObjectSettings } from '../config/index.js';
+import { readManifest, withVaultLock, writeManifest, type Manifest } from '../dbcrypt/index.js';
+import { AppError, checkInt, ErrorCode, invalidInput } from '../errors/index.js';
+import {
+  blobPath,
+  checkLimit,
+  checkText,
+  ensurePrivateDir,
+  makeDir,
+  newOwnerToken,
+  OBJECT_REF,
+  removeFile,
+  TMP_DIR,
+  tempName,
+  trashPath,
+  type ObjectRow,
+  type ObjectRows,
+  type Scrubber,
+} from '../storage/index.js';
+import type { Vault } from '../vault/index.js';
+import { DEFAULT_CHUNK_LOG2, storeKeys } from './chunks.js';
+import { collectGarbage, type GcReport } from './gc.js';
+import { corrupt, openBlob, type OpenedBlob } from './read.js';
+import type { ObjectSource } from './source.js';
+import { verifyStore, type VerifyReport } from './verify.js';
+import { writeBlob } from './write.js';
+
+/** The label of the store's key under the vault's master key (Vault.subkey). */
+export const OBJECTS_KEY_LABEL = 'blufio/objects/v1';
+
+export interface PutOptions {
+  /** A MIME type; default application/octet-stream. */
+  contentType?: string;
+  /** The file name it came with, for people (not a path; not unique). */
+  name?: string | null;
+  /** A smaller limit than [objects] max_object_bytes for this put. */
+  maxBytes?: number;
+}
+
+export interface ObjectInfo {
+  /** `obj_<ULID>`: put it in message metadata to attach the object. */
+  ref: string;
+  size: number;
+  contentType: string;
+  name: string | null;
+  encrypted: boolean;
+  createdAt: number;
+  /** Messages whose metadata references it. */
+  references: number;
+}
+
+export interface PutResult extends ObjectInfo {
+  /** The same content was already stored: this put added a reference, not a file. */
+  deduplicated: boolean;
+}
+
+export interface ObjectStats {
+  dir: string;
+  encryption: boolean;
+  objects: number;
+  /** Distinct contents stored (one file each). */
+  files: number;
+  encryptedFiles: number;
+  logicalBytes: number;
+  storedBytes: number;
+  unreferenced: number;
+  /** Puts in progress, or left by a process that died (gc removes those). */
+  tempFiles: number;
+  limits: { maxObjectBytes: number; maxTotalBytes: number; gcGraceMs: number };
+}
+
+export interface ObjectStoreDeps {
+  rows: ObjectRows;
+  /** The vault directory: vault.json's home. */
+  vaultDir: string;
+  settings: ObjectSettings;
+  vault: Vault;
+  log: Logger;
+  scrub: Scrubber;
+  lockTimeoutMs: number;
+  /** Tests: a smaller chunk for encrypted objects. */
+  chunkLog2?: number;
+}
+
+const CONTENT_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(\s*;\s*[\x20-\x7e]*)?$/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+function info(r: ObjectRow): ObjectInfo {
+  return { ref: r.id, size: r.size, contentType: r.content_type, name: r.name, encrypted: r.encrypted === 1, createdAt: r.created_at, references: r.refs };
+}
+
+function checkRef(ref: unknown): string {
+  if (typeof ref !== 'string' || !OBJECT_REF.test(ref)) {
+    throw invalidInput(`${JSON.stringify(ref)?.slice(0, 60) ?? String(ref)} is not an object reference`, 'pass the ref that put() returned: obj_ and 26 letters and digits');
+  }
+  return ref;
+}
+
+/**
+ * Attachments: content-addressed files under the vault directory's objects/, indexed in the
+ * database. Puts stream (a file of any size passes through in small pieces), are written to a
+ * temporary file, synced, and moved into place inside the transaction that records them; the
+ * same content is stored once. With encryption on (vault.json's object_store block), new objects
+ * are sealed in authenticated chunks under keys from the vault; old ones are read as they were
+ * written.
+ */
+export class ObjectStore {
+  private readonly owner = newOwnerToken();
+  /** Temporary files of puts running in this store: gc leaves them alone. */
+  private readonly inFlight = new Set<string>();
+  private readonly aborts = new Set<AbortController>();
+  private readonly running = new Set<Promise<unknown>>();
+  private closed = false;
+  private cached: { sig: string; manifest: Manifest } | undefined;
+
+  constructor(private readonly d: ObjectStoreDeps) {}
+
+  /** vault.json, read again only when the file changed (another process may toggle encryption). */
+  private manifest(): Manifest {
+    const file = path.join(this.d.vaultDir, 'vault.json');
+    let sig = '';
+    try {
+      const st = fs.statSync(file);
+      sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      // readManifest says what is wrong.
+    }
+    if (this.cached?.sig === sig && sig !== '') return this.cached.manifest;
+    const loaded = readManifest(this.d.vaultDir);
+    if (loaded === undefined) {
+      throw new AppError(ErrorCode.NOT_FOUND, `${file} is missing`, { hint: 'it is written when the database is first opened; open the app again' });
+    }
+    this.cached = { sig, manifest: loaded.manifest };
+    return loaded.manifest;
+  }
+
+  /** The objects/ directory (vault.json's object_store.dir). */
+  get dir(): string {
+    return path.join(this.d.vaultDir, this.manifest().object_store.dir);
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    const done = (): void => void this.running.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new AppError(ErrorCode.DB_CLOSED, 'the app is closed');
+  }
+
+  private async fileKey(): Promise<{ address: Buffer; file: Buffer }> {
+    const root = await this.d.vault.subkey(OBJECTS_KEY_LABEL);
+    try {
+      return storeKeys(root);
+    } finally {
+      root.fill(0);
+    }
+  }
+
+  /** Stores the content of `source` and returns its reference. */
+  put(source: ObjectSource, opts: PutOptions = {}): Promise<PutResult> {
+    return this.track(this.doPut(source, opts));
+  }
+
+  private async doPut(source: ObjectSource, opts: PutOptions): Promise<PutResult> {
+    this.assertOpen();
+    const contentType = checkText(opts.contentType ?? 'application/octet-stream', 'contentType', 512);
+    if (!CONTENT_TYPE.test(contentType)) throw invalidInput(`contentType ${JSON.stringify(contentType.slice(0, 60))} is not a MIME type`, 'use a type/subtype such as image/png');
+    let name: string | null = null;
+    if (opts.name !== undefined && opts.name !== null) {
+      name = checkText(opts.name, 'name', 1024);
+      if (CONTROL.test(name)) throw invalidInput('name must not contain control characters');
+    }
+    const limit = this.d.settings.maxObjectBytes;
+    const maxBytes = opts.maxBytes === undefined ? limit : Math.min(limit, checkLimit(opts.maxBytes, 'maxBytes', limit, Number.MAX_SAFE_INTEGER));
+    let m = this.manifest();
+    const dir = path.join(this.d.vaultDir, m.object_store.dir);
+    ensurePrivateDir(dir);
+    makeDir(path.join(dir, TMP_DIR));
+    if (!m.object_store.enabled) m = await this.updateStoreBlock((s) => ({ ...s, enabled: true }));
+    const keys = m.object_store.encryption.enabled ? await this.fileKey() : undefined;
+    const tmp = path.join(dir, TMP_DIR, tempName(this.owner, randomBytes(6).toString('hex')));
+    const abort = new AbortController();
+    this.inFlight.add(tmp);
+    this.aborts.add(abort);
+    try {
+      const w = await writeBlob(source, tmp, {
+        maxBytes,
+        signal: abort.signal,
+        chunkLog2: this.d.chunkLog2 ?? DEFAULT_CHUNK_LOG2,
+        ...(keys === undefined ? {} : { keys }),
+      });
+      const r = await this.d.rows.commit({
+        dir,
+        tmp,
+        address: w.address,
+        encrypted: w.encrypted,
+        size: w.size,
+        storedSize: w.storedSize,
+        contentType: this.d.scrub.text(contentType),
+        name: name === null ? null : this.d.scrub.text(name),
+        maxTotalBytes: this.d.settings.maxTotalBytes,
+      });
+      return { ref: r.id, size: w.size, contentType, name, encrypted: w.encrypted, createdAt: r.createdAt, references: 0, deduplicated: r.deduplicated };
+    } finally {
+      keys?.address.fill(0);
+      keys?.file.fill(0);
+      // Gone already when it was moved into place; otherwise this put failed and leaves nothing.
+      removeFile(tmp);
+      this.inFlight.delete(tmp);
+      this.aborts.delete(abort);
+    }
+  }
+
+  private row(ref: string): ObjectRow {
+    const r = this.d.rows.get(checkRef(ref));
+    if (r === undefined) throw new AppError(ErrorCode.NOT_FOUND, `no object ${ref}`, { hint: 'it was never stored here, or it was deleted (or removed by gc while nothing referenced it)' });
+    return r;
+  }
+
+  async stat(ref: string): Promise<ObjectInfo> {
+    this.assertOpen();
+    return info(this.row(ref));
+  }
+
+  /** Objects in the order they were stored, `limit` at a time (default 100, at most 1000) after the ref `after`. */
+  async list(opts: { limit?: number; after?: string } = {}): Promise<ObjectInfo[]> {
+    this.assertOpen();
+    const limit = checkLimit(opts.limit, 'limit', 100, 1000);
+    return this.d.rows.list(limit, opts.after === undefined ? undefined : checkRef(opts.after)).map(info);
+  }
+
+  /**
+   * The object's content as a stream. An encrypted object's chunks are each authenticated
+   * before they are passed on; its header, length and last chunk before the first byte. A
+   * plain object is hashed as it is read and the stream fails at its end if the hash differs.
+   * Either way a damaged object ends in an error (KC_OBJECT_CORRUPT), never silently.
+   */
+  async get(ref: string): Promise<Readable> {
+    this.assertOpen();
+    const r = this.row(ref);
+    const dir = this.dir;
+    const keys = r.encrypted === 1 ? await this.fileKey() : undefined;
+    keys?.address.fill(0);
+    let opened: OpenedBlob;
+    try {
+      opened = await this.openFile(dir, r, keys?.file);
+    } catch (err) {
+      if (err instanceof AppError && err.code === ErrorCode.OBJECT_CORRUPT) this.d.log.error({ ref, err }, 'an object failed its check');
+      throw err;
+    } finally {
+      keys?.file.fill(0);
+    }
+    const log = this.d.log;
+    async function* checked(): AsyncGenerator<Buffer> {
+      try {
+        yield* opened.content;
+      } catch (err) {
+        if (err instanceof AppError && err.code === ErrorCode.OBJECT_CORRUPT) log.error({ ref, err }, 'an object failed its check');
+        throw err;
+      }
+    }
+    const stream = Readable.from(checked(), { objectMode: false, highWaterMark: 256 * 1024 });
+    stream.once('close', () => void opened.close().catch(() => {}));
+    return stream;
+  }
+
+  private async openFile(dir: string, r: ObjectRow, fileKey: Buffer | undefined): Promise<OpenedBlob> {
+    const blob = { address: r.address, encrypted: r.encrypted === 1, size: r.size, storedSize: r.stored_size };
+    const what = `object ${r.id}`;
+    for (const file of [blobPath(dir, r.address), trashPath(dir, r.address)]) {
+      try {
+        return await openBlob(file, blob, what, fileKey);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    // Deleted between reading its row and opening its file, or lost.
+    if (this.d.rows.get(r.id) === undefined) throw new AppError(ErrorCode.NOT_FOUND, `no object ${r.id}`, { hint: 'it was deleted' });
+    throw corrupt(what, `its file ${blobPath(dir, r.address)} is missing`);
+  }
+
+  /**
+   * Removes the object; its file goes when no other object has the same content. An object a
+   * message, a live job or a session references is refused (KC_OBJECT_REFERENCED) unless
+   * `force`, after which those references point at nothing.
+   */
+  async delete(ref: string, opts: { force?: boolean } = {}): Promise<{ freedBytes: number }> {
+    this.assertOpen();
+    const dir = this.dir;
+    const r = await this.d.rows.delete({ dir, id: checkRef(ref), force: opts.force === true });
+    for (const a of r.trash) removeFile(trashPath(dir, a));
+    return { freedBytes: r.bytes };
+  }
+
+  async stats(): Promise<ObjectStats> {
+    this.assertOpen();
+    const m = this.manifest();
+    const dir = path.join(this.d.vaultDir, m.object_store.dir);
+    const c = this.d.rows.counts();
+    let tempFiles = 0;
+    try {
+      tempFiles = fs.readdirSync(path.join(dir, TMP_DIR)).length;
+    } catch {
+      // No puts yet.
+    }
+    const s = this.d.settings;
+    return {
+      dir,
+      encryption: m.object_store.encryption.enabled,
+      objects: c.objects,
+      files: c.blobs,
+      encryptedFiles: c.encryptedBlobs,
+      logicalBytes: c.logicalBytes,
+      storedBytes: c.storedBytes,
+      unreferenced: c.unreferenced,
+      tempFiles,
+      limits: { maxObjectBytes: s.maxObjectBytes, maxTotalBytes: s.maxTotalBytes, gcGraceMs: s.gcGraceMs },
+    };
+  }
+
+  /**
+   * Removes objects nothing references once older than `graceMs` (default [objects]
+   * gc_grace_ms), files no row records, and temporary files of puts whose process died. Puts
+   * running anywhere, and every object a message, a live job or a session names, are kept.
+   */
+  gc(opts: { graceMs?: number } = {}): Promise<GcReport> {
+    this.assertOpen();
+    const grace = checkInt(opts.graceMs, 'graceMs', 0, 100 * 365 * 86_400_000, this.d.settings.gcGraceMs, ' ms');
+    return this.track(collectGarbage({ rows: this.d.rows, dir: this.dir, cutoff: Date.now() - grace, owner: this.owner, inFlight: this.inFlight, log: this.d.log }));
+  }
+
+  /** Reads every stored file back and checks it (hash, or every chunk's authentication); lists what is wrong. */
+  verify(): Promise<VerifyReport> {
+    this.assertOpen();
+    const dir = this.dir;
+    return this.track(
+      (async () => {
+        const encrypted = this.d.rows.counts().encryptedBlobs > 0;
+        const keys = encrypted ? await this.fileKey() : undefined;
+        keys?.address.fill(0);
+        try {
+          return await verifyStore({ rows: this.d.rows, dir, inFlight: this.inFlight, ...(keys === undefined ? {} : { fileKey: keys.file }), log: this.d.log });
+        } finally {
+          keys?.file.fill(0);
+        }
+      })(),
+    );
+  }
+
+  /** Whether new objects are encrypted (vault.json object_store.encryption.enabled). */
+  encryption(): boolean {
+    return this.manifest().object_store.encryption.enabled;
+  }
+
+  /**
+   * Turns encryption of new objects on or off, in vault.json; objects already stored stay as
+   * they are and keep opening. Turning it on needs the vault (created now if there is none).
+   */
+  async setEncryption(enabled: boolean): Promise<{ enabled: boolean; changed: boolean }> {
+    this.assertOpen();
+    if (typeof enabled !== 'boolean') throw invalidInput('setEncryption takes true or false');
+    if (enabled) (await this.d.vault.subkey(OBJECTS_KEY_LABEL, { create: true })).fill(0);
+    const before = this.manifest().object_store.encryption.enabled;
+    await this.updateStoreBlock((s) => ({ ...s, enabled: true, encryption: { ...s.encryption, enabled } }));
+    if (before !== enabled) this.d.log.info({ encryption: enabled }, 'object store encryption changed; it applies to new objects');
+    return { enabled, changed: before !== enabled };
+  }
+
+  private async updateStoreBlock(change: (s: Manifest['object_store']) => Manifest['object_store']): Promise<Manifest> {
+    return withVaultLock(this.d.vaultDir, this.d.lockTimeoutMs, () => {
+      const loaded = readManifest(this.d.vaultDir);
+      if (loaded === undefined) throw new AppError(ErrorCode.NOT_FOUND, `${path.join(this.d.vaultDir, 'vault.json')} is missing`);
+      const next = { ...loaded.manifest, object_store: change(loaded.manifest.object_store) };
+      writeManifest(this.d.vaultDir, next);
+      this.cached = undefined;
+      return next;
+    });
+  }
+
+  /** Stops puts in progress (their temporary files are removed) and waits for running work. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const a of this.aborts) a.abort(new AppError(ErrorCode.DB_CLOSED, 'the app was closed while the object was being stored'));
+    await Promise.allSettled([...this.running]);
+  }
+}

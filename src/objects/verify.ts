@@ -1,0 +1,72 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { AppError } from '../errors/index.js';
+import { ADDRESS, blobPath, listDir, TMP_DIR, TRASH_DIR, type ObjectRows } from '../storage/index.js';
+import { openBlob } from './read.js';
+
+export interface VerifyProblem {
+  /** The file's address (its name under objects/). */
+  address: string;
+  /** The objects whose content it is. */
+  refs: string[];
+  problem: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  dir: string;
+  /** Stored files read back in full and found intact. */
+  filesOk: number;
+  bytesChecked: number;
+  problems: VerifyProblem[];
+  /** Files under objects/ that no row records (gc removes them): not damage, but not data either. */
+  strayFiles: number;
+  /** Puts in progress or abandoned. */
+  tempFiles: number;
+  /** Names under objects/ that the store never writes (left alone, reported). */
+  unknownFiles: string[];
+}
+
+export interface VerifyInput {
+  rows: ObjectRows;
+  dir: string;
+  inFlight: ReadonlySet<string>;
+  /** Needed when any stored file is encrypted. */
+  fileKey?: Buffer;
+  log: Logger;
+}
+
+export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
+  const report: VerifyReport = { ok: true, dir: v.dir, filesOk: 0, bytesChecked: 0, problems: [], strayFiles: 0, tempFiles: 0, unknownFiles: [] };
+  const known = new Set<string>();
+  for (const b of v.rows.blobs()) {
+    known.add(b.address);
+    try {
+      const opened = await openBlob(blobPath(v.dir, b.address), { address: b.address, encrypted: b.encrypted === 1, size: b.size, storedSize: b.stored_size }, `file ${b.address}`, v.fileKey);
+      for await (const piece of opened.content) report.bytesChecked += piece.length;
+      report.filesOk++;
+    } catch (err) {
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      const problem = missing ? 'the file is missing' : err instanceof AppError ? err.message : String(err);
+      report.problems.push({ address: b.address, refs: v.rows.refsOf(b.address), problem });
+    }
+  }
+  for (const fan of listDir(v.dir)) {
+    if (fan === TMP_DIR) {
+      report.tempFiles = listDir(path.join(v.dir, fan)).length;
+      continue;
+    }
+    if (fan === TRASH_DIR) continue;
+    if (!/^[0-9a-f]{2}$/.test(fan)) {
+      report.unknownFiles.push(fan);
+      continue;
+    }
+    for (const name of listDir(path.join(v.dir, fan))) {
+      if (!ADDRESS.test(name) || !name.startsWith(fan)) report.unknownFiles.push(`${fan}/${name}`);
+      else if (!known.has(name)) report.strayFiles++;
+    }
+  }
+  report.ok = report.problems.length === 0;
+  if (!report.ok) v.log.error({ dir: v.dir, problems: report.problems.length }, 'object store verification found damaged or missing files');
+  return report;
+}

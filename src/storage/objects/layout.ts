@@ -1,0 +1,107 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { AppError, ErrorCode } from '../../errors/index.js';
+import { DIR_MODE, fsyncDir } from '../files.js';
+
+/**
+ * Where the object store keeps its files, inside `objects/` (vault.json's object_store.dir):
+ *   <aa>/<address>   a stored object, under the first two hex digits of its address (so no
+ *                    directory grows past a few thousand entries);
+ *   .tmp/<owner>.part  a put being written: only ever renamed to its final name inside the
+ *                    database transaction that records it, so a crash leaves no half object
+ *                    under a final name, and a file with no row is garbage;
+ *   .trash/<address> a file whose last row a gc or delete has just removed: moved here inside
+ *                    that transaction and unlinked after its commit (restored if the commit
+ *                    never happened).
+ */
+export const TMP_DIR = '.tmp';
+export const TRASH_DIR = '.trash';
+
+export const ADDRESS = /^[0-9a-f]{64}$/;
+/** A reference: `obj_` and a ULID. */
+export const OBJECT_REF = /^obj_[0-9A-HJKMNP-TV-Z]{26}$/;
+/** A reference as a whole JSON string value, the way message metadata holds one. */
+const REF_IN_JSON = /"(obj_[0-9A-HJKMNP-TV-Z]{26})"/g;
+
+export function blobPath(dir: string, address: string): string {
+  return path.join(dir, address.slice(0, 2), address);
+}
+
+export function trashPath(dir: string, address: string): string {
+  return path.join(dir, TRASH_DIR, address);
+}
+
+/** The references named in a JSON text (metadata, a payload), once each. */
+export function refsIn(json: string, into: Set<string> = new Set()): Set<string> {
+  if (!json.includes('"obj_')) return into;
+  for (const m of json.matchAll(REF_IN_JSON)) into.add(m[1]!);
+  return into;
+}
+
+/** mkdir 0700 that tolerates a directory another process just made; says whether it made it. */
+export function makeDir(dir: string): boolean {
+  try {
+    fs.mkdirSync(dir, { mode: DIR_MODE });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+function exists(p: string): boolean {
+  return fs.existsSync(p);
+}
+
+/**
+ * Moves `from` to `to` (creating `to`'s directory) and syncs the directory, so the new name
+ * survives power loss. Idempotent for the transaction retry: when `from` is already gone and
+ * `to` is there, the move happened. Two files at one address hold the same content (plain) or
+ * open to the same content (encrypted), so replacing one with the other loses nothing.
+ */
+export function place(from: string, to: string): void {
+  const parent = path.dirname(to);
+  if (makeDir(parent)) fsyncDir(path.dirname(parent));
+  try {
+    fs.renameSync(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && exists(to) && !exists(from)) return;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new AppError(ErrorCode.DB_IO, `the object's temporary file ${from} disappeared before it was stored`, {
+        hint: 'put it again (a gc that judged the put abandoned may have removed it)',
+      });
+    }
+    throw err;
+  }
+  fsyncDir(parent);
+}
+
+/** Unlinks a file, quietly when it is already gone; returns whether it was there. */
+export function removeFile(p: string): boolean {
+  try {
+    fs.unlinkSync(p);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+export function listDir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** `.tmp/<pid>_<starttime>_<hex>.part`: the owner token (see liveness.ts) with `_` for `:`. */
+export function tempOwner(name: string): string | undefined {
+  const m = /^(\d+_\d*_[0-9a-f]+)_[0-9a-f]+\.part$/.exec(name);
+  return m === null ? undefined : m[1]!.replaceAll('_', ':');
+}
+
+export function tempName(owner: string, nonce: string): string {
+  return `${owner.replaceAll(':', '_')}_${nonce}.part`;
+}

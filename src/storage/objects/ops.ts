@@ -1,0 +1,228 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { AppError, ErrorCode } from '../../errors/index.js';
+import type { WriterContext } from '../writer/context.js';
+import { ADDRESS, blobPath, listDir, place, refsIn, removeFile, TRASH_DIR, trashPath } from './layout.js';
+
+/**
+ * Object-store writes, run inside the writer thread's transactions. The file moves happen
+ * inside the transaction too, so that no other process's transaction (a put, a gc) can fall
+ * between a row changing and its file moving: the database's write lock orders them.
+ */
+
+export interface CommitObjectArgs {
+  /** The objects/ directory. */
+  dir: string;
+  /** The finished, synced temporary file. */
+  tmp: string;
+  address: string;
+  encrypted: boolean;
+  size: number;
+  storedSize: number;
+  contentType: string;
+  name: string | null;
+  /** 0 = no limit. */
+  maxTotalBytes: number;
+}
+
+export interface CommitObjectResult {
+  id: string;
+  createdAt: number;
+  /** The same content was already stored: the new file was dropped. */
+  deduplicated: boolean;
+}
+
+const TOTAL = 'objects:total';
+
+function storedTotal(ctx: WriterContext): number {
+  return ctx.cached(TOTAL, () => ctx.stmt('SELECT coalesce(sum(stored_size), 0) FROM object_blobs').pluck().get() as number);
+}
+
+function commit(ctx: WriterContext, a: CommitObjectArgs): CommitObjectResult {
+  const final = blobPath(a.dir, a.address);
+  const known = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck().get(a.address) !== undefined;
+  let deduplicated = known;
+  if (!known) {
+    const total = storedTotal(ctx);
+    if (a.maxTotalBytes > 0 && total + a.storedSize > a.maxTotalBytes) {
+      throw new AppError(ErrorCode.OBJECT_STORE_FULL, `storing ${a.storedSize} more bytes would take the object store past its limit of ${a.maxTotalBytes} (${total} stored)`, {
+        hint: 'run blufio objects gc, delete objects you no longer need, or raise [objects] max_total_bytes',
+      });
+    }
+    place(a.tmp, final);
+    ctx
+      .stmt('INSERT INTO object_blobs (address, encrypted, size, stored_size, created_at) VALUES (?, ?, ?, ?, ?)')
+      .run(a.address, a.encrypted ? 1 : 0, a.size, a.storedSize, Date.now());
+    ctx.remember(TOTAL, total + a.storedSize);
+  } else if (!fs.existsSync(final)) {
+    // Recorded, but its file was lost (moved to the trash by a gc whose commit failed): the new one serves.
+    place(a.tmp, final);
+    deduplicated = false;
+  } else {
+    removeFile(a.tmp);
+  }
+  const now = Date.now();
+  const id = `obj_${ctx.newId(now)}`;
+  ctx
+    .stmt('INSERT INTO objects (id, address, content_type, name, created_at) VALUES (?, ?, ?, ?, ?)')
+    .run(id, a.address, a.contentType, a.name, now);
+  return { id, createdAt: now, deduplicated };
+}
+
+/** References named in live rows other than messages: queue payloads, session metadata. */
+function otherRefs(ctx: WriterContext): Set<string> {
+  const out = new Set<string>();
+  for (const t of ctx.stmt(`SELECT payload FROM job_payloads WHERE instr(payload, '"obj_') > 0`).pluck().iterate()) refsIn(t as string, out);
+  for (const t of ctx.stmt(`SELECT metadata FROM sessions WHERE instr(metadata, '"obj_') > 0`).pluck().iterate()) refsIn(t as string, out);
+  return out;
+}
+
+/** Removes an object row; when it was its blob's last, the blob row too, and its file to the trash. */
+function dropObject(ctx: WriterContext, dir: string, no: number, address: string): { address: string; bytes: number } | undefined {
+  ctx.stmt('DELETE FROM message_objects WHERE object_no = ?').run(no);
+  ctx.stmt('DELETE FROM objects WHERE no = ?').run(no);
+  if (ctx.stmt('SELECT 1 FROM objects WHERE address = ? LIMIT 1').pluck().get(address) !== undefined) return undefined;
+  const bytes = ctx.stmt('DELETE FROM object_blobs WHERE address = ? RETURNING stored_size').pluck().get(address) as number | undefined;
+  ctx.forget(); // the cached total
+  const trash = trashPath(dir, address);
+  fs.mkdirSync(path.dirname(trash), { recursive: true, mode: 0o700 });
+  try {
+    fs.renameSync(blobPath(dir, address), trash);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  return { address, bytes: bytes ?? 0 };
+}
+
+/**
+ * Files left in the trash by a gc or delete whose transaction did not commit (their rows are
+ * still there: the file goes back) or whose process died before unlinking them (gone for good).
+ */
+function settleTrash(ctx: WriterContext, dir: string): void {
+  for (const name of listDir(path.join(dir, TRASH_DIR))) {
+    if (!ADDRESS.test(name)) continue;
+    const held = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck().get(name) !== undefined;
+    const final = blobPath(dir, name);
+    if (held && !fs.existsSync(final)) place(trashPath(dir, name), final);
+    else removeFile(trashPath(dir, name));
+  }
+}
+
+export interface DeleteObjectArgs {
+  dir: string;
+  id: string;
+  force: boolean;
+}
+
+export interface Freed {
+  /** Addresses whose files are now in the trash, to unlink once the transaction has committed. */
+  trash: string[];
+  bytes: number;
+}
+
+function del(ctx: WriterContext, a: DeleteObjectArgs): Freed {
+  const row = ctx.stmt('SELECT no, address FROM objects WHERE id = ?').get(a.id) as { no: number; address: string } | undefined;
+  if (row === undefined) throw new AppError(ErrorCode.NOT_FOUND, `no object ${a.id}`, { hint: 'blufio objects stats counts the objects there are' });
+  if (!a.force) {
+    const messages = ctx.stmt('SELECT count(*) FROM message_objects WHERE object_no = ?').pluck().get(row.no) as number;
+    const elsewhere = otherRefs(ctx).has(a.id);
+    if (messages > 0 || elsewhere) {
+      const where = [messages > 0 ? `${messages} message(s)` : '', elsewhere ? 'a queued job or a session' : ''].filter(Boolean).join(' and ');
+      throw new AppError(ErrorCode.OBJECT_REFERENCED, `object ${a.id} is referenced by ${where}`, {
+        hint: 'pass { force: true } to delete it anyway (the references then point at nothing)',
+      });
+    }
+  }
+  const gone = dropObject(ctx, a.dir, row.no, row.address);
+  return { trash: gone === undefined ? [] : [gone.address], bytes: gone?.bytes ?? 0 };
+}
+
+export interface CollectArgs {
+  dir: string;
+  /** Objects created before this (ms) and referenced by nothing are removed. */
+  cutoff: number;
+  /** At most this many per transaction: the write lock is not held for long. */
+  limit: number;
+}
+
+export interface Collected extends Freed {
+  objects: number;
+  /** The limit was reached: call again. */
+  more: boolean;
+}
+
+function collect(ctx: WriterContext, a: CollectArgs): Collected {
+  settleTrash(ctx, a.dir);
+  const live = otherRefs(ctx);
+  const out: Collected = { trash: [], bytes: 0, objects: 0, more: false };
+  const candidates = ctx
+    .stmt(
+      `SELECT no, id, address FROM objects o
+       WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM message_objects m WHERE m.object_no = o.no)
+       ORDER BY created_at LIMIT ?`,
+    )
+    .all(a.cutoff, a.limit + live.size + 1) as { no: number; id: string; address: string }[];
+  for (const c of candidates) {
+    if (live.has(c.id)) continue;
+    if (out.objects >= a.limit) break;
+    out.objects++;
+    const gone = dropObject(ctx, a.dir, c.no, c.address);
+    if (gone !== undefined) {
+      out.trash.push(gone.address);
+      out.bytes += gone.bytes;
+    }
+  }
+  out.more = candidates.length === a.limit + live.size + 1;
+  return out;
+}
+
+export interface SweepArgs {
+  dir: string;
+  /** One fan-out directory (two hex digits). */
+  fan: string;
+}
+
+/**
+ * Unlinks the files of one fan-out directory that no row records: left by a put whose process
+ * died between moving its file into place and committing. Safe while others put: a put moves
+ * its file only inside its own transaction, and this one holds the write lock.
+ */
+function sweep(ctx: WriterContext, a: SweepArgs): { files: number; bytes: number } {
+  const out = { files: 0, bytes: 0 };
+  const held = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck();
+  for (const name of listDir(path.join(a.dir, a.fan))) {
+    if (!ADDRESS.test(name) || !name.startsWith(a.fan) || held.get(name) !== undefined) continue;
+    const file = path.join(a.dir, a.fan, name);
+    let size = 0;
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      continue;
+    }
+    if (removeFile(file)) {
+      out.files++;
+      out.bytes += size;
+    }
+  }
+  return out;
+}
+
+/** Records which objects a message's metadata names; every one must exist. */
+export function linkMessageObjects(ctx: WriterContext, seq: number, refs: readonly string[]): void {
+  for (const id of refs) {
+    const no = ctx.stmt('SELECT no FROM objects WHERE id = ?').pluck().get(id) as number | undefined;
+    if (no === undefined) {
+      throw new AppError(ErrorCode.NOT_FOUND, `the metadata names object ${id}, which does not exist`, {
+        hint: 'attach the reference app.objects.put() returned; an object nothing referenced may have been removed by gc after [objects] gc_grace_ms',
+      });
+    }
+    ctx.stmt('INSERT OR IGNORE INTO message_objects (object_no, message_seq) VALUES (?, ?)').run(no, seq);
+  }
+}
+
+export const objectOps = {
+  'objects.commit': commit,
+  'objects.delete': del,
+  'objects.collect': collect,
+  'objects.sweep': sweep,
+};
