@@ -16,7 +16,7 @@ describe('blufio CLI', () => {
     const r = await runCli(['db', 'check'], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /status\s+ok/);
-    assert.match(r.stdout, /schema\s+version 3/);
+    assert.match(r.stdout, /schema\s+version 4/);
     assert.match(r.stdout, /jobs\s+0 \(waiting 0, pending 0/);
     const data = path.join(home, '.local', 'share', 'blufio');
     assert.equal(fs.statSync(data).mode & 0o777, 0o700);

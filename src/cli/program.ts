@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { configCommand } from './commands/config.js';
 import { dbCommand } from './commands/db.js';
+import { objectsCommand } from './commands/objects.js';
 import { queueCommand } from './commands/queue.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { serveCommand } from './commands/serve.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   program.addCommand(dbCommand());
   program.addCommand(sessionsCommand());
   program.addCommand(queueCommand());
+  program.addCommand(objectsCommand());
   program.addCommand(configCommand());
   program.addCommand(vaultCommand());
   for (const c of program.commands) {

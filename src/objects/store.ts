@@ -331,14 +331,14 @@ export class ObjectStore {
    * gc_grace_ms), files no row records, and temporary files of puts whose process died. Puts
    * running anywhere, and every object a message, a live job or a session names, are kept.
    */
-  gc(opts: { graceMs?: number } = {}): Promise<GcReport> {
+  async gc(opts: { graceMs?: number } = {}): Promise<GcReport> {
     this.assertOpen();
     const grace = checkInt(opts.graceMs, 'graceMs', 0, 100 * 365 * 86_400_000, this.d.settings.gcGraceMs, ' ms');
     return this.track(collectGarbage({ rows: this.d.rows, dir: this.dir, cutoff: Date.now() - grace, owner: this.owner, inFlight: this.inFlight, log: this.d.log }));
   }
 
   /** Reads every stored file back and checks it (hash, or every chunk's authentication); lists what is wrong. */
-  verify(): Promise<VerifyReport> {
+  async verify(): Promise<VerifyReport> {
     this.assertOpen();
     const dir = this.dir;
     return this.track(

@@ -1,0 +1,135 @@
+import fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Command } from 'commander';
+import { AppError, ErrorCode } from '../../errors/index.js';
+import type { GcReport, ObjectStats, VerifyReport } from '../../objects/index.js';
+import { intBetween } from '../args.js';
+import { withApp } from '../context.js';
+import { formatBytes, formatDuration, printable, printJson, printLines } from '../output.js';
+
+function describeStats(s: ObjectStats): string[] {
+  const l = s.limits;
+  return [
+    `directory   ${printable(s.dir)}`,
+    `encryption  ${s.encryption ? 'on (new objects are encrypted)' : 'off (new objects are stored as they are)'}`,
+    `objects     ${s.objects} (${s.unreferenced} referenced by no message)`,
+    `files       ${s.files} (${s.encryptedFiles} encrypted), ${formatBytes(s.storedBytes)} on disk for ${formatBytes(s.logicalBytes)} of objects`,
+    `temporary   ${s.tempFiles} file(s) of puts in progress or abandoned`,
+    `limits      ${formatBytes(l.maxObjectBytes)} per object, ${l.maxTotalBytes === 0 ? 'no total limit' : `${formatBytes(l.maxTotalBytes)} in all`}, gc keeps unreferenced objects ${formatDuration(l.gcGraceMs)}`,
+  ];
+}
+
+function describeGc(r: GcReport): string[] {
+  return [`removed ${r.objectsRemoved} unreferenced object(s), ${r.filesRemoved} file(s) and ${r.tempFilesRemoved} abandoned temporary file(s); ${formatBytes(r.bytesFreed)} freed`];
+}
+
+function describeVerify(r: VerifyReport): string[] {
+  return [
+    `directory   ${printable(r.dir)}`,
+    `status      ${r.ok ? 'ok' : 'DAMAGED'}`,
+    `checked     ${r.filesOk} file(s) intact, ${formatBytes(r.bytesChecked)} read back`,
+    ...r.problems.map((p) => `damaged     ${p.address} (${p.refs.join(', ') || 'no object'}): ${printable(p.problem)}`),
+    ...(r.strayFiles > 0 ? [`stray       ${r.strayFiles} file(s) no object records (blufio objects gc removes them)`] : []),
+    ...(r.tempFiles > 0 ? [`temporary   ${r.tempFiles} file(s) of puts in progress or abandoned`] : []),
+    ...r.unknownFiles.map((f) => `unknown     ${printable(f)} (not written by blufio; left alone)`),
+  ];
+}
+
+export function objectsCommand(): Command {
+  const objects = new Command('objects').description('the attachment store: counts, garbage collection, verification, encryption');
+
+  objects
+    .command('stats')
+    .description('how many objects and files, how many bytes, encryption and limits')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const s = await withApp(cmd, (app) => app.objects.stats());
+      if (opts.json) printJson(s);
+      else printLines(describeStats(s));
+    });
+
+  objects
+    .command('gc')
+    .description('remove objects no message, job or session references (older than [objects] gc_grace_ms), files no object records, and temporary files of dead puts')
+    .option('--grace-ms <ms>', 'keep unreferenced objects younger than this instead', intBetween(0, 100 * 365 * 86_400_000))
+    .option('--json', 'print JSON')
+    .action(async (opts: { graceMs?: number; json?: boolean }, cmd: Command) => {
+      const r = await withApp(cmd, (app) => app.objects.gc(opts.graceMs === undefined ? {} : { graceMs: opts.graceMs }));
+      if (opts.json) printJson(r);
+      else printLines(describeGc(r));
+    });
+
+  objects
+    .command('verify')
+    .description('read every stored file back and check it (SHA-256, or every encrypted chunk); exit status 1 when any is damaged or missing')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const r = await withApp(cmd, (app) => app.objects.verify());
+      if (opts.json) printJson(r);
+      else printLines(describeVerify(r));
+      if (!r.ok) {
+        throw new AppError(ErrorCode.OBJECT_CORRUPT, `${r.problems.length} stored file(s) in ${r.dir} are damaged or missing`, {
+          hint: 'restore objects/ from a backup, or delete the affected objects',
+        });
+      }
+    });
+
+  objects
+    .command('encryption')
+    .description('turn encryption of new objects on or off (vault.json), or show it; stored objects stay as they are')
+    .argument('[state]', 'on, off, or nothing to show it')
+    .option('--json', 'print JSON')
+    .action(async (state: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+      if (state !== undefined && state !== 'on' && state !== 'off') {
+        throw new AppError(ErrorCode.CLI_USAGE, `objects encryption takes on or off, not ${JSON.stringify(state)}`);
+      }
+      const r = await withApp(cmd, async (app) =>
+        state === undefined ? { enabled: app.objects.encryption(), changed: false } : app.objects.setEncryption(state === 'on'),
+      );
+      if (opts.json) printJson(r);
+      else printLines([`object encryption is ${r.enabled ? 'on' : 'off'}${r.changed ? ' (changed; it applies to new objects)' : ''}`]);
+    });
+
+  objects
+    .command('put')
+    .description('store a file (or stdin with -) as an object and print its reference')
+    .argument('<file>', 'the file, or - for standard input')
+    .option('--content-type <type>', 'its MIME type', 'application/octet-stream')
+    .option('--name <name>', 'the name to record (default: the file name)')
+    .option('--json', 'print JSON')
+    .action(async (file: string, opts: { contentType: string; name?: string; json?: boolean }, cmd: Command) => {
+      const r = await withApp(cmd, (app) =>
+        app.objects.put(file === '-' ? process.stdin : fs.createReadStream(file), {
+          contentType: opts.contentType,
+          name: opts.name ?? (file === '-' ? null : file.split(/[\\/]/).pop()!),
+        }),
+      );
+      if (opts.json) printJson(r);
+      else printLines([`${r.ref}  ${formatBytes(r.size)}${r.encrypted ? ', encrypted' : ''}${r.deduplicated ? ', same content as an object already stored' : ''}`]);
+    });
+
+  objects
+    .command('get')
+    .description("write an object's content to a file (or to stdout when it is not a terminal)")
+    .argument('<ref>', 'the object reference (obj_...)')
+    .option('-o, --out <file>', 'write here (created 0600; must not exist)')
+    .action(async (ref: string, opts: { out?: string }, cmd: Command) => {
+      if (opts.out === undefined && process.stdout.isTTY) {
+        throw new AppError(ErrorCode.CLI_USAGE, 'refusing to write an object to a terminal', { hint: 'pass --out <file>, or redirect stdout' });
+      }
+      await withApp(cmd, async (app) => {
+        const content = await app.objects.get(ref);
+        // Created here, so that only a file this command made is removed on failure.
+        const sink = opts.out === undefined ? process.stdout : fs.createWriteStream('', { fd: fs.openSync(opts.out, 'wx', 0o600) });
+        try {
+          await pipeline(content, sink, { end: opts.out !== undefined });
+        } catch (err) {
+          // A partial file must not pass for the object.
+          if (opts.out !== undefined) fs.rmSync(opts.out, { force: true });
+          throw err;
+        }
+      });
+    });
+
+  return objects;
+}

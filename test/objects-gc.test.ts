@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { it } from 'node:test';
+import { openBlufio } from '../src/index.js';
+import { cleanEnv, runCli, silentLogger, startFixture, tmpDir } from './helpers/index.js';
+
+const PASS = 'gc test passphrase';
+
+async function readAll(s: AsyncIterable<unknown>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const p of s) parts.push(p as Buffer);
+  return Buffer.concat(parts);
+}
+
+it('gc keeps puts in progress (in this process and another) and everything a message, job or session references', async () => {
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: PASS, logger: silentLogger(), env: {} });
+  try {
+    await app.objects.setEncryption(true);
+    const s = await app.sessions.create({ channel: 'test' });
+    const inMessage = await app.objects.put(randomBytes(1000));
+    await app.messages.append(s.id, { role: 'user', content: 'a', metadata: { files: [inMessage.ref] } });
+    const inJob = await app.objects.put(randomBytes(1000));
+    await app.queue.enqueue('transcribe', { object: inJob.ref });
+    const inSession = await app.objects.put(randomBytes(1000));
+    await app.sessions.create({ channel: 'test', metadata: { avatar: inSession.ref } });
+    const loose = await app.objects.put(randomBytes(1000));
+
+    // A put paused halfway through its content.
+    let resume!: () => void;
+    let halfway!: () => void;
+    const paused = new Promise<void>((r) => (resume = r));
+    const reached = new Promise<void>((r) => (halfway = r));
+    const first = randomBytes(500_000);
+    const second = randomBytes(500_000);
+    const put = app.objects.put(
+      (async function* () {
+        yield first;
+        halfway();
+        await paused;
+        yield second;
+      })(),
+    );
+    await reached;
+    const env = cleanEnv({ BLUFIO_DATA_DIR: dir, BLUFIO_VAULT_KEY: PASS });
+    const other = await runCli(['objects', 'gc', '--grace-ms', '0', '--json'], { env });
+    assert.equal(other.code, 0, other.stderr);
+    const here = await app.objects.gc({ graceMs: 0 });
+    const removed = JSON.parse(other.stdout).objectsRemoved + here.objectsRemoved;
+    assert.equal(JSON.parse(other.stdout).tempFilesRemoved + here.tempFilesRemoved, 0, 'the paused put keeps its temporary file');
+    resume();
+    const done = await put;
+    assert.ok((await readAll(await app.objects.get(done.ref))).equals(Buffer.concat([first, second])));
+    for (const o of [inMessage, inJob, inSession]) assert.equal((await readAll(await app.objects.get(o.ref))).length, 1000);
+    await assert.rejects(app.objects.get(loose.ref), { code: 'KC_NOT_FOUND' });
+    assert.equal(removed, 1, 'only the object nothing references');
+  } finally {
+    await app.close();
+  }
+});
+
+it('gc in a loop beside puts of the same content and appends referencing them: no message ever points at a missing object', async (t) => {
+  const dir = path.join(tmpDir(), 'data');
+  const env = cleanEnv({ BLUFIO_VAULT_KEY: PASS });
+  // Create the vault first so the two children do not race to create it.
+  const setup = await openBlufio({ dataDir: dir, passphrase: PASS, logger: silentLogger(), env: {} });
+  await setup.objects.setEncryption(true);
+  await setup.close();
+  const attached: string[] = [];
+  let refused = 0;
+  let collected = 0;
+  const writer = startFixture('object-churn', [dir, 'attach', '1', '5'], (l) => {
+    if (l.startsWith('M ')) attached.push(l.slice(2));
+    else if (l === 'N') refused++;
+  }, env);
+  const collector = startFixture('object-churn', [dir, 'gc', '1', '5'], (l) => {
+    if (l.startsWith('G ')) collected += Number(l.slice(2));
+  }, env);
+  const [w, c] = await Promise.all([writer.done, collector.done]);
+  assert.equal(w.code, 0, w.stderr);
+  assert.equal(c.code, 0, c.stderr);
+  assert.ok(attached.length > 10, `the writer attached ${attached.length} objects`);
+  const app = await openBlufio({ dataDir: dir, passphrase: PASS, logger: silentLogger(), env: {} });
+  try {
+    for (const ref of attached) assert.ok((await readAll(await app.objects.get(ref))).equals(Buffer.alloc(100_000, 7)), ref);
+    const v = await app.objects.verify();
+    assert.equal(v.ok, true, JSON.stringify(v.problems));
+    // Once everything unreferenced is gone, what is left is exactly the attached objects' one file.
+    await app.objects.gc({ graceMs: 0 });
+    const stats = await app.objects.stats();
+    assert.equal(stats.objects, attached.length);
+    assert.equal(stats.files, 1);
+    assert.equal((await app.objects.verify()).strayFiles, 0);
+    assert.equal(fs.readdirSync(path.join(dir, 'objects', '.tmp')).length, 0);
+  } finally {
+    await app.close();
+  }
+  // Not asserted (timing decides), but said: how often gc won the race the writer then lost.
+  t.diagnostic(`attached ${attached.length}, refused ${refused} (gc removed the object first), gc removed ${collected}`);
+});

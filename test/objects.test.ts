@@ -1,0 +1,391 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { openBlufio, type BlufioApp } from '../src/index.js';
+import { memoryLogger } from './helpers/logger.js';
+import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
+
+const PASS = 'objects test passphrase';
+
+async function open(dir: string, opts: { config?: string; passphrase?: string | null; logger?: ReturnType<typeof silentLogger> } = {}): Promise<BlufioApp> {
+  return openBlufio({
+    dataDir: dir,
+    logger: opts.logger ?? silentLogger(),
+    env: {},
+    ...(opts.passphrase === null ? {} : { passphrase: opts.passphrase ?? PASS }),
+    ...(opts.config === undefined ? {} : { configPath: opts.config }),
+  });
+}
+
+function config(dir: string, toml: string): string {
+  const file = path.join(dir, 'blufio.toml');
+  fs.writeFileSync(file, toml);
+  return file;
+}
+
+async function readAll(s: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const p of s) parts.push(p as Buffer);
+  return Buffer.concat(parts);
+}
+
+function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** Every file under objects/ except the temporary and trash directories. */
+function storedFiles(dir: string): string[] {
+  const root = path.join(dir, 'objects');
+  const out: string[] = [];
+  for (const fan of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+    if (fan.startsWith('.')) continue;
+    for (const f of fs.readdirSync(path.join(root, fan))) out.push(path.join(root, fan, f));
+  }
+  return out;
+}
+
+function tempFiles(dir: string): string[] {
+  const t = path.join(dir, 'objects', '.tmp');
+  return fs.existsSync(t) ? fs.readdirSync(t) : [];
+}
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (err: { code?: string }) => {
+    assert.equal(err.code, code);
+    return true;
+  });
+}
+
+describe('object store', () => {
+  it('round-trips empty, small and chunk-boundary objects from every kind of source, plain and encrypted', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    try {
+      const sizes = [0, 1, 65535, 65536, 65537, 3 * 65536, 1_000_003];
+      for (const encrypted of [false, true]) {
+        await app.objects.setEncryption(encrypted);
+        for (const size of sizes) {
+          const data = randomBytes(size);
+          const sources: [string, () => unknown][] = [
+            ['buffer', () => data],
+            ['uint8array', () => new Uint8Array(data)],
+            ['node stream', () => Readable.from([data.subarray(0, size >> 1), data.subarray(size >> 1)])],
+            ['web stream', () => Readable.toWeb(Readable.from([data]))],
+            [
+              'async iterable of odd pieces',
+              () =>
+                (async function* () {
+                  for (let i = 0; i < size; i += 7777) yield data.subarray(i, i + 7777);
+                })(),
+            ],
+          ];
+          for (const [kind, source] of sources) {
+            const put = await app.objects.put(source() as Buffer, { contentType: 'application/pdf', name: `${kind}.pdf` });
+            assert.equal(put.size, size, kind);
+            assert.equal(put.encrypted, encrypted);
+            assert.match(put.ref, /^obj_[0-9A-Z]{26}$/);
+            const back = await readAll(await app.objects.get(put.ref));
+            assert.ok(back.equals(data), `${kind}, ${size} bytes, encrypted ${encrypted}`);
+            const st = await app.objects.stat(put.ref);
+            assert.deepEqual(
+              { size: st.size, contentType: st.contentType, name: st.name, encrypted: st.encrypted, references: st.references },
+              { size, contentType: 'application/pdf', name: `${kind}.pdf`, encrypted, references: 0 },
+            );
+          }
+        }
+      }
+      assert.deepEqual(tempFiles(dir), []);
+      const v = await app.objects.verify();
+      assert.equal(v.ok, true, JSON.stringify(v.problems));
+      assert.equal(v.strayFiles, 0);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('stores the same content once per mode, hands out a reference per put, and lists them in order', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    try {
+      const data = randomBytes(200_000);
+      const a = await app.objects.put(data, { name: 'a.bin' });
+      const b = await app.objects.put(Readable.from([data]), { name: 'b.bin' });
+      assert.notEqual(a.ref, b.ref);
+      assert.equal(a.deduplicated, false);
+      assert.equal(b.deduplicated, true);
+      assert.equal(storedFiles(dir).length, 1);
+      assert.equal(path.basename(storedFiles(dir)[0]!), sha256(data), 'a plain object is named by its SHA-256');
+      await app.objects.setEncryption(true);
+      const c = await app.objects.put(data);
+      const d = await app.objects.put(data);
+      assert.equal(c.deduplicated, false);
+      assert.equal(d.deduplicated, true);
+      assert.equal(storedFiles(dir).length, 2);
+      const stats = await app.objects.stats();
+      assert.equal(stats.objects, 4);
+      assert.equal(stats.files, 2);
+      assert.equal(stats.encryptedFiles, 1);
+      assert.equal(stats.logicalBytes, 4 * data.length);
+      const page1 = await app.objects.list({ limit: 3 });
+      const page2 = await app.objects.list({ limit: 3, after: page1.at(-1)!.ref });
+      assert.deepEqual([...page1, ...page2].map((o) => o.ref), [a.ref, b.ref, c.ref, d.ref]);
+      await app.objects.delete(a.ref);
+      assert.equal(storedFiles(dir).length, 2, 'the file stays while another object has the same content');
+      await app.objects.delete(b.ref);
+      assert.equal(storedFiles(dir).length, 1, 'and goes with the last one');
+      await expectCode(app.objects.get(a.ref), 'KC_NOT_FOUND');
+      await expectCode(app.objects.stat(b.ref), 'KC_NOT_FOUND');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('encrypted files are private, reveal neither content nor its hash, and old objects open after encryption is turned off', async () => {
+    const dir = tmpDir();
+    let app = await open(dir);
+    const text = Buffer.from('the quick brown fox '.repeat(5000));
+    let plainRef: string;
+    let sealedRef: string;
+    try {
+      plainRef = (await app.objects.put(text)).ref;
+      const on = await app.objects.setEncryption(true);
+      assert.deepEqual(on, { enabled: true, changed: true });
+      sealedRef = (await app.objects.put(Buffer.concat([text, Buffer.from('!')]))).ref;
+    } finally {
+      await app.close();
+    }
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'vault.json'), 'utf8'));
+    assert.deepEqual(manifest.object_store, { dir: 'objects', enabled: true, encryption: { algorithm: 'aes-256-gcm', enabled: true } });
+    const sealedFile = storedFiles(dir).find((f) => path.basename(f) !== sha256(text))!;
+    const bytes = fs.readFileSync(sealedFile);
+    assert.equal(path.basename(sealedFile) === sha256(Buffer.concat([text, Buffer.from('!')])), false, 'the name is not the plaintext hash');
+    assert.equal(bytes.includes(Buffer.from('quick brown')), false, 'no plaintext in the file');
+    assert.equal(bytes.subarray(0, 7).toString('latin1'), 'BLUFOBJ');
+    for (const f of storedFiles(dir)) assert.equal(fs.statSync(f).mode & 0o777, 0o600, f);
+    for (const d of [path.join(dir, 'objects'), path.dirname(sealedFile)]) assert.equal(fs.statSync(d).mode & 0o777, 0o700, d);
+
+    // A new process: encryption is still on (vault.json), and both objects read back.
+    app = await open(dir);
+    try {
+      assert.equal(app.objects.encryption(), true);
+      assert.equal((await app.objects.setEncryption(false)).changed, true);
+      const again = await app.objects.put(Buffer.from('after'));
+      assert.equal(again.encrypted, false);
+      assert.ok((await readAll(await app.objects.get(plainRef))).equals(text));
+      assert.equal((await readAll(await app.objects.get(sealedRef))).length, text.length + 1);
+    } finally {
+      await app.close();
+    }
+
+    // Without the vault passphrase: plain objects open, encrypted ones say the vault is locked.
+    app = await open(dir, { passphrase: null });
+    try {
+      assert.ok((await readAll(await app.objects.get(plainRef))).equals(text));
+      await expectCode(app.objects.get(sealedRef), 'KC_VAULT_LOCKED');
+      await expectCode(app.objects.setEncryption(true), 'KC_VAULT_LOCKED');
+    } finally {
+      await app.close();
+    }
+    // The wrong passphrase opens nothing.
+    app = await open(dir, { passphrase: 'not the passphrase' });
+    try {
+      await expectCode(app.objects.get(sealedRef), 'KC_VAULT_KEY_INVALID');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('references in message metadata are checked, linked and protect the object from delete', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    try {
+      const s = await app.sessions.create({ channel: 'test' });
+      const o = await app.objects.put(Buffer.from('voice note'), { contentType: 'audio/ogg', name: 'note.ogg' });
+      const m = await app.messages.append(s.id, { role: 'user', content: 'listen', metadata: { attachments: [{ ref: o.ref, kind: 'voice' }] } });
+      assert.equal((await app.objects.stat(o.ref)).references, 1);
+      await expectCode(app.objects.delete(o.ref), 'KC_OBJECT_REFERENCED');
+      // A reference to an object that does not exist stores nothing.
+      const before = (await app.messages.list(s.id)).length;
+      await expectCode(app.messages.append(s.id, { role: 'user', content: 'x', metadata: { file: 'obj_01ARZ3NDEKTSV4RRFFQ69G5FAV' } }), 'KC_NOT_FOUND');
+      assert.equal((await app.messages.list(s.id)).length, before);
+      // Text that merely mentions a reference inside a longer string is not one.
+      await app.messages.append(s.id, { role: 'user', content: 'x', metadata: { note: `see obj_01ARZ3NDEKTSV4RRFFQ69G5FAV later` } });
+      assert.deepEqual((await app.messages.list(s.id))[0]!.metadata, m.metadata);
+      const forced = await app.objects.delete(o.ref, { force: true });
+      assert.equal(forced.freedBytes, 'voice note'.length);
+      await expectCode(app.objects.get(o.ref), 'KC_NOT_FOUND');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('refuses bad input with a clear code and leaves nothing behind', async () => {
+    const dir = tmpDir();
+    const cfg = config(dir, '[objects]\nmax_object_bytes = 100000\nmax_total_bytes = 250000\n');
+    const app = await open(path.join(dir, 'data'), { config: cfg });
+    const data = path.join(dir, 'data');
+    try {
+      await expectCode(app.objects.put(randomBytes(100_001)), 'KC_OBJECT_TOO_LARGE');
+      await expectCode(
+        app.objects.put(
+          (async function* () {
+            for (;;) yield randomBytes(30_000);
+          })(),
+        ),
+        'KC_OBJECT_TOO_LARGE',
+      );
+      await expectCode(app.objects.put(randomBytes(5000), { maxBytes: 4999 }), 'KC_OBJECT_TOO_LARGE');
+      await expectCode(app.objects.put('text' as unknown as Buffer), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put(Readable.from(['a', 'b'])), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put(Buffer.from('x'), { contentType: 'not a type' }), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put(Buffer.from('x'), { contentType: 'text/plain\r\nX-Evil: 1' }), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put(Buffer.from('x'), { name: 'a\u0000b' }), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put(Buffer.from('x'), { name: '\ud800' }), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.get('obj_nope'), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.get("obj_01ARZ3NDEKTSV4RRFFQ69G5FAV' OR 1=1 --"), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.stat('obj_01ARZ3NDEKTSV4RRFFQ69G5FAV'), 'KC_NOT_FOUND');
+      await expectCode(app.objects.list({ limit: 0 }), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.gc({ graceMs: -1 }), 'KC_INVALID_INPUT');
+      // A source that fails midway.
+      await expectCode(
+        app.objects.put(
+          (async function* () {
+            yield randomBytes(10);
+            throw Object.assign(new Error('network gone'), { code: 'ECONNRESET' });
+          })(),
+        ),
+        'ECONNRESET',
+      );
+      // The total limit counts stored bytes, each content once.
+      const a = randomBytes(100_000);
+      await app.objects.put(a);
+      await app.objects.put(a);
+      await app.objects.put(randomBytes(100_000));
+      await expectCode(app.objects.put(randomBytes(60_000)), 'KC_OBJECT_STORE_FULL');
+      assert.deepEqual(tempFiles(data), []);
+      assert.equal(storedFiles(data).length, 2);
+      assert.equal((await app.objects.stats()).objects, 3);
+      const weird = await app.objects.put(Buffer.from('y'), { name: "Robert'); DROP TABLE objects;-- 🦀 ﷽", contentType: 'text/plain; charset=utf-8' });
+      assert.equal((await app.objects.stat(weird.ref)).name, "Robert'); DROP TABLE objects;-- 🦀 ﷽");
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('scrubs secrets from the names it stores', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    try {
+      await app.vault.set('anthropic', 'sk-ant-api03-' + 'x'.repeat(90));
+      const o = await app.objects.put(Buffer.from('z'), { name: `dump-sk-ant-api03-${'x'.repeat(90)}.txt` });
+      const stored = (await app.objects.stat(o.ref)).name!;
+      assert.equal(stored.includes('x'.repeat(90)), false);
+      assert.match(stored, /REDACTED/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('close() stops a put in progress and removes its temporary file', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    let release!: () => void;
+    const started = new Promise<void>((r) => (release = r));
+    const put = app.objects.put(
+      (async function* () {
+        yield randomBytes(1000);
+        release();
+        await new Promise((r) => setTimeout(r, 200));
+        yield randomBytes(1000);
+      })(),
+    );
+    await started;
+    assert.equal(tempFiles(dir).length, 1);
+    await app.close();
+    await expectCode(put, 'KC_DB_CLOSED');
+    assert.deepEqual(tempFiles(dir), []);
+    assert.deepEqual(storedFiles(dir), []);
+  });
+
+  it('a damaged object fails its read with KC_OBJECT_CORRUPT, logged at error, and verify names it', async () => {
+    const dir = tmpDir();
+    const mem = memoryLogger('error');
+    const app = await open(dir, { logger: mem.logger });
+    try {
+      const plain = await app.objects.put(randomBytes(300_000));
+      await app.objects.setEncryption(true);
+      const sealed = await app.objects.put(randomBytes(300_000));
+      const files = storedFiles(dir);
+      for (const f of files) {
+        const b = fs.readFileSync(f);
+        b[150_000]! ^= 0x01;
+        fs.writeFileSync(f, b);
+      }
+      for (const ref of [plain.ref, sealed.ref]) {
+        const s = await app.objects.get(ref);
+        await expectCode(readAll(s), 'KC_OBJECT_CORRUPT');
+      }
+      assert.ok(mem.lines().some((l) => l.level === 50 && /failed its check/.test(String(l.msg))));
+      const v = await app.objects.verify();
+      assert.equal(v.ok, false);
+      assert.deepEqual(v.problems.map((p) => p.refs).sort(), [[plain.ref], [sealed.ref]].sort());
+      // Truncated: refused before the first byte.
+      for (const f of files) fs.truncateSync(f, 1000);
+      await expectCode(app.objects.get(sealed.ref), 'KC_OBJECT_CORRUPT');
+      await expectCode(app.objects.get(plain.ref), 'KC_OBJECT_CORRUPT');
+      for (const f of files) fs.rmSync(f);
+      await expectCode(app.objects.get(plain.ref), 'KC_OBJECT_CORRUPT');
+      assert.match((await app.objects.verify()).problems[0]!.problem, /missing/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('the CLI puts, gets, shows stats, switches encryption, verifies and collects', async () => {
+    const dir = tmpDir();
+    const env = cleanEnv({ BLUFIO_DATA_DIR: dir, BLUFIO_VAULT_KEY: PASS });
+    const src = path.join(tmpDir(), 'photo.jpg');
+    fs.writeFileSync(src, randomBytes(123_456));
+    const on = await runCli(['objects', 'encryption', 'on', '--json'], { env });
+    assert.equal(on.code, 0, on.stderr);
+    assert.deepEqual(JSON.parse(on.stdout), { enabled: true, changed: true });
+    const put = await runCli(['objects', 'put', src, '--content-type', 'image/jpeg', '--json'], { env });
+    assert.equal(put.code, 0, put.stderr);
+    const ref = JSON.parse(put.stdout).ref as string;
+    assert.equal(JSON.parse(put.stdout).name, 'photo.jpg');
+    const out = path.join(tmpDir(), 'back.jpg');
+    const get = await runCli(['objects', 'get', ref, '--out', out], { env });
+    assert.equal(get.code, 0, get.stderr);
+    assert.ok(fs.readFileSync(out).equals(fs.readFileSync(src)));
+    assert.equal(fs.statSync(out).mode & 0o777, 0o600);
+    // An existing file is never overwritten, nor removed.
+    const again = await runCli(['objects', 'get', ref, '--out', out], { env });
+    assert.notEqual(again.code, 0);
+    assert.ok(fs.existsSync(out));
+    const stats = await runCli(['objects', 'stats', '--json'], { env });
+    assert.equal(JSON.parse(stats.stdout).encryptedFiles, 1);
+    const human = await runCli(['objects', 'stats'], { env });
+    assert.match(human.stdout, /encryption {2}on/);
+    const verify = await runCli(['objects', 'verify'], { env });
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.match(verify.stdout, /status {6}ok/);
+    const gc = await runCli(['objects', 'gc', '--grace-ms', '0', '--json'], { env });
+    assert.equal(gc.code, 0, gc.stderr);
+    assert.equal(JSON.parse(gc.stdout).objectsRemoved, 1);
+    const gone = await runCli(['objects', 'get', ref, '--out', path.join(tmpDir(), 'x')], { env });
+    assert.notEqual(gone.code, 0);
+    assert.match(gone.stderr, /KC_NOT_FOUND/);
+    const bad = await runCli(['objects', 'encryption', 'maybe'], { env });
+    assert.notEqual(bad.code, 0);
+    // Damage shows in verify's exit status.
+    const p2 = JSON.parse((await runCli(['objects', 'put', src, '--json'], { env })).stdout);
+    const file = storedFiles(dir)[0]!;
+    fs.appendFileSync(file, 'x');
+    const damaged = await runCli(['objects', 'verify', '--json'], { env });
+    assert.notEqual(damaged.code, 0);
+    assert.deepEqual(JSON.parse(damaged.stdout).problems[0].refs, [p2.ref]);
+  });
+});
