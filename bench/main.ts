@@ -11,6 +11,7 @@ import { netBench } from './net.bench.js';
 import { redactBench } from './redact.bench.js';
 import { dbcryptBench } from './dbcrypt.bench.js';
 import { rpcBench } from './rpc.bench.js';
+import { objectsBench } from './objects.bench.js';
 
 const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   storage: storageBench,
@@ -20,6 +21,7 @@ const suites: Record<string, (rep: Reporter) => Promise<void>> = {
   redact: redactBench,
   dbcrypt: dbcryptBench,
   rpc: rpcBench,
+  objects: objectsBench,
 };
 
 const args = process.argv.slice(2);

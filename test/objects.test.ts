@@ -68,7 +68,9 @@ describe('object store', () => {
       for (const encrypted of [false, true]) {
         await app.objects.setEncryption(encrypted);
         for (const size of sizes) {
-          const data = randomBytes(size);
+          // Fresh content for each source: the same content again would be deduplicated onto
+          // the first file, and a later put's mistakes would go unseen.
+          let data = randomBytes(size);
           const sources: [string, () => unknown][] = [
             ['buffer', () => data],
             ['uint8array', () => new Uint8Array(data)],
@@ -83,6 +85,7 @@ describe('object store', () => {
             ],
           ];
           for (const [kind, source] of sources) {
+            data = randomBytes(size);
             const put = await app.objects.put(source() as Buffer, { contentType: 'application/pdf', name: `${kind}.pdf` });
             assert.equal(put.size, size, kind);
             assert.equal(put.encrypted, encrypted);

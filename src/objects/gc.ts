@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { isOwnerAlive, listDir, removeFile, TMP_DIR, tempOwner, trashPath, type ObjectRows } from '../storage/index.js';
+import { isOwnerAlive, listDir, TMP_DIR, tempOwner, trashPath, type ObjectRows } from '../storage/index.js';
+import { unlinkQuietly } from './unlink.js';
 
 export interface GcReport {
   /** Objects (references) removed: nothing named them and they were older than the grace time. */
@@ -32,7 +33,7 @@ export interface GcInput {
  * Temporary files whose put cannot finish: its process died (pid gone, or reused by another
  * program), it is this store's own and not in progress, or it was abandoned for a day.
  */
-function sweepTemps(g: GcInput): number {
+async function sweepTemps(g: GcInput): Promise<number> {
   let removed = 0;
   const tmpDir = path.join(g.dir, TMP_DIR);
   for (const name of listDir(tmpDir)) {
@@ -47,16 +48,16 @@ function sweepTemps(g: GcInput): number {
         continue;
       }
     }
-    if (dead && removeFile(file)) removed++;
+    if (dead && (await unlinkQuietly(file))) removed++;
   }
   return removed;
 }
 
 export async function collectGarbage(g: GcInput): Promise<GcReport> {
-  const report: GcReport = { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: sweepTemps(g) };
+  const report: GcReport = { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: await sweepTemps(g) };
   for (;;) {
     const r = await g.rows.collect({ dir: g.dir, cutoff: g.cutoff, limit: BATCH });
-    for (const a of r.trash) removeFile(trashPath(g.dir, a));
+    await Promise.all(r.trash.map((a) => unlinkQuietly(trashPath(g.dir, a))));
     report.objectsRemoved += r.objects;
     report.filesRemoved += r.trash.length;
     report.bytesFreed += r.bytes;

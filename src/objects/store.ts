@@ -14,7 +14,6 @@ import {
   makeDir,
   newOwnerToken,
   OBJECT_REF,
-  removeFile,
   TMP_DIR,
   tempName,
   trashPath,
@@ -28,6 +27,7 @@ import { collectGarbage, type GcReport } from './gc.js';
 import { corrupt, openBlob, type OpenedBlob } from './read.js';
 import type { ObjectSource } from './source.js';
 import { verifyStore, type VerifyReport } from './verify.js';
+import { unlinkQuietly } from './unlink.js';
 import { writeBlob } from './write.js';
 
 /** The label of the store's key under the vault's master key (Vault.subkey). */
@@ -213,7 +213,7 @@ export class ObjectStore {
       keys?.address.fill(0);
       keys?.file.fill(0);
       // Gone already when it was moved into place; otherwise this put failed and leaves nothing.
-      removeFile(tmp);
+      await unlinkQuietly(tmp);
       this.inFlight.delete(tmp);
       this.aborts.delete(abort);
     }
@@ -296,7 +296,7 @@ export class ObjectStore {
     this.assertOpen();
     const dir = this.dir;
     const r = await this.d.rows.delete({ dir, id: checkRef(ref), force: opts.force === true });
-    for (const a of r.trash) removeFile(trashPath(dir, a));
+    await Promise.all(r.trash.map((a) => unlinkQuietly(trashPath(dir, a))));
     return { freedBytes: r.bytes };
   }
 

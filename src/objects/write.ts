@@ -1,11 +1,12 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { FILE_MODE } from '../storage/files.js';
 import { ChunkSealer, DEFAULT_CHUNK_LOG2, newHeader } from './chunks.js';
 import { PipelinedWriter } from './io.js';
 import { piecesOf, type ObjectSource } from './source.js';
+import { unlinkQuietly } from './unlink.js';
 
 export interface WriteOptions {
   /** Present when the object is to be encrypted: the store's keys (see storeKeys). */
@@ -36,10 +37,18 @@ export function tooLarge(limit: number): AppError {
  * failure the file is removed.
  */
 export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOptions): Promise<Written> {
-  const fh = await open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
+  // Plain objects are named by the SHA-256 of their content (what sha256sum prints); encrypted
+  // ones by the keyed hash the sealer computes.
+  const sealer = opts.keys === undefined ? undefined : await new ChunkSealer(opts.keys.file, opts.keys.address, newHeader(opts.chunkLog2 ?? DEFAULT_CHUNK_LOG2)).init();
+  let fh: FileHandle;
+  try {
+    fh = await open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
+  } catch (err) {
+    sealer?.abandon();
+    throw err;
+  }
   const writer = new PipelinedWriter(fh);
-  const hash = opts.keys === undefined ? createHash('sha256') : createHmac('sha256', opts.keys.address);
-  const sealer = opts.keys === undefined ? undefined : new ChunkSealer(opts.keys.file, newHeader(opts.chunkLog2 ?? DEFAULT_CHUNK_LOG2));
+  const hash = sealer === undefined ? createHash('sha256') : undefined;
   const out: Buffer[] = sealer === undefined ? [] : [sealer.header];
   let size = 0;
   try {
@@ -47,14 +56,16 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
       if (opts.signal?.aborted === true) throw opts.signal.reason;
       size += piece.length;
       if (size > opts.maxBytes) throw tooLarge(opts.maxBytes);
-      hash.update(piece);
-      if (sealer === undefined) out.push(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength));
-      else sealer.push(piece, out);
+      if (sealer === undefined) {
+        hash!.update(piece);
+        out.push(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength));
+      } else {
+        await sealer.push(piece, out);
+      }
       await writer.add(out);
     }
     if (opts.signal?.aborted === true) throw opts.signal.reason;
-    const digest = hash.digest();
-    sealer?.finish(digest, out);
+    const digest = sealer === undefined ? hash!.digest() : await sealer.finish(out);
     await writer.add(out);
     await writer.flush();
     await fh.sync();
@@ -64,7 +75,7 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
     sealer?.abandon();
     await writer.settle();
     await fh.close().catch(() => {});
-    fs.rmSync(tmp, { force: true });
+    await unlinkQuietly(tmp);
     throw err;
   }
 }
