@@ -24,6 +24,31 @@ function generated(size: number, hash: ReturnType<typeof createHash>): AsyncGene
   })();
 }
 
+it('one enormous piece (a 512 MiB Buffer) is written without a second copy of it in memory, plain and encrypted', async () => {
+  const app = await openBlufio({ dataDir: tmpDir(), passphrase: 'big object test', logger: silentLogger(), env: {} });
+  try {
+    const big = Buffer.alloc(512 * 1024 * 1024, 1);
+    for (const encrypted of [false, true]) {
+      await app.objects.setEncryption(encrypted);
+      big[0] = encrypted ? 2 : 3; // not the same content twice
+      const baseline = process.memoryUsage().rss;
+      let peak = baseline;
+      const sample = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+      try {
+        const put = await app.objects.put(big);
+        assert.equal(put.size, big.length);
+        await app.objects.delete(put.ref);
+      } finally {
+        clearInterval(sample);
+      }
+      const grew = (peak - baseline) / 1024 ** 2;
+      assert.ok(grew < 128, `RSS grew by ${grew.toFixed(0)} MiB putting a 512 MiB Buffer (encrypted ${encrypted})`);
+    }
+  } finally {
+    await app.close();
+  }
+});
+
 for (const [encrypted, size] of [
   [true, SIZE],
   [false, Math.round(SIZE / 3)],

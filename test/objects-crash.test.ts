@@ -60,8 +60,9 @@ it(`SIGKILL during puts ${KILLS} times leaves no half object and, after gc, no g
       for await (const p of await app.objects.get(ref)) h.update(p as Buffer);
       assert.equal(h.digest('hex'), hash, `acknowledged object ${ref}`);
     }
+    // Visible but not acknowledged (killed between commit and the line): complete all the same,
+    // which verify (every file read back in full) shows.
     const listed = await app.objects.list({ limit: 1000 });
-    for (const o of listed) assert.ok(acked.has(o.ref) || o.size >= 0);
     const before = await app.objects.verify();
     assert.equal(before.ok, true, JSON.stringify(before.problems));
 

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { openBlufio, type BlufioApp } from '../src/index.js';
+import { execFileSync } from 'node:child_process';
+import { openBlufio, type BlufioApp, type PutOptions } from '../src/index.js';
 import { memoryLogger } from './helpers/logger.js';
 import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
 
@@ -64,7 +65,8 @@ describe('object store', () => {
     const dir = tmpDir();
     const app = await open(dir);
     try {
-      const sizes = [0, 1, 65535, 65536, 65537, 3 * 65536, 1_000_003];
+      const CHUNK = 256 * 1024;
+      const sizes = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 1_000_003];
       for (const encrypted of [false, true]) {
         await app.objects.setEncryption(encrypted);
         for (const size of sizes) {
@@ -215,8 +217,12 @@ describe('object store', () => {
       await expectCode(app.messages.append(s.id, { role: 'user', content: 'x', metadata: { file: 'obj_01ARZ3NDEKTSV4RRFFQ69G5FAV' } }), 'KC_NOT_FOUND');
       assert.equal((await app.messages.list(s.id)).length, before);
       // Text that merely mentions a reference inside a longer string is not one.
-      await app.messages.append(s.id, { role: 'user', content: 'x', metadata: { note: `see obj_01ARZ3NDEKTSV4RRFFQ69G5FAV later` } });
-      assert.deepEqual((await app.messages.list(s.id))[0]!.metadata, m.metadata);
+      const mention = { note: `see obj_01ARZ3NDEKTSV4RRFFQ69G5FAV and ${o.ref} later` };
+      await app.messages.append(s.id, { role: 'user', content: 'x', metadata: mention });
+      const list = await app.messages.list(s.id);
+      assert.deepEqual(list.at(-1)!.metadata, mention);
+      assert.deepEqual(list[0]!.metadata, m.metadata);
+      assert.equal((await app.objects.stat(o.ref)).references, 1, 'a mention is not a reference');
       const forced = await app.objects.delete(o.ref, { force: true });
       assert.equal(forced.freedBytes, 'voice note'.length);
       await expectCode(app.objects.get(o.ref), 'KC_NOT_FOUND');
@@ -278,6 +284,62 @@ describe('object store', () => {
     }
   });
 
+  it('a hostile objects/ directory: symlinks, FIFOs, foreign files and a manifest pointing at the database are refused, never followed or waited on', async () => {
+    const dir = tmpDir();
+    const elsewhere = tmpDir();
+    const app = await open(dir);
+    try {
+      const o = await app.objects.put(randomBytes(5000));
+      const file = storedFiles(dir)[0]!;
+      // The file replaced by a FIFO (a read would wait forever), then by a symlink to /dev/zero.
+      fs.rmSync(file);
+      execFileSync('mkfifo', [file]);
+      await expectCode(app.objects.get(o.ref), 'KC_OBJECT_CORRUPT');
+      fs.rmSync(file);
+      fs.symlinkSync('/dev/zero', file);
+      await expectCode(app.objects.get(o.ref), 'KC_OBJECT_CORRUPT');
+      const v = await app.objects.verify();
+      assert.equal(v.problems.length, 1);
+      fs.rmSync(file);
+      // .tmp as a symlink to another directory: puts refuse it, gc deletes nothing there.
+      const tmp = path.join(dir, 'objects', '.tmp');
+      fs.rmSync(tmp, { recursive: true });
+      fs.writeFileSync(path.join(elsewhere, `${process.pid}_1_aaaaaaaaaaaa_bbbbbbbbbbbb.part`), 'precious');
+      fs.writeFileSync(path.join(elsewhere, 'notes.txt'), 'precious');
+      fs.symlinkSync(elsewhere, tmp);
+      await expectCode(app.objects.put(Buffer.from('x')), 'KC_DB_IO');
+      await expectCode(app.objects.gc({ graceMs: 0 }), 'KC_DB_IO');
+      assert.equal(fs.readdirSync(elsewhere).length, 2, 'nothing outside the store was touched');
+      fs.rmSync(tmp);
+      // Files a person left in .tmp that a put would never name so are left alone.
+      fs.mkdirSync(tmp, { mode: 0o700 });
+      fs.writeFileSync(path.join(tmp, 'mine.txt'), 'keep');
+      fs.mkdirSync(path.join(tmp, 'somedir'));
+      await app.objects.gc({ graceMs: 0 });
+      assert.deepEqual(fs.readdirSync(tmp).sort(), ['mine.txt', 'somedir']);
+      // Names and types that would mislead a person or an HTTP header, and options that are not objects.
+      await expectCode(app.objects.put(Buffer.from('x'), { name: 'invoice\u202Efdp.exe' }), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put(Buffer.from('x'), { name: 'a\u2028b' }), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put(Buffer.from('x'), { contentType: 'text/plain\r\n; x=1' }), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put(Buffer.from('x'), null as unknown as PutOptions), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.list(null as unknown as undefined), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.get(10n as unknown as string), 'KC_INVALID_INPUT');
+    } finally {
+      await app.close();
+    }
+    // vault.json naming the database file as the object store's directory.
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'vault.json'), 'utf8'));
+    manifest.object_store.dir = 'blufio.db';
+    fs.writeFileSync(path.join(dir, 'vault.json'), JSON.stringify(manifest));
+    const again = await open(dir);
+    try {
+      await expectCode(again.objects.put(Buffer.from('x')), 'KC_MANIFEST_INVALID');
+      await expectCode(again.objects.stats(), 'KC_MANIFEST_INVALID');
+    } finally {
+      await again.close();
+    }
+  });
+
   it('scrubs secrets from the names it stores', async () => {
     const dir = tmpDir();
     const app = await open(dir);
@@ -292,25 +354,127 @@ describe('object store', () => {
     }
   });
 
-  it('close() stops a put in progress and removes its temporary file', async () => {
+  it('close() stops a put whose source has gone quiet, and open reads', async () => {
     const dir = tmpDir();
     const app = await open(dir);
-    let release!: () => void;
-    const started = new Promise<void>((r) => (release = r));
-    const put = app.objects.put(
-      (async function* () {
-        yield randomBytes(1000);
-        release();
-        await new Promise((r) => setTimeout(r, 200));
-        yield randomBytes(1000);
-      })(),
-    );
-    await started;
+    const kept = await app.objects.put(randomBytes(3_000_000));
+    const reading = await app.objects.get(kept.ref);
+    reading.on('error', () => {});
+    let started!: () => void;
+    const quiet = new Promise<void>((r) => (started = r));
+    // A socket that sends a little and then nothing, ever.
+    const source = new PassThrough();
+    source.write(randomBytes(1000));
+    setImmediate(started);
+    const put = app.objects.put(source);
+    await quiet;
+    await new Promise((r) => setTimeout(r, 50));
     assert.equal(tempFiles(dir).length, 1);
     await app.close();
     await expectCode(put, 'KC_DB_CLOSED');
+    assert.equal(source.destroyed, true, 'the source is let go');
+    assert.equal(reading.destroyed, true);
     assert.deepEqual(tempFiles(dir), []);
-    assert.deepEqual(storedFiles(dir), []);
+    assert.equal(storedFiles(dir).length, 1);
+    // After close, nothing starts, and a source handed over is not left open.
+    const late = fs.createReadStream(storedFiles(dir)[0]!);
+    await expectCode(app.objects.put(late), 'KC_DB_CLOSED');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(late.destroyed, true);
+  });
+
+  it('a source that refills one buffer for every piece is stored as it was, plain and encrypted', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    try {
+      for (const encrypted of [false, true]) {
+        await app.objects.setEncryption(encrypted);
+        const data = randomBytes(5 * 1024 * 1024 + 123);
+        const reused = Buffer.alloc(100_000);
+        const put = await app.objects.put(
+          (async function* () {
+            for (let off = 0; off < data.length; off += reused.length) {
+              const n = data.copy(reused, 0, off, off + reused.length);
+              yield reused.subarray(0, n);
+            }
+          })(),
+        );
+        assert.ok((await readAll(await app.objects.get(put.ref))).equals(data), `encrypted ${encrypted}`);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a source that fails before it is read, or a file that does not exist, is an error for the caller, not a crash', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    try {
+      for (const encrypted of [false, true]) {
+        await app.objects.setEncryption(encrypted);
+        await expectCode(app.objects.put(fs.createReadStream(path.join(dir, 'no-such-file'))), 'ENOENT');
+        const reset = new PassThrough();
+        const p = app.objects.put(reset);
+        reset.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+        await expectCode(p, 'ECONNRESET');
+        // Refused before reading: the stream is closed, not left holding its descriptor.
+        const refused = fs.createReadStream(path.join(dir, 'vault.json'));
+        await expectCode(app.objects.put(refused, { contentType: 'no type' }), 'KC_INVALID_INPUT');
+        await new Promise((r) => setImmediate(r));
+        assert.equal(refused.destroyed, true);
+      }
+      assert.deepEqual(tempFiles(dir), []);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('locking the vault stops encrypted reads and writes in progress; plain ones go on', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    try {
+      const plain = await app.objects.put(randomBytes(4_000_000));
+      await app.objects.setEncryption(true);
+      const sealed = await app.objects.put(randomBytes(4_000_000));
+      const encReader = await app.objects.get(sealed.ref);
+      const plainReader = await app.objects.get(plain.ref);
+      const source = new PassThrough();
+      source.write(randomBytes(1000));
+      const put = app.objects.put(source);
+      await new Promise((r) => setTimeout(r, 50));
+      app.vault.lock();
+      await expectCode(readAll(encReader), 'KC_VAULT_LOCKED');
+      await expectCode(put, 'KC_VAULT_LOCKED');
+      assert.equal((await readAll(plainReader)).length, 4_000_000);
+      assert.deepEqual(tempFiles(dir), []);
+      await app.vault.unlock(PASS);
+      assert.equal((await readAll(await app.objects.get(sealed.ref))).length, 4_000_000);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a file left in the trash by a delete that never committed still reads, verifies and is put back by gc; verify beside deletes finds no damage', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    try {
+      const o = await app.objects.put(randomBytes(10_000));
+      const file = storedFiles(dir)[0]!;
+      const trash = path.join(dir, 'objects', '.trash');
+      fs.mkdirSync(trash, { mode: 0o700 });
+      fs.renameSync(file, path.join(trash, path.basename(file)));
+      assert.equal((await readAll(await app.objects.get(o.ref))).length, 10_000);
+      assert.equal((await app.objects.verify()).ok, true);
+      await app.objects.gc();
+      assert.ok(fs.existsSync(file), 'moved back');
+      assert.deepEqual(fs.readdirSync(trash), []);
+
+      const many = await Promise.all(Array.from({ length: 60 }, () => app.objects.put(randomBytes(20_000))));
+      const [v] = await Promise.all([app.objects.verify(), ...many.map((m) => app.objects.delete(m.ref))]);
+      assert.deepEqual(v.problems, []);
+    } finally {
+      await app.close();
+    }
   });
 
   it('a damaged object fails its read with KC_OBJECT_CORRUPT, logged at error, and verify names it', async () => {
@@ -383,6 +547,17 @@ describe('object store', () => {
     assert.match(gone.stderr, /KC_NOT_FOUND/);
     const bad = await runCli(['objects', 'encryption', 'maybe'], { env });
     assert.notEqual(bad.code, 0);
+    // Ordinary mistakes are errors with a code (exit 1), not "a bug in blufio" (exit 70).
+    for (const args of [
+      ['objects', 'put', path.join(tmpDir(), 'missing.bin')],
+      ['objects', 'put', tmpDir()],
+      ['objects', 'get', ref, '--out', out],
+      ['objects', 'get', ref, '--out', path.join(tmpDir(), 'no', 'such', 'dir', 'x')],
+    ]) {
+      const r = await runCli(args, { env });
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /error\[KC_[A-Z_]+\]/);
+    }
     // Damage shows in verify's exit status.
     const p2 = JSON.parse((await runCli(['objects', 'put', src, '--json'], { env })).stdout);
     const file = storedFiles(dir)[0]!;

@@ -49,7 +49,7 @@ const PIB = 1024 * 1024 * GIB;
 
 /** The object store (attachments): how big, and how long an unreferenced object is kept. */
 const ObjectsSection = z.strictObject({
-  max_object_bytes: bounded(0, PIB, 4 * GIB, '1 PiB'),
+  max_object_bytes: bounded(1, PIB, 4 * GIB, '1 PiB'),
   /** All objects together, as stored on disk; 0 = no limit but the disk's. */
   max_total_bytes: bounded(0, PIB, 0, '1 PiB'),
   /** An object no message references is removed by gc once it is this old (time to attach it). */

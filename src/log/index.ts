@@ -5,7 +5,7 @@ import type { LogLevel } from '../config/index.js';
 import { printable } from './printable.js';
 
 export type { Logger } from 'pino';
-export { printable } from './printable.js';
+export { printable, hasUnsafeChars } from './printable.js';
 
 export interface LoggerOptions {
   level?: LogLevel;

@@ -5,6 +5,14 @@
  */
 const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
 
+/** Whether text holds a control character, a bidirectional override or a line separator. */
+export function hasUnsafeChars(s: string): boolean {
+  UNSAFE.lastIndex = 0;
+  const found = UNSAFE.test(s);
+  UNSAFE.lastIndex = 0;
+  return found;
+}
+
 export function printable(s: string, keepNewlines = false): string {
   const out = s.replace(UNSAFE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
   return keepNewlines ? out : out.replace(/\n/g, '\\n').replace(/\t/g, '\\t');

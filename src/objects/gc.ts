@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { isOwnerAlive, listDir, TMP_DIR, tempOwner, trashPath, type ObjectRows } from '../storage/index.js';
+import { isOwnerAlive, isPlainFile, listDir, ownDir, TMP_DIR, tempOwner, trashPath, type ObjectRows } from '../storage/index.js';
 import { unlinkQuietly } from './unlink.js';
 
 export interface GcReport {
@@ -36,11 +36,13 @@ export interface GcInput {
 async function sweepTemps(g: GcInput): Promise<number> {
   let removed = 0;
   const tmpDir = path.join(g.dir, TMP_DIR);
+  if (!ownDir(tmpDir)) return 0; // refuses a symlink in its place
   for (const name of listDir(tmpDir)) {
     const file = path.join(tmpDir, name);
-    if (g.inFlight.has(file)) continue;
     const owner = tempOwner(name);
-    let dead = owner === g.owner || (owner !== undefined && !isOwnerAlive(owner));
+    // Only what a put writes: a file named the way a put names it. Anything else is left alone.
+    if (g.inFlight.has(file) || owner === undefined || !isPlainFile(file)) continue;
+    let dead = owner === g.owner || !isOwnerAlive(owner);
     if (!dead) {
       try {
         dead = Date.now() - fs.statSync(file).mtimeMs > ABANDONED_MS;
@@ -53,11 +55,16 @@ async function sweepTemps(g: GcInput): Promise<number> {
   return removed;
 }
 
+/** After the commit: a file that will not go is left for the next gc, and said. */
+async function unlinkAll(g: GcInput, addresses: string[]): Promise<void> {
+  await Promise.all(addresses.map((a) => unlinkQuietly(trashPath(g.dir, a)).catch((err: unknown) => g.log.warn({ err, address: a }, 'cannot remove a file from the object trash'))));
+}
+
 export async function collectGarbage(g: GcInput): Promise<GcReport> {
   const report: GcReport = { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: await sweepTemps(g) };
   for (;;) {
     const r = await g.rows.collect({ dir: g.dir, cutoff: g.cutoff, limit: BATCH });
-    await Promise.all(r.trash.map((a) => unlinkQuietly(trashPath(g.dir, a))));
+    await unlinkAll(g, r.trash);
     report.objectsRemoved += r.objects;
     report.filesRemoved += r.trash.length;
     report.bytesFreed += r.bytes;
@@ -66,7 +73,8 @@ export async function collectGarbage(g: GcInput): Promise<GcReport> {
   for (const fan of listDir(g.dir)) {
     if (!/^[0-9a-f]{2}$/.test(fan)) continue;
     const r = await g.rows.sweep({ dir: g.dir, fan });
-    report.filesRemoved += r.files;
+    await unlinkAll(g, r.trash);
+    report.filesRemoved += r.trash.length;
     report.bytesFreed += r.bytes;
   }
   if (report.objectsRemoved + report.filesRemoved + report.tempFilesRemoved > 0) g.log.info(report, 'object store garbage collected');

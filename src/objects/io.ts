@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { fileError } from '../storage/index.js';
 
 /** Bytes gathered before a write is issued: big enough that the system call cost vanishes. */
 const WRITE_BATCH = 1024 * 1024;
@@ -16,14 +17,46 @@ export class PipelinedWriter {
   private pendingBytes = 0;
   private position = 0;
   private readonly inFlight: Promise<void>[] = [];
+  /** The batch copyIn fills, and how far. */
+  private batch: Buffer | undefined;
+  private batched = 0;
 
   constructor(private readonly fh: FileHandle) {}
 
-  get written(): number {
-    return this.position + this.pendingBytes;
+  /**
+   * Copies bytes the caller does not own (a source may refill its buffer as soon as it is asked
+   * for the next piece, while a write is still pending) into batches of WRITE_BATCH bytes, and
+   * writes each batch as it fills.
+   */
+  async copyIn(piece: Uint8Array): Promise<void> {
+    for (let off = 0; off < piece.length; ) {
+      this.batch ??= Buffer.allocUnsafe(WRITE_BATCH);
+      const take = Math.min(piece.length - off, WRITE_BATCH - this.batched);
+      this.batch.set(take === piece.length ? piece : piece.subarray(off, off + take), this.batched);
+      this.batched += take;
+      off += take;
+      if (this.batched === WRITE_BATCH) {
+        this.closeBatch();
+        await this.issue();
+      }
+    }
   }
 
+  private closeBatch(): void {
+    if (this.batch === undefined || this.batched === 0) return;
+    this.pending.push(this.batch.subarray(0, this.batched));
+    this.pendingBytes += this.batched;
+    this.batch = undefined;
+    this.batched = 0;
+  }
+
+  get written(): number {
+    return this.position + this.pendingBytes + this.batched;
+  }
+
+  /** Takes buffers this writer may keep until they are written (nobody else changes them). */
   async add(bufs: Buffer[]): Promise<void> {
+    this.closeBatch();
     for (const b of bufs) {
       if (b.length === 0) continue;
       this.pending.push(b);
@@ -41,7 +74,9 @@ export class PipelinedWriter {
     this.pending = [];
     this.pendingBytes = 0;
     this.position += total;
-    const p = writeAll(this.fh, bufs, at, total);
+    const p = writeAll(this.fh, bufs, at, total).catch((err: unknown) => {
+      throw fileError('writing the object', err);
+    });
     // A failure is seen by whoever awaits this write; never unhandled meanwhile.
     p.catch(() => {});
     this.inFlight.push(p);
@@ -50,6 +85,7 @@ export class PipelinedWriter {
 
   /** Everything added is written (not yet synced). */
   async flush(): Promise<void> {
+    this.closeBatch();
     await this.issue();
     while (this.inFlight.length > 0) await this.inFlight.shift();
   }

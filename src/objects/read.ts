@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { ChunkOpener, HEADER_BYTES, headerChunkLog2, layoutOf, TAG_BYTES, TRAILER_BYTES } from './chunks.js';
@@ -46,7 +47,12 @@ export interface OpenedBlob {
 }
 
 export async function openBlob(file: string, blob: BlobInfo, what: string, fileKey?: Buffer): Promise<OpenedBlob> {
-  const fh = await open(file, 'r');
+  // Not following a symlink, not waiting on a FIFO: a name under objects/ that is not a plain
+  // file is damage, reported, never a hang or a read of /dev/zero.
+  const fh = await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw corrupt(what, 'its file is a symbolic link');
+    throw err;
+  });
   let opener: ChunkOpener | undefined;
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -56,6 +62,7 @@ export async function openBlob(file: string, blob: BlobInfo, what: string, fileK
   };
   try {
     const st = await fh.stat();
+    if (!st.isFile()) throw corrupt(what, 'its file is not a regular file');
     if (st.size !== blob.storedSize) throw corrupt(what, `the file has ${st.size} bytes where ${blob.storedSize} were stored`);
     if (!blob.encrypted) return { content: plainContent(fh, blob, what, close), close };
     if (fileKey === undefined) throw new AppError(ErrorCode.INTERNAL, 'an encrypted object was opened without its key');

@@ -3,16 +3,78 @@ import { AppError, ErrorCode } from '../errors/index.js';
 /** What put() takes: bytes in memory, a Node stream, a web stream, or any async iterable of bytes. */
 export type ObjectSource = Uint8Array | NodeJS.ReadableStream | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
+function noop(): void {}
+
 function badPiece(piece: unknown): AppError {
   return new AppError(ErrorCode.INVALID_INPUT, `an object's stream must yield bytes (Buffer or Uint8Array), not ${piece === null ? 'null' : typeof piece}`, {
     hint: 'read files and sockets without an encoding (no setEncoding, no object mode)',
   });
 }
 
-/** The pieces of a source, as Uint8Arrays, with a clear error for anything else. */
-export async function* piecesOf(source: ObjectSource): AsyncGenerator<Uint8Array> {
+function isNodeStream(s: unknown): s is NodeJS.ReadableStream & { destroy?: (err?: Error) => void } {
+  return typeof (s as { on?: unknown } | null)?.on === 'function' && typeof (s as { pipe?: unknown }).pipe === 'function';
+}
+
+/**
+ * From the moment put() is called until it has finished with it, a Node stream's 'error' is
+ * listened to: one that fails before it is read (a file that does not exist, a socket reset)
+ * would otherwise be an unhandled 'error' event that ends the process. The error itself still
+ * reaches put() through the stream's iterator. Returns the undo.
+ */
+export function holdSource(source: unknown): () => void {
+  if (!isNodeStream(source)) return noop;
+  source.on('error', noop);
+  return () => void source.removeListener('error', noop);
+}
+
+/** A put that failed lets go of its source: a file stream closes its descriptor, a socket is released. */
+export function releaseSource(source: unknown): void {
+  try {
+    if (isNodeStream(source)) source.destroy?.();
+    else if (source instanceof ReadableStream) {
+      if (!source.locked) source.cancel().catch(noop);
+    } else if (typeof (source as AsyncGenerator | null)?.return === 'function') {
+      (source as AsyncGenerator).return(undefined).catch(noop);
+    }
+  } catch {
+    // Letting go is best effort; the put's own error is what the caller hears about.
+  }
+}
+
+const MAX_SLICE = 16 * 1024 * 1024;
+
+/**
+ * The source's next piece, or the signal's reason as soon as it is aborted. A listener per wait,
+ * removed when the wait ends (a Promise.race against one long-lived promise would keep every
+ * piece alive through the reactions it piles up on that promise).
+ */
+function nextOrAbort(it: AsyncIterator<unknown>, signal: AbortSignal | undefined): Promise<IteratorResult<unknown>> {
+  if (signal === undefined) return it.next();
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    it.next().then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
+}
+
+/**
+ * The pieces of a source, as Uint8Arrays, with a clear error for anything else. `signal` stops
+ * the wait for the next piece at once (a source that has gone quiet cannot hold up close()),
+ * and the source is told to stop (a Node stream is destroyed, a generator returns).
+ */
+export async function* piecesOf(source: ObjectSource, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   if (source instanceof Uint8Array) {
-    yield source;
+    for (let off = 0; off === 0 || off < source.length; off += MAX_SLICE) yield source.length <= MAX_SLICE ? source : source.subarray(off, off + MAX_SLICE);
     return;
   }
   if (source === null || typeof source !== 'object' || typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function') {
@@ -20,8 +82,18 @@ export async function* piecesOf(source: ObjectSource): AsyncGenerator<Uint8Array
       hint: 'pass fs.createReadStream(file), a Buffer, or a fetch response body',
     });
   }
-  for await (const piece of source as AsyncIterable<unknown>) {
-    if (!(piece instanceof Uint8Array)) throw badPiece(piece);
-    yield piece;
+  const it = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const r = await nextOrAbort(it, signal);
+      if (r.done === true) return;
+      if (!(r.value instanceof Uint8Array)) throw badPiece(r.value);
+      // A piece of gigabytes is handed on in slices: hashes and writes take at most 2 GiB at once.
+      if (r.value.length <= MAX_SLICE) yield r.value;
+      else for (let off = 0; off < r.value.length; off += MAX_SLICE) yield r.value.subarray(off, off + MAX_SLICE);
+    }
+  } finally {
+    // Not awaited: a source stuck in a read would never answer.
+    if (typeof it.return === 'function') Promise.resolve(it.return()).catch(noop);
   }
 }

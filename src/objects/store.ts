@@ -6,11 +6,13 @@ import type { Logger } from 'pino';
 import type { ObjectSettings } from '../config/index.js';
 import { readManifest, withVaultLock, writeManifest, type Manifest } from '../dbcrypt/index.js';
 import { AppError, checkInt, ErrorCode, invalidInput } from '../errors/index.js';
+import { hasUnsafeChars } from '../log/index.js';
 import {
   blobPath,
   checkLimit,
   checkText,
   ensurePrivateDir,
+  fileError,
   makeDir,
   newOwnerToken,
   OBJECT_REF,
@@ -25,7 +27,7 @@ import type { Vault } from '../vault/index.js';
 import { DEFAULT_CHUNK_LOG2, storeKeys } from './chunks.js';
 import { collectGarbage, type GcReport } from './gc.js';
 import { corrupt, openBlob, type OpenedBlob } from './read.js';
-import type { ObjectSource } from './source.js';
+import { holdSource, releaseSource, type ObjectSource } from './source.js';
 import { verifyStore, type VerifyReport } from './verify.js';
 import { unlinkQuietly } from './unlink.js';
 import { writeBlob } from './write.js';
@@ -87,8 +89,10 @@ export interface ObjectStoreDeps {
   chunkLog2?: number;
 }
 
-const CONTENT_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(\s*;\s*[\x20-\x7e]*)?$/;
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** type/subtype, and parameters in printable ASCII after `;` (no line breaks: it may end up in an HTTP header). */
+const CONTENT_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}([ \t]*;[\x20-\x7e]*)?$/;
+/** Names the store's directory must not take: the vault directory's own files. */
+const RESERVED = ['vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token'];
 
 function info(r: ObjectRow): ObjectInfo {
   return { ref: r.id, size: r.size, contentType: r.content_type, name: r.name, encrypted: r.encrypted === 1, createdAt: r.created_at, references: r.refs };
@@ -96,9 +100,17 @@ function info(r: ObjectRow): ObjectInfo {
 
 function checkRef(ref: unknown): string {
   if (typeof ref !== 'string' || !OBJECT_REF.test(ref)) {
-    throw invalidInput(`${JSON.stringify(ref)?.slice(0, 60) ?? String(ref)} is not an object reference`, 'pass the ref that put() returned: obj_ and 26 letters and digits');
+    const shown = typeof ref === 'string' ? JSON.stringify(ref.slice(0, 60)) : typeof ref;
+    throw invalidInput(`${shown} is not an object reference`, 'pass the ref that put() returned: obj_ and 26 letters and digits');
   }
   return ref;
+}
+
+/** Options objects: absent, or an object (null and other values are refused, not crashed on). */
+function options<T extends object>(opts: T | null | undefined, what: string): Partial<T> {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== 'object') throw invalidInput(`the options of ${what} must be an object`);
+  return opts;
 }
 
 /**
@@ -113,12 +125,27 @@ export class ObjectStore {
   private readonly owner = newOwnerToken();
   /** Temporary files of puts running in this store: gc leaves them alone. */
   private readonly inFlight = new Set<string>();
-  private readonly aborts = new Set<AbortController>();
+  /** Puts in progress, and whether each encrypts (so holds keys from the vault). */
+  private readonly puts = new Map<AbortController, boolean>();
+  /** Open get() streams, and whether each decrypts. */
+  private readonly readers = new Map<Readable, boolean>();
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
   private cached: { sig: string; manifest: Manifest } | undefined;
 
-  constructor(private readonly d: ObjectStoreDeps) {}
+  constructor(private readonly d: ObjectStoreDeps) {
+    // Locking the vault stops everything that holds a key derived from it: encrypting puts
+    // fail (their temporary files removed), decrypting streams end in an error; their keys
+    // are zeroed as they stop.
+    d.vault.onLock(() =>
+      this.stopAll(true, () => new AppError(ErrorCode.VAULT_LOCKED, 'the vault was locked while an encrypted object was being read or written', { hint: 'unlock it and start again' })),
+    );
+  }
+
+  private stopAll(encryptedOnly: boolean, reason: () => AppError): void {
+    for (const [abort, encrypted] of this.puts) if (encrypted || !encryptedOnly) abort.abort(reason());
+    for (const [stream, encrypted] of this.readers) if (encrypted || !encryptedOnly) stream.destroy(reason());
+  }
 
   /** vault.json, read again only when the file changed (another process may toggle encryption). */
   private manifest(): Manifest {
@@ -141,7 +168,18 @@ export class ObjectStore {
 
   /** The objects/ directory (vault.json's object_store.dir). */
   get dir(): string {
-    return path.join(this.d.vaultDir, this.manifest().object_store.dir);
+    return this.dirOf(this.manifest());
+  }
+
+  private dirOf(m: Manifest): string {
+    const name = m.object_store.dir;
+    const db = m.database_file;
+    if (RESERVED.includes(name) || name === db || name === `${db}-wal` || name === `${db}-shm` || name === `${db}-journal`) {
+      throw new AppError(ErrorCode.MANIFEST_INVALID, `vault.json names ${JSON.stringify(name)}, a file of the vault itself, as the object store's directory`, {
+        hint: 'set object_store.dir in vault.json back to "objects"; nothing was changed',
+      });
+    }
+    return path.join(this.d.vaultDir, name);
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -164,24 +202,40 @@ export class ObjectStore {
     }
   }
 
-  /** Stores the content of `source` and returns its reference. */
-  put(source: ObjectSource, opts: PutOptions = {}): Promise<PutResult> {
-    return this.track(this.doPut(source, opts));
+  /**
+   * Stores the content of `source` and returns its reference. The source is read to its end; if
+   * the put fails, the source is destroyed (a file stream's descriptor closed).
+   */
+  put(source: ObjectSource, opts?: PutOptions): Promise<PutResult> {
+    const letGo = holdSource(source);
+    return this.track(
+      Promise.resolve()
+        .then(() => this.doPut(source, options(opts, 'put()')))
+        .catch((err: unknown) => {
+          releaseSource(source);
+          throw err;
+        })
+        .finally(letGo),
+    );
   }
 
   private async doPut(source: ObjectSource, opts: PutOptions): Promise<PutResult> {
     this.assertOpen();
+    // Before anything is read: a locked or closed database refuses now, not after the upload.
+    this.d.rows.assertOpen();
     const contentType = checkText(opts.contentType ?? 'application/octet-stream', 'contentType', 512);
     if (!CONTENT_TYPE.test(contentType)) throw invalidInput(`contentType ${JSON.stringify(contentType.slice(0, 60))} is not a MIME type`, 'use a type/subtype such as image/png');
     let name: string | null = null;
     if (opts.name !== undefined && opts.name !== null) {
       name = checkText(opts.name, 'name', 1024);
-      if (CONTROL.test(name)) throw invalidInput('name must not contain control characters');
+      if (hasUnsafeChars(name)) throw invalidInput('name must not contain control characters, bidirectional overrides or line separators', 'a file name is shown to people: pass it as it would be displayed');
     }
     const limit = this.d.settings.maxObjectBytes;
-    const maxBytes = opts.maxBytes === undefined ? limit : Math.min(limit, checkLimit(opts.maxBytes, 'maxBytes', limit, Number.MAX_SAFE_INTEGER));
+    const own = opts.maxBytes === undefined ? undefined : checkLimit(opts.maxBytes, 'maxBytes', limit, Number.MAX_SAFE_INTEGER);
+    const maxBytes = own === undefined || own >= limit ? limit : own;
+    const limitName = maxBytes === limit ? '[objects] max_object_bytes' : 'the maxBytes of this put';
     let m = this.manifest();
-    const dir = path.join(this.d.vaultDir, m.object_store.dir);
+    const dir = this.dirOf(m);
     ensurePrivateDir(dir);
     makeDir(path.join(dir, TMP_DIR));
     if (!m.object_store.enabled) m = await this.updateStoreBlock((s) => ({ ...s, enabled: true }));
@@ -189,14 +243,18 @@ export class ObjectStore {
     const tmp = path.join(dir, TMP_DIR, tempName(this.owner, randomBytes(6).toString('hex')));
     const abort = new AbortController();
     this.inFlight.add(tmp);
-    this.aborts.add(abort);
+    this.puts.set(abort, keys !== undefined);
     try {
       const w = await writeBlob(source, tmp, {
         maxBytes,
+        limitName,
         signal: abort.signal,
         chunkLog2: this.d.chunkLog2 ?? DEFAULT_CHUNK_LOG2,
         ...(keys === undefined ? {} : { keys }),
       });
+      // What is returned is what was stored: scrubbed of secrets.
+      const storedType = this.d.scrub.text(contentType);
+      const storedName = name === null ? null : this.d.scrub.text(name);
       const r = await this.d.rows.commit({
         dir,
         tmp,
@@ -204,18 +262,19 @@ export class ObjectStore {
         encrypted: w.encrypted,
         size: w.size,
         storedSize: w.storedSize,
-        contentType: this.d.scrub.text(contentType),
-        name: name === null ? null : this.d.scrub.text(name),
+        contentType: storedType,
+        name: storedName,
         maxTotalBytes: this.d.settings.maxTotalBytes,
       });
-      return { ref: r.id, size: w.size, contentType, name, encrypted: w.encrypted, createdAt: r.createdAt, references: 0, deduplicated: r.deduplicated };
+      return { ref: r.id, size: w.size, contentType: storedType, name: storedName, encrypted: w.encrypted, createdAt: r.createdAt, references: 0, deduplicated: r.deduplicated };
     } finally {
       keys?.address.fill(0);
       keys?.file.fill(0);
-      // Gone already when it was moved into place; otherwise this put failed and leaves nothing.
-      await unlinkQuietly(tmp);
+      this.puts.delete(abort);
+      // Gone already when it was moved into place; otherwise this put failed and leaves nothing
+      // (if even that fails, gc removes it once this process is gone).
+      await unlinkQuietly(tmp).catch((err: unknown) => this.d.log.warn({ err, file: tmp }, 'cannot remove a temporary object file'));
       this.inFlight.delete(tmp);
-      this.aborts.delete(abort);
     }
   }
 
@@ -231,8 +290,9 @@ export class ObjectStore {
   }
 
   /** Objects in the order they were stored, `limit` at a time (default 100, at most 1000) after the ref `after`. */
-  async list(opts: { limit?: number; after?: string } = {}): Promise<ObjectInfo[]> {
+  async list(given?: { limit?: number; after?: string }): Promise<ObjectInfo[]> {
     this.assertOpen();
+    const opts = options(given, 'list()');
     const limit = checkLimit(opts.limit, 'limit', 100, 1000);
     return this.d.rows.list(limit, opts.after === undefined ? undefined : checkRef(opts.after)).map(info);
   }
@@ -268,7 +328,11 @@ export class ObjectStore {
       }
     }
     const stream = Readable.from(checked(), { objectMode: false, highWaterMark: 256 * 1024 });
-    stream.once('close', () => void opened.close().catch(() => {}));
+    this.readers.set(stream, r.encrypted === 1);
+    stream.once('close', () => {
+      this.readers.delete(stream);
+      opened.close().catch(() => {});
+    });
     return stream;
   }
 
@@ -279,7 +343,7 @@ export class ObjectStore {
       try {
         return await openBlob(file, blob, what, fileKey);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fileError(`reading ${what}`, err);
       }
     }
     // Deleted between reading its row and opening its file, or lost.
@@ -292,18 +356,22 @@ export class ObjectStore {
    * message, a live job or a session references is refused (KC_OBJECT_REFERENCED) unless
    * `force`, after which those references point at nothing.
    */
-  async delete(ref: string, opts: { force?: boolean } = {}): Promise<{ freedBytes: number }> {
+  async delete(ref: string, given?: { force?: boolean }): Promise<{ freedBytes: number }> {
     this.assertOpen();
+    const opts = options(given, 'delete()');
+    this.d.rows.assertOpen();
     const dir = this.dir;
     const r = await this.d.rows.delete({ dir, id: checkRef(ref), force: opts.force === true });
-    await Promise.all(r.trash.map((a) => unlinkQuietly(trashPath(dir, a))));
+    // Deleted, committed: a file that will not go now is left to gc, not reported as a failure.
+    await Promise.all(r.trash.map((a) => unlinkQuietly(trashPath(dir, a)).catch((err: unknown) => this.d.log.warn({ err, address: a }, 'cannot remove a file from the object trash'))));
     return { freedBytes: r.bytes };
   }
 
   async stats(): Promise<ObjectStats> {
     this.assertOpen();
+    this.d.rows.assertOpen();
     const m = this.manifest();
-    const dir = path.join(this.d.vaultDir, m.object_store.dir);
+    const dir = this.dirOf(m);
     const c = this.d.rows.counts();
     let tempFiles = 0;
     try {
@@ -331,23 +399,39 @@ export class ObjectStore {
    * gc_grace_ms), files no row records, and temporary files of puts whose process died. Puts
    * running anywhere, and every object a message, a live job or a session names, are kept.
    */
-  async gc(opts: { graceMs?: number } = {}): Promise<GcReport> {
+  async gc(given?: { graceMs?: number }): Promise<GcReport> {
     this.assertOpen();
+    const opts = options(given, 'gc()');
+    this.d.rows.assertOpen();
     const grace = checkInt(opts.graceMs, 'graceMs', 0, 100 * 365 * 86_400_000, this.d.settings.gcGraceMs, ' ms');
-    return this.track(collectGarbage({ rows: this.d.rows, dir: this.dir, cutoff: Date.now() - grace, owner: this.owner, inFlight: this.inFlight, log: this.d.log }));
+    const dir = this.dir;
+    return this.track(
+      collectGarbage({ rows: this.d.rows, dir, cutoff: Date.now() - grace, owner: this.owner, inFlight: this.inFlight, log: this.d.log }).catch((err: unknown) => {
+        throw fileError(`collecting garbage in ${dir}`, err);
+      }),
+    );
   }
 
   /** Reads every stored file back and checks it (hash, or every chunk's authentication); lists what is wrong. */
   async verify(): Promise<VerifyReport> {
     this.assertOpen();
+    this.d.rows.assertOpen();
     const dir = this.dir;
     return this.track(
       (async () => {
         const encrypted = this.d.rows.counts().encryptedBlobs > 0;
-        const keys = encrypted ? await this.fileKey() : undefined;
+        let keys: { address: Buffer; file: Buffer } | undefined;
+        try {
+          keys = encrypted ? await this.fileKey() : undefined;
+        } catch (err) {
+          // Without the vault the plain files are still checked; the report says what was not.
+          if (!(err instanceof AppError && err.code === ErrorCode.VAULT_LOCKED)) throw err;
+        }
         keys?.address.fill(0);
         try {
           return await verifyStore({ rows: this.d.rows, dir, inFlight: this.inFlight, ...(keys === undefined ? {} : { fileKey: keys.file }), log: this.d.log });
+        } catch (err) {
+          throw fileError(`verifying ${dir}`, err);
         } finally {
           keys?.file.fill(0);
         }
@@ -366,9 +450,13 @@ export class ObjectStore {
    */
   async setEncryption(enabled: boolean): Promise<{ enabled: boolean; changed: boolean }> {
     this.assertOpen();
+    this.d.rows.assertOpen();
     if (typeof enabled !== 'boolean') throw invalidInput('setEncryption takes true or false');
-    if (enabled) (await this.d.vault.subkey(OBJECTS_KEY_LABEL, { create: true })).fill(0);
     const before = this.manifest().object_store.encryption.enabled;
+    if (!enabled && !before) return { enabled, changed: false };
+    // Either way it needs the vault: turning encryption off is a downgrade, not for whoever
+    // merely holds a locked app.
+    (await this.d.vault.subkey(OBJECTS_KEY_LABEL, { create: enabled })).fill(0);
     await this.updateStoreBlock((s) => ({ ...s, enabled: true, encryption: { ...s.encryption, enabled } }));
     if (before !== enabled) this.d.log.info({ encryption: enabled }, 'object store encryption changed; it applies to new objects');
     return { enabled, changed: before !== enabled };
@@ -385,10 +473,10 @@ export class ObjectStore {
     });
   }
 
-  /** Stops puts in progress (their temporary files are removed) and waits for running work. */
+  /** Stops puts in progress (their temporary files are removed) and open get() streams, and waits for running work. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const a of this.aborts) a.abort(new AppError(ErrorCode.DB_CLOSED, 'the app was closed while the object was being stored'));
+    this.stopAll(false, () => new AppError(ErrorCode.DB_CLOSED, 'the app was closed while an object was being read or written'));
     await Promise.allSettled([...this.running]);
   }
 }

@@ -368,8 +368,26 @@ export class Vault {
     this.log.info('vault passphrase changed');
   }
 
+  private readonly lockListeners = new Set<() => void>();
+
+  /**
+   * Called on every lock(): parts holding keys derived from the vault (subkey) drop them and
+   * stop what uses them. Returns the undo.
+   */
+  onLock(listener: () => void): () => void {
+    this.lockListeners.add(listener);
+    return () => void this.lockListeners.delete(listener);
+  }
+
   /** Zeroes the master key; the next use unlocks again. */
   lock(): void {
+    for (const l of this.lockListeners) {
+      try {
+        l();
+      } catch (err) {
+        this.log.error({ err }, 'a lock listener failed');
+      }
+    }
     this.epoch++;
     this.masterKey?.fill(0);
     this.masterKey = undefined;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { AppError, ErrorCode } from '../../errors/index.js';
+import { fileError } from '../../storage/index.js';
 import type { GcReport, ObjectStats, VerifyReport } from '../../objects/index.js';
 import { intBetween } from '../args.js';
 import { withApp } from '../context.js';
@@ -29,6 +30,7 @@ function describeVerify(r: VerifyReport): string[] {
     `status      ${r.ok ? 'ok' : 'DAMAGED'}`,
     `checked     ${r.filesOk} file(s) intact, ${formatBytes(r.bytesChecked)} read back`,
     ...r.problems.map((p) => `damaged     ${p.address} (${p.refs.join(', ') || 'no object'}): ${printable(p.problem)}`),
+    ...(r.notChecked > 0 ? [`not checked ${r.notChecked} encrypted file(s): the vault is locked`] : []),
     ...(r.strayFiles > 0 ? [`stray       ${r.strayFiles} file(s) no object records (blufio objects gc removes them)`] : []),
     ...(r.tempFiles > 0 ? [`temporary   ${r.tempFiles} file(s) of puts in progress or abandoned`] : []),
     ...r.unknownFiles.map((f) => `unknown     ${printable(f)} (not written by blufio; left alone)`),
@@ -98,8 +100,20 @@ export function objectsCommand(): Command {
     .option('--name <name>', 'the name to record (default: the file name)')
     .option('--json', 'print JSON')
     .action(async (file: string, opts: { contentType: string; name?: string; json?: boolean }, cmd: Command) => {
+      let fd: number | undefined;
+      if (file !== '-') {
+        try {
+          fd = fs.openSync(file, 'r');
+        } catch (err) {
+          throw new AppError(ErrorCode.NOT_FOUND, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { hint: 'check the path and its permissions' });
+        }
+        if (!fs.fstatSync(fd).isFile()) {
+          fs.closeSync(fd);
+          throw new AppError(ErrorCode.INVALID_INPUT, `${file} is not a regular file`, { hint: 'pass a file, or - and pipe the content in' });
+        }
+      }
       const r = await withApp(cmd, (app) =>
-        app.objects.put(file === '-' ? process.stdin : fs.createReadStream(file), {
+        app.objects.put(fd === undefined ? process.stdin : fs.createReadStream('', { fd }), {
           contentType: opts.contentType,
           name: opts.name ?? (file === '-' ? null : file.split(/[\\/]/).pop()!),
         }),
@@ -118,15 +132,30 @@ export function objectsCommand(): Command {
         throw new AppError(ErrorCode.CLI_USAGE, 'refusing to write an object to a terminal', { hint: 'pass --out <file>, or redirect stdout' });
       }
       await withApp(cmd, async (app) => {
-        const content = await app.objects.get(ref);
-        // Created here, so that only a file this command made is removed on failure.
-        const sink = opts.out === undefined ? process.stdout : fs.createWriteStream('', { fd: fs.openSync(opts.out, 'wx', 0o600) });
+        // Created first (never over an existing file), so that only a file this command made is
+        // removed on failure, and a refused destination leaves no stream open.
+        let sink: NodeJS.WritableStream = process.stdout;
+        if (opts.out !== undefined) {
+          try {
+            sink = fs.createWriteStream('', { fd: fs.openSync(opts.out, 'wx', 0o600) });
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            throw new AppError(code === 'EEXIST' ? ErrorCode.INVALID_INPUT : ErrorCode.DB_IO, `cannot create ${opts.out}: ${code ?? String(err)}`, {
+              hint: code === 'EEXIST' ? 'it exists; objects get never overwrites a file: choose another name' : 'check the directory and its permissions',
+            });
+          }
+        }
         try {
-          await pipeline(content, sink, { end: opts.out !== undefined });
+          await pipeline(await app.objects.get(ref), sink, { end: opts.out !== undefined });
         } catch (err) {
+          // The reader of stdout went away (| head): it has what it wanted.
+          if (opts.out === undefined && (err as NodeJS.ErrnoException).code === 'EPIPE') return;
           // A partial file must not pass for the object.
-          if (opts.out !== undefined) fs.rmSync(opts.out, { force: true });
-          throw err;
+          if (opts.out !== undefined) {
+            (sink as fs.WriteStream).destroy();
+            fs.rmSync(opts.out, { force: true });
+          }
+          throw fileError(`writing ${opts.out ?? 'stdout'}`, err);
         }
       });
     });

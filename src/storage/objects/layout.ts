@@ -38,14 +38,45 @@ export function refsIn(json: string, into: Set<string> = new Set()): Set<string>
   return into;
 }
 
-/** mkdir 0700 that tolerates a directory another process just made; says whether it made it. */
+/**
+ * mkdir 0700 that tolerates a directory another process just made; says whether it made it. One
+ * that exists must be a directory of its own: a symlink in its place (to another disk, another
+ * user's directory) would send writes, and gc's deletions, where the store never meant them to go.
+ */
 export function makeDir(dir: string): boolean {
   try {
     fs.mkdirSync(dir, { mode: DIR_MODE });
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  ownDir(dir);
+  return false;
+}
+
+/** Whether `dir` exists; when it does it must be a directory, not a symlink to one (see makeDir). */
+export function ownDir(dir: string): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
+  }
+  if (!st.isDirectory()) {
+    throw new AppError(ErrorCode.DB_IO, `${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; the object store writes only into directories of its own`, {
+      hint: 'move it away (blufio objects verify lists what the store holds); nothing was changed',
+    });
+  }
+  return true;
+}
+
+/** A name under objects/ that is a plain file (not a directory, symlink, FIFO or device). */
+export function isPlainFile(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isFile();
+  } catch {
+    return false;
   }
 }
 
@@ -74,6 +105,23 @@ export function place(from: string, to: string): void {
     throw err;
   }
   fsyncDir(parent);
+}
+
+/**
+ * A file-system failure as an AppError a person can act on, so that it fails only the request
+ * it belongs to (the writer fails a whole batch on anything else) and carries a stable code.
+ */
+export function fileError(what: string, err: unknown): unknown {
+  if (err instanceof AppError) return err;
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new AppError(ErrorCode.DB_FULL, `${what}: no space left on the device`, { hint: 'free some space (blufio objects gc removes what nothing references)', cause: err });
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new AppError(ErrorCode.DB_READONLY, `${what}: ${code}`, { hint: 'check the permissions of the data directory and its objects/', cause: err });
+  }
+  return new AppError(ErrorCode.DB_IO, `${what}: ${(err as Error).message}`, { hint: 'check the data directory and its objects/ (blufio objects verify)', cause: err });
 }
 
 /** Unlinks a file, quietly when it is already gone; returns whether it was there. */

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../../errors/index.js';
 import type { WriterContext } from '../writer/context.js';
-import { ADDRESS, blobPath, listDir, place, refsIn, removeFile, TRASH_DIR, trashPath } from './layout.js';
+import { ADDRESS, blobPath, fileError, isPlainFile, listDir, makeDir, ownDir, place, refsIn, removeFile, TRASH_DIR, trashPath } from './layout.js';
 
 /**
  * Object-store writes, run inside the writer thread's transactions. The file moves happen
@@ -40,8 +40,8 @@ function storedTotal(ctx: WriterContext): number {
 
 function commit(ctx: WriterContext, a: CommitObjectArgs): CommitObjectResult {
   const final = blobPath(a.dir, a.address);
-  const known = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck().get(a.address) !== undefined;
-  let deduplicated = known;
+  const stored = ctx.stmt('SELECT stored_size FROM object_blobs WHERE address = ?').pluck().get(a.address) as number | undefined;
+  const known = stored !== undefined;
   if (!known) {
     const total = storedTotal(ctx);
     if (a.maxTotalBytes > 0 && total + a.storedSize > a.maxTotalBytes) {
@@ -54,19 +54,20 @@ function commit(ctx: WriterContext, a: CommitObjectArgs): CommitObjectResult {
       .stmt('INSERT INTO object_blobs (address, encrypted, size, stored_size, created_at) VALUES (?, ?, ?, ?, ?)')
       .run(a.address, a.encrypted ? 1 : 0, a.size, a.storedSize, Date.now());
     ctx.remember(TOTAL, total + a.storedSize);
-  } else if (!fs.existsSync(final)) {
-    // Recorded, but its file was lost (moved to the trash by a gc whose commit failed): the new one serves.
+  } else if (stored === a.storedSize || !fs.existsSync(final)) {
+    // The same content again: the new file, just hashed, replaces the old one, so a copy that
+    // was damaged (or lost) is repaired by the next put of the content. Readers of the old one
+    // keep reading it.
     place(a.tmp, final);
-    deduplicated = false;
   } else {
-    removeFile(a.tmp);
+    removeFile(a.tmp); // the same content in another chunk size (tests): the stored one serves
   }
   const now = Date.now();
   const id = `obj_${ctx.newId(now)}`;
   ctx
     .stmt('INSERT INTO objects (id, address, content_type, name, created_at) VALUES (?, ?, ?, ?, ?)')
     .run(id, a.address, a.contentType, a.name, now);
-  return { id, createdAt: now, deduplicated };
+  return { id, createdAt: now, deduplicated: known };
 }
 
 /** References named in live rows other than messages: queue payloads, session metadata. */
@@ -85,7 +86,7 @@ function dropObject(ctx: WriterContext, dir: string, no: number, address: string
   const bytes = ctx.stmt('DELETE FROM object_blobs WHERE address = ? RETURNING stored_size').pluck().get(address) as number | undefined;
   ctx.forget(); // the cached total
   const trash = trashPath(dir, address);
-  fs.mkdirSync(path.dirname(trash), { recursive: true, mode: 0o700 });
+  makeDir(path.dirname(trash));
   try {
     fs.renameSync(blobPath(dir, address), trash);
   } catch (err) {
@@ -96,15 +97,17 @@ function dropObject(ctx: WriterContext, dir: string, no: number, address: string
 
 /**
  * Files left in the trash by a gc or delete whose transaction did not commit (their rows are
- * still there: the file goes back) or whose process died before unlinking them (gone for good).
+ * still there: the file goes back) or whose process died before unlinking them (returned, to be
+ * unlinked after this transaction: a big unlink must not hold the write lock).
  */
-function settleTrash(ctx: WriterContext, dir: string): void {
+function settleTrash(ctx: WriterContext, dir: string, out: string[]): void {
+  if (!ownDir(path.join(dir, TRASH_DIR))) return;
   for (const name of listDir(path.join(dir, TRASH_DIR))) {
-    if (!ADDRESS.test(name)) continue;
+    if (!ADDRESS.test(name) || !isPlainFile(trashPath(dir, name))) continue;
     const held = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck().get(name) !== undefined;
-    const final = blobPath(dir, name);
-    if (held && !fs.existsSync(final)) place(trashPath(dir, name), final);
-    else removeFile(trashPath(dir, name));
+    if (!held) out.push(name);
+    else if (!fs.existsSync(blobPath(dir, name))) place(trashPath(dir, name), blobPath(dir, name));
+    else removeFile(trashPath(dir, name)); // a put brought the same content back meanwhile
   }
 }
 
@@ -152,9 +155,9 @@ export interface Collected extends Freed {
 }
 
 function collect(ctx: WriterContext, a: CollectArgs): Collected {
-  settleTrash(ctx, a.dir);
-  const live = otherRefs(ctx);
   const out: Collected = { trash: [], bytes: 0, objects: 0, more: false };
+  settleTrash(ctx, a.dir, out.trash);
+  const live = otherRefs(ctx);
   const candidates = ctx
     .stmt(
       `SELECT no, id, address FROM objects o
@@ -187,22 +190,26 @@ export interface SweepArgs {
  * died between moving its file into place and committing. Safe while others put: a put moves
  * its file only inside its own transaction, and this one holds the write lock.
  */
-function sweep(ctx: WriterContext, a: SweepArgs): { files: number; bytes: number } {
-  const out = { files: 0, bytes: 0 };
+function sweep(ctx: WriterContext, a: SweepArgs): Freed {
+  const out: Freed = { trash: [], bytes: 0 };
+  if (!ownDir(path.join(a.dir, a.fan))) return out; // refuses a symlink in its place
   const held = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck();
   for (const name of listDir(path.join(a.dir, a.fan))) {
     if (!ADDRESS.test(name) || !name.startsWith(a.fan) || held.get(name) !== undefined) continue;
     const file = path.join(a.dir, a.fan, name);
     let size = 0;
     try {
-      size = fs.statSync(file).size;
+      const st = fs.lstatSync(file);
+      if (!st.isFile()) continue; // not ours: verify reports it
+      size = st.size;
     } catch {
       continue;
     }
-    if (removeFile(file)) {
-      out.files++;
-      out.bytes += size;
-    }
+    // To the trash, unlinked after the commit: a big unlink must not hold the write lock.
+    makeDir(path.join(a.dir, TRASH_DIR));
+    fs.renameSync(file, trashPath(a.dir, name));
+    out.trash.push(name);
+    out.bytes += size;
   }
   return out;
 }
@@ -220,9 +227,20 @@ export function linkMessageObjects(ctx: WriterContext, seq: number, refs: readon
   }
 }
 
+/** File-system failures of an op become AppErrors, so they fail that op alone. */
+function guarded<A, R>(what: string, fn: (ctx: WriterContext, a: A) => R): (ctx: WriterContext, a: A) => R {
+  return (ctx, a) => {
+    try {
+      return fn(ctx, a);
+    } catch (err) {
+      throw fileError(what, err);
+    }
+  };
+}
+
 export const objectOps = {
-  'objects.commit': commit,
-  'objects.delete': del,
-  'objects.collect': collect,
-  'objects.sweep': sweep,
+  'objects.commit': guarded('storing the object', commit),
+  'objects.delete': guarded('deleting the object', del),
+  'objects.collect': guarded('collecting garbage', collect),
+  'objects.sweep': guarded('collecting garbage', sweep),
 };

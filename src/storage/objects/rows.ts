@@ -42,7 +42,7 @@ const OBJECT_COLUMNS = `o.id, o.address, o.content_type, o.name, o.created_at, b
 
 /** The object store's rows: reads on this thread's connection, writes through the writer. */
 export class ObjectRows {
-  private readonly s: Record<'get' | 'first' | 'after' | 'blobs' | 'counts' | 'refsOf', Statement>;
+  private readonly s: Record<'get' | 'first' | 'after' | 'blobs' | 'counts' | 'refsOf' | 'hasBlob', Statement>;
 
   constructor(
     private readonly reader: Db,
@@ -53,6 +53,7 @@ export class ObjectRows {
       get: reader.prepare(`SELECT ${OBJECT_COLUMNS} ${from} WHERE o.id = ?`),
       first: reader.prepare(`SELECT ${OBJECT_COLUMNS} ${from} ORDER BY o.id LIMIT ?`),
       after: reader.prepare(`SELECT ${OBJECT_COLUMNS} ${from} WHERE o.id > ? ORDER BY o.id LIMIT ?`),
+      hasBlob: reader.prepare('SELECT 1 FROM object_blobs WHERE address = ?').pluck(),
       refsOf: reader.prepare('SELECT id FROM objects WHERE address = ? ORDER BY id').pluck(),
       blobs: reader.prepare('SELECT address, encrypted, size, stored_size FROM object_blobs ORDER BY address'),
       counts: reader.prepare(
@@ -70,6 +71,11 @@ export class ObjectRows {
     return guardRead(this.reader, this.reader.name, fn);
   }
 
+  /** Throws what any call would (KC_DB_LOCKED through the app's facade, KC_DB_CLOSED): checked before a put reads its source. */
+  assertOpen(): void {
+    this.read(() => undefined);
+  }
+
   get(id: string): ObjectRow | undefined {
     return this.read(() => this.s.get.get(id) as ObjectRow | undefined);
   }
@@ -80,6 +86,10 @@ export class ObjectRows {
 
   blobs(): BlobRow[] {
     return this.read(() => this.s.blobs.all() as BlobRow[]);
+  }
+
+  hasBlob(address: string): boolean {
+    return this.read(() => this.s.hasBlob.get(address) !== undefined);
   }
 
   /** The references whose content is stored at `address`. */
@@ -103,7 +113,7 @@ export class ObjectRows {
     return this.writer.run('objects.collect', args);
   }
 
-  sweep(args: SweepArgs): Promise<{ files: number; bytes: number }> {
+  sweep(args: SweepArgs): Promise<Freed> {
     return this.writer.run('objects.sweep', args);
   }
 }

@@ -29,7 +29,18 @@ export const DURABLE_OPS: ReadonlySet<string> = new Set([
   'vault.rewrap',
   'vault.put',
   'vault.delete',
+  // A file is unlinked after these commit: the commit must not be lost after the file is.
+  'objects.delete',
+  'objects.collect',
+  'objects.sweep',
 ]);
+
+/**
+ * Operations that move files inside their transaction run in a transaction of their own: never
+ * rolled back and run again because another request of a batch failed (the file moves would
+ * not be undone with the rows).
+ */
+export const SOLO_OPS: ReadonlySet<string> = new Set(['objects.commit', 'objects.delete', 'objects.collect', 'objects.sweep']);
 
 export type WriteOps = typeof writeOps;
 export type OpName = keyof WriteOps;

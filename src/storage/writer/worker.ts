@@ -13,7 +13,7 @@ import { markInterrupted } from '../session-ops.js';
 import { openConnection, type Db } from '../sqlite.js';
 import { isSqliteError, toAppError } from '../sqlite-errors.js';
 import { WriterContext } from './context.js';
-import { DURABLE_OPS, writeOps } from './ops.js';
+import { DURABLE_OPS, SOLO_OPS, writeOps } from './ops.js';
 import {
   CHECKPOINT_OP,
   CLOSE_OP,
@@ -251,7 +251,8 @@ function pump(): void {
         continue;
       }
       let n = 0;
-      while (n < pending.length && n < MAX_BATCH && pending[n]![1] !== CLOSE_OP && pending[n]![1] !== CHECKPOINT_OP) n++;
+      if (SOLO_OPS.has(first[1])) n = 1;
+      else while (n < pending.length && n < MAX_BATCH && pending[n]![1] !== CLOSE_OP && pending[n]![1] !== CHECKPOINT_OP && !SOLO_OPS.has(pending[n]![1])) n++;
       const batch = pending.splice(0, n);
       if (closed) {
         for (const [id] of batch) {
