@@ -56,8 +56,8 @@ async function sweepTemps(g: GcInput): Promise<number> {
 }
 
 /** After the commit: a file that will not go is left for the next gc, and said. */
-async function unlinkAll(g: GcInput, addresses: string[]): Promise<void> {
-  await Promise.all(addresses.map((a) => unlinkQuietly(trashPath(g.dir, a)).catch((err: unknown) => g.log.warn({ err, address: a }, 'cannot remove a file from the object trash'))));
+async function unlinkAll(g: GcInput, names: string[]): Promise<void> {
+  await Promise.all(names.map((n) => unlinkQuietly(trashPath(g.dir, n)).catch((err: unknown) => g.log.warn({ err, file: n }, 'cannot remove a file from the object trash'))));
 }
 
 export async function collectGarbage(g: GcInput): Promise<GcReport> {

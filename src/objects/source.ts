@@ -68,6 +68,23 @@ function nextOrAbort(it: AsyncIterator<unknown>, signal: AbortSignal | undefined
 }
 
 /**
+ * A web stream is read through a reader of our own: its cancel() ends even a read that is
+ * waiting (a stalled fetch body releases its socket), where the stream's async iterator would
+ * queue the cancel behind that read.
+ */
+function iteratorOf(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
+  if (!(source instanceof ReadableStream)) return source[Symbol.asyncIterator]();
+  const reader = (source as ReadableStream<unknown>).getReader();
+  return {
+    next: () => reader.read() as Promise<IteratorResult<unknown>>,
+    return: async () => {
+      await reader.cancel();
+      return { done: true, value: undefined };
+    },
+  };
+}
+
+/**
  * The pieces of a source, as Uint8Arrays, with a clear error for anything else. `signal` stops
  * the wait for the next piece at once (a source that has gone quiet cannot hold up close()),
  * and the source is told to stop (a Node stream is destroyed, a generator returns).
@@ -82,7 +99,7 @@ export async function* piecesOf(source: ObjectSource, signal?: AbortSignal): Asy
       hint: 'pass fs.createReadStream(file), a Buffer, or a fetch response body',
     });
   }
-  const it = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  const it = iteratorOf(source as AsyncIterable<unknown>);
   try {
     for (;;) {
       const r = await nextOrAbort(it, signal);
@@ -94,6 +111,10 @@ export async function* piecesOf(source: ObjectSource, signal?: AbortSignal): Asy
     }
   } finally {
     // Not awaited: a source stuck in a read would never answer.
-    if (typeof it.return === 'function') Promise.resolve(it.return()).catch(noop);
+    try {
+      if (typeof it.return === 'function') Promise.resolve(it.return()).catch(noop);
+    } catch {
+      // A source whose return() throws has said all it will.
+    }
   }
 }

@@ -19,6 +19,7 @@ import {
   TMP_DIR,
   tempName,
   trashPath,
+  inTrash,
   type ObjectRow,
   type ObjectRows,
   type Scrubber,
@@ -98,6 +99,10 @@ function info(r: ObjectRow): ObjectInfo {
   return { ref: r.id, size: r.size, contentType: r.content_type, name: r.name, encrypted: r.encrypted === 1, createdAt: r.created_at, references: r.refs };
 }
 
+function lockedMeanwhile(): AppError {
+  return new AppError(ErrorCode.VAULT_LOCKED, 'the vault was locked while the object was being opened', { hint: 'unlock it and try again' });
+}
+
 function checkRef(ref: unknown): string {
   if (typeof ref !== 'string' || !OBJECT_REF.test(ref)) {
     const shown = typeof ref === 'string' ? JSON.stringify(ref.slice(0, 60)) : typeof ref;
@@ -126,7 +131,7 @@ export class ObjectStore {
   /** Temporary files of puts running in this store: gc leaves them alone. */
   private readonly inFlight = new Set<string>();
   /** Puts in progress, and whether each encrypts (so holds keys from the vault). */
-  private readonly puts = new Map<AbortController, boolean>();
+  private readonly puts = new Map<AbortController, boolean | undefined>();
   /** Open get() streams, and whether each decrypts. */
   private readonly readers = new Map<Readable, boolean>();
   private readonly running = new Set<Promise<unknown>>();
@@ -143,9 +148,13 @@ export class ObjectStore {
   }
 
   private stopAll(encryptedOnly: boolean, reason: () => AppError): void {
-    for (const [abort, encrypted] of this.puts) if (encrypted || !encryptedOnly) abort.abort(reason());
+    if (encryptedOnly) this.lockEpoch++;
+    for (const [abort, encrypted] of this.puts) if (encrypted !== false || !encryptedOnly) abort.abort(reason());
     for (const [stream, encrypted] of this.readers) if (encrypted || !encryptedOnly) stream.destroy(reason());
   }
+
+  /** Bumped by every vault lock: work that fetched a key before it must not use it after. */
+  private lockEpoch = 0;
 
   /** vault.json, read again only when the file changed (another process may toggle encryption). */
   private manifest(): Manifest {
@@ -174,7 +183,7 @@ export class ObjectStore {
   private dirOf(m: Manifest): string {
     const name = m.object_store.dir;
     const db = m.database_file;
-    if (RESERVED.includes(name) || name === db || name === `${db}-wal` || name === `${db}-shm` || name === `${db}-journal`) {
+    if (RESERVED.includes(name) || name === db || name.startsWith(`${db}-`) || name.startsWith(`${db}.`) || name.startsWith('.vault.json.') || name.startsWith('.')) {
       throw new AppError(ErrorCode.MANIFEST_INVALID, `vault.json names ${JSON.stringify(name)}, a file of the vault itself, as the object store's directory`, {
         hint: 'set object_store.dir in vault.json back to "objects"; nothing was changed',
       });
@@ -223,6 +232,17 @@ export class ObjectStore {
     this.assertOpen();
     // Before anything is read: a locked or closed database refuses now, not after the upload.
     this.d.rows.assertOpen();
+    // Known to close() and lock() from the start (whether it encrypts is known later).
+    const abort = new AbortController();
+    this.puts.set(abort, undefined);
+    try {
+      return await this.putStarted(source, opts, abort);
+    } finally {
+      this.puts.delete(abort);
+    }
+  }
+
+  private async putStarted(source: ObjectSource, opts: PutOptions, abort: AbortController): Promise<PutResult> {
     const contentType = checkText(opts.contentType ?? 'application/octet-stream', 'contentType', 512);
     if (!CONTENT_TYPE.test(contentType)) throw invalidInput(`contentType ${JSON.stringify(contentType.slice(0, 60))} is not a MIME type`, 'use a type/subtype such as image/png');
     let name: string | null = null;
@@ -239,11 +259,16 @@ export class ObjectStore {
     ensurePrivateDir(dir);
     makeDir(path.join(dir, TMP_DIR));
     if (!m.object_store.enabled) m = await this.updateStoreBlock((s) => ({ ...s, enabled: true }));
+    const epoch = this.lockEpoch;
     const keys = m.object_store.encryption.enabled ? await this.fileKey() : undefined;
-    const tmp = path.join(dir, TMP_DIR, tempName(this.owner, randomBytes(6).toString('hex')));
-    const abort = new AbortController();
-    this.inFlight.add(tmp);
     this.puts.set(abort, keys !== undefined);
+    if (abort.signal.aborted || (keys !== undefined && epoch !== this.lockEpoch)) {
+      keys?.address.fill(0);
+      keys?.file.fill(0);
+      throw abort.signal.aborted ? abort.signal.reason : lockedMeanwhile();
+    }
+    const tmp = path.join(dir, TMP_DIR, tempName(this.owner, randomBytes(6).toString('hex')));
+    this.inFlight.add(tmp);
     try {
       const w = await writeBlob(source, tmp, {
         maxBytes,
@@ -270,7 +295,6 @@ export class ObjectStore {
     } finally {
       keys?.address.fill(0);
       keys?.file.fill(0);
-      this.puts.delete(abort);
       // Gone already when it was moved into place; otherwise this put failed and leaves nothing
       // (if even that fails, gc removes it once this process is gone).
       await unlinkQuietly(tmp).catch((err: unknown) => this.d.log.warn({ err, file: tmp }, 'cannot remove a temporary object file'));
@@ -307,6 +331,7 @@ export class ObjectStore {
     this.assertOpen();
     const r = this.row(ref);
     const dir = this.dir;
+    const epoch = this.lockEpoch;
     const keys = r.encrypted === 1 ? await this.fileKey() : undefined;
     keys?.address.fill(0);
     let opened: OpenedBlob;
@@ -318,6 +343,11 @@ export class ObjectStore {
     } finally {
       keys?.file.fill(0);
     }
+    // A lock or close while the file was being opened: not a stream that outlives them.
+    if (this.closed || (r.encrypted === 1 && epoch !== this.lockEpoch)) {
+      await opened.close();
+      throw this.closed ? new AppError(ErrorCode.DB_CLOSED, 'the app was closed') : lockedMeanwhile();
+    }
     const log = this.d.log;
     async function* checked(): AsyncGenerator<Buffer> {
       try {
@@ -328,6 +358,10 @@ export class ObjectStore {
       }
     }
     const stream = Readable.from(checked(), { objectMode: false, highWaterMark: 256 * 1024 });
+    // A stream held unread, or .pipe()d (which forwards no errors), must not turn a lock(),
+    // a close() or a damaged file into an uncaught 'error' that ends the process: whoever
+    // reads it (for await, pipeline) still gets the error; damage is logged above.
+    stream.on('error', () => {});
     this.readers.set(stream, r.encrypted === 1);
     stream.once('close', () => {
       this.readers.delete(stream);
@@ -339,7 +373,12 @@ export class ObjectStore {
   private async openFile(dir: string, r: ObjectRow, fileKey: Buffer | undefined): Promise<OpenedBlob> {
     const blob = { address: r.address, encrypted: r.encrypted === 1, size: r.size, storedSize: r.stored_size };
     const what = `object ${r.id}`;
-    for (const file of [blobPath(dir, r.address), trashPath(dir, r.address)]) {
+    // The trash only after the place: a delete running now moves the file between the two.
+    const candidates = (function* () {
+      yield blobPath(dir, r.address);
+      yield* inTrash(dir, r.address);
+    })();
+    for (const file of candidates) {
       try {
         return await openBlob(file, blob, what, fileKey);
       } catch (err) {
@@ -363,7 +402,7 @@ export class ObjectStore {
     const dir = this.dir;
     const r = await this.d.rows.delete({ dir, id: checkRef(ref), force: opts.force === true });
     // Deleted, committed: a file that will not go now is left to gc, not reported as a failure.
-    await Promise.all(r.trash.map((a) => unlinkQuietly(trashPath(dir, a)).catch((err: unknown) => this.d.log.warn({ err, address: a }, 'cannot remove a file from the object trash'))));
+    await Promise.all(r.trash.map((n) => unlinkQuietly(trashPath(dir, n)).catch((err: unknown) => this.d.log.warn({ err, file: n }, 'cannot remove a file from the object trash'))));
     return { freedBytes: r.bytes };
   }
 
@@ -429,7 +468,16 @@ export class ObjectStore {
         }
         keys?.address.fill(0);
         try {
-          return await verifyStore({ rows: this.d.rows, dir, inFlight: this.inFlight, ...(keys === undefined ? {} : { fileKey: keys.file }), log: this.d.log });
+          const epoch = this.lockEpoch;
+          return await verifyStore({
+            rows: this.d.rows,
+            dir,
+            inFlight: this.inFlight,
+            ...(keys === undefined ? {} : { fileKey: keys.file }),
+            log: this.d.log,
+            // Checked before each file: a lock or close stops it (and the key is zeroed below).
+            stopped: () => (this.closed ? new AppError(ErrorCode.DB_CLOSED, 'the app was closed') : keys !== undefined && epoch !== this.lockEpoch ? lockedMeanwhile() : undefined),
+          });
         } catch (err) {
           throw fileError(`verifying ${dir}`, err);
         } finally {
@@ -455,8 +503,8 @@ export class ObjectStore {
     const before = this.manifest().object_store.encryption.enabled;
     if (!enabled && !before) return { enabled, changed: false };
     // Either way it needs the vault: turning encryption off is a downgrade, not for whoever
-    // merely holds a locked app.
-    (await this.d.vault.subkey(OBJECTS_KEY_LABEL, { create: enabled })).fill(0);
+    // merely holds a locked app. (With no vault at all nothing encrypted can be read anyway.)
+    if (enabled || (await this.d.vault.status()).exists) (await this.d.vault.subkey(OBJECTS_KEY_LABEL, { create: enabled })).fill(0);
     await this.updateStoreBlock((s) => ({ ...s, enabled: true, encryption: { ...s.encryption, enabled } }));
     if (before !== enabled) this.d.log.info({ encryption: enabled }, 'object store encryption changed; it applies to new objects');
     return { enabled, changed: before !== enabled };

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError } from '../errors/index.js';
-import { ADDRESS, blobPath, listDir, TMP_DIR, TRASH_DIR, trashPath, type ObjectRows } from '../storage/index.js';
+import { ADDRESS, blobPath, inTrash, listDir, TMP_DIR, TRASH_DIR, type ObjectRows } from '../storage/index.js';
 import { openBlob } from './read.js';
 
 export interface VerifyProblem {
@@ -36,12 +36,16 @@ export interface VerifyInput {
   /** Needed when any stored file is encrypted. */
   fileKey?: Buffer;
   log: Logger;
+  /** The reason to stop (the vault locked, the app closed), checked before each file. */
+  stopped?: () => Error | undefined;
 }
 
 export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
   const report: VerifyReport = { ok: true, dir: v.dir, filesOk: 0, bytesChecked: 0, problems: [], strayFiles: 0, tempFiles: 0, unknownFiles: [], notChecked: 0 };
   const known = new Set<string>();
   for (const b of v.rows.blobs()) {
+    const stop = v.stopped?.();
+    if (stop !== undefined) throw stop;
     known.add(b.address);
     if (b.encrypted === 1 && v.fileKey === undefined) {
       report.notChecked++;
@@ -50,8 +54,13 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
     const info = { address: b.address, encrypted: b.encrypted === 1, size: b.size, storedSize: b.stored_size };
     let problem: string | undefined;
     // Its place, else the trash (a delete or gc whose transaction did not commit moved it there;
-    // the next gc moves it back, and get reads it there meanwhile).
-    for (const file of [blobPath(v.dir, b.address), trashPath(v.dir, b.address)]) {
+    // the next gc moves it back, and get reads it there meanwhile). The trash is looked at only
+    // after the place: a delete running now moves the file between the two.
+    const candidates = (function* () {
+      yield blobPath(v.dir, b.address);
+      yield* inTrash(v.dir, b.address);
+    })();
+    for (const file of candidates) {
       try {
         const opened = await openBlob(file, info, `file ${b.address}`, v.fileKey);
         for await (const piece of opened.content) report.bytesChecked += piece.length;
@@ -64,9 +73,10 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
       }
     }
     if (problem === undefined) continue;
-    // Deleted while this ran: not damage.
-    if (!v.rows.hasBlob(b.address)) continue;
-    report.problems.push({ address: b.address, refs: v.rows.refsOf(b.address), problem });
+    // Deleted while this ran (a blob row always has an object while it exists): not damage.
+    const refs = v.rows.refsOf(b.address);
+    if (refs.length === 0) continue;
+    report.problems.push({ address: b.address, refs, problem });
   }
   for (const fan of listDir(v.dir)) {
     if (fan === TMP_DIR) {
@@ -80,7 +90,8 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
     }
     for (const name of listDir(path.join(v.dir, fan))) {
       if (!ADDRESS.test(name) || !name.startsWith(fan)) report.unknownFiles.push(`${fan}/${name}`);
-      else if (!known.has(name)) report.strayFiles++;
+      // Not known when the scan began: put meanwhile (recorded now), or stray.
+      else if (!known.has(name) && !v.rows.hasBlob(name)) report.strayFiles++;
     }
   }
   report.ok = report.problems.length === 0;

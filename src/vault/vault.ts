@@ -229,7 +229,23 @@ export class Vault {
     }
   }
 
-  /** Unlocked, creating the vault first when there is none (the first secret creates it). */
+  /**
+   * The key, unlocked (creating the vault first when there is none: the first secret creates
+   * it). Callers use it synchronously after the await: keyNow() checks that no lock() came in
+   * between (a lock zeroes the very Buffer returned here, and a key of zeros must never encrypt
+   * or derive anything).
+   */
+  private async keyNow(create: boolean): Promise<{ key: Buffer; id: Buffer }> {
+    const r = await this.ready(create);
+    this.live(r.key);
+    return r;
+  }
+
+  /** Throws unless `key` is still the live master key: checked right before it is used, synchronously. */
+  private live(key: Buffer): void {
+    if (this.masterKey !== key) throw this.lockedError();
+  }
+
   private async ready(create: boolean): Promise<{ key: Buffer; id: Buffer }> {
     if (this.masterKey === undefined) {
       const opened = await this.unlock();
@@ -277,7 +293,8 @@ export class Vault {
     const bytes = privateBytes(value);
     try {
       if (bytes.length > MAX_VALUE_BYTES) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} is ${bytes.length} bytes; the limit is ${MAX_VALUE_BYTES}`);
-      const { key, id } = await this.ready(true);
+      const { key, id } = await this.keyNow(true);
+      this.live(key);
       // Known to the redactor before it is stored, so no log line of the write can carry it.
       this.redactor?.setSecret(n, value);
       await this.rows.put(n, seal(key, bytes, entryAad(id, n)));
@@ -293,7 +310,8 @@ export class Vault {
    * none (asking for a new passphrase). The caller zeroes the Buffer when done with it.
    */
   async subkey(label: string, opts: { create?: boolean } = {}): Promise<Buffer> {
-    const { key, id } = await this.ready(opts.create === true);
+    const { key, id } = await this.keyNow(opts.create === true);
+    this.live(key);
     return Buffer.from(hkdfSync('sha256', key, id, Buffer.from(label, 'utf8'), KEY_BYTES));
   }
 
@@ -304,7 +322,8 @@ export class Vault {
 
   async get(name: string): Promise<Secret> {
     const n = checkName(name);
-    const { key, id } = await this.ready(false);
+    const { key, id } = await this.keyNow(false);
+    this.live(key);
     const row = this.rows.entry(n);
     if (row === undefined) throw new AppError(ErrorCode.NOT_FOUND, `no secret named ${n}`, { hint: 'blufio config list-secrets shows the names' });
     const plain = open(key, row.sealed, entryAad(id, n));
@@ -319,7 +338,8 @@ export class Vault {
 
   async list(): Promise<SecretListing[]> {
     if (this.rows.meta() === undefined) return [];
-    const { key, id } = await this.ready(false);
+    const { key, id } = await this.keyNow(false);
+    this.live(key);
     const seen: [string, string][] = [];
     const listing = this.rows.entries().map((row) => {
       const plain = open(key, row.sealed, entryAad(id, row.name));
@@ -349,7 +369,8 @@ export class Vault {
   async changePassphrase(newPassphrase?: string): Promise<void> {
     const m = this.rows.meta();
     if (m === undefined) throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault yet', { hint: 'blufio config set-secret <name> creates it' });
-    const ready = await this.ready(false);
+    const ready = await this.keyNow(false);
+    this.live(ready.key);
     // A private copy: a lock() while the new passphrase is asked and derived zeroes the live key,
     // and a zero key must never be wrapped (every entry would be lost).
     const key = Buffer.alloc(KEY_BYTES);

@@ -103,7 +103,8 @@ export function objectsCommand(): Command {
       let fd: number | undefined;
       if (file !== '-') {
         try {
-          fd = fs.openSync(file, 'r');
+          // O_NONBLOCK: a FIFO given by mistake is refused below, not waited on.
+          fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
         } catch (err) {
           throw new AppError(ErrorCode.NOT_FOUND, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { hint: 'check the path and its permissions' });
         }

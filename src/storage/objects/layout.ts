@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../../errors/index.js';
@@ -27,8 +28,23 @@ export function blobPath(dir: string, address: string): string {
   return path.join(dir, address.slice(0, 2), address);
 }
 
-export function trashPath(dir: string, address: string): string {
-  return path.join(dir, TRASH_DIR, address);
+/** A file in the trash: `<address>.<random>`, unique per move, so unlinking one never takes another. */
+export const TRASH_NAME = /^([0-9a-f]{64})\.[0-9a-f]{12}$/;
+
+export function trashPath(dir: string, name: string): string {
+  return path.join(dir, TRASH_DIR, name);
+}
+
+/** A fresh trash name for a file of `address`. */
+export function trashName(address: string): string {
+  return `${address}.${randomBytes(6).toString('hex')}`;
+}
+
+/** The trash files holding `address` (a delete or gc whose commit never came). */
+export function inTrash(dir: string, address: string): string[] {
+  return listDir(path.join(dir, TRASH_DIR))
+    .filter((n) => n.startsWith(`${address}.`) && TRASH_NAME.test(n))
+    .map((n) => trashPath(dir, n));
 }
 
 /** The references named in a JSON text (metadata, a payload), once each. */

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../../errors/index.js';
 import type { WriterContext } from '../writer/context.js';
-import { ADDRESS, blobPath, fileError, isPlainFile, listDir, makeDir, ownDir, place, refsIn, removeFile, TRASH_DIR, trashPath } from './layout.js';
+import { ADDRESS, blobPath, fileError, isPlainFile, listDir, makeDir, ownDir, place, refsIn, removeFile, TRASH_DIR, TRASH_NAME, trashName, trashPath } from './layout.js';
 
 /**
  * Object-store writes, run inside the writer thread's transactions. The file moves happen
@@ -79,20 +79,20 @@ function otherRefs(ctx: WriterContext): Set<string> {
 }
 
 /** Removes an object row; when it was its blob's last, the blob row too, and its file to the trash. */
-function dropObject(ctx: WriterContext, dir: string, no: number, address: string): { address: string; bytes: number } | undefined {
+function dropObject(ctx: WriterContext, dir: string, no: number, address: string): { name: string; bytes: number } | undefined {
   ctx.stmt('DELETE FROM message_objects WHERE object_no = ?').run(no);
   ctx.stmt('DELETE FROM objects WHERE no = ?').run(no);
   if (ctx.stmt('SELECT 1 FROM objects WHERE address = ? LIMIT 1').pluck().get(address) !== undefined) return undefined;
   const bytes = ctx.stmt('DELETE FROM object_blobs WHERE address = ? RETURNING stored_size').pluck().get(address) as number | undefined;
   ctx.forget(); // the cached total
-  const trash = trashPath(dir, address);
-  makeDir(path.dirname(trash));
+  const name = trashName(address);
+  makeDir(path.join(dir, TRASH_DIR));
   try {
-    fs.renameSync(blobPath(dir, address), trash);
+    fs.renameSync(blobPath(dir, address), trashPath(dir, name));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  return { address, bytes: bytes ?? 0 };
+  return { name, bytes: bytes ?? 0 };
 }
 
 /**
@@ -103,11 +103,11 @@ function dropObject(ctx: WriterContext, dir: string, no: number, address: string
 function settleTrash(ctx: WriterContext, dir: string, out: string[]): void {
   if (!ownDir(path.join(dir, TRASH_DIR))) return;
   for (const name of listDir(path.join(dir, TRASH_DIR))) {
-    if (!ADDRESS.test(name) || !isPlainFile(trashPath(dir, name))) continue;
-    const held = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck().get(name) !== undefined;
-    if (!held) out.push(name);
-    else if (!fs.existsSync(blobPath(dir, name))) place(trashPath(dir, name), blobPath(dir, name));
-    else removeFile(trashPath(dir, name)); // a put brought the same content back meanwhile
+    const address = TRASH_NAME.exec(name)?.[1];
+    if (address === undefined || !isPlainFile(trashPath(dir, name))) continue;
+    const held = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck().get(address) !== undefined;
+    if (held && !fs.existsSync(blobPath(dir, address))) place(trashPath(dir, name), blobPath(dir, address));
+    else out.push(name); // gone for good, or a put brought the same content back meanwhile
   }
 }
 
@@ -118,7 +118,7 @@ export interface DeleteObjectArgs {
 }
 
 export interface Freed {
-  /** Addresses whose files are now in the trash, to unlink once the transaction has committed. */
+  /** Names of files now in the trash, to unlink once the transaction has committed. */
   trash: string[];
   bytes: number;
 }
@@ -137,7 +137,7 @@ function del(ctx: WriterContext, a: DeleteObjectArgs): Freed {
     }
   }
   const gone = dropObject(ctx, a.dir, row.no, row.address);
-  return { trash: gone === undefined ? [] : [gone.address], bytes: gone?.bytes ?? 0 };
+  return { trash: gone === undefined ? [] : [gone.name], bytes: gone?.bytes ?? 0 };
 }
 
 export interface CollectArgs {
@@ -171,7 +171,7 @@ function collect(ctx: WriterContext, a: CollectArgs): Collected {
     out.objects++;
     const gone = dropObject(ctx, a.dir, c.no, c.address);
     if (gone !== undefined) {
-      out.trash.push(gone.address);
+      out.trash.push(gone.name);
       out.bytes += gone.bytes;
     }
   }
@@ -192,7 +192,11 @@ export interface SweepArgs {
  */
 function sweep(ctx: WriterContext, a: SweepArgs): Freed {
   const out: Freed = { trash: [], bytes: 0 };
-  if (!ownDir(path.join(a.dir, a.fan))) return out; // refuses a symlink in its place
+  try {
+    if (!ownDir(path.join(a.dir, a.fan))) return out;
+  } catch {
+    return out; // a symlink or a file in its place: not ours to sweep (verify reports it)
+  }
   const held = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck();
   for (const name of listDir(path.join(a.dir, a.fan))) {
     if (!ADDRESS.test(name) || !name.startsWith(a.fan) || held.get(name) !== undefined) continue;
@@ -207,8 +211,9 @@ function sweep(ctx: WriterContext, a: SweepArgs): Freed {
     }
     // To the trash, unlinked after the commit: a big unlink must not hold the write lock.
     makeDir(path.join(a.dir, TRASH_DIR));
-    fs.renameSync(file, trashPath(a.dir, name));
-    out.trash.push(name);
+    const moved = trashName(name);
+    fs.renameSync(file, trashPath(a.dir, moved));
+    out.trash.push(moved);
     out.bytes += size;
   }
   return out;
