@@ -46,7 +46,7 @@ describe('blufio serve under load', () => {
         }
       }
     });
-    // Bounded by calls, not by time: warm up, take the baseline, then run four times as many.
+    // Bounded by calls, not by time: warm up, take the baseline, then run eight times as many.
     const pid = d.child.pid!;
     const waitCalls = async (n: number) => {
       while (calls < n && errors.length === 0) await sleep(50);
@@ -54,7 +54,7 @@ describe('blufio serve under load', () => {
     await waitCalls(8_000);
     const warm = rssMiB(pid);
     const samples: number[] = [];
-    for (let k = 1; k <= 4; k++) {
+    for (let k = 1; k <= 8; k++) {
       await waitCalls(8_000 + k * 8_000);
       samples.push(rssMiB(pid));
     }
@@ -62,11 +62,16 @@ describe('blufio serve under load', () => {
     await Promise.all(clients);
     agent.destroy();
     assert.deepEqual(errors.slice(0, 5), [], `${errors.length} errors`);
-    // Flat: the last samples do not keep climbing past the warmed-up size (allowance for GC
-    // timing and the page cache of a growing database file, not for a leak per call).
-    const growth = Math.max(...samples.slice(-2)) - warm;
+    // Flat: over the second half (32,000 calls) memory does not keep climbing: a leak of 1.3 KB
+    // a call would add 40 MiB there. The first half may grow in steps as V8 sizes its heap for
+    // 200 clients: Node 24 settles 35-100 MiB above the first baseline on this machine (it
+    // measured 213 MiB, then 261, 303, 310, 311), Node 20 about 25 MiB above it; the total is
+    // bounded too.
+    const secondHalf = Math.max(...samples.slice(-2)) - samples[3]!;
+    const total = Math.max(...samples.slice(-2)) - warm;
     t.diagnostic(`${calls} calls, RSS warm ${warm.toFixed(1)} MiB, then ${samples.map((s) => s.toFixed(1)).join(', ')} MiB`);
-    assert.ok(growth < 48, `RSS grew ${growth.toFixed(1)} MiB from ${warm.toFixed(1)} under steady load`);
+    assert.ok(secondHalf < 40, `RSS grew ${secondHalf.toFixed(1)} MiB over the second half of a steady load (from ${samples[3]!.toFixed(1)})`);
+    assert.ok(total < 160, `RSS grew ${total.toFixed(1)} MiB from ${warm.toFixed(1)} under steady load`);
     assert.equal((await d.stop()).code, 0);
   });
 });
