@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ObjectSettings } from '../config/index.js';
-import { readManifest, withVaultLock, writeManifest, type Manifest } from '../dbcrypt/index.js';
+import { manifestPath, readManifest, withVaultLock, writeManifest, type Manifest } from '../dbcrypt/index.js';
 import { AppError, checkInt, ErrorCode, invalidInput } from '../errors/index.js';
 import { hasUnsafeChars } from '../log/index.js';
 import {
@@ -136,6 +136,8 @@ export class ObjectStore {
   private readonly readers = new Map<Readable, boolean>();
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
+  /** Bumped by every vault lock: work that fetched a key before it must not use it after. */
+  private lockEpoch = 0;
   private cached: { sig: string; manifest: Manifest } | undefined;
 
   constructor(private readonly d: ObjectStoreDeps) {
@@ -153,12 +155,9 @@ export class ObjectStore {
     for (const [stream, encrypted] of this.readers) if (encrypted || !encryptedOnly) stream.destroy(reason());
   }
 
-  /** Bumped by every vault lock: work that fetched a key before it must not use it after. */
-  private lockEpoch = 0;
-
   /** vault.json, read again only when the file changed (another process may toggle encryption). */
   private manifest(): Manifest {
-    const file = path.join(this.d.vaultDir, 'vault.json');
+    const file = manifestPath(this.d.vaultDir);
     let sig = '';
     try {
       const st = fs.statSync(file);
@@ -183,7 +182,7 @@ export class ObjectStore {
   private dirOf(m: Manifest): string {
     const name = m.object_store.dir;
     const db = m.database_file;
-    if (RESERVED.includes(name) || name === db || name.startsWith(`${db}-`) || name.startsWith(`${db}.`) || name.startsWith('.vault.json.') || name.startsWith('.')) {
+    if (RESERVED.includes(name) || name === db || name.startsWith(`${db}-`) || name.startsWith(`${db}.`) || name.startsWith('.')) {
       throw new AppError(ErrorCode.MANIFEST_INVALID, `vault.json names ${JSON.stringify(name)}, a file of the vault itself, as the object store's directory`, {
         hint: 'set object_store.dir in vault.json back to "objects"; nothing was changed',
       });
@@ -513,7 +512,7 @@ export class ObjectStore {
   private async updateStoreBlock(change: (s: Manifest['object_store']) => Manifest['object_store']): Promise<Manifest> {
     return withVaultLock(this.d.vaultDir, this.d.lockTimeoutMs, () => {
       const loaded = readManifest(this.d.vaultDir);
-      if (loaded === undefined) throw new AppError(ErrorCode.NOT_FOUND, `${path.join(this.d.vaultDir, 'vault.json')} is missing`);
+      if (loaded === undefined) throw new AppError(ErrorCode.NOT_FOUND, `${manifestPath(this.d.vaultDir)} is missing`);
       const next = { ...loaded.manifest, object_store: change(loaded.manifest.object_store) };
       writeManifest(this.d.vaultDir, next);
       this.cached = undefined;
