@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, webcrypto, type DecipherGCM } from 'node:crypto';
+import { createCipheriv, createHmac, hkdfSync, randomFillSync, webcrypto } from 'node:crypto';
+import { gcmOpen } from '../vault/index.js';
 
 /**
  * The encrypted object format, version 1:
@@ -219,22 +220,7 @@ export class ChunkOpener {
   }
 
   private open(index: number, last: boolean, sealed: Buffer): Buffer | undefined {
-    const body = sealed.subarray(0, sealed.length - TAG_BYTES);
-    try {
-      const d: DecipherGCM = createDecipheriv('aes-256-gcm', this.key, nonce(index, last), { authTagLength: TAG_BYTES });
-      d.setAAD(this.header);
-      d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-      const plain = d.update(body);
-      try {
-        d.final();
-      } catch {
-        plain.fill(0);
-        return undefined;
-      }
-      return plain;
-    } catch {
-      return undefined;
-    }
+    return gcmOpen(this.key, nonce(index, last), this.header, sealed);
   }
 
   chunk(index: number, sealed: Buffer): Buffer | undefined {

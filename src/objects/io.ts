@@ -114,17 +114,7 @@ async function writeAll(fh: FileHandle, bufs: Buffer[], at: number, total: numbe
  * Fails on a short read: the file changed size under us.
  */
 export async function* readBlocks(fh: FileHandle, offset: number, length: number, block: number): AsyncGenerator<Buffer> {
-  const read = async (at: number): Promise<Buffer> => {
-    const n = Math.min(block, offset + length - at);
-    const buf = Buffer.allocUnsafe(n);
-    let got = 0;
-    while (got < n) {
-      const { bytesRead } = await fh.read(buf, got, n - got, at + got);
-      if (bytesRead === 0) throw new ShortReadError();
-      got += bytesRead;
-    }
-    return buf;
-  };
+  const read = (at: number): Promise<Buffer> => readExactly(fh, at, Math.min(block, offset + length - at));
   let at = offset;
   let next: Promise<Buffer> | undefined = length > 0 ? read(at) : undefined;
   while (next !== undefined) {
@@ -135,6 +125,18 @@ export async function* readBlocks(fh: FileHandle, offset: number, length: number
     next?.catch(() => {});
     yield await cur;
   }
+}
+
+/** `n` bytes from `at`, in a buffer of their own; ShortReadError if the file ends first. */
+export async function readExactly(fh: FileHandle, at: number, n: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(n);
+  let got = 0;
+  while (got < n) {
+    const { bytesRead } = await fh.read(buf, got, n - got, at + got);
+    if (bytesRead === 0) throw new ShortReadError();
+    got += bytesRead;
+  }
+  return buf;
 }
 
 export class ShortReadError extends Error {

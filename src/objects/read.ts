@@ -3,7 +3,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { ChunkOpener, HEADER_BYTES, headerChunkLog2, layoutOf, TAG_BYTES, TRAILER_BYTES } from './chunks.js';
-import { readBlocks, ShortReadError } from './io.js';
+import { readBlocks, readExactly, ShortReadError } from './io.js';
 
 /** What a reader needs to know of a stored file, from its row. */
 export interface BlobInfo {
@@ -19,17 +19,6 @@ export function corrupt(what: string, why: string): AppError {
   return new AppError(ErrorCode.OBJECT_CORRUPT, `${what} fails its check: ${why}`, {
     hint: 'the file under objects/ was changed or damaged; restore it from a backup, or delete the object (blufio objects verify lists what is affected)',
   });
-}
-
-async function readExactly(fh: FileHandle, at: number, n: number): Promise<Buffer> {
-  const buf = Buffer.alloc(n);
-  let got = 0;
-  while (got < n) {
-    const { bytesRead } = await fh.read(buf, got, n - got, at + got);
-    if (bytesRead === 0) throw new ShortReadError();
-    got += bytesRead;
-  }
-  return buf;
 }
 
 /**

@@ -5,3 +5,4 @@ export { maskSecret } from './mask.js';
 export { DEFAULT_KDF, KDF_BOUNDS, deriveKey } from './kdf.js';
 export type { KdfParams } from './kdf.js';
 export { moveConfigSecrets } from './config-secrets.js';
+export { gcmOpen } from './seal.js';

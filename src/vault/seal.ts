@@ -40,13 +40,22 @@ export function privateBytes(text: string): Buffer {
 export function open(key: Buffer, blob: Uint8Array, aad: Buffer): Buffer | undefined {
   const b = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
   if (b.length < 1 + NONCE + TAG || b[0] !== VERSION) return undefined;
+  return gcmOpen(key, b.subarray(1, 1 + NONCE), Buffer.concat([Buffer.of(VERSION), aad]), b.subarray(1 + NONCE));
+}
+
+/**
+ * AES-256-GCM decryption of `sealed` (ciphertext, then its 16-byte tag): the plaintext, or
+ * undefined when the tag does not check. update() gives the plaintext in a buffer of its own;
+ * final() only checks the tag. On a failed check the unauthenticated bytes are wiped, never
+ * returned or left behind.
+ */
+export function gcmOpen(key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer): Buffer | undefined {
+  if (sealed.length < TAG) return undefined;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key, b.subarray(1, 1 + NONCE), { authTagLength: TAG });
-    decipher.setAAD(Buffer.concat([Buffer.of(VERSION), aad]));
-    decipher.setAuthTag(b.subarray(b.length - TAG));
-    // update() gives the plaintext in a buffer of its own; final() only checks the tag. On a
-    // failed check the unauthenticated bytes are wiped, never returned or left behind.
-    const plain = decipher.update(b.subarray(1 + NONCE, b.length - TAG));
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG });
+    decipher.setAAD(aad);
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
+    const plain = decipher.update(sealed.subarray(0, sealed.length - TAG));
     try {
       decipher.final();
     } catch {
