@@ -6,9 +6,6 @@ import { RULES, type Rule } from './rules.js';
 /** Vault values shorter than this are not matched as text: "1234" would redact every 1234. */
 export const MIN_SECRET_LENGTH = 8;
 
-/** How far back from a match's end another secret that overlaps it is looked for. */
-const OVERLAP_WINDOW = 512;
-
 /** Characters that continue a bare JSON value (number, true, false, null). */
 function isJsonTokenChar(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2e || c === 0x2b || c === 0x2d;
@@ -46,26 +43,51 @@ function trieSource(words: Iterable<string>): string {
   return emit(root);
 }
 
-/** The forms a secret takes in text: as is, JSON-escaped, URL-encoded, base64 and base64url. */
+const hex2 = (c: string): string => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`;
+const lowerHex = (s: string): string => s.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase());
+const unicodeEscape = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * The forms a secret takes in text: as is; JSON-escaped (as JSON.stringify writes it, with `\/`
+ * as PHP does, with `\uXXXX` for everything but ASCII as Python's ensure_ascii does, and for
+ * `<>&` as Go's encoder does); URL-encoded (encodeURIComponent, RFC 3986 as Go, Python, curl
+ * and PHP's rawurlencode write it, Python's quote() that keeps `/`, form encoding, `+` for
+ * space, lower-case hex); and base64/base64url, with and without padding, and as the start of
+ * a longer blob (a `token:` Basic credential): the characters the value alone decides, so at
+ * most the 2 or 4 bits of its last character are left beside the replacement.
+ */
 export function secretForms(value: string): { forms: string[]; jsonSafe: string[] } {
   const json = JSON.stringify(value).slice(1, -1);
-  const b64 = Buffer.from(value, 'utf8').toString('base64');
+  const bytes = Buffer.from(value, 'utf8');
+  const b64 = bytes.toString('base64');
+  const b64url = bytes.toString('base64url');
+  const decided = Math.floor((bytes.length * 4) / 3);
   let uri = value;
   try {
     uri = encodeURIComponent(value);
   } catch {
     // A lone surrogate has no URL encoding; the other forms still apply.
   }
+  const strict = uri.replace(/[!'()*]/g, hex2);
   const all = new Set([
     value,
     json,
+    json.replace(/\//g, '\\/'),
+    json.replace(/[\u0080-\uffff]/g, unicodeEscape),
+    json.replace(/[<>&\u2028\u2029]/g, unicodeEscape),
     uri,
     uri.replace(/%20/g, '+'),
-    uri.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
+    lowerHex(uri),
+    lowerHex(uri).replace(/%20/g, '+'),
+    strict,
+    lowerHex(strict),
+    strict.replace(/%2F/g, '/'),
     new URLSearchParams({ v: value }).toString().slice(2), // form encoding: also !'()~ and + for space
     b64,
     b64.replace(/=+$/, ''),
-    Buffer.from(value, 'utf8').toString('base64url'),
+    b64url,
+    b64.slice(0, decided),
+    b64url.slice(0, decided),
   ]);
   const forms = [...all].filter((f) => f.length >= MIN_SECRET_LENGTH);
   // In JSON text (a log line) a form with a quote, backslash or control character can only
@@ -359,7 +381,9 @@ export class Redactor {
           else skip = true;
         } else if (!inString) {
           // Outside any string only a whole JSON value can be a secret (a numeric vault value):
-          // it becomes a string. Part of a longer number is a different value: left alone.
+          // it becomes a string. Part of a longer number is a different value: left alone. A
+          // minus sign in front is not (a Telegram group's id is the negative of a number).
+          if (text.charCodeAt(start - 1) === 0x2d && start - 1 >= last && !isJsonTokenChar(text.charCodeAt(start - 2))) start -= 1;
           skip = isJsonTokenChar(text.charCodeAt(start - 1)) || isJsonTokenChar(text.charCodeAt(end));
           quote = '"';
         }
@@ -385,8 +409,10 @@ export class Redactor {
   /**
    * Never half a secret: when another secret (a vault value or another format) starts inside
    * this match, or a longer format starts at the same place, and runs past its end, the
-   * replacement runs to the end of that one too. Only the last OVERLAP_WINDOW characters are
-   * searched (no secret is longer), so hostile text cannot make this quadratic.
+   * replacement runs to the end of that one too. Every position of the match is tried, not
+   * only its last few hundred: a format may start early in a long match and run past it (a JWT
+   * of several KB after "Bearer "). Still linear over the text: the scan goes on from the end
+   * of the replacement, so no position is tried twice.
    */
   #wholeEnd(text: string, start: number, end: number, compiled: Compiled): number {
     let best = end;
@@ -395,7 +421,7 @@ export class Redactor {
     const same = rules.exec(text);
     if (same !== null && start + same[0].length > best) best = start + same[0].length;
     const sticky = compiled.sticky;
-    for (let p = Math.max(start + 1, best - Math.max(OVERLAP_WINDOW, this.#maxForm)); p < best; p++) {
+    for (let p = start + 1; p < best; p++) {
       sticky.lastIndex = p;
       const v = sticky.exec(text);
       if (v !== null && p + v[0].length > best) best = p + v[0].length;

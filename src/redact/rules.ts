@@ -41,20 +41,27 @@ export const RULES: readonly Rule[] = [
   { name: 'aws-access-key-id', source: '(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])' },
   // Google API keys.
   { name: 'google-api-key', source: 'AIza[0-9A-Za-z_-]{35}' },
-  // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ").
-  { name: 'jwt', source: 'eyJ[A-Za-z0-9_-]{8,2048}\\.eyJ[A-Za-z0-9_-]{8,4096}\\.[A-Za-z0-9_-]{10,1024}' },
+  // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ"). The payload may be
+  // long (identity tokens that list a user's groups run to several KB); the header's bound
+  // keeps a failed attempt short (anchors.ts looks that far back from the payload's ".eyJ").
+  { name: 'jwt', source: 'eyJ[A-Za-z0-9_-]{8,2048}\\.eyJ[A-Za-z0-9_-]{8,16384}\\.[A-Za-z0-9_-]{10,1024}' },
   // Telegram bot tokens: <bot id>:<35 characters> (the docs' example has 34), also inside /bot<token>/ URLs.
   { name: 'telegram-bot-token', source: '\\d(?<!\\d\\d)\\d{5,11}:[A-Za-z0-9_-]{30,64}' },
   // Discord bot tokens: base64 user id, timestamp, HMAC.
   { name: 'discord-bot-token', source: '[MNO][A-Za-z0-9_-]{23,27}\\.[A-Za-z0-9_-]{6,7}\\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])' },
   // Authorization header values, whatever characters the token uses; the scheme word stays. A
   // value has 16 or more characters and a digit or both cases, so that prose ("Bearer
-  // authentication", "basic internationalization") is left alone.
+  // authentication", "basic internationalization") is left alone. No upper bound: a bound would
+  // leave the rest of a longer token (a JWT of several KB) in clear. Still linear: a value
+  // ends at the first space, and the next scheme word needs a space after it.
   {
     name: 'authorization',
-    source: '(?:[Bb]earer|BEARER|[Bb]asic|BASIC) +(?:(?=[^\\s"\'\\\\,;]*\\d)|(?=[^\\s"\'\\\\,;]*[A-Z])(?=[^\\s"\'\\\\,;]*[a-z]))[^\\s"\'\\\\,;]{16,4096}',
+    source: '(?:[Bb]earer|BEARER|[Bb]asic|BASIC) +(?:(?=[^\\s"\'\\\\,;]*\\d)|(?=[^\\s"\'\\\\,;]*[A-Z])(?=[^\\s"\'\\\\,;]*[a-z]))[^\\s"\'\\\\,;]{16,}',
     keep: /^\S+ +/,
   },
-  // A password in URL userinfo (scheme://user:password@host); the user name stays.
-  { name: 'url-password', source: '://[^\\s/?#@:"\\\\]{0,256}:[^\\s/?#@"\\\\]{1,256}@', keep: /^:\/\/[^:]*:/, keepEnd: /@$/ },
+  // A password in URL userinfo (scheme://user:password@host); the user name stays. Userinfo
+  // ends at the last '@' before the host (as WHATWG URL and urlsplit read it): a user name may
+  // be an e-mail address and a password may hold a raw '@', so both may contain one, and the
+  // password runs to the last.
+  { name: 'url-password', source: '://[^\\s/?#:"\\\\]{0,256}:[^\\s/?#"\\\\]{1,256}@', keep: /^:\/\/[^:]*:/, keepEnd: /@$/ },
 ];
