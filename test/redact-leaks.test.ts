@@ -8,10 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Redactor } from '../src/index.js';
+import { AppError, openBlufio, Redactor } from '../src/index.js';
+import { shown } from '../src/errors/index.js';
 import { createLogger } from '../src/log/index.js';
 import { tmpDir } from './helpers/index.js';
-import { ALNUM, rand } from './helpers/secrets.js';
+import { memoryLogger } from './helpers/logger.js';
+import { ALNUM, FORMATS, rand } from './helpers/secrets.js';
 
 const B64URL = `${ALNUM}-_`;
 
@@ -25,6 +27,10 @@ function logged(r: Redactor, fn: (log: ReturnType<typeof createLogger>) => void)
     fs.closeSync(fd);
   }
   return fs.readFileSync(file, 'utf8');
+}
+
+async function dbBytes(dir: string): Promise<Buffer> {
+  return Buffer.concat(['blufio.db', 'blufio.db-wal'].filter((f) => fs.existsSync(path.join(dir, f))).map((f) => fs.readFileSync(path.join(dir, f))));
 }
 
 test("url-password: userinfo runs to the last '@' (an e-mail as the user, an '@' in the password)", () => {
@@ -64,6 +70,54 @@ test('a token longer than a few KB after Bearer, or alone, is replaced whole', (
   r.setSecret('long', value);
   const out = r.redact(`Bearer 0123456789${value} after`);
   assert.ok(!out.includes('tail-of-the-secret'), out.slice(-80));
+});
+
+test("a failure text is scrubbed before it is cut to 16 KiB: a secret across the cut is not stored in part", async () => {
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: 'correct horse', logger: memoryLogger().logger, env: {} });
+  try {
+    const value = rand(ALNUM, 32);
+    await app.vault.set('providers.x.api_key', value);
+    const id = await app.queue.enqueue('jobs', { n: 1 });
+    const [job] = await app.queue.claim('jobs');
+    // The value starts 6 characters before the cut.
+    await app.queue.fail(id, job!.leaseToken, { error: `${'x'.repeat(16 * 1024 - 10)}key=${value} end` });
+    const text = (await app.queue.get(id)).lastError!;
+    assert.ok(text.endsWith('… (truncated)'), text.slice(-40));
+    assert.ok(!text.includes(value.slice(0, 6)), 'part of the value is stored');
+    assert.doesNotMatch(text, /\[REDACTED:[a-z-]*… \(truncated\)$/, 'the cut split a replacement');
+    await app.db.checkpoint();
+    const bytes = await dbBytes(dir);
+    assert.equal(bytes.indexOf(value.slice(0, 12)), -1, 'a part of the value is in the database bytes');
+  } finally {
+    await app.close();
+  }
+});
+
+test('identifiers that hold a secret are refused, not stored: channel, userId, queue name, idempotency key', async () => {
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: 'correct horse', logger: memoryLogger().logger, env: {} });
+  const value = `vault-${rand(ALNUM, 24)}`;
+  const tg = FORMATS['telegram-bot-token']!();
+  try {
+    await app.vault.set('channels.telegram.bot_token', value);
+    const refused = (e: unknown): boolean => e instanceof AppError && e.code === 'KC_INVALID_INPUT' && !e.message.includes(value) && !e.message.includes(tg);
+    await assert.rejects(app.sessions.create({ channel: `telegram:${tg}` }), refused);
+    await assert.rejects(app.sessions.create({ channel: 'telegram', userId: `u-${value}` }), refused);
+    await assert.rejects(app.queue.enqueue(tg, { n: 1 }), refused);
+    await assert.rejects(app.queue.enqueueMany(tg, [{ payload: { n: 1 } }]), refused);
+    await assert.rejects(app.queue.enqueue('out', { n: 1 }, { idempotencyKey: `send-${value}` }), refused);
+    await assert.rejects(app.queue.enqueueMany('out', [{ payload: { n: 1 }, idempotencyKey: value }]), refused);
+    // Ordinary identifiers still work.
+    const s = await app.sessions.create({ channel: 'telegram:123456789', userId: 'user-42' });
+    assert.equal(s.channel, 'telegram:123456789');
+    await app.queue.enqueue('out', { n: 1 }, { idempotencyKey: 'send-2026-11-23-1' });
+    await app.db.checkpoint();
+    const bytes = await dbBytes(dir);
+    for (const secret of [value, tg]) assert.equal(bytes.indexOf(secret), -1, 'a refused identifier reached the database');
+  } finally {
+    await app.close();
+  }
 });
 
 test('base64 of a value at the start of a longer blob: all but the last 2 or 4 bits of the value go', () => {
@@ -115,4 +169,23 @@ test('a numeric vault value written as a negative JSON number is replaced, sign 
   assert.equal(JSON.parse(line).other, 21001234567890, 'a longer number is a different value');
   assert.deepEqual(JSON.parse(r.scrubJson('{"group":-1001234567890,"n":[-1001234567890]}')), { group: '[REDACTED:vault]', n: ['[REDACTED:vault]'] });
   assert.equal(r.redact('chat -1001234567890'), 'chat -[REDACTED:vault]');
+});
+
+test('error messages echo a value whole or not at all: never the start of a long one', async () => {
+  const key = FORMATS['openai-key']!();
+  for (const v of [`${key} and more text after it to be long enough`, `${'x'.repeat(50)}${key}`]) {
+    const s = shown(v);
+    assert.ok(!s.includes(key.slice(0, 12)), s);
+    assert.equal(s, `(a string of ${v.length} characters)`);
+  }
+  assert.equal(shown('short'), '"short"');
+  assert.equal(shown({ a: 1 }), '{"a":1}');
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: 'correct horse', logger: memoryLogger().logger, env: {} });
+  try {
+    await assert.rejects(app.vault.set(`${key} ${'x'.repeat(30)}`, 'v'), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT' && !e.message.includes(key.slice(0, 12)));
+    await assert.rejects(app.queue.get(`${key}${'y'.repeat(80)}`), (e: unknown) => e instanceof AppError && !e.message.includes(key.slice(0, 12)));
+  } finally {
+    await app.close();
+  }
 });

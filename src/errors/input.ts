@@ -14,3 +14,25 @@ export function checkInt(value: unknown, field: string, min: number, max: number
   }
   return value;
 }
+
+/**
+ * A value the caller gave, for an error message: whole (as JSON) when short, otherwise only how
+ * long it is. Never its start alone: that may be the start of a secret, and a cut secret is no
+ * longer recognisable to the redactor that logs and returned errors pass through.
+ */
+export function shown(value: unknown, max = 60): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    json = undefined;
+  }
+  if (json === undefined) return typeof value;
+  if (json.length <= max) return json;
+  return typeof value === 'string' ? `(a string of ${value.length} characters)` : `(a value of ${json.length} characters as JSON)`;
+}
+
+/** The same for a text field of a log line: the text when short, else its length alone. */
+export function shownText(value: string | undefined, max: number): string | undefined {
+  return value === undefined || value.length <= max ? value : `(${value.length} characters)`;
+}

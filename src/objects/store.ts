@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ObjectSettings } from '../config/index.js';
 import { manifestPath, readManifest, withVaultLock, writeManifest, type Manifest } from '../dbcrypt/index.js';
-import { AppError, checkInt, ErrorCode, invalidInput } from '../errors/index.js';
+import { AppError, checkInt, ErrorCode, invalidInput, shown } from '../errors/index.js';
 import { hasUnsafeChars } from '../log/index.js';
 import {
   blobPath,
@@ -105,8 +105,7 @@ function lockedMeanwhile(): AppError {
 
 function checkRef(ref: unknown): string {
   if (typeof ref !== 'string' || !OBJECT_REF.test(ref)) {
-    const shown = typeof ref === 'string' ? JSON.stringify(ref.slice(0, 60)) : typeof ref;
-    throw invalidInput(`${shown} is not an object reference`, 'pass the ref that put() returned: obj_ and 26 letters and digits');
+    throw invalidInput(`${typeof ref === 'string' ? shown(ref) : typeof ref} is not an object reference`, 'pass the ref that put() returned: obj_ and 26 letters and digits');
   }
   return ref;
 }
@@ -243,7 +242,7 @@ export class ObjectStore {
 
   private async putStarted(source: ObjectSource, opts: PutOptions, abort: AbortController): Promise<PutResult> {
     const contentType = checkText(opts.contentType ?? 'application/octet-stream', 'contentType', 512);
-    if (!CONTENT_TYPE.test(contentType)) throw invalidInput(`contentType ${JSON.stringify(contentType.slice(0, 60))} is not a MIME type`, 'use a type/subtype such as image/png');
+    if (!CONTENT_TYPE.test(contentType)) throw invalidInput(`contentType ${shown(contentType)} is not a MIME type`, 'use a type/subtype such as image/png');
     let name: string | null = null;
     if (opts.name !== undefined && opts.name !== null) {
       name = checkText(opts.name, 'name', 1024);

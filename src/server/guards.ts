@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import ipaddr from 'ipaddr.js';
+import { shown } from '../errors/index.js';
 
 /** 127.0.0.0/8, ::1, and the IPv4-mapped forms of the first. */
 export function isLoopback(address: string): boolean {
@@ -54,9 +55,9 @@ export function hostAllowed(host: string | undefined, localAddress: string | und
  */
 export function browserRefusal(headers: IncomingHttpHeaders, allowedOrigins: readonly string[]): string | undefined {
   const origin = headers.origin;
-  if (origin !== undefined) return allowedOrigins.includes(origin) ? undefined : `a request from the web origin ${JSON.stringify(origin.slice(0, 200))}`;
+  if (origin !== undefined) return allowedOrigins.includes(origin) ? undefined : `a request from the web origin ${shown(origin, 200)}`;
   const site = headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'none' && site !== 'same-origin') return `a ${JSON.stringify(site.slice(0, 40))} browser request`;
+  if (site !== undefined && site !== 'none' && site !== 'same-origin') return `a ${shown(site, 40)} browser request`;
   return undefined;
 }
 

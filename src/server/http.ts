@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, shownText } from '../errors/index.js';
 import type { ServerSettings } from '../config/index.js';
 import { browserRefusal, hostAllowed, hostForm, type BearerCheck } from './guards.js';
 import { toRpcError } from './rpc.js';
@@ -228,13 +228,13 @@ export class RpcHttpServer {
       return false;
     }
     if (!hostAllowed(req.headers.host, req.socket.localAddress, this.port, this.o.settings.allowedHosts, this.scheme === 'https' ? 443 : 80)) {
-      this.security.refused('host', { remote, host: req.headers.host?.slice(0, 200) }, 'refused a request whose Host header is not this daemon\'s address (DNS rebinding?)');
+      this.security.refused('host', { remote, host: shownText(req.headers.host, 200) }, 'refused a request whose Host header is not this daemon\'s address (DNS rebinding?)');
       this.refuse(res, 403, new AppError(ErrorCode.RPC_FORBIDDEN, 'the Host header does not name this daemon', { hint: `call ${this.url}` }));
       return false;
     }
     const browser = browserRefusal(req.headers, this.o.settings.allowedOrigins);
     if (browser !== undefined) {
-      this.security.refused('browser', { remote, origin: req.headers.origin?.slice(0, 200), secFetchSite: req.headers['sec-fetch-site'] }, `refused ${browser}: web pages may not call the daemon`);
+      this.security.refused('browser', { remote, origin: shownText(req.headers.origin, 200), secFetchSite: req.headers['sec-fetch-site'] }, `refused ${browser}: web pages may not call the daemon`);
       this.refuse(res, 403, new AppError(ErrorCode.RPC_FORBIDDEN, 'requests from web pages are refused', { hint: 'list the origin in [server] allowed_origins to allow it' }));
       return false;
     }

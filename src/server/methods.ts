@@ -1,4 +1,4 @@
-import { AppError, ErrorCode, isAppError } from '../errors/index.js';
+import { AppError, ErrorCode, isAppError, shown } from '../errors/index.js';
 import type { BlufioApp } from '../app/index.js';
 import type { UnlockThrottle } from './throttle.js';
 
@@ -164,7 +164,7 @@ export function checkParams(method: string, m: Method, params: unknown): Params 
   for (const k of Object.keys(p)) {
     if (!Object.hasOwn(m.params, k)) {
       const known = Object.keys(m.params);
-      throw new AppError(ErrorCode.INVALID_INPUT, `${method} has no parameter ${JSON.stringify(k.slice(0, 100))}`, {
+      throw new AppError(ErrorCode.INVALID_INPUT, `${method} has no parameter ${shown(k, 100)}`, {
         hint: known.length === 0 ? `${method} takes no parameters` : `its parameters: ${known.join(', ')}`,
       });
     }
@@ -178,7 +178,7 @@ export function checkParams(method: string, m: Method, params: unknown): Params 
 export async function callMethod(ctx: MethodContext, method: string, params: unknown): Promise<unknown> {
   const m = Object.hasOwn(METHODS, method) ? METHODS[method] : undefined;
   if (m === undefined) {
-    throw new AppError(ErrorCode.RPC_METHOD_NOT_FOUND, `there is no method ${JSON.stringify(method.slice(0, 100))}`, {
+    throw new AppError(ErrorCode.RPC_METHOD_NOT_FOUND, `there is no method ${shown(method, 100)}`, {
       hint: `methods: ${Object.keys(METHODS).join(', ')}`,
     });
   }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { AppError, ErrorCode, isAppError } from '../errors/index.js';
+import { AppError, ErrorCode, isAppError, shown } from '../errors/index.js';
 import { callMethod, type MethodContext } from './methods.js';
 
 /** JSON-RPC 2.0's own error codes, and -32000 for everything the application refuses. */
@@ -87,7 +87,7 @@ async function one(ctx: RpcContext, req: unknown): Promise<RpcResponse | undefin
     }
     if (r.jsonrpc !== '2.0') throw invalidRequest('"jsonrpc" must be "2.0"');
     if (typeof r.method !== 'string') throw invalidRequest('"method" must be a string');
-    for (const k of Object.keys(r)) if (!ENVELOPE_KEYS.has(k)) throw invalidRequest(`unknown member ${JSON.stringify(k.slice(0, 100))}`);
+    for (const k of Object.keys(r)) if (!ENVELOPE_KEYS.has(k)) throw invalidRequest(`unknown member ${shown(k, 100)}`);
     const result = await callMethod(ctx, r.method, r.params);
     // A notification (no id) gets no answer, but it did run.
     if (!Object.hasOwn(r, 'id')) return undefined;

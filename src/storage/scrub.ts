@@ -1,3 +1,5 @@
+import { invalidInput } from '../errors/index.js';
+
 /**
  * What the storage layer runs over text before it is written: message content, metadata,
  * queue payloads and error text. The app passes the redactor; alone, storage stores as given.
@@ -10,3 +12,19 @@ export interface Scrubber {
 }
 
 export const NO_SCRUB: Scrubber = { text: (s) => s, json: (s) => s };
+
+/**
+ * An identifier (a session's channel or user id, a queue's name, an idempotency key) is stored
+ * as given or not at all: redacted it would no longer identify anything (two keys holding two
+ * different secrets would become the same key), so one that holds a secret is refused. The
+ * message names the rules that fired, never the value.
+ */
+export function checkNoSecret(scrub: Scrubber, value: string, field: string): string {
+  const scrubbed = scrub.text(value);
+  if (scrubbed === value) return value;
+  const rules = [...new Set(Array.from(scrubbed.matchAll(/\[REDACTED:([a-z0-9-]+)\]/g), (m) => m[1]))];
+  throw invalidInput(
+    `${field} holds what looks like a secret (${rules.join(', ') || 'redacted'}); nothing was stored`,
+    `identifiers are stored as given: use a ${field} that is not a credential, and keep the secret in the vault`,
+  );
+}

@@ -3,7 +3,7 @@ import type { Db, Statement } from './sqlite.js';
 import { guardRead } from './read-guard.js';
 import { SESSION_COLUMNS } from './sql.js';
 import { sessionFromRow, SESSION_STATES, type JsonObject, type Session, type SessionRow, type SessionState } from './types.js';
-import { NO_SCRUB, type Scrubber } from './scrub.js';
+import { checkNoSecret, NO_SCRUB, type Scrubber } from './scrub.js';
 import { checkEnum, checkId, checkJsonObject, checkLimit, checkText, checkOptionalText } from './validate.js';
 import type { WriterClient } from './writer/client.js';
 
@@ -45,9 +45,10 @@ export class Sessions {
   }
 
   async create(input: CreateSessionInput = {}): Promise<Session> {
+    const userId = checkOptionalText(input.userId, 'userId', 1024);
     return this.writer.run('sessions.create', {
-      channel: checkText(input.channel ?? 'default', 'channel', 256),
-      userId: checkOptionalText(input.userId, 'userId', 1024),
+      channel: checkNoSecret(this.scrub, checkText(input.channel ?? 'default', 'channel', 256), 'channel'),
+      userId: userId === null ? null : checkNoSecret(this.scrub, userId, 'userId'),
       metadata: this.scrubbed(checkJsonObject(input.metadata, 'metadata', MAX_METADATA_BYTES)?.text ?? null),
     });
   }

@@ -1,4 +1,4 @@
-import { invalidInput as bad } from '../errors/index.js';
+import { invalidInput as bad, shown } from '../errors/index.js';
 
 /**
  * Input checks for everything that is about to be stored. Each failure names the field and the
@@ -30,7 +30,7 @@ export function checkOptionalText(value: unknown, field: string, maxBytes: numbe
 
 export function checkEnum<T extends string>(value: unknown, field: string, allowed: readonly T[]): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw bad(`${field} must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)?.slice(0, 40) ?? String(value)})`);
+    throw bad(`${field} must be one of ${allowed.join(', ')} (got ${shown(value, 40)})`);
   }
   return value as T;
 }

@@ -1,7 +1,7 @@
 import type { Redactor } from '../redact/index.js';
 import { hkdfSync, randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, shown } from '../errors/index.js';
 import type { VaultEntryRow, VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
 import { checkKdfParams, DEFAULT_KDF, deriveKey, KEY_BYTES, SALT_BYTES, type KdfParams } from './kdf.js';
 import { maskSecret } from './mask.js';
@@ -37,7 +37,7 @@ const MAX_VALUE_BYTES = 64 * 1024;
 
 function checkName(name: unknown): string {
   if (typeof name !== 'string' || !NAME.test(name)) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `secret name ${JSON.stringify(name)?.slice(0, 60) ?? String(name)} is not valid`, {
+    throw new AppError(ErrorCode.INVALID_INPUT, `secret name ${shown(name)} is not valid`, {
       hint: 'use 1-128 characters: letters, digits and . _ : / -, starting with a letter or digit',
     });
   }

@@ -19,7 +19,7 @@ import type {
   JobRow,
   QueueStats,
 } from './types.js';
-import { NO_SCRUB, type Scrubber } from '../scrub.js';
+import { checkNoSecret, NO_SCRUB, type Scrubber } from '../scrub.js';
 import {
   checkDelay,
   checkInt,
@@ -135,13 +135,17 @@ export class Queue {
       delayMs: checkDelay(opts.delayMs, 'delayMs'),
       priority: checkInt(opts.priority, 'priority', -MAX_PRIORITY, MAX_PRIORITY, 0),
       maxAttempts: checkInt(opts.maxAttempts, 'maxAttempts', 1, MAX_ATTEMPTS, this.settings.defaultMaxAttempts),
-      key: checkKey(opts.idempotencyKey),
+      key: this.identifier(checkKey(opts.idempotencyKey), 'idempotencyKey'),
     };
+  }
+
+  private identifier<T extends string | null>(value: T, field: string): T {
+    return value === null ? value : (checkNoSecret(this.scrub, value, field) as T);
   }
 
   /** Resolves with the job's id once the job is synced to disk (or with the id of the job that holds the same idempotency key). */
   async enqueue(queue: string, payload: unknown, opts?: EnqueueOptions): Promise<string> {
-    const name = checkQueueName(queue);
+    const name = this.identifier(checkQueueName(queue), 'queue name');
     const item = this.encode(payload, opts);
     const [id] = await this.writer.run('queue.enqueue', { queue: name, items: [item] });
     this.notify(name, item.delayMs);
@@ -150,7 +154,7 @@ export class Queue {
 
   /** Many jobs in one transaction: all of them or none. Ids come back in the order given. */
   async enqueueMany(queue: string, items: readonly BatchItem[]): Promise<string[]> {
-    const name = checkQueueName(queue);
+    const name = this.identifier(checkQueueName(queue), 'queue name');
     if (!Array.isArray(items) || items.length === 0 || items.length > MAX_BATCH) {
       throw new AppError(ErrorCode.INVALID_INPUT, `a batch must be an array of 1 to ${MAX_BATCH} items`);
     }
@@ -259,7 +263,7 @@ export class Queue {
     const retryAfterMs = opts.retryAfterMs === undefined ? null : checkDelay(opts.retryAfterMs, 'retryAfterMs');
     const outcome = await this.writer.run('queue.fail', {
       ...ref,
-      error: this.scrub.text(errorText(opts.error)),
+      error: errorText(opts.error, this.scrub.text),
       retryable: opts.retryable ?? true,
       retryAfterMs,
       retryBaseMs: this.settings.retryBaseMs,

@@ -1,4 +1,4 @@
-import { AppError, ErrorCode, checkInt, invalidInput as bad } from '../../errors/index.js';
+import { AppError, ErrorCode, checkInt, invalidInput as bad, shown } from '../../errors/index.js';
 import { parseRowId } from '../ids.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../validate.js';
 import type { JobRef, LeaseRef } from './ops.js';
@@ -17,6 +17,8 @@ export const MAX_BATCH = 10_000;
 export const MAX_CLAIM = 1000;
 const MAX_KEY_CHARS = 256;
 const MAX_ERROR_CHARS = 16 * 1024;
+/** Longer than any secret a format or the vault can match, short of pathological. */
+const SCRUB_MARGIN = 64 * 1024;
 
 /**
  * Queue names show up in CLI tables and logs: letters, digits and `._:/-`, starting with a
@@ -27,7 +29,7 @@ const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 export function checkQueueName(value: unknown): string {
   if (typeof value !== 'string' || !QUEUE_NAME.test(value)) {
     throw bad(
-      `queue name ${JSON.stringify(value)?.slice(0, 60) ?? String(value)} is not valid`,
+      `queue name ${shown(value)} is not valid`,
       'use 1-128 characters: letters, digits and . _ : / -, starting with a letter or digit',
     );
   }
@@ -84,7 +86,7 @@ export function jobRef(id: unknown): JobRef {
   if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw bad('a job id must be a non-empty string');
   const parsed = parseRowId(id);
   if (parsed === undefined) {
-    throw new AppError(ErrorCode.NOT_FOUND, `no job with id ${JSON.stringify(id.slice(0, 64))}`, {
+    throw new AppError(ErrorCode.NOT_FOUND, `no job with id ${shown(id, 64)}`, {
       hint: 'job ids are the 26-character ids returned by enqueue and claim',
     });
   }
@@ -99,13 +101,28 @@ export function leaseRef(id: unknown, token: unknown): LeaseRef {
   return { ...ref, token };
 }
 
-/** Whatever a handler threw, as bounded text for the job's last_error; never throws itself. */
-export function errorText(err: unknown): string {
+/**
+ * Whatever a handler threw, as bounded text for the job's last_error; never throws itself.
+ * `scrub` runs before the cut: a secret that straddled it would be half there and no longer
+ * recognisable. The cut then steps back from a replacement it would split.
+ */
+export function errorText(err: unknown, scrub: (s: string) => string = (s) => s): string {
+  let text: string;
   try {
-    return describeError(err);
+    text = describeError(err);
+    // A margin past the cut for secrets that straddle it; an error text of megabytes is not
+    // scanned whole for the sake of what will be cut off anyway.
+    text = scrub(text.length > MAX_ERROR_CHARS + SCRUB_MARGIN ? text.slice(0, MAX_ERROR_CHARS + SCRUB_MARGIN) : text);
   } catch {
     return 'failed (the error could not be described)';
   }
+  if (text.length > MAX_ERROR_CHARS) {
+    let cut = MAX_ERROR_CHARS;
+    const open = text.lastIndexOf('[REDACTED:', cut);
+    if (open !== -1 && text.indexOf(']', open) >= cut) cut = open;
+    text = `${text.slice(0, cut)}… (truncated)`;
+  }
+  return text.toWellFormed();
 }
 
 function describeError(err: unknown): string {
@@ -124,8 +141,7 @@ function describeError(err: unknown): string {
       text = String(err);
     }
   }
-  if (text.length > MAX_ERROR_CHARS) text = `${text.slice(0, MAX_ERROR_CHARS)}… (truncated)`;
-  return text.toWellFormed();
+  return text;
 }
 
 export function checkDelay(value: unknown, field: string): number {
