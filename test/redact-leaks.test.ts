@@ -5,11 +5,13 @@
  * numeric secret with a minus sign.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { AppError, openBlufio, Redactor } from '../src/index.js';
 import { shown } from '../src/errors/index.js';
+import { errorText } from '../src/storage/queue/validate.js';
 import { createLogger } from '../src/log/index.js';
 import { tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
@@ -188,4 +190,71 @@ test('error messages echo a value whole or not at all: never the start of a long
   } finally {
     await app.close();
   }
+});
+
+test('a failure text with a long replacement before the cut: no part of a later secret is stored', () => {
+  const r = new Redactor();
+  const value = 'Zq8vW2xR5tY7uI9oP1aS3dF6gH4jK0lM';
+  r.setSecret('providers.x.api_key', value);
+  // The Bearer value shrinks by ~70 K when scrubbed: a scrub of only the first 80 K would have
+  // cut the vault value in two and kept its first part inside the 16 KiB that is stored.
+  const head = `Bearer ${'A1'.repeat(35_000)} `;
+  const text = errorText(new Error(`${head}${'x'.repeat(80 * 1024 - 30 - head.length)} ${value} tail`), (s) => r.redact(s));
+  assert.ok(text.includes('[REDACTED:authorization]') && !text.includes(value.slice(0, 8)), text.slice(-60));
+  // A literal "[REDACTED:" that is not a replacement does not make the cut step back.
+  const literal = errorText(new Error(`parse error near "[REDACTED:" token: ${'y'.repeat(20_000)} [see log]`), (s) => r.redact(s));
+  assert.ok(literal.length > 16_000, `${literal.length}`);
+  assert.equal(errorText(new Error('boom'), () => { throw new Error('x'); }), 'failed (the error could not be described)');
+});
+
+test('what a rule keeps is redacted too: a token as the user name of a URL', () => {
+  const r = new Redactor();
+  const gh = FORMATS['github-token']!();
+  assert.equal(r.redact(`https://${gh}:x-oauth-basic@github.com/org/repo.git`), 'https://[REDACTED:github-token]:[REDACTED:url-password]@github.com/org/repo.git');
+  r.setSecret('u', 'vault-user-name-1234');
+  const line = logged(r, (log) => log.info({ url: 'https://vault-user-name-1234:pw-secret@h.example' }, 'x'));
+  assert.equal(JSON.parse(line).url, 'https://[REDACTED:vault]:[REDACTED:url-password]@h.example');
+});
+
+test('long vault values (a PEM key, a service account) are matched whole, and a cut copy up to where it stops', () => {
+  const r = new Redactor();
+  const pem = `-----BEGIN EC PRIVATE KEY-----\n${crypto.randomBytes(48_000).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END EC PRIVATE KEY-----`;
+  const sa = JSON.stringify({ type: 'service_account', private_key_id: rand(ALNUM, 40), note: rand(`${ALNUM} /+=!`, 3000) });
+  r.addSecrets([['pem', pem], ['sa', sa]]);
+  r.setSecret('short', 'short-secret-value-1');
+  assert.match(r.redact(`key ${pem} end`), /^key \[REDACTED:(vault|private-key)\] end$/);
+  assert.equal(r.redact(`sa=${sa};`), 'sa=[REDACTED:vault];');
+  assert.equal(r.redact(`sa=${encodeURIComponent(sa)}&x=1`), 'sa=[REDACTED:vault]&x=1');
+  assert.equal(r.redact(`sa=${Buffer.from(sa).toString('base64')}.`), 'sa=[REDACTED:vault].');
+  assert.equal(JSON.parse(r.redactJson(JSON.stringify({ sa, n: 1 }))).sa, '[REDACTED:vault]');
+  // A copy cut off after 1,000 characters (a truncated log field) goes as far as it goes.
+  assert.equal(r.redact(`sa=${sa.slice(0, 1000)}`), 'sa=[REDACTED:vault]');
+  assert.equal(r.redact('a short-secret-value-1 b'), 'a [REDACTED:vault] b');
+});
+
+test('vault: a name that is itself a secret (set(token, name)) is refused and nothing is stored', async () => {
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: 'correct horse', logger: memoryLogger().logger, env: {} });
+  try {
+    const tg = FORMATS['telegram-bot-token']!();
+    await assert.rejects(app.vault.set(tg, 'channels.telegram.bot_token'), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT' && /telegram-bot-token/.test(e.message) && !e.message.includes(tg));
+    await app.vault.set('channels.telegram.bot_token', tg);
+    await app.db.checkpoint();
+    const bytes = await dbBytes(dir);
+    assert.equal(bytes.indexOf(tg), -1);
+  } finally {
+    await app.close();
+  }
+});
+
+test('more encodings (quote_plus, PHP by default, DEL as \\u007f), and none for values too short to match', () => {
+  const r = new Redactor();
+  r.replaceSecrets([['a', 'pass word*2024!x'], ['b', 'ä/b\u007fcdefgh'], ['short', 'a b!c']]);
+  const rfc3986 = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`);
+  assert.equal(r.redact(`q=${rfc3986('pass word*2024!x').replace(/%20/g, '+')}&`), 'q=[REDACTED:vault]&');
+  const php = JSON.stringify('ä/b\u007fcdefgh').slice(1, -1).replace(/\//g, '\\/').replace(/[\u0080-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  assert.equal(r.redact(`v="${php}"`), 'v="[REDACTED:vault]"');
+  const py = JSON.stringify('ä/b\u007fcdefgh').slice(1, -1).replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  assert.equal(r.redact(`v="${py}"`), 'v="[REDACTED:vault]"');
+  for (const t of ['a%20b%21c', Buffer.from('a b!c').toString('base64')]) assert.equal(r.redact(`x ${t} y`), `x ${t} y`);
 });

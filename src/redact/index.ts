@@ -3,7 +3,7 @@
  * the live set of vault values, matched in one pass; installed in the logger and applied to
  * everything the storage layer writes.
  */
-export { Redactor, MIN_SECRET_LENGTH, checkExtraRule, secretForms } from './redactor.js';
+export { Redactor, MIN_SECRET_LENGTH, checkExtraRule, firedRules, secretForms } from './redactor.js';
 export type { ExtraRule } from './redactor.js';
 export { RULES } from './rules.js';
 export type { Rule } from './rules.js';

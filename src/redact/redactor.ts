@@ -1,4 +1,4 @@
-import { invalidInput } from '../errors/index.js';
+import { AppError, ErrorCode, invalidInput } from '../errors/index.js';
 import { ANCHORED, firstRuleStart } from './anchors.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
@@ -34,11 +34,20 @@ function trieSource(words: Iterable<string>): string {
     }
     node.end = true;
   }
-  const emit = (node: Trie): string => {
+  // A run of single-child nodes is one literal, walked without recursion: recursing per
+  // character overflowed the stack for values of a few thousand characters (a PEM key).
+  const emit = (from: Trie): string => {
+    let literal = '';
+    let node = from;
+    while (node.children.size === 1 && !node.end) {
+      const [ch, child] = node.children.entries().next().value as [string, Trie];
+      literal += escapeRe(ch);
+      node = child;
+    }
     const branches = [...node.children].map(([ch, child]) => escapeRe(ch) + emit(child));
-    if (branches.length === 0) return '';
+    if (branches.length === 0) return literal;
     const body = branches.length === 1 ? branches[0]! : `(?:${branches.join('|')})`;
-    return node.end ? `(?:${body})?` : body;
+    return literal + (node.end ? `(?:${body})?` : body);
   };
   return emit(root);
 }
@@ -49,14 +58,18 @@ const unicodeEscape = (c: string): string => `\\u${c.charCodeAt(0).toString(16).
 
 /**
  * The forms a secret takes in text: as is; JSON-escaped (as JSON.stringify writes it, with `\/`
- * as PHP does, with `\uXXXX` for everything but ASCII as Python's ensure_ascii does, and for
- * `<>&` as Go's encoder does); URL-encoded (encodeURIComponent, RFC 3986 as Go, Python, curl
- * and PHP's rawurlencode write it, Python's quote() that keeps `/`, form encoding, `+` for
- * space, lower-case hex); and base64/base64url, with and without padding, and as the start of
+ * as PHP does, with `\uXXXX` for everything but printable ASCII as Python's ensure_ascii does,
+ * for `<>&` as Go's encoder does, and both as PHP's json_encode does by default); URL-encoded
+ * (encodeURIComponent, RFC 3986 as Go, Python, curl and PHP's rawurlencode write it, Python's
+ * quote() that keeps `/`, quote_plus and Go's QueryEscape, form encoding, `+` for space,
+ * lower-case hex); and base64/base64url, with and without padding, and as the start of
  * a longer blob (a `token:` Basic credential): the characters the value alone decides, so at
  * most the 2 or 4 bits of its last character are left beside the replacement.
  */
 export function secretForms(value: string): { forms: string[]; jsonSafe: string[] } {
+  // A short value is not matched in any form: its encodings are no more its own than it is
+  // (base64 of "1234567" would be found in unrelated base64 data, and cut it).
+  if (value.length < MIN_SECRET_LENGTH) return { forms: [], jsonSafe: [] };
   const json = JSON.stringify(value).slice(1, -1);
   const bytes = Buffer.from(value, 'utf8');
   const b64 = bytes.toString('base64');
@@ -73,8 +86,9 @@ export function secretForms(value: string): { forms: string[]; jsonSafe: string[
     value,
     json,
     json.replace(/\//g, '\\/'),
-    json.replace(/[\u0080-\uffff]/g, unicodeEscape),
+    json.replace(/[\u007f-\uffff]/g, unicodeEscape),
     json.replace(/[<>&\u2028\u2029]/g, unicodeEscape),
+    json.replace(/\//g, '\\/').replace(/[\u0080-\uffff]/g, unicodeEscape), // PHP's json_encode by default
     uri,
     uri.replace(/%20/g, '+'),
     lowerHex(uri),
@@ -82,6 +96,7 @@ export function secretForms(value: string): { forms: string[]; jsonSafe: string[
     strict,
     lowerHex(strict),
     strict.replace(/%2F/g, '/'),
+    strict.replace(/%20/g, '+'), // Go's QueryEscape, Python's quote_plus
     new URLSearchParams({ v: value }).toString().slice(2), // form encoding: also !'()~ and + for space
     b64,
     b64.replace(/=+$/, ''),
@@ -93,6 +108,11 @@ export function secretForms(value: string): { forms: string[]; jsonSafe: string[
   // In JSON text (a log line) a form with a quote, backslash or control character can only
   // appear escaped, which `json` covers; matching it raw could eat the line's structure.
   return { forms, jsonSafe: forms.filter((f) => f === json || !/["\\\u0000-\u001f]/.test(f)) };
+}
+
+/** The names of the rules whose replacements stand in redacted text (for messages that must not quote it). */
+export function firedRules(redacted: string): string[] {
+  return [...new Set(Array.from(redacted.matchAll(/\[REDACTED:([a-z0-9-]{1,48})\]/g), (m) => m[1]!))];
 }
 
 export interface ExtraRule {
@@ -121,10 +141,26 @@ export function checkExtraRule(rule: ExtraRule): string | undefined {
   return undefined;
 }
 
+/**
+ * Forms longer than this are matched by their first LONG_FORM characters, then followed as far
+ * as the text agrees with them: the regex of a vault holding a PEM key or a service account's
+ * JSON in all its forms (hundreds of KB) is too large for V8 to build, and a stack overflowed
+ * building it.
+ */
+const LONG_FORM = 256;
+
+/** The private-key rule's body has no bound: see #wholeEnd for why that needs care. */
+const PEM_START = '-----BEGIN ';
+const PEM_RULE = RULES.find((r) => r.name === 'private-key')!;
+
 interface Compiled {
   re: RegExp;
   /** The same, anchored where lastIndex points: does a match start here? */
   sticky: RegExp;
+  /** The sticky one without the private-key rule (see #wholeEnd). */
+  stickyNoPem: RegExp;
+  /** Whether group 1 is the vault's values. */
+  vault: boolean;
   /** For each rule (in group order): its name and capture group index. */
   groups: { index: number; rule: Rule | { name: string } }[];
 }
@@ -142,15 +178,18 @@ function groupCount(source: string): number {
 export class Redactor {
   readonly #rules: Rule[];
   /** Per vault entry, every value it has had since it was loaded: a rotated key may still be in use. */
-  readonly #values = new Map<string, Set<string>>();
+  #values = new Map<string, Set<string>>();
   /** Values of this process's own secrets (the daemon's RPC token): kept when the vault's change or go. */
-  readonly #pinned = new Map<string, string>();
+  #pinned = new Map<string, string>();
   /** The rules alone, for text the gram filter says holds no vault value; fixed at construction. */
   readonly #rulesOnly: Compiled;
   #plain: Compiled;
   #json: Compiled;
   #grams: GramFilter | undefined;
   #maxForm = 0;
+  /** The first LONG_FORM characters of each longer form, and the forms that start so. */
+  #long = new Map<string, string[]>();
+  readonly #pemSticky = new RegExp(PEM_RULE.source, 'y');
   /** Whether anchors.ts knows where every rule can start (not so with configured extra rules). */
   readonly #anchored: boolean;
 
@@ -177,67 +216,101 @@ export class Redactor {
 
   /** setSecret for many at once: one recompilation. */
   addSecrets(entries: Iterable<[string, string]>): void {
+    const values = this.#copyValues();
     let changed = false;
     for (const [name, value] of entries) {
-      const known = this.#values.get(name);
+      const known = values.get(name);
       if (known?.has(value) === true) continue;
-      if (known === undefined) this.#values.set(name, new Set([value]));
+      if (known === undefined) values.set(name, new Set([value]));
       else known.add(value);
       changed = true;
     }
-    if (changed) this.#compile();
+    if (changed) this.#compile(values, this.#pinned);
   }
 
   deleteSecret(name: string): void {
-    if (this.#values.delete(name)) this.#compile();
+    const values = this.#copyValues();
+    if (values.delete(name)) this.#compile(values, this.#pinned);
   }
 
   /** Replaces every vault value at once (after an unlock). */
   replaceSecrets(entries: Iterable<[string, string]>): void {
-    this.#values.clear();
-    for (const [k, v] of entries) this.#values.set(k, new Set([v]));
-    this.#compile();
+    const values = new Map<string, Set<string>>();
+    for (const [k, v] of entries) values.set(k, new Set([v]));
+    this.#compile(values, this.#pinned);
   }
 
   /** Matches `value` until unpin(name), whatever happens to the vault's values (lock, unlock, replace). */
   pin(name: string, value: string): void {
     if (this.#pinned.get(name) === value) return;
-    this.#pinned.set(name, value);
-    this.#compile();
+    this.#compile(this.#values, new Map(this.#pinned).set(name, value));
   }
 
   unpin(name: string): void {
-    if (this.#pinned.delete(name)) this.#compile();
+    const pinned = new Map(this.#pinned);
+    if (pinned.delete(name)) this.#compile(this.#values, pinned);
   }
 
   clearSecrets(): void {
     if (this.#values.size === 0) return;
-    this.#values.clear();
-    this.#compile();
+    this.#compile(new Map(), this.#pinned);
   }
 
-  #compile(): void {
+  #copyValues(): Map<string, Set<string>> {
+    return new Map([...this.#values].map(([k, v]) => [k, new Set(v)]));
+  }
+
+  /**
+   * Builds everything for the given values, then makes it current: a value that cannot be
+   * compiled fails the call that brought it and leaves the redactor as it was, still matching
+   * everything it matched before.
+   */
+  #compile(values: Map<string, Set<string>>, pinned: Map<string, string>): void {
     const plainForms = new Set<string>();
     const jsonForms = new Set<string>();
-    this.#maxForm = 0;
-    for (const values of [...this.#values.values(), this.#pinned.values()]) {
-      for (const value of values) {
+    const long = new Map<string, string[]>();
+    let maxForm = 0;
+    const cut = (f: string): string => {
+      if (f.length <= LONG_FORM) return f;
+      const head = f.slice(0, LONG_FORM);
+      const fulls = long.get(head);
+      if (fulls === undefined) long.set(head, [f]);
+      else if (!fulls.includes(f)) fulls.push(f);
+      return head;
+    };
+    for (const set of [...values.values(), pinned.values()]) {
+      for (const value of set) {
         const { forms, jsonSafe } = secretForms(value);
         for (const f of forms) {
-          plainForms.add(f);
-          this.#maxForm = Math.max(this.#maxForm, f.length);
+          plainForms.add(cut(f));
+          maxForm = Math.max(maxForm, Math.min(f.length, LONG_FORM));
         }
-        for (const f of jsonSafe) jsonForms.add(f);
+        for (const f of jsonSafe) jsonForms.add(cut(f));
       }
     }
-    if (plainForms.size === 0) {
-      this.#plain = this.#json = this.#rulesOnly;
-      this.#grams = undefined;
-      return;
+    let plain = this.#rulesOnly;
+    let json = this.#rulesOnly;
+    try {
+      if (plainForms.size > 0) {
+        plain = this.#build(plainForms);
+        json = this.#build(jsonForms);
+      }
+      // Compiled now, not at the first line that needs it: a regex V8 cannot build throws here.
+      for (const c of [plain, json]) for (const re of [c.re, c.sticky, c.stickyNoPem]) re.test('');
+    } catch {
+      // V8's message would quote the regex, and with it every secret.
+      throw new AppError(ErrorCode.INTERNAL, `the redactor cannot match ${plainForms.size} forms of ${values.size + pinned.size} secrets at once (the regex is too large); nothing was changed`, {
+        hint: 'keep fewer or shorter values in the vault',
+      });
     }
-    this.#plain = this.#build(plainForms);
-    this.#json = this.#build(jsonForms);
-    this.#grams = new GramFilter([...plainForms, ...jsonForms]);
+    const grams = plainForms.size === 0 ? undefined : new GramFilter([...plainForms, ...jsonForms]);
+    this.#long = long;
+    this.#values = values;
+    this.#pinned = pinned;
+    this.#maxForm = maxForm;
+    this.#plain = plain;
+    this.#json = json;
+    this.#grams = grams;
   }
 
   #build(forms: Set<string>): Compiled {
@@ -256,7 +329,8 @@ export class Redactor {
       index += 1 + groupCount(rule.source);
     }
     const source = parts.join('|');
-    return { re: new RegExp(source, 'g'), sticky: new RegExp(source, 'y'), groups };
+    const noPem = parts.filter((_, i) => groups[i]!.rule !== PEM_RULE).join('|');
+    return { re: new RegExp(source, 'g'), sticky: new RegExp(source, 'y'), stickyNoPem: new RegExp(noPem, 'y'), groups, vault: forms.size > 0 };
   }
 
   /**
@@ -367,8 +441,8 @@ export class Redactor {
     };
     while (m !== null) {
       let start = m.index;
-      let end = this.#wholeEnd(text, start, start + m[0].length, compiled);
       const g = compiled.groups.find((x) => m![x.index] !== undefined)!;
+      let end = this.#wholeEnd(text, start, this.#longEnd(text, start, start + m[0].length, compiled.vault && m[1] !== undefined), compiled);
       const rule = g.rule as Rule;
       let quote = '';
       let skip = false;
@@ -395,7 +469,9 @@ export class Redactor {
       }
       if (!skip) {
         const matched = text.slice(start, end);
-        const head = rule.keep?.exec(matched)?.[0] ?? '';
+        // What a rule keeps (a URL's user name, an Authorization scheme word) is redacted too:
+        // a token is often the user name (https://<token>:x-oauth-basic@github.com).
+        const head = rule.keep === undefined ? '' : this.redact(rule.keep.exec(matched)?.[0] ?? '');
         const tail = end === m.index + m[0].length ? (rule.keepEnd?.exec(matched)?.[0] ?? '') : '';
         out += `${text.slice(last, start)}${quote}${head}[REDACTED:${g.rule.name}]${tail}${quote}`;
         last = end;
@@ -420,11 +496,46 @@ export class Redactor {
     rules.lastIndex = start;
     const same = rules.exec(text);
     if (same !== null && start + same[0].length > best) best = start + same[0].length;
-    const sticky = compiled.sticky;
+    // A private key's body runs to its END line (or a quote, or the end of the text), through
+    // any other BEGIN line: one that starts inside a key ends where that key does. So the rule
+    // is tried at a BEGIN only past the end of the last key found, and each stretch of text is
+    // read by it once (trying it at every BEGIN of a line of BEGINs was quadratic).
+    let keyEnd = same !== null && text.startsWith(PEM_START, start) ? start + same[0].length : -1;
+    const pem = this.#pemSticky;
+    const sticky = compiled.stickyNoPem;
     for (let p = start + 1; p < best; p++) {
       sticky.lastIndex = p;
       const v = sticky.exec(text);
-      if (v !== null && p + v[0].length > best) best = p + v[0].length;
+      if (v !== null) {
+        const vEnd = this.#longEnd(text, p, p + v[0].length, compiled.vault && v[1] !== undefined);
+        if (vEnd > best) best = vEnd;
+      }
+      if (p >= keyEnd && text.startsWith(PEM_START, p)) {
+        pem.lastIndex = p;
+        const k = pem.exec(text);
+        if (k !== null) {
+          keyEnd = p + k[0].length;
+          if (keyEnd > best) best = keyEnd;
+        }
+      }
+    }
+    return best;
+  }
+
+  /**
+   * A vault match of a long form's first LONG_FORM characters runs as far as the text goes on
+   * agreeing with a form that starts so: all of it when it is all there, and a cut-off copy
+   * (a truncated log field) up to where it stops.
+   */
+  #longEnd(text: string, start: number, end: number, isVault: boolean): number {
+    if (!isVault || end - start !== LONG_FORM || this.#long.size === 0) return end;
+    const fulls = this.#long.get(text.slice(start, end));
+    if (fulls === undefined) return end;
+    let best = end;
+    for (const f of fulls) {
+      let i = LONG_FORM;
+      while (i < f.length && start + i < text.length && text.charCodeAt(start + i) === f.charCodeAt(i)) i++;
+      if (start + i > best) best = start + i;
     }
     return best;
   }

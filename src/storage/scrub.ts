@@ -1,4 +1,5 @@
 import { invalidInput } from '../errors/index.js';
+import { firedRules } from '../redact/index.js';
 
 /**
  * What the storage layer runs over text before it is written: message content, metadata,
@@ -22,9 +23,8 @@ export const NO_SCRUB: Scrubber = { text: (s) => s, json: (s) => s };
 export function checkNoSecret(scrub: Scrubber, value: string, field: string): string {
   const scrubbed = scrub.text(value);
   if (scrubbed === value) return value;
-  const rules = [...new Set(Array.from(scrubbed.matchAll(/\[REDACTED:([a-z0-9-]+)\]/g), (m) => m[1]))];
   throw invalidInput(
-    `${field} holds what looks like a secret (${rules.join(', ') || 'redacted'}); nothing was stored`,
+    `${field} holds what looks like a secret (${firedRules(scrubbed).join(', ') || 'redacted'}); nothing was stored`,
     `identifiers are stored as given: use a ${field} that is not a credential, and keep the secret in the vault`,
   );
 }

@@ -1,4 +1,4 @@
-import type { Redactor } from '../redact/index.js';
+import { firedRules, Redactor } from '../redact/index.js';
 import { hkdfSync, randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, ErrorCode, shown } from '../errors/index.js';
@@ -42,6 +42,21 @@ function checkName(name: unknown): string {
     });
   }
   return name;
+}
+
+/** The built-in formats alone: a name is checked against them, not against the vault's values. */
+const FORMATS_ONLY = new Redactor();
+
+/**
+ * Names are stored in the clear (they say what a secret is for): one that is itself a secret
+ * (set(token, name), the arguments swapped) is refused, naming the format, never the value.
+ */
+function checkNewName(name: string): string {
+  const redacted = FORMATS_ONLY.redact(name);
+  if (redacted === name) return name;
+  throw new AppError(ErrorCode.INVALID_INPUT, `that secret name looks like a secret itself (${firedRules(redacted).join(', ')}); nothing was stored`, {
+    hint: 'names are stored in the clear: call set(name, value) with a name such as providers.openai.api_key',
+  });
 }
 
 function paramsOf(m: VaultMetaRow): KdfParams {
@@ -287,7 +302,7 @@ export class Vault {
   }
 
   async set(name: string, value: string): Promise<void> {
-    const n = checkName(name);
+    const n = checkNewName(checkName(name));
     if (typeof value !== 'string' || value.length === 0) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} must be a non-empty string`);
     if (!value.isWellFormed()) throw new AppError(ErrorCode.INVALID_INPUT, `the value of ${n} has an unpaired UTF-16 surrogate`);
     const bytes = privateBytes(value);

@@ -17,8 +17,6 @@ export const MAX_BATCH = 10_000;
 export const MAX_CLAIM = 1000;
 const MAX_KEY_CHARS = 256;
 const MAX_ERROR_CHARS = 16 * 1024;
-/** Longer than any secret a format or the vault can match, short of pathological. */
-const SCRUB_MARGIN = 64 * 1024;
 
 /**
  * Queue names show up in CLI tables and logs: letters, digits and `._:/-`, starting with a
@@ -109,17 +107,19 @@ export function leaseRef(id: unknown, token: unknown): LeaseRef {
 export function errorText(err: unknown, scrub: (s: string) => string = (s) => s): string {
   let text: string;
   try {
-    text = describeError(err);
-    // A margin past the cut for secrets that straddle it; an error text of megabytes is not
-    // scanned whole for the sake of what will be cut off anyway.
-    text = scrub(text.length > MAX_ERROR_CHARS + SCRUB_MARGIN ? text.slice(0, MAX_ERROR_CHARS + SCRUB_MARGIN) : text);
+    // All of it: cutting first would leave half a secret at the cut, and a replacement can be
+    // any length shorter than what it replaced, so no margin before the cut is safe.
+    text = scrub(describeError(err));
   } catch {
     return 'failed (the error could not be described)';
   }
   if (text.length > MAX_ERROR_CHARS) {
     let cut = MAX_ERROR_CHARS;
     const open = text.lastIndexOf('[REDACTED:', cut);
-    if (open !== -1 && text.indexOf(']', open) >= cut) cut = open;
+    if (open !== -1) {
+      const marker = /^\[REDACTED:[a-z0-9-]{1,48}\]/.exec(text.slice(open, open + 60));
+      if (marker !== null && open + marker[0].length > cut) cut = open;
+    }
     text = `${text.slice(0, cut)}… (truncated)`;
   }
   return text.toWellFormed();
