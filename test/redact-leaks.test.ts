@@ -258,3 +258,52 @@ test('more encodings (quote_plus, PHP by default, DEL as \\u007f), and none for 
   assert.equal(r.redact(`v="${py}"`), 'v="[REDACTED:vault]"');
   for (const t of ['a%20b%21c', Buffer.from('a b!c').toString('base64')]) assert.equal(r.redact(`x ${t} y`), `x ${t} y`);
 });
+
+test('a value escaped twice (a JSON body kept as a string in a log line or a stored document) is found', () => {
+  const r = new Redactor();
+  r.replaceSecrets([['db', 'pa"ss\\word-2024-Zx9'], ['py', 'pässwörd-geheim-42']]);
+  const line = logged(r, (log) => {
+    log.warn({ body: JSON.stringify({ error: 'bad password pa"ss\\word-2024-Zx9' }) }, 'upstream said');
+    log.warn({ body: '{"error":"bad password p\\u00e4ssw\\u00f6rd-geheim-42"}' }, 'python upstream said');
+  });
+  for (const l of line.trim().split('\n')) {
+    const body = String(JSON.parse(l).body);
+    assert.match(body, /\[REDACTED:vault\]/, l);
+    assert.ok(!body.includes('word-2024') && !body.includes('geheim'), l);
+  }
+  const stored = r.scrubJson(JSON.stringify({ body: JSON.stringify({ e: 'pa"ss\\word-2024-Zx9' }) }));
+  assert.ok(!stored.includes('word-2024'), stored);
+  // A long raw form with a quote is not followed in JSON text: the line stays JSON.
+  const q = new Redactor();
+  q.setSecret('k', `${'K'.repeat(300)}","n":12345`);
+  assert.doesNotThrow(() => JSON.parse(q.redactJson(`{"a":"${'K'.repeat(300)}","n":12345}`)));
+});
+
+test('nothing of a URL is kept when a secret starts in the kept part: a vault value that is user:password', () => {
+  const r = new Redactor();
+  r.setSecret('proxy', 'alice.smith:Tr0ub4dor&3xyz');
+  const out = r.redact('HTTPS_PROXY=https://alice.smith:Tr0ub4dor&3xyz@proxy.example:3128');
+  assert.ok(!out.includes('alice.smith') && !out.includes('Tr0ub4dor'), out);
+  assert.match(out, /\[REDACTED:(url-password|vault)\]@proxy\.example:3128$/);
+});
+
+test('an idempotency key shaped like a token is stored as its SHA-256 and still deduplicates; one with a vault value is refused', async () => {
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: 'correct horse', logger: memoryLogger().logger, env: {} });
+  try {
+    await app.vault.set('providers.x.api_key', 'vault-secret-value-77');
+    const key = `1733500000:${crypto.randomUUID()}`; // a Telegram token's shape
+    const a = await app.queue.enqueue('out', { n: 1 }, { idempotencyKey: key });
+    const b = await app.queue.enqueue('out', { n: 2 }, { idempotencyKey: key });
+    assert.equal(a, b, 'the same key deduplicates');
+    const other = await app.queue.enqueue('out', { n: 3 }, { idempotencyKey: `1733500001:${crypto.randomUUID()}` });
+    assert.notEqual(other, a);
+    assert.match((await app.queue.get(a)).idempotencyKey ?? '', /^sha256:[0-9a-f]{64}$/);
+    assert.equal((await app.queue.get(a)).idempotencyKey, `sha256:${crypto.createHash('sha256').update(key).digest('hex')}`);
+    await assert.rejects(app.queue.enqueue('out', { n: 4 }, { idempotencyKey: 'k-vault-secret-value-77' }), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT');
+    await app.db.checkpoint();
+    assert.equal((await dbBytes(dir)).indexOf(key), -1);
+  } finally {
+    await app.close();
+  }
+});

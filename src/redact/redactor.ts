@@ -105,9 +105,18 @@ export function secretForms(value: string): { forms: string[]; jsonSafe: string[
     b64url.slice(0, decided),
   ]);
   const forms = [...all].filter((f) => f.length >= MIN_SECRET_LENGTH);
-  // In JSON text (a log line) a form with a quote, backslash or control character can only
-  // appear escaped, which `json` covers; matching it raw could eat the line's structure.
-  return { forms, jsonSafe: forms.filter((f) => f === json || !/["\\\u0000-\u001f]/.test(f)) };
+  // In JSON text (a log line, a stored document) a form with a quote, backslash or control
+  // character can only appear escaped; matching it raw could eat the line's structure. Escaped
+  // once it is `json` (the value in a string); escaped twice, a JSON document that holds the
+  // value, kept as a string (an upstream response body in a log line): its JSON text is added.
+  const special = /["\\\u0000-\u001f]/;
+  const jsonSafe = new Set<string>();
+  for (const f of forms) {
+    if (f === json || !special.test(f)) jsonSafe.add(f);
+    else jsonSafe.add(JSON.stringify(f).slice(1, -1));
+  }
+  if (special.test(json)) jsonSafe.add(JSON.stringify(json).slice(1, -1));
+  return { forms, jsonSafe: [...jsonSafe] };
 }
 
 /** The names of the rules whose replacements stand in redacted text (for messages that must not quote it). */
@@ -161,6 +170,8 @@ interface Compiled {
   stickyNoPem: RegExp;
   /** Whether group 1 is the vault's values. */
   vault: boolean;
+  /** The first LONG_FORM characters of each longer form of this set, and the forms that start so. */
+  long: Map<string, string[]>;
   /** For each rule (in group order): its name and capture group index. */
   groups: { index: number; rule: Rule | { name: string } }[];
 }
@@ -187,8 +198,6 @@ export class Redactor {
   #json: Compiled;
   #grams: GramFilter | undefined;
   #maxForm = 0;
-  /** The first LONG_FORM characters of each longer form, and the forms that start so. */
-  #long = new Map<string, string[]>();
   readonly #pemSticky = new RegExp(PEM_RULE.source, 'y');
   /** Whether anchors.ts knows where every rule can start (not so with configured extra rules). */
   readonly #anchored: boolean;
@@ -268,9 +277,10 @@ export class Redactor {
   #compile(values: Map<string, Set<string>>, pinned: Map<string, string>): void {
     const plainForms = new Set<string>();
     const jsonForms = new Set<string>();
-    const long = new Map<string, string[]>();
+    const longPlain = new Map<string, string[]>();
+    const longJson = new Map<string, string[]>();
     let maxForm = 0;
-    const cut = (f: string): string => {
+    const cut = (f: string, long: Map<string, string[]>): string => {
       if (f.length <= LONG_FORM) return f;
       const head = f.slice(0, LONG_FORM);
       const fulls = long.get(head);
@@ -281,19 +291,17 @@ export class Redactor {
     for (const set of [...values.values(), pinned.values()]) {
       for (const value of set) {
         const { forms, jsonSafe } = secretForms(value);
-        for (const f of forms) {
-          plainForms.add(cut(f));
-          maxForm = Math.max(maxForm, Math.min(f.length, LONG_FORM));
-        }
-        for (const f of jsonSafe) jsonForms.add(cut(f));
+        for (const f of forms) plainForms.add(cut(f, longPlain));
+        for (const f of jsonSafe) jsonForms.add(cut(f, longJson));
       }
     }
+    for (const f of [...plainForms, ...jsonForms]) maxForm = Math.max(maxForm, f.length);
     let plain = this.#rulesOnly;
     let json = this.#rulesOnly;
     try {
       if (plainForms.size > 0) {
-        plain = this.#build(plainForms);
-        json = this.#build(jsonForms);
+        plain = this.#build(plainForms, longPlain);
+        json = this.#build(jsonForms, longJson);
       }
       // Compiled now, not at the first line that needs it: a regex V8 cannot build throws here.
       for (const c of [plain, json]) for (const re of [c.re, c.sticky, c.stickyNoPem]) re.test('');
@@ -304,7 +312,6 @@ export class Redactor {
       });
     }
     const grams = plainForms.size === 0 ? undefined : new GramFilter([...plainForms, ...jsonForms]);
-    this.#long = long;
     this.#values = values;
     this.#pinned = pinned;
     this.#maxForm = maxForm;
@@ -313,7 +320,7 @@ export class Redactor {
     this.#grams = grams;
   }
 
-  #build(forms: Set<string>): Compiled {
+  #build(forms: Set<string>, long = new Map<string, string[]>()): Compiled {
     const parts: string[] = [];
     const groups: Compiled['groups'] = [];
     let index = 1;
@@ -330,7 +337,7 @@ export class Redactor {
     }
     const source = parts.join('|');
     const noPem = parts.filter((_, i) => groups[i]!.rule !== PEM_RULE).join('|');
-    return { re: new RegExp(source, 'g'), sticky: new RegExp(source, 'y'), stickyNoPem: new RegExp(noPem, 'y'), groups, vault: forms.size > 0 };
+    return { re: new RegExp(source, 'g'), sticky: new RegExp(source, 'y'), stickyNoPem: new RegExp(noPem, 'y'), groups, vault: forms.size > 0, long };
   }
 
   /**
@@ -442,7 +449,7 @@ export class Redactor {
     while (m !== null) {
       let start = m.index;
       const g = compiled.groups.find((x) => m![x.index] !== undefined)!;
-      let end = this.#wholeEnd(text, start, this.#longEnd(text, start, start + m[0].length, compiled.vault && m[1] !== undefined), compiled);
+      let end = this.#wholeEnd(text, start, compiled.vault && m[1] !== undefined ? this.#longEnd(text, start, start + m[0].length, compiled, 0) : start + m[0].length, compiled);
       const rule = g.rule as Rule;
       let quote = '';
       let skip = false;
@@ -469,9 +476,7 @@ export class Redactor {
       }
       if (!skip) {
         const matched = text.slice(start, end);
-        // What a rule keeps (a URL's user name, an Authorization scheme word) is redacted too:
-        // a token is often the user name (https://<token>:x-oauth-basic@github.com).
-        const head = rule.keep === undefined ? '' : this.redact(rule.keep.exec(matched)?.[0] ?? '');
+        const head = rule.keep === undefined ? '' : this.#keptHead(text, start, rule.keep.exec(matched)?.[0] ?? '', compiled);
         const tail = end === m.index + m[0].length ? (rule.keepEnd?.exec(matched)?.[0] ?? '') : '';
         out += `${text.slice(last, start)}${quote}${head}[REDACTED:${g.rule.name}]${tail}${quote}`;
         last = end;
@@ -507,7 +512,7 @@ export class Redactor {
       sticky.lastIndex = p;
       const v = sticky.exec(text);
       if (v !== null) {
-        const vEnd = this.#longEnd(text, p, p + v[0].length, compiled.vault && v[1] !== undefined);
+        const vEnd = compiled.vault && v[1] !== undefined ? this.#longEnd(text, p, p + v[0].length, compiled, best) : p + v[0].length;
         if (vEnd > best) best = vEnd;
       }
       if (p >= keyEnd && text.startsWith(PEM_START, p)) {
@@ -523,17 +528,39 @@ export class Redactor {
   }
 
   /**
+   * What a rule keeps of its match (a URL's user name, an Authorization scheme word), redacted
+   * itself: a token is often the user name (https://<token>:x-oauth-basic@github.com). And
+   * nothing is kept when a secret starts in it and runs past it (a vault value that is a whole
+   * `user:password`), or half of that secret would stay.
+   */
+  #keptHead(text: string, start: number, kept: string, compiled: Compiled): string {
+    const keptEnd = start + kept.length;
+    const sticky = compiled.stickyNoPem;
+    for (let p = start + 1; p < keptEnd; p++) {
+      sticky.lastIndex = p;
+      const v = sticky.exec(text);
+      if (v === null) continue;
+      const vEnd = compiled.vault && v[1] !== undefined ? this.#longEnd(text, p, p + v[0].length, compiled, 0) : p + v[0].length;
+      if (vEnd > keptEnd) return '';
+    }
+    return this.redact(kept);
+  }
+
+  /**
    * A vault match of a long form's first LONG_FORM characters runs as far as the text goes on
    * agreeing with a form that starts so: all of it when it is all there, and a cut-off copy
    * (a truncated log field) up to where it stops.
    */
-  #longEnd(text: string, start: number, end: number, isVault: boolean): number {
-    if (!isVault || end - start !== LONG_FORM || this.#long.size === 0) return end;
-    const fulls = this.#long.get(text.slice(start, end));
+  #longEnd(text: string, start: number, end: number, compiled: Compiled, covered: number): number {
+    if (end - start !== LONG_FORM || compiled.long.size === 0) return end;
+    const fulls = compiled.long.get(text.slice(start, end));
     if (fulls === undefined) return end;
     let best = end;
     for (const f of fulls) {
-      let i = LONG_FORM;
+      // From where the replacement already reaches (`covered`): comparing again from the start
+      // at every position inside a long match was quadratic for a value that repeats itself.
+      // What lies before it is replaced anyway, so this can only replace more.
+      let i = Math.max(LONG_FORM, covered - start);
       while (i < f.length && start + i < text.length && text.charCodeAt(start + i) === f.charCodeAt(i)) i++;
       if (start + i > best) best = start + i;
     }

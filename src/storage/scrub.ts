@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { invalidInput } from '../errors/index.js';
 import { firedRules } from '../redact/index.js';
 
@@ -27,4 +28,18 @@ export function checkNoSecret(scrub: Scrubber, value: string, field: string): st
     `${field} holds what looks like a secret (${firedRules(scrubbed).join(', ') || 'redacted'}); nothing was stored`,
     `identifiers are stored as given: use a ${field} that is not a credential, and keep the secret in the vault`,
   );
+}
+
+/**
+ * An idempotency key is opaque: one shaped like a token (`<unix time>:<uuid>` has a Telegram
+ * bot token's shape; formats cannot tell look-alikes from keys) is stored as its SHA-256, which
+ * deduplicates exactly as the key would and reveals nothing of a real token (formats are long
+ * random strings). One that holds a vault value is refused: a password can be low in entropy,
+ * and its hash could be guessed.
+ */
+export function opaqueKey(scrub: Scrubber, key: string): string {
+  const scrubbed = scrub.text(key);
+  if (scrubbed === key) return key;
+  if (firedRules(scrubbed).includes('vault')) checkNoSecret(scrub, key, 'idempotencyKey');
+  return `sha256:${createHash('sha256').update(key, 'utf8').digest('hex')}`;
 }

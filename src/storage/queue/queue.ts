@@ -19,7 +19,7 @@ import type {
   JobRow,
   QueueStats,
 } from './types.js';
-import { checkNoSecret, NO_SCRUB, type Scrubber } from '../scrub.js';
+import { checkNoSecret, NO_SCRUB, opaqueKey, type Scrubber } from '../scrub.js';
 import {
   checkDelay,
   checkInt,
@@ -135,8 +135,12 @@ export class Queue {
       delayMs: checkDelay(opts.delayMs, 'delayMs'),
       priority: checkInt(opts.priority, 'priority', -MAX_PRIORITY, MAX_PRIORITY, 0),
       maxAttempts: checkInt(opts.maxAttempts, 'maxAttempts', 1, MAX_ATTEMPTS, this.settings.defaultMaxAttempts),
-      key: this.identifier(checkKey(opts.idempotencyKey), 'idempotencyKey'),
+      key: this.opaque(checkKey(opts.idempotencyKey)),
     };
+  }
+
+  private opaque(key: string | null): string | null {
+    return key === null ? null : opaqueKey(this.scrub, key);
   }
 
   private identifier<T extends string | null>(value: T, field: string): T {
