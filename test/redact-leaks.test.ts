@@ -307,3 +307,9 @@ test('an idempotency key shaped like a token is stored as its SHA-256 and still 
     await app.close();
   }
 });
+
+test('inside a match, a format that starts where a vault value does and runs further wins', () => {
+  const r = new Redactor();
+  r.addSecrets([['v', `ghp_${'A'.repeat(36)}`], ['w', 'prefix-ghp_AAAA']]);
+  assert.equal(r.redact(`x prefix-ghp_${'A'.repeat(36)}${'B'.repeat(20)} y`), 'x [REDACTED:vault] y');
+});

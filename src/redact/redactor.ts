@@ -512,8 +512,16 @@ export class Redactor {
       sticky.lastIndex = p;
       const v = sticky.exec(text);
       if (v !== null) {
-        const vEnd = compiled.vault && v[1] !== undefined ? this.#longEnd(text, p, p + v[0].length, compiled, best) : p + v[0].length;
+        const isVault = compiled.vault && v[1] !== undefined;
+        const vEnd = isVault ? this.#longEnd(text, p, p + v[0].length, compiled, best) : p + v[0].length;
         if (vEnd > best) best = vEnd;
+        if (isVault) {
+          // The vault's alternative comes first in the regex: a format that starts at the same
+          // place may run further (a vault value that is the start of a longer token).
+          rules.lastIndex = p;
+          const r = rules.exec(text);
+          if (r !== null && p + r[0].length > best) best = p + r[0].length;
+        }
       }
       if (p >= keyEnd && text.startsWith(PEM_START, p)) {
         pem.lastIndex = p;
