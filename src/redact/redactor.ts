@@ -449,7 +449,7 @@ export class Redactor {
     while (m !== null) {
       let start = m.index;
       const g = compiled.groups.find((x) => m![x.index] !== undefined)!;
-      let end = this.#wholeEnd(text, start, compiled.vault && m[1] !== undefined ? this.#longEnd(text, start, start + m[0].length, compiled, 0) : start + m[0].length, compiled);
+      let end = this.#wholeEnd(text, start, this.#matchEnd(text, start, m, compiled, 0), compiled);
       const rule = g.rule as Rule;
       let quote = '';
       let skip = false;
@@ -508,18 +508,18 @@ export class Redactor {
     let keyEnd = same !== null && text.startsWith(PEM_START, start) ? start + same[0].length : -1;
     const pem = this.#pemSticky;
     const sticky = compiled.stickyNoPem;
+    const rulesNoPem = this.#rulesOnly.stickyNoPem;
     for (let p = start + 1; p < best; p++) {
       sticky.lastIndex = p;
       const v = sticky.exec(text);
       if (v !== null) {
-        const isVault = compiled.vault && v[1] !== undefined;
-        const vEnd = isVault ? this.#longEnd(text, p, p + v[0].length, compiled, best) : p + v[0].length;
-        if (vEnd > best) best = vEnd;
-        if (isVault) {
+        best = Math.max(best, this.#matchEnd(text, p, v, compiled, best));
+        if (compiled.vault && v[1] !== undefined) {
           // The vault's alternative comes first in the regex: a format that starts at the same
-          // place may run further (a vault value that is the start of a longer token).
-          rules.lastIndex = p;
-          const r = rules.exec(text);
+          // place may run further (a vault value that is the start of a longer token). The
+          // private-key rule is left to the BEGIN check below, which reads each key once.
+          rulesNoPem.lastIndex = p;
+          const r = rulesNoPem.exec(text);
           if (r !== null && p + r[0].length > best) best = p + r[0].length;
         }
       }
@@ -547,11 +547,15 @@ export class Redactor {
     for (let p = start + 1; p < keptEnd; p++) {
       sticky.lastIndex = p;
       const v = sticky.exec(text);
-      if (v === null) continue;
-      const vEnd = compiled.vault && v[1] !== undefined ? this.#longEnd(text, p, p + v[0].length, compiled, 0) : p + v[0].length;
-      if (vEnd > keptEnd) return '';
+      if (v !== null && this.#matchEnd(text, p, v, compiled, 0) > keptEnd) return '';
     }
     return this.redact(kept);
+  }
+
+  /** Where a match found at `start` ends: a vault match of a long form's start is followed (#longEnd). */
+  #matchEnd(text: string, start: number, m: RegExpExecArray, compiled: Compiled, covered: number): number {
+    const end = start + m[0].length;
+    return compiled.vault && m[1] !== undefined ? this.#longEnd(text, start, end, compiled, covered) : end;
   }
 
   /**
