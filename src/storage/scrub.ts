@@ -16,10 +16,10 @@ export interface Scrubber {
 export const NO_SCRUB: Scrubber = { text: (s) => s, json: (s) => s };
 
 /**
- * An identifier (a session's channel or user id, a queue's name, an idempotency key) is stored
- * as given or not at all: redacted it would no longer identify anything (two keys holding two
- * different secrets would become the same key), so one that holds a secret is refused. The
- * message names the rules that fired, never the value.
+ * An identifier (a session's channel or user id, a queue's name) is stored as given or not at
+ * all: redacted it would no longer identify anything (two names holding two different secrets
+ * would become the same name), so one that holds a secret is refused. The message names the
+ * rules that fired, never the value. (Idempotency keys: see opaqueKey.)
  */
 export function checkNoSecret(scrub: Scrubber, value: string, field: string): string {
   const scrubbed = scrub.text(value);

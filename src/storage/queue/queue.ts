@@ -143,8 +143,8 @@ export class Queue {
     return key === null ? null : opaqueKey(this.scrub, key);
   }
 
-  private identifier<T extends string | null>(value: T, field: string): T {
-    return value === null ? value : (checkNoSecret(this.scrub, value, field) as T);
+  private identifier(value: string, field: string): string {
+    return checkNoSecret(this.scrub, value, field);
   }
 
   /** Resolves with the job's id once the job is synced to disk (or with the id of the job that holds the same idempotency key). */
