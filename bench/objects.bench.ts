@@ -97,6 +97,10 @@ export async function objectsBench(rep: Reporter): Promise<void> {
       const units = [['copy'], ['copyFile'], ['read'], ['putPlain', 'getPlain'], ['putEnc', 'getEnc']];
       const r: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((n) => [n, []]));
       const ratios: Record<string, number[]> = {};
+      // A round where the copy ran slower than the plain put measured the disk, not blufio: the
+      // copy does a strict subset of that put's work (the same reads, writes and sync). The
+      // verdict uses only the other rounds.
+      let diskBound = 0;
       for (let round = 0; round < ROUNDS; round++) {
         const order = [...units.slice(round % units.length), ...units.slice(0, round % units.length)].flat();
         const got: Record<string, number> = {};
@@ -106,8 +110,11 @@ export async function objectsBench(rep: Reporter): Promise<void> {
           if (name.startsWith('copy')) fs.rmSync(dest);
           if (name.startsWith('get')) await app.objects.delete(refs[name.slice(3)]!);
         }
+        const conclusive = got.copy! >= got.putPlain!;
+        if (!conclusive) diskBound++;
         for (const n of ['putPlain', 'putEnc', 'getPlain', 'getEnc']) {
           (ratios[n] ??= []).push(got.copy! / got[n]!);
+          if (conclusive) (ratios[`${n}/verdict`] ??= []).push(got.copy! / got[n]!);
           (ratios[`${n}/copyFile`] ??= []).push(got.copyFile! / got[n]!);
         }
       }
@@ -127,7 +134,8 @@ export async function objectsBench(rep: Reporter): Promise<void> {
       for (const [label, key] of rows) {
         const vsCopy = median(ratios[key]!);
         const vsKernel = median(ratios[`${key}/copyFile`]!);
-        if (key.endsWith('Enc')) worst = Math.max(worst, vsCopy);
+        const verdict = ratios[`${key}/verdict`];
+        if (key.endsWith('Enc') && verdict !== undefined) worst = Math.max(worst, median(verdict));
         rep.add({ bench: 'objects', case: label, subject: 'blufio', metric: 'throughput', value: m[key]!, unit: 'MiB/s' });
         rep.add({ bench: 'objects', case: label, subject: 'blufio', metric: 'vs-copy', value: vsCopy, unit: 'x' });
         rep.add({ bench: 'objects', case: label, subject: 'blufio', metric: 'vs-copyFile', value: vsKernel, unit: 'x' });
@@ -155,7 +163,16 @@ export async function objectsBench(rep: Reporter): Promise<void> {
         rep.add({ bench: 'objects', case: label, subject: 'blufio', metric: 'throughput', value: rate, unit: 'puts/s' });
         rep.say(`  ${label.padEnd(40)}${fmt(rate).padStart(10)} puts/s`);
       }
-      rep.say(`  target: encrypted put and get within 1.5x of the plain (streamed) copy: worst ${fmt(worst)}x ${worst <= 1.5 ? 'MET' : 'NOT MET'}`);
+      const usable = ROUNDS - diskBound;
+      if (usable < Math.ceil(ROUNDS / 2)) {
+        rep.say(
+          `  target: encrypted put and get within 1.5x of the plain (streamed) copy: INCONCLUSIVE (the copy ran slower than a plain put in ${diskBound} of ${ROUNDS} rounds: the disk was the bottleneck; rerun, or BLUFIO_BENCH_DIR=/dev/shm to compare without it)`,
+        );
+      } else {
+        rep.say(
+          `  target: encrypted put and get within 1.5x of the plain (streamed) copy: worst ${fmt(worst)}x over ${usable} rounds where the copy outran a plain put ${worst <= 1.5 ? 'MET' : 'NOT MET'}`,
+        );
+      }
     } finally {
       await app.close();
     }
