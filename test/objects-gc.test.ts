@@ -100,3 +100,39 @@ it('gc in a loop beside puts of the same content and appends referencing them: n
   // Not asserted (timing decides), but said: how often gc won the race the writer then lost.
   t.diagnostic(`attached ${attached.length}, refused ${refused} (gc removed the object first), gc removed ${collected}`);
 });
+
+it('a reference that redaction would alter is refused (message, job, session), never stored half: its object would lose its link and gc would take it', async () => {
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: PASS, logger: silentLogger(), env: {} });
+  try {
+    const obj = await app.objects.put(randomBytes(1000));
+    // A vault value that happens to appear inside the reference (12 of its ULID's characters).
+    await app.vault.set('providers.odd.api_key', obj.ref.slice(10, 22));
+    const s = await app.sessions.create({ channel: 'test' });
+    const refused = { code: 'KC_INVALID_INPUT', message: /object reference that redaction would alter \(vault\)/ };
+    await assert.rejects(app.messages.append(s.id, { role: 'user', content: 'a', metadata: { files: [obj.ref] } }), refused);
+    await assert.rejects(app.queue.enqueue('transcribe', { object: obj.ref }), refused);
+    await assert.rejects(app.sessions.create({ channel: 'test', metadata: { avatar: obj.ref } }), refused);
+    for (const call of [
+      app.messages.append(s.id, { role: 'user', content: 'a', metadata: { files: [obj.ref] } }),
+      app.queue.enqueue('transcribe', { object: obj.ref }),
+    ] as Promise<unknown>[]) {
+      const err = (await call.then(
+        () => new Error('stored'),
+        (e: unknown) => e,
+      )) as Error;
+      assert.ok(!err.message.includes(obj.ref.slice(10, 22)), 'the message names neither the reference nor the value');
+    }
+    assert.equal((await app.messages.list(s.id)).length, 0);
+    assert.equal((await app.sessions.list()).length, 1);
+    // A reference the redactor leaves alone still links its object; other secrets in the same
+    // metadata are still redacted.
+    const other = await app.objects.put(randomBytes(1000));
+    const token = `sk-proj-${'a1B2'.repeat(10)}`;
+    const m = await app.messages.append(s.id, { role: 'user', content: 'b', metadata: { files: [other.ref], note: token } });
+    assert.deepEqual(m.metadata, { files: [other.ref], note: '[REDACTED:openai-key]' });
+    assert.equal((await app.objects.stat(other.ref)).references, 1);
+  } finally {
+    await app.close();
+  }
+});

@@ -40,6 +40,9 @@ const NEAR_MISSES = [
   'A sentence with eyJ in it, and eyJhbGci alone is not a token.',
   'ed25519 fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s',
   '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----',
+  // Key prefixes inside longer upper-case words: an object reference whose ULID holds ACCA.
+  '{"attachments":["obj_01M95AACCA0123456789ABCDEF"]}',
+  'ID01AKIAIOSFODNN7EXAMPLE is 24 characters long, no key id',
 ];
 
 test('every rule: generated keys in the documented format are replaced whole and named', () => {

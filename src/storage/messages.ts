@@ -5,7 +5,7 @@ import { guardRead } from './read-guard.js';
 import type { Db, Statement } from './sqlite.js';
 import { bucketOf, COUNT_SESSION_MESSAGES, MESSAGES_IN_BUCKET, SESSION_BUCKETS_DESC } from './sql.js';
 import { MESSAGE_ROLES, messageFromRow, type JsonObject, type Message, type MessageRole, type MessageRow } from './types.js';
-import { NO_SCRUB, type Scrubber } from './scrub.js';
+import { NO_SCRUB, scrubJson, type Scrubber } from './scrub.js';
 import { checkCount, checkEnum, checkId, checkJsonObject, checkLimit, checkText } from './validate.js';
 import type { WriterClient } from './writer/client.js';
 
@@ -66,7 +66,7 @@ export class Messages {
     }
     // Secrets are taken out before the write; what is returned is what was stored.
     const content = this.scrub.text(given);
-    const metadataText = metadata === null ? null : this.scrub.json(metadata.text);
+    const metadataText = metadata === null ? null : scrubJson(this.scrub, metadata.text, 'metadata');
     const args = {
       sessionId: checkId(sessionId, 'sessionId'),
       role: checkEnum(input.role, 'role', MESSAGE_ROLES),

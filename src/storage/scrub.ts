@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { invalidInput } from '../errors/index.js';
 import { firedRules } from '../redact/index.js';
+import { refsIn } from './objects/layout.js';
 
 /**
  * What the storage layer runs over text before it is written: message content, metadata,
@@ -28,6 +29,27 @@ export function checkNoSecret(scrub: Scrubber, value: string, field: string): st
     `${field} holds what looks like a secret (${firedRules(scrubbed).join(', ') || 'redacted'}); nothing was stored`,
     `identifiers are stored as given: use a ${field} that is not a credential, and keep the secret in the vault`,
   );
+}
+
+/**
+ * JSON that is stored (metadata, a payload), scrubbed, with every object reference it held
+ * still whole. The links that keep an object from gc are read out of the stored text, so a
+ * reference the redactor altered (a vault value, or a format, that happens to fall inside one)
+ * would leave its object unreferenced, and gc would delete it. Such a text is refused instead;
+ * the message names neither the reference nor the value (the one could hold the other).
+ */
+export function scrubJson(scrub: Scrubber, text: string, field: string): string {
+  const out = scrub.json(text);
+  if (out === text || !text.includes('"obj_')) return out;
+  const kept = refsIn(out);
+  for (const ref of refsIn(text)) {
+    if (kept.has(ref)) continue;
+    throw invalidInput(
+      `${field} holds an object reference that redaction would alter (${firedRules(out).join(', ') || 'redacted'}); nothing was stored`,
+      'put the object again (a new put gets a new reference) and refer to that one, or take the value that matches out of the vault',
+    );
+  }
+  return out;
 }
 
 /**

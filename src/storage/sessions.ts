@@ -3,7 +3,7 @@ import type { Db, Statement } from './sqlite.js';
 import { guardRead } from './read-guard.js';
 import { SESSION_COLUMNS } from './sql.js';
 import { sessionFromRow, SESSION_STATES, type JsonObject, type Session, type SessionRow, type SessionState } from './types.js';
-import { checkNoSecret, NO_SCRUB, type Scrubber } from './scrub.js';
+import { checkNoSecret, NO_SCRUB, scrubJson, type Scrubber } from './scrub.js';
 import { checkEnum, checkId, checkJsonObject, checkLimit, checkText, checkOptionalText } from './validate.js';
 import type { WriterClient } from './writer/client.js';
 
@@ -54,7 +54,7 @@ export class Sessions {
   }
 
   private scrubbed(text: string | null): string | null {
-    return text === null ? null : this.scrub.json(text);
+    return text === null ? null : scrubJson(this.scrub, text, 'metadata');
   }
 
   async get(id: string): Promise<Session> {

@@ -19,7 +19,7 @@ import type {
   JobRow,
   QueueStats,
 } from './types.js';
-import { checkNoSecret, NO_SCRUB, opaqueKey, type Scrubber } from '../scrub.js';
+import { checkNoSecret, NO_SCRUB, opaqueKey, scrubJson, type Scrubber } from '../scrub.js';
 import {
   checkDelay,
   checkInt,
@@ -131,7 +131,7 @@ export class Queue {
   private encode(payload: unknown, o: EnqueueOptions | undefined): EncodedItem {
     const opts = optionsObject(o, 'enqueue options');
     return {
-      payload: this.scrub.json(encodePayload(payload, this.settings.maxPayloadBytes)),
+      payload: scrubJson(this.scrub, encodePayload(payload, this.settings.maxPayloadBytes), 'payload'),
       delayMs: checkDelay(opts.delayMs, 'delayMs'),
       priority: checkInt(opts.priority, 'priority', -MAX_PRIORITY, MAX_PRIORITY, 0),
       maxAttempts: checkInt(opts.maxAttempts, 'maxAttempts', 1, MAX_ATTEMPTS, this.settings.defaultMaxAttempts),
