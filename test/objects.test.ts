@@ -340,6 +340,67 @@ describe('object store', () => {
     }
   });
 
+  it('a fan-out directory, .tmp or .trash that is a file or a symlink: reads and deletes refuse to go through it, verify reports it', async () => {
+    const dir = tmpDir();
+    const elsewhere = tmpDir();
+    const app = await open(dir);
+    try {
+      const o = await app.objects.put(randomBytes(5000));
+      const file = storedFiles(dir)[0]!;
+      const fan = path.dirname(file);
+      // The fan-out directory moved out of the store, a symlink left in its place.
+      fs.renameSync(fan, path.join(elsewhere, 'fan'));
+      fs.symlinkSync(path.join(elsewhere, 'fan'), fan);
+      await expectCode(app.objects.get(o.ref), 'KC_DB_IO');
+      await expectCode(app.objects.delete(o.ref), 'KC_DB_IO');
+      assert.ok(fs.existsSync(path.join(elsewhere, 'fan', path.basename(file))), 'the file outside the store is still there');
+      let v = await app.objects.verify();
+      assert.equal(v.problems.length, 1);
+      assert.match(v.problems[0]!.problem, /symbolic link/);
+      assert.ok(v.unknownFiles.includes(path.basename(fan)));
+      assert.equal((await app.objects.stat(o.ref)).ref, o.ref, 'the refused delete changed nothing');
+      fs.rmSync(fan);
+      fs.renameSync(path.join(elsewhere, 'fan'), fan);
+      // Names the store expects to be directories, as files: reported, the store still reads.
+      const objects = path.join(dir, 'objects');
+      fs.writeFileSync(path.join(objects, 'ab'), 'x');
+      fs.rmSync(path.join(objects, '.tmp'), { recursive: true, force: true });
+      fs.writeFileSync(path.join(objects, '.tmp'), 'x');
+      fs.rmSync(path.join(objects, '.trash'), { recursive: true, force: true });
+      fs.writeFileSync(path.join(objects, '.trash'), 'x');
+      v = await app.objects.verify();
+      assert.equal(v.ok, true);
+      assert.deepEqual([...v.unknownFiles].sort(), ['.tmp', '.trash', 'ab']);
+      assert.equal((await readAll(await app.objects.get(o.ref))).length, 5000);
+      // With its file gone too, a get says the object is damaged (not a bare ENOTDIR).
+      fs.renameSync(file, path.join(elsewhere, 'saved'));
+      await expectCode(app.objects.get(o.ref), 'KC_OBJECT_CORRUPT');
+      const cli = await runCli(['objects', 'verify', '--json'], { env: cleanEnv({ BLUFIO_DATA_DIR: dir, BLUFIO_VAULT_KEY: PASS }) });
+      assert.equal(JSON.parse(cli.stdout).problems.length, 1, cli.stderr);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('bytes in a SharedArrayBuffer are copied once and stored as they were, plain and encrypted', async () => {
+    const dir = tmpDir();
+    const app = await open(dir);
+    try {
+      const data = randomBytes(700_000);
+      const shared = new Uint8Array(new SharedArrayBuffer(data.length));
+      shared.set(data);
+      for (const enc of [false, true]) {
+        await app.objects.setEncryption(enc);
+        for (const source of [shared, Readable.from([shared.subarray(0, 300_000), shared.subarray(300_000)])]) {
+          const o = await app.objects.put(source);
+          assert.ok((await readAll(await app.objects.get(o.ref))).equals(data));
+        }
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
   it('scrubs secrets from the names it stores', async () => {
     const dir = tmpDir();
     const app = await open(dir);

@@ -44,6 +44,14 @@ export function releaseSource(source: unknown): void {
 const MAX_SLICE = 16 * 1024 * 1024;
 
 /**
+ * Bytes in a SharedArrayBuffer can change under the put (another thread writes them) between
+ * the hash and the write, and WebCrypto refuses them: they are copied once, here.
+ */
+function own(piece: Uint8Array): Uint8Array {
+  return piece.buffer instanceof ArrayBuffer ? piece : Buffer.from(piece);
+}
+
+/**
  * The source's next piece, or the signal's reason as soon as it is aborted. A listener per wait,
  * removed when the wait ends (a Promise.race against one long-lived promise would keep every
  * piece alive through the reactions it piles up on that promise).
@@ -91,7 +99,7 @@ function iteratorOf(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
  */
 export async function* piecesOf(source: ObjectSource, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   if (source instanceof Uint8Array) {
-    for (let off = 0; off === 0 || off < source.length; off += MAX_SLICE) yield source.length <= MAX_SLICE ? source : source.subarray(off, off + MAX_SLICE);
+    for (let off = 0; off === 0 || off < source.length; off += MAX_SLICE) yield own(source.length <= MAX_SLICE ? source : source.subarray(off, off + MAX_SLICE));
     return;
   }
   if (source === null || typeof source !== 'object' || typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function') {
@@ -106,8 +114,8 @@ export async function* piecesOf(source: ObjectSource, signal?: AbortSignal): Asy
       if (r.done === true) return;
       if (!(r.value instanceof Uint8Array)) throw badPiece(r.value);
       // A piece of gigabytes is handed on in slices: hashes and writes take at most 2 GiB at once.
-      if (r.value.length <= MAX_SLICE) yield r.value;
-      else for (let off = 0; off < r.value.length; off += MAX_SLICE) yield r.value.subarray(off, off + MAX_SLICE);
+      if (r.value.length <= MAX_SLICE) yield own(r.value);
+      else for (let off = 0; off < r.value.length; off += MAX_SLICE) yield own(r.value.subarray(off, off + MAX_SLICE));
     }
   } finally {
     // Not awaited: a source stuck in a read would never answer.

@@ -8,6 +8,7 @@ import { manifestPath, readManifest, withVaultLock, writeManifest, type Manifest
 import { AppError, checkInt, ErrorCode, invalidInput, shown } from '../errors/index.js';
 import { hasUnsafeChars } from '../log/index.js';
 import {
+  blobCandidates,
   blobPath,
   checkLimit,
   checkText,
@@ -19,7 +20,6 @@ import {
   TMP_DIR,
   tempName,
   trashPath,
-  inTrash,
   type ObjectRow,
   type ObjectRows,
   type Scrubber,
@@ -371,12 +371,7 @@ export class ObjectStore {
   private async openFile(dir: string, r: ObjectRow, fileKey: Buffer | undefined): Promise<OpenedBlob> {
     const blob = { address: r.address, encrypted: r.encrypted === 1, size: r.size, storedSize: r.stored_size };
     const what = `object ${r.id}`;
-    // The trash only after the place: a delete running now moves the file between the two.
-    const candidates = (function* () {
-      yield blobPath(dir, r.address);
-      yield* inTrash(dir, r.address);
-    })();
-    for (const file of candidates) {
+    for (const file of blobCandidates(dir, r.address)) {
       try {
         return await openBlob(file, blob, what, fileKey);
       } catch (err) {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError } from '../errors/index.js';
-import { ADDRESS, blobPath, inTrash, listDir, TMP_DIR, TRASH_DIR, type ObjectRows } from '../storage/index.js';
+import { ADDRESS, blobCandidates, isOwnDir, listDir, TMP_DIR, TRASH_DIR, type ObjectRows } from '../storage/index.js';
 import { openBlob } from './read.js';
 
 export interface VerifyProblem {
@@ -54,23 +54,23 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
     const info = { address: b.address, encrypted: b.encrypted === 1, size: b.size, storedSize: b.stored_size };
     let problem: string | undefined;
     // Its place, else the trash (a delete or gc whose transaction did not commit moved it there;
-    // the next gc moves it back, and get reads it there meanwhile). The trash is looked at only
-    // after the place: a delete running now moves the file between the two.
-    const candidates = (function* () {
-      yield blobPath(v.dir, b.address);
-      yield* inTrash(v.dir, b.address);
-    })();
-    for (const file of candidates) {
-      try {
-        const opened = await openBlob(file, info, `file ${b.address}`, v.fileKey);
-        for await (const piece of opened.content) report.bytesChecked += piece.length;
-        report.filesOk++;
-        problem = undefined;
-        break;
-      } catch (err) {
-        problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file is missing' : err instanceof AppError ? err.message : String(err);
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break;
+    // the next gc moves it back, and get reads it there meanwhile).
+    try {
+      for (const file of blobCandidates(v.dir, b.address)) {
+        try {
+          const opened = await openBlob(file, info, `file ${b.address}`, v.fileKey);
+          for await (const piece of opened.content) report.bytesChecked += piece.length;
+          report.filesOk++;
+          problem = undefined;
+          break;
+        } catch (err) {
+          problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file is missing' : err instanceof AppError ? err.message : String(err);
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break;
+        }
       }
+    } catch (err) {
+      // Its directory is not the store's own (ownDir): reported, the scan goes on.
+      problem = err instanceof AppError ? err.message : String(err);
     }
     if (problem === undefined) continue;
     // Deleted while this ran (a blob row always has an object while it exists): not damage.
@@ -79,6 +79,12 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
     report.problems.push({ address: b.address, refs, problem });
   }
   for (const fan of listDir(v.dir)) {
+    // Every name here must be a directory of the store's own; anything else (a file, a symlink)
+    // is reported and never followed.
+    if (!isOwnDir(path.join(v.dir, fan))) {
+      report.unknownFiles.push(fan);
+      continue;
+    }
     if (fan === TMP_DIR) {
       report.tempFiles = listDir(path.join(v.dir, fan)).length;
       continue;

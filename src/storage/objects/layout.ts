@@ -40,8 +40,13 @@ export function trashName(address: string): string {
   return `${address}.${randomBytes(6).toString('hex')}`;
 }
 
-/** The trash files holding `address` (a delete or gc whose commit never came). */
+/**
+ * The trash files holding `address` (a delete or gc whose commit never came). A `.trash` that is
+ * not a directory of the store's own (a file, a symlink) holds nothing of the store's: the
+ * store never wrote there, and a symlink is not followed out of objects/.
+ */
 export function inTrash(dir: string, address: string): string[] {
+  if (!isOwnDir(path.join(dir, TRASH_DIR))) return [];
   return listDir(path.join(dir, TRASH_DIR))
     .filter((n) => n.startsWith(`${address}.`) && TRASH_NAME.test(n))
     .map((n) => trashPath(dir, n));
@@ -85,6 +90,27 @@ export function ownDir(dir: string): boolean {
     });
   }
   return true;
+}
+
+/**
+ * Where a stored file may be: its place, then the trash (a delete running meanwhile moves the
+ * file from one to the other, so the trash is listed only once the place is found empty). Its
+ * directory must be the store's own: through a symlink in its place a read would take bytes,
+ * and a delete remove a file, outside objects/ (KC_DB_IO, from ownDir).
+ */
+export function* blobCandidates(dir: string, address: string): Generator<string> {
+  ownDir(path.join(dir, address.slice(0, 2)));
+  yield blobPath(dir, address);
+  yield* inTrash(dir, address);
+}
+
+/** Whether `dir` is a directory itself (not a symlink to one, not a file); never throws. */
+export function isOwnDir(dir: string): boolean {
+  try {
+    return fs.lstatSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** A name under objects/ that is a plain file (not a directory, symlink, FIFO or device). */

@@ -87,6 +87,9 @@ function dropObject(ctx: WriterContext, dir: string, no: number, address: string
   ctx.forget(); // the cached total
   const name = trashName(address);
   makeDir(path.join(dir, TRASH_DIR));
+  // Through a symlink in the fan directory's place, the rename would take a file from outside
+  // objects/ into the trash, where it is unlinked: refused (KC_DB_IO), the transaction undone.
+  ownDir(path.join(dir, address.slice(0, 2)));
   try {
     fs.renameSync(blobPath(dir, address), trashPath(dir, name));
   } catch (err) {
