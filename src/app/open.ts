@@ -16,7 +16,7 @@ import {
 } from '../storage/index.js';
 import { moveConfigSecrets, Vault, type PassphraseProvider } from '../vault/index.js';
 import { createSafeFetch, type SafeFetch } from '../net/index.js';
-import { keyFor, openGate } from '../dbcrypt/index.js';
+import { fileKind, keyFor, openGate } from '../dbcrypt/index.js';
 import { dbLockedError, StorageSlot } from './slot.js';
 import { ObjectStore } from '../objects/index.js';
 
@@ -305,6 +305,14 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         let opened: Storage | undefined;
         if (encrypted && slot.storage === undefined) {
           if (dbPass === undefined || dbPass === '') throw dbLockedError();
+          // It was open, encrypted, before lock(): gone or replaced meanwhile, it must not be
+          // born again (a new empty database, under whatever passphrase unlock was given).
+          const kind = fileKind(config.databasePath);
+          if (kind !== 'encrypted') {
+            throw new AppError(ErrorCode.DB_STATE_MISMATCH, `${config.databasePath} is ${kind} now; it was an encrypted database when the app was locked`, {
+              hint: 'restore the encrypted database (from a backup) and unlock again; nothing was changed',
+            });
+          }
           const key = await keyFor(config.databasePath, dbPass);
           opened = await Storage.open(config, log, { scrub, cipherKey: key });
           slot.set(opened);

@@ -11,7 +11,8 @@ export function canonicalJson(value: unknown): string {
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
   if (v === null || typeof v !== 'object') return v;
-  const out: Record<string, unknown> = {};
+  // No prototype: a key named __proto__ (a table's name in an event) is data like any other.
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const k of Object.keys(v).sort()) {
     const x = (v as Record<string, unknown>)[k];
     if (x !== undefined) out[k] = sortKeys(x);

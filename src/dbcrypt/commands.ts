@@ -8,7 +8,7 @@ import { applyCipherKey } from '../storage/sqlite.js';
 import type { PassphraseProvider } from '../vault/index.js';
 import { databasePassphrase, keyFor, pendingError } from './gate.js';
 import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
-import { newManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
+import { newManifest, readManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
 import { migrateDatabase, type MigrationStep } from './migrate.js';
 import { EXPORT_SCHEMA, validate } from './registry.js';
 import { inspect, mismatch, recover, type VaultState } from './state.js';
@@ -80,13 +80,24 @@ function assertVaultDir(dir: string): void {
   if (!ok) throw new AppError(ErrorCode.NOT_FOUND, `${dir} is not a directory`, { hint: 'give the data directory that holds blufio.db (and vault.json)' });
 }
 
+/** A regular file (a directory, a FIFO or a dangling link is none: skipped, never opened). */
+function isRegularFile(p: string): boolean {
+  try {
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
 function usable(s: VaultState, allowPendingEncrypted = false): Manifest {
   const wrong = mismatch(s);
   if (wrong !== undefined && !(allowPendingEncrypted && wrong.code === ErrorCode.DB_STATE_MISMATCH && s.manifest.db_encryption.state === 'pending_migration')) throw wrong;
   if (!s.present && s.kind === 'missing') {
     // No manifest and no blufio.db: a database under another name (storage.database_path) must
     // not be mistaken for a vault without one.
-    const other = fs.readdirSync(s.dir).find((n) => n !== s.manifest.database_file && n !== LOCK_FILE && fileKind(path.join(s.dir, n)) === 'plaintext');
+    const other = fs
+      .readdirSync(s.dir)
+      .find((n) => n !== s.manifest.database_file && n !== LOCK_FILE && isRegularFile(path.join(s.dir, n)) && fileKind(path.join(s.dir, n)) === 'plaintext');
     if (other !== undefined) {
       throw new AppError(ErrorCode.DB_STATE_MISMATCH, `${s.dir} has no vault.json and no ${s.manifest.database_file}, but ${other} is a SQLite database`, {
         hint: 'open it once with blufio (storage.database_path naming it), which writes vault.json for it; nothing was changed',
@@ -207,12 +218,22 @@ export interface VerifyReport {
  */
 export async function verifyVault(dir: string, opts: { env?: Env; ask?: PassphraseProvider } = {}): Promise<VerifyReport> {
   const abs = path.resolve(dir);
+  assertVaultDir(abs);
+  let loaded: ReturnType<typeof readManifest>;
+  try {
+    loaded = readManifest(abs);
+  } catch (err) {
+    if (!isAppError(err)) throw err;
+    return { vault_path: abs, ok: false, manifest: { present: true, source_version: null, valid: false }, database: null, cipher_check: null, integrity: null, problems: [`${err.code}: ${err.message}`] };
+  }
   let s: VaultState;
   try {
     s = inspect(abs);
   } catch (err) {
+    // The manifest is sound; the database file is what cannot be read (a directory in its place).
     if (!isAppError(err)) throw err;
-    return { vault_path: abs, ok: false, manifest: { present: true, source_version: null, valid: false }, database: null, cipher_check: null, integrity: null, problems: [`${err.code}: ${err.message}`] };
+    const manifest = { present: loaded !== undefined, source_version: loaded?.sourceVersion ?? null, valid: true };
+    return { vault_path: abs, ok: false, manifest, database: null, cipher_check: null, integrity: null, problems: [`${err.code}: ${err.message}`] };
   }
   const problems: string[] = [];
   const de = s.manifest.db_encryption;
@@ -223,6 +244,17 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
   if (s.leftovers.length > 0) problems.push(`leftover files of an interrupted operation: ${s.leftovers.join(', ')} (any blufio command that opens the vault removes them)`);
   let cipher: VerifyReport['cipher_check'] = null;
   let integrity: string[] | null = null;
+  let keyWrong = false;
+  const state = s;
+  const report = (): VerifyReport => ({
+    vault_path: state.dir,
+    ok: problems.length === 0,
+    manifest: { present: state.present, source_version: state.sourceVersion, valid: true },
+    database: { file: state.manifest.database_file, kind: state.kind, bytes: state.bytes, wal_bytes: state.walBytes },
+    cipher_check: cipher,
+    integrity,
+    problems: problems.sort(),
+  });
   if (wrong === undefined && (s.kind === 'plaintext' || s.kind === 'encrypted')) {
     let key: Buffer | undefined;
     let salt: Buffer | undefined;
@@ -232,9 +264,13 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
         key = await deriveDbKey(await databasePassphrase(s.manifest, { env: opts.env ?? process.env, ask: opts.ask }), salt);
         const cc = cipherCheck(s.databasePath, key, salt);
         cipher = { pages: cc.pages, bad_pages: cc.badPages.slice(0, 100) };
-        if (cc.badPages.length > 0) problems.push(`${cc.badPages.length} of ${cc.pages} pages fail their HMAC (wrong key, damage or tampering)`);
-        if (cc.partialPage) problems.push('the database file is not a whole number of pages');
+        // Not one page authenticates: the key is wrong (damage that thorough is not damage).
+        keyWrong = cc.pages > 0 && cc.badPages.length === cc.pages;
+        if (keyWrong) problems.push(`${ErrorCode.DB_KEY_INVALID}: no page of the database authenticates under this key: it is the wrong key`);
+        else if (cc.badPages.length > 0) problems.push(`${ErrorCode.DB_CORRUPT}: ${cc.badPages.length} of ${cc.pages} pages fail their HMAC (damage or tampering)`);
+        if (cc.partialPage) problems.push(`${ErrorCode.DB_CORRUPT}: the database file is not a whole number of pages`);
       }
+      if (keyWrong) return report();
       const db = new Database(s.databasePath, { readonly: true, fileMustExist: true });
       try {
         if (key !== undefined && salt !== undefined) applyCipherKey(db, rawKeyLiteral(key, salt));
@@ -242,23 +278,14 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
       } finally {
         db.close();
       }
-      if (integrity.length !== 1 || integrity[0] !== 'ok') problems.push('integrity_check failed');
+      if (integrity.length !== 1 || integrity[0] !== 'ok') problems.push(`${ErrorCode.DB_CORRUPT}: integrity_check failed`);
     } catch (err) {
-      const e = isAppError(err) ? `${err.code}: ${err.message}` : `integrity_check could not run: ${(err as Error).message}`;
-      problems.push((err as { code?: string }).code === 'SQLITE_NOTADB' ? `${ErrorCode.DB_KEY_INVALID}: the key does not open the database` : e);
+      problems.push(isAppError(err) ? `${err.code}: ${err.message}` : `${ErrorCode.DB_CORRUPT}: integrity_check could not run: ${(err as Error).message}`);
     } finally {
       key?.fill(0);
     }
   }
-  return {
-    vault_path: s.dir,
-    ok: problems.length === 0,
-    manifest: { present: s.present, source_version: s.sourceVersion, valid: true },
-    database: { file: s.manifest.database_file, kind: s.kind, bytes: s.bytes, wal_bytes: s.walBytes },
-    cipher_check: cipher,
-    integrity,
-    problems: problems.sort(),
-  };
+  return report();
 }
 
 export interface ExportReport {
@@ -275,7 +302,15 @@ export interface ExportReport {
 
 /** The vault's metadata as a deterministic report, checked against its schema in the registry. */
 export function exportVault(dir: string): ExportReport {
+  assertVaultDir(dir);
   const s = inspect(dir);
+  // Without a manifest there is no metadata to report, and the defaults would carry a vault id
+  // made up on the spot: a different report on every run.
+  if (!s.present) {
+    throw new AppError(ErrorCode.NOT_FOUND, `${path.join(s.dir, 'vault.json')} does not exist: there is no vault metadata to export`, {
+      hint: 'blufio writes it when it first opens the database (or run blufio vault db-encrypt enable)',
+    });
+  }
   const report: ExportReport = {
     report: 'blufio_vault_export',
     report_version: 1,

@@ -39,26 +39,41 @@ export async function acquireFileLock(file: string, timeoutMs: number, busy: () 
   }
   const deadline = Date.now() + Math.max(0, timeoutMs);
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    const db = new Database(file, { fileMustExist: true, timeout: 0 });
+    let db: InstanceType<typeof Database> | undefined;
     try {
+      db = new Database(file, { fileMustExist: true, timeout: 0 });
       // No content, so no journal: nothing is left beside the lock file while it is held.
       db.pragma('journal_mode = OFF');
       db.pragma('locking_mode = EXCLUSIVE');
       db.exec('BEGIN EXCLUSIVE');
       db.exec('COMMIT');
       let released = false;
+      const held = db;
       return () => {
         if (released) return;
         released = true;
-        db.close();
+        held.close();
       };
     } catch (err) {
-      db.close();
-      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      db?.close();
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw lockFileError(file, err);
     }
     if (Date.now() >= deadline) throw busy();
     await new Promise((r) => setTimeout(r, wait));
   }
+}
+
+/**
+ * The lock file holds nothing (SQLite is used only for its lock): one that is not SQLite's empty
+ * file (overwritten, a directory in its place) cannot be locked. It is not replaced here: two
+ * processes replacing it at once would each lock a file of their own, and both go on.
+ */
+function lockFileError(file: string, err: unknown): AppError {
+  const code = (err as { code?: string }).code ?? String(err);
+  return new AppError(ErrorCode.DB_IO, `cannot lock ${file} (${code}): it is not the empty lock file blufio keeps there`, {
+    hint: 'it holds no data: remove it while no blufio process uses this directory, then run this again',
+    cause: err,
+  });
 }
 
 /** Runs `fn` holding the directory's lock. */

@@ -7,7 +7,7 @@ import { ensurePrivateDir } from '../storage/files.js';
 import type { PassphraseProvider } from '../vault/index.js';
 import { deriveDbKey, fileKind, newSalt, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, writeManifest, type Manifest } from './manifest.js';
-import { mismatch, recover } from './state.js';
+import { inspect, mismatch, recover, type VaultState } from './state.js';
 import { acquireVaultLock } from './dirlock.js';
 
 export interface GateOptions {
@@ -83,16 +83,38 @@ export async function databasePassphrase(m: Manifest, opts: GateOptions): Promis
 export async function openGate(databasePath: string, opts: GateOptions): Promise<Gate> {
   const dir = path.dirname(databasePath);
   ensurePrivateDir(dir);
+  const asked = await askBeforeLock(databasePath, opts);
   const release = await acquireVaultLock(dir, opts.lockTimeoutMs ?? 60_000);
   try {
-    return { ...(await gateLocked(databasePath, dir, opts)), release };
+    return { ...(await gateLocked(databasePath, dir, opts, asked)), release };
   } catch (err) {
     release();
     throw err;
   }
 }
 
-async function gateLocked(databasePath: string, dir: string, opts: GateOptions): Promise<Omit<Gate, 'release'>> {
+/**
+ * A person at a prompt may take minutes, and while the vault directory's lock is held every
+ * other open of it waits (a daemon starting under systemd would time out): so when the state
+ * read without the lock says a prompt will be needed, it is asked first. The locked pass
+ * decides again and uses the answer only if the database is still encrypted.
+ */
+async function askBeforeLock(databasePath: string, opts: GateOptions): Promise<string | undefined> {
+  if (opts.ask === undefined) return undefined;
+  let s: VaultState;
+  try {
+    s = inspect(path.dirname(databasePath), path.basename(databasePath));
+  } catch {
+    return undefined; // reported by the locked pass
+  }
+  const de = s.manifest.db_encryption;
+  if (!s.present || de.state !== 'encrypted' || mismatch(s) !== undefined) return undefined;
+  const name = envName(de.key_reference);
+  if (name !== undefined && (opts.env[name] ?? '') !== '') return undefined; // no prompt: the variable has it
+  return databasePassphrase(s.manifest, opts);
+}
+
+async function gateLocked(databasePath: string, dir: string, opts: GateOptions, asked?: string): Promise<Omit<Gate, 'release'>> {
   const { state } = recover(dir, path.basename(databasePath));
   let manifest = state.manifest;
   if (state.databasePath !== path.resolve(databasePath)) {
@@ -115,7 +137,7 @@ async function gateLocked(databasePath: string, dir: string, opts: GateOptions):
   if (de.state === 'pending_migration') throw pendingError(dir, manifest);
   if (de.state === 'plaintext') return { manifest };
   assertCipherSupport();
-  return { manifest, cipherKey: await keyFor(state.databasePath, await databasePassphrase(manifest, opts)) };
+  return { manifest, cipherKey: await keyFor(state.databasePath, asked ?? (await databasePassphrase(manifest, opts))) };
 }
 
 /** The key literal for `file` under `passphrase`: its own salt, or a fresh one for a new file. */

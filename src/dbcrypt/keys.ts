@@ -1,7 +1,8 @@
 import { createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import { SQLCIPHER_KDF_ITERATIONS } from './manifest.js';
+import { AppError, ErrorCode } from '../errors/index.js';
+import { ioError, SQLCIPHER_KDF_ITERATIONS } from './manifest.js';
 
 /**
  * SQLCipher v4 with its default profile: PBKDF2-HMAC-SHA512 over the passphrase and the file's
@@ -50,15 +51,38 @@ export function rawKeyLiteral(key: Buffer, salt: Buffer): string {
 
 export type FileKind = 'missing' | 'empty' | 'plaintext' | 'encrypted';
 
-/** What a database file is, from its first bytes: SQLite's magic means plaintext. */
-export function fileKind(file: string): FileKind {
+/**
+ * Opens a database file for reading its first bytes: a regular file (through a symlink, as
+ * SQLite would), never a directory, and never a wait on a FIFO. undefined when it does not exist.
+ */
+function openDatabaseFile(file: string): number | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EISDIR') throw notAFile(file, 'a directory');
+    throw ioError(`cannot read ${file}`, err);
   }
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) {
+    fs.closeSync(fd);
+    throw notAFile(file, st.isDirectory() ? 'a directory' : 'not a regular file');
+  }
+  return fd;
+}
+
+function notAFile(file: string, what: string): AppError {
+  return new AppError(ErrorCode.DB_OPEN_FAILED, `${file} is ${what}, not a database file`, {
+    hint: 'move it away (the database is a file of its own); nothing was changed',
+  });
+}
+
+/** What a database file is, from its first bytes: SQLite's magic means plaintext. */
+export function fileKind(file: string): FileKind {
+  const fd = openDatabaseFile(file);
+  if (fd === undefined) return 'missing';
   try {
     const head = Buffer.alloc(16);
     const n = fs.readSync(fd, head, 0, 16, 0);
@@ -71,7 +95,8 @@ export function fileKind(file: string): FileKind {
 
 /** The salt an encrypted file starts with. */
 export function readSalt(file: string): Buffer | undefined {
-  const fd = fs.openSync(file, 'r');
+  const fd = openDatabaseFile(file);
+  if (fd === undefined) return undefined;
   try {
     const salt = Buffer.alloc(SALT_BYTES);
     return fs.readSync(fd, salt, 0, SALT_BYTES, 0) === SALT_BYTES ? salt : undefined;

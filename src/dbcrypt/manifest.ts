@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, shown } from '../errors/index.js';
 import { isPrivateTemp, writePrivateFile } from '../storage/files.js';
 import { UlidGenerator } from '../storage/ids.js';
 import { canonicalJson } from './canonical.js';
+import { firstDuplicateKey } from './json-keys.js';
 import { LATEST_MANIFEST_VERSION, MANIFEST_SCHEMAS, validate, type ManifestVersion } from './registry.js';
 
 export const MANIFEST_FILE = 'vault.json';
@@ -100,7 +101,10 @@ export function readManifest(dir: string): LoadedManifest | undefined {
   const file = manifestPath(dir);
   let raw: Buffer;
   try {
-    const st = fs.statSync(file);
+    // Not followed: writes replace vault.json by renaming over it, which would replace a link
+    // and leave the file it points to stale (and a dangling one is not "no manifest").
+    const st = fs.lstatSync(file);
+    if (st.isSymbolicLink()) throw invalid(file, 'it is a symbolic link; vault.json must be a file of its own');
     if (!st.isFile()) throw invalid(file, 'it is not a regular file');
     if (st.size > MAX_MANIFEST_BYTES) throw invalid(file, `it is ${st.size} bytes, far more than a manifest holds`);
     raw = fs.readFileSync(file);
@@ -122,6 +126,8 @@ export function readManifest(dir: string): LoadedManifest | undefined {
     throw invalid(file, `it is not JSON (${(err as Error).message})`);
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw invalid(file, 'it is not a JSON object');
+  const twice = firstDuplicateKey(text);
+  if (twice !== undefined) throw invalid(file, `the key ${shown(twice)} appears twice in one object, so what it says is ambiguous`);
   const version = (doc as Record<string, unknown>).schema_version;
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
     throw invalid(file, 'schema_version is missing or not a positive integer');

@@ -37,11 +37,30 @@ export interface MigrateOptions {
   onStep?: (step: MigrationStep) => void;
 }
 
-function failed(message: string, cause?: unknown): AppError {
+function failed(message: string, cause?: unknown, hint?: string): AppError {
   return new AppError(ErrorCode.DB_ENCRYPTION_MIGRATION_FAILED, message, {
     ...(cause === undefined ? {} : { cause }),
-    hint: 'the plaintext database is untouched and still the live one; fix the cause and run blufio vault db-encrypt migrate again',
+    hint: hint ?? 'the plaintext database is untouched and still the live one; fix the cause and run blufio vault db-encrypt migrate again',
   });
+}
+
+/**
+ * The swap renames the encrypted copy over the database's name: that name must be the file
+ * itself. Through a symlink the plaintext file would stay where the link points (and the data
+ * would move off that disk); with other hard links it would stay under those names. Both would
+ * report success with the whole plaintext database still on disk.
+ */
+function assertOwnFile(db: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(db);
+  } catch (err) {
+    throw failed(`cannot read ${db}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
+  }
+  const how = 'nothing was changed; put the database file itself in the vault directory (no link), then run migrate again';
+  if (st.isSymbolicLink()) throw failed(`${db} is a symbolic link (to ${fs.readlinkSync(db)}): the plaintext file it points to would survive the migration`, undefined, how);
+  if (!st.isFile()) throw failed(`${db} is not a regular file`, undefined, how);
+  if (st.nlink > 1) throw failed(`${db} has ${st.nlink - 1} other hard link(s): the plaintext database would survive under those names`, undefined, how);
 }
 
 /**
@@ -79,7 +98,8 @@ function shapeOf(db: Db): Shape {
     tbl_name: string;
     sql: string | null;
   }[];
-  const tables: Record<string, number> = {};
+  // No prototype: a table may be called __proto__.
+  const tables: Record<string, number> = Object.create(null) as Record<string, number>;
   for (const r of rows) {
     if (r.type !== 'table' || r.name.startsWith('sqlite_')) continue;
     tables[r.name] = db.prepare(`SELECT count(*) FROM ${quoteIdent(r.name)}`).pluck().get() as number;
@@ -109,6 +129,7 @@ export async function migrateDatabase(dir: string, m: Manifest, opts: MigrateOpt
   const step = opts.onStep ?? ((): void => undefined);
   const db = path.join(dir, m.database_file);
   const copy = copyPath(db);
+  assertOwnFile(db);
   if (fileKind(db) !== 'plaintext') throw failed(`${db} is not a plaintext SQLite database`);
   const salt = newSalt();
   const key = await deriveDbKey(opts.passphrase, salt);

@@ -62,6 +62,15 @@ export function mismatch(s: VaultState): AppError | undefined {
       hint: 'run blufio vault db-encrypt migrate with the database passphrase: if it opens the file, vault.json is put right',
     });
   }
+  const migrated = s.manifest.db_encryption.last_migration;
+  if (st === 'encrypted' && (s.kind === 'missing' || s.kind === 'empty') && migrated !== undefined) {
+    // An open would otherwise create a new, empty database under whatever passphrase it is given.
+    return new AppError(
+      ErrorCode.DB_STATE_MISMATCH,
+      `${s.databasePath} is ${s.kind}, but vault.json records that it was migrated to encryption (at ${migrated.at_ms} ms)`,
+      { hint: 'restore the encrypted database from a backup; to start afresh instead, move vault.json away too; nothing was changed' },
+    );
+  }
   if (st === 'encrypted' && s.kind === 'plaintext') {
     return new AppError(
       ErrorCode.DB_STATE_MISMATCH,

@@ -8,7 +8,7 @@ import {
   verifyVault,
   type StatusReport,
 } from '../../dbcrypt/index.js';
-import { AppError, ErrorCode } from '../../errors/index.js';
+import { AppError, ErrorCode, type ErrorCodeValue } from '../../errors/index.js';
 import { formatBytes, formatTime, printable, printLines } from '../output.js';
 import { promptPassphrase } from '../prompt.js';
 
@@ -28,6 +28,27 @@ function describe(r: StatusReport): string[] {
     ...(de.last_migration === undefined ? [] : [`migrated   ${formatTime(de.last_migration.at_ms)} (${formatBytes(de.last_migration.bytes_before)} -> ${formatBytes(de.last_migration.bytes_after)})`]),
     ...(r.consistent ? [] : ['MISMATCH   the database file does not match vault.json (blufio vault verify says more)']),
   ];
+}
+
+/**
+ * The exit code of a failed verify: the code of its most telling problem, as an open would have
+ * failed (a wrong key is not damage, and a script must be able to tell), else KC_DB_CORRUPT.
+ */
+const VERIFY_CODES: readonly string[] = [
+  ErrorCode.MANIFEST_TOO_NEW,
+  ErrorCode.MANIFEST_INVALID,
+  ErrorCode.DB_ENCRYPTION_UNSUPPORTED,
+  ErrorCode.DB_STATE_MISMATCH,
+  ErrorCode.DB_OPEN_FAILED,
+  ErrorCode.DB_IO,
+  ErrorCode.DB_ENCRYPTION_PENDING,
+  ErrorCode.DB_LOCKED,
+  ErrorCode.DB_KEY_INVALID,
+];
+
+export function verifyCode(problems: readonly string[]): ErrorCodeValue {
+  const codes = new Set(problems.map((p) => /^(KC_[A-Z_]+): /.exec(p)?.[1]));
+  return (VERIFY_CODES.find((c) => codes.has(c)) as ErrorCodeValue | undefined) ?? ErrorCode.DB_CORRUPT;
 }
 
 function nowMs(text: string): number {
@@ -90,7 +111,7 @@ export function vaultInspectCommands(vault: Command): void {
           ...r.problems.map((p) => `problem    ${printable(p)}`),
         ]);
       }
-      if (!r.ok) throw new AppError(ErrorCode.DB_CORRUPT, `verification of ${r.vault_path} found ${r.problems.length} problem(s)`, { hint: 'see the problems listed above' });
+      if (!r.ok) throw new AppError(verifyCode(r.problems), `verification of ${r.vault_path} found ${r.problems.length} problem(s)`, { hint: 'see the problems listed above' });
     });
 
   vault

@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { it } from 'node:test';
+import Database from '../src/storage/driver.js';
+import { openBlufio, type BlufioApp } from '../src/index.js';
+import { dbEncryptEnable, dbEncryptMigrate, dbEncryptStatus, exportVault, readManifest, verifyVault } from '../src/dbcrypt/index.js';
+import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
+
+/**
+ * Whole-database encryption against a hostile or damaged vault directory: links in the
+ * database's place, a database that vanished, files where directories belong and the reverse,
+ * manifests that say two things, a prompt nobody answers. Each case was found by a review that
+ * tried it; each test fails on the code before its fix.
+ */
+
+const PASS = 'hostile dbcrypt passphrase';
+const MARK = 'PLAINTEXT-MARKER-c41d';
+const env = { DBKEY: PASS };
+
+async function open(dir: string, e: Record<string, string> = env, extra: Partial<Parameters<typeof openBlufio>[0]> = {}): Promise<BlufioApp> {
+  return openBlufio({ dataDir: dir, logger: silentLogger(), env: e, ...extra });
+}
+
+async function plaintextDb(dir: string): Promise<void> {
+  const app = await open(dir, {});
+  const s = await app.sessions.create({ channel: 'test' });
+  await app.messages.append(s.id, { role: 'user', content: MARK });
+  await app.close();
+}
+
+const code = (c: string) => (e: { code?: string }) => e.code === c;
+
+it('migrate refuses a database that is a symlink or has another hard link: the plaintext would survive under the other name', async () => {
+  for (const link of ['symlink', 'hardlink'] as const) {
+    const base = tmpDir();
+    const dir = path.join(base, 'data');
+    const other = path.join(base, 'otherdisk');
+    fs.mkdirSync(other);
+    await plaintextDb(dir);
+    const real = path.join(other, 'real.db');
+    fs.renameSync(path.join(dir, 'blufio.db'), real);
+    if (link === 'symlink') fs.symlinkSync(real, path.join(dir, 'blufio.db'));
+    else fs.linkSync(real, path.join(dir, 'blufio.db'));
+    const manifest = fs.readFileSync(path.join(dir, 'vault.json'));
+    await assert.rejects(dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env: { ...env } }), (e: { code?: string; message?: string }) => {
+      assert.equal(e.code, 'KC_DB_ENCRYPTION_MIGRATION_FAILED');
+      assert.match(e.message!, link === 'symlink' ? /symbolic link/ : /hard link/);
+      return true;
+    });
+    assert.ok(fs.readFileSync(path.join(dir, 'vault.json')).equals(manifest), `${link}: vault.json unchanged`);
+    assert.equal(fs.readFileSync(real).subarray(0, 15).toString('latin1'), 'SQLite format 3', `${link}: the database is as it was`);
+    assert.equal(fs.lstatSync(path.join(dir, 'blufio.db')).isSymbolicLink(), link === 'symlink');
+  }
+});
+
+it('a migrated database that has gone missing is a mismatch: no open, unlock or verify makes a new one under another passphrase', async () => {
+  const dir = path.join(tmpDir(), 'data');
+  await plaintextDb(dir);
+  await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 7, env: { ...env } });
+  // Locked with the database open, then the file vanishes; unlock must not create one.
+  const app = await open(dir);
+  try {
+    await app.lock();
+    for (const f of ['blufio.db', 'blufio.db-wal', 'blufio.db-shm']) fs.rmSync(path.join(dir, f), { force: true });
+    await assert.rejects(app.unlock({ passphrase: 'another passphrase' }), code('KC_DB_STATE_MISMATCH'));
+    assert.equal(fs.existsSync(path.join(dir, 'blufio.db')), false);
+  } finally {
+    await app.close();
+  }
+  await assert.rejects(open(dir, { DBKEY: 'another passphrase' }), code('KC_DB_STATE_MISMATCH'));
+  assert.equal(fs.existsSync(path.join(dir, 'blufio.db')), false, 'no new database was created');
+  const v = await verifyVault(dir, { env: { DBKEY: 'another passphrase' } });
+  assert.equal(v.ok, false);
+  assert.ok(v.problems.some((p) => p.startsWith('KC_DB_STATE_MISMATCH')), JSON.stringify(v.problems));
+  assert.equal((await dbEncryptStatus(dir)).consistent, false);
+});
+
+it('a prompt waiting for its answer holds no lock: another open of the directory goes ahead meanwhile', async () => {
+  const dir = path.join(tmpDir(), 'data');
+  fs.mkdirSync(dir, { recursive: true });
+  await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env: { ...env } });
+  await (await open(dir)).close(); // encrypted from birth
+  let answer!: (p: string) => void;
+  let asked!: () => void;
+  const prompted = new Promise<void>((r) => (asked = r));
+  const waiting = open(dir, {}, {
+    askPassphrase: (purpose) => {
+      if (purpose !== 'database') return Promise.resolve(undefined);
+      asked();
+      return new Promise<string>((r) => (answer = r));
+    },
+  });
+  await prompted;
+  // The vault directory's lock is free while the person types: this open would otherwise wait
+  // for its lock timeout (here 1 s) and fail KC_DB_LOCK_TIMEOUT.
+  fs.writeFileSync(path.join(dir, 'blufio.toml'), '[storage]\nlock_timeout_ms = 1000\n');
+  try {
+    const other = await openBlufio({ dataDir: dir, logger: silentLogger(), env: { ...env }, configPath: path.join(dir, 'blufio.toml') });
+    await other.close();
+  } finally {
+    answer(PASS);
+    await (await waiting).close();
+  }
+});
+
+it('files where the vault expects others: a directory or a FIFO beside the database, the database a directory, a damaged lock file', async () => {
+  // enable on a fresh directory that holds other things (objects/, lost+found, a FIFO): no EISDIR, no hang.
+  const dir = path.join(tmpDir(), 'fresh');
+  fs.mkdirSync(path.join(dir, 'objects'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'lost+found'));
+  execFileSync('mkfifo', [path.join(dir, 'a-fifo')]);
+  const r = await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env: { ...env } });
+  assert.equal(r.db_encryption.state, 'encrypted');
+  // The database's name taken by a directory: a clear code from every command, verify reports it.
+  const d2 = path.join(tmpDir(), 'dbdir');
+  fs.mkdirSync(path.join(d2, 'blufio.db'), { recursive: true });
+  await assert.rejects(dbEncryptStatus(d2), code('KC_DB_OPEN_FAILED'));
+  await assert.rejects(open(d2, {}), code('KC_DB_OPEN_FAILED'));
+  const v = await verifyVault(d2);
+  assert.equal(v.ok, false);
+  assert.equal(v.manifest.valid, true);
+  assert.match(v.problems[0]!, /^KC_DB_OPEN_FAILED: .*a directory/);
+  // vault.lock overwritten with data: KC_DB_IO naming it, not KC_INTERNAL.
+  const d3 = path.join(tmpDir(), 'lock');
+  await plaintextDb(d3);
+  fs.writeFileSync(path.join(d3, 'vault.lock'), 'not the lock file '.repeat(300));
+  await assert.rejects(open(d3, {}), (e: { code?: string; message?: string }) => e.code === 'KC_DB_IO' && e.message!.includes('vault.lock'));
+  await assert.rejects(dbEncryptStatus(d3), code('KC_DB_IO'));
+});
+
+it('vault.json that says two things (a key twice) or is a symlink is refused whole and left as it is', async () => {
+  const dir = path.join(tmpDir(), 'data');
+  await plaintextDb(dir);
+  const file = path.join(dir, 'vault.json');
+  const good = fs.readFileSync(file, 'utf8');
+  const twice = good.replace('"state": "plaintext"', '"state": "encrypted", "st\\u0061te": "plaintext"');
+  assert.notEqual(twice, good);
+  fs.writeFileSync(file, twice);
+  assert.throws(() => readManifest(dir), (e: { code?: string; message?: string }) => e.code === 'KC_MANIFEST_INVALID' && /"state" appears twice/.test(e.message!));
+  await assert.rejects(open(dir, {}), code('KC_MANIFEST_INVALID'));
+  assert.equal(fs.readFileSync(file, 'utf8'), twice);
+  // A symlink to a manifest elsewhere, and a dangling one: neither is followed nor replaced.
+  const elsewhere = path.join(tmpDir(), 'vault.json');
+  fs.writeFileSync(elsewhere, good);
+  fs.rmSync(file);
+  fs.symlinkSync(elsewhere, file);
+  await assert.rejects(dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env: { ...env } }), code('KC_MANIFEST_INVALID'));
+  assert.equal(fs.lstatSync(file).isSymbolicLink(), true);
+  assert.equal(fs.readFileSync(elsewhere, 'utf8'), good);
+  fs.rmSync(elsewhere);
+  await assert.rejects(open(dir, {}), code('KC_MANIFEST_INVALID'));
+  assert.equal(fs.lstatSync(file).isSymbolicLink(), true, 'a dangling link is not "no manifest": nothing was written over it');
+});
+
+it('export and verify: a path that is not a vault is an error; export needs a manifest (no made-up vault id); verify exits with the telling code', async () => {
+  await assert.rejects(async () => exportVault(path.join(tmpDir(), 'no', 'such', 'dir')), code('KC_NOT_FOUND'));
+  const empty = tmpDir();
+  await assert.rejects(async () => exportVault(empty), code('KC_NOT_FOUND'));
+  await assert.rejects(verifyVault(path.join(empty, 'nope')), code('KC_NOT_FOUND'));
+  const dir = path.join(tmpDir(), 'data');
+  await plaintextDb(dir);
+  await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 9, env: { ...env } });
+  const a = exportVault(dir);
+  assert.deepEqual(exportVault(dir), a);
+  const cli = (e: Record<string, string>) => runCli(['vault', 'verify', dir], { env: cleanEnv(e) });
+  assert.match((await cli({ DBKEY: 'the wrong one' })).stderr, /error\[KC_DB_KEY_INVALID\]/);
+  assert.match((await cli({})).stderr, /error\[KC_DB_LOCKED\]/);
+  assert.equal((await cli({ DBKEY: PASS })).code, 0);
+  const f = path.join(dir, 'blufio.db');
+  const bytes = fs.readFileSync(f);
+  bytes[4096 + 200] = bytes[4096 + 200]! ^ 0x10;
+  fs.writeFileSync(f, bytes);
+  assert.match((await cli({ DBKEY: PASS })).stderr, /error\[KC_DB_CORRUPT\]/);
+  const m = JSON.parse(fs.readFileSync(path.join(dir, 'vault.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'vault.json'), JSON.stringify({ ...m, schema_version: 99 }));
+  assert.match((await cli({ DBKEY: PASS })).stderr, /error\[KC_MANIFEST_TOO_NEW\]/);
+});
+
+it('a table called __proto__ is migrated, counted and recorded like any other', async () => {
+  const dir = path.join(tmpDir(), 'data');
+  await plaintextDb(dir);
+  const db = new Database(path.join(dir, 'blufio.db'));
+  db.exec('CREATE TABLE "__proto__" (x); INSERT INTO "__proto__" VALUES (1), (2), (3)');
+  db.close();
+  const r = await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 11, env: { ...env } });
+  assert.equal(Object.getOwnPropertyDescriptor(r.event!.tables, '__proto__')?.value, 3);
+  const recorded = JSON.parse(fs.readFileSync(path.join(dir, 'vault.json'), 'utf8')).db_encryption.last_migration.tables;
+  assert.equal(Object.getOwnPropertyDescriptor(recorded, '__proto__')?.value, 3);
+});
