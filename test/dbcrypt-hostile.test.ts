@@ -189,3 +189,41 @@ it('a table called __proto__ is migrated, counted and recorded like any other', 
   const recorded = JSON.parse(fs.readFileSync(path.join(dir, 'vault.json'), 'utf8')).db_encryption.last_migration.tables;
   assert.equal(Object.getOwnPropertyDescriptor(recorded, '__proto__')?.value, 3);
 });
+
+it('verify and enable after a daemon ran: its lock file is no database; every problem verify lists carries its code', async () => {
+  const dir = path.join(tmpDir(), 'data');
+  fs.mkdirSync(dir, { recursive: true });
+  // What a daemon leaves: daemon.lock, an empty SQLite file (it holds SQLite's lock).
+  const lock = new Database(path.join(dir, 'daemon.lock'));
+  lock.pragma('journal_mode = OFF');
+  lock.exec('BEGIN EXCLUSIVE; COMMIT');
+  lock.close();
+  const r = await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env: { ...env } });
+  assert.equal(r.db_encryption.state, 'encrypted');
+  // A healthy vault with a leftover manifest write, and a database too short for its salt.
+  const d2 = path.join(tmpDir(), 'data');
+  await plaintextDb(d2);
+  await dbEncryptMigrate(d2, { passphraseEnv: 'DBKEY', nowMs: 3, env: { ...env } });
+  fs.writeFileSync(path.join(d2, '.vault.json.99999999.tmp'), '{}');
+  const v = await verifyVault(d2, { env: { ...env } });
+  assert.ok(v.problems.length > 0 && v.problems.every((p) => /^KC_[A-Z_]+: /.test(p)), JSON.stringify(v.problems));
+  assert.match((await runCli(['vault', 'verify', d2], { env: cleanEnv(env) })).stderr, /error\[KC_DB_STATE_MISMATCH\]/);
+  fs.rmSync(path.join(d2, '.vault.json.99999999.tmp'));
+  fs.truncateSync(path.join(d2, 'blufio.db'), 10);
+  const short = await verifyVault(d2, { env: { ...env } });
+  assert.deepEqual(short.problems, ['KC_DB_CORRUPT: the database file is too short to hold its salt']);
+});
+
+it('no prompt before an error that needs none: a config naming another database file than vault.json', async () => {
+  const dir = path.join(tmpDir(), 'data');
+  fs.mkdirSync(dir, { recursive: true });
+  await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env: { ...env } });
+  await (await open(dir)).close();
+  fs.writeFileSync(path.join(dir, 'blufio.toml'), `[storage]\ndatabase_path = ${JSON.stringify(path.join(dir, 'other.db'))}\n`);
+  let asked = 0;
+  await assert.rejects(
+    openBlufio({ logger: silentLogger(), env: {}, configPath: path.join(dir, 'blufio.toml'), askPassphrase: async () => (asked++, PASS) }),
+    code('KC_CONFIG_INVALID'),
+  );
+  assert.equal(asked, 0);
+});

@@ -359,8 +359,25 @@ describe('object store', () => {
       assert.match(v.problems[0]!.problem, /symbolic link/);
       assert.ok(v.unknownFiles.includes(path.basename(fan)));
       assert.equal((await app.objects.stat(o.ref)).ref, o.ref, 'the refused delete changed nothing');
+      // gc collects the rest and leaves the objects behind the link alone (no file moved to the
+      // trash and back on every run), logging it at ERROR.
+      const loose = await app.objects.put(randomBytes(100));
+      await new Promise((r) => setTimeout(r, 5)); // older than the grace time of 0 ms
+      const gc = await app.objects.gc({ graceMs: 0 });
+      assert.equal(gc.objectsRemoved, 1);
+      await expectCode(app.objects.stat(loose.ref), 'KC_NOT_FOUND');
+      assert.equal((await app.objects.stat(o.ref)).ref, o.ref);
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'objects', '.trash')), []);
+      assert.ok(fs.existsSync(path.join(elsewhere, 'fan', path.basename(file))));
       fs.rmSync(fan);
       fs.renameSync(path.join(elsewhere, 'fan'), fan);
+      // .tmp as a symlink: stats counts nothing there.
+      fs.rmSync(path.join(dir, 'objects', '.tmp'), { recursive: true, force: true });
+      fs.mkdirSync(path.join(elsewhere, 'tmp'));
+      for (const n of ['a', 'b', 'c']) fs.writeFileSync(path.join(elsewhere, 'tmp', n), n);
+      fs.symlinkSync(path.join(elsewhere, 'tmp'), path.join(dir, 'objects', '.tmp'));
+      assert.equal((await app.objects.stats()).tempFiles, 0);
+      fs.rmSync(path.join(dir, 'objects', '.tmp'));
       // Names the store expects to be directories, as files: reported, the store still reads.
       const objects = path.join(dir, 'objects');
       fs.writeFileSync(path.join(objects, 'ab'), 'x');

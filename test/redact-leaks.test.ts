@@ -313,3 +313,21 @@ test('inside a match, a format that starts where a vault value does and runs fur
   r.addSecrets([['v', `ghp_${'A'.repeat(36)}`], ['w', 'prefix-ghp_AAAA']]);
   assert.equal(r.redact(`x prefix-ghp_${'A'.repeat(36)}${'B'.repeat(20)} y`), 'x [REDACTED:vault] y');
 });
+
+test('an AWS key id glued to what comes before it (percent-encoding, quoted-printable, a \\u escape, digits) is still redacted', () => {
+  const r = new Redactor();
+  const key = 'AKIAIOSFODNN7EXAMPLE';
+  for (const text of [
+    `https://a.example/?next=https%3A%2F%2Fb.example%2F%3FX-Amz-Credential%3D${key}%2F20260101`,
+    `aws%20configure%20set%20aws_access_key_id%20${key}`,
+    `%22${key}%22`,
+    `creds%2F${key}`,
+    `aws_access_key_id=3D${key}`,
+    `{"k":"\\u003D${key}"}`,
+    `id1${key}`,
+    `ABCDEFG${key}`,
+  ]) {
+    assert.equal(r.redact(text).includes(key), false, text);
+    assert.equal(r.redactJson(JSON.stringify({ msg: text })).includes(key), false, text);
+  }
+});

@@ -40,9 +40,9 @@ const NEAR_MISSES = [
   'A sentence with eyJ in it, and eyJhbGci alone is not a token.',
   'ed25519 fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s',
   '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----',
-  // Key prefixes inside longer upper-case words: an object reference whose ULID holds ACCA.
+  // ULID-shaped ids whose 7th character starts ACCA: an object reference, a message or job id.
   '{"attachments":["obj_01M95AACCA0123456789ABCDEF"]}',
-  'ID01AKIAIOSFODNN7EXAMPLE is 24 characters long, no key id',
+  'job 01M95AACCA0000000000000001 done',
 ];
 
 test('every rule: generated keys in the documented format are replaced whole and named', () => {

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from '../storage/driver.js';
-import { LOCK_FILE, withVaultLock } from './dirlock.js';
+import { withVaultLock } from './dirlock.js';
+import { RESERVED_NAMES } from './layout.js';
 import { takeSecretEnv, type Env } from '../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { applyCipherKey } from '../storage/sqlite.js';
@@ -97,7 +98,7 @@ function usable(s: VaultState, allowPendingEncrypted = false): Manifest {
     // not be mistaken for a vault without one.
     const other = fs
       .readdirSync(s.dir)
-      .find((n) => n !== s.manifest.database_file && n !== LOCK_FILE && isRegularFile(path.join(s.dir, n)) && fileKind(path.join(s.dir, n)) === 'plaintext');
+      .find((n) => n !== s.manifest.database_file && !RESERVED_NAMES.includes(n) && isRegularFile(path.join(s.dir, n)) && fileKind(path.join(s.dir, n)) === 'plaintext');
     if (other !== undefined) {
       throw new AppError(ErrorCode.DB_STATE_MISMATCH, `${s.dir} has no vault.json and no ${s.manifest.database_file}, but ${other} is a SQLite database`, {
         hint: 'open it once with blufio (storage.database_path naming it), which writes vault.json for it; nothing was changed',
@@ -237,11 +238,11 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
   }
   const problems: string[] = [];
   const de = s.manifest.db_encryption;
-  if (!s.present) problems.push('there is no vault.json (blufio writes one when it first opens the database)');
+  if (!s.present) problems.push(`${ErrorCode.NOT_FOUND}: there is no vault.json (blufio writes one when it first opens the database)`);
   const wrong = mismatch(s);
   if (wrong !== undefined) problems.push(`${wrong.code}: ${wrong.message}`);
   if (de.state === 'pending_migration') problems.push(`${ErrorCode.DB_ENCRYPTION_PENDING}: ${pendingError(abs, s.manifest).message}`);
-  if (s.leftovers.length > 0) problems.push(`leftover files of an interrupted operation: ${s.leftovers.join(', ')} (any blufio command that opens the vault removes them)`);
+  if (s.leftovers.length > 0) problems.push(`${ErrorCode.DB_STATE_MISMATCH}: leftover files of an interrupted operation: ${s.leftovers.join(', ')} (any blufio command that opens the vault removes them)`);
   let cipher: VerifyReport['cipher_check'] = null;
   let integrity: string[] | null = null;
   let keyWrong = false;
@@ -260,13 +261,21 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
     let salt: Buffer | undefined;
     try {
       if (s.kind === 'encrypted') {
-        salt = readSalt(s.databasePath)!;
+        salt = readSalt(s.databasePath);
+        if (salt === undefined) {
+          problems.push(`${ErrorCode.DB_CORRUPT}: the database file is too short to hold its salt`);
+          return report();
+        }
         key = await deriveDbKey(await databasePassphrase(s.manifest, { env: opts.env ?? process.env, ask: opts.ask }), salt);
         const cc = cipherCheck(s.databasePath, key, salt);
         cipher = { pages: cc.pages, bad_pages: cc.badPages.slice(0, 100) };
         // Not one page authenticates: the key is wrong (damage that thorough is not damage).
         keyWrong = cc.pages > 0 && cc.badPages.length === cc.pages;
-        if (keyWrong) problems.push(`${ErrorCode.DB_KEY_INVALID}: no page of the database authenticates under this key: it is the wrong key`);
+        if (keyWrong) {
+          problems.push(
+            `${ErrorCode.DB_KEY_INVALID}: no page of the database authenticates under this key: the key is wrong, or the file's salt (its first 16 bytes) or the whole file was altered (restore it from a backup if the key is right)`,
+          );
+        }
         else if (cc.badPages.length > 0) problems.push(`${ErrorCode.DB_CORRUPT}: ${cc.badPages.length} of ${cc.pages} pages fail their HMAC (damage or tampering)`);
         if (cc.partialPage) problems.push(`${ErrorCode.DB_CORRUPT}: the database file is not a whole number of pages`);
       }

@@ -108,7 +108,8 @@ async function askBeforeLock(databasePath: string, opts: GateOptions): Promise<s
     return undefined; // reported by the locked pass
   }
   const de = s.manifest.db_encryption;
-  if (!s.present || de.state !== 'encrypted' || mismatch(s) !== undefined) return undefined;
+  // A config that names another file than vault.json does fails first, without a prompt.
+  if (!s.present || de.state !== 'encrypted' || mismatch(s) !== undefined || s.databasePath !== path.resolve(databasePath)) return undefined;
   const name = envName(de.key_reference);
   if (name !== undefined && (opts.env[name] ?? '') !== '') return undefined; // no prompt: the variable has it
   return databasePassphrase(s.manifest, opts);

@@ -6,6 +6,7 @@ export { MANIFEST_SCHEMAS, EXPORT_SCHEMA, LATEST_MANIFEST_VERSION, validate } fr
 export type { SchemaProblem, ManifestVersion } from './registry.js';
 export { canonicalJson } from './canonical.js';
 export { withVaultLock } from './dirlock.js';
+export { RESERVED_NAMES } from './layout.js';
 export { cipherCheck, deriveDbKey, fileKind, readSalt } from './keys.js';
 export { migrateDatabase, MIGRATION_STEPS } from './migrate.js';
 export type { MigrationStep, MigrateOptions } from './migrate.js';

@@ -3,6 +3,13 @@ import path from 'node:path';
 import { shmPath, walPath } from '../storage/files.js';
 import { isManifestTemp } from './manifest.js';
 
+/**
+ * The vault directory's own files besides the database: the manifest, the two lock files (each
+ * an empty SQLite file, so one looks like a database to whoever reads its header), the daemon's
+ * state and token. Never a database, never the object store's directory.
+ */
+export const RESERVED_NAMES: readonly string[] = ['vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token'];
+
 /** The encrypted copy a migration builds beside the database before it replaces it. */
 export function copyPath(db: string): string {
   return `${db}.encrypting`;

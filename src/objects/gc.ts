@@ -62,13 +62,18 @@ async function unlinkAll(g: GcInput, names: string[]): Promise<void> {
 
 export async function collectGarbage(g: GcInput): Promise<GcReport> {
   const report: GcReport = { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: await sweepTemps(g) };
+  let skipped = 0;
   for (;;) {
     const r = await g.rows.collect({ dir: g.dir, cutoff: g.cutoff, limit: BATCH });
     await unlinkAll(g, r.trash);
     report.objectsRemoved += r.objects;
+    skipped += r.skipped;
     report.filesRemoved += r.trash.length;
     report.bytesFreed += r.bytes;
     if (!r.more) break;
+  }
+  if (skipped > 0) {
+    g.log.error({ dir: g.dir, objects: skipped }, 'gc left unreferenced objects alone: their fan-out directory is not the store\'s own (a symlink or a file); blufio objects verify lists it');
   }
   for (const fan of listDir(g.dir)) {
     if (!/^[0-9a-f]{2}$/.test(fan)) continue;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ObjectSettings } from '../config/index.js';
-import { manifestPath, readManifest, withVaultLock, writeManifest, type Manifest } from '../dbcrypt/index.js';
+import { manifestPath, readManifest, RESERVED_NAMES, withVaultLock, writeManifest, type Manifest } from '../dbcrypt/index.js';
 import { AppError, checkInt, ErrorCode, invalidInput, shown } from '../errors/index.js';
 import { hasUnsafeChars } from '../log/index.js';
 import {
@@ -14,6 +14,8 @@ import {
   checkText,
   ensurePrivateDir,
   fileError,
+  isOwnDir,
+  listDir,
   makeDir,
   newOwnerToken,
   OBJECT_REF,
@@ -92,8 +94,6 @@ export interface ObjectStoreDeps {
 
 /** type/subtype, and parameters in printable ASCII after `;` (no line breaks: it may end up in an HTTP header). */
 const CONTENT_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}([ \t]*;[\x20-\x7e]*)?$/;
-/** Names the store's directory must not take: the vault directory's own files. */
-const RESERVED = ['vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token'];
 
 function info(r: ObjectRow): ObjectInfo {
   return { ref: r.id, size: r.size, contentType: r.content_type, name: r.name, encrypted: r.encrypted === 1, createdAt: r.created_at, references: r.refs };
@@ -181,7 +181,7 @@ export class ObjectStore {
   private dirOf(m: Manifest): string {
     const name = m.object_store.dir;
     const db = m.database_file;
-    if (RESERVED.includes(name) || name === db || name.startsWith(`${db}-`) || name.startsWith(`${db}.`) || name.startsWith('.')) {
+    if (RESERVED_NAMES.includes(name) || name === db || name.startsWith(`${db}-`) || name.startsWith(`${db}.`) || name.startsWith('.')) {
       throw new AppError(ErrorCode.MANIFEST_INVALID, `vault.json names ${JSON.stringify(name)}, a file of the vault itself, as the object store's directory`, {
         hint: 'set object_store.dir in vault.json back to "objects"; nothing was changed',
       });
@@ -405,12 +405,8 @@ export class ObjectStore {
     const m = this.manifest();
     const dir = this.dirOf(m);
     const c = this.d.rows.counts();
-    let tempFiles = 0;
-    try {
-      tempFiles = fs.readdirSync(path.join(dir, TMP_DIR)).length;
-    } catch {
-      // No puts yet.
-    }
+    // Not followed when it is not the store's own directory (a symlink elsewhere counts nothing).
+    const tempFiles = isOwnDir(path.join(dir, TMP_DIR)) ? listDir(path.join(dir, TMP_DIR)).length : 0;
     const s = this.d.settings;
     return {
       dir,

@@ -37,11 +37,12 @@ export const RULES: readonly Rule[] = [
   { name: 'slack-token', source: 'xox[abposer]-[A-Za-z0-9-]{10,256}|xapp-\\d-[A-Za-z0-9]{8,64}-\\d{6,32}-[a-f0-9]{32,128}|hooks\\.slack\\.com/services/T[A-Z0-9]{1,32}/B[A-Z0-9]{1,32}/[A-Za-z0-9]{20,64}' },
   // Stripe: secret and restricted keys, webhook signing secrets (publishable pk_ keys are public).
   { name: 'stripe-key', source: '(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,256}|whsec_[A-Za-z0-9]{32,256}' },
-  // AWS access key ids (the id half; a secret access key has no format of its own): exactly 20
-  // upper-case letters and digits, so never part of a longer such run, at either end. ACCA
-  // also occurs inside upper-case identifiers (an object reference's ULID can hold it, and its
-  // last 16 characters would have been taken). A lower-case word glued in front is no such run.
-  { name: 'aws-access-key-id', source: '(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])' },
+  // AWS access key ids (the id half; a secret access key has no format of its own). Not the last
+  // 20 characters of a ULID-shaped id (26 Crockford characters, as blufio's object references,
+  // message and job ids are): ACCA can fall at its 7th, and the tail would be taken, breaking the
+  // reference. Anything else glued in front still counts: upper-case hex of percent-encoding
+  // (%3DAKIA...) is where keys are found in URLs.
+  { name: 'aws-access-key-id', source: '(?<!(?:^|[^A-Za-z0-9])[0-9A-HJKMNP-TV-Z]{6})(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])' },
   // Google API keys.
   { name: 'google-api-key', source: 'AIza[0-9A-Za-z_-]{35}' },
   // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ"). The payload may be

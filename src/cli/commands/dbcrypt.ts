@@ -38,6 +38,7 @@ const VERIFY_CODES: readonly string[] = [
   ErrorCode.MANIFEST_TOO_NEW,
   ErrorCode.MANIFEST_INVALID,
   ErrorCode.DB_ENCRYPTION_UNSUPPORTED,
+  ErrorCode.NOT_FOUND,
   ErrorCode.DB_STATE_MISMATCH,
   ErrorCode.DB_OPEN_FAILED,
   ErrorCode.DB_IO,
