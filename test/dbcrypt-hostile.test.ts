@@ -208,6 +208,8 @@ it('verify and enable after a daemon ran: its lock file is no database; every pr
   const v = await verifyVault(d2, { env: { ...env } });
   assert.ok(v.problems.length > 0 && v.problems.every((p) => /^KC_[A-Z_]+: /.test(p)), JSON.stringify(v.problems));
   assert.match((await runCli(['vault', 'verify', d2], { env: cleanEnv(env) })).stderr, /error\[KC_DB_STATE_MISMATCH\]/);
+  // A leftover beside a wrong key: the key is what a script must hear about.
+  assert.match((await runCli(['vault', 'verify', d2], { env: cleanEnv({ DBKEY: 'wrong' }) })).stderr, /error\[KC_DB_KEY_INVALID\]/);
   fs.rmSync(path.join(d2, '.vault.json.99999999.tmp'));
   fs.truncateSync(path.join(d2, 'blufio.db'), 10);
   const short = await verifyVault(d2, { env: { ...env } });

@@ -143,3 +143,36 @@ it('a reference that redaction would alter is refused (message, job, session), n
     await app.close();
   }
 });
+
+it('gc pages past the objects it keeps: 501 behind a foreign fan-out directory (more than a round holds) do not hide the loose ones after them', async () => {
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: PASS, logger: silentLogger(), env: {} });
+  try {
+    const same = randomBytes(64);
+    const kept = [];
+    for (let i = 0; i < 501; i++) kept.push(await app.objects.put(same));
+    const loose = [];
+    for (let i = 0; i < 10; i++) loose.push(await app.objects.put(randomBytes(64)));
+    // The fan-out directory of the 501 objects' one file, moved out of the store, a symlink left.
+    const objects = path.join(dir, 'objects');
+    const fans = fs.readdirSync(objects).filter((f) => /^[0-9a-f]{2}$/.test(f));
+    const keptFan = fans.find((f) => fs.readdirSync(path.join(objects, f)).some((n) => fs.readFileSync(path.join(objects, f, n)).equals(same)))!;
+    const elsewhere = tmpDir();
+    fs.renameSync(path.join(objects, keptFan), path.join(elsewhere, 'fan'));
+    fs.symlinkSync(path.join(elsewhere, 'fan'), path.join(objects, keptFan));
+    await new Promise((r) => setTimeout(r, 5)); // older than the grace time of 0 ms
+    const gc = await app.objects.gc({ graceMs: 0 });
+    let removed = 0;
+    for (const o of loose) removed += await app.objects.stat(o.ref).then(
+      () => 0,
+      () => 1,
+    );
+    // A loose object whose file falls in the linked directory too (1 in 256) stays with them.
+    assert.ok(removed >= 9, `${removed} of 10 loose objects removed`);
+    assert.equal(gc.objectsRemoved, removed);
+    assert.equal((await app.objects.stat(kept[500]!.ref)).ref, kept[500]!.ref);
+    assert.ok(fs.existsSync(path.join(elsewhere, 'fan')));
+  } finally {
+    await app.close();
+  }
+});

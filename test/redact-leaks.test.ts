@@ -326,8 +326,16 @@ test('an AWS key id glued to what comes before it (percent-encoding, quoted-prin
     `{"k":"\\u003D${key}"}`,
     `id1${key}`,
     `ABCDEFG${key}`,
+    // Six upper-case characters in front look like the head of a ULID, but AKIA holds an I,
+    // which no ULID does; and an ACCA key whose tail is no ULID's either.
+    `id 240115${key}`,
+    `x=ABCDEF${key}`,
+    `AWSKEY${key}`,
+    `x=ABCDEF${'ACCA'}IOSFODNN7EXAMPLE`,
   ]) {
-    assert.equal(r.redact(text).includes(key), false, text);
-    assert.equal(r.redactJson(JSON.stringify({ msg: text })).includes(key), false, text);
+    for (const k of [key, 'ACCAIOSFODNN7EXAMPLE']) {
+      assert.equal(r.redact(text).includes(k), false, text);
+      assert.equal(r.redactJson(JSON.stringify({ msg: text })).includes(k), false, text);
+    }
   }
 });

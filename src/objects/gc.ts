@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { isOwnerAlive, isPlainFile, listDir, ownDir, TMP_DIR, tempOwner, trashPath, type ObjectRows } from '../storage/index.js';
+import { isOwnerAlive, isPlainFile, listDir, ownDir, TMP_DIR, tempOwner, trashPath, type GcCursor, type ObjectRows } from '../storage/index.js';
 import { unlinkQuietly } from './unlink.js';
 
 export interface GcReport {
@@ -63,8 +63,9 @@ async function unlinkAll(g: GcInput, names: string[]): Promise<void> {
 export async function collectGarbage(g: GcInput): Promise<GcReport> {
   const report: GcReport = { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: await sweepTemps(g) };
   let skipped = 0;
-  for (;;) {
-    const r = await g.rows.collect({ dir: g.dir, cutoff: g.cutoff, limit: BATCH });
+  for (let after: GcCursor | undefined; ; ) {
+    const r = await g.rows.collect({ dir: g.dir, cutoff: g.cutoff, limit: BATCH, ...(after === undefined ? {} : { after }) });
+    after = r.next;
     await unlinkAll(g, r.trash);
     report.objectsRemoved += r.objects;
     skipped += r.skipped;

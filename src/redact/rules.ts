@@ -42,7 +42,12 @@ export const RULES: readonly Rule[] = [
   // message and job ids are): ACCA can fall at its 7th, and the tail would be taken, breaking the
   // reference. Anything else glued in front still counts: upper-case hex of percent-encoding
   // (%3DAKIA...) is where keys are found in URLs.
-  { name: 'aws-access-key-id', source: '(?<!(?:^|[^A-Za-z0-9])[0-9A-HJKMNP-TV-Z]{6})(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])' },
+  // (AKIA, ASIA and ABIA hold an I, which Crockford's alphabet leaves out: only ACCA can.)
+  {
+    name: 'aws-access-key-id',
+    source:
+      '(?:(?:AKIA|ASIA|ABIA)[A-Z0-9]{16}|(?!(?<=(?:^|[^A-Za-z0-9])[0-9A-HJKMNP-TV-Z]{6})ACCA[0-9A-HJKMNP-TV-Z]{16}(?![A-Za-z0-9]))ACCA[A-Z0-9]{16})(?![A-Za-z0-9])',
+  },
   // Google API keys.
   { name: 'google-api-key', source: 'AIza[0-9A-Za-z_-]{35}' },
   // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ"). The payload may be

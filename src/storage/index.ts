@@ -30,7 +30,7 @@ export type {
 export { VaultRows } from './vault-rows.js';
 export type { VaultEntryRow, VaultMetaInput, VaultMetaRow } from './vault-rows.js';
 export { ObjectRows } from './objects/rows.js';
-export type { ObjectRow, BlobRow, ObjectCounts, Collected, Freed } from './objects/rows.js';
+export type { ObjectRow, BlobRow, ObjectCounts, Collected, Freed, GcCursor } from './objects/rows.js';
 export { ADDRESS, OBJECT_REF, TMP_DIR, TRASH_DIR, blobPath, blobCandidates, trashPath, tempName, tempOwner, listDir, removeFile, makeDir, ownDir, isOwnDir, fileError, isPlainFile } from './objects/layout.js';
 export { newOwnerToken, isOwnerAlive } from './liveness.js';
 export { checkText, checkLimit } from './validate.js';

@@ -39,12 +39,15 @@ const VERIFY_CODES: readonly string[] = [
   ErrorCode.MANIFEST_INVALID,
   ErrorCode.DB_ENCRYPTION_UNSUPPORTED,
   ErrorCode.NOT_FOUND,
-  ErrorCode.DB_STATE_MISMATCH,
   ErrorCode.DB_OPEN_FAILED,
   ErrorCode.DB_IO,
   ErrorCode.DB_ENCRYPTION_PENDING,
   ErrorCode.DB_LOCKED,
   ErrorCode.DB_KEY_INVALID,
+  ErrorCode.DB_CORRUPT,
+  // Last: leftovers carry it too, and an open would remove them and then fail on the key. A
+  // real mismatch comes alone (the key and integrity checks do not run then).
+  ErrorCode.DB_STATE_MISMATCH,
 ];
 
 export function verifyCode(problems: readonly string[]): ErrorCodeValue {

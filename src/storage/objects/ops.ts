@@ -149,30 +149,48 @@ export interface CollectArgs {
   cutoff: number;
   /** At most this many per transaction: the write lock is not held for long. */
   limit: number;
+  /** Where the previous round stopped (its `next`): objects it kept are not looked at again. */
+  after?: GcCursor;
+}
+
+/** A place in the objects' (created_at, no) order. */
+export interface GcCursor {
+  createdAt: number;
+  no: number;
 }
 
 export interface Collected extends Freed {
   objects: number;
   /** Unreferenced objects left alone because their fan-out directory is not the store's own. */
   skipped: number;
-  /** The limit was reached: call again. */
+  /** There may be more: call again with `after: next`. */
   more: boolean;
+  /** The last object this round looked at. */
+  next?: GcCursor;
 }
 
 function collect(ctx: WriterContext, a: CollectArgs): Collected {
   const out: Collected = { trash: [], bytes: 0, objects: 0, skipped: 0, more: false };
   settleTrash(ctx, a.dir, out.trash);
   const live = otherRefs(ctx);
+  // Paged on (created_at, no) from where the last round stopped: objects it kept (referenced from
+  // a job or a session, or behind a foreign fan-out directory) never fill a window again.
+  const after = a.after ?? { createdAt: -1, no: 0 };
+  const window = a.limit + live.size + 1;
   const candidates = ctx
     .stmt(
-      `SELECT no, id, address FROM objects o
-       WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM message_objects m WHERE m.object_no = o.no)
-       ORDER BY created_at LIMIT ?`,
+      `SELECT no, id, address, created_at FROM objects o
+       WHERE created_at < ? AND (created_at > ? OR (created_at = ? AND no > ?))
+         AND NOT EXISTS (SELECT 1 FROM message_objects m WHERE m.object_no = o.no)
+       ORDER BY created_at, no LIMIT ?`,
     )
-    .all(a.cutoff, a.limit + live.size + 1) as { no: number; id: string; address: string }[];
+    .all(a.cutoff, after.createdAt, after.createdAt, after.no, window) as { no: number; id: string; address: string; created_at: number }[];
+  let examined = 0;
   for (const c of candidates) {
-    if (live.has(c.id)) continue;
     if (out.objects >= a.limit) break;
+    examined++;
+    out.next = { createdAt: c.created_at, no: c.no };
+    if (live.has(c.id)) continue;
     // A fan-out directory that is not the store's own (a symlink) is never gone through: its
     // objects stay (verify reports them) and the rest is collected. Checked before any row or
     // file moves: a throw in dropObject would undo the rows but not the files already moved.
@@ -189,9 +207,7 @@ function collect(ctx: WriterContext, a: CollectArgs): Collected {
       out.bytes += gone.bytes;
     }
   }
-  // A window that removed nothing (all of it referenced from jobs or sessions, or skipped) would
-  // come back the same: no more rounds then.
-  out.more = out.objects > 0 && candidates.length === a.limit + live.size + 1;
+  out.more = examined < candidates.length || candidates.length === window;
   return out;
 }
 

@@ -1,9 +1,9 @@
 import { guardRead } from '../read-guard.js';
 import type { Db, Statement } from '../sqlite.js';
 import type { WriterClient } from '../writer/client.js';
-import type { Collected, CollectArgs, CommitObjectArgs, CommitObjectResult, DeleteObjectArgs, Freed, SweepArgs } from './ops.js';
+import type { Collected, CollectArgs, CommitObjectArgs, CommitObjectResult, DeleteObjectArgs, Freed, GcCursor, SweepArgs } from './ops.js';
 
-export type { Collected, CollectArgs, CommitObjectArgs, CommitObjectResult, DeleteObjectArgs, Freed, SweepArgs };
+export type { Collected, CollectArgs, CommitObjectArgs, CommitObjectResult, DeleteObjectArgs, Freed, GcCursor, SweepArgs };
 
 export interface ObjectRow {
   id: string;
