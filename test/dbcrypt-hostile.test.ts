@@ -229,3 +229,24 @@ it('no prompt before an error that needs none: a config naming another database 
   );
   assert.equal(asked, 0);
 });
+
+it('verify fails with the code an open fails with when the file disagrees with vault.json, whatever else it finds', async () => {
+  const dir = path.join(tmpDir(), 'data');
+  await plaintextDb(dir);
+  await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env: { ...env } });
+  const pending = fs.readFileSync(path.join(dir, 'vault.json'));
+  await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 13, env: { ...env } });
+  const verifyCode = async (): Promise<string | undefined> => /error\[(KC_[A-Z_]+)\]/.exec((await runCli(['vault', 'verify', dir], { env: cleanEnv(env) })).stderr)?.[1];
+  const openCode = async (): Promise<string | undefined> => /error\[(KC_[A-Z_]+)\]/.exec((await runCli(['--data-dir', dir, 'sessions', 'list'], { env: cleanEnv(env) })).stderr)?.[1];
+  // An old vault.json (migration pending) restored over the encrypted database.
+  const migrated = fs.readFileSync(path.join(dir, 'vault.json'));
+  fs.writeFileSync(path.join(dir, 'vault.json'), pending);
+  assert.equal(await openCode(), 'KC_DB_STATE_MISMATCH');
+  assert.equal(await verifyCode(), 'KC_DB_STATE_MISMATCH');
+  // vault.json gone: the encrypted file cannot be told from damage.
+  fs.rmSync(path.join(dir, 'vault.json'));
+  assert.equal(await openCode(), 'KC_DB_CORRUPT');
+  assert.equal(await verifyCode(), 'KC_DB_CORRUPT');
+  fs.writeFileSync(path.join(dir, 'vault.json'), migrated);
+  assert.equal((await verifyVault(dir, { env: { ...env } })).code, null);
+});

@@ -210,6 +210,35 @@ export interface VerifyReport {
   cipher_check: { pages: number; bad_pages: number[] } | null;
   integrity: string[] | null;
   problems: string[];
+  /** The code verify fails with (the CLI's exit): what an open would fail with first; null when ok. */
+  code: string | null;
+}
+
+/**
+ * The most telling problem's code when the file and vault.json agree (a wrong key is not damage,
+ * and a script must be able to tell), else KC_DB_CORRUPT. Leftovers come last: an open would
+ * remove them and then fail on the key.
+ */
+const VERIFY_CODES: readonly string[] = [
+  ErrorCode.MANIFEST_TOO_NEW,
+  ErrorCode.MANIFEST_INVALID,
+  ErrorCode.DB_ENCRYPTION_UNSUPPORTED,
+  ErrorCode.NOT_FOUND,
+  ErrorCode.DB_OPEN_FAILED,
+  ErrorCode.DB_IO,
+  ErrorCode.DB_ENCRYPTION_PENDING,
+  ErrorCode.DB_LOCKED,
+  ErrorCode.DB_KEY_INVALID,
+  ErrorCode.DB_CORRUPT,
+  ErrorCode.DB_STATE_MISMATCH,
+];
+
+function verifyCode(problems: readonly string[], mismatchCode: string | undefined): string | null {
+  if (problems.length === 0) return null;
+  // A file that disagrees with vault.json is what an open refuses first, whatever else is wrong.
+  if (mismatchCode !== undefined) return mismatchCode;
+  const codes = new Set(problems.map((p) => /^(KC_[A-Z_]+): /.exec(p)?.[1]));
+  return VERIFY_CODES.find((c) => codes.has(c)) ?? ErrorCode.DB_CORRUPT;
 }
 
 /**
@@ -225,7 +254,7 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
     loaded = readManifest(abs);
   } catch (err) {
     if (!isAppError(err)) throw err;
-    return { vault_path: abs, ok: false, manifest: { present: true, source_version: null, valid: false }, database: null, cipher_check: null, integrity: null, problems: [`${err.code}: ${err.message}`] };
+    return { vault_path: abs, ok: false, manifest: { present: true, source_version: null, valid: false }, database: null, cipher_check: null, integrity: null, problems: [`${err.code}: ${err.message}`], code: err.code };
   }
   let s: VaultState;
   try {
@@ -234,7 +263,7 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
     // The manifest is sound; the database file is what cannot be read (a directory in its place).
     if (!isAppError(err)) throw err;
     const manifest = { present: loaded !== undefined, source_version: loaded?.sourceVersion ?? null, valid: true };
-    return { vault_path: abs, ok: false, manifest, database: null, cipher_check: null, integrity: null, problems: [`${err.code}: ${err.message}`] };
+    return { vault_path: abs, ok: false, manifest, database: null, cipher_check: null, integrity: null, problems: [`${err.code}: ${err.message}`], code: err.code };
   }
   const problems: string[] = [];
   const de = s.manifest.db_encryption;
@@ -255,6 +284,7 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
     cipher_check: cipher,
     integrity,
     problems: problems.sort(),
+    code: verifyCode(problems, wrong?.code),
   });
   if (wrong === undefined && (s.kind === 'plaintext' || s.kind === 'encrypted')) {
     let key: Buffer | undefined;

@@ -30,31 +30,6 @@ function describe(r: StatusReport): string[] {
   ];
 }
 
-/**
- * The exit code of a failed verify: the code of its most telling problem, as an open would have
- * failed (a wrong key is not damage, and a script must be able to tell), else KC_DB_CORRUPT.
- */
-const VERIFY_CODES: readonly string[] = [
-  ErrorCode.MANIFEST_TOO_NEW,
-  ErrorCode.MANIFEST_INVALID,
-  ErrorCode.DB_ENCRYPTION_UNSUPPORTED,
-  ErrorCode.NOT_FOUND,
-  ErrorCode.DB_OPEN_FAILED,
-  ErrorCode.DB_IO,
-  ErrorCode.DB_ENCRYPTION_PENDING,
-  ErrorCode.DB_LOCKED,
-  ErrorCode.DB_KEY_INVALID,
-  ErrorCode.DB_CORRUPT,
-  // Last: leftovers carry it too, and an open would remove them and then fail on the key. A
-  // real mismatch comes alone (the key and integrity checks do not run then).
-  ErrorCode.DB_STATE_MISMATCH,
-];
-
-export function verifyCode(problems: readonly string[]): ErrorCodeValue {
-  const codes = new Set(problems.map((p) => /^(KC_[A-Z_]+): /.exec(p)?.[1]));
-  return (VERIFY_CODES.find((c) => codes.has(c)) as ErrorCodeValue | undefined) ?? ErrorCode.DB_CORRUPT;
-}
-
 function nowMs(text: string): number {
   if (!/^\d{1,16}$/.test(text)) throw new AppError(ErrorCode.CLI_USAGE, `--now-ms takes milliseconds since 1970, e.g. $(date +%s%3N); got ${JSON.stringify(text)}`);
   return Number(text);
@@ -115,7 +90,7 @@ export function vaultInspectCommands(vault: Command): void {
           ...r.problems.map((p) => `problem    ${printable(p)}`),
         ]);
       }
-      if (!r.ok) throw new AppError(verifyCode(r.problems), `verification of ${r.vault_path} found ${r.problems.length} problem(s)`, { hint: 'see the problems listed above' });
+      if (!r.ok) throw new AppError((r.code ?? ErrorCode.DB_CORRUPT) as ErrorCodeValue, `verification of ${r.vault_path} found ${r.problems.length} problem(s)`, { hint: 'see the problems listed above' });
     });
 
   vault

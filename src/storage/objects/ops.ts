@@ -180,11 +180,11 @@ function collect(ctx: WriterContext, a: CollectArgs): Collected {
   const candidates = ctx
     .stmt(
       `SELECT no, id, address, created_at FROM objects o
-       WHERE created_at < ? AND (created_at > ? OR (created_at = ? AND no > ?))
+       WHERE created_at < ? AND (created_at, no) > (?, ?)
          AND NOT EXISTS (SELECT 1 FROM message_objects m WHERE m.object_no = o.no)
        ORDER BY created_at, no LIMIT ?`,
     )
-    .all(a.cutoff, after.createdAt, after.createdAt, after.no, window) as { no: number; id: string; address: string; created_at: number }[];
+    .all(a.cutoff, after.createdAt, after.no, window) as { no: number; id: string; address: string; created_at: number }[];
   let examined = 0;
   for (const c of candidates) {
     if (out.objects >= a.limit) break;
