@@ -24,8 +24,13 @@ export const OBJECT_REF = /^obj_[0-9A-HJKMNP-TV-Z]{26}$/;
 /** A reference as a whole JSON string value, the way message metadata holds one. */
 const REF_IN_JSON = /"(obj_[0-9A-HJKMNP-TV-Z]{26})"/g;
 
+/** The fan-out directory a stored file lives in: the first two hex digits of its address. */
+export function fanDir(dir: string, address: string): string {
+  return path.join(dir, address.slice(0, 2));
+}
+
 export function blobPath(dir: string, address: string): string {
-  return path.join(dir, address.slice(0, 2), address);
+  return path.join(fanDir(dir, address), address);
 }
 
 /** A file in the trash: `<address>.<random>`, unique per move, so unlinking one never takes another. */
@@ -99,15 +104,15 @@ export function ownDir(dir: string): boolean {
  * and a delete remove a file, outside objects/ (KC_DB_IO, from ownDir).
  */
 export function* blobCandidates(dir: string, address: string): Generator<string> {
-  ownDir(path.join(dir, address.slice(0, 2)));
+  ownDir(fanDir(dir, address));
   yield blobPath(dir, address);
   yield* inTrash(dir, address);
 }
 
-/** Whether `dir` is a directory itself (not a symlink to one, not a file); never throws. */
+/** ownDir that answers instead of throwing: false for a symlink, a file, or nothing there. */
 export function isOwnDir(dir: string): boolean {
   try {
-    return fs.lstatSync(dir).isDirectory();
+    return ownDir(dir);
   } catch {
     return false;
   }

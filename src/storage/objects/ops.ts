@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../../errors/index.js';
 import type { WriterContext } from '../writer/context.js';
-import { ADDRESS, blobPath, fileError, isPlainFile, listDir, makeDir, ownDir, place, refsIn, removeFile, TRASH_DIR, TRASH_NAME, trashName, trashPath } from './layout.js';
+import { ADDRESS, blobPath, fanDir, fileError, isPlainFile, listDir, makeDir, ownDir, place, refsIn, removeFile, TRASH_DIR, TRASH_NAME, trashName, trashPath } from './layout.js';
 
 /**
  * Object-store writes, run inside the writer thread's transactions. The file moves happen
@@ -89,7 +89,7 @@ function dropObject(ctx: WriterContext, dir: string, no: number, address: string
   makeDir(path.join(dir, TRASH_DIR));
   // Through a symlink in the fan directory's place, the rename would take a file from outside
   // objects/ into the trash, where it is unlinked: refused (KC_DB_IO), the transaction undone.
-  ownDir(path.join(dir, address.slice(0, 2)));
+  ownDir(fanDir(dir, address));
   try {
     fs.renameSync(blobPath(dir, address), trashPath(dir, name));
   } catch (err) {
@@ -195,7 +195,7 @@ function collect(ctx: WriterContext, a: CollectArgs): Collected {
     // objects stay (verify reports them) and the rest is collected. Checked before any row or
     // file moves: a throw in dropObject would undo the rows but not the files already moved.
     try {
-      ownDir(path.join(a.dir, c.address.slice(0, 2)));
+      ownDir(fanDir(a.dir, c.address));
     } catch {
       out.skipped++;
       continue;
