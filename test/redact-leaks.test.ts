@@ -15,9 +15,7 @@ import { errorText } from '../src/storage/queue/validate.js';
 import { createLogger } from '../src/log/index.js';
 import { tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
-import { ALNUM, FORMATS, rand } from './helpers/secrets.js';
-
-const B64URL = `${ALNUM}-_`;
+import { ALNUM, B64URL, FORMATS, rand } from './helpers/secrets.js';
 
 /** Every line the app's own logger writes for `fn`, redacted by `r`, read back from its file. */
 function logged(r: Redactor, fn: (log: ReturnType<typeof createLogger>) => void): string {

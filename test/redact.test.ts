@@ -7,7 +7,8 @@ import { AppError, Redactor, REDACTION_RULES, loadConfig, openBlufio } from '../
 import { secretForms } from '../src/redact/index.js';
 import { tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
-import { FORMATS } from './helpers/secrets.js';
+import { ALNUM, B64URL, FORMATS, rand } from './helpers/secrets.js';
+import { BLOB_RUN } from '../src/redact/blobs.js';
 
 /** Published examples from providers' documentation, and fixed cases. */
 const KNOWN: [string, string, string][] = [
@@ -241,4 +242,67 @@ test('the vault keeps the redactor current across processes and rotations; a non
     openBlufio({ dataDir: dir, logger: { info() {}, warn() {}, error() {} } as never, env: {} }),
     (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT',
   );
+});
+
+/** The formats that are one unbroken token of base64url characters (no `.`, `:` or space). */
+const TOKEN_FORMATS = Object.entries(FORMATS).filter(([rule]) => !['jwt', 'telegram-bot-token', 'discord-bot-token', 'private-key'].includes(rule));
+
+test('encoded data is not a credential: a format matched by chance inside a long base64 run is left alone, keys beside it are not', async () => {
+  const digits = (n: number): string => rand('0123456789', n);
+  // The longest each format takes, and every generated key: glued into a run one character
+  // short of BLOB_RUN they are redacted; in a run of BLOB_RUN they are data.
+  const keys: [string, string][] = [
+    ['anthropic-key', `sk-ant-api03-${rand(B64URL, 512)}`],
+    ['openai-key', `sk-proj-${rand(B64URL, 512)}`],
+    ...TOKEN_FORMATS.flatMap(([rule, make]) => Array.from({ length: 10 }, (): [string, string] => [rule, make()])),
+  ];
+  const r = new Redactor();
+  for (const [rule, key] of keys) {
+    const before = digits(Math.floor((BLOB_RUN - 1 - key.length) / 2));
+    // '-' after the key: the AWS rule wants no letter or digit after it.
+    const short = `x ${before}${key}-${digits(BLOB_RUN - 2 - key.length - before.length)} y`;
+    const out = r.redact(short);
+    assert.ok(!out.includes(key) && out.includes('[REDACTED:'), `${rule} in a run of ${BLOB_RUN - 1}: ${out.slice(0, 80)}`);
+    const long = `x ${before}${key}-${digits(BLOB_RUN - 1 - key.length - before.length)} y`;
+    assert.equal(r.redact(long), long, `${rule} in a run of ${BLOB_RUN}`);
+    // Beside a blob, not in it: a space, a quote, '=', ':', a newline, a comma.
+    for (const [a, b] of [[' ', ' '], ['"', '"'], ['=', '&'], [':', '\n'], [',', ',']]) {
+      const text = `${rand(B64URL, 2000)}${a}${key}${b}${rand(B64URL, 2000)}`;
+      assert.ok(!r.redact(text).includes(key), `${rule} beside a blob after ${JSON.stringify(a)}`);
+    }
+  }
+
+  // Base64url data as an API returns it (a Gmail attachment): about one chance match per MB.
+  const planted = [FORMATS['openai-key']!(), `sk-${rand(ALNUM, 48)}`, FORMATS['google-api-key']!(), FORMATS['aws-access-key-id']!(), FORMATS['github-token']!()];
+  const blob = `${rand(B64URL, 50_000)}${planted.join(rand(B64URL, 3000))}${rand(B64URL, 50_000)}`;
+  const std = `${crypto.randomBytes(30_000).toString('base64')}${FORMATS['google-api-key']!()}/${crypto.randomBytes(30_000).toString('base64')}`;
+  // PHP's json_encode writes every '/' of standard base64 as '\/'.
+  const php = std.replace(/\//g, '\\/');
+  const value = `vault-${rand(B64URL, 24)}`;
+  const vaulted = new Redactor([{ name: 'internal-ticket', regex: 'TICKET-[0-9]{8}' }]);
+  vaulted.setSecret('k', value);
+  for (const red of [r, vaulted]) {
+    for (const data of [blob, std]) {
+      assert.equal(red.redact(data), data);
+      assert.equal(red.redactJson(JSON.stringify({ type: 'base64', data })), JSON.stringify({ type: 'base64', data }));
+      assert.equal(red.redact(`data:application/octet-stream;base64,${data}`), `data:application/octet-stream;base64,${data}`);
+    }
+    assert.equal(red.redact(php), php);
+  }
+  // What the vault holds, and configured patterns, are still found inside a blob.
+  const withValue = `${rand(B64URL, 3000)}${value}${rand(B64URL, 3000)}`;
+  assert.ok(!vaulted.redact(withValue).includes(value) && vaulted.redact(withValue).includes('[REDACTED:vault]'));
+  assert.ok(vaulted.redact(`${rand(B64URL, 3000)}TICKET-12345678${rand(B64URL, 3000)}`).includes('[REDACTED:internal-ticket]'));
+
+  // Stored as given: message content and metadata come back byte for byte.
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: 'correct horse', logger: memoryLogger().logger, env: {} });
+  await app.vault.set('k', value);
+  const s = await app.sessions.create({ channel: 'mail' });
+  const m = await app.messages.append(s.id, { role: 'tool', content: blob, metadata: { attachment: { data: std } } });
+  const [back] = await app.messages.list(s.id);
+  assert.equal(m.content, blob);
+  assert.equal(back!.content, blob);
+  assert.deepEqual(back!.metadata, { attachment: { data: std } });
+  await app.close();
 });

@@ -1,5 +1,6 @@
 import { AppError, ErrorCode, invalidInput } from '../errors/index.js';
 import { ANCHORED, firstRuleStart } from './anchors.js';
+import { BlobRuns } from './blobs.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
 
@@ -161,6 +162,8 @@ const LONG_FORM = 256;
 /** The private-key rule's body has no bound: see #wholeEnd for why that needs care. */
 const PEM_START = '-----BEGIN ';
 const PEM_RULE = RULES.find((r) => r.name === 'private-key')!;
+/** The formats whose longest match is known (see blobs.ts): configured patterns are not among them. */
+const BUILT_IN: ReadonlySet<Rule | { name: string }> = new Set(RULES);
 
 interface Compiled {
   re: RegExp;
@@ -201,6 +204,8 @@ export class Redactor {
   readonly #pemSticky = new RegExp(PEM_RULE.source, 'y');
   /** Whether anchors.ts knows where every rule can start (not so with configured extra rules). */
   readonly #anchored: boolean;
+  /** Whether configured patterns are matched too: they may match inside a blob (blobs.ts). */
+  readonly #extra: boolean;
 
   constructor(extra: readonly ExtraRule[] = []) {
     for (const r of extra) {
@@ -209,6 +214,7 @@ export class Redactor {
     }
     this.#rules = [...RULES, ...extra.map((r) => ({ name: r.name, source: r.regex }))];
     this.#anchored = this.#rules.every((r) => ANCHORED.has(r.name)) && extra.length === 0;
+    this.#extra = extra.length > 0;
     this.#rulesOnly = this.#build(new Set());
     this.#plain = this.#json = this.#rulesOnly;
   }
@@ -446,9 +452,21 @@ export class Redactor {
         scanned++;
       }
     };
+    let blobs: BlobRuns | undefined;
     while (m !== null) {
       let start = m.index;
       const g = compiled.groups.find((x) => m![x.index] !== undefined)!;
+      if (BUILT_IN.has(g.rule)) {
+        const blobEnd = (blobs ??= new BlobRuns(text)).blobEnd(start, start + m[0].length);
+        if (blobEnd !== -1) {
+          // Encoded data, not a key (blobs.ts). Only built-in formats matched here, and they are
+          // exempt all through the blob: the scan goes on after it. A vault value or a
+          // configured pattern may match inside, so then it goes on from the next character.
+          re.lastIndex = compiled.vault || this.#extra ? start + 1 : blobEnd;
+          m = re.exec(text);
+          continue;
+        }
+      }
       let end = this.#wholeEnd(text, start, this.#matchEnd(text, start, m, compiled, 0), compiled);
       const rule = g.rule as Rule;
       let quote = '';

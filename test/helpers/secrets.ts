@@ -7,7 +7,7 @@ export const rand = (alphabet: string, n: number): string => {
   return Array.from({ length: n }, () => chars[crypto.randomInt(chars.length)]).join('');
 };
 export const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-const B64URL = `${ALNUM}_-`;
+export const B64URL = `${ALNUM}_-`;
 const HEX = '0123456789abcdef';
 const UPPER_NUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 

@@ -1,0 +1,50 @@
+/**
+ * Encoded data is not a credential. A base64url blob of 1 MB (a Gmail attachment as its API
+ * returns it, a tool's binary output) holds `sk-` followed by 48 letters and digits about once:
+ * the legacy OpenAI format, matched by chance (measured: 66 matches of four formats in 64 MB of
+ * random base64url; `AIza` + 35 in standard base64 about once per 50 MB). Redacting the match
+ * would corrupt the stored data, so a match of a built-in format that lies inside a long
+ * unbroken run of base64 or base64url characters is left alone.
+ *
+ * What keeps this from hiding real keys: every built-in single-token format is at most about
+ * 530 characters long (Anthropic and OpenAI project keys), so a run of BLOB_RUN characters
+ * holds at least as much again glued to the key with no space, quote, `.`, `:`, `=`, `,` or
+ * line break between; keys are found beside such separators (in headers, config, URLs, JSON,
+ * lists). Vault values are never exempt (their base64 forms are meant to be found in blobs), nor
+ * configured `extra_patterns` (their length is unknown). A run can hold `\/`, the JSON escape
+ * of `/` that PHP writes in base64 strings.
+ */
+export const BLOB_RUN = 1024;
+
+function isRunChar(text: string, i: number): boolean {
+  const c = text.charCodeAt(i);
+  if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) return true;
+  if (c === 0x2b || c === 0x2f || c === 0x5f || c === 0x2d) return true; // + / _ -
+  return c === 0x5c && text.charCodeAt(i + 1) === 0x2f; // \/
+}
+
+/**
+ * Answers "is [start, end) inside a blob?" for increasing positions of one text. The run around
+ * the last position asked about is remembered, so each run is measured once however many
+ * matches fall in it: the whole scan stays linear.
+ */
+export class BlobRuns {
+  #from = -1;
+  #to = -1;
+
+  constructor(private readonly text: string) {}
+
+  /** The end of the blob that holds [start, end), or -1 when no blob holds it whole. */
+  blobEnd(start: number, end: number): number {
+    if (start < this.#from || start >= this.#to) {
+      if (!isRunChar(this.text, start)) return -1;
+      let a = start;
+      while (a > 0 && isRunChar(this.text, a - 1)) a--;
+      let b = start + 1;
+      while (b < this.text.length && isRunChar(this.text, b)) b++;
+      this.#from = a;
+      this.#to = b;
+    }
+    return end <= this.#to && this.#to - this.#from >= BLOB_RUN ? this.#to : -1;
+  }
+}
