@@ -306,3 +306,42 @@ test('encoded data is not a credential: a format matched by chance inside a long
   assert.deepEqual(back!.metadata, { attachment: { data: std } });
   await app.close();
 });
+
+test('encoded data, review cases: secrets glued to a blob, configured patterns inside one, keys set apart by + or /', () => {
+  const r = new Redactor();
+  // A blob with a chance match, then a multi-part secret glued to its end by '/': the scan must
+  // not jump past the blob (it did when the vault was empty).
+  const blob = `${rand(B64URL, 600)}sk-${rand(ALNUM, 48)}${rand(B64URL, 600)}`;
+  const jwt = `eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.${rand(B64URL, 43)}`;
+  const pem = `-----BEGIN PRIVATE KEY-----\n${rand(ALNUM, 64)}\n-----END PRIVATE KEY-----`;
+  for (const secret of [jwt, pem, FORMATS['telegram-bot-token']!(), FORMATS['discord-bot-token']!()]) {
+    const out = r.redact(`${blob}/${secret} end`);
+    assert.ok(!out.includes(secret) && out.startsWith(blob), secret.slice(0, 20));
+  }
+
+  // A configured pattern that matches where a built-in one does, inside a blob, is found (the
+  // built-in match was exempted and the configured one never tried); one narrower than the key
+  // it matches does not leave the key's tail.
+  const wide = new Redactor([{ name: 'any-sk', regex: 'sk-[A-Za-z0-9_-]{30,}' }]);
+  assert.ok(wide.redact(blob).includes('[REDACTED:any-sk]'));
+  const narrow = new Redactor([{ name: 'proj-head', regex: 'sk-proj-[A-Za-z0-9]{4}' }]);
+  const key = `sk-proj-${rand(ALNUM, 156)}`;
+  assert.equal(narrow.redact(`key ${key} end`), 'key [REDACTED:proj-head] end');
+
+  // Form encoding writes a space as '+': keys pasted into a chat command, as its webhook posts
+  // them, are one run of 1,000+ characters; so are keys joined by '/' in a path.
+  const keys = [
+    `sk-proj-${rand(B64URL, 156)}`, `sk-ant-api03-${rand(B64URL, 93)}AA`, `ghp_${rand(ALNUM, 36)}`, `glpat-${rand(B64URL, 20)}`,
+    `sk_live_${rand(ALNUM, 24)}`, FORMATS['aws-access-key-id']!(), FORMATS['google-api-key']!(),
+    `xoxb-123456789012-1234567890123-${rand(ALNUM, 24)}`, `sk-proj-${rand(B64URL, 156)}`, `sk-ant-api03-${rand(B64URL, 93)}AA`,
+    `sk-proj-${rand(B64URL, 156)}`, `sk-proj-${rand(B64URL, 156)}`,
+  ];
+  const command = `/vault-import ${keys.map((k, i) => `key${i} ${k}`).join(' ')}`;
+  const body = `token=gIkuvaNzQIHg97ATvDxqgjtO&command=%2Fagent&text=${new URLSearchParams({ t: command }).toString().slice(2)}&user_name=alice`;
+  assert.ok(command.length > BLOB_RUN);
+  const path = `GET /v1/import/${keys.join('/')}/done HTTP/1.1`;
+  for (const text of [body, path, JSON.stringify({ body }), JSON.stringify({ path }).replace(/\//g, '\\/')]) {
+    const out = r.redact(text);
+    assert.deepEqual(keys.filter((k) => out.includes(k)), [], text.slice(0, 40));
+  }
+});

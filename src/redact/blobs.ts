@@ -10,9 +10,13 @@
  * 530 characters long (Anthropic and OpenAI project keys), so a run of BLOB_RUN characters
  * holds at least as much again glued to the key with no space, quote, `.`, `:`, `=`, `,` or
  * line break between; keys are found beside such separators (in headers, config, URLs, JSON,
- * lists). Vault values are never exempt (their base64 forms are meant to be found in blobs), nor
- * configured `extra_patterns` (their length is unknown). A run can hold `\/`, the JSON escape
- * of `/` that PHP writes in base64 strings.
+ * lists). And a match with a `+` or a `/` (or the run's end) on both sides is a key, not data:
+ * form encoding writes a space as `+` (a list of keys in a chat command's body is one long
+ * run), and paths join segments with `/`; base64url has neither, and in standard base64 a
+ * chance match with one on both sides is a thousand times rarer still. Vault values are never
+ * exempt (their base64 forms are meant to be found in blobs), nor configured `extra_patterns`
+ * (their length is unknown). A run can hold `\/`, the JSON escape of `/` that PHP writes in
+ * base64 strings.
  */
 export const BLOB_RUN = 1024;
 
@@ -24,7 +28,7 @@ function isRunChar(text: string, i: number): boolean {
 }
 
 /**
- * Answers "is [start, end) inside a blob?" for increasing positions of one text. The run around
+ * Answers "is this match data?" for increasing positions of one text. The run around
  * the last position asked about is remembered, so each run is measured once however many
  * matches fall in it: the whole scan stays linear.
  */
@@ -34,10 +38,22 @@ export class BlobRuns {
 
   constructor(private readonly text: string) {}
 
-  /** The end of the blob that holds [start, end), or -1 when no blob holds it whole. */
-  blobEnd(start: number, end: number): number {
+  /** Whether [start, end), a match of a built-in format, is data: inside a blob, not set apart in it. */
+  isData(start: number, end: number): boolean {
+    if (!this.#inBlob(start, end)) return false;
+    return !(this.#apart(start - 1) && this.#apart(end));
+  }
+
+  /** The run ends before i, or holds a `+`, `/` or `\/` (a `\` in a run is one) at i. */
+  #apart(i: number): boolean {
+    if (i < this.#from || i >= this.#to) return true;
+    const c = this.text.charCodeAt(i);
+    return c === 0x2b || c === 0x2f || c === 0x5c;
+  }
+
+  #inBlob(start: number, end: number): boolean {
     if (start < this.#from || start >= this.#to) {
-      if (!isRunChar(this.text, start)) return -1;
+      if (!isRunChar(this.text, start)) return false;
       let a = start;
       while (a > 0 && isRunChar(this.text, a - 1)) a--;
       let b = start + 1;
@@ -45,6 +61,6 @@ export class BlobRuns {
       this.#from = a;
       this.#to = b;
     }
-    return end <= this.#to && this.#to - this.#from >= BLOB_RUN ? this.#to : -1;
+    return end <= this.#to && this.#to - this.#from >= BLOB_RUN;
   }
 }

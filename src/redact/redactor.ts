@@ -202,19 +202,19 @@ export class Redactor {
   #grams: GramFilter | undefined;
   #maxForm = 0;
   readonly #pemSticky = new RegExp(PEM_RULE.source, 'y');
+  readonly #builtInSticky = new RegExp(RULES.map((r) => `(?:${r.source})`).join('|'), 'y');
   /** Whether anchors.ts knows where every rule can start (not so with configured extra rules). */
   readonly #anchored: boolean;
-  /** Whether configured patterns are matched too: they may match inside a blob (blobs.ts). */
-  readonly #extra: boolean;
 
   constructor(extra: readonly ExtraRule[] = []) {
     for (const r of extra) {
       const problem = checkExtraRule(r);
       if (problem !== undefined) throw invalidInput(`redaction pattern ${r.name}: ${problem}`);
     }
-    this.#rules = [...RULES, ...extra.map((r) => ({ name: r.name, source: r.regex }))];
+    // Configured patterns before the built-in ones: where both match at one place the configured
+    // one is named (and it is never taken for encoded data, blobs.ts); the longer still wins.
+    this.#rules = [...extra.map((r) => ({ name: r.name, source: r.regex })), ...RULES];
     this.#anchored = this.#rules.every((r) => ANCHORED.has(r.name)) && extra.length === 0;
-    this.#extra = extra.length > 0;
     this.#rulesOnly = this.#build(new Set());
     this.#plain = this.#json = this.#rulesOnly;
   }
@@ -457,12 +457,11 @@ export class Redactor {
       let start = m.index;
       const g = compiled.groups.find((x) => m![x.index] !== undefined)!;
       if (BUILT_IN.has(g.rule)) {
-        const blobEnd = (blobs ??= new BlobRuns(text)).blobEnd(start, start + m[0].length);
-        if (blobEnd !== -1) {
-          // Encoded data, not a key (blobs.ts). Only built-in formats matched here, and they are
-          // exempt all through the blob: the scan goes on after it. A vault value or a
-          // configured pattern may match inside, so then it goes on from the next character.
-          re.lastIndex = compiled.vault || this.#extra ? start + 1 : blobEnd;
+        if ((blobs ??= new BlobRuns(text)).isData(start, start + m[0].length)) {
+          // Encoded data, not a key (blobs.ts). Nothing else matched here: a vault value or a
+          // configured pattern would have (they come first in the alternation). One may start
+          // further on, inside the blob or across its end (a JWT glued to it): next character.
+          re.lastIndex = start + 1;
           m = re.exec(text);
           continue;
         }
@@ -519,11 +518,17 @@ export class Redactor {
     rules.lastIndex = start;
     const same = rules.exec(text);
     if (same !== null && start + same[0].length > best) best = start + same[0].length;
+    // The alternation names the first rule that matches here, configured ones first; a built-in
+    // format that starts here too may run further (a narrower configured pattern for a key).
+    const builtIn = this.#builtInSticky;
+    builtIn.lastIndex = start;
+    const longer = builtIn.exec(text);
+    if (longer !== null && start + longer[0].length > best) best = start + longer[0].length;
     // A private key's body runs to its END line (or a quote, or the end of the text), through
     // any other BEGIN line: one that starts inside a key ends where that key does. So the rule
     // is tried at a BEGIN only past the end of the last key found, and each stretch of text is
     // read by it once (trying it at every BEGIN of a line of BEGINs was quadratic).
-    let keyEnd = same !== null && text.startsWith(PEM_START, start) ? start + same[0].length : -1;
+    let keyEnd = longer !== null && text.startsWith(PEM_START, start) ? start + longer[0].length : -1;
     const pem = this.#pemSticky;
     const sticky = compiled.stickyNoPem;
     const rulesNoPem = this.#rulesOnly.stickyNoPem;
