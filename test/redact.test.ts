@@ -327,6 +327,9 @@ test('encoded data, review cases: secrets glued to a blob, configured patterns i
   const narrow = new Redactor([{ name: 'proj-head', regex: 'sk-proj-[A-Za-z0-9]{4}' }]);
   const key = `sk-proj-${rand(ALNUM, 156)}`;
   assert.equal(narrow.redact(`key ${key} end`), 'key [REDACTED:proj-head] end');
+  // ... also where it starts inside another match (a vault value that ends inside the key).
+  narrow.setSecret('w', 'prefix-sk-proj-AAAA');
+  assert.equal(narrow.redact(`x prefix-sk-proj-AAAA${rand(ALNUM, 150)} y`), 'x [REDACTED:vault] y');
 
   // Form encoding writes a space as '+': keys pasted into a chat command, as its webhook posts
   // them, are one run of 1,000+ characters; so are keys joined by '/' in a path.

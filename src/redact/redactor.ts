@@ -202,7 +202,15 @@ export class Redactor {
   #grams: GramFilter | undefined;
   #maxForm = 0;
   readonly #pemSticky = new RegExp(PEM_RULE.source, 'y');
+  /**
+   * The built-in formats alone, anchored: configured patterns come first in the alternation, so
+   * where one matches, a built-in format that starts at the same place and runs further would go
+   * unseen (a narrower configured pattern for a key would leave the key's tail).
+   */
   readonly #builtInSticky = new RegExp(RULES.map((r) => `(?:${r.source})`).join('|'), 'y');
+  readonly #builtInNoPem = new RegExp(RULES.filter((r) => r !== PEM_RULE).map((r) => `(?:${r.source})`).join('|'), 'y');
+  /** Whether configured patterns are matched (and come first: see #builtInSticky). */
+  readonly #configured: boolean;
   /** Whether anchors.ts knows where every rule can start (not so with configured extra rules). */
   readonly #anchored: boolean;
 
@@ -215,6 +223,7 @@ export class Redactor {
     // one is named (and it is never taken for encoded data, blobs.ts); the longer still wins.
     this.#rules = [...extra.map((r) => ({ name: r.name, source: r.regex })), ...RULES];
     this.#anchored = this.#rules.every((r) => ANCHORED.has(r.name)) && extra.length === 0;
+    this.#configured = extra.length > 0;
     this.#rulesOnly = this.#build(new Set());
     this.#plain = this.#json = this.#rulesOnly;
   }
@@ -518,8 +527,6 @@ export class Redactor {
     rules.lastIndex = start;
     const same = rules.exec(text);
     if (same !== null && start + same[0].length > best) best = start + same[0].length;
-    // The alternation names the first rule that matches here, configured ones first; a built-in
-    // format that starts here too may run further (a narrower configured pattern for a key).
     const builtIn = this.#builtInSticky;
     builtIn.lastIndex = start;
     const longer = builtIn.exec(text);
@@ -545,6 +552,7 @@ export class Redactor {
           const r = rulesNoPem.exec(text);
           if (r !== null && p + r[0].length > best) best = p + r[0].length;
         }
+        best = Math.max(best, this.#builtInEnd(text, p));
       }
       if (p >= keyEnd && text.startsWith(PEM_START, p)) {
         pem.lastIndex = p;
@@ -570,9 +578,18 @@ export class Redactor {
     for (let p = start + 1; p < keptEnd; p++) {
       sticky.lastIndex = p;
       const v = sticky.exec(text);
-      if (v !== null && this.#matchEnd(text, p, v, compiled, 0) > keptEnd) return '';
+      if (v !== null && Math.max(this.#matchEnd(text, p, v, compiled, 0), this.#builtInEnd(text, p)) > keptEnd) return '';
     }
     return this.redact(kept);
+  }
+
+  /** With configured patterns: where a built-in format (but a private key) that starts at p ends, else -1. */
+  #builtInEnd(text: string, p: number): number {
+    if (!this.#configured) return -1;
+    const re = this.#builtInNoPem;
+    re.lastIndex = p;
+    const b = re.exec(text);
+    return b === null ? -1 : p + b[0].length;
   }
 
   /** Where a match found at `start` ends: a vault match of a long form's start is followed (#longEnd). */
