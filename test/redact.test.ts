@@ -275,7 +275,8 @@ test('encoded data is not a credential: a format matched by chance inside a long
   // Base64url data as an API returns it (a Gmail attachment): about one chance match per MB.
   const planted = [FORMATS['openai-key']!(), `sk-${rand(ALNUM, 48)}`, FORMATS['google-api-key']!(), FORMATS['aws-access-key-id']!(), FORMATS['github-token']!()];
   const blob = `${rand(B64URL, 50_000)}${planted.join(rand(B64URL, 3000))}${rand(B64URL, 50_000)}`;
-  const std = `${crypto.randomBytes(30_000).toString('base64')}${FORMATS['google-api-key']!()}/${crypto.randomBytes(30_000).toString('base64')}`;
+  // A letter before the key: a chance match with none on either side is redacted (below).
+  const std = `${crypto.randomBytes(30_000).toString('base64')}Q${FORMATS['google-api-key']!()}/${crypto.randomBytes(30_000).toString('base64')}`;
   // PHP's json_encode writes every '/' of standard base64 as '\/'.
   const php = std.replace(/\//g, '\\/');
   const value = `vault-${rand(B64URL, 24)}`;
@@ -307,7 +308,7 @@ test('encoded data is not a credential: a format matched by chance inside a long
   await app.close();
 });
 
-test('encoded data, review cases: secrets glued to a blob, configured patterns inside one, keys set apart by + or /', () => {
+test('encoded data, review cases: secrets glued to a blob, configured patterns inside one, keys set apart in a long run', () => {
   const r = new Redactor();
   // A blob with a chance match, then a multi-part secret glued to its end by '/': the scan must
   // not jump past the blob (it did when the vault was empty).
@@ -320,16 +321,17 @@ test('encoded data, review cases: secrets glued to a blob, configured patterns i
   }
 
   // A configured pattern that matches where a built-in one does, inside a blob, is found (the
-  // built-in match was exempted and the configured one never tried); one narrower than the key
-  // it matches does not leave the key's tail.
-  const wide = new Redactor([{ name: 'any-sk', regex: 'sk-[A-Za-z0-9_-]{30,}' }]);
+  // built-in match was exempted and the configured one never tried). Outside blobs the built-in
+  // formats still come first: a narrower configured pattern leaves no tail of a key, and what a
+  // built-in keeps (the scheme word) stays.
+  const wide = new Redactor([{ name: 'any-sk', regex: 'sk-[A-Za-z0-9_-]{30,}' }, { name: 'bearer', regex: 'Bearer [A-Za-z0-9_-]{8,}' }]);
   assert.ok(wide.redact(blob).includes('[REDACTED:any-sk]'));
   const narrow = new Redactor([{ name: 'proj-head', regex: 'sk-proj-[A-Za-z0-9]{4}' }]);
   const key = `sk-proj-${rand(ALNUM, 156)}`;
-  assert.equal(narrow.redact(`key ${key} end`), 'key [REDACTED:proj-head] end');
-  // ... also where it starts inside another match (a vault value that ends inside the key).
+  assert.equal(narrow.redact(`key ${key} end`), 'key [REDACTED:openai-key] end');
   narrow.setSecret('w', 'prefix-sk-proj-AAAA');
   assert.equal(narrow.redact(`x prefix-sk-proj-AAAA${rand(ALNUM, 150)} y`), 'x [REDACTED:vault] y');
+  assert.equal(wide.redact(`Authorization: Bearer ghp_${rand(ALNUM, 36)}`), 'Authorization: Bearer [REDACTED:authorization]');
 
   // Form encoding writes a space as '+': keys pasted into a chat command, as its webhook posts
   // them, are one run of 1,000+ characters; so are keys joined by '/' in a path.
@@ -343,8 +345,15 @@ test('encoded data, review cases: secrets glued to a blob, configured patterns i
   const body = `token=gIkuvaNzQIHg97ATvDxqgjtO&command=%2Fagent&text=${new URLSearchParams({ t: command }).toString().slice(2)}&user_name=alice`;
   assert.ok(command.length > BLOB_RUN);
   const path = `GET /v1/import/${keys.join('/')}/done HTTP/1.1`;
-  for (const text of [body, path, JSON.stringify({ body }), JSON.stringify({ path }).replace(/\//g, '\\/')]) {
+  // A line break, quote or colon before the list is percent-encoded: %0A's "A" is no part of a blob.
+  const escaped = ['\n', '"', '`', ':', '('].map((c) => `text=${new URLSearchParams({ t: `keys${c}${keys.join(' ')}` }).toString().slice(2)}`);
+  // Joined by '_' or '-': no letter or digit on either side of each key. (Keys whose alphabet
+  // has both, as Anthropic's, joined so, read as one longer token: a documented limit.)
+  const alnumKeys = Array.from({ length: 32 }, (_, i) => [`sk-${rand(ALNUM, 48)}`, `ghp_${rand(ALNUM, 36)}`, `sk_live_${rand(ALNUM, 24)}`, FORMATS['aws-access-key-id']!()][i % 4]!);
+  const joined = [`KEYS=${alnumKeys.join('_')}`, `KEYS=${alnumKeys.join('-')}`];
+  assert.ok(joined[0]!.length > BLOB_RUN);
+  for (const text of [body, path, JSON.stringify({ body }), JSON.stringify({ path }).replace(/\//g, '\\/'), ...escaped, ...joined]) {
     const out = r.redact(text);
-    assert.deepEqual(keys.filter((k) => out.includes(k)), [], text.slice(0, 40));
+    assert.deepEqual([...keys, ...alnumKeys].filter((k) => out.includes(k)), [], text.slice(0, 40));
   }
 });

@@ -10,19 +10,23 @@
  * 530 characters long (Anthropic and OpenAI project keys), so a run of BLOB_RUN characters
  * holds at least as much again glued to the key with no space, quote, `.`, `:`, `=`, `,` or
  * line break between; keys are found beside such separators (in headers, config, URLs, JSON,
- * lists). And a match with a `+` or a `/` (or the run's end) on both sides is a key, not data:
- * form encoding writes a space as `+` (a list of keys in a chat command's body is one long
- * run), and paths join segments with `/`; base64url has neither, and in standard base64 a
- * chance match with one on both sides is a thousand times rarer still. Vault values are never
+ * lists). Within a run, a match with no letter or digit on either side (a `+`, `/`, `-`, `_`
+ * or the run's end) is a key, not data: form encoding writes a space as `+` (a list of keys in
+ * a chat command's body is one long run), paths join segments with `/`; a chance match has a
+ * letter or digit on at least one side all but once in a thousand times. The two characters
+ * after a `%` are an escape (`%0A`, `%22`), not data: base64 has no `%`. Vault values are never
  * exempt (their base64 forms are meant to be found in blobs), nor configured `extra_patterns`
  * (their length is unknown). A run can hold `\/`, the JSON escape of `/` that PHP writes in
  * base64 strings.
  */
 export const BLOB_RUN = 1024;
 
+const isAlnum = (c: number): boolean => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+
 function isRunChar(text: string, i: number): boolean {
+  if (text.charCodeAt(i - 1) === 0x25 || text.charCodeAt(i - 2) === 0x25) return false; // %XX
   const c = text.charCodeAt(i);
-  if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) return true;
+  if (isAlnum(c)) return true;
   if (c === 0x2b || c === 0x2f || c === 0x5f || c === 0x2d) return true; // + / _ -
   return c === 0x5c && text.charCodeAt(i + 1) === 0x2f; // \/
 }
@@ -44,11 +48,9 @@ export class BlobRuns {
     return !(this.#apart(start - 1) && this.#apart(end));
   }
 
-  /** The run ends before i, or holds a `+`, `/` or `\/` (a `\` in a run is one) at i. */
+  /** No letter or digit of the run at i: its end, or `+ / - _ \/`. */
   #apart(i: number): boolean {
-    if (i < this.#from || i >= this.#to) return true;
-    const c = this.text.charCodeAt(i);
-    return c === 0x2b || c === 0x2f || c === 0x5c;
+    return i < this.#from || i >= this.#to || !isAlnum(this.text.charCodeAt(i));
   }
 
   #inBlob(start: number, end: number): boolean {

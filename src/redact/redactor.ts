@@ -177,6 +177,12 @@ interface Compiled {
   long: Map<string, string[]>;
   /** For each rule (in group order): its name and capture group index. */
   groups: { index: number; rule: Rule | { name: string } }[];
+  /**
+   * The sticky one with the built-in formats made to fail (their groups kept, so the numbers
+   * stay those of `groups`): what else matches where a built-in match was taken for encoded data
+   * (blobs.ts). Only with configured patterns; a vault value there would have won already.
+   */
+  stickyNoBuiltIn: RegExp | undefined;
 }
 
 function groupCount(source: string): number {
@@ -202,15 +208,6 @@ export class Redactor {
   #grams: GramFilter | undefined;
   #maxForm = 0;
   readonly #pemSticky = new RegExp(PEM_RULE.source, 'y');
-  /**
-   * The built-in formats alone, anchored: configured patterns come first in the alternation, so
-   * where one matches, a built-in format that starts at the same place and runs further would go
-   * unseen (a narrower configured pattern for a key would leave the key's tail).
-   */
-  readonly #builtInSticky = new RegExp(RULES.map((r) => `(?:${r.source})`).join('|'), 'y');
-  readonly #builtInNoPem = new RegExp(RULES.filter((r) => r !== PEM_RULE).map((r) => `(?:${r.source})`).join('|'), 'y');
-  /** Whether configured patterns are matched (and come first: see #builtInSticky). */
-  readonly #configured: boolean;
   /** Whether anchors.ts knows where every rule can start (not so with configured extra rules). */
   readonly #anchored: boolean;
 
@@ -219,11 +216,8 @@ export class Redactor {
       const problem = checkExtraRule(r);
       if (problem !== undefined) throw invalidInput(`redaction pattern ${r.name}: ${problem}`);
     }
-    // Configured patterns before the built-in ones: where both match at one place the configured
-    // one is named (and it is never taken for encoded data, blobs.ts); the longer still wins.
-    this.#rules = [...extra.map((r) => ({ name: r.name, source: r.regex })), ...RULES];
+    this.#rules = [...RULES, ...extra.map((r) => ({ name: r.name, source: r.regex }))];
     this.#anchored = this.#rules.every((r) => ANCHORED.has(r.name)) && extra.length === 0;
-    this.#configured = extra.length > 0;
     this.#rulesOnly = this.#build(new Set());
     this.#plain = this.#json = this.#rulesOnly;
   }
@@ -319,7 +313,7 @@ export class Redactor {
         json = this.#build(jsonForms, longJson);
       }
       // Compiled now, not at the first line that needs it: a regex V8 cannot build throws here.
-      for (const c of [plain, json]) for (const re of [c.re, c.sticky, c.stickyNoPem]) re.test('');
+      for (const c of [plain, json]) for (const re of [c.re, c.sticky, c.stickyNoPem, c.stickyNoBuiltIn]) re?.test('');
     } catch {
       // V8's message would quote the regex, and with it every secret.
       throw new AppError(ErrorCode.INTERNAL, `the redactor cannot match ${plainForms.size} forms of ${values.size + pinned.size} secrets at once (the regex is too large); nothing was changed`, {
@@ -352,7 +346,17 @@ export class Redactor {
     }
     const source = parts.join('|');
     const noPem = parts.filter((_, i) => groups[i]!.rule !== PEM_RULE).join('|');
-    return { re: new RegExp(source, 'g'), sticky: new RegExp(source, 'y'), stickyNoPem: new RegExp(noPem, 'y'), groups, vault: forms.size > 0, long };
+    const failing = (rule: Rule): string => `(${'()'.repeat(groupCount(rule.source))}(?!))`;
+    const noBuiltIn = parts.map((part, i) => (BUILT_IN.has(groups[i]!.rule) ? failing(groups[i]!.rule as Rule) : part)).join('|');
+    return {
+      re: new RegExp(source, 'g'),
+      sticky: new RegExp(source, 'y'),
+      stickyNoPem: new RegExp(noPem, 'y'),
+      stickyNoBuiltIn: this.#rules.length > RULES.length ? new RegExp(noBuiltIn, 'y') : undefined,
+      groups,
+      vault: forms.size > 0,
+      long,
+    };
   }
 
   /**
@@ -464,16 +468,24 @@ export class Redactor {
     let blobs: BlobRuns | undefined;
     while (m !== null) {
       let start = m.index;
-      const g = compiled.groups.find((x) => m![x.index] !== undefined)!;
-      if (BUILT_IN.has(g.rule)) {
-        if ((blobs ??= new BlobRuns(text)).isData(start, start + m[0].length)) {
-          // Encoded data, not a key (blobs.ts). Nothing else matched here: a vault value or a
-          // configured pattern would have (they come first in the alternation). One may start
-          // further on, inside the blob or across its end (a JWT glued to it): next character.
+      let g = compiled.groups.find((x) => m![x.index] !== undefined)!;
+      if (BUILT_IN.has(g.rule) && (blobs ??= new BlobRuns(text)).isData(start, start + m[0].length)) {
+        // Encoded data, not a key (blobs.ts). A configured pattern may match here too (it comes
+        // after the built-ins in the alternation; a vault value comes first, and did not).
+        const other = compiled.stickyNoBuiltIn;
+        let alt: RegExpExecArray | null = null;
+        if (other !== undefined) {
+          other.lastIndex = start;
+          alt = other.exec(text);
+        }
+        if (alt === null) {
+          // One may start further on, inside the blob or across its end (a JWT glued to it).
           re.lastIndex = start + 1;
           m = re.exec(text);
           continue;
         }
+        m = alt;
+        g = compiled.groups.find((x) => alt[x.index] !== undefined)!;
       }
       let end = this.#wholeEnd(text, start, this.#matchEnd(text, start, m, compiled, 0), compiled);
       const rule = g.rule as Rule;
@@ -527,15 +539,11 @@ export class Redactor {
     rules.lastIndex = start;
     const same = rules.exec(text);
     if (same !== null && start + same[0].length > best) best = start + same[0].length;
-    const builtIn = this.#builtInSticky;
-    builtIn.lastIndex = start;
-    const longer = builtIn.exec(text);
-    if (longer !== null && start + longer[0].length > best) best = start + longer[0].length;
     // A private key's body runs to its END line (or a quote, or the end of the text), through
     // any other BEGIN line: one that starts inside a key ends where that key does. So the rule
     // is tried at a BEGIN only past the end of the last key found, and each stretch of text is
     // read by it once (trying it at every BEGIN of a line of BEGINs was quadratic).
-    let keyEnd = longer !== null && text.startsWith(PEM_START, start) ? start + longer[0].length : -1;
+    let keyEnd = same !== null && text.startsWith(PEM_START, start) ? start + same[0].length : -1;
     const pem = this.#pemSticky;
     const sticky = compiled.stickyNoPem;
     const rulesNoPem = this.#rulesOnly.stickyNoPem;
@@ -552,7 +560,6 @@ export class Redactor {
           const r = rulesNoPem.exec(text);
           if (r !== null && p + r[0].length > best) best = p + r[0].length;
         }
-        best = Math.max(best, this.#builtInEnd(text, p));
       }
       if (p >= keyEnd && text.startsWith(PEM_START, p)) {
         pem.lastIndex = p;
@@ -578,18 +585,9 @@ export class Redactor {
     for (let p = start + 1; p < keptEnd; p++) {
       sticky.lastIndex = p;
       const v = sticky.exec(text);
-      if (v !== null && Math.max(this.#matchEnd(text, p, v, compiled, 0), this.#builtInEnd(text, p)) > keptEnd) return '';
+      if (v !== null && this.#matchEnd(text, p, v, compiled, 0) > keptEnd) return '';
     }
     return this.redact(kept);
-  }
-
-  /** With configured patterns: where a built-in format (but a private key) that starts at p ends, else -1. */
-  #builtInEnd(text: string, p: number): number {
-    if (!this.#configured) return -1;
-    const re = this.#builtInNoPem;
-    re.lastIndex = p;
-    const b = re.exec(text);
-    return b === null ? -1 : p + b[0].length;
   }
 
   /** Where a match found at `start` ends: a vault match of a long form's start is followed (#longEnd). */
