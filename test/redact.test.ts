@@ -250,7 +250,7 @@ const TOKEN_FORMATS = Object.entries(FORMATS).filter(([rule]) => !['jwt', 'teleg
 test('encoded data is not a credential: a format matched by chance inside a long base64 run is left alone, keys beside it are not', async () => {
   const digits = (n: number): string => rand('0123456789', n);
   // The longest each format takes, and every generated key: glued into a run one character
-  // short of BLOB_RUN they are redacted; in a run of BLOB_RUN they are data.
+  // short of BLOB_RUN they are redacted.
   const keys: [string, string][] = [
     ['anthropic-key', `sk-ant-api03-${rand(B64URL, 512)}`],
     ['openai-key', `sk-proj-${rand(B64URL, 512)}`],
@@ -263,8 +263,11 @@ test('encoded data is not a credential: a format matched by chance inside a long
     const short = `x ${before}${key}-${digits(BLOB_RUN - 2 - key.length - before.length)} y`;
     const out = r.redact(short);
     assert.ok(!out.includes(key) && out.includes('[REDACTED:'), `${rule} in a run of ${BLOB_RUN - 1}: ${out.slice(0, 80)}`);
+    // In a run of BLOB_RUN, only the shapes that turn up by chance in base64url are data; a
+    // longer prefix never does (sk-proj-, sk-ant-, glpat-, xoxb-, AKIA...): always a key.
     const long = `x ${before}${key}-${digits(BLOB_RUN - 1 - key.length - before.length)} y`;
-    assert.equal(r.redact(long), long, `${rule} in a run of ${BLOB_RUN}`);
+    if (/^(?:sk-[A-Za-z0-9]{48}$|gh[pousr]_|AIza)/.test(key)) assert.equal(r.redact(long), long, `${rule} in a run of ${BLOB_RUN}`);
+    else assert.ok(!r.redact(long).includes(key), `${rule} is a key even in a run of ${BLOB_RUN}`);
     // Beside a blob, not in it: a space, a quote, '=', ':', a newline, a comma.
     for (const [a, b] of [[' ', ' '], ['"', '"'], ['=', '&'], [':', '\n'], [',', ',']]) {
       const text = `${rand(B64URL, 2000)}${a}${key}${b}${rand(B64URL, 2000)}`;
@@ -274,7 +277,8 @@ test('encoded data is not a credential: a format matched by chance inside a long
 
   // Base64url data as an API returns it (a Gmail attachment): about one chance match per MB.
   const planted = [FORMATS['openai-key']!(), `sk-${rand(ALNUM, 48)}`, FORMATS['google-api-key']!(), FORMATS['aws-access-key-id']!(), FORMATS['github-token']!()];
-  const blob = `${rand(B64URL, 50_000)}${planted.join(rand(B64URL, 3000))}${rand(B64URL, 50_000)}`;
+  // A letter before each: a chance match with none on either side is taken for a key (below).
+  const blob = `${rand(B64URL, 50_000)}Q${planted.join(`${rand(B64URL, 3000)}Q`)}${rand(B64URL, 50_000)}`;
   // A letter before the key: a chance match with none on either side is redacted (below).
   const std = `${crypto.randomBytes(30_000).toString('base64')}Q${FORMATS['google-api-key']!()}/${crypto.randomBytes(30_000).toString('base64')}`;
   // PHP's json_encode writes every '/' of standard base64 as '\/'.
@@ -312,7 +316,7 @@ test('encoded data, review cases: secrets glued to a blob, configured patterns i
   const r = new Redactor();
   // A blob with a chance match, then a multi-part secret glued to its end by '/': the scan must
   // not jump past the blob (it did when the vault was empty).
-  const blob = `${rand(B64URL, 600)}sk-${rand(ALNUM, 48)}${rand(B64URL, 600)}`;
+  const blob = `${rand(B64URL, 600)}Q-sk-${rand(ALNUM, 48)}Q${rand(B64URL, 600)}`;
   const jwt = `eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.${rand(B64URL, 43)}`;
   const pem = `-----BEGIN PRIVATE KEY-----\n${rand(ALNUM, 64)}\n-----END PRIVATE KEY-----`;
   for (const secret of [jwt, pem, FORMATS['telegram-bot-token']!(), FORMATS['discord-bot-token']!()]) {

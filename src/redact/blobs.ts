@@ -1,23 +1,23 @@
 /**
  * Encoded data is not a credential. A base64url blob of 1 MB (a Gmail attachment as its API
  * returns it, a tool's binary output) holds `sk-` followed by 48 letters and digits about once:
- * the legacy OpenAI format, matched by chance (measured: 66 matches of four formats in 64 MB of
- * random base64url; `AIza` + 35 in standard base64 about once per 50 MB). Redacting the match
- * would corrupt the stored data, so a match of a built-in format that lies inside a long
- * unbroken run of base64 or base64url characters is left alone.
+ * the legacy OpenAI format, matched by chance (measured: 251 matches in 256 MB of random
+ * base64url, of the legacy OpenAI, classic GitHub and Google formats all but 3; `AIza` + 35 in
+ * standard base64 about once per 50 MB). Redacting the match would corrupt the stored data, so a
+ * match of a format whose shape turns up by chance (Rule.chance) that lies inside a long unbroken
+ * run of base64 or base64url characters is left alone. Formats with a longer prefix (`sk-proj-`,
+ * `sk-ant-`, `glpat-`, `xoxb-`) never occur by chance and are never exempt.
  *
- * What keeps this from hiding real keys: every built-in single-token format is at most about
- * 530 characters long (Anthropic and OpenAI project keys), so a run of BLOB_RUN characters
- * holds at least as much again glued to the key with no space, quote, `.`, `:`, `=`, `,` or
- * line break between; keys are found beside such separators (in headers, config, URLs, JSON,
- * lists). Within a run, a match with no letter or digit on either side (a `+`, `/`, `-`, `_`
- * or the run's end) is a key, not data: form encoding writes a space as `+` (a list of keys in
- * a chat command's body is one long run), paths join segments with `/`; a chance match has a
- * letter or digit on at least one side all but once in a thousand times. The two characters
- * after a `%` are an escape (`%0A`, `%22`), not data: base64 has no `%`. Vault values are never
- * exempt (their base64 forms are meant to be found in blobs), nor configured `extra_patterns`
- * (their length is unknown). A run can hold `\/`, the JSON escape of `/` that PHP writes in
- * base64 strings.
+ * What keeps this from hiding real keys: these formats are 39 to 259 characters long, so a run of
+ * BLOB_RUN characters holds at least 765 more glued to the key with no space, quote, `.`, `:`,
+ * `=`, `,` or line break between; keys are found beside such separators (in headers, config,
+ * URLs, JSON, lists). And within a run, a match with no letter or digit on either side (a `+`,
+ * `/`, `-`, `_` or the run's end) is a key, not data: form encoding writes a space as `+` (a list
+ * of keys in a chat command's body is one long run), paths join segments with `/`. A chance match
+ * nearly always has a letter or digit beside it (GitHub's format runs until one is missing, so it
+ * needs one in front: 31 times in 32). The two characters after a `%` are an escape (`%0A`,
+ * `%22`), never data: base64 has no `%`. A run can hold `\/`, the JSON escape of `/` that PHP
+ * writes in base64 strings.
  */
 export const BLOB_RUN = 1024;
 
@@ -32,9 +32,10 @@ function isRunChar(text: string, i: number): boolean {
 }
 
 /**
- * Answers "is this match data?" for increasing positions of one text. The run around
- * the last position asked about is remembered, so each run is measured once however many
- * matches fall in it: the whole scan stays linear.
+ * Answers "is this match data?" for increasing positions of one text. The run is measured at
+ * most BLOB_RUN characters to each side of a match (enough to tell a blob), and that window is
+ * remembered: matches inside it are answered without measuring again, so the scan stays linear
+ * and a 4 MB attachment is not walked character by character for its one chance match.
  */
 export class BlobRuns {
   #from = -1;
@@ -42,7 +43,7 @@ export class BlobRuns {
 
   constructor(private readonly text: string) {}
 
-  /** Whether [start, end), a match of a built-in format, is data: inside a blob, not set apart in it. */
+  /** Whether [start, end), a match of a format that turns up by chance, is data: in a blob, glued to it. */
   isData(start: number, end: number): boolean {
     if (!this.#inBlob(start, end)) return false;
     return !(this.#apart(start - 1) && this.#apart(end));
@@ -54,15 +55,18 @@ export class BlobRuns {
   }
 
   #inBlob(start: number, end: number): boolean {
-    if (start < this.#from || start >= this.#to) {
-      if (!isRunChar(this.text, start)) return false;
+    // Measured again when the match reaches the window's right edge: the run may go on past it.
+    if (start < this.#from || end >= this.#to) {
+      for (let i = start; i < end; i++) if (!isRunChar(this.text, i)) return false;
       let a = start;
-      while (a > 0 && isRunChar(this.text, a - 1)) a--;
-      let b = start + 1;
-      while (b < this.text.length && isRunChar(this.text, b)) b++;
+      const left = Math.max(0, start - BLOB_RUN);
+      while (a > left && isRunChar(this.text, a - 1)) a--;
+      let b = end;
+      const right = Math.min(this.text.length, end + BLOB_RUN);
+      while (b < right && isRunChar(this.text, b)) b++;
       this.#from = a;
       this.#to = b;
     }
-    return end <= this.#to && this.#to - this.#from >= BLOB_RUN;
+    return this.#to - this.#from >= BLOB_RUN;
   }
 }

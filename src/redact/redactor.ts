@@ -162,7 +162,6 @@ const LONG_FORM = 256;
 /** The private-key rule's body has no bound: see #wholeEnd for why that needs care. */
 const PEM_START = '-----BEGIN ';
 const PEM_RULE = RULES.find((r) => r.name === 'private-key')!;
-/** The formats whose longest match is known (see blobs.ts): configured patterns are not among them. */
 const BUILT_IN: ReadonlySet<Rule | { name: string }> = new Set(RULES);
 
 interface Compiled {
@@ -469,7 +468,7 @@ export class Redactor {
     while (m !== null) {
       let start = m.index;
       let g = compiled.groups.find((x) => m![x.index] !== undefined)!;
-      if (BUILT_IN.has(g.rule) && (blobs ??= new BlobRuns(text)).isData(start, start + m[0].length)) {
+      if ((g.rule as Rule).chance?.test(m[0]) === true && (blobs ??= new BlobRuns(text)).isData(start, start + m[0].length)) {
         // Encoded data, not a key (blobs.ts). A configured pattern may match here too (it comes
         // after the built-ins in the alternation; a vault value comes first, and did not).
         const other = compiled.stickyNoBuiltIn;

@@ -13,6 +13,11 @@ export interface Rule {
   keep?: RegExp;
   /** Text kept from the end of the match. */
   keepEnd?: RegExp;
+  /**
+   * Matches of this shape turn up by chance in random base64url (blobs.ts): inside a blob they
+   * are data, not keys. Only for formats whose prefix is short enough to occur by chance.
+   */
+  chance?: RegExp;
 }
 
 export const RULES: readonly Rule[] = [
@@ -28,9 +33,14 @@ export const RULES: readonly Rule[] = [
   // OpenRouter: sk-or-v1- and 64 hex digits.
   { name: 'openrouter-key', source: 'sk-or-v1-[0-9a-f]{64}' },
   // OpenAI: project, service-account and admin keys, and the legacy sk-<48>.
-  { name: 'openai-key', source: 'sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,512}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|sk-[A-Za-z0-9]{48}' },
+  // The legacy sk-<48> turns up in base64url about once per MB.
+  {
+    name: 'openai-key',
+    source: 'sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,512}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|sk-[A-Za-z0-9]{48}',
+    chance: /^sk-[A-Za-z0-9]{48}$/,
+  },
   // GitHub: fine-grained PATs, and classic tokens ghp_ gho_ ghu_ ghs_ ghr_.
-  { name: 'github-token', source: 'github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}|gh[pousr]_[A-Za-z0-9]{36,255}' },
+  { name: 'github-token', source: 'github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}|gh[pousr]_[A-Za-z0-9]{36,255}', chance: /^gh[pousr]_/ },
   // GitLab: personal, deploy, trigger, runner, feed, agent, OAuth ... tokens.
   { name: 'gitlab-token', source: 'gl(?:pat|dt|ptt|rt|cbt|ft|imt|soat|oas|agent|ffct)-[A-Za-z0-9_-]{20,256}' },
   // Slack: bot/user/app-level/config tokens, and incoming-webhook URLs.
@@ -49,7 +59,7 @@ export const RULES: readonly Rule[] = [
       '(?:(?:AKIA|ASIA|ABIA)[A-Z0-9]{16}|(?!(?<=(?:^|[^A-Za-z0-9])[0-9A-HJKMNP-TV-Z]{6})ACCA[0-9A-HJKMNP-TV-Z]{16}(?![A-Za-z0-9]))ACCA[A-Z0-9]{16})(?![A-Za-z0-9])',
   },
   // Google API keys.
-  { name: 'google-api-key', source: 'AIza[0-9A-Za-z_-]{35}' },
+  { name: 'google-api-key', source: 'AIza[0-9A-Za-z_-]{35}', chance: /^AIza/ },
   // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ"). The payload may be
   // long (identity tokens that list a user's groups run to several KB); the header's bound
   // keeps a failed attempt short (anchors.ts looks that far back from the payload's ".eyJ").
