@@ -276,9 +276,12 @@ test('encoded data is not a credential: a format matched by chance inside a long
   }
 
   // Base64url data as an API returns it (a Gmail attachment): about one chance match per MB.
-  const planted = [FORMATS['openai-key']!(), `sk-${rand(ALNUM, 48)}`, FORMATS['google-api-key']!(), FORMATS['aws-access-key-id']!(), FORMATS['github-token']!()];
-  // A letter before each: a chance match with none on either side is taken for a key (below).
-  const blob = `${rand(B64URL, 50_000)}Q${planted.join(`${rand(B64URL, 3000)}Q`)}${rand(B64URL, 50_000)}`;
+  // The shapes that turn up by chance, each with a letter before it (a chance match with none on
+  // either side is taken for a key, below). The rest of the blob has no '-', so no other format
+  // can turn up in it by chance (Slack's and GitLab's do, about once in 50 MB).
+  const planted = [`sk-${rand(ALNUM, 48)}`, `sk-${rand(ALNUM, 20)}T3BlbkFJ${rand(ALNUM, 20)}`, FORMATS['google-api-key']!(), `ghp_${rand(ALNUM, 36)}`, `gho_${rand(ALNUM, 40)}`];
+  const filler = (n: number): string => rand(`${ALNUM}_`, n);
+  const blob = `${filler(20_000)}Q${planted.join(`${filler(3000)}Q`)}${filler(20_000)}`;
   // A letter before the key: a chance match with none on either side is redacted (below).
   const std = `${crypto.randomBytes(30_000).toString('base64')}Q${FORMATS['google-api-key']!()}/${crypto.randomBytes(30_000).toString('base64')}`;
   // PHP's json_encode writes every '/' of standard base64 as '\/'.
