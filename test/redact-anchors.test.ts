@@ -188,3 +188,23 @@ test('anchors: hostile lines take linear time (a child process with a 60 s budge
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 60_000, encoding: 'utf8' });
   assert.equal(child.stdout, 'done', `killed after 60 s or failed: ${child.signal ?? ''} ${child.stderr}`);
 });
+
+test('a JWT attempt is not made at every "eyJ": 8 MB of them after a match is scanned at once (a child with a 60 s budget)', () => {
+  // The rule began at "eyJ" and read up to 2,048 characters for the header before failing, at
+  // every "eyJ" once a scan had started (any match or anchor before it, or configured
+  // patterns): about 2.5 s a MB, so an 8 MiB message (the default limit) held the event loop
+  // 20 s. Now the match begins at ".eyJ" and looks back: these take well under a second.
+  const redactor = new URL('../src/redact/index.js', import.meta.url).href;
+  const script = `
+    const { Redactor } = await import(${JSON.stringify(redactor)});
+    const storm = 'eyJ'.repeat(2_800_000);
+    for (const r of [new Redactor(), new Redactor([{ name: 'ticket', regex: 'TICKET-[0-9]{8}' }])]) {
+      for (const t of ['AK ' + storm, 'sk-' + 'a'.repeat(48) + ' ' + storm, ('eyJ'.repeat(700) + '.').repeat(4000)]) {
+        r.redact(t);
+        r.redactJson(JSON.stringify({ m: t }));
+      }
+    }
+    process.stdout.write('done');`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 60_000, encoding: 'utf8' });
+  assert.equal(child.stdout, 'done', `killed after 60 s or failed: ${child.signal ?? ''} ${child.stderr}`);
+});

@@ -364,3 +364,22 @@ test('encoded data, review cases: secrets glued to a blob, configured patterns i
     assert.deepEqual([...keys, ...alnumKeys].filter((k) => out.includes(k)), [], text.slice(0, 40));
   }
 });
+
+test('a JWT is found from its payload and replaced from its header (8 to 2,048 characters), as a match from the header was', () => {
+  const r = new Redactor();
+  for (const n of [8, 100, 2048]) {
+    const jwt = `eyJ${rand(B64URL, n)}.eyJ${rand(B64URL, 60)}.${rand(B64URL, 43)}`;
+    for (const [a, b] of [['', ''], ['token=', '&x=1'], ['glued', ' y'], ['"', '"'], ['eyJ.', '.']]) {
+      assert.equal(r.redact(`${a}${jwt}${b}`), `${a}[REDACTED:jwt]${b}`, `header ${n} after ${a}`);
+    }
+    assert.equal(JSON.parse(r.redactJson(JSON.stringify({ t: `Bearer ${jwt}`, id: jwt }))).id, '[REDACTED:jwt]');
+  }
+  const long = `eyJ${rand(ALNUM, 2049)}.eyJ${rand(ALNUM, 60)}.${rand(ALNUM, 43)}`;
+  assert.ok(!r.redact(long).includes('[REDACTED:jwt]'), 'a header longer than the rule takes');
+  // A vault value inside the header is replaced first; the JWT's replacement then runs from it,
+  // and the header before it (a JOSE header: alg, kid, typ) stays.
+  const v = new Redactor();
+  v.setSecret('k', 'VAULTVALUE-12345');
+  const payload = `eyJ${rand(ALNUM, 60)}.${rand(ALNUM, 43)}`;
+  assert.equal(v.redact(`x eyJhbGciOiJSUzI1NiJ9VAULTVALUE-12345abc.${payload} y`), 'x eyJhbGciOiJSUzI1NiJ9[REDACTED:vault][REDACTED:jwt] y');
+});

@@ -37,8 +37,7 @@ const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 // Lengths from rules.ts: how far before its anchor a match may start.
 const HYPHEN_BACK = 7; // "glagent-": gl + the longest GitLab prefix word
 const UNDERSCORE_BACK = 6; // "github_"
-const DOT_BACK = 3 + 2048; // a JWT's header: "eyJ" and up to 2048 characters before ".eyJ"
-const DISCORD_BACK = 28; // the first part of a Discord token: 24 to 28 characters
+const DISCORD_BACK = 28; // the first part of a Discord token: 24 to 28 characters (a JWT's match begins at its ".eyJ")
 const URL_BACK = 3 + 256 + 1 + 256; // "://", user, ":", password before the '@'
 const DIGITS_BACK = 12; // a Telegram bot id: 6 to 12 digits
 
@@ -70,8 +69,8 @@ export function firstRuleStart(s: string, from = 0): number {
     if (at(s, i - 1) === 0x6b && (at(s, i - 2) === 0x73 || at(s, i - 2) === 0x72)) best = Math.min(best, i - 2);
   }
   // '.': JWT (header.eyJ), Discord (<24-28>.<6-7>.), hooks.slack.com
-  for (let i = s.indexOf('.', from); i !== -1 && i - DOT_BACK < best; i = s.indexOf('.', i + 1)) {
-    if (at(s, i + 1) === 0x65 && at(s, i + 2) === 0x79 && at(s, i + 3) === 0x4a) best = Math.min(best, Math.max(0, i - DOT_BACK));
+  for (let i = s.indexOf('.', from); i !== -1 && i - DISCORD_BACK < best; i = s.indexOf('.', i + 1)) {
+    if (at(s, i + 1) === 0x65 && at(s, i + 2) === 0x79 && at(s, i + 3) === 0x4a) best = Math.min(best, i);
     if (at(s, i + 7) === 0x2e || at(s, i + 8) === 0x2e) best = Math.min(best, Math.max(0, i - DISCORD_BACK));
     if (has(s, 'hooks', i - 5)) best = Math.min(best, i - 5);
   }

@@ -486,8 +486,11 @@ export class Redactor {
         m = alt;
         g = compiled.groups.find((x) => alt[x.index] !== undefined)!;
       }
-      let end = this.#wholeEnd(text, start, this.#matchEnd(text, start, m, compiled, 0), compiled);
       const rule = g.rule as Rule;
+      // A match that begins inside its secret (a JWT's payload): the replacement starts where the
+      // secret does, or where the last one ended.
+      if (rule.startsBefore !== undefined) start = Math.max(last, rule.startsBefore(text, start));
+      let end = this.#wholeEnd(text, start, this.#matchEnd(text, m.index, m, compiled, 0), compiled);
       let quote = '';
       let skip = false;
       if (json) {

@@ -18,6 +18,25 @@ export interface Rule {
    * are data, not keys. Only for formats whose prefix is short enough to occur by chance.
    */
   chance?: RegExp;
+  /** For a match that begins inside its secret: where, at or before the match, the secret starts. */
+  startsBefore?: (text: string, at: number) => number;
+}
+
+/** The longest JWT header the rule takes, in base64url characters after its "eyJ". */
+const JWT_HEADER_MAX = 2048;
+const isBase64Url = (c: number): boolean =>
+  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x2d;
+
+/**
+ * Where the JWT whose payload begins at `dot` (its ".eyJ") starts: the first "eyJ" from which
+ * base64url characters run to the dot, 8 to JWT_HEADER_MAX after it, as the rule's lookbehind
+ * found it (the longest header, as a left-to-right match of the whole token would take).
+ */
+function jwtStart(text: string, dot: number): number {
+  let r = dot;
+  while (r > 0 && dot - r < 3 + JWT_HEADER_MAX && isBase64Url(text.charCodeAt(r - 1))) r--;
+  const h = text.indexOf('eyJ', r);
+  return h !== -1 && h <= dot - 11 ? h : dot;
 }
 
 export const RULES: readonly Rule[] = [
@@ -61,9 +80,15 @@ export const RULES: readonly Rule[] = [
   // Google API keys.
   { name: 'google-api-key', source: 'AIza[0-9A-Za-z_-]{35}', chance: /^AIza/ },
   // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ"). The payload may be
-  // long (identity tokens that list a user's groups run to several KB); the header's bound
-  // keeps a failed attempt short (anchors.ts looks that far back from the payload's ".eyJ").
-  { name: 'jwt', source: 'eyJ[A-Za-z0-9_-]{8,2048}\\.eyJ[A-Za-z0-9_-]{8,16384}\\.[A-Za-z0-9_-]{10,1024}' },
+  // long (identity tokens that list a user's groups run to several KB). The match begins at the
+  // payload's ".eyJ" and a lookbehind finds the header (up to JWT_HEADER_MAX): begun at every
+  // "eyJ", a failed attempt read up to 2,048 characters, and text of repeated "eyJ" cost about
+  // 2.5 s a MB; a "." before "eyJ" is rare. The replacement starts at the header (startsBefore).
+  {
+    name: 'jwt',
+    source: `\\.eyJ(?<=eyJ[A-Za-z0-9_-]{8,${JWT_HEADER_MAX}}\\.eyJ)[A-Za-z0-9_-]{8,16384}\\.[A-Za-z0-9_-]{10,1024}`,
+    startsBefore: jwtStart,
+  },
   // Telegram bot tokens: <bot id>:<35 characters> (the docs' example has 34), also inside /bot<token>/ URLs.
   { name: 'telegram-bot-token', source: '\\d(?<!\\d\\d)\\d{5,11}:[A-Za-z0-9_-]{30,64}' },
   // Discord bot tokens: base64 user id, timestamp, HMAC.
