@@ -376,8 +376,14 @@ test('a JWT is found from its payload and replaced from its header (8 to 2,048 c
   }
   const long = `eyJ${rand(ALNUM, 2049)}.eyJ${rand(ALNUM, 60)}.${rand(ALNUM, 43)}`;
   assert.ok(!r.redact(long).includes('[REDACTED:jwt]'), 'a header longer than the rule takes');
-  // A vault value inside the header is replaced first; the JWT's replacement then runs from it,
-  // and the header before it (a JOSE header: alg, kid, typ) stays.
+  // A configured pattern that starts at the payload's '.' (where the JWT's match now begins, and
+  // wins) still sets the end when it runs further.
+  const jwt = `eyJ${rand(B64URL, 30)}.eyJ${rand(B64URL, 60)}.${rand(B64URL, 43)}`;
+  const cfg = new Redactor([{ name: 'cfg', regex: '\\.eyJ[A-Za-z0-9_.~-]+' }]);
+  assert.equal(cfg.redact(`token ${jwt}~tail-SECRET-9f8e7d end`), 'token [REDACTED:jwt] end');
+  assert.deepEqual(JSON.parse(cfg.redactJson(JSON.stringify({ t: `token ${jwt}~tail-SECRET-9f8e7d end` }))), { t: 'token [REDACTED:jwt] end' });
+  // A match inside the header (here a vault value) is replaced first; the JWT's replacement then
+  // runs from it, and the header before it (a JOSE header: alg, kid, typ) stays.
   const v = new Redactor();
   v.setSecret('k', 'VAULTVALUE-12345');
   const payload = `eyJ${rand(ALNUM, 60)}.${rand(ALNUM, 43)}`;

@@ -549,7 +549,18 @@ export class Redactor {
     const pem = this.#pemSticky;
     const sticky = compiled.stickyNoPem;
     const rulesNoPem = this.#rulesOnly.stickyNoPem;
+    // A JWT's match begins at its payload's '.', and there it wins over configured patterns
+    // (later in the alternation): one that starts at that '.' may run further.
+    const configured = compiled.stickyNoBuiltIn;
+    const configuredEnd = (p: number): number => {
+      if (configured === undefined || text.charCodeAt(p) !== 0x2e) return -1;
+      configured.lastIndex = p;
+      const c = configured.exec(text);
+      return c === null ? -1 : p + c[0].length;
+    };
+    best = Math.max(best, configuredEnd(start));
     for (let p = start + 1; p < best; p++) {
+      best = Math.max(best, configuredEnd(p));
       sticky.lastIndex = p;
       const v = sticky.exec(text);
       if (v !== null) {
