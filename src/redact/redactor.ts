@@ -178,8 +178,9 @@ interface Compiled {
   groups: { index: number; rule: Rule | { name: string } }[];
   /**
    * The sticky one with the built-in formats made to fail (their groups kept, so the numbers
-   * stay those of `groups`): what else matches where a built-in match was taken for encoded data
-   * (blobs.ts). Only with configured patterns; a vault value there would have won already.
+   * stay those of `groups`): what configured patterns match where a built-in one won, at a match
+   * taken for encoded data (blobs.ts) and at a JWT payload's '.' (#wholeEnd). Only with
+   * configured patterns; a vault value there would have won already.
    */
   stickyNoBuiltIn: RegExp | undefined;
 }
