@@ -1,3 +1,5 @@
+import { isAlnum, isBase64Url } from './chars.js';
+
 /**
  * Encoded data is not a credential. A base64url blob of 1 MB (a Gmail attachment as its API
  * returns it, a tool's binary output) holds `sk-` followed by 48 letters and digits about once:
@@ -21,7 +23,6 @@
  */
 export const BLOB_RUN = 1024;
 
-const isAlnum = (c: number): boolean => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 
 /** The rest of a run, from a character that is one (isRunChar). */
 const RUN = /(?:[A-Za-z0-9+/_-]|\\(?=\/))*/y;
@@ -29,8 +30,7 @@ const RUN = /(?:[A-Za-z0-9+/_-]|\\(?=\/))*/y;
 function isRunChar(text: string, i: number): boolean {
   if (text.charCodeAt(i - 1) === 0x25 || text.charCodeAt(i - 2) === 0x25) return false; // %XX
   const c = text.charCodeAt(i);
-  if (isAlnum(c)) return true;
-  if (c === 0x2b || c === 0x2f || c === 0x5f || c === 0x2d) return true; // + / _ -
+  if (isBase64Url(c) || c === 0x2b || c === 0x2f) return true; // and + /
   return c === 0x5c && text.charCodeAt(i + 1) === 0x2f; // \/
 }
 

@@ -1,6 +1,7 @@
 import { AppError, ErrorCode, invalidInput } from '../errors/index.js';
 import { ANCHORED, firstRuleStart } from './anchors.js';
 import { BlobRuns } from './blobs.js';
+import { isAlnum } from './chars.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
 
@@ -9,7 +10,7 @@ export const MIN_SECRET_LENGTH = 8;
 
 /** Characters that continue a bare JSON value (number, true, false, null). */
 function isJsonTokenChar(c: number): boolean {
-  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2e || c === 0x2b || c === 0x2d;
+  return isAlnum(c) || c === 0x2e || c === 0x2b || c === 0x2d;
 }
 
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');

@@ -1,3 +1,5 @@
+import { isBase64Url } from './chars.js';
+
 /**
  * Known secret formats, each a named rule. No rule starts with \b: in JSON text a secret after a
  * newline follows the two characters \n, and "n" is a word character. Sources are plain regex text (no flags, no
@@ -22,10 +24,9 @@ export interface Rule {
   startsBefore?: (text: string, at: number) => number;
 }
 
-/** The longest JWT header the rule takes, in base64url characters after its "eyJ". */
+/** The shortest and longest JWT header the rule takes, in base64url characters after its "eyJ". */
+const JWT_HEADER_MIN = 8;
 const JWT_HEADER_MAX = 2048;
-const isBase64Url = (c: number): boolean =>
-  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x2d;
 
 /**
  * Where the JWT whose payload begins at `dot` (its ".eyJ") starts: the first "eyJ" from which
@@ -36,7 +37,7 @@ function jwtStart(text: string, dot: number): number {
   let r = dot;
   while (r > 0 && dot - r < 3 + JWT_HEADER_MAX && isBase64Url(text.charCodeAt(r - 1))) r--;
   const h = text.indexOf('eyJ', r);
-  return h !== -1 && h <= dot - 11 ? h : dot;
+  return h !== -1 && h <= dot - 3 - JWT_HEADER_MIN ? h : dot;
 }
 
 export const RULES: readonly Rule[] = [
@@ -86,7 +87,7 @@ export const RULES: readonly Rule[] = [
   // 2.5 s a MB; a "." before "eyJ" is rare. The replacement starts at the header (startsBefore).
   {
     name: 'jwt',
-    source: `\\.eyJ(?<=eyJ[A-Za-z0-9_-]{8,${JWT_HEADER_MAX}}\\.eyJ)[A-Za-z0-9_-]{8,16384}\\.[A-Za-z0-9_-]{10,1024}`,
+    source: `\\.eyJ(?<=eyJ[A-Za-z0-9_-]{${JWT_HEADER_MIN},${JWT_HEADER_MAX}}\\.eyJ)[A-Za-z0-9_-]{8,16384}\\.[A-Za-z0-9_-]{10,1024}`,
     startsBefore: jwtStart,
   },
   // Telegram bot tokens: <bot id>:<35 characters> (the docs' example has 34), also inside /bot<token>/ URLs.
