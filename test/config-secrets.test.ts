@@ -3,9 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { removeKeys } from '../src/config/index.js';
+import { moveConfigSecrets, type Vault } from '../src/vault/index.js';
 import { openBlufio } from '../src/index.js';
 import { memoryLogger } from './helpers/logger.js';
-import { cleanEnv, silentLogger, sleep, startFixture, tmpDir } from './helpers/index.js';
+import { cleanEnv, NOBODY, run, silentLogger, sleep, startFixture, tmpDir, unprivilegedCli } from './helpers/index.js';
 
 const CONFIG = [
   '# Blufio config, hand-written   ',
@@ -159,5 +160,86 @@ describe('plaintext secrets in the config file', () => {
     assert.equal((await d.vault.get('providers.openai.api_key')).expose(), 'sk-inline-0123456789abcdefgh');
     await d.close();
     assert.match(fs.readFileSync(path.join(inline, 'c.toml'), 'utf8'), /sk-inline/);
+  });
+
+  it('removeKeys: dotted keys keep their table, escaped keys are found, an escaped """ does not end the value, a secret also in a comment stops the cut', () => {
+    const secret = 'sk-AAAABBBBCCCCDDDD0123';
+    const cut = (t: string): string | undefined => removeKeys(t, [['providers', 'openai', 'api_key']], [secret]);
+    // Dotted: the table `openai` exists only through the key; cut alone it would vanish (and with it the provider).
+    assert.equal(cut(`[providers]\nopenai.api_key = "${secret}"  # key\n`), '[providers]\nopenai = {}\n');
+    assert.equal(cut(`providers . openai.api_key = "${secret}"\r\n[storage]\r\n`), 'providers . openai = {}\r\n[storage]\r\n');
+    // A sibling keeps the table: no stub needed.
+    assert.equal(cut(`[providers]\nopenai.api_key = "${secret}"\nopenai.base_url = "https://x.example"\n`), '[providers]\nopenai.base_url = "https://x.example"\n');
+    // Keys and headers written with escapes are the keys the parser reads.
+    assert.equal(cut(`[providers.openai]\n"api\\u005fkey" = "${secret}"\n`), '[providers.openai]\n');
+    assert.equal(cut(`[providers."open\\u0061i"]\napi_key = "${secret}"\n`), '[providers."open\\u0061i"]\n');
+    assert.equal(cut(`[providers."open\\x61i"]\napi_key = "${secret}"\n`), undefined, 'an escape TOML 1.0 does not have: not guessed at');
+    // `\"""` inside a multi-line basic string is an escaped quote and two more, not its end: the
+    // whole value (both lines) goes, and nothing of it is left in a "comment".
+    const tricky = `[providers.openai]\napi_key = """sk-AAAABBBB\\"""\n# CCCCDDDD0123 second half"""\nbase_url = "https://x.example"\n`;
+    const all = removeKeys(tricky, [['providers', 'openai', 'api_key']], ['sk-AAAABBBB"""\n# CCCCDDDD0123 second half']);
+    assert.equal(all, '[providers.openai]\nbase_url = "https://x.example"\n');
+    // The same secret kept in a comment (an old key, a note) would stay in the file: not cut.
+    assert.equal(cut(`# was: ${secret}\n[providers.openai]\napi_key = "${secret}"\n`), undefined);
+  });
+
+  it('a read-only file is left as it is, and a key rotated in the vault is not undone by it on the next start', async () => {
+    const { cfg, data } = setup(0o440);
+    const log = memoryLogger();
+    const a = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: log.logger, env: {} });
+    assert.equal((await a.vault.get('providers.openai.api_key')).expose(), SECRETS['providers.openai.api_key']);
+    await a.vault.set('providers.openai.api_key', 'rotated-after-a-leak-0123456789');
+    await a.close();
+    assert.equal(fs.readFileSync(cfg, 'utf8'), CONFIG);
+    assert.ok(log.lines().some((l) => /read-only/.test(String(l.msg))), 'the warning says why');
+    const b = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: silentLogger(), env: {} });
+    assert.equal((await b.vault.get('providers.openai.api_key')).expose(), 'rotated-after-a-leak-0123456789');
+    await b.close();
+  });
+
+  it('a config in a directory the user cannot write (a read-only mount) does not undo a rotated key on every start', async () => {
+    // As root, the CLI runs as nobody (root writes anywhere); otherwise as this user.
+    const { cli, opts: asUser } = unprivilegedCli();
+    const dir = tmpDir();
+    fs.chmodSync(dir, 0o755);
+    const etc = path.join(dir, 'etc');
+    const dataDir = path.join(dir, 'data');
+    fs.mkdirSync(etc);
+    fs.mkdirSync(dataDir, { mode: 0o700 });
+    const cfg = path.join(etc, 'blufio.toml');
+    fs.writeFileSync(cfg, '[providers.openai]\napi_key = "sk-proj-OLD-stale-in-the-file-0001"\n', { mode: 0o644 });
+    if (process.getuid?.() === 0) {
+      fs.chownSync(cfg, NOBODY, NOBODY);
+      fs.chownSync(dataDir, NOBODY, NOBODY);
+    }
+    fs.chmodSync(etc, 0o555);
+    const env = cleanEnv({ HOME: dir, BLUFIO_DATA_DIR: dataDir, BLUFIO_CONFIG: cfg, BLUFIO_VAULT_KEY: 'pp' });
+    const blufio = (args: string[], input?: string) => run(cli, args, { ...asUser, env, ...(input === undefined ? {} : { input }) });
+    const first = await blufio(['config', 'list-secrets']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /providers\.openai\.api_key\s+\S*0001/);
+    assert.match(first.stderr, /cannot be replaced/);
+    const rotate = await blufio(['config', 'set-secret', 'providers.openai.api_key'], 'sk-proj-NEW-rotated-key-000002');
+    assert.equal(rotate.code, 0, rotate.stderr);
+    for (let i = 0; i < 2; i++) {
+      const later = await blufio(['config', 'list-secrets']);
+      assert.equal(later.code, 0, later.stderr);
+      assert.match(later.stdout, /providers\.openai\.api_key\s+\S*0002/, 'the rotated key stays');
+    }
+    assert.equal(fs.readFileSync(cfg, 'utf8'), '[providers.openai]\napi_key = "sk-proj-OLD-stale-in-the-file-0001"\n');
+    assert.deepEqual(fs.readdirSync(etc), ['blufio.toml'], 'no temporary file left beside it');
+  });
+
+  it('a config that stops parsing between validation and the move is left alone, and its text (secrets) is never in the error or the log', async () => {
+    const dir = tmpDir();
+    const cfg = path.join(dir, 'blufio.toml');
+    // What an editor saving it half-way leaves: smol-toml's message would quote this line.
+    fs.writeFileSync(cfg, '[providers.openai]\napi_key = "sk-proj-HALF-SAVED-0123456789" x\n');
+    const log = memoryLogger();
+    const untouched = new Proxy({}, { get: () => assert.fail('the vault is not touched') }) as unknown as Vault;
+    assert.deepEqual(await moveConfigSecrets(cfg, untouched, log.logger), []);
+    const logged = JSON.stringify(log.lines());
+    assert.match(logged, /no longer parses/);
+    assert.doesNotMatch(logged, /HALF-SAVED/);
   });
 });

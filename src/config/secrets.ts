@@ -30,29 +30,56 @@ export function plaintextSecrets(parsed: unknown): PlaintextSecret[] {
 
 /**
  * The config text without the assignments of `paths`, every other byte as it was: whole lines
- * are cut (a multi-line value with all its lines), nothing else is touched. The result is parsed
- * and must equal the original minus exactly those keys; otherwise (a key inside an inline table,
- * a value sharing its line with another key) this returns undefined and nothing should be written.
+ * are cut (a multi-line value with all its lines), nothing else is touched, except that a dotted
+ * key which alone made its table (`openai.api_key = ...` under `[providers]`) leaves
+ * `openai = {}` in its place, so the table (a configured provider) stays. The result is parsed
+ * and must equal the original minus exactly those keys, and must not hold any of `values` (the
+ * secrets, or a line of one); otherwise (a key inside an inline table, a value sharing its line
+ * with another key) this returns undefined and nothing should be written.
  */
-export function removeKeys(text: string, paths: readonly (readonly string[])[]): string | undefined {
-  const drop = new Set<number>();
+export function removeKeys(text: string, paths: readonly (readonly string[])[], values: readonly string[] = []): string | undefined {
+  const cut = new Map<number, string | undefined>();
+  const stubs: { line: number; stub: string; parent: readonly string[] }[] = [];
   for (const p of paths) {
     const at = keyLines(text, p);
     if (at === undefined) return undefined;
-    for (let n = at.start; n <= at.end; n++) drop.add(n);
+    for (let n = at.start; n <= at.end; n++) cut.set(n, undefined);
+    if (at.stub !== undefined) stubs.push({ line: at.start, stub: at.stub, parent: p.slice(0, -1) });
   }
-  // Split keeping each line's own ending, so CRLF and LF files stay what they were.
-  const pieces = text.split(/(?<=\n)/);
-  const kept = pieces.filter((_, i) => !drop.has(i + 1)).join('');
   try {
     const expected = parseToml(text) as Record<string, unknown>;
-    for (const p of paths) {
-      let node: unknown = expected;
-      for (const part of p.slice(0, -1)) node = (node as Record<string, unknown>)[part];
-      delete (node as Record<string, unknown>)[p[p.length - 1]!];
-    }
+    const nodeAt = (keys: readonly string[]): Record<string, unknown> =>
+      keys.reduce<Record<string, unknown>>((node, k) => node[k] as Record<string, unknown>, expected);
+    for (const p of paths) delete nodeAt(p.slice(0, -1))[p[p.length - 1]!];
+    // A table left empty existed only through the cut key: its stub keeps it.
+    for (const s of stubs) if (Object.keys(nodeAt(s.parent)).length === 0) cut.set(s.line, s.stub);
+    // Split keeping each line's own ending, so CRLF and LF files stay what they were.
+    const kept = text
+      .split(/(?<=\n)/)
+      .map((piece, i) => {
+        if (!cut.has(i + 1)) return piece;
+        const stub = cut.get(i + 1);
+        return stub === undefined ? '' : stub + (/\r?\n$/.exec(piece)?.[0] ?? '');
+      })
+      .join('');
+    if (leftover(kept, values)) return undefined;
     return isDeepStrictEqual(parseToml(kept), expected) ? kept : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether a secret, or a line of a multi-line one, is still in the text: the check behind the
+ * parser's, for a value the line scanner cut short (a comment, which the parser ignores, could
+ * hold the rest). Short pieces are skipped: they could be any word.
+ */
+function leftover(kept: string, values: readonly string[]): boolean {
+  for (const v of values) {
+    for (const piece of [v, ...v.split(/\r?\n/)]) {
+      const t = piece.trim();
+      if (t.length >= 12 && kept.includes(t)) return true;
+    }
+  }
+  return false;
 }

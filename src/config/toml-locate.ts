@@ -12,14 +12,39 @@ interface Located {
   line: number;
   /** The last line of the value, for a key whose value spans lines (a multi-line string or array). */
   endLine: number;
+  /**
+   * For a dotted key (`openai.api_key = ...`): the line that keeps its table when the assignment
+   * is cut (`openai = {}`), for a table that exists only through this key.
+   */
+  stub?: string;
 }
 
 const BARE = /[A-Za-z0-9_-]+/y;
+const ESCAPES: Record<string, string> = { b: '\b', t: '\t', n: '\n', f: '\f', r: '\r', e: '\u001b', '"': '"', '\\': '\\' };
 
-/** Parses a dotted key starting at `i`; returns the parts and the index after it, or null. */
-function readDottedKey(s: string, start: number): { parts: string[]; end: number } | null {
+/** Decodes the escape at `s[j]` (a backslash) in a basic string; null when it is not a valid one. */
+function unescapeAt(s: string, j: number): { text: string; next: number } | null {
+  const e = s[j + 1] ?? '';
+  if (e === 'u' || e === 'U') {
+    const n = e === 'u' ? 4 : 8;
+    const hex = s.slice(j + 2, j + 2 + n);
+    if (hex.length !== n || !/^[0-9A-Fa-f]+$/.test(hex)) return null;
+    const cp = parseInt(hex, 16);
+    if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return null;
+    return { text: String.fromCodePoint(cp), next: j + 2 + n };
+  }
+  const text = ESCAPES[e];
+  return text === undefined ? null : { text, next: j + 2 };
+}
+
+/**
+ * Parses a dotted key starting at `start`: the parts as the parser reads them (escapes decoded),
+ * the index after the key, and where its last separating dot is (-1 for a key of one part).
+ */
+function readDottedKey(s: string, start: number): { parts: string[]; end: number; lastDot: number } | null {
   const parts: string[] = [];
   let i = start;
+  let lastDot = -1;
   for (;;) {
     while (s[i] === ' ' || s[i] === '\t') i++;
     const c = s[i];
@@ -27,9 +52,11 @@ function readDottedKey(s: string, start: number): { parts: string[]; end: number
       let j = i + 1;
       let out = '';
       while (j < s.length && s[j] !== c) {
-        if (c === '"' && s[j] === '\\' && j + 1 < s.length) {
-          out += s[j + 1];
-          j += 2;
+        if (c === '"' && s[j] === '\\') {
+          const u = unescapeAt(s, j);
+          if (u === null) return null;
+          out += u.text;
+          j = u.next;
           continue;
         }
         out += s[j];
@@ -46,9 +73,27 @@ function readDottedKey(s: string, start: number): { parts: string[]; end: number
       i += m[0].length;
     }
     while (s[i] === ' ' || s[i] === '\t') i++;
-    if (s[i] !== '.') return { parts, end: i };
+    if (s[i] !== '.') return { parts, end: i, lastDot };
+    lastDot = i;
     i++;
   }
+}
+
+/**
+ * Where the `q` that closes a multi-line string ends (with up to two more quotes, which belong
+ * to the value), searching from `from`; -1 when it does not close on this line. In a basic
+ * string (`"""`) a backslash escapes the next character, so `\"""` does not close it.
+ */
+function closeAfter(s: string, from: number, q: '"""' | "'''"): number {
+  for (let i = from; i < s.length; i++) {
+    if (q === '"""' && s[i] === '\\') i++;
+    else if (s.startsWith(q, i)) {
+      let end = i + 3;
+      for (let extra = 0; extra < 2 && s[end] === q[0]; extra++) end++;
+      return end;
+    }
+  }
+  return -1;
 }
 
 /** Net change of `[`/`]` depth on a line, ignoring brackets inside strings and comments. */
@@ -59,9 +104,9 @@ function bracketDelta(s: string, from: number): { delta: number; opensMultiline:
     if (c === '#') break;
     if (s.startsWith('"""', i) || s.startsWith("'''", i)) {
       const q = s.slice(i, i + 3) as '"""' | "'''";
-      const close = s.indexOf(q, i + 3);
-      if (close === -1) return { delta: depth, opensMultiline: q };
-      i = close + 2;
+      const end = closeAfter(s, i + 3, q);
+      if (end === -1) return { delta: depth, opensMultiline: q };
+      i = end - 1;
       continue;
     }
     if (c === '"' || c === "'") {
@@ -88,8 +133,8 @@ function scan(text: string): Located[] {
     const line = lines[n] ?? '';
     if (open !== undefined) open.endLine = n + 1;
     if (inString !== null) {
-      if (line.includes(inString)) {
-        const after = line.indexOf(inString) + 3;
+      const after = closeAfter(line, 0, inString);
+      if (after !== -1) {
         inString = null;
         const d = bracketDelta(line, after);
         depth += d.delta;
@@ -129,7 +174,8 @@ function scan(text: string): Located[] {
     if (trimmed === '' || trimmed.startsWith('#')) continue;
     const k = readDottedKey(line, indent);
     if (k === null || line[k.end] !== '=') continue;
-    const entry = { path: [...table, ...k.parts], line: n + 1, endLine: n + 1 };
+    const entry: Located = { path: [...table, ...k.parts], line: n + 1, endLine: n + 1 };
+    if (k.lastDot !== -1) entry.stub = `${line.slice(0, k.lastDot).trimEnd()} = {}`;
     found.push(entry);
     const d = bracketDelta(line, k.end + 1);
     depth += d.delta;
@@ -160,7 +206,8 @@ export function locateKey(text: string, keyPath: KeyPath): number | undefined {
  * The lines (1-based, inclusive) of the assignment of exactly `keyPath`, or undefined when it is
  * not written as its own `key = value` (absent, or inside an inline table).
  */
-export function keyLines(text: string, keyPath: readonly string[]): { start: number; end: number } | undefined {
+export function keyLines(text: string, keyPath: readonly string[]): { start: number; end: number; stub?: string } | undefined {
   const hit = scan(text).find((e) => e.path.length === keyPath.length && e.path.every((p, i) => p === keyPath[i]));
-  return hit === undefined ? undefined : { start: hit.line, end: hit.endLine };
+  if (hit === undefined) return undefined;
+  return hit.stub === undefined ? { start: hit.line, end: hit.endLine } : { start: hit.line, end: hit.endLine, stub: hit.stub };
 }

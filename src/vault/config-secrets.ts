@@ -14,9 +14,12 @@ import type { Vault } from './vault.js';
  * run writes the vault again (the file's value wins, as the newer intent) and cleans the file.
  *
  * A file that cannot be rewritten safely (a value inside an inline table, a hard link, a file
- * this user does not own, a read-only mount) is left as it is with a warning; then only secrets
- * missing from the vault are copied, so a key rotated with set-secret is not undone on every
- * start. Returns the vault names written; never logs a value.
+ * this user does not own, a file without write permission, a read-only mount or a directory
+ * this user cannot write) is left as it is with a warning; then only secrets missing from the
+ * vault are copied, so a key rotated with set-secret is not undone on every start. Whether the
+ * file can be replaced is found out by writing its replacement before the vault is touched, so a
+ * mount that refuses writes is known before any value is copied. Returns the vault names
+ * written; never logs a value.
  */
 export async function moveConfigSecrets(configPath: string, vault: Vault, log: Logger): Promise<string[]> {
   let file: string;
@@ -30,23 +33,47 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
   } catch {
     return [];
   }
-  const found = plaintextSecrets(parseToml(text));
+  let parsed: unknown;
+  try {
+    parsed = parseToml(text);
+  } catch {
+    // Validated a moment ago, so someone is editing it; the parser's message quotes the file
+    // (secrets included), so it is not passed on. The next start tries again.
+    log.warn({ file }, 'the config file changed while it was being read and no longer parses; no secrets were moved out of it');
+    return [];
+  }
+  const found = plaintextSecrets(parsed);
   if (found.length === 0) return [];
-  const cleaned = removeKeys(text, found.map((s) => s.path));
+  const cleaned = removeKeys(text, found.map((s) => s.path), found.map((s) => s.value));
   const uid = process.getuid?.();
-  const why =
+  let why =
     cleaned === undefined
-      ? 'a secret is written where its line cannot be cut alone (an inline table?)'
+      ? 'a secret is written where its line cannot be cut alone (an inline table?), or also elsewhere in the file (a comment?)'
       : st.nlink > 1
         ? 'the file has other hard links, which a rewrite would leave holding the secrets'
         : uid !== undefined && uid !== 0 && uid !== st.uid
           ? 'the file belongs to another user'
-          : undefined;
+          : (st.mode & 0o200) === 0
+            ? 'the file is read-only'
+            : undefined;
+  let staged: string | undefined;
+  if (why === undefined) {
+    try {
+      staged = stage(file, cleaned!, st);
+    } catch (err) {
+      why = `it cannot be replaced (${(err as NodeJS.ErrnoException).code ?? 'error'}: a read-only mount, or a directory this user cannot write)`;
+    }
+  }
   const written: string[] = [];
-  for (const s of found) {
-    if (why !== undefined && vault.has(s.vaultName)) continue;
-    await vault.set(s.vaultName, s.value);
-    written.push(s.vaultName);
+  try {
+    for (const s of found) {
+      if (why !== undefined && vault.has(s.vaultName)) continue;
+      await vault.set(s.vaultName, s.value);
+      written.push(s.vaultName);
+    }
+  } catch (err) {
+    if (staged !== undefined) fs.rmSync(staged, { force: true });
+    throw err;
   }
   const names = found.map((s) => s.vaultName);
   if (why !== undefined) {
@@ -54,7 +81,7 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
     return written;
   }
   try {
-    if (!replaceFile(file, cleaned!, text, st)) {
+    if (!replaceWith(staged!, file, text)) {
       log.warn({ file }, 'the config file changed while secrets were being moved out of it; it was left as it is');
       return written;
     }
@@ -67,10 +94,9 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
   return written;
 }
 
-/** Writes `next` over `file` atomically, unless the file no longer holds `expected`. */
-function replaceFile(file: string, next: string, expected: string, st: fs.Stats): boolean {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.blufio-${randomBytes(6).toString('hex')}.tmp`);
+/** Writes `next` to a new file beside `file`, with its mode and owner, synced; returns its path. */
+function stage(file: string, next: string, st: fs.Stats): string {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.blufio-${randomBytes(6).toString('hex')}.tmp`);
   const mode = st.mode & 0o7777;
   const fd = fs.openSync(tmp, 'wx', mode);
   try {
@@ -82,6 +108,16 @@ function replaceFile(file: string, next: string, expected: string, st: fs.Stats)
     } finally {
       fs.closeSync(fd);
     }
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  return tmp;
+}
+
+/** Renames the staged `tmp` over `file` and syncs the directory, unless `file` no longer holds `expected`. */
+function replaceWith(tmp: string, file: string, expected: string): boolean {
+  try {
     // Someone edited the file meanwhile: leave their version alone; the next run tries again.
     if (fs.readFileSync(file, 'utf8') !== expected) {
       fs.rmSync(tmp, { force: true });
@@ -92,7 +128,7 @@ function replaceFile(file: string, next: string, expected: string, st: fs.Stats)
     fs.rmSync(tmp, { force: true });
     throw err;
   }
-  const dfd = fs.openSync(dir, 'r');
+  const dfd = fs.openSync(path.dirname(file), 'r');
   try {
     fs.fsyncSync(dfd);
   } finally {
