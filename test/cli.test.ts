@@ -201,8 +201,16 @@ describe('blufio CLI', () => {
     assert.equal(set.stdout, 'stored openai\n');
     const empty = await runCli(['config', 'set-secret', 'x'], { env: withKey, input: '\n' });
     assert.match(empty.stderr, /^error\[KC_INVALID_INPUT\]: no value for x/);
+    // stdin is read up to the vault's limit and no further, and must be UTF-8 (not silently replaced).
+    const huge = await runCli(['config', 'set-secret', 'x'], { env: withKey, input: Buffer.alloc(8 << 20, 'a') });
+    assert.equal(huge.code, 1);
+    assert.match(huge.stderr, /^error\[KC_INVALID_INPUT\]: the value for x on stdin is larger than the limit of 65536 bytes/);
+    const binary = await runCli(['config', 'set-secret', 'x'], { env: withKey, input: Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x41]) });
+    assert.equal(binary.code, 1);
+    assert.match(binary.stderr, /^error\[KC_INVALID_INPUT\]: the value for x on stdin is not UTF-8 text/);
     const list = await runCli(['config', 'list-secrets'], { env: withKey });
     assert.match(list.stdout, /^openai\s+sk-proj-\.\.\.4f2b\s+\S+$/m);
+    assert.doesNotMatch(list.stdout, /^x\s/m, 'neither was stored');
     assert.doesNotMatch(list.stdout + list.stderr, /abcdefghij/);
     const listLocked = await runCli(['config', 'list-secrets'], { env });
     assert.match(listLocked.stderr, /^error\[KC_VAULT_LOCKED\]/);
@@ -211,6 +219,12 @@ describe('blufio CLI', () => {
     assert.doesNotMatch(wrong.stderr, /nope/);
     const status = JSON.parse((await runCli(['vault', 'status', '--json'], { env })).stdout) as { exists: boolean; entries: number };
     assert.deepEqual([status.exists, status.entries], [true, 1]);
+    // U+FFFD is what bytes that were not UTF-8 became: such a new passphrase is refused.
+    const mangled = await runCli(['vault', 'change-passphrase'], { env: { ...withKey, BLUFIO_NEW_VAULT_KEY: 'second \uFFFD\uFFFD passphrase' } });
+    assert.equal(mangled.code, 1);
+    assert.match(mangled.stderr, /^error\[KC_INVALID_INPUT\]: the new passphrase holds U\+FFFD/);
+    const fresh = await runCli(['config', 'set-secret', 'x'], { env: { ...cleanEnv({ BLUFIO_DATA_DIR: tmpDir() }), BLUFIO_VAULT_KEY: '\uFFFD\uFFFD\uFFFD' }, input: 'value-0123456789' });
+    assert.match(fresh.stderr, /^error\[KC_INVALID_INPUT\]: the new passphrase holds U\+FFFD/);
     const changed = await runCli(['vault', 'change-passphrase'], { env: { ...withKey, BLUFIO_NEW_VAULT_KEY: 'second passphrase' } });
     assert.equal(changed.code, 0, changed.stderr);
     const json = JSON.parse((await runCli(['config', 'list-secrets', '--json'], { env: { ...env, BLUFIO_VAULT_KEY: 'second passphrase' } })).stdout) as { name: string; preview: string }[];

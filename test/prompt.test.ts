@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { openBlufio } from '../src/index.js';
@@ -136,6 +137,84 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
       } finally {
         t.kill();
       }
+    }
+  });
+
+  /** A command in the pane, then a shell `read` that shows whatever the terminal still holds for the shell. */
+  const thenRead = (cmd: string): string => `${cmd}; echo "RC=$?"; read -r LEFT; echo "LEFT=[$LEFT]"`;
+
+  it('a paste of several lines is refused whole, and none of it is left for the shell to run', async () => {
+    const pem = ['-----BEGIN PRIVATE KEY-----', ...Array.from({ length: 60 }, (_, i) => `SECRETLINE${i}${'A'.repeat(50)}`), '-----END PRIVATE KEY-----', ''].join('\n');
+    for (const bracketed of [true, false]) {
+      const dir = tmpDir();
+      const t = new Terminal(thenRead(`node ${CLI} config set-secret tls.key`), { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+      try {
+        await t.waitFor(/Value for tls\.key:\s*$/m);
+        if (bracketed) {
+          // What a terminal does with a paste once the program asked for bracketed paste.
+          spawnSync('tmux', ['-L', t.socketName, 'set-buffer', '--', pem]);
+          spawnSync('tmux', ['-L', t.socketName, 'paste-buffer', '-p', '-t', 't']);
+        } else {
+          spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', '-l', '--', pem]);
+        }
+        const screen = await t.waitFor(/RC=\d+/);
+        assert.match(screen, /RC=1/, screen);
+        assert.match(screen, /KC_INVALID_INPUT\]: what was typed or pasted has more than one line/);
+        // The shell's `read` must wait for new input: nothing of the paste is still queued.
+        await sleep(300);
+        t.type('nothing-left');
+        const after = await t.waitFor(/LEFT=\[/);
+        assert.match(after, /LEFT=\[nothing-left\]/, after);
+        assert.doesNotMatch(after, /SECRETLINE/);
+      } finally {
+        t.kill();
+      }
+      assert.equal(fs.existsSync(path.join(dir, 'data', 'vault.json')), false, 'nothing was stored, no vault made');
+    }
+  });
+
+  it('a one-line paste ending in a newline is taken as typed', async () => {
+    const dir = tmpDir();
+    const t = new Terminal(`node ${CLI} config set-secret openai_api_key`, { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+    try {
+      await t.waitFor(/Value for openai_api_key:\s*$/m);
+      spawnSync('tmux', ['-L', t.socketName, 'set-buffer', '--', 'sk-proj-pasted-value-0123456789\n']);
+      spawnSync('tmux', ['-L', t.socketName, 'paste-buffer', '-p', '-t', 't']);
+      await t.waitFor(/New vault passphrase.*:\s*$/m);
+      t.type('typed passphrase');
+      await t.waitFor(/Repeat the new vault passphrase.*:\s*$/m);
+      t.type('typed passphrase');
+      assert.match(await t.waitFor(/EXIT=\d+/), /EXIT=0/);
+    } finally {
+      t.kill();
+    }
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), passphrase: 'typed passphrase', logger: silentLogger(), env: {} });
+    assert.equal((await app.vault.get('openai_api_key')).expose(), 'sk-proj-pasted-value-0123456789');
+    await app.close();
+  });
+
+  it('bytes that are not UTF-8 are refused, not turned into U+FFFD; Ctrl-C cancels with exit code 2', async () => {
+    const dir = tmpDir();
+    const t = new Terminal(`node ${CLI} config set-secret k`, { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+    try {
+      await t.waitFor(/Value for k:\s*$/m);
+      // é è ÿ as a Latin-1 terminal sends them.
+      spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', '-H', 'e9', 'e8', 'ff', '0d']);
+      const screen = await t.waitFor(/EXIT=\d+/);
+      assert.match(screen, /EXIT=1/, screen);
+      assert.match(screen, /KC_INVALID_INPUT\]: the terminal sent bytes that are not UTF-8/);
+    } finally {
+      t.kill();
+    }
+    const c = new Terminal(`node ${CLI} config set-secret k`, { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+    try {
+      await c.waitFor(/Value for k:\s*$/m);
+      spawnSync('tmux', ['-L', c.socketName, 'send-keys', '-t', 't', 'C-c']);
+      const screen = await c.waitFor(/EXIT=\d+/);
+      assert.match(screen, /EXIT=2/, screen);
+      assert.match(screen, /KC_CLI_USAGE\]: cancelled at the prompt/);
+    } finally {
+      c.kill();
     }
   });
 });

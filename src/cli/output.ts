@@ -58,7 +58,7 @@ export function reportError(err: unknown): number {
   if (err instanceof AppError) {
     process.stderr.write(`error[${err.code}]: ${printable(err.message)}\n`);
     if (err.hint !== undefined) process.stderr.write(`hint: ${printable(err.hint)}\n`);
-    return err.code === ErrorCode.INTERNAL ? 70 : 1;
+    return err.code === ErrorCode.INTERNAL ? 70 : err.code === ErrorCode.CLI_USAGE ? 2 : 1;
   }
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`error[${ErrorCode.INTERNAL}]: ${printable(message)}\n`);

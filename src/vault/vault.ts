@@ -33,7 +33,8 @@ export interface VaultStatus {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
-const MAX_VALUE_BYTES = 64 * 1024;
+/** The largest secret value, in UTF-8 bytes. */
+export const MAX_VALUE_BYTES = 64 * 1024;
 
 function checkName(name: unknown): string {
   if (typeof name !== 'string' || !NAME.test(name)) {
@@ -68,6 +69,21 @@ function paramsOf(m: VaultMetaRow): KdfParams {
 function passphraseBytes(p: string): Buffer {
   if (p.length === 0) throw new AppError(ErrorCode.INVALID_INPUT, 'the vault passphrase must not be empty');
   return privateBytes(p.normalize('NFC'));
+}
+
+/**
+ * A passphrase being chosen (a new vault, a change). U+FFFD is what bytes that were not UTF-8
+ * become on the way in (an environment variable, a terminal set to Latin-1), so passphrases
+ * that differed in those bytes would all open the vault. Unlocking still accepts it: a vault
+ * made before this check must stay openable.
+ */
+function newPassphraseBytes(p: string): Buffer {
+  if (p.includes('\uFFFD')) {
+    throw new AppError(ErrorCode.INVALID_INPUT, 'the new passphrase holds U+FFFD, which stands in for bytes that were not UTF-8; nothing was changed', {
+      hint: 'choose a passphrase of valid UTF-8 text (check that the terminal, or whatever sets BLUFIO_VAULT_KEY, uses UTF-8)',
+    });
+  }
+  return passphraseBytes(p);
 }
 
 /**
@@ -283,7 +299,7 @@ export class Vault {
     const epoch = this.epoch;
     const id = randomBytes(16);
     const key = randomFillSync(Buffer.alloc(KEY_BYTES));
-    const held = await this.rows.init(await this.wrap(id, key, passphraseBytes(p)));
+    const held = await this.rows.init(await this.wrap(id, key, newPassphraseBytes(p)));
     if (epoch !== this.epoch) {
       key.fill(0);
       throw this.lockedError();
@@ -397,7 +413,7 @@ export class Vault {
           hint: 'set BLUFIO_NEW_VAULT_KEY, or run the command on a terminal to be asked for it',
         });
       }
-      await this.rows.rewrap(await this.wrap(ready.id, key, passphraseBytes(p)), m.wrapped_key);
+      await this.rows.rewrap(await this.wrap(ready.id, key, newPassphraseBytes(p)), m.wrapped_key);
     } finally {
       key.fill(0);
     }

@@ -44,7 +44,7 @@ export interface RunResult {
 export function run(
   file: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; uid?: number; gid?: number; timeoutMs?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string; uid?: number; gid?: number; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     // detached: a new session with no controlling terminal, like a service, so a prompt that
@@ -64,6 +64,8 @@ export function run(
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    // A child that stops reading before the end (a size limit) closes the pipe: not an error here.
+    child.stdin!.on('error', () => {});
     child.stdin!.end(opts.input ?? '');
   });
 }

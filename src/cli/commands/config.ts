@@ -3,19 +3,45 @@ import { AppError, ErrorCode } from '../../errors/index.js';
 import { withApp } from '../context.js';
 import { formatTime, printable, printJson, printLines, table } from '../output.js';
 import { askHidden } from '../prompt.js';
+import { MAX_VALUE_BYTES } from '../../vault/index.js';
 
-/** Everything on stdin, with the one trailing newline that `echo` adds taken off. */
-async function readStdin(): Promise<string> {
+/**
+ * Everything on stdin as UTF-8 text, with the one trailing newline that `echo` adds taken off.
+ * Reading stops just past the vault's limit (a value that size is refused anyway, and a huge
+ * pipe must not fill memory first); bytes that are not UTF-8 are refused, not replaced.
+ */
+async function readStdin(name: string): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size > MAX_VALUE_BYTES + 2) break;
+  }
   const all = Buffer.concat(chunks);
-  const text = all.toString('utf8');
-  all.fill(0);
-  return text.replace(/\r?\n$/, '');
+  for (const c of chunks) c.fill(0);
+  try {
+    if (size > MAX_VALUE_BYTES + 2) {
+      throw new AppError(ErrorCode.INVALID_INPUT, `the value for ${name} on stdin is larger than the limit of ${MAX_VALUE_BYTES} bytes; nothing was stored`, {
+        hint: 'a secret is a key or a token; store a large file with blufio objects put instead',
+      });
+    }
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(all);
+    } catch {
+      throw new AppError(ErrorCode.INVALID_INPUT, `the value for ${name} on stdin is not UTF-8 text; nothing was stored`, {
+        hint: 'secrets are text: encode binary data first, e.g. base64 < key.bin | blufio config set-secret NAME',
+      });
+    }
+    return text.replace(/\r?\n$/, '');
+  } finally {
+    all.fill(0);
+  }
 }
 
 async function secretValue(name: string): Promise<string> {
-  const value = process.stdin.isTTY ? await askHidden(`Value for ${name}: `) : await readStdin();
+  const value = process.stdin.isTTY ? await askHidden(`Value for ${name}: `) : await readStdin(name);
   if (value === undefined || value.length === 0) {
     throw new AppError(ErrorCode.INVALID_INPUT, `no value for ${name}: it was empty`, {
       hint: 'type it at the prompt, or pipe it in: printf %s "$VALUE" | blufio config set-secret NAME',
