@@ -87,6 +87,23 @@ describe('config validation names the line and the key', () => {
   it('a table where a value belongs', () => invalid('[storage.durability]\nx = 1\n', /storage\.durability/, 1));
   it('invalid UTF-8', () => invalid(Buffer.from([0x5b, 0xff, 0xfe, 0x5d, 0x0a]), /not valid UTF-8/));
   it('a file far too large', () => invalid(`# ${'x'.repeat(1024 * 1024 + 10)}\n`, /at most 1 MiB/));
+  it('a quoted key written with escapes is found on its own line', () => invalid('[storage]\n"dur\\u0061bility" = "fast"\n', /storage\.durability/, 2));
+  it('a file, or a directory without the sticky bit, that any user can write', () => {
+    const file = write('[storage]\ndurability = "full"\n');
+    fs.chmodSync(file, 0o666);
+    assert.throws(() => loadConfig({ configPath: file, env: { HOME: '/h' } }), (err: { code?: string; message?: string; hint?: string }) => {
+      assert.equal(err.code, 'KC_CONFIG_INVALID');
+      assert.match(err.message ?? '', /can be written by any user \(mode 666\)/);
+      assert.equal(err.hint, `chmod o-w ${file}`);
+      return true;
+    });
+    fs.chmodSync(file, 0o664);
+    fs.chmodSync(path.dirname(file), 0o777);
+    assert.throws(() => loadConfig({ configPath: file, env: { HOME: '/h' } }), /its directory .* can be written by any user/);
+    // Sticky, like /tmp: others cannot replace a file they do not own.
+    fs.chmodSync(path.dirname(file), 0o1777);
+    assert.equal(loadConfig({ configPath: file, env: { HOME: '/h' } }).storage.durability, 'full');
+  });
   it('a directory instead of a file', () => {
     const dir = tmpDir();
     assert.throws(() => loadConfig({ configPath: dir, env: { HOME: '/h' } }), { code: 'KC_CONFIG_INVALID' });

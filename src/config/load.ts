@@ -94,6 +94,28 @@ function invalid(file: string, line: number | undefined, what: string, hint?: st
   });
 }
 
+/**
+ * The config says where API keys are sent (`base_url`), which addresses the agent may reach and
+ * where the database lives: a file any user can change, or replace (a directory any user can
+ * write, without the sticky bit that /tmp has), hands all of that to them. Refused, not warned
+ * about: a warning in a service's log is read after the keys have gone.
+ */
+function refuseWritableByAnyone(file: string, st: fs.Stats): void {
+  const dir = path.dirname(file);
+  const dst = fs.statSync(dir);
+  const what =
+    (st.mode & 0o002) !== 0
+      ? `the file can be written by any user (mode ${(st.mode & 0o777).toString(8)})`
+      : (dst.mode & 0o002) !== 0 && (dst.mode & 0o1000) === 0
+        ? `its directory ${dir} can be written by any user, who could replace it`
+        : undefined;
+  if (what === undefined) return;
+  throw new AppError(ErrorCode.CONFIG_INVALID, `config file ${file} refused: ${what}, and it says where API keys are sent`, {
+    hint: (st.mode & 0o002) !== 0 ? `chmod o-w ${file}` : `chmod o-w ${dir}, or move the file to a directory of your own`,
+    details: { file },
+  });
+}
+
 function readConfigText(file: string, explicit: boolean): string | undefined {
   let buf: Buffer;
   try {
@@ -102,6 +124,7 @@ function readConfigText(file: string, explicit: boolean): string | undefined {
     if (st.size > MAX_CONFIG_BYTES) {
       throw invalid(file, undefined, `the file is ${st.size} bytes; a config file is at most 1 MiB`);
     }
+    refuseWritableByAnyone(file, st);
     buf = fs.readFileSync(file);
   } catch (err) {
     if (err instanceof AppError) throw err;
