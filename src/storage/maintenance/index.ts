@@ -10,7 +10,8 @@ type Outcome<T> = { ok: true; result: T } | { ok: false; error: { code: string; 
 
 function runTask<T>(task: string, args: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { task, args } });
+    // No copy of the environment (it may still hold a passphrase): the task reads none.
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { task, args }, env: {} });
     let settled = false;
     worker.once('message', (m: Outcome<T>) => {
       settled = true;

@@ -54,7 +54,9 @@ export class WriterClient {
   }
 
   static start(init: WriterInit, log: Logger): Promise<{ client: WriterClient; info: ReadyInfo }> {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+    // env: {}: the thread reads no variable, and a copy of the environment made now would keep
+    // BLUFIO_VAULT_KEY (taken out of process.env only after the database is open) for its lifetime.
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, env: {} });
     const client = new WriterClient(worker, log);
     return new Promise((resolve, reject) => {
       const onEarlyExit = (code: number): void =>
