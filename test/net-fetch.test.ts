@@ -532,3 +532,14 @@ test('the dispatcher checks certificates against the URL host, not a servername 
     (e: unknown) => e instanceof AppError && e.code === 'KC_SSRF_BLOCKED',
   );
 });
+
+test('for an IP-literal origin, a servername passed per request cannot replace the check against the address', async () => {
+  const nameOnly = makeCert(['a.test']); // does not name 127.0.0.2
+  const srv = await startServer('127.0.0.2', { tls: { cert: nameOnly.cert, key: nameOnly.key } });
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'], ca: nameOnly.ca });
+  await assert.rejects(
+    g.f.dispatcher.request({ origin: `https://127.0.0.2:${srv.port}`, path: '/', method: 'GET', servername: 'a.test' } as never),
+    (e: unknown) => (e as { code?: string }).code === 'ERR_TLS_CERT_ALTNAME_INVALID',
+  );
+  assert.deepEqual(srv.requests, [], 'no request reached the server');
+});

@@ -123,7 +123,8 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
   return function connect(opts, cb) {
     const host = opts.hostname;
     // From the URL's host only: a servername passed per request (dispatcher.request) would
-    // check the certificate against a name other than the one connected for.
+    // check the certificate against a name other than the one connected for. For an IP literal
+    // there is none, and the certificate is checked against the address.
     const servername = opts.protocol === 'https:' && net.isIP(host) === 0 ? host : undefined;
     let settled = false;
     const callback: typeof cb = (...args) => {
@@ -141,7 +142,17 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
       let tcpUp = false;
       // undici's connector returns the socket it made (not in its types): watch for the TCP
       // connect, so that any failure after it on https counts as a TLS failure.
-      const sock = inner({ ...opts, hostname: target.text, ...(servername === undefined ? {} : { servername }) }, (err, socket) => {
+      // Only the fields named here reach the socket: a spread of opts would let a caller's
+      // servername (or host, from which undici derives one) through for IP-literal origins.
+      const connectOpts: buildConnector.Options = {
+        hostname: target.text,
+        protocol: opts.protocol,
+        port: opts.port,
+        ...(servername === undefined ? {} : { servername }),
+        ...(opts.localAddress == null ? {} : { localAddress: opts.localAddress }),
+        ...(opts.httpSocket === undefined ? {} : { httpSocket: opts.httpSocket }),
+      };
+      const sock = inner(connectOpts, (err, socket) => {
         try {
           if (err === null) {
             // Belt and braces: the socket must be connected to exactly the address judged.
