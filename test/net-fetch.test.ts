@@ -15,6 +15,7 @@ import path from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
 import { Agent, Request as UndiciRequest, fetch as undiciFetch } from 'undici';
 import { AppError, createSafeFetch, judgeAddress, openBlufio, type SafeFetch, type SafeFetchOptions } from '../src/index.js';
+import { startBlackhole } from './helpers/blackhole.js';
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js';
 import { cleanEnv, fixture, run, tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
@@ -127,6 +128,33 @@ async function refused(p: Promise<unknown>, code: 'KC_SSRF_BLOCKED' | 'KC_TLS_RE
 
 function errorLines(lines: () => Record<string, unknown>[]) {
   return lines().filter((l) => l.level === 50);
+}
+
+/** A hang guard, not a timing assertion: the budget is many times what the request needs. */
+async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Counts TCP connects to host:port (made through net.Socket#connect, as undici's are) until stop(). */
+function countConnects(host: string, port: number): { readonly count: number; stop(): void } {
+  const proto = net.Socket.prototype as unknown as { connect: (...args: unknown[]) => unknown };
+  const original = proto.connect;
+  let count = 0;
+  proto.connect = function (this: unknown, ...args: unknown[]) {
+    const first = args[0];
+    const o = (Array.isArray(first) ? first[0] : first) as { host?: unknown; port?: unknown } | undefined;
+    if (o?.host === host && Number(o.port) === port) count++;
+    return original.apply(this, args);
+  };
+  return { get count() { return count; }, stop: () => void (proto.connect = original) };
 }
 
 test('the harness itself: a connection beyond loopback is refused and recorded before it is made', async () => {
@@ -542,4 +570,22 @@ test('for an IP-literal origin, a servername passed per request cannot replace t
     (e: unknown) => (e as { code?: string }).code === 'ERR_TLS_CERT_ALTNAME_INVALID',
   );
   assert.deepEqual(srv.requests, [], 'no request reached the server');
+});
+
+test('one connect deadline however many addresses a name has, and at most 4 of them are tried', async () => {
+  const hole = await startBlackhole('127.0.0.9');
+  dnsServer.setZone((name) => (name === 'slow.test' ? { A: Array<string>(20).fill('127.0.0.9') } : undefined));
+  const g = safe({ allowedPrivateIps: ['127.0.0.9'], connectTimeoutMs: 300 });
+  const connects = countConnects('127.0.0.9', hole.port);
+  try {
+    // Before: every address got the whole timeout (and undici's timer is coarse): ~20 s here.
+    const err = await within(8000, g.f(`http://slow.test:${hole.port}/`).then(() => assert.fail('connected'), (e: unknown) => e), 'connect to a blackholed name');
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    assert.equal(cause?.code, 'UND_ERR_CONNECT_TIMEOUT', String(err));
+    assert.match(cause?.message ?? '', /slow\.test .*connectTimeoutMs \(300 ms\)/);
+    assert.ok(connects.count >= 1 && connects.count <= 4, `${connects.count} addresses tried`);
+  } finally {
+    connects.stop();
+    await hole.close();
+  }
 });

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { buildConnector } from 'undici';
+import { buildConnector, errors } from 'undici';
 import { AppError, ErrorCode, type ErrorCodeValue } from '../errors/index.js';
 import type { Allowlist } from './allowlist.js';
 import { judge, parseAddress, type Address } from './policy.js';
@@ -17,6 +17,7 @@ export interface GuardOptions {
   allowlist: Allowlist;
   logger: NetLogger;
   resolve: Resolve;
+  /** One deadline for the lookup, every address tried and the TLS handshake together. */
   connectTimeoutMs: number;
   /** Extra trust anchors, added to Node's own; verification itself is never optional. */
   ca?: readonly (string | Buffer)[];
@@ -28,6 +29,12 @@ interface Target {
   text: string;
   allowedBy: string | undefined;
 }
+
+/**
+ * Most addresses of one name that are tried (all are judged). With the single deadline this
+ * bounds the SYNs one request can send, however long the DNS answer.
+ */
+export const MAX_ADDRESSES_TRIED = 4;
 
 /** Failures of the TCP attempt itself, after which the host's next checked address is worth a try. */
 const NEXT_ADDRESS_CODES = new Set([
@@ -63,9 +70,9 @@ export const PINNED_TLS = {
  * judgement. The TLS rule is applied here too, on the address, not on the name.
  */
 export function buildGuardedConnector(options: GuardOptions): buildConnector.connector {
-  const { allowlist, logger, resolve } = options;
+  const { allowlist, logger, resolve, connectTimeoutMs } = options;
   const inner = buildConnector({
-    timeout: options.connectTimeoutMs,
+    timeout: 0, // undici's own timer is per address (and coarse); the deadline below covers all
     ...PINNED_TLS,
     ...(options.ca === undefined || options.ca.length === 0 ? {} : { ca: [...tls.rootCertificates, ...options.ca] }),
   });
@@ -126,22 +133,38 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
     // check the certificate against a name other than the one connected for. For an IP literal
     // there is none, and the certificate is checked against the address.
     const servername = opts.protocol === 'https:' && net.isIP(host) === 0 ? host : undefined;
+    const started = performance.now();
     let settled = false;
+    let phase = net.isIP(host) === 0 ? `looking up ${host}` : `connecting to ${host}`;
+    let current: { sock: net.Socket | undefined; tcpUp: boolean; address: string } | undefined;
+    let attemptTimer: NodeJS.Timeout | undefined;
+
+    // One deadline for everything: the lookup, every address tried, the TLS handshake.
+    const deadline = setTimeout(() => {
+      const err = new errors.ConnectTimeoutError(`${phase} took longer than connectTimeoutMs (${connectTimeoutMs} ms)`);
+      if (current?.tcpUp === true && opts.protocol === 'https:') {
+        log('error', { code: err.code, host, address: current.address, port: opts.port }, `TLS with ${host} failed: ${err.message}`);
+      }
+      callback(err, null);
+      current?.sock?.destroy(err);
+    }, connectTimeoutMs);
     const callback: typeof cb = (...args) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
+      clearTimeout(attemptTimer);
       cb(...args);
     };
     const fail = (err: unknown): void => callback(err instanceof Error ? err : new Error(String(err)), null);
 
-    const attempt = (targets: Target[], i: number): void => {
+    const attempt = (targets: Target[], i: number, tries: number): void => {
       const target = targets[i]!;
       if (target.allowedBy !== undefined) {
         log('info', { host, address: target.text, port: opts.port, allowedBy: target.allowedBy }, 'connecting to a non-public address allowed by security.allowed_private_ips');
       }
-      let tcpUp = false;
-      // undici's connector returns the socket it made (not in its types): watch for the TCP
-      // connect, so that any failure after it on https counts as a TLS failure.
+      phase = `connecting to ${host === target.text ? host : `${host} (${targets.slice(0, i + 1).map((t) => t.text).join(', ')})`}`;
+      const state: NonNullable<typeof current> = { sock: undefined, tcpUp: false, address: target.text };
+      current = state;
       // Only the fields named here reach the socket: a spread of opts would let a caller's
       // servername (or host, from which undici derives one) through for IP-literal origins.
       const connectOpts: buildConnector.Options = {
@@ -154,6 +177,12 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
       };
       const sock = inner(connectOpts, (err, socket) => {
         try {
+          clearTimeout(attemptTimer);
+          if (settled) {
+            // The deadline passed first: nothing more is tried, and a late socket is not kept.
+            socket?.destroy();
+            return;
+          }
           if (err === null) {
             // Belt and braces: the socket must be connected to exactly the address judged.
             const remote = socket.remoteAddress === undefined ? undefined : parseAddress(socket.remoteAddress);
@@ -165,10 +194,10 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
             callback(null, socket);
             return;
           }
-          if (opts.protocol === 'https:' && (tcpUp || /^(ERR_SSL_|ERR_TLS_)/.test(errno(err) ?? ''))) {
+          if (opts.protocol === 'https:' && (state.tcpUp || /^(ERR_SSL_|ERR_TLS_)/.test(errno(err) ?? ''))) {
             log('error', { code: errno(err), host, address: target.text, port: opts.port }, `TLS with ${host} failed: ${err.message}`);
-          } else if (i + 1 < targets.length && NEXT_ADDRESS_CODES.has(errno(err) ?? '')) {
-            attempt(targets, i + 1);
+          } else if (i + 1 < tries && NEXT_ADDRESS_CODES.has(errno(err) ?? '')) {
+            attempt(targets, i + 1, tries);
             return;
           }
           callback(err, null);
@@ -176,14 +205,31 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
           fail(thrown);
         }
       }) as unknown;
-      if (sock instanceof net.Socket) sock.once('connect', () => (tcpUp = true));
+      // undici's connector returns the socket it made (not in its types): watch for the TCP
+      // connect, so that any failure after it on https counts as a TLS failure.
+      if (!(sock instanceof net.Socket)) return;
+      state.sock = sock;
+      sock.once('connect', () => {
+        state.tcpUp = true;
+        clearTimeout(attemptTimer);
+      });
+      // An address that drops packets must not eat the whole deadline while others wait: until
+      // its TCP connect, each address gets an even share of the time left. The last one (and
+      // any TLS handshake) gets whatever remains.
+      if (i + 1 < tries) {
+        const share = (connectTimeoutMs - (performance.now() - started)) / (tries - i);
+        attemptTimer = setTimeout(() => {
+          if (!state.tcpUp) sock.destroy(new errors.ConnectTimeoutError(`connecting to ${target.text} took longer than its share of connectTimeoutMs (${Math.round(share)} ms)`));
+        }, Math.max(1, share));
+      }
     };
 
     const proceed = (found: readonly string[]): void => {
+      if (settled) return; // the lookup answered after the deadline
       try {
         const checked = check(host, opts.port, opts.protocol, found);
         if (checked instanceof Error) callback(checked, null);
-        else attempt(checked, 0);
+        else attempt(checked, 0, Math.min(checked.length, MAX_ADDRESSES_TRIED));
       } catch (err) {
         fail(err);
       }

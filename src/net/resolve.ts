@@ -37,24 +37,3 @@ export function dnsServerResolve(servers: readonly string[], timeoutMs: number):
     throw Object.assign(new Error(`${hostname} has no A or AAAA record`), { code: 'ENOTFOUND', hostname });
   };
 }
-
-/** Bounds a lookup: a resolver that never answers must not hold a request forever. */
-export function withTimeout(resolve: Resolve, timeoutMs: number): Resolve {
-  return (hostname) =>
-    new Promise<string[]>((ok, fail) => {
-      const timer = setTimeout(() => {
-        fail(Object.assign(new Error(`looking up ${hostname} took longer than ${timeoutMs} ms`), { code: 'ETIMEOUT', hostname }));
-      }, timeoutMs);
-      timer.unref();
-      resolve(hostname).then(
-        (found) => {
-          clearTimeout(timer);
-          ok(found);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          fail(err);
-        },
-      );
-    });
-}

@@ -4,7 +4,7 @@ import { checkInt, invalidInput } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { Allowlist } from './allowlist.js';
 import { buildGuardedConnector, type NetLogger } from './connector.js';
-import { dnsServerResolve, systemResolve, withTimeout } from './resolve.js';
+import { dnsServerResolve, systemResolve } from './resolve.js';
 
 export interface SafeFetchOptions {
   /**
@@ -19,7 +19,10 @@ export interface SafeFetchOptions {
   dnsServers?: readonly string[];
   /** Extra certificate authorities to trust besides Node's (PEM). Verification cannot be turned off. */
   ca?: string | Buffer | readonly (string | Buffer)[];
-  /** Bound on the lookup and, separately, on the TCP+TLS connect; 10 s by default. */
+  /**
+   * One deadline for setting up a connection: the lookup, the TCP connect to each address tried
+   * (at most 4 of a name's addresses) and the TLS handshake together; 10 s by default.
+   */
   connectTimeoutMs?: number;
   /** How long an idle keep-alive connection is kept; 4 s by default (undici's default). */
   keepAliveTimeoutMs?: number;
@@ -72,7 +75,7 @@ export function createSafeDispatcher(options: SafeFetchOptions = {}): Agent {
   const connect = buildGuardedConnector({
     allowlist,
     logger: options.logger ?? createLogger(),
-    resolve: withTimeout(base, connectTimeoutMs),
+    resolve: base, // bounded by the connector's deadline
     connectTimeoutMs,
     ...(ca === undefined ? {} : { ca }),
   });
