@@ -238,7 +238,9 @@ test('forms that look like loopback but are not, and a zone id, never connect', 
   await refused(g.f('http://[::]:8080/'), 'KC_SSRF_BLOCKED');
   await refused(g.f('http://169.254.169.254/latest/meta-data/'), 'KC_SSRF_BLOCKED');
   await refused(g.f('http://[fd00:ec2::254]/latest/meta-data/'), 'KC_SSRF_BLOCKED');
-  await assert.rejects(g.f('http://[fe80::1%25lo]:8080/'), (e: unknown) => e instanceof TypeError && !(e.cause instanceof AppError));
+  // The URL parser refuses a zone id; the guard says so without quoting the URL (KC_INVALID_INPUT).
+  const zone = await g.f('http://[fe80::1%25lo]:8080/').then(() => assert.fail('sent'), (e: unknown) => e as TypeError);
+  assert.ok(zone instanceof TypeError && zone.cause instanceof AppError && zone.cause.code === 'KC_INVALID_INPUT', String(zone));
 });
 
 test('names go through the resolver: blocked by default, let through and logged when allowlisted', async () => {
@@ -588,4 +590,23 @@ test('one connect deadline however many addresses a name has, and at most 4 of t
     connects.stop();
     await hole.close();
   }
+});
+
+test('a URL with a user name or password is refused before anything is sent, and no error repeats it', async () => {
+  const srv = await startServer('127.0.0.2');
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+  const urls: (string | URL)[] = [
+    `http://apikey:sk-live-SECRET123@127.0.0.2:${srv.port}/v1`,
+    `http://sk-live-SECRET123@127.0.0.2:${srv.port}/`,
+    new URL(`http://u:sk-live-SECRET123@127.0.0.2:${srv.port}/`),
+    'http://u:sk-live-SECRET123@not a host/',
+  ];
+  for (const url of urls) {
+    const err = await g.f(url).then(() => assert.fail('sent'), (e: unknown) => e as TypeError & { cause?: unknown });
+    assert.ok(err instanceof TypeError, String(err));
+    assert.ok(err.cause instanceof AppError && err.cause.code === 'KC_INVALID_INPUT', String(err.cause));
+    const told = [String(err), err.stack, String(err.cause), err.cause.stack, JSON.stringify(err.cause)].join('\n');
+    assert.doesNotMatch(told, /SECRET123/);
+  }
+  assert.equal(srv.connections, 0);
 });

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
-import { Agent, FormData as UndiciFormData, Request as UndiciRequest, fetch as undiciFetch } from 'undici';
-import { checkInt, invalidInput } from '../errors/index.js';
+import { Agent, FormData as UndiciFormData, Request as UndiciRequest, fetch as undiciFetch, getGlobalOrigin } from 'undici';
+import { type AppError, checkInt, invalidInput } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { Allowlist } from './allowlist.js';
 import { buildGuardedConnector, type NetLogger } from './connector.js';
@@ -131,6 +131,30 @@ function readInit(init: RequestInit | undefined): Record<string, unknown> {
   return out;
 }
 
+/** Fetch's own failures are TypeErrors; the guard's carry its AppError as their cause. */
+function fetchFailed(cause: AppError): TypeError {
+  return new TypeError('fetch failed', { cause });
+}
+
+/**
+ * The URL a request goes to, parsed as fetch parses it. One with a user name or password is
+ * refused here: undici's own error for it quotes the whole URL, password included, into
+ * whatever logs or reports the error. An unparseable one is refused without being quoted too.
+ */
+function targetUrl(request: unknown): URL {
+  if (request instanceof UndiciRequest) return new URL(request.url); // its constructor checked it
+  let url: URL;
+  try {
+    url = new URL(String(request), getGlobalOrigin());
+  } catch {
+    throw fetchFailed(invalidInput('fetch: the URL cannot be parsed (it is not shown here: it may hold a credential)'));
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw fetchFailed(invalidInput(`fetch: refused a URL with a user name or password in it (${url.protocol}//…@${url.host})`, 'send credentials in a header, never in the URL'));
+  }
+  return url;
+}
+
 /**
  * A drop-in for the global `fetch` (LLM SDKs take one as their `fetch` option) that refuses
  * non-public addresses and plain http off the machine, on the first request and on every
@@ -144,12 +168,13 @@ function readInit(init: RequestInit | undefined): Record<string, unknown> {
 export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   const dispatcher = createSafeDispatcher(options);
   let closed: Promise<void> | undefined;
-  const safeFetch = (input: unknown, init?: RequestInit): Promise<unknown> => {
-    if (closed !== undefined) return Promise.reject(new TypeError('fetch failed: this safe fetch was closed'));
+  const safeFetch = async (input: unknown, init?: RequestInit): Promise<unknown> => {
+    if (closed !== undefined) throw new TypeError('fetch failed: this safe fetch was closed');
     let request = input;
     if (typeof input === 'object' && input !== null && !(input instanceof URL) && !(input instanceof UndiciRequest)) {
       if (typeof Request === 'function' && input instanceof Request) request = adoptRequest(input);
     }
+    targetUrl(request);
     return undiciFetch(request as string, { ...readInit(init), dispatcher });
   };
   // Not dispatcher.close(): it waits for every body to be read, and a destroy() after it leaves
