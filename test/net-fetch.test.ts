@@ -610,3 +610,74 @@ test('a URL with a user name or password is refused before anything is sent, and
   }
   assert.equal(srv.connections, 0);
 });
+
+test('a redirect to another origin carries no credential header of any name, and never the request body', async () => {
+  type Seen = { method: string; url: string; headers: http.IncomingHttpHeaders; body: string };
+  const seen: { api: Seen[]; other: Seen[] } = { api: [], other: [] };
+  let port = 0;
+  const api = (p: string) => `http://api.test:${port}${p}`;
+  const other = (p: string) => `http://other.test:${port}${p}`;
+  const routes: Record<string, [number, string]> = {
+    '/same': [302, '/end'],
+    '/away': [302, 'OTHER/end'],
+    '/away307': [307, 'OTHER/end'],
+    '/away308': [308, 'OTHER/end'],
+    '/awayback': [302, 'OTHER/back'],
+    '/back': [307, 'API/end'],
+  };
+  const handler = (who: keyof typeof seen): Handler => (req, res, body) => {
+    const route = routes[req.url ?? ''];
+    if (route !== undefined) {
+      res.writeHead(route[0], { location: route[1].replace('OTHER', other('')).replace('API', api('')) }).end();
+      return;
+    }
+    seen[who].push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+    res.end(who);
+  };
+  const [a] = await startPair('127.0.0.2', '127.0.0.3', { handler: handler('api') }, { handler: handler('other') });
+  port = a.port;
+  // 127.0.0.2 and 127.0.0.3 play two public hosts.
+  dnsServer.setZone((name) => ({ 'api.test': { A: ['127.0.0.2'] }, 'other.test': { A: ['127.0.0.3'] } })[name]);
+  const g = safe({ allowedPrivateIps: ['127.0.0.2', '127.0.0.3'] });
+  const secrets = {
+    authorization: 'Bearer sk-openai-SECRET',
+    cookie: 'session=SECRET',
+    'x-api-key': 'sk-ant-SECRET',
+    'api-key': 'azure-SECRET',
+    'x-goog-api-key': 'goog-SECRET',
+    'x-custom-token': 'SECRET',
+  };
+  const headers = { ...secrets, accept: 'application/json', 'user-agent': 'blufio-test', 'content-type': 'application/json' };
+  const leaked = (s: Seen) => Object.keys(secrets).filter((h) => h in s.headers || JSON.stringify(s.headers).includes('SECRET'));
+
+  // Same origin: every header is kept.
+  assert.equal(await (await g.f(api('/same'), { headers })).text(), 'api');
+  assert.deepEqual(leaked(seen.api.pop()!), Object.keys(secrets));
+
+  // Another origin: only the harmless ones arrive.
+  const r = await g.f(api('/away'), { headers });
+  assert.equal(await r.text(), 'other');
+  assert.deepEqual([r.url, r.redirected], [other('/end'), true]);
+  const there = seen.other.pop()!;
+  assert.deepEqual(leaked(there), []);
+  assert.deepEqual([there.headers.accept, there.headers['user-agent']], ['application/json', 'blufio-test']);
+
+  // And none come back on a later hop to the first origin, which the other origin chose.
+  assert.equal(await (await g.f(api('/awayback'), { headers })).text(), 'api');
+  assert.deepEqual(leaked(seen.api.pop()!), []);
+
+  // A POST redirected with 302 becomes a GET without its body (fetch's rule): it may go.
+  assert.equal(await (await g.f(api('/away'), { method: 'POST', headers, body: '{"prompt":"private"}' })).text(), 'other');
+  assert.deepEqual([seen.other.at(-1)?.method, seen.other.at(-1)?.body], ['GET', '']);
+
+  // 307/308 would re-send the body to the other origin: refused before anything is sent there.
+  const before = seen.other.length;
+  for (const path of ['/away307', '/away308']) {
+    const err = await g.f(api(path), { method: 'POST', headers, body: '{"prompt":"private"}' }).then(() => assert.fail('followed'), (e: unknown) => e as TypeError);
+    assert.ok(err instanceof TypeError && err.cause instanceof AppError, String(err));
+    assert.equal(err.cause.code, 'KC_NET_REDIRECT_BLOCKED');
+    assert.match(err.cause.message, /api\.test.*other\.test/);
+  }
+  assert.equal(seen.other.length, before, 'the other origin got nothing');
+  assert.equal(errorLines(g.lines).filter((l) => l.code === 'KC_NET_REDIRECT_BLOCKED').length, 2);
+});

@@ -40,6 +40,8 @@ export const ErrorCode = {
   SSRF_BLOCKED: 'KC_SSRF_BLOCKED',
   /** Plain http (or a non-loopback bind without TLS) where only TLS is allowed. */
   TLS_REQUIRED: 'KC_TLS_REQUIRED',
+  /** The safe fetch refused a redirect that would send the request body to another origin. */
+  NET_REDIRECT_BLOCKED: 'KC_NET_REDIRECT_BLOCKED',
 
   /** Only dead jobs can be re-queued. */
   QUEUE_NOT_DEAD: 'KC_QUEUE_NOT_DEAD',

@@ -1,9 +1,10 @@
 import crypto from 'node:crypto';
 import { Agent, FormData as UndiciFormData, Request as UndiciRequest, fetch as undiciFetch, getGlobalOrigin } from 'undici';
-import { type AppError, checkInt, invalidInput } from '../errors/index.js';
+import { AppError, ErrorCode, checkInt, invalidInput } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { Allowlist } from './allowlist.js';
 import { buildGuardedConnector, type NetLogger } from './connector.js';
+import { guardRedirects } from './redirects.js';
 import { dnsServerResolve, systemResolve } from './resolve.js';
 
 export interface SafeFetchOptions {
@@ -158,24 +159,46 @@ function targetUrl(request: unknown): URL {
 /**
  * A drop-in for the global `fetch` (LLM SDKs take one as their `fetch` option) that refuses
  * non-public addresses and plain http off the machine, on the first request and on every
- * redirect. A refusal rejects with fetch's usual `TypeError('fetch failed')` whose `cause` is
- * the `AppError` (`KC_SSRF_BLOCKED`, `KC_TLS_REQUIRED`). Proxies from the environment are never
+ * redirect, and keeps credential headers and the body from other origins on a redirect. A
+ * refusal rejects with fetch's usual `TypeError('fetch failed')` whose `cause` is the
+ * `AppError` (`KC_SSRF_BLOCKED`, `KC_TLS_REQUIRED`, `KC_NET_REDIRECT_BLOCKED`,
+ * `KC_INVALID_INPUT` for a URL with credentials). Proxies from the environment are never
  * used, and a `dispatcher` passed per call is ignored: the guard cannot be bypassed per request.
  *
  * Built on undici's own `fetch`, so responses are undici `Response`s (the same API as the
  * global class, but `instanceof Response` is false).
  */
 export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
-  const dispatcher = createSafeDispatcher(options);
+  if (options === null || typeof options !== 'object') {
+    throw invalidInput('createSafeFetch options must be an object');
+  }
+  const logger = options.logger ?? createLogger();
+  const dispatcher = createSafeDispatcher({ ...options, logger });
   let closed: Promise<void> | undefined;
+
+  /** A redirect that would carry the body to another origin: a security refusal, logged at ERROR. */
+  const refuseRedirect = (from: string) => (to: string): AppError => {
+    const message = `refused to follow a redirect from ${from} to ${to}: it would send the request body to another origin`;
+    const err = new AppError(ErrorCode.NET_REDIRECT_BLOCKED, message, {
+      hint: 'send the request to the new location yourself if it is meant to receive it',
+      details: { from, to },
+    });
+    try {
+      logger.error({ code: err.code, from, to }, message);
+    } catch {
+      // A logger that throws must not change the outcome: the redirect is refused either way.
+    }
+    return err;
+  };
+
   const safeFetch = async (input: unknown, init?: RequestInit): Promise<unknown> => {
     if (closed !== undefined) throw new TypeError('fetch failed: this safe fetch was closed');
     let request = input;
     if (typeof input === 'object' && input !== null && !(input instanceof URL) && !(input instanceof UndiciRequest)) {
       if (typeof Request === 'function' && input instanceof Request) request = adoptRequest(input);
     }
-    targetUrl(request);
-    return undiciFetch(request as string, { ...readInit(init), dispatcher });
+    const { origin } = targetUrl(request);
+    return undiciFetch(request as string, { ...readInit(init), dispatcher: guardRedirects(dispatcher, origin, refuseRedirect(origin)) });
   };
   // Not dispatcher.close(): it waits for every body to be read, and a destroy() after it leaves
   // the bodies of fetch responses hanging instead of failing them (undici 7.30). So: wait while
