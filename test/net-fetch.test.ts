@@ -12,6 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { after, afterEach, before, test } from 'node:test';
 import { Agent, Request as UndiciRequest, fetch as undiciFetch } from 'undici';
 import { AppError, createSafeFetch, judgeAddress, openBlufio, type SafeFetch, type SafeFetchOptions } from '../src/index.js';
@@ -680,4 +681,41 @@ test('a redirect to another origin carries no credential header of any name, and
   }
   assert.equal(seen.other.length, before, 'the other origin got nothing');
   assert.equal(errorLines(g.lines).filter((l) => l.code === 'KC_NET_REDIRECT_BLOCKED').length, 2);
+});
+
+test('a response body is bounded after decoding: a gzip bomb stops at maxResponseBytes, however it is read', async () => {
+  const limit = 64 * 1024;
+  const bomb = zlib.gzipSync(zlib.gzipSync(Buffer.alloc(8 << 20))); // 8 MiB in a few hundred bytes
+  const srv = await startServer('127.0.0.2', {
+    handler: (req, res) => {
+      if (req.url === '/bomb') res.writeHead(200, { 'content-encoding': 'gzip, gzip', 'content-type': 'application/json' }).end(bomb);
+      else if (req.url === '/plain') res.end(Buffer.alloc(limit + 1, 'a'));
+      else res.end(Buffer.alloc(limit, 'b'));
+    },
+  });
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'], maxResponseBytes: limit });
+  const base = `http://127.0.0.2:${srv.port}`;
+  const tooLarge = (e: unknown) => e instanceof TypeError && e.cause instanceof AppError && e.cause.code === 'KC_RESULT_TOO_LARGE';
+  for (const path of ['/bomb', '/plain']) {
+    await assert.rejects((await g.f(base + path)).text(), tooLarge, path);
+    await assert.rejects((await g.f(base + path)).arrayBuffer(), tooLarge, path);
+    await assert.rejects((await g.f(base + path)).json(), tooLarge, path);
+    await assert.rejects((await g.f(base + path)).blob(), tooLarge, path);
+    const reader = (await g.f(base + path)).body!.getReader();
+    let got = 0;
+    const err = await (async () => {
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) return undefined;
+        got += chunk.value.byteLength;
+      }
+    })().catch((e: unknown) => e);
+    assert.ok(tooLarge(err), `${path}: ${String(err)}`);
+    assert.ok(got <= limit, `${path}: ${got} bytes handed out`);
+  }
+  // At the limit exactly it is whole, and the response is still itself (url, clone).
+  const r = await g.f(`${base}/fits`);
+  assert.equal(r.url, `${base}/fits`);
+  assert.equal(r.clone().url, `${base}/fits`);
+  assert.equal((await r.arrayBuffer()).byteLength, limit);
 });

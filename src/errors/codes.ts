@@ -55,7 +55,10 @@ export const ErrorCode = {
   /** The database file does not match what vault.json says (plaintext where encrypted is recorded, or the reverse). */
   DB_STATE_MISMATCH: 'KC_DB_STATE_MISMATCH',
 
-  /** A result would be larger than the bound set for it ([server] max_response_bytes over RPC). */
+  /**
+   * A result would be larger than the bound set for it ([server] max_response_bytes over RPC;
+   * a safe fetch's maxResponseBytes for a response body).
+   */
   RESULT_TOO_LARGE: 'KC_RESULT_TOO_LARGE',
   /** blufio serve: the data directory can be written by other users, who could redirect clients and take the token. */
   SERVER_DIR_UNSAFE: 'KC_SERVER_DIR_UNSAFE',

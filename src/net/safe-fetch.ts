@@ -1,9 +1,10 @@
 import crypto from 'node:crypto';
-import { Agent, FormData as UndiciFormData, Request as UndiciRequest, fetch as undiciFetch, getGlobalOrigin } from 'undici';
+import { Agent, FormData as UndiciFormData, Request as UndiciRequest, type Response as UndiciResponse, fetch as undiciFetch, getGlobalOrigin } from 'undici';
 import { AppError, ErrorCode, checkInt, invalidInput } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { Allowlist } from './allowlist.js';
 import { buildGuardedConnector, type NetLogger } from './connector.js';
+import { fetchFailed, limitBody } from './limits.js';
 import { guardRedirects } from './redirects.js';
 import { dnsServerResolve, systemResolve } from './resolve.js';
 
@@ -29,6 +30,11 @@ export interface SafeFetchOptions {
   keepAliveTimeoutMs?: number;
   /** Most connections per origin; unlimited by default (undici's default). */
   connections?: number;
+  /**
+   * Largest response body, counted as it is read and after content-encoding is undone; a read
+   * past it fails with `KC_RESULT_TOO_LARGE`. 64 MiB by default.
+   */
+  maxResponseBytes?: number;
 }
 
 /** `fetch` with the guard, plus the dispatcher behind it and a way to close its connections. */
@@ -42,6 +48,7 @@ export type SafeFetch = typeof globalThis.fetch & {
 };
 
 const TEN_MINUTES = 600_000;
+const MiB = 1 << 20;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /** Every extra CA must be a certificate Node can read: a typo must not silently trust nothing extra. */
@@ -132,11 +139,6 @@ function readInit(init: RequestInit | undefined): Record<string, unknown> {
   return out;
 }
 
-/** Fetch's own failures are TypeErrors; the guard's carry its AppError as their cause. */
-function fetchFailed(cause: AppError): TypeError {
-  return new TypeError('fetch failed', { cause });
-}
-
 /**
  * The URL a request goes to, parsed as fetch parses it. One with a user name or password is
  * refused here: undici's own error for it quotes the whole URL, password included, into
@@ -174,6 +176,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   }
   const logger = options.logger ?? createLogger();
   const dispatcher = createSafeDispatcher({ ...options, logger });
+  const maxResponseBytes = checkInt(options.maxResponseBytes, 'maxResponseBytes', 1, 2 ** 50, 64 * MiB, ' bytes');
   let closed: Promise<void> | undefined;
 
   /** A redirect that would carry the body to another origin: a security refusal, logged at ERROR. */
@@ -198,7 +201,8 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       if (typeof Request === 'function' && input instanceof Request) request = adoptRequest(input);
     }
     const { origin } = targetUrl(request);
-    return undiciFetch(request as string, { ...readInit(init), dispatcher: guardRedirects(dispatcher, origin, refuseRedirect(origin)) });
+    const res = await undiciFetch(request as string, { ...readInit(init), dispatcher: guardRedirects(dispatcher, origin, refuseRedirect(origin)) });
+    return limitBody(res as UndiciResponse, maxResponseBytes, origin, () => {});
   };
   // Not dispatcher.close(): it waits for every body to be read, and a destroy() after it leaves
   // the bodies of fetch responses hanging instead of failing them (undici 7.30). So: wait while

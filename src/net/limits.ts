@@ -1,0 +1,71 @@
+import { Response as UndiciResponse } from 'undici';
+import { AppError, ErrorCode } from '../errors/index.js';
+
+/**
+ * The guard's failures reject the way fetch's own do: `TypeError('fetch failed')` before the
+ * response, `TypeError('terminated')` while its body is read, the AppError as the cause.
+ */
+export function fetchFailed(cause: AppError, answered = false): TypeError {
+  return new TypeError(answered ? 'terminated' : 'fetch failed', { cause });
+}
+
+/** A response's own identity, which a Response built around another body does not have. */
+function keepIdentity(copy: UndiciResponse, from: UndiciResponse): UndiciResponse {
+  const { url, redirected, type } = from;
+  return Object.defineProperties(copy, {
+    url: { value: url },
+    redirected: { value: redirected },
+    type: { value: type },
+    clone: { value: () => keepIdentity(UndiciResponse.prototype.clone.call(copy), from) },
+  });
+}
+
+/**
+ * `res` with its body counted as the caller reads it (text(), json(), arrayBuffer(), a reader):
+ * decoded bytes, after content-encoding, so a few KB of nested gzip cannot become gigabytes in
+ * memory. Past `max` the read fails and the connection is dropped. `finished` runs once the body
+ * is read to its end, fails or is cancelled.
+ */
+export function limitBody(res: UndiciResponse, max: number, origin: string, finished: () => void): UndiciResponse {
+  if (res.body === null) {
+    finished();
+    return res;
+  }
+  const reader = res.body.getReader();
+  let seen = 0;
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const chunk = await reader.read().catch((err: unknown) => {
+          finished();
+          throw err;
+        });
+        if (chunk.done) {
+          finished();
+          controller.close();
+          return;
+        }
+        seen += chunk.value.byteLength;
+        if (seen > max) {
+          finished();
+          const cause = new AppError(ErrorCode.RESULT_TOO_LARGE, `the response from ${origin} is larger than maxResponseBytes (${max} bytes)`, {
+            hint: 'raise maxResponseBytes if responses this large are expected',
+            details: { origin, maxResponseBytes: max },
+          });
+          const err = fetchFailed(cause, true);
+          controller.error(err);
+          reader.cancel(err).catch(() => {});
+          return;
+        }
+        controller.enqueue(chunk.value);
+      },
+      cancel(reason) {
+        finished();
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 }, // read from the network only as the caller reads
+  );
+  const copy = new UndiciResponse(body as never, { status: res.status, statusText: res.statusText, headers: res.headers });
+  return keepIdentity(copy, res);
+}
