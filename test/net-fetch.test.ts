@@ -719,3 +719,65 @@ test('a response body is bounded after decoding: a gzip bomb stops at maxRespons
   assert.equal(r.clone().url, `${base}/fits`);
   assert.equal((await r.arrayBuffer()).byteLength, limit);
 });
+
+/** A TCP server on loopback that answers each request by calling `talk` with its socket. */
+async function startRawServer(host: string, talk: (sock: net.Socket) => void): Promise<TestServer> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    s.connections++;
+    sockets.add(sock);
+    sock.on('error', () => {}).once('data', () => talk(sock));
+  });
+  const s: TestServer = {
+    host,
+    port: 0,
+    connections: 0,
+    requests: [],
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const sock of sockets) sock.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  s.port = (server.address() as net.AddressInfo).port;
+  open.push(s);
+  return s;
+}
+
+test('requestTimeoutMs bounds the whole request: endless interim responses, a body that trickles', async () => {
+  const timers: NodeJS.Timeout[] = [];
+  const every = (ms: number, fn: () => void) => timers.push(setInterval(fn, ms));
+  // Each write resets undici's idle timers (300 s), so neither request would ever end on its own.
+  const interim = await startRawServer('127.0.0.2', (sock) => every(50, () => sock.write('HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n')));
+  const trickle = await startRawServer('127.0.0.2', (sock) => {
+    sock.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n');
+    every(50, () => sock.write('1\r\nx\r\n'));
+  });
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'], requestTimeoutMs: 400 });
+  const timedOut = (phase: string) => (e: unknown) => {
+    assert.ok(e instanceof TypeError && e.message === phase, String(e));
+    assert.ok(e.cause instanceof AppError && e.cause.code === 'KC_NET_TIMEOUT', String(e.cause));
+    assert.match(e.cause.message, /requestTimeoutMs \(400 ms\)/);
+    return true;
+  };
+  try {
+    await within(10_000, assert.rejects(g.f(`http://127.0.0.2:${interim.port}/`), timedOut('fetch failed')), 'interim responses');
+    const r = await within(10_000, g.f(`http://127.0.0.2:${trickle.port}/`), 'trickle headers');
+    await within(10_000, assert.rejects(r.text(), timedOut('terminated')), 'trickle body');
+    const reader = (await g.f(`http://127.0.0.2:${trickle.port}/`)).body!.getReader();
+    const read = (async () => {
+      for (;;) if ((await reader.read()).done) return;
+    })();
+    await within(10_000, assert.rejects(read, timedOut('terminated')), 'trickle body, streamed');
+
+    // The caller's own signal still ends it first, as an AbortError.
+    const ac = new AbortController();
+    const slow = safe({ allowedPrivateIps: ['127.0.0.2'], requestTimeoutMs: 60_000 });
+    const body = (await slow.f(`http://127.0.0.2:${trickle.port}/`, { signal: ac.signal })).text();
+    ac.abort();
+    await within(10_000, assert.rejects(body, { name: 'AbortError' }), 'caller abort');
+  } finally {
+    for (const t of timers) clearInterval(t);
+  }
+});

@@ -42,6 +42,8 @@ export const ErrorCode = {
   TLS_REQUIRED: 'KC_TLS_REQUIRED',
   /** The safe fetch refused a redirect that would send the request body to another origin. */
   NET_REDIRECT_BLOCKED: 'KC_NET_REDIRECT_BLOCKED',
+  /** The safe fetch: the whole request (connect, redirects, reading the body) took longer than requestTimeoutMs. */
+  NET_TIMEOUT: 'KC_NET_TIMEOUT',
 
   /** Only dead jobs can be re-queued. */
   QUEUE_NOT_DEAD: 'KC_QUEUE_NOT_DEAD',

@@ -9,6 +9,42 @@ export function fetchFailed(cause: AppError, answered = false): TypeError {
   return new TypeError(answered ? 'terminated' : 'fetch failed', { cause });
 }
 
+/**
+ * One request's overall deadline: connect, redirects, headers and the whole body. undici's own
+ * timers are idle timers, which a server sending an interim response or a body byte now and
+ * then resets forever.
+ */
+export class Deadline {
+  readonly #controller = new AbortController();
+  readonly #timer: NodeJS.Timeout;
+  #answered = false;
+
+  constructor(ms: number, origin: string) {
+    this.#timer = setTimeout(() => {
+      const cause = new AppError(ErrorCode.NET_TIMEOUT, `the request to ${origin} took longer than requestTimeoutMs (${ms} ms)`, {
+        hint: 'raise requestTimeoutMs if this request is expected to take that long',
+        details: { origin, requestTimeoutMs: ms },
+      });
+      this.#controller.abort(fetchFailed(cause, this.#answered));
+    }, ms);
+    // A response nobody reads must not keep the process alive until the deadline.
+    this.#timer.unref();
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** The response has arrived: from now on a timeout fails the body. */
+  answered(): void {
+    this.#answered = true;
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
 /** A response's own identity, which a Response built around another body does not have. */
 function keepIdentity(copy: UndiciResponse, from: UndiciResponse): UndiciResponse {
   const { url, redirected, type } = from;

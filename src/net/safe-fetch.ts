@@ -4,7 +4,7 @@ import { AppError, ErrorCode, checkInt, invalidInput } from '../errors/index.js'
 import { createLogger } from '../log/index.js';
 import { Allowlist } from './allowlist.js';
 import { buildGuardedConnector, type NetLogger } from './connector.js';
-import { fetchFailed, limitBody } from './limits.js';
+import { Deadline, fetchFailed, limitBody } from './limits.js';
 import { guardRedirects } from './redirects.js';
 import { dnsServerResolve, systemResolve } from './resolve.js';
 
@@ -35,6 +35,12 @@ export interface SafeFetchOptions {
    * past it fails with `KC_RESULT_TOO_LARGE`. 64 MiB by default.
    */
   maxResponseBytes?: number;
+  /**
+   * Deadline of the whole request: connect, every redirect, the headers and reading the body to
+   * its end; past it the request fails with `KC_NET_TIMEOUT`. A caller's `signal` still works
+   * alongside. 10 minutes by default (the LLM SDKs' own request timeout).
+   */
+  requestTimeoutMs?: number;
 }
 
 /** `fetch` with the guard, plus the dispatcher behind it and a way to close its connections. */
@@ -48,6 +54,7 @@ export type SafeFetch = typeof globalThis.fetch & {
 };
 
 const TEN_MINUTES = 600_000;
+const ONE_DAY = 86_400_000;
 const MiB = 1 << 20;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -177,6 +184,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   const logger = options.logger ?? createLogger();
   const dispatcher = createSafeDispatcher({ ...options, logger });
   const maxResponseBytes = checkInt(options.maxResponseBytes, 'maxResponseBytes', 1, 2 ** 50, 64 * MiB, ' bytes');
+  const requestTimeoutMs = checkInt(options.requestTimeoutMs, 'requestTimeoutMs', 1, ONE_DAY, TEN_MINUTES, ' ms');
   let closed: Promise<void> | undefined;
 
   /** A redirect that would carry the body to another origin: a security refusal, logged at ERROR. */
@@ -201,8 +209,20 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       if (typeof Request === 'function' && input instanceof Request) request = adoptRequest(input);
     }
     const { origin } = targetUrl(request);
-    const res = await undiciFetch(request as string, { ...readInit(init), dispatcher: guardRedirects(dispatcher, origin, refuseRedirect(origin)) });
-    return limitBody(res as UndiciResponse, maxResponseBytes, origin, () => {});
+    const fields = readInit(init);
+    // The caller's signal (from init, else the Request's) and the deadline, whichever fires first.
+    const callerSignal = 'signal' in fields ? fields.signal : request instanceof UndiciRequest ? request.signal : undefined;
+    const deadline = new Deadline(requestTimeoutMs, origin);
+    let res: UndiciResponse;
+    try {
+      const signal = callerSignal === undefined || callerSignal === null ? deadline.signal : AbortSignal.any([callerSignal as AbortSignal, deadline.signal]);
+      res = (await undiciFetch(request as string, { ...fields, signal, dispatcher: guardRedirects(dispatcher, origin, refuseRedirect(origin)) })) as UndiciResponse;
+    } catch (err) {
+      deadline.clear();
+      throw err;
+    }
+    deadline.answered();
+    return limitBody(res, maxResponseBytes, origin, () => deadline.clear());
   };
   // Not dispatcher.close(): it waits for every body to be read, and a destroy() after it leaves
   // the bodies of fetch responses hanging instead of failing them (undici 7.30). So: wait while
