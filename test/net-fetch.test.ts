@@ -781,3 +781,12 @@ test('requestTimeoutMs bounds the whole request: endless interim responses, a bo
     for (const t of timers) clearInterval(t);
   }
 });
+
+test('the counted body keeps the response whole: a status outside 200-599, statusText, headers, clone()', async () => {
+  const srv = await startRawServer('127.0.0.2', (sock) => sock.end('HTTP/1.1 999 Odd\r\nx-a: 1\r\nset-cookie: a=1\r\nset-cookie: b=2\r\ncontent-length: 2\r\n\r\nhi'));
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+  const r = await g.f(`http://127.0.0.2:${srv.port}/`);
+  assert.deepEqual([r.status, r.ok, r.statusText, r.headers.get('x-a'), r.headers.getSetCookie()], [999, false, 'Odd', '1', ['a=1', 'b=2']]);
+  const copy = r.clone();
+  assert.deepEqual([copy.status, await copy.text(), await r.text()], [999, 'hi', 'hi']);
+});

@@ -45,13 +45,18 @@ export class Deadline {
   }
 }
 
-/** A response's own identity, which a Response built around another body does not have. */
+/**
+ * A response's own identity, which a Response built around another body does not have (and a
+ * status outside 200-599, which undici's fetch passes on but its constructor refuses).
+ */
 function keepIdentity(copy: UndiciResponse, from: UndiciResponse): UndiciResponse {
-  const { url, redirected, type } = from;
+  const { url, redirected, type, status, ok } = from;
   return Object.defineProperties(copy, {
     url: { value: url },
     redirected: { value: redirected },
     type: { value: type },
+    status: { value: status },
+    ok: { value: ok },
     clone: { value: () => keepIdentity(UndiciResponse.prototype.clone.call(copy), from) },
   });
 }
@@ -102,6 +107,7 @@ export function limitBody(res: UndiciResponse, max: number, origin: string, fini
     },
     { highWaterMark: 0 }, // read from the network only as the caller reads
   );
-  const copy = new UndiciResponse(body as never, { status: res.status, statusText: res.statusText, headers: res.headers });
+  const status = res.status >= 200 && res.status <= 599 ? res.status : 200; // the real one is kept below
+  const copy = new UndiciResponse(body as never, { status, statusText: res.statusText, headers: res.headers });
   return keepIdentity(copy, res);
 }
