@@ -171,7 +171,9 @@ function targetUrl(request: unknown): URL {
  * redirect, and keeps credential headers and the body from other origins on a redirect. A
  * refusal rejects with fetch's usual `TypeError('fetch failed')` whose `cause` is the
  * `AppError` (`KC_SSRF_BLOCKED`, `KC_TLS_REQUIRED`, `KC_NET_REDIRECT_BLOCKED`,
- * `KC_INVALID_INPUT` for a URL with credentials). Proxies from the environment are never
+ * `KC_INVALID_INPUT` for a URL with credentials, `KC_NET_TIMEOUT`); a body read that passes
+ * `maxResponseBytes` or the deadline fails with `TypeError('terminated')` and the AppError
+ * (`KC_RESULT_TOO_LARGE`, `KC_NET_TIMEOUT`). Proxies from the environment are never
  * used, and a `dispatcher` passed per call is ignored: the guard cannot be bypassed per request.
  *
  * Built on undici's own `fetch`, so responses are undici `Response`s (the same API as the
