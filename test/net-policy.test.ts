@@ -169,6 +169,9 @@ test('allowlist entries: addresses and CIDRs in plain notation, normalised; anyt
   assert.throws(() => createSafeFetch({ dnsServers: ['not a server'] }), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT');
   assert.throws(() => createSafeFetch({ connectTimeoutMs: 0 }), (e: unknown) => e instanceof AppError);
   assert.throws(() => createSafeFetch({ connectTimeoutMs: 2 ** 31 }), (e: unknown) => e instanceof AppError);
+  for (const bad of [{ maxResponseBytes: 0 }, { maxResponseBytes: 1.5 }, { requestTimeoutMs: 0 }, { requestTimeoutMs: 2 ** 31 }, { requestTimeoutMs: '5000' as unknown as number }]) {
+    assert.throws(() => createSafeFetch(bad), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT' && /maxResponseBytes|requestTimeoutMs/.test(e.message), JSON.stringify(bad));
+  }
   for (const ca of ['not a certificate', Buffer.from('x'), [{}] as unknown as string[], '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----']) {
     assert.throws(() => createSafeFetch({ ca }), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT' && /ca\[0\]/.test(e.message));
   }

@@ -183,10 +183,10 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   if (options === null || typeof options !== 'object') {
     throw invalidInput('createSafeFetch options must be an object');
   }
-  const logger = options.logger ?? createLogger();
-  const dispatcher = createSafeDispatcher({ ...options, logger });
   const maxResponseBytes = checkInt(options.maxResponseBytes, 'maxResponseBytes', 1, 2 ** 50, 64 * MiB, ' bytes');
   const requestTimeoutMs = checkInt(options.requestTimeoutMs, 'requestTimeoutMs', 1, ONE_DAY, TEN_MINUTES, ' ms');
+  const logger = options.logger ?? createLogger();
+  const dispatcher = createSafeDispatcher({ ...options, logger });
   let closed: Promise<void> | undefined;
 
   /** A redirect that would carry the body to another origin: a security refusal, logged at ERROR. */
