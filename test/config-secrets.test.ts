@@ -85,12 +85,14 @@ describe('plaintext secrets in the config file', () => {
     assert.deepEqual(fs.readdirSync(path.dirname(cfg)).sort(), ['blufio.toml', 'data']);
   });
 
-  it('a crash between the two steps is finished by the next start; the file value wins', async () => {
+  it('a crash between the two steps is finished by the next start; a file changed after the vault entry wins', async () => {
     const { dir, cfg, data } = setup();
-    // The state after a crash between the steps: the vault already has (an older) value.
+    // The vault already has an older value, and the file was edited after it (a new key put in the file).
     const pre = await openPlain(dir);
     await pre.vault.set('providers.openai.api_key', 'an-older-value-0123456789abcdef');
     await pre.close();
+    const later = new Date(Date.now() + 2000);
+    fs.utimesSync(cfg, later, later);
     const app = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: silentLogger(), env: {} });
     try {
       assert.equal((await app.vault.get('providers.openai.api_key')).expose(), SECRETS['providers.openai.api_key']);
@@ -98,6 +100,41 @@ describe('plaintext secrets in the config file', () => {
       await app.close();
     }
     assert.equal(fs.readFileSync(cfg, 'utf8'), EXPECTED);
+  });
+
+  it('a value changed in the vault after the file last changed is kept: the file\'s is the stale one (a bind-mounted file that could not be rewritten)', async () => {
+    const { dir, cfg, data } = setup();
+    const earlier = new Date(Date.now() - 3_600_000);
+    fs.utimesSync(cfg, earlier, earlier);
+    const pre = await openPlain(dir);
+    await pre.vault.set('providers.openai.api_key', 'rotated-after-the-file-0123456789');
+    await pre.close();
+    const log = memoryLogger();
+    const app = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: log.logger, env: {} });
+    try {
+      assert.equal((await app.vault.get('providers.openai.api_key')).expose(), 'rotated-after-the-file-0123456789');
+      // The others were moved as usual.
+      assert.equal((await app.vault.get('channels.telegram.bot_token')).expose(), SECRETS['channels.telegram.bot_token']);
+    } finally {
+      await app.close();
+    }
+    assert.equal(fs.readFileSync(cfg, 'utf8'), EXPECTED, 'the stale value is still cut from the file');
+    assert.ok(log.lines().some((l) => /changed in the vault after the config file/.test(String(l.msg)) && JSON.stringify(l.secrets) === '["providers.openai.api_key"]'));
+    assert.doesNotMatch(JSON.stringify(log.lines()), /rotated-after|PLAINTEXT/);
+  });
+
+  it('a replacement staged by a run killed before its rename is removed by a later start (a fresh one is left alone)', async () => {
+    const { dir, cfg, data } = setup();
+    const stale = path.join(dir, '.blufio.toml.blufio-0123456789ab.tmp');
+    const fresh = path.join(dir, '.blufio.toml.blufio-abcdef012345.tmp');
+    const other = path.join(dir, '.blufio.toml.blufio-notours.tmp');
+    for (const f of [stale, fresh, other]) fs.writeFileSync(f, 'staged');
+    const old = new Date(Date.now() - 3_600_000);
+    fs.utimesSync(stale, old, old);
+    fs.utimesSync(other, old, old);
+    const app = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: silentLogger(), env: {} });
+    await app.close();
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['.blufio.toml.blufio-abcdef012345.tmp', '.blufio.toml.blufio-notours.tmp', 'blufio.toml', 'data'].sort());
   });
 
   it('killed at random moments while moving, no secret is ever lost and the file always parses', async () => {
@@ -181,6 +218,17 @@ describe('plaintext secrets in the config file', () => {
     assert.equal(all, '[providers.openai]\nbase_url = "https://x.example"\n');
     // The same secret kept in a comment (an old key, a note) would stay in the file: not cut.
     assert.equal(cut(`# was: ${secret}\n[providers.openai]\napi_key = "${secret}"\n`), undefined);
+    // ... a short one too (a channel password), when it is in a comment.
+    const irc = (t: string): string | undefined => removeKeys(t, [['channels', 'irc', 'password']], ['Tr0ub4']);
+    assert.equal(irc('[channels.irc]\npassword = "Tr0ub4"\n# password = "Tr0ub4"   # old line\n'), undefined);
+    // Elsewhere than in a comment a value that short could be anything: not a reason to refuse.
+    assert.equal(irc('[channels.irc]\npassword = "Tr0ub4"\nserver = "Tr0ub4.example"\n'), '[channels.irc]\nserver = "Tr0ub4.example"\n');
+    // Two secrets of one dotted table: one stub for the table, not two (which would not parse).
+    const slack = `[channels]\nslack.bot_token = "xoxb-0123456789-abcdefghij"\nslack.app_token = "xapp-1-A0123456789-abcdefghij"\n`;
+    assert.equal(
+      removeKeys(slack, [['channels', 'slack', 'bot_token'], ['channels', 'slack', 'app_token']], ['xoxb-0123456789-abcdefghij', 'xapp-1-A0123456789-abcdefghij']),
+      '[channels]\nslack = {}\n',
+    );
   });
 
   it('a read-only file is left as it is, and a key rotated in the vault is not undone by it on the next start', async () => {

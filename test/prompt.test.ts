@@ -195,14 +195,22 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
 
   it('bytes that are not UTF-8 are refused, not turned into U+FFFD; Ctrl-C cancels with exit code 2', async () => {
     const dir = tmpDir();
-    const t = new Terminal(`node ${CLI} config set-secret k`, { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+    const t = new Terminal(thenRead(`node ${CLI} config set-secret k`), { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
     try {
       await t.waitFor(/Value for k:\s*$/m);
-      // é è ÿ as a Latin-1 terminal sends them.
-      spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', '-H', 'e9', 'e8', 'ff', '0d']);
-      const screen = await t.waitFor(/EXIT=\d+/);
-      assert.match(screen, /EXIT=1/, screen);
+      // p, then ä as a Latin-1 terminal sends it, then the rest of the line typed after it.
+      spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', '-H', '70', 'e4']);
+      await sleep(200);
+      t.type('ssword123');
+      const screen = await t.waitFor(/RC=\d+/);
+      assert.match(screen, /RC=1/, screen);
       assert.match(screen, /KC_INVALID_INPUT\]: the terminal sent bytes that are not UTF-8/);
+      // Refused at Enter, not at the bad byte: the rest of the line was not left for the shell.
+      await sleep(300);
+      t.type('nothing-left');
+      const after = await t.waitFor(/LEFT=\[/);
+      assert.match(after, /LEFT=\[nothing-left\]/, after);
+      assert.doesNotMatch(after, /ssword/);
     } finally {
       t.kill();
     }
@@ -215,6 +223,41 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
       assert.match(screen, /KC_CLI_USAGE\]: cancelled at the prompt/);
     } finally {
       c.kill();
+    }
+  });
+
+  it('a bracketed paste whose end comes late is drained to its end marker; killed at a prompt, the terminal stops marking pastes', async () => {
+    const dir = tmpDir();
+    const t = new Terminal(thenRead(`node ${CLI} config set-secret k`), { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+    try {
+      await t.waitFor(/Value for k:\s*$/m);
+      // A terminal sending a long paste in pieces, the last one well after the drain's quiet time.
+      spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', '-l', '--', '\u001b[200~line-1-of-a-key\rline-2\r']);
+      await sleep(600);
+      spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', '-l', '--', 'echo line-3-ran\r\u001b[201~']);
+      const screen = await t.waitFor(/RC=\d+/);
+      assert.match(screen, /more than one line/, screen);
+      await sleep(300);
+      t.type('nothing-left');
+      const after = await t.waitFor(/LEFT=\[/);
+      assert.match(after, /LEFT=\[nothing-left\]/, after);
+    } finally {
+      t.kill();
+    }
+    const name = `k${process.pid}x${Date.now()}`;
+    const k = new Terminal(thenRead(`node ${CLI} config set-secret ${name}`), { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+    try {
+      await k.waitFor(new RegExp(`Value for ${name}:\\s*$`, 'm'));
+      // Only the CLI itself: the shell and tmux hold the same words in their command lines.
+      spawnSync('pkill', ['-TERM', '-f', `^node .*set-secret ${name}$`]);
+      assert.match(await k.waitFor(/RC=\d+/), /RC=143/);
+      // Were pastes still marked, the shell's read would get the markers around the text.
+      spawnSync('tmux', ['-L', k.socketName, 'set-buffer', '--', 'pasted-after\n']);
+      spawnSync('tmux', ['-L', k.socketName, 'paste-buffer', '-p', '-t', 't']);
+      const after = await k.waitFor(/LEFT=\[/);
+      assert.match(after, /LEFT=\[pasted-after\]/, after);
+    } finally {
+      k.kill();
     }
   });
 });

@@ -7,12 +7,15 @@ import type { PassphraseProvider } from '../vault/index.js';
 const SETTLE_MS = 40;
 /** A refused paste is read and dropped until the terminal is this quiet, so none of it reaches the shell. */
 const DRAIN_QUIET_MS = 150;
-/** However long a paste goes on, the prompt gives up waiting for its end after this. */
+/** However long a paste goes on, the prompt stops waiting for its end marker after this. */
 const DRAIN_MAX_MS = 3000;
 const BRACKETED_PASTE_ON = '\u001b[?2004h';
 const BRACKETED_PASTE_OFF = '\u001b[?2004l';
 
 const refused = (message: string, hint: string): AppError => new AppError(ErrorCode.INVALID_INPUT, message, { hint });
+
+/** Signals that end the process while a prompt holds the terminal: it is put back first. */
+const FATAL_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGINT'];
 
 /**
  * Asks on the controlling terminal (/dev/tty, so it works when stdin is a pipe) with echo off,
@@ -23,9 +26,12 @@ const refused = (message: string, hint: string): AppError => new AppError(ErrorC
  * would store a fragment and leave the rest in the terminal for the shell to run as commands (and
  * keep in its history). After Enter the prompt waits a moment for more input, and asks the
  * terminal to mark pastes (bracketed paste) so that a long one is known to be still arriving;
- * anything but blank lines after the first line refuses it, and the rest is read and dropped.
+ * anything but blank lines after the first line refuses it, and the rest is read and dropped
+ * until the paste's end marker and a moment of quiet. A terminal without bracketed paste that
+ * sends a later line more than SETTLE_MS after the first is not caught: the first line is taken.
  * Bytes that are not UTF-8 are refused rather than turned into U+FFFD, which would make
- * different passphrases equal.
+ * different passphrases equal, but only at Enter, so the rest of the line is not left for the
+ * shell either.
  */
 export async function askHidden(question: string): Promise<string | undefined> {
   let fd: number;
@@ -42,6 +48,18 @@ export async function askHidden(question: string): Promise<string | undefined> {
   const output = new tty.WriteStream(fd);
   output.write(BRACKETED_PASTE_ON + question);
   input.setRawMode(true);
+  // Killed at the prompt: the terminal gets its echo back and stops marking pastes, then the
+  // signal does what it would have done.
+  const onSignal = (sig: NodeJS.Signals): void => {
+    for (const s of FATAL_SIGNALS) process.off(s, onSignal);
+    try {
+      input.setRawMode(false);
+      fs.writeSync(fd, BRACKETED_PASTE_OFF + '\n');
+    } finally {
+      process.kill(process.pid, sig);
+    }
+  };
+  for (const s of FATAL_SIGNALS) process.on(s, onSignal);
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<string>((resolve, reject) => {
@@ -53,39 +71,35 @@ export async function askHidden(question: string): Promise<string | undefined> {
       // 'typing' until Enter; then 'ended' for a moment; 'draining' once a second line showed up.
       let state: 'typing' | 'ended' | 'draining' = 'typing';
       let since = 0;
-      const decoder = new TextDecoder('utf-8', { fatal: true });
+      let decoder = new TextDecoder('utf-8', { fatal: true });
+      let notUtf8 = false;
       const cancelled = (): void => reject(new AppError(ErrorCode.CLI_USAGE, 'cancelled at the prompt'));
       const arm = (ms: number, then: () => void): void => {
         clearTimeout(timer);
         timer = setTimeout(then, ms);
       };
+      // Waiting on a paste the terminal has not finished sending (its end marker), within bounds.
+      const pasting = (): boolean => inPaste && Date.now() - since < DRAIN_MAX_MS;
       const settle = (): void => {
-        // A paste the terminal has not finished sending: wait for its end marker (bounded).
-        if (inPaste && Date.now() - since < DRAIN_MAX_MS) return arm(SETTLE_MS, settle);
-        resolve(typed);
+        if (pasting()) return arm(SETTLE_MS, settle);
+        if (notUtf8) reject(refused('the terminal sent bytes that are not UTF-8; nothing was used', 'set the terminal to UTF-8 and type it again'));
+        else resolve(typed);
       };
-      const drain = (): void => {
-        if (state !== 'draining') {
-          state = 'draining';
-          since = Date.now();
-        }
-        const quietFor = Date.now() - since >= DRAIN_MAX_MS ? 0 : DRAIN_QUIET_MS;
-        arm(quietFor, () =>
-          reject(
-            refused('what was typed or pasted has more than one line; nothing was used', 'type it on one line, or pipe a multi-line value on stdin: blufio config set-secret NAME < file'),
-          ),
-        );
+      const drained = (): void => {
+        if (pasting()) return arm(DRAIN_QUIET_MS, drained);
+        reject(refused('what was typed or pasted has more than one line; nothing was used', 'type it on one line, or pipe a multi-line value on stdin: blufio config set-secret NAME < file'));
       };
       input.once('error', cancelled);
       input.once('end', cancelled);
       input.on('data', (bytes: Buffer) => {
-        if (state === 'draining') return drain();
         let chunk: string;
         try {
           chunk = decoder.decode(bytes, { stream: true });
         } catch {
-          reject(refused('the terminal sent bytes that are not UTF-8; nothing was used', 'set the terminal to UTF-8 and type it again'));
-          return;
+          // Refused at Enter; until then the line is read as usual, so none of it reaches the shell.
+          notUtf8 = true;
+          decoder = new TextDecoder('utf-8');
+          chunk = decoder.decode(bytes, { stream: true });
         }
         for (const ch of chunk) {
           if (escape === 'start') {
@@ -105,10 +119,14 @@ export async function askHidden(question: string): Promise<string | undefined> {
             escape = 'start';
             continue;
           }
+          if (state === 'draining') continue;
           if (state === 'ended') {
             // Blank lines (and the \n of a \r\n) may follow; any other text is a second line.
             if (ch === '\r' || ch === '\n' || ch === ' ' || ch === '\t') continue;
-            return drain();
+            if (ch === '\u0003') return cancelled();
+            state = 'draining';
+            since = Date.now();
+            continue;
           }
           if (ch === '\r' || ch === '\n') {
             state = 'ended';
@@ -116,18 +134,17 @@ export async function askHidden(question: string): Promise<string | undefined> {
             arm(SETTLE_MS, settle);
             continue;
           }
-          if (ch === '\u0003' || (ch === '\u0004' && typed === '')) {
-            cancelled();
-            return;
-          }
+          if (ch === '\u0003' || (ch === '\u0004' && typed === '')) return cancelled();
           if (ch === '\u007f' || ch === '\b') typed = Array.from(typed).slice(0, -1).join('');
           else if (ch >= ' ') typed += ch;
         }
-        // A second line that starts in the next read is caught when it arrives (still 'ended').
+        // Every read while draining restarts the wait for quiet.
+        if (state === 'draining') arm(DRAIN_QUIET_MS, drained);
       });
     });
   } finally {
     clearTimeout(timer);
+    for (const s of FATAL_SIGNALS) process.off(s, onSignal);
     input.setRawMode(false);
     output.write(BRACKETED_PASTE_OFF + '\n');
     input.destroy();

@@ -51,8 +51,14 @@ export function removeKeys(text: string, paths: readonly (readonly string[])[], 
     const nodeAt = (keys: readonly string[]): Record<string, unknown> =>
       keys.reduce<Record<string, unknown>>((node, k) => node[k] as Record<string, unknown>, expected);
     for (const p of paths) delete nodeAt(p.slice(0, -1))[p[p.length - 1]!];
-    // A table left empty existed only through the cut key: its stub keeps it.
-    for (const s of stubs) if (Object.keys(nodeAt(s.parent)).length === 0) cut.set(s.line, s.stub);
+    // A table left empty existed only through the cut keys: one stub (the first) keeps it.
+    const stubbed = new Set<string>();
+    for (const s of stubs) {
+      const parent = JSON.stringify(s.parent);
+      if (stubbed.has(parent) || Object.keys(nodeAt(s.parent)).length > 0) continue;
+      stubbed.add(parent);
+      cut.set(s.line, s.stub);
+    }
     // Split keeping each line's own ending, so CRLF and LF files stay what they were.
     const kept = text
       .split(/(?<=\n)/)
@@ -71,14 +77,21 @@ export function removeKeys(text: string, paths: readonly (readonly string[])[], 
 
 /**
  * Whether a secret, or a line of a multi-line one, is still in the text: the check behind the
- * parser's, for a value the line scanner cut short (a comment, which the parser ignores, could
- * hold the rest). Short pieces are skipped: they could be any word.
+ * parser's, for a value the line scanner cut short or one also kept in a comment (an old line
+ * left for reference), which the parser ignores. A value of 8 characters or more counts anywhere;
+ * a shorter one (a channel password) only after a `#`, where it is hardly anything else.
  */
 function leftover(kept: string, values: readonly string[]): boolean {
+  const comments = kept
+    .split(/\r?\n/)
+    .map((line) => line.slice(line.indexOf('#') + 1 || line.length))
+    .join('\n');
   for (const v of values) {
-    for (const piece of [v, ...v.split(/\r?\n/)]) {
-      const t = piece.trim();
-      if (t.length >= 12 && kept.includes(t)) return true;
+    const t = v.trim();
+    if (t.length >= 8 ? kept.includes(t) : t.length >= 4 && comments.includes(t)) return true;
+    for (const line of t.split(/\r?\n/)) {
+      const l = line.trim();
+      if (l.length >= 12 && kept.includes(l)) return true;
     }
   }
   return false;

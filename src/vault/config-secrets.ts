@@ -56,6 +56,7 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
           : (st.mode & 0o200) === 0
             ? 'the file is read-only'
             : undefined;
+  removeStaleTemps(file);
   let staged: string | undefined;
   if (why === undefined) {
     try {
@@ -65,9 +66,22 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
     }
   }
   const written: string[] = [];
+  const kept: string[] = [];
   try {
+    const held = new Map((await vault.list()).map((e) => [e.name, e]));
     for (const s of found) {
-      if (why !== undefined && vault.has(s.vaultName)) continue;
+      const have = held.get(s.vaultName);
+      if (have !== undefined && !have.tampered) {
+        if (why !== undefined) continue;
+        // Already moved (a crash before the file was rewritten): nothing to write.
+        if ((await vault.get(s.vaultName)).expose() === s.value) continue;
+        // Changed in the vault after the file last changed (set-secret after an import whose
+        // file could not be rewritten, a bind mount say): the file's value is the stale one.
+        if (have.updatedAt > st.mtimeMs) {
+          kept.push(s.vaultName);
+          continue;
+        }
+      }
       await vault.set(s.vaultName, s.value);
       written.push(s.vaultName);
     }
@@ -76,6 +90,9 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
     throw err;
   }
   const names = found.map((s) => s.vaultName);
+  if (kept.length > 0) {
+    log.warn({ file, secrets: kept }, 'these secrets were changed in the vault after the config file last changed: the vault keeps its values, the file\'s older ones were not used');
+  }
   if (why !== undefined) {
     log.warn({ file, secrets: names }, `plaintext secrets are in the config file and were not cut from it: ${why}; they are in the vault, delete them from the file by hand`);
     return written;
@@ -94,9 +111,31 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
   return written;
 }
 
+const tempName = (file: string, tag: string): string => `.${path.basename(file)}.blufio-${tag}.tmp`;
+/** A staged replacement older than this was left by a process killed before it renamed it. */
+const STALE_TEMP_MS = 60_000;
+
+/** Removes replacements a killed run staged beside `file` (never one a running process may still rename). */
+function removeStaleTemps(file: string): void {
+  const dir = path.dirname(file);
+  const [before, after] = tempName(file, '\0').split('\0') as [string, string];
+  const ours = (name: string): boolean =>
+    name.startsWith(before) && name.endsWith(after) && /^[0-9a-f]{12}$/.test(name.slice(before.length, name.length - after.length));
+  try {
+    for (const name of fs.readdirSync(dir)) {
+      if (!ours(name)) continue;
+      const p = path.join(dir, name);
+      const lst = fs.lstatSync(p);
+      if (lst.isFile() && Date.now() - lst.mtimeMs > STALE_TEMP_MS) fs.rmSync(p, { force: true });
+    }
+  } catch {
+    // Best effort: an unreadable directory is reported by what comes next.
+  }
+}
+
 /** Writes `next` to a new file beside `file`, with its mode and owner, synced; returns its path. */
 function stage(file: string, next: string, st: fs.Stats): string {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.blufio-${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = path.join(path.dirname(file), tempName(file, randomBytes(6).toString('hex')));
   const mode = st.mode & 0o7777;
   const fd = fs.openSync(tmp, 'wx', mode);
   try {
