@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
-import { openBlufio } from '../src/index.js';
+import { openBlufio, readStateFiles } from '../src/index.js';
 import { benchDir, RUN_MS } from './common.js';
 import { fmt, percentile, type Reporter } from './report.js';
 
@@ -63,13 +63,13 @@ async function startDaemon(dir: string): Promise<{ child: ChildProcess; port: nu
   fs.writeFileSync(cfg, '[logging]\nlevel = "warn"\n');
   const data = path.join(dir, 'data');
   const child = spawn(process.execPath, [CLI, '--config', cfg, '--data-dir', data, 'serve'], { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH ?? '', HOME: dir } });
-  for (let i = 0; !fs.existsSync(path.join(data, 'daemon.json')); i++) {
+  // rpc.token first, daemon.json second: the order that pairs a token with its own daemon's port.
+  let files: ReturnType<typeof readStateFiles>;
+  for (let i = 0; (files = readStateFiles(data)) === undefined; i++) {
     if (i > 1500 || child.exitCode !== null) throw new Error('the daemon did not start');
     await new Promise((r) => setTimeout(r, 20));
   }
-  await new Promise((r) => setTimeout(r, 50));
-  const info = JSON.parse(fs.readFileSync(path.join(data, 'daemon.json'), 'utf8')) as { port: number };
-  return { child, port: info.port, token: fs.readFileSync(path.join(data, 'rpc.token'), 'utf8') };
+  return { child, port: files.info.port, token: files.token };
 }
 
 /** A bare HTTP server: reads the body, parses it, answers a fixed JSON-RPC result. */

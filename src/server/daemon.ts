@@ -55,8 +55,8 @@ export interface Daemon {
  * bind without TLS is refused before anything opens); the directory's daemon lock (a second
  * daemon on the same data directory is refused); the database per vault.json (its key when
  * encrypted), migrations, recovery of leases and interrupted sessions; the vault, which must
- * unlock if it exists, and plaintext config secrets moved into it; then the socket, rpc.token
- * and daemon.json, and one ready line. The vault lives in the database, so the database opens
+ * unlock if it exists, and plaintext config secrets moved into it; then the socket, daemon.json
+ * and rpc.token (in that order, see state-files.ts), and one ready line. The vault lives in the database, so the database opens
  * (with its own key when encrypted) before the vault unlocks; nothing listens before both.
  */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
@@ -85,6 +85,14 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       hint: 'stop it first, or give this one another --data-dir',
     });
   });
+  // A daemon killed with SIGKILL left its daemon.json and rpc.token behind, and its port may be
+  // anyone's by now. They go before the slow part of the start (see state-files.ts).
+  try {
+    removeStateFiles(dir);
+  } catch (err) {
+    releaseLock();
+    throw ioError(`cannot remove the stale ${TOKEN_FILE} and daemon.json in ${dir}`, err);
+  }
   let app: BlufioApp | undefined;
   let http: RpcHttpServer | undefined;
   try {
@@ -119,7 +127,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     try {
       writeStateFiles(dir, info, token);
     } catch (err) {
-      throw ioError(`cannot write ${TOKEN_FILE} and daemon.json in ${dir}`, err);
+      throw ioError(`cannot write daemon.json and ${TOKEN_FILE} in ${dir}`, err);
     }
     const started = app;
     starting = false;

@@ -18,15 +18,40 @@ export interface DaemonInfo {
   started_at_ms: number;
 }
 
-/** Writes rpc.token, then daemon.json (0600, atomically): daemon.json appearing means the token is there. */
+/*
+ * The order of the two files is what keeps a token from reaching a port that is not its
+ * daemon's. A killed daemon leaves both behind, and its port is free for anyone to bind:
+ * - a starting daemon removes the stale pair as soon as it holds daemon.lock (before the slow
+ *   part of its start: a passphrase prompt, Argon2), and writes daemon.json before rpc.token;
+ * - a reader reads rpc.token first and daemon.json second (readStateFiles).
+ * So a reader that holds a new token finds the new daemon.json (or a later one) beside it; a
+ * stale token paired with a new port is merely refused (401), and a stale token is worthless.
+ */
+
+/** Writes daemon.json, then rpc.token (0600, atomically): rpc.token appearing means daemon.json beside it is its daemon's. */
 export function writeStateFiles(dir: string, info: DaemonInfo, token: string): void {
-  writePrivateFile(dir, TOKEN_FILE, token);
   writePrivateFile(dir, DAEMON_FILE, `${canonicalJson(info)}\n`);
+  writePrivateFile(dir, TOKEN_FILE, token);
 }
 
-/** daemon.json first: once it is gone nobody looks for the token. Missing files are fine. */
+/** rpc.token first, the reverse of writing, so a token is never left beside a missing daemon.json. Missing files are fine. */
 export function removeStateFiles(dir: string): void {
-  for (const f of [DAEMON_FILE, TOKEN_FILE]) fs.rmSync(path.join(dir, f), { force: true });
+  for (const f of [TOKEN_FILE, DAEMON_FILE]) fs.rmSync(path.join(dir, f), { force: true });
+}
+
+/**
+ * What a client needs to call the daemon of `dir`, read in the safe order (rpc.token, then
+ * daemon.json); undefined while either is missing (no daemon, or one still starting).
+ */
+export function readStateFiles(dir: string): { token: string; info: DaemonInfo } | undefined {
+  try {
+    const token = fs.readFileSync(path.join(dir, TOKEN_FILE), 'utf8');
+    const info = JSON.parse(fs.readFileSync(path.join(dir, DAEMON_FILE), 'utf8')) as DaemonInfo;
+    return { token, info };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 /** The pid a running daemon recorded, for the "already running" message; undefined when unreadable. */

@@ -4,6 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { after } from 'node:test';
+import { readStateFiles } from '../../src/server/index.js';
 import { CLI, cleanEnv, sleep, tmpDir } from './index.js';
 
 export interface DaemonFiles {
@@ -116,19 +117,19 @@ export async function startServe(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   let gone = false;
   void exited.then(() => (gone = true));
-  const file = path.join(dir, 'daemon.json');
+  // Read as every client must: rpc.token first, daemon.json second (see src/server/state-files.ts).
+  let files: ReturnType<typeof readStateFiles>;
   // Hang guard only (a daemon that never gets ready fails the test instead of stalling it).
   for (let i = 0; ; i++) {
     if (gone) throw new Error(`blufio serve exited before it was ready:\n${stderr}`);
-    if (fs.existsSync(file) && /blufio serve ready/.test(stderr)) break;
+    if (/blufio serve ready/.test(stderr) && (files = readStateFiles(dir)) !== undefined) break;
     if (i > 3000) {
       child.kill('SIGKILL');
       throw new Error(`blufio serve was not ready after a minute:\n${stderr}`);
     }
     await sleep(20);
   }
-  const info = JSON.parse(fs.readFileSync(file, 'utf8')) as DaemonFiles;
-  const token = fs.readFileSync(path.join(dir, 'rpc.token'), 'utf8');
+  const { info, token } = files as { info: DaemonFiles; token: string };
   return {
     child,
     dir,
