@@ -8,27 +8,12 @@ import { AppError, ErrorCode } from '../errors/index.js';
 import { ioError } from '../dbcrypt/manifest.js';
 import { ensurePrivateDir } from '../storage/files.js';
 import type { PassphrasePurpose } from '../vault/index.js';
+import { checkDirSafe } from './dir-safety.js';
 import { BearerCheck, isLoopback } from './guards.js';
 import { RpcHttpServer } from './http.js';
 import { handleRpcBody, type RpcContext } from './rpc.js';
 import { DAEMON_LOCK_FILE, recordedPid, removeStateFiles, TOKEN_FILE, writeStateFiles, type DaemonInfo } from './state-files.js';
 import { UnlockThrottle } from './throttle.js';
-
-/**
- * Clients find the daemon through daemon.json and rpc.token in the data directory: if another
- * user can write the directory, they can swap daemon.json for one naming their own port and
- * collect the token from the next client. Such a directory is refused.
- */
-function checkDirSafe(dir: string): void {
-  const st = fs.statSync(dir);
-  const uid = process.getuid?.();
-  const foreign = uid !== undefined && st.uid !== uid && uid !== 0;
-  if ((st.mode & 0o022) !== 0 || foreign) {
-    throw new AppError(ErrorCode.SERVER_DIR_UNSAFE, `the data directory ${dir} can be written by ${foreign ? 'its owner, another user' : 'other users'} (mode ${(st.mode & 0o777).toString(8)}), who could redirect clients and take the RPC token`, {
-      hint: `chmod 700 ${dir}, or give blufio serve a directory of its own (--data-dir)`,
-    });
-  }
-}
 
 export interface DaemonOptions extends Omit<OpenOptions, 'requireVault'> {
   /** Reported by `health`. */

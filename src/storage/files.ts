@@ -69,6 +69,22 @@ export function writePrivateFile(dir: string, name: string, text: string): void 
 }
 
 /**
+ * chmod of the directory itself, never of what a symbolic link planted in its place (by whoever
+ * can write the parent, between our mkdir and this call) points at: O_NOFOLLOW refuses a link
+ * (ELOOP), O_DIRECTORY anything but a directory, and fchmod changes what was opened.
+ */
+function chmodDirNoFollow(d: string, mode: number): void {
+  // Windows has neither flag (nor POSIX modes to speak of).
+  if (fs.constants.O_NOFOLLOW === undefined || fs.constants.O_DIRECTORY === undefined) return fs.chmodSync(d, mode);
+  const fd = fs.openSync(d, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+  try {
+    fs.fchmodSync(fd, mode);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * Creates every missing directory on the way to `dir` with mode 0700 (umask can only remove
  * bits, but the chmod makes the intent explicit). A directory that already exists is never
  * changed: it may be shared (/tmp, a home directory, a group's folder) and its mode is its
@@ -89,7 +105,7 @@ export function ensurePrivateDir(dir: string): { exposed: boolean } {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      fs.chmodSync(d, DIR_MODE);
+      chmodDirNoFollow(d, DIR_MODE);
     }
     const st = fs.statSync(dir);
     if (!st.isDirectory()) {

@@ -1,0 +1,79 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { AppError, ErrorCode } from '../errors/index.js';
+
+/** Symbolic links followed on the way before giving up, as the kernel does (ELOOP). */
+const MAX_LINKS = 40;
+
+const WHY = 'who could swap daemon.json for one naming their own port and collect the RPC token from the next client';
+
+function unsafe(message: string, hint: string): AppError {
+  return new AppError(ErrorCode.SERVER_DIR_UNSAFE, `${message}, ${WHY}`, { hint });
+}
+
+function modeOf(st: fs.Stats): string {
+  return (st.mode & 0o7777).toString(8).padStart(3, '0');
+}
+
+/**
+ * A directory a name on the way is looked up in. Whoever can rename entries in it can replace
+ * everything below it, the data directory included: it must be root's or yours, and not
+ * writable by group or others, unless its sticky bit keeps them to their own entries (/tmp).
+ */
+function checkOnTheWay(d: string, dir: string, uid: number): void {
+  const st = fs.statSync(d);
+  if (st.uid !== uid && st.uid !== 0) {
+    throw unsafe(`${d}, on the way to the data directory ${dir}, belongs to uid ${st.uid} (neither you nor root)`, 'give blufio serve a data directory whose every parent is yours or root\'s (--data-dir)');
+  }
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+    throw unsafe(`${d}, on the way to the data directory ${dir}, can be written by other users (mode ${modeOf(st)}, no sticky bit)`, `chmod go-w ${d} (or chmod +t ${d}), or give blufio serve another --data-dir`);
+  }
+}
+
+/**
+ * Clients find the daemon through daemon.json and rpc.token in the data directory: anyone who
+ * can change the directory, or any directory or symbolic link on the way to it, can redirect
+ * them. So the path is walked from / as the kernel resolves it, following each link: every
+ * directory a name is looked up in passes checkOnTheWay, every link must be yours or root's
+ * (in a sticky /tmp its owner may replace it), and the directory reached must be yours (root's
+ * when running as root) and writable by you alone.
+ */
+export function checkDirSafe(dir: string): void {
+  const uid = process.getuid?.();
+  // No POSIX owners to compare (Windows): the directory's ACL is the user's business.
+  if (uid === undefined) return;
+  const abs = path.resolve(dir);
+  fs.realpathSync(abs); // a dangling path or a loop fails here, with the file system's own error
+  const todo = abs.split('/').filter((p) => p !== '' && p !== '.');
+  let cur = '/';
+  let links = 0;
+  while (todo.length > 0) {
+    checkOnTheWay(cur, dir, uid);
+    const name = todo.shift()!;
+    if (name === '..') {
+      cur = path.dirname(cur);
+      continue;
+    }
+    const next = path.join(cur, name);
+    const st = fs.lstatSync(next);
+    if (!st.isSymbolicLink()) {
+      cur = next;
+      continue;
+    }
+    if (st.uid !== uid && st.uid !== 0) {
+      throw unsafe(`the symbolic link ${next}, on the way to the data directory ${dir}, belongs to uid ${st.uid} (neither you nor root)`, 'point --data-dir at the real directory');
+    }
+    if (++links > MAX_LINKS) throw unsafe(`too many symbolic links on the way to the data directory ${dir}`, 'point --data-dir at the real directory');
+    const target = fs.readlinkSync(next);
+    if (path.isAbsolute(target)) cur = '/';
+    todo.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+  }
+  const st = fs.statSync(cur);
+  const shown = cur === abs ? dir : `${dir} (${cur})`;
+  if (st.uid !== uid) {
+    throw unsafe(`the data directory ${shown} belongs to uid ${st.uid}, not to you (uid ${uid})`, 'give blufio serve a data directory of its own (--data-dir)');
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw unsafe(`the data directory ${shown} can be written by other users (mode ${modeOf(st)})`, `chmod 700 ${cur}, or give blufio serve a directory of its own (--data-dir)`);
+  }
+}
