@@ -38,6 +38,37 @@ function lockedError(app: BlufioApp): AppError {
   });
 }
 
+/** An answer's JSON-RPC envelope around its result: `{"jsonrpc":"2.0","id":...,"result":}` with an id of up to 256 characters, escaped. */
+export const ENVELOPE_BYTES = 2048;
+
+/**
+ * queue_claim bounded by the bytes its answer may take: the queue claims no more than fit (and
+ * nothing, failing, when the first due job does not), so no job is leased for an answer that
+ * would then be refused. Its estimate is close but not exact (a last error's escaping); should
+ * the jobs still not fit, they are handed back, their attempts not counted, before failing.
+ */
+async function claimWithin(app: BlufioApp, p: Params, maxBytes: number): Promise<unknown> {
+  if (maxBytes < 1) throw tooLargeToClaim(p.queue, maxBytes);
+  const jobs = await app.queue.claim(p.queue as string, { ...pick(p, ['leaseMs', 'limit']), maxBytes });
+  let fit = 0;
+  let bytes = 2; // []
+  for (const job of jobs) {
+    bytes += Buffer.byteLength(JSON.stringify(job)) + 1;
+    if (bytes > maxBytes) break;
+    fit++;
+  }
+  const over = jobs.splice(fit);
+  await Promise.allSettled(over.map((j) => app.queue.release(j.id, j.leaseToken)));
+  if (jobs.length === 0 && over.length > 0) throw tooLargeToClaim(p.queue, maxBytes);
+  return jobs;
+}
+
+function tooLargeToClaim(queue: unknown, maxBytes: number): AppError {
+  return new AppError(ErrorCode.RESULT_TOO_LARGE, `the jobs of queue ${shown(String(queue), 100)} do not fit in the ${Math.max(0, maxBytes)} bytes this answer may hold; nothing was claimed`, {
+    hint: 'claim fewer at a time (limit), or raise [server] max_response_bytes',
+  });
+}
+
 const KEY_INVALID: readonly string[] = [ErrorCode.VAULT_KEY_INVALID, ErrorCode.DB_KEY_INVALID];
 
 /**
@@ -138,7 +169,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   queue_claim: {
     params: { queue: true, leaseMs: false, limit: false },
-    run: ({ app }, p) => app.queue.claim(p.queue as string, pick(p, ['leaseMs', 'limit'])),
+    run: ({ app, maxResponseBytes }, p) => claimWithin(app, p, maxResponseBytes - ENVELOPE_BYTES),
   },
   queue_ack: {
     params: { id: true, leaseToken: true },

@@ -39,6 +39,12 @@ export interface ClaimArgs {
   queue: string;
   leaseMs: number;
   limit: number;
+  /**
+   * Claim only as many jobs as fit in this many bytes of JSON (payload, last error, and
+   * `jobBytes` for the rest of each job); null: no bound. See claimWithin.
+   */
+  maxBytes: number | null;
+  jobBytes: number;
 }
 
 /** A claimed job's row; the payload is read by the caller on its own connection, off the writer. */
@@ -161,17 +167,62 @@ function claim(ctx: WriterContext, a: ClaimArgs): ClaimResult {
   if (qno === undefined) return { token, leaseUntil, rows: [] };
   returnExpired(ctx, now);
   ctx.stmt("UPDATE jobs SET state = 'pending' WHERE state = 'waiting' AND queue_no = ? AND run_at <= ?").run(qno, now);
-  const rows = ctx
-    .stmt(
-      `UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?, lease_until = ?, lease_owner = ?
-       WHERE no IN (SELECT no FROM jobs WHERE queue_no = ? AND state = 'pending' AND run_at <= ?
-                    ORDER BY priority DESC, run_at LIMIT ?)
-       RETURNING no, attempts, max_attempts, priority, run_at, created_at, last_error`,
-    )
-    .all(token, leaseUntil, ctx.owner, qno, now, a.limit) as (ClaimedRow & { run_at: number })[];
+  const rows = (
+    a.maxBytes === null
+      ? ctx
+          .stmt(
+            `UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?, lease_until = ?, lease_owner = ?
+             WHERE no IN (SELECT no FROM jobs WHERE queue_no = ? AND state = 'pending' AND run_at <= ?
+                          ORDER BY priority DESC, run_at LIMIT ?)
+             RETURNING no, attempts, max_attempts, priority, run_at, created_at, last_error`,
+          )
+          .all(token, leaseUntil, ctx.owner, qno, now, a.limit)
+      : ctx
+          .stmt(
+            `UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?, lease_until = ?, lease_owner = ?
+             WHERE no IN (SELECT value FROM json_each(?))
+             RETURNING no, attempts, max_attempts, priority, run_at, created_at, last_error`,
+          )
+          .all(token, leaseUntil, ctx.owner, JSON.stringify(claimWithin(ctx, a, qno, now)))
+  ) as (ClaimedRow & { run_at: number })[];
   // RETURNING comes in no particular order: hand jobs out in the order they were chosen.
   rows.sort((x, y) => y.priority - x.priority || x.run_at - y.run_at || x.no - y.no);
   return { token, leaseUntil, rows };
+}
+
+/**
+ * The due jobs a claim bounded by `maxBytes` takes, in claim order: as many as fit, the first
+ * that does not ends the list. A claim whose answer is refused for its size would leave its
+ * jobs leased and their attempts counted with no worker holding them (repeated, they end dead
+ * unseen), so the size is known before anything is leased: when even the first job does not
+ * fit, the claim fails and changes nothing. A job's size is its stored payload (the JSON it is
+ * sent as), its last error as a JSON string, and `jobBytes` for the rest.
+ */
+function claimWithin(ctx: WriterContext, a: ClaimArgs, qno: number, now: number): number[] {
+  const due = ctx
+    .stmt(
+      `SELECT j.no, j.created_at, coalesce(length(CAST(p.payload AS BLOB)), 4) + length(CAST(json_quote(j.last_error) AS BLOB)) AS bytes
+       FROM jobs j LEFT JOIN job_payloads p ON p.no = j.no
+       WHERE j.queue_no = ? AND j.state = 'pending' AND j.run_at <= ?
+       ORDER BY j.priority DESC, j.run_at, j.no LIMIT ?`,
+    )
+    .all(qno, now, a.limit) as { no: number; created_at: number; bytes: number }[];
+  const take: number[] = [];
+  let total = 0;
+  for (const job of due) {
+    total += job.bytes + a.jobBytes;
+    if (total > (a.maxBytes ?? Infinity)) break;
+    take.push(job.no);
+  }
+  const first = due[0];
+  if (take.length === 0 && first !== undefined) {
+    const id = rowId(first.created_at, first.no);
+    throw new AppError(ErrorCode.RESULT_TOO_LARGE, `job ${id}, the next due in queue ${JSON.stringify(a.queue)}, is ${first.bytes + a.jobBytes} bytes as JSON, more than the ${a.maxBytes} bytes this answer may hold; nothing was claimed`, {
+      hint: 'raise [server] max_response_bytes (and claim it alone), or claim it through the library, which has no such bound',
+      details: { id },
+    });
+  }
+  return take;
 }
 
 interface LeaseRow {

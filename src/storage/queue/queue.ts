@@ -43,6 +43,14 @@ const INFO_COLUMNS = `j.no, q.name AS queue, j.state, j.priority, j.run_at, p.pa
 // LEFT JOIN: a job whose payload row was lost to damage is still listed (with a null payload).
 const INFO_FROM = 'jobs j JOIN queues q ON q.no = j.queue_no LEFT JOIN job_payloads p ON p.no = j.no';
 
+/**
+ * A claimed job's JSON besides its payload and last error: the field names, a 26-character id,
+ * the lease token, five numbers of at most 16 digits, the queue's name, and a comma.
+ */
+function jobBytes(queue: string): number {
+  return 256 + Buffer.byteLength(JSON.stringify(queue));
+}
+
 /** Deleted per transaction by retention, so a large backlog never holds the write lock for long. */
 const PRUNE_CHUNK = 2000;
 
@@ -182,7 +190,8 @@ export class Queue {
     const opts = optionsObject(options, 'claim options');
     const leaseMs = checkLease(opts.leaseMs, this.settings.defaultLeaseMs);
     const limit = checkLimit(opts.limit, 'limit', 1, MAX_CLAIM);
-    const r = await this.writer.run('queue.claim', { queue: name, leaseMs, limit });
+    const maxBytes = opts.maxBytes === undefined ? null : checkLimit(opts.maxBytes, 'maxBytes', 0, Number.MAX_SAFE_INTEGER);
+    const r = await this.writer.run('queue.claim', { queue: name, leaseMs, limit, maxBytes, jobBytes: jobBytes(name) });
     try {
       return this.read(() => this.jobsFromClaim(name, r));
     } catch (err) {

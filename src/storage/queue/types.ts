@@ -24,6 +24,13 @@ export interface ClaimOptions {
   leaseMs?: number;
   /** At most this many jobs (default 1, at most 1000). */
   limit?: number;
+  /**
+   * At most this many bytes of JSON for the jobs together (default: no bound): fewer jobs are
+   * claimed when they would not fit, and when even the first due job does not, the claim fails
+   * with KC_RESULT_TOO_LARGE having leased nothing and counted no attempt. The daemon bounds
+   * queue_claim by [server] max_response_bytes this way.
+   */
+  maxBytes?: number;
 }
 
 /** A claimed job: yours until `leaseUntil`, for calls that carry `leaseToken`. */
