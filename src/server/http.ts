@@ -26,8 +26,11 @@ export interface RpcHttpOptions {
   bearer: BearerCheck;
   log: Logger;
   redact: (text: string) => string;
-  /** Answers a body that passed every check; undefined = no content (notifications only). */
-  handle: (body: string) => Promise<unknown>;
+  /**
+   * Answers a body that passed every check, as JSON text already within max_response_bytes
+   * (the RPC layer keeps it there, error by error); undefined = no content (notifications only).
+   */
+  handle: (body: string) => Promise<string | undefined>;
 }
 
 const JSON_HEADERS = {
@@ -165,6 +168,7 @@ export class RpcHttpServer {
     return this.closing;
   }
 
+  /** Sends `body` (JSON text as is, anything else serialised; undefined: no content). */
   private send(res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
     if (res.headersSent || res.destroyed) return;
     const headers: Record<string, string | number> = { ...extra };
@@ -173,19 +177,7 @@ export class RpcHttpServer {
       res.writeHead(status === 200 ? 204 : status, headers).end();
       return;
     }
-    let text: string;
-    try {
-      text = JSON.stringify(body);
-      if (text.length > this.o.settings.maxResponseBytes || Buffer.byteLength(text) > this.o.settings.maxResponseBytes) throw new RangeError('too large');
-    } catch (err) {
-      // A result past the bound (or past what a string can hold) is not sent: the caller is
-      // told to ask for less, and the daemon goes on.
-      if (!(err instanceof RangeError)) throw err;
-      const tooLarge = new AppError(ErrorCode.RESULT_TOO_LARGE, `the answer is larger than [server] max_response_bytes (${this.o.settings.maxResponseBytes})`, {
-        hint: 'ask for less at a time (a smaller limit, a smaller batch)',
-      });
-      text = JSON.stringify({ jsonrpc: '2.0', id: Array.isArray(body) ? null : ((body as { id?: unknown }).id ?? null), error: toRpcError(tooLarge, this.o.redact, this.o.log) });
-    }
+    const text = typeof body === 'string' ? body : JSON.stringify(body);
     res.writeHead(status, { ...JSON_HEADERS, ...headers, 'content-length': Buffer.byteLength(text) }).end(text);
   }
 

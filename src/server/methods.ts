@@ -1,5 +1,6 @@
 import { AppError, ErrorCode, isAppError, shown } from '../errors/index.js';
 import type { BlufioApp } from '../app/index.js';
+import type { ResponseBudget } from './budget.js';
 import type { UnlockThrottle } from './throttle.js';
 
 type Params = Record<string, unknown>;
@@ -11,6 +12,8 @@ export interface MethodContext {
   version: string;
   /** [server] max_response_bytes: reads that could exceed it are bounded while they read. */
   maxResponseBytes: number;
+  /** What is left of it for this HTTP request (a batch shares one). */
+  budget: ResponseBudget;
 }
 
 interface Method {
@@ -18,6 +21,13 @@ interface Method {
   params: Record<string, boolean>;
   /** Still served while locked (the lock's own methods, health). */
   whileLocked?: true;
+  /**
+   * Returns bulk data: runs alone within its request, bounded while it reads by what is left of
+   * the request's ResponseBudget (room()), and refused rather than answered past it.
+   */
+  bulk?: true;
+  /** Changes nothing: its answer is the first dropped when a batch's answers do not fit. */
+  readOnly?: true;
   run(ctx: MethodContext, p: Params): Promise<unknown> | unknown;
 }
 
@@ -48,7 +58,6 @@ export const ENVELOPE_BYTES = 2048;
  * the jobs still not fit, they are handed back, their attempts not counted, before failing.
  */
 async function claimWithin(app: BlufioApp, p: Params, maxBytes: number): Promise<unknown> {
-  if (maxBytes < 1) throw tooLargeToClaim(p.queue, maxBytes);
   const jobs = await app.queue.claim(p.queue as string, { ...pick(p, ['leaseMs', 'limit']), maxBytes });
   let fit = 0;
   let bytes = 2; // []
@@ -69,6 +78,17 @@ function tooLargeToClaim(queue: unknown, maxBytes: number): AppError {
   });
 }
 
+/** The bytes a bulk read may return: what is left of the request's budget, less the envelope. */
+function room(ctx: MethodContext): number {
+  const left = ctx.budget.left - ENVELOPE_BYTES;
+  if (left < 1) {
+    throw new AppError(ErrorCode.RESULT_TOO_LARGE, `nothing is left of [server] max_response_bytes (${ctx.maxResponseBytes}) for this answer: the calls before it in the batch took it; nothing was read`, {
+      hint: 'ask for less at a time (a smaller limit, a smaller batch)',
+    });
+  }
+  return left;
+}
+
 const KEY_INVALID: readonly string[] = [ErrorCode.VAULT_KEY_INVALID, ErrorCode.DB_KEY_INVALID];
 
 /**
@@ -81,6 +101,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
   health: {
     params: {},
     whileLocked: true,
+    readOnly: true,
     run: ({ app, startedAtMs, version }) => ({
       status: app.lockStatus().locked ? 'locked' : 'ok',
       version,
@@ -91,6 +112,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
   vault_lock_status: {
     params: {},
     whileLocked: true,
+    readOnly: true,
     run: ({ app }) => app.lockStatus(),
   },
   vault_lock: {
@@ -141,15 +163,17 @@ export const METHODS: Readonly<Record<string, Method>> = {
       return app.lockStatus();
     },
   },
-  secret_list: { params: {}, run: ({ app }) => app.vault.list() },
+  secret_list: { params: {}, readOnly: true, run: ({ app }) => app.vault.list() },
   session_create: {
     params: { channel: false, userId: false, metadata: false },
     run: ({ app }, p) => app.sessions.create(pick(p, ['channel', 'userId', 'metadata'])),
   },
-  session_get: { params: { id: true }, run: ({ app }, p) => app.sessions.get(p.id as string) },
+  session_get: { params: { id: true }, readOnly: true, run: ({ app }, p) => app.sessions.get(p.id as string) },
   session_list: {
     params: { limit: false, state: false, before: false },
-    run: ({ app }, p) => app.sessions.list(pick(p, ['limit', 'state', 'before'])),
+    bulk: true,
+    readOnly: true,
+    run: (ctx, p) => ctx.app.sessions.list({ ...pick(p, ['limit', 'state', 'before']), maxChars: room(ctx) }),
   },
   session_set_state: {
     params: { id: true, state: true },
@@ -161,7 +185,9 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   message_list: {
     params: { sessionId: true, limit: false, before: false },
-    run: ({ app, maxResponseBytes }, p) => app.messages.list(p.sessionId as string, { ...pick(p, ['limit', 'before']), maxChars: maxResponseBytes }),
+    bulk: true,
+    readOnly: true,
+    run: (ctx, p) => ctx.app.messages.list(p.sessionId as string, { ...pick(p, ['limit', 'before']), maxChars: room(ctx) }),
   },
   queue_enqueue: {
     params: { queue: true, payload: true, delayMs: false, priority: false, maxAttempts: false, idempotencyKey: false },
@@ -169,7 +195,8 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   queue_claim: {
     params: { queue: true, leaseMs: false, limit: false },
-    run: ({ app, maxResponseBytes }, p) => claimWithin(app, p, maxResponseBytes - ENVELOPE_BYTES),
+    bulk: true,
+    run: (ctx, p) => claimWithin(ctx.app, p, room(ctx)),
   },
   queue_ack: {
     params: { id: true, leaseToken: true },
@@ -182,7 +209,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
     params: { id: true, leaseToken: true, error: false, retryable: false, retryAfterMs: false },
     run: ({ app }, p) => app.queue.fail(p.id as string, p.leaseToken as string, pick(p, ['error', 'retryable', 'retryAfterMs'])),
   },
-  queue_stats: { params: { queue: true }, run: ({ app }, p) => app.queue.stats(p.queue as string) },
+  queue_stats: { params: { queue: true }, readOnly: true, run: ({ app }, p) => app.queue.stats(p.queue as string) },
 };
 
 /** Checks the params' keys against the method's; the message says which key is wrong. */
@@ -204,6 +231,16 @@ export function checkParams(method: string, m: Method, params: unknown): Params 
     if (required && p[k] === undefined) throw new AppError(ErrorCode.INVALID_INPUT, `${method} needs the parameter ${k}`);
   }
   return p;
+}
+
+/** Whether `method` is one of the bulk reads (see Method.bulk). */
+export function isBulk(method: string): boolean {
+  return Object.hasOwn(METHODS, method) && METHODS[method]!.bulk === true;
+}
+
+/** Whether `method` changes nothing (see Method.readOnly); false for unknown names. */
+export function isReadOnly(method: string): boolean {
+  return Object.hasOwn(METHODS, method) && METHODS[method]!.readOnly === true;
 }
 
 export async function callMethod(ctx: MethodContext, method: string, params: unknown): Promise<unknown> {

@@ -18,7 +18,18 @@ export interface ListSessionsOptions {
   state?: SessionState;
   /** Cursor: only sessions created before this session id. */
   before?: string;
+  /**
+   * Fail with KC_RESULT_TOO_LARGE, having read no further, when the page's channels, user ids
+   * and metadata (plus 200 for the rest of each session) come to more than this many
+   * characters: a bound on the memory one call can take (1,000 sessions of 1 MiB metadata
+   * would be a gigabyte). The daemon passes what is left of [server] max_response_bytes.
+   * Default: no bound.
+   */
+  maxChars?: number;
 }
+
+/** A listed session's JSON besides its channel, user id and metadata: field names, id, state, two times. */
+const SESSION_CHARS = 200;
 
 const COLUMNS = SESSION_COLUMNS;
 const MAX_METADATA_BYTES = 1024 * 1024;
@@ -72,10 +83,22 @@ export class Sessions {
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const before = opts.before === undefined ? '\u{10FFFF}' : checkId(opts.before, 'before');
     const state = opts.state === undefined ? undefined : checkEnum(opts.state, 'state', SESSION_STATES);
-    const rows = guardRead(this.reader, this.reader.name, () =>
-      state === undefined ? this.listAll.all(before, limit) : this.listState.all(state, before, limit),
-    ) as SessionRow[];
-    return rows.map(sessionFromRow);
+    const maxChars = opts.maxChars === undefined ? Infinity : checkLimit(opts.maxChars, 'maxChars', 0, Number.MAX_SAFE_INTEGER);
+    return guardRead(this.reader, this.reader.name, () => {
+      const rows = (state === undefined ? this.listAll.iterate(before, limit) : this.listState.iterate(state, before, limit)) as IterableIterator<SessionRow>;
+      const out: Session[] = [];
+      let chars = 0;
+      for (const r of rows) {
+        chars += SESSION_CHARS + r.channel.length + (r.user_id?.length ?? 0) + (r.metadata?.length ?? 0);
+        if (chars > maxChars) {
+          throw new AppError(ErrorCode.RESULT_TOO_LARGE, `the ${out.length + 1} newest sessions asked for hold more than ${maxChars} characters`, {
+            hint: 'ask for fewer at a time (limit), paging back with before',
+          });
+        }
+        out.push(sessionFromRow(r));
+      }
+      return out;
+    });
   }
 
   async setState(id: string, state: SessionState): Promise<Session> {
