@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -99,10 +100,32 @@ describe('config validation names the line and the key', () => {
     });
     fs.chmodSync(file, 0o664);
     fs.chmodSync(path.dirname(file), 0o777);
-    assert.throws(() => loadConfig({ configPath: file, env: { HOME: '/h' } }), /its directory .* can be written by any user/);
+    assert.throws(() => loadConfig({ configPath: file, env: { HOME: '/h' } }), /, on the way to it, can be written by any user/);
+    // The same through a link from a private directory, and from a private directory inside it.
+    const home = tmpDir();
+    const link = path.join(home, 'blufio.toml');
+    fs.symlinkSync(file, link);
+    assert.throws(() => loadConfig({ configPath: link, env: { HOME: '/h' } }), /, on the way to it, can be written by any user/);
+    const inner = path.join(path.dirname(file), 'private');
+    fs.mkdirSync(inner, { mode: 0o700 });
+    fs.writeFileSync(path.join(inner, 'c.toml'), '');
+    assert.throws(() => loadConfig({ configPath: path.join(inner, 'c.toml'), env: { HOME: '/h' } }), /, on the way to it, can be written by any user/);
     // Sticky, like /tmp: others cannot replace a file they do not own.
     fs.chmodSync(path.dirname(file), 0o1777);
     assert.equal(loadConfig({ configPath: file, env: { HOME: '/h' } }).storage.durability, 'full');
+  });
+  it('a directory any user may write is accepted on a read-only mount (a Kubernetes ConfigMap)', (t) => {
+    const dir = path.join(tmpDir(), 'configmap');
+    fs.mkdirSync(dir);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'mode=0777,size=1m', 'tmpfs', dir]).status !== 0) return t.skip('mounting needs privileges this run does not have');
+    try {
+      fs.writeFileSync(path.join(dir, 'blufio.toml'), '[storage]\ndurability = "full"\n', { mode: 0o666 });
+      assert.throws(() => loadConfig({ configPath: path.join(dir, 'blufio.toml'), env: { HOME: '/h' } }), /can be written by any user/);
+      assert.equal(spawnSync('mount', ['-o', 'remount,ro', dir]).status, 0);
+      assert.equal(loadConfig({ configPath: path.join(dir, 'blufio.toml'), env: { HOME: '/h' } }).storage.durability, 'full');
+    } finally {
+      spawnSync('umount', [dir]);
+    }
   });
   it('a directory instead of a file', () => {
     const dir = tmpDir();

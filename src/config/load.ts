@@ -11,6 +11,7 @@ import {
   type Env,
 } from './paths.js';
 import { checkOptions } from './options.js';
+import { walkPath } from './path-walk.js';
 import { ConfigFileSchema, KNOWN_KEYS, LoadOptionsSchema, type Durability, type LogLevel } from './schema.js';
 import { plaintextSecrets } from './secrets.js';
 import { locateKey } from './toml-locate.js';
@@ -94,25 +95,42 @@ function invalid(file: string, line: number | undefined, what: string, hint?: st
   });
 }
 
+/** Writable by anyone, and without the sticky bit that keeps others to their own entries (/tmp). */
+const anyoneMayChange = (mode: number): boolean => (mode & 0o002) !== 0 && (mode & 0o1000) === 0;
+
+/** On a read-only mount (a Kubernetes ConfigMap, whose directory shows mode 777) nobody changes anything. */
+function onReadOnlyMount(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.W_OK);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EROFS';
+  }
+}
+
 /**
  * The config says where API keys are sent (`base_url`), which addresses the agent may reach and
- * where the database lives: a file any user can change, or replace (a directory any user can
- * write, without the sticky bit that /tmp has), hands all of that to them. Refused, not warned
- * about: a warning in a service's log is read after the keys have gone.
+ * where the database lives: a file any user can change, or replace (through any directory on the
+ * way to it, links followed, that any user can write without the sticky bit /tmp has), hands all
+ * of that to them. Refused, not warned about: a warning in a service's log is read after the
+ * keys have gone. Group-writable is accepted: under a umask of 002 every file is, and the group
+ * is the user's own.
  */
 function refuseWritableByAnyone(file: string, st: fs.Stats): void {
-  const dir = path.dirname(file);
-  const dst = fs.statSync(dir);
-  const what =
-    (st.mode & 0o002) !== 0
-      ? `the file can be written by any user (mode ${(st.mode & 0o777).toString(8)})`
-      : (dst.mode & 0o002) !== 0 && (dst.mode & 0o1000) === 0
-        ? `its directory ${dir} can be written by any user, who could replace it`
-        : undefined;
-  if (what === undefined) return;
-  throw new AppError(ErrorCode.CONFIG_INVALID, `config file ${file} refused: ${what}, and it says where API keys are sent`, {
-    hint: (st.mode & 0o002) !== 0 ? `chmod o-w ${file}` : `chmod o-w ${dir}, or move the file to a directory of your own`,
-    details: { file },
+  if (process.platform === 'win32') return; // no POSIX modes to read
+  const refuse = (what: string, hint: string): never => {
+    throw new AppError(ErrorCode.CONFIG_INVALID, `config file ${file} refused: ${what}, and it says where API keys are sent`, { hint, details: { file } });
+  };
+  if ((st.mode & 0o002) !== 0 && !onReadOnlyMount(file)) {
+    refuse(`the file can be written by any user (mode ${(st.mode & 0o777).toString(8)})`, `chmod o-w ${file}`);
+  }
+  walkPath(file, {
+    dir: (d) => {
+      if (anyoneMayChange(fs.statSync(d).mode) && !onReadOnlyMount(d)) {
+        refuse(`${d}, on the way to it, can be written by any user, who could replace it`, `chmod o-w ${d} (or chmod +t ${d}), or move the file to a directory of your own`);
+      }
+    },
+    link: () => {},
   });
 }
 

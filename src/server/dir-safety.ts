@@ -1,9 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { walkPath } from '../config/path-walk.js';
 import { AppError, ErrorCode } from '../errors/index.js';
-
-/** Symbolic links followed on the way before giving up, as the kernel does (ELOOP). */
-const MAX_LINKS = 40;
 
 const WHY = 'who could swap daemon.json for one naming their own port and collect the RPC token from the next client';
 
@@ -42,34 +40,22 @@ export function checkDirSafe(dir: string): void {
   const uid = process.getuid?.();
   // No POSIX owners to compare (Windows): the directory's ACL is the user's business.
   if (uid === undefined) return;
-  const abs = path.resolve(dir);
-  fs.realpathSync(abs); // a dangling path or a loop fails here, with the file system's own error
-  const todo = abs.split('/').filter((p) => p !== '' && p !== '.');
-  let cur = '/';
-  let links = 0;
-  while (todo.length > 0) {
-    checkOnTheWay(cur, dir, uid);
-    const name = todo.shift()!;
-    if (name === '..') {
-      cur = path.dirname(cur);
-      continue;
-    }
-    const next = path.join(cur, name);
-    const st = fs.lstatSync(next);
-    if (!st.isSymbolicLink()) {
-      cur = next;
-      continue;
-    }
-    if (st.uid !== uid && st.uid !== 0) {
-      throw unsafe(`the symbolic link ${next}, on the way to the data directory ${dir}, belongs to uid ${st.uid} (neither you nor root)`, 'point --data-dir at the real directory');
-    }
-    if (++links > MAX_LINKS) throw unsafe(`too many symbolic links on the way to the data directory ${dir}`, 'point --data-dir at the real directory');
-    const target = fs.readlinkSync(next);
-    if (path.isAbsolute(target)) cur = '/';
-    todo.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+  let cur: string;
+  try {
+    cur = walkPath(dir, {
+      dir: (d) => checkOnTheWay(d, dir, uid),
+      link: (link, st) => {
+        if (st.uid !== uid && st.uid !== 0) {
+          throw unsafe(`the symbolic link ${link}, on the way to the data directory ${dir}, belongs to uid ${st.uid} (neither you nor root)`, 'point --data-dir at the real directory');
+        }
+      },
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw unsafe(`too many symbolic links on the way to the data directory ${dir}`, 'point --data-dir at the real directory');
+    throw err;
   }
   const st = fs.statSync(cur);
-  const shown = cur === abs ? dir : `${dir} (${cur})`;
+  const shown = cur === path.resolve(dir) ? dir : `${dir} (${cur})`;
   if (st.uid !== uid) {
     throw unsafe(`the data directory ${shown} belongs to uid ${st.uid}, not to you (uid ${uid})`, 'give blufio serve a data directory of its own (--data-dir)');
   }
