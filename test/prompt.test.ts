@@ -140,6 +140,23 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
     }
   });
 
+  /**
+   * Signals the node process whose command line ends with `tail` (read from /proc, as pkill would,
+   * which not every CI image has): only the CLI itself, not the shell or tmux, whose command
+   * lines hold the same words.
+   */
+  const signalCli = (tail: string, sig: NodeJS.Signals): void => {
+    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      let argv: string[];
+      try {
+        argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+      } catch {
+        continue;
+      }
+      if (path.basename(argv[0] ?? '') === 'node' && argv.join(' ').endsWith(tail)) process.kill(Number(pid), sig);
+    }
+  };
+
   /** A command in the pane, then a shell `read` that shows whatever the terminal still holds for the shell. */
   const thenRead = (cmd: string): string => `${cmd}; echo "RC=$?"; read -r LEFT; echo "LEFT=[$LEFT]"`;
 
@@ -248,8 +265,7 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
     const k = new Terminal(thenRead(`node ${CLI} config set-secret ${name}`), { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
     try {
       await k.waitFor(new RegExp(`Value for ${name}:\\s*$`, 'm'));
-      // Only the CLI itself: the shell and tmux hold the same words in their command lines.
-      spawnSync('pkill', ['-TERM', '-f', `^node .*set-secret ${name}$`]);
+      signalCli(`set-secret ${name}`, 'SIGTERM');
       assert.match(await k.waitFor(/RC=\d+/), /RC=143/);
       // Were pastes still marked, the shell's read would get the markers around the text.
       spawnSync('tmux', ['-L', k.socketName, 'set-buffer', '--', 'pasted-after\n']);
