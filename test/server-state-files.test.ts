@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, it } from 'node:test';
+import { readStateFiles } from '../src/server/index.js';
 import { cleanEnv, tmpDir } from './helpers/index.js';
 import { serveForFile } from './helpers/daemon.js';
 
@@ -21,6 +22,8 @@ const read = (f) => { try { return fs.readFileSync(path.join(dir, f), 'utf8'); }
 const snap = (event) => fs.appendFileSync(process.env.WATCH_LOG, JSON.stringify({ event, daemon: read('daemon.json'), token: read('rpc.token') }) + '\\n');
 const listen = net.Server.prototype.listen;
 net.Server.prototype.listen = function (...a) { snap('listen'); return listen.apply(this, a); };
+const close = net.Server.prototype.close;
+net.Server.prototype.close = function (...a) { snap('close'); return close.apply(this, a); };
 const rename = fs.renameSync;
 fs.renameSync = function (from, to) {
   const r = rename.call(this, from, to);
@@ -57,5 +60,25 @@ describe('blufio serve: daemon.json and rpc.token after a SIGKILL', () => {
       if (s.token === second.token) assert.equal((JSON.parse(s.daemon ?? 'null') as { port: number } | null)?.port, second.info.port, `at "${s.event}"`);
     }
     assert.equal((await second.call('health')).result.status, 'ok');
+
+    // A graceful stop: the files go before the port is released (the grace period would
+    // otherwise leave daemon.json naming a port anyone may bind).
+    await second.stop('SIGTERM');
+    const closing = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; daemon: string | null; token: string | null })
+      .find((x) => x.event === 'close');
+    assert.deepEqual(closing, { event: 'close', daemon: null, token: null });
+  });
+
+  it('readStateFiles says nothing runs when the pid in daemon.json is dead (a SIGKILL left the files)', async () => {
+    const dir = path.join(tmpDir('blufio-stale-'), 'data');
+    const d = await serve({ dir });
+    assert.equal(readStateFiles(dir)?.info.port, d.info.port);
+    await d.stop('SIGKILL');
+    assert.ok(fs.existsSync(path.join(dir, 'daemon.json')), 'the files are still there');
+    assert.equal(readStateFiles(dir), undefined);
   });
 });

@@ -130,6 +130,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         closing = (async () => {
           started.log.info('blufio serve stopping: no new calls; waiting for the ones in flight');
           try {
+            // The files go before the port is released: once it is, anyone may bind it, and a
+            // client that still found daemon.json would send them the live token and its
+            // request (a vault_unlock passphrase, say) during the grace period.
+            removeStateFiles(dir);
             await server.close(config.server.shutdownGraceMs);
             await started.close();
           } finally {
@@ -144,6 +148,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       },
     };
   } catch (err) {
+    removeStateFiles(dir);
     await http?.close(0).catch(() => undefined);
     await app?.close().catch(() => undefined);
     removeStateFiles(dir);

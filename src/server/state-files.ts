@@ -41,17 +41,27 @@ export function removeStateFiles(dir: string): void {
 
 /**
  * What a client needs to call the daemon of `dir`, read in the safe order (rpc.token, then
- * daemon.json); undefined while either is missing (no daemon, or one still starting).
+ * daemon.json); undefined while either is missing (no daemon, or one still starting) and when
+ * the pid in daemon.json is not running: a daemon killed with SIGKILL left its files behind, and
+ * its port may be anyone's now, who would get the request (its body, a passphrase say) and
+ * could answer it. (A pid reused since is not caught: the next start removes the files.)
  */
 export function readStateFiles(dir: string): { token: string; info: DaemonInfo } | undefined {
+  let found: { token: string; info: DaemonInfo };
   try {
     const token = fs.readFileSync(path.join(dir, TOKEN_FILE), 'utf8');
     const info = JSON.parse(fs.readFileSync(path.join(dir, DAEMON_FILE), 'utf8')) as DaemonInfo;
-    return { token, info };
+    found = { token, info };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+  try {
+    process.kill(found.info.pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
+  }
+  return found;
 }
 
 /** The pid a running daemon recorded, for the "already running" message; undefined when unreadable. */
