@@ -26,6 +26,9 @@ describe('blufio serve: the way to the data directory (review findings)', () => 
   it('refuses a parent that group or others can write without a sticky bit, naming it; a sticky one is fine', async () => {
     for (const mode of [0o777, 0o775]) {
       const parent = parentWithMode(mode);
+      // Group-writable counts when the group is not this user's alone (nogroup, here).
+      if (mode === 0o775 && asRoot) fs.chownSync(parent, 0, NOBODY);
+      else if (mode === 0o775) continue;
       await assert.rejects(startServe({ dir: dataIn(parent) }), (err: Error) => {
         assert.match(err.message, /error\[KC_SERVER_DIR_UNSAFE\]/);
         assert.ok(err.message.includes(`${parent}, on the way to the data directory`), err.message);
@@ -40,6 +43,21 @@ describe('blufio serve: the way to the data directory (review findings)', () => 
     await assert.rejects(startServe({ dir: dataIn(mid) }), (err: Error) => err.message.includes(`${grand}, on the way`));
     // A sticky directory writable by all (like /tmp) keeps others to their own entries.
     const d = await serve({ dir: dataIn(parentWithMode(0o1777)) });
+    assert.equal((await d.call('health')).result.status, 'ok');
+  });
+
+  it('a parent writable by the user\'s own private group (umask 002 under user private groups) is fine', async (t) => {
+    const gid = process.getgid!();
+    const uid = process.getuid!();
+    const others = fs.readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => {
+      const f = l.split(':');
+      return f.length > 3 && Number(f[2]) !== uid && Number(f[3]) === gid;
+    });
+    const members = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => Number(l.split(':')[2]) === gid)?.split(':')[3] ?? '';
+    if (others || members.trim() !== '') return t.skip('this user\'s primary group is shared here');
+    const parent = parentWithMode(0o775);
+    fs.chownSync(parent, uid, gid);
+    const d = await serve({ dir: dataIn(parent) });
     assert.equal((await d.call('health')).result.status, 'ok');
   });
 

@@ -14,16 +14,46 @@ function modeOf(st: fs.Stats): string {
 }
 
 /**
+ * Whether `gid` is a group of this user alone: the user's primary group, no other account in
+ * /etc/passwd has it as theirs, and /etc/group lists no other member. That is the user private
+ * group most distributions give each user (under a umask of 002 every directory the user makes
+ * is group-writable), and a Kubernetes pod whose runAsGroup is its fsGroup. Groups known only
+ * to a directory service (LDAP) are not looked up: their members are unknown, so not private.
+ */
+function isPrivateGroup(gid: number, uid: number): boolean {
+  if (process.getgid?.() !== gid) return false;
+  try {
+    const names: string[] = [];
+    for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [name, , u, g] = line.split(':');
+      if (name === undefined || u === undefined || g === undefined) continue;
+      if (Number(u) === uid) names.push(name);
+      else if (Number(g) === gid) return false;
+    }
+    for (const line of fs.readFileSync('/etc/group', 'utf8').split('\n')) {
+      const [, , g, members] = line.split(':');
+      if (g === undefined || Number(g) !== gid) continue;
+      if ((members ?? '').split(',').some((m) => m.trim() !== '' && !names.includes(m.trim()))) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * A directory a name on the way is looked up in. Whoever can rename entries in it can replace
  * everything below it, the data directory included: it must be root's or yours, and not
- * writable by group or others, unless its sticky bit keeps them to their own entries (/tmp).
+ * writable by group (unless the group is yours alone) or others, unless its sticky bit keeps
+ * them to their own entries (/tmp).
  */
 function checkOnTheWay(d: string, dir: string, uid: number): void {
   const st = fs.statSync(d);
   if (st.uid !== uid && st.uid !== 0) {
     throw unsafe(`${d}, on the way to the data directory ${dir}, belongs to uid ${st.uid} (neither you nor root)`, 'give blufio serve a data directory whose every parent is yours or root\'s (--data-dir)');
   }
-  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+  const groupAlone = (st.mode & 0o002) === 0 && isPrivateGroup(st.gid, uid);
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0 && !groupAlone) {
     throw unsafe(`${d}, on the way to the data directory ${dir}, can be written by other users (mode ${modeOf(st)}, no sticky bit)`, `chmod go-w ${d} (or chmod +t ${d}), or give blufio serve another --data-dir`);
   }
 }
