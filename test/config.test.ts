@@ -119,10 +119,14 @@ describe('config validation names the line and the key', () => {
     fs.mkdirSync(dir);
     if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'mode=0777,size=1m', 'tmpfs', dir]).status !== 0) return t.skip('mounting needs privileges this run does not have');
     try {
-      fs.writeFileSync(path.join(dir, 'blufio.toml'), '[storage]\ndurability = "full"\n', { mode: 0o666 });
+      fs.writeFileSync(path.join(dir, 'blufio.toml'), '[storage]\ndurability = "full"\n', { mode: 0o644 });
+      fs.writeFileSync(path.join(dir, 'open.toml'), '', { mode: 0o666 });
+      fs.chmodSync(path.join(dir, 'open.toml'), 0o666);
       assert.throws(() => loadConfig({ configPath: path.join(dir, 'blufio.toml'), env: { HOME: '/h' } }), /can be written by any user/);
       assert.equal(spawnSync('mount', ['-o', 'remount,ro', dir]).status, 0);
       assert.equal(loadConfig({ configPath: path.join(dir, 'blufio.toml'), env: { HOME: '/h' } }).storage.durability, 'full');
+      // A file's own 666 still counts: read-only here may be a bind mount of a file writable at its source.
+      assert.throws(() => loadConfig({ configPath: path.join(dir, 'open.toml'), env: { HOME: '/h' } }), /the file can be written by any user/);
     } finally {
       spawnSync('umount', [dir]);
     }

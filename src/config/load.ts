@@ -98,7 +98,11 @@ function invalid(file: string, line: number | undefined, what: string, hint?: st
 /** Writable by anyone, and without the sticky bit that keeps others to their own entries (/tmp). */
 const anyoneMayChange = (mode: number): boolean => (mode & 0o002) !== 0 && (mode & 0o1000) === 0;
 
-/** On a read-only mount (a Kubernetes ConfigMap, whose directory shows mode 777) nobody changes anything. */
+/**
+ * On a read-only mount (a Kubernetes ConfigMap volume, whose directory shows mode 777) nobody
+ * changes anything here. A read-only bind mount of a directory that others can write at its
+ * source is not seen through: the source is not visible from here.
+ */
 function onReadOnlyMount(p: string): boolean {
   try {
     fs.accessSync(p, fs.constants.W_OK);
@@ -121,7 +125,9 @@ function refuseWritableByAnyone(file: string, st: fs.Stats): void {
   const refuse = (what: string, hint: string): never => {
     throw new AppError(ErrorCode.CONFIG_INVALID, `config file ${file} refused: ${what}, and it says where API keys are sent`, { hint, details: { file } });
   };
-  if ((st.mode & 0o002) !== 0 && !onReadOnlyMount(file)) {
+  // The file's own bit counts even on a read-only mount: a bind mount is read-only only here,
+  // and a 666 file is as writable as ever through its source.
+  if ((st.mode & 0o002) !== 0) {
     refuse(`the file can be written by any user (mode ${(st.mode & 0o777).toString(8)})`, `chmod o-w ${file}`);
   }
   walkPath(file, {
