@@ -25,7 +25,7 @@ type Headers = Dispatcher.DispatchOptions['headers'];
 type Value = string | string[] | undefined;
 
 /** The harmless headers of any form undici takes (object, flat array, iterable of pairs), as an object. */
-function harmlessOnly(headers: Headers): Record<string, string | string[]> {
+export function harmlessOnly(headers: Headers): Record<string, string | string[]> {
   let pairs: [string, Value][] = [];
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) pairs.push([String(headers[i]), String(headers[i + 1])]);
@@ -40,24 +40,4 @@ function harmlessOnly(headers: Headers): Record<string, string | string[]> {
     kept[key] = before === undefined ? value : [...[before].flat(), ...[value].flat()];
   }
   return kept;
-}
-
-/**
- * A view of `dispatcher` for one fetch call, whose hops (fetch follows redirects by dispatching
- * again) are watched: once a hop leaves the origin the caller addressed, that hop and every later
- * one (even one back to the first origin, which the other origin chose) carries only the
- * harmless headers above, and one that would carry the request body is refused with the error
- * `refuse` makes, before anything is sent. fetch itself keeps doing the rest by the spec:
- * 301/302/303 method rewriting, the 20-hop limit, `response.url` and `redirected`.
- */
-export function guardRedirects(dispatcher: Dispatcher, origin: string, refuse: (to: string) => Error): Dispatcher {
-  let left = false;
-  return dispatcher.compose((dispatch) => (opts, handler) => {
-    const to = opts.origin instanceof URL ? opts.origin.origin : String(opts.origin);
-    left ||= to !== origin;
-    if (!left) return dispatch(opts, handler);
-    // Thrown, fetch turns it into its usual TypeError('fetch failed') with this as the cause.
-    if (opts.body !== undefined && opts.body !== null) throw refuse(to);
-    return dispatch({ ...opts, headers: harmlessOnly(opts.headers) }, handler);
-  });
 }

@@ -1,11 +1,11 @@
 import crypto from 'node:crypto';
-import { Agent, FormData as UndiciFormData, Request as UndiciRequest, type Response as UndiciResponse, fetch as undiciFetch, getGlobalOrigin } from 'undici';
+import { Agent, type Dispatcher, FormData as UndiciFormData, Request as UndiciRequest, type Response as UndiciResponse, fetch as undiciFetch, getGlobalOrigin } from 'undici';
 import { AppError, ErrorCode, checkInt, invalidInput } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { Allowlist } from './allowlist.js';
 import { buildGuardedConnector, type NetLogger } from './connector.js';
-import { Deadline, fetchFailed, limitBody } from './limits.js';
-import { guardRedirects } from './redirects.js';
+import { fetchFailed, limitBody } from './limits.js';
+import { Deadlines, RequestGuard } from './request-guard.js';
 import { dnsServerResolve, systemResolve } from './resolve.js';
 
 export interface SafeFetchOptions {
@@ -147,22 +147,24 @@ function readInit(init: RequestInit | undefined): Record<string, unknown> {
 }
 
 /**
- * The URL a request goes to, parsed as fetch parses it. One with a user name or password is
- * refused here: undici's own error for it quotes the whole URL, password included, into
- * whatever logs or reports the error. An unparseable one is refused without being quoted too.
+ * A URL with a user name or password is refused here: undici's own error for it quotes the whole
+ * URL, password included, into whatever logs or reports the error. An unparseable one is
+ * refused without being quoted too. A string without '@' cannot hold either, and is left to
+ * fetch's own parser (the common case, parsed once).
  */
-function targetUrl(request: unknown): URL {
-  if (request instanceof UndiciRequest) return new URL(request.url); // its constructor checked it
+function refuseCredentialsInUrl(request: unknown): void {
+  if (request instanceof UndiciRequest) return; // its constructor checked it
+  const text = String(request);
+  if (!text.includes('@')) return;
   let url: URL;
   try {
-    url = new URL(String(request), getGlobalOrigin());
+    url = new URL(text, getGlobalOrigin());
   } catch {
     throw fetchFailed(invalidInput('fetch: the URL cannot be parsed (it is not shown here: it may hold a credential)'));
   }
   if (url.username !== '' || url.password !== '') {
     throw fetchFailed(invalidInput(`fetch: refused a URL with a user name or password in it (${url.protocol}//…@${url.host})`, 'send credentials in a header, never in the URL'));
   }
-  return url;
 }
 
 /**
@@ -190,7 +192,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   let closed: Promise<void> | undefined;
 
   /** A redirect that would carry the body to another origin: a security refusal, logged at ERROR. */
-  const refuseRedirect = (from: string) => (to: string): AppError => {
+  const refuseRedirect = (from: string, to: string): AppError => {
     const message = `refused to follow a redirect from ${from} to ${to}: it would send the request body to another origin`;
     const err = new AppError(ErrorCode.NET_REDIRECT_BLOCKED, message, {
       hint: 'send the request to the new location yourself if it is meant to receive it',
@@ -203,28 +205,30 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     }
     return err;
   };
+  const limits = { maxResponseBytes, requestTimeoutMs };
+  const deadlines = new Deadlines(requestTimeoutMs);
 
-  const safeFetch = async (input: unknown, init?: RequestInit): Promise<unknown> => {
-    if (closed !== undefined) throw new TypeError('fetch failed: this safe fetch was closed');
+  const safeFetch = (input: unknown, init?: RequestInit): Promise<unknown> => {
+    if (closed !== undefined) return Promise.reject(new TypeError('fetch failed: this safe fetch was closed'));
     let request = input;
     if (typeof input === 'object' && input !== null && !(input instanceof URL) && !(input instanceof UndiciRequest)) {
       if (typeof Request === 'function' && input instanceof Request) request = adoptRequest(input);
     }
-    const { origin } = targetUrl(request);
-    const fields = readInit(init);
-    // The caller's signal (from init, else the Request's) and the deadline, whichever fires first.
-    const callerSignal = 'signal' in fields ? fields.signal : request instanceof UndiciRequest ? request.signal : undefined;
-    const deadline = new Deadline(requestTimeoutMs, origin);
-    let res: UndiciResponse;
     try {
-      const signal = callerSignal === undefined || callerSignal === null ? deadline.signal : AbortSignal.any([callerSignal as AbortSignal, deadline.signal]);
-      res = (await undiciFetch(request as string, { ...fields, signal, dispatcher: guardRedirects(dispatcher, origin, refuseRedirect(origin)) })) as UndiciResponse;
+      refuseCredentialsInUrl(request);
     } catch (err) {
-      deadline.clear();
-      throw err;
+      return Promise.reject(err);
     }
-    deadline.answered();
-    return limitBody(res, maxResponseBytes, origin, () => deadline.clear());
+    const guard = new RequestGuard(dispatcher, limits, deadlines, refuseRedirect);
+    return undiciFetch(request as string, { ...readInit(init), dispatcher: guard as unknown as Dispatcher }).then(
+      // Without content-encoding the bytes the guard counted are the body; with it, the decoded
+      // body can be far larger than what arrived, so it is counted as it is read.
+      (res) => (res.headers.has('content-encoding') ? limitBody(res as UndiciResponse, maxResponseBytes, new URL(res.url).origin) : res),
+      (err: unknown) => {
+        guard.done();
+        throw err;
+      },
+    );
   };
   // Not dispatcher.close(): it waits for every body to be read, and a destroy() after it leaves
   // the bodies of fetch responses hanging instead of failing them (undici 7.30). So: wait while
