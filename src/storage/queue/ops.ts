@@ -199,28 +199,33 @@ function claim(ctx: WriterContext, a: ClaimArgs): ClaimResult {
  * sent as), its last error as a JSON string, and `jobBytes` for the rest.
  */
 function claimWithin(ctx: WriterContext, a: ClaimArgs, qno: number, now: number): number[] {
+  // octet_length() reads a payload's size from its record header, not the payload itself (the
+  // database is UTF-8), and the rows are read one at a time: a claim stops at the first job that
+  // does not fit rather than sizing every due job inside the write transaction.
   const due = ctx
     .stmt(
-      `SELECT j.no, j.created_at, coalesce(length(CAST(p.payload AS BLOB)), 4) + length(CAST(json_quote(j.last_error) AS BLOB)) AS bytes
+      `SELECT j.no, j.created_at, coalesce(octet_length(p.payload), 4) + length(CAST(json_quote(j.last_error) AS BLOB)) AS bytes
        FROM jobs j LEFT JOIN job_payloads p ON p.no = j.no
        WHERE j.queue_no = ? AND j.state = 'pending' AND j.run_at <= ?
        ORDER BY j.priority DESC, j.run_at, j.no LIMIT ?`,
     )
-    .all(qno, now, a.limit) as { no: number; created_at: number; bytes: number }[];
+    .iterate(qno, now, a.limit) as IterableIterator<{ no: number; created_at: number; bytes: number }>;
   const take: number[] = [];
   let total = 0;
   for (const job of due) {
     total += job.bytes + a.jobBytes;
-    if (total > (a.maxBytes ?? Infinity)) break;
-    take.push(job.no);
-  }
-  const first = due[0];
-  if (take.length === 0 && first !== undefined) {
-    const id = rowId(first.created_at, first.no);
-    throw new AppError(ErrorCode.RESULT_TOO_LARGE, `job ${id}, the next due in queue ${JSON.stringify(a.queue)}, is ${first.bytes + a.jobBytes} bytes as JSON, more than the ${a.maxBytes} bytes this answer may hold; nothing was claimed`, {
-      hint: 'raise [server] max_response_bytes (and claim it alone), or claim it through the library, which has no such bound',
-      details: { id },
-    });
+    if (total <= (a.maxBytes ?? Infinity)) {
+      take.push(job.no);
+      continue;
+    }
+    if (take.length === 0) {
+      const id = rowId(job.created_at, job.no);
+      throw new AppError(ErrorCode.RESULT_TOO_LARGE, `job ${id}, the next due in queue ${JSON.stringify(a.queue)}, is ${job.bytes + a.jobBytes} bytes as JSON, more than the ${a.maxBytes} bytes this answer may hold; nothing was claimed`, {
+        hint: 'raise [server] max_response_bytes (and claim it alone), or claim it through the library, which has no such bound',
+        details: { id },
+      });
+    }
+    break;
   }
   return take;
 }
@@ -342,6 +347,22 @@ function release(ctx: WriterContext, a: LeaseRef): null {
   return null;
 }
 
+/**
+ * Undoes a claim whose jobs never reached anyone (its answer could not be sent): each job still
+ * held by `token` goes back to pending exactly as it was before the claim, its attempt not
+ * counted and its run_at, so its place in the queue, unchanged (a claim does not change run_at).
+ * A job whose lease has meanwhile been swept or re-claimed is left alone. Returns how many went back.
+ */
+function handBack(ctx: WriterContext, a: { token: string; jobs: JobRef[] }): number {
+  const stmt = ctx.stmt(
+    `UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0), lease_token = NULL, lease_until = NULL, lease_owner = NULL
+     WHERE no = ? AND created_at = ? AND state = 'running' AND lease_token = ?`,
+  );
+  let n = 0;
+  for (const j of a.jobs) n += stmt.run(j.no, j.createdAt, a.token).changes;
+  return n;
+}
+
 function requeue(ctx: WriterContext, a: JobRef): null {
   const row = leaseRow(ctx, a);
   if (row.state !== 'dead') {
@@ -378,6 +399,7 @@ export const queueOps = {
   'queue.fail': fail,
   'queue.extendLease': extendLease,
   'queue.release': release,
+  'queue.handBack': handBack,
   'queue.requeue': requeue,
   'queue.sweep': (ctx: WriterContext, _a: null): SweepResult => sweepLeases(ctx),
   'queue.prune': prune,

@@ -36,20 +36,13 @@ import {
   MAX_CLAIM,
   MAX_PRIORITY,
 } from './validate.js';
+import { jobBytes } from './sizes.js';
 import { QueueWorker, type JobHandler, type WorkOptions } from './work.js';
 
 const INFO_COLUMNS = `j.no, q.name AS queue, j.state, j.priority, j.run_at, p.payload, j.attempts, j.max_attempts,
   j.idempotency_key, j.lease_until, j.last_error, j.created_at, j.finished_at`;
 // LEFT JOIN: a job whose payload row was lost to damage is still listed (with a null payload).
 const INFO_FROM = 'jobs j JOIN queues q ON q.no = j.queue_no LEFT JOIN job_payloads p ON p.no = j.no';
-
-/**
- * A claimed job's JSON besides its payload and last error: the field names, a 26-character id,
- * the lease token, five numbers of at most 16 digits, the queue's name, and a comma.
- */
-function jobBytes(queue: string): number {
-  return 256 + Buffer.byteLength(JSON.stringify(queue));
-}
 
 /** Deleted per transaction by retention, so a large backlog never holds the write lock for long. */
 const PRUNE_CHUNK = 2000;
@@ -196,9 +189,8 @@ export class Queue {
       return this.read(() => this.jobsFromClaim(name, r));
     } catch (err) {
       // Nobody will run these: give them back rather than leave them leased until the deadline.
-      for (const row of r.rows) {
-        this.writer.run('queue.release', { no: row.no, createdAt: row.created_at, token: r.token }).catch(() => undefined);
-      }
+      const jobs = r.rows.map((row) => ({ no: row.no, createdAt: row.created_at }));
+      this.writer.run('queue.handBack', { token: r.token, jobs }).catch(() => undefined);
       throw err;
     }
   }
@@ -303,6 +295,26 @@ export class Queue {
     const ref = jobRef(id);
     await this.writer.run('queue.requeue', ref);
     this.wake(await this.nameOf(ref));
+  }
+
+  /**
+   * Undoes claims whose jobs never reached a worker (the daemon uses it when a claim's answer
+   * cannot be sent): each job still held by its token is pending again exactly as before the
+   * claim, its attempt not counted and its place in the queue kept. Jobs whose lease already
+   * ended are left alone. Returns how many went back.
+   */
+  async handBack(jobs: readonly Pick<Job, 'id' | 'leaseToken' | 'queue'>[]): Promise<number> {
+    const byToken = new Map<string, { no: number; createdAt: number }[]>();
+    for (const j of jobs) {
+      const ref = leaseRef(j.id, j.leaseToken);
+      let list = byToken.get(ref.token);
+      if (list === undefined) byToken.set(ref.token, (list = []));
+      list.push({ no: ref.no, createdAt: ref.createdAt });
+    }
+    let n = 0;
+    for (const [token, refs] of byToken) n += await this.writer.run('queue.handBack', { token, jobs: refs });
+    if (n > 0) for (const q of new Set(jobs.map((j) => j.queue))) this.wake(q);
+    return n;
   }
 
   private async nameOf(ref: { no: number }): Promise<string | undefined> {

@@ -2,6 +2,7 @@ import { AppError, ErrorCode, checkInt, invalidInput as bad, shown } from '../..
 import { parseRowId } from '../ids.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../validate.js';
 import type { JobRef, LeaseRef } from './ops.js';
+import { MAX_ERROR_CHARS, TRUNCATED_MARK } from './sizes.js';
 
 /** Queue inputs are checked on the caller's thread, before anything reaches the writer. */
 
@@ -16,7 +17,6 @@ export const MAX_ATTEMPTS = 1000;
 export const MAX_BATCH = 10_000;
 export const MAX_CLAIM = 1000;
 const MAX_KEY_CHARS = 256;
-const MAX_ERROR_CHARS = 16 * 1024;
 
 /**
  * Queue names show up in CLI tables and logs: letters, digits and `._:/-`, starting with a
@@ -120,7 +120,7 @@ export function errorText(err: unknown, scrub: (s: string) => string = (s) => s)
       const marker = /^\[REDACTED:[a-z0-9-]{1,48}\]/.exec(text.slice(open, open + 60));
       if (marker !== null && open + marker[0].length > cut) cut = open;
     }
-    text = `${text.slice(0, cut)}… (truncated)`;
+    text = `${text.slice(0, cut)}${TRUNCATED_MARK}`;
   }
   return text.toWellFormed();
 }
