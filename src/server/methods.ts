@@ -1,5 +1,7 @@
 import { AppError, ErrorCode, isAppError, shown } from '../errors/index.js';
 import type { BlufioApp } from '../app/index.js';
+import { ENVELOPE_BYTES } from '../storage/queue/sizes.js';
+import type { Job } from '../storage/queue/types.js';
 import type { ResponseBudget } from './budget.js';
 import type { UnlockThrottle } from './throttle.js';
 
@@ -28,6 +30,11 @@ interface Method {
   bulk?: true;
   /** Changes nothing: its answer is the first dropped when a batch's answers do not fit. */
   readOnly?: true;
+  /**
+   * Undoes the call when its answer cannot be sent (queue_claim: hands its jobs back as they
+   * were), so that its answer can be dropped like a read's and the error can say nothing happened.
+   */
+  undo?(ctx: MethodContext, result: unknown): Promise<unknown>;
   run(ctx: MethodContext, p: Params): Promise<unknown> | unknown;
 }
 
@@ -48,14 +55,14 @@ function lockedError(app: BlufioApp): AppError {
   });
 }
 
-/** An answer's JSON-RPC envelope around its result: `{"jsonrpc":"2.0","id":...,"result":}` with an id of up to 256 characters, escaped. */
-export const ENVELOPE_BYTES = 2048;
+export { ENVELOPE_BYTES };
 
 /**
  * queue_claim bounded by the bytes its answer may take: the queue claims no more than fit (and
  * nothing, failing, when the first due job does not), so no job is leased for an answer that
  * would then be refused. Its estimate is close but not exact (a last error's escaping); should
- * the jobs still not fit, they are handed back, their attempts not counted, before failing.
+ * the jobs still not fit, they are handed back as they were (attempts not counted, places in
+ * the queue kept) before failing.
  */
 async function claimWithin(app: BlufioApp, p: Params, maxBytes: number): Promise<unknown> {
   const jobs = await app.queue.claim(p.queue as string, { ...pick(p, ['leaseMs', 'limit']), maxBytes });
@@ -67,7 +74,8 @@ async function claimWithin(app: BlufioApp, p: Params, maxBytes: number): Promise
     fit++;
   }
   const over = jobs.splice(fit);
-  await Promise.allSettled(over.map((j) => app.queue.release(j.id, j.leaseToken)));
+  // Should this fail (the database closing), they return when their lease ends.
+  if (over.length > 0) await app.queue.handBack(over).catch(() => undefined);
   if (jobs.length === 0 && over.length > 0) throw tooLargeToClaim(p.queue, maxBytes);
   return jobs;
 }
@@ -197,6 +205,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
     params: { queue: true, leaseMs: false, limit: false },
     bulk: true,
     run: (ctx, p) => claimWithin(ctx.app, p, room(ctx)),
+    undo: (ctx, jobs) => ctx.app.queue.handBack(jobs as Job[]),
   },
   queue_ack: {
     params: { id: true, leaseToken: true },
@@ -236,6 +245,11 @@ export function checkParams(method: string, m: Method, params: unknown): Params 
 /** Whether `method` is one of the bulk reads (see Method.bulk). */
 export function isBulk(method: string): boolean {
   return Object.hasOwn(METHODS, method) && METHODS[method]!.bulk === true;
+}
+
+/** How to undo a call of `method` whose answer cannot be sent (see Method.undo), if it can be. */
+export function undoOf(method: string): Method['undo'] {
+  return Object.hasOwn(METHODS, method) ? METHODS[method]!.undo : undefined;
 }
 
 /** Whether `method` changes nothing (see Method.readOnly); false for unknown names. */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError, ErrorCode, isAppError, shown } from '../errors/index.js';
 import { ResponseBudget } from './budget.js';
-import { callMethod, isBulk, isReadOnly, type MethodContext } from './methods.js';
+import { callMethod, isBulk, isReadOnly, undoOf, type MethodContext } from './methods.js';
 
 /** JSON-RPC 2.0's own error codes, and -32000 for everything the application refuses. */
 export const RpcCode = {
@@ -76,12 +76,17 @@ export interface RpcContext extends Omit<MethodContext, 'budget'> {
   log: Logger;
 }
 
-/** One call's answer, serialised: `readOnly` when the call changed nothing (an error, a read). */
+/**
+ * One call's answer, serialised: `readOnly` when the call changed nothing (an error, a read);
+ * `undo` when what it changed can be undone should the answer not be sent (a queue_claim's
+ * leases: jobs whose token reaches nobody would go dead unseen).
+ */
 interface Answer {
   id: Id;
   text: string;
   bytes: number;
   readOnly: boolean;
+  undo?: () => Promise<boolean>;
 }
 
 function answer(id: Id, body: Omit<RpcResponse, 'jsonrpc' | 'id'>, readOnly: boolean): Answer {
@@ -89,12 +94,32 @@ function answer(id: Id, body: Omit<RpcResponse, 'jsonrpc' | 'id'>, readOnly: boo
   return { id, text, bytes: Buffer.byteLength(text), readOnly };
 }
 
-function tooLarge(bytes: number, left: number, max: number, readOnly: boolean): AppError {
+/**
+ * What a refused call did: `read` changed nothing; `write` ran and its changes are kept;
+ * `undone` was a claim whose jobs went back as they were; `kept` a claim whose jobs could not
+ * be handed back (the database closing) and return when their lease ends.
+ */
+type Outcome = 'read' | 'write' | 'undone' | 'kept';
+
+const OUTCOME_TEXT: Record<Outcome, string> = {
+  read: '',
+  write: '; the call ran, and any change it made is kept',
+  undone: '; nothing was claimed: the jobs it had leased were handed back as they were (attempts not counted, places in the queue kept)',
+  kept: '; the jobs it leased could not be handed back, and return to the queue when their lease ends',
+};
+
+function tooLarge(bytes: number, left: number, max: number, outcome: Outcome): AppError {
   return new AppError(
     ErrorCode.RESULT_TOO_LARGE,
-    `the answer to this call (${Number.isFinite(bytes) ? `${bytes} bytes` : 'too long for a string'}) is larger than what is left (${Math.max(0, left)} bytes) of [server] max_response_bytes (${max}) for this request${readOnly ? '' : '; the call ran, and any change it made is kept'}`,
+    `the answer to this call (${Number.isFinite(bytes) ? `${bytes} bytes` : 'too long for a string'}) is larger than what is left (${Math.max(0, left)} bytes) of [server] max_response_bytes (${max}) for this request${OUTCOME_TEXT[outcome]}`,
     { hint: 'ask for less at a time (a smaller limit, a smaller batch)' },
   );
+}
+
+/** Runs an answer's undo; an undo that fails is logged and reported as `kept`. */
+async function undone(ctx: RpcContext, undo: (() => Promise<boolean>) | undefined, readOnly: boolean): Promise<Outcome> {
+  if (undo === undefined) return readOnly ? 'read' : 'write';
+  return (await undo()) ? 'undone' : 'kept';
 }
 
 async function one(ctx: MethodContext & RpcContext, req: unknown): Promise<Answer | undefined> {
@@ -117,20 +142,43 @@ async function one(ctx: MethodContext & RpcContext, req: unknown): Promise<Answe
     const { budget } = ctx;
     const run = async (): Promise<Answer | undefined> => {
       const result = await callMethod(ctx, method, r.params);
-      // A notification (no id) gets no answer, but it did run.
-      if (!Object.hasOwn(r, 'id')) return undefined;
+      const undoMethod = undoOf(method);
+      const undo =
+        undoMethod === undefined
+          ? undefined
+          : async (): Promise<boolean> => {
+              try {
+                await undoMethod(ctx, result);
+                return true;
+              } catch (err) {
+                ctx.log.error({ err, method }, 'a call whose answer could not be sent could not be undone');
+                return false;
+              }
+            };
+      // A notification (no id) gets no answer, but it did run; a claim's jobs would reach nobody.
+      if (!Object.hasOwn(r, 'id')) {
+        await undo?.();
+        return undefined;
+      }
       let a: Answer;
       try {
         a = answer(id, { result: result === undefined ? null : result }, readOnly);
       } catch (err) {
         // Past what a string can hold: refused like any answer too large.
-        if (err instanceof RangeError) throw tooLarge(Infinity, budget.left, budget.maxBytes, readOnly);
+        if (err instanceof RangeError) {
+          const left = budget.left;
+          throw tooLarge(Infinity, left, budget.maxBytes, await undone(ctx, undo, readOnly));
+        }
         throw err;
       }
-      // The comma before it in a batch is counted too.
-      // (A bulk read that changes something, queue_claim, has already fitted itself within room().)
-      if (bulk && !budget.take(a.bytes + 1)) throw tooLarge(a.bytes, budget.left, budget.maxBytes, readOnly);
+      // The comma before it in a batch is counted too. A claim fitted itself within room(), but
+      // the calls beside it may have used the budget since: then its jobs go back.
+      if (bulk && !budget.take(a.bytes + 1)) {
+        const left = budget.left;
+        throw tooLarge(a.bytes, left, budget.maxBytes, await undone(ctx, undo, readOnly));
+      }
       if (!bulk) budget.charge(a.bytes + 1);
+      if (undo !== undefined) a.undo = undo;
       return a;
     };
     bulk = isBulk(method);
@@ -150,23 +198,43 @@ async function one(ctx: MethodContext & RpcContext, req: unknown): Promise<Answe
 /**
  * The answers as one JSON text within max_response_bytes. The budget keeps bulk reads within
  * it; what can still pass it are results that had to be made whatever was left (a write's
- * result, a small read that finished after the bulk ones). Then the largest answers of calls
- * that changed nothing, and only after them the largest others (last resort: one write's
- * result alone past the bound), are replaced by a KC_RESULT_TOO_LARGE error under their own
- * id: every other answer stays, so a caller learns which of its writes happened.
+ * result, a small read that finished after the bulk ones). Then answers are replaced by a
+ * KC_RESULT_TOO_LARGE error under their own id, largest first, and only where the error is
+ * smaller than the answer (so the total only shrinks and as many answers as possible stay):
+ * first those of calls that changed nothing or can be undone (a claim, whose jobs are then
+ * handed back before the error is sent), writes' only after them (last resort: one write's
+ * result alone past the bound), so a caller learns which of its writes happened.
  */
-function assemble(ctx: MethodContext & RpcContext, answers: Answer[], batch: boolean): string {
+async function assemble(ctx: MethodContext & RpcContext, answers: Answer[], batch: boolean): Promise<string> {
   const max = ctx.budget.maxBytes;
   let total = answers.reduce((n, a) => n + a.bytes, 0) + (batch ? 2 + answers.length - 1 : 0);
   if (total > max) {
-    const order = [...answers.keys()].sort((x, y) => Number(answers[y]!.readOnly) - Number(answers[x]!.readOnly) || answers[y]!.bytes - answers[x]!.bytes);
+    const refusal = (a: Answer, left: number, outcome: Outcome): Answer =>
+      answer(a.id, { error: toRpcError(tooLarge(a.bytes, left, max, outcome), (t) => ctx.app.redactor.redact(t), ctx.log) }, true);
+    const outcomes = (a: Answer): Outcome[] => (a.undo !== undefined ? ['undone', 'kept'] : [a.readOnly ? 'read' : 'write']);
+    const droppable = (a: Answer): number => (a.readOnly || a.undo !== undefined ? 0 : 1);
+    const order = [...answers.keys()].sort((x, y) => droppable(answers[x]!) - droppable(answers[y]!) || answers[y]!.bytes - answers[x]!.bytes);
+    const chosen: { i: number; left: number }[] = [];
     for (const i of order) {
       if (total <= max) break;
       const a = answers[i]!;
-      const error = toRpcError(tooLarge(a.bytes, max - (total - a.bytes), max, a.readOnly), (t) => ctx.app.redactor.redact(t), ctx.log);
-      const replaced = answer(a.id, { error }, true);
-      total += replaced.bytes - a.bytes;
-      answers[i] = replaced;
+      const left = max - (total - a.bytes);
+      // The largest error it may become (an undo that fails says so at more length).
+      const bytes = Math.max(...outcomes(a).map((o) => refusal(a, left, o).bytes));
+      if (bytes >= a.bytes) continue;
+      total += bytes - a.bytes;
+      chosen.push({ i, left });
+    }
+    await Promise.all(
+      chosen.map(async ({ i, left }) => {
+        const a = answers[i]!;
+        answers[i] = refusal(a, left, await undone(ctx, a.undo, a.readOnly));
+      }),
+    );
+    total = answers.reduce((n, a) => n + a.bytes, 0) + (batch ? 2 + answers.length - 1 : 0);
+    if (total > max) {
+      // Only answers smaller than their own refusal are left; every write's outcome is kept.
+      ctx.log.warn({ bytes: total, max }, 'an answer passes [server] max_response_bytes: what is left of it cannot shrink further');
     }
   }
   return batch ? `[${answers.map((a) => a.text).join(',')}]` : answers[0]!.text;
@@ -192,12 +260,12 @@ export async function handleRpcBody(base: RpcContext, body: string): Promise<str
   const ctx = { ...base, budget: new ResponseBudget(base.maxResponseBytes) };
   if (!Array.isArray(parsed)) {
     const a = await one(ctx, parsed);
-    return a === undefined ? undefined : assemble(ctx, [a], false);
+    return a === undefined ? undefined : await assemble(ctx, [a], false);
   }
   if (parsed.length === 0 || parsed.length > MAX_BATCH) {
     const error = toRpcError(invalidRequest(`a batch holds 1 to ${MAX_BATCH} requests, this one ${parsed.length}`), (t) => t, ctx.log);
     return JSON.stringify({ jsonrpc: '2.0', id: null, error });
   }
   const answers = (await Promise.all(parsed.map((r) => one(ctx, r)))).filter((a): a is Answer => a !== undefined);
-  return answers.length === 0 ? undefined : assemble(ctx, answers, true);
+  return answers.length === 0 ? undefined : await assemble(ctx, answers, true);
 }
