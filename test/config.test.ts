@@ -144,6 +144,23 @@ describe('config validation names the line and the key', () => {
   });
 });
 
+describe('config: the answer bound holds the largest claimable job', () => {
+  it('refuses a max_response_bytes that cannot carry a job of max_payload_bytes, naming both keys; the defaults pass', () => {
+    // The default max_payload_bytes (1 MiB) plus a job's other fields and last error pass 1 MiB.
+    invalid('[server]\nmax_response_bytes = 1048576\n', /\[server\] max_response_bytes \(1048576\) cannot hold the largest job .*\[queue\] max_payload_bytes \(1048576\)/, 2);
+    invalid('[queue]\nmax_payload_bytes = 67108864\n[server]\nmax_response_bytes = 67108864\n', /max_payload_bytes \(67108864\)/, 4);
+    const defaults = loadConfig({ configPath: write(''), env: { HOME: '/home/x' } });
+    assert.ok(defaults.server.maxResponseBytes > defaults.queue.maxPayloadBytes);
+    const small = loadConfig({ configPath: write('[server]\nmax_response_bytes = 1048576\n[queue]\nmax_payload_bytes = 900000\n'), env: { HOME: '/home/x' } });
+    assert.equal(small.queue.maxPayloadBytes, 900000);
+    const file = write('[server]\nmax_response_bytes = 1048576\n');
+    assert.throws(() => loadConfig({ configPath: file, env: { HOME: '/home/x' } }), (err: { hint?: string }) => {
+      assert.match(err.hint ?? '', /raise \[server\] max_response_bytes to at least \d+, or lower \[queue\] max_payload_bytes to at most \d+/);
+      return true;
+    });
+  });
+});
+
 describe('locateKey', () => {
   it('skips look-alikes inside multi-line strings and arrays', () => {
     const text = [

@@ -408,7 +408,7 @@ describe('blufio serve: review findings', () => {
   });
 
   it('an answer past max_response_bytes is refused and the daemon goes on', async () => {
-    const d = await serve({ config: '[server]\nmax_response_bytes = 1048576\n' });
+    const d = await serve({ config: '[server]\nmax_response_bytes = 1048576\n[queue]\nmax_payload_bytes = 900000\n' });
     const sid = (await d.call('session_create', {})).result.id;
     for (let i = 0; i < 5; i++) assert.equal((await d.call('message_append', { sessionId: sid, role: 'user', content: 'x'.repeat(300_000) })).error, undefined);
     const big = await d.call('message_list', { sessionId: sid, limit: 5 });

@@ -15,6 +15,7 @@ import { walkPath } from './path-walk.js';
 import { ConfigFileSchema, KNOWN_KEYS, LoadOptionsSchema, type Durability, type LogLevel } from './schema.js';
 import { plaintextSecrets } from './secrets.js';
 import { locateKey } from './toml-locate.js';
+import { claimFloorBytes } from '../storage/queue/sizes.js';
 
 /** The validated configuration with every path resolved. */
 export interface BlufioConfig {
@@ -195,6 +196,22 @@ function knownKeysHint(keyPath: (string | number)[]): string | undefined {
  * precedence for the data directory is: the `dataDir` option (`--data-dir`), BLUFIO_DATA_DIR,
  * `storage.database_path`, then the XDG default.
  */
+/**
+ * [server] max_response_bytes must carry the largest job a queue_claim may return: a job too
+ * large for any answer would be refused to every RPC claim, and stop its queue for RPC workers.
+ */
+function checkClaimFits(configPath: string, text: string | undefined, maxResponse: number, maxPayload: number): void {
+  const floor = claimFloorBytes(maxPayload);
+  if (maxResponse >= floor) return;
+  const line = text === undefined ? undefined : (locateKey(text, ['server', 'max_response_bytes']) ?? locateKey(text, ['queue', 'max_payload_bytes']));
+  throw invalid(
+    configPath,
+    line,
+    `[server] max_response_bytes (${maxResponse}) cannot hold the largest job queue_claim may return: [queue] max_payload_bytes (${maxPayload}) plus ${floor - maxPayload} bytes for the job's other fields, its last error and the answer's envelope`,
+    `raise [server] max_response_bytes to at least ${floor}, or lower [queue] max_payload_bytes to at most ${Math.max(0, maxResponse - (floor - maxPayload))}`,
+  );
+}
+
 export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
   checkOptions(LoadOptionsSchema, options, 'loadConfig');
   const env = options.env ?? process.env;
@@ -230,6 +247,7 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
     );
   }
   const file = parsed.data;
+  checkClaimFits(configPath, text, file.server.max_response_bytes, file.queue.max_payload_bytes);
 
   const configDir = path.dirname(configPath);
   let databasePath: string;
