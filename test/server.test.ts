@@ -451,7 +451,9 @@ describe('blufio serve: review findings', () => {
     await sleep(200);
     d.child.kill('SIGTERM');
     await sleep(300);
-    assert.ok(fs.existsSync(path.join(d.dir, 'daemon.json')), 'still waiting for the call in flight');
+    assert.equal(d.child.exitCode, null, 'still waiting for the call in flight');
+    // ...with its files already gone: the port it is about to release is no longer advertised.
+    assert.ok(!fs.existsSync(path.join(d.dir, 'daemon.json')) && !fs.existsSync(path.join(d.dir, 'rpc.token')));
     d.child.kill('SIGTERM');
     // Would wait ten minutes (and the test time out) without the second signal taking effect.
     const exit = await d.exited;
