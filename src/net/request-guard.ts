@@ -37,6 +37,8 @@ export class RequestGuard {
   #received = 0;
   #abort: Abort | undefined;
   #failed: Error | undefined;
+  #answered = false;
+  #redirectArrived = false;
   /** When the deadline passes, in performance.now() time. */
   readonly due: number;
 
@@ -72,10 +74,27 @@ export class RequestGuard {
     this.deadlines.delete(this);
   }
 
+  /**
+   * A redirect's hop has all arrived. Whether it was the last hop is known only once fetch
+   * answers (it was not followed: `redirect: 'manual'`, no Location): then the request is over.
+   */
+  redirectArrived(): void {
+    if (this.#answered) this.done();
+    else this.#redirectArrived = true;
+  }
+
+  /** fetch answered: the hop in flight is the last one. */
+  answered(): void {
+    this.#answered = true;
+    if (this.#redirectArrived) this.done();
+  }
+
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const to = opts.origin instanceof URL ? opts.origin.origin : String(opts.origin);
     // The first hop goes where the caller addressed.
     this.#origin ??= to;
+    // The redirect before this hop was followed: it was not the last.
+    this.#redirectArrived = false;
     this.#left ||= to !== this.#origin;
     if (this.#left) {
       // Thrown, fetch turns it into its usual TypeError('fetch failed') with this as the cause.
@@ -137,8 +156,9 @@ class Watched {
   }
 
   onComplete(trailers: unknown): void {
-    // A redirect's hop ends here, the request does not: the next hop is still to come.
-    if (!REDIRECTS.has(this.#status)) this.guard.done();
+    // A redirect's hop ends here, the request usually does not: the next hop is still to come.
+    if (REDIRECTS.has(this.#status)) this.guard.redirectArrived();
+    else this.guard.done();
     (this.h.onComplete as (t: unknown) => void).call(this.h, trailers);
   }
 

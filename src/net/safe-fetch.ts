@@ -223,7 +223,10 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     return undiciFetch(request as string, { ...readInit(init), dispatcher: guard as unknown as Dispatcher }).then(
       // Without content-encoding the bytes the guard counted are the body; with it, the decoded
       // body can be far larger than what arrived, so it is counted as it is read.
-      (res) => (res.headers.has('content-encoding') ? limitBody(res as UndiciResponse, maxResponseBytes, new URL(res.url).origin) : res),
+      (res) => {
+        guard.answered();
+        return res.headers.has('content-encoding') ? limitBody(res as UndiciResponse, maxResponseBytes, new URL(res.url).origin) : res;
+      },
       (err: unknown) => {
         guard.done();
         throw err;
