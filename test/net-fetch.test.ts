@@ -833,4 +833,12 @@ test('third review: a response dropped unread frees its connection when collecte
   const odd = await g.f(`http://127.0.0.2:${raw.port}/`);
   assert.equal(odd.statusText, '\x01odd\x7f');
   assert.equal(await odd.text(), 'hi');
+
+  // Like fetch, a failure reading the arguments is a rejected promise, not a throw.
+  const init = Object.defineProperty({}, 'method', { get: () => { throw new Error('boom'); } }) as RequestInit;
+  let p: Promise<unknown> | undefined;
+  assert.doesNotThrow(() => (p = g.f(`http://127.0.0.2:${srv.port}/small`, init)));
+  await assert.rejects(p!, /boom/);
+  // A data: URL is never dispatched: it still answers.
+  assert.equal(await (await g.f('data:text/plain,hello')).text(), 'hello');
 });

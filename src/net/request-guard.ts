@@ -83,10 +83,10 @@ export class RequestGuard {
     else this.#redirectArrived = true;
   }
 
-  /** fetch answered: the hop in flight is the last one. */
+  /** fetch answered: the hop in flight is the last one (none at all for a `data:` URL). */
   answered(): void {
     this.#answered = true;
-    if (this.#redirectArrived) this.done();
+    if (this.#redirectArrived || this.#origin === undefined) this.done();
   }
 
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {

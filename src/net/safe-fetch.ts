@@ -211,20 +211,23 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   const safeFetch = (input: unknown, init?: RequestInit): Promise<unknown> => {
     if (closed !== undefined) return Promise.reject(new TypeError('fetch failed: this safe fetch was closed'));
     let request = input;
-    if (typeof input === 'object' && input !== null && !(input instanceof URL) && !(input instanceof UndiciRequest)) {
-      if (typeof Request === 'function' && input instanceof Request) request = adoptRequest(input);
-    }
+    let fields: Record<string, unknown>;
+    // Like fetch, every failure is a rejected promise, never a throw (callers chain .catch()).
     try {
+      if (typeof input === 'object' && input !== null && !(input instanceof URL) && !(input instanceof UndiciRequest)) {
+        if (typeof Request === 'function' && input instanceof Request) request = adoptRequest(input);
+      }
       refuseCredentialsInUrl(request);
+      fields = readInit(init);
     } catch (err) {
       return Promise.reject(err);
     }
     const guard = new RequestGuard(dispatcher, limits, deadlines, refuseRedirect);
-    return undiciFetch(request as string, { ...readInit(init), dispatcher: guard as unknown as Dispatcher }).then(
-      // Without content-encoding the bytes the guard counted are the body; with it, the decoded
-      // body can be far larger than what arrived, so it is counted as it is read.
+    return undiciFetch(request as string, { ...fields, dispatcher: guard as unknown as Dispatcher }).then(
       (res) => {
         guard.answered();
+        // Without content-encoding the bytes the guard counted are the body; with it, the decoded
+        // body can be far larger than what arrived, so it is counted as it is read.
         return res.headers.has('content-encoding') ? limitBody(res as UndiciResponse, maxResponseBytes, new URL(res.url).origin) : res;
       },
       (err: unknown) => {
