@@ -101,11 +101,7 @@ export class RequestGuard {
       if (opts.body !== undefined && opts.body !== null) throw this.refuseRedirect(this.#origin, to);
       opts = { ...opts, headers: harmlessOnly(opts.headers) };
     }
-    return this.agent.dispatch(opts, this.#watch(handler as Handler));
-  }
-
-  #watch(h: Handler): Dispatcher.DispatchHandler {
-    return new Watched(this, h) as unknown as Dispatcher.DispatchHandler;
+    return this.agent.dispatch(opts, new Watched(this, handler as Handler) as unknown as Dispatcher.DispatchHandler);
   }
 
   /** A hop connected: its abort is the one a failure uses (at once, if it already failed). */

@@ -31,13 +31,15 @@ export interface SafeFetchOptions {
   /** Most connections per origin; unlimited by default (undici's default). */
   connections?: number;
   /**
-   * Largest response body, counted as it is read and after content-encoding is undone; a read
-   * past it fails with `KC_RESULT_TOO_LARGE`. 64 MiB by default.
+   * Largest response body: the bytes that arrive over every hop, and for a content-encoded body
+   * also the decoded bytes as they are read; past it the request fails with
+   * `KC_RESULT_TOO_LARGE`. 64 MiB by default.
    */
   maxResponseBytes?: number;
   /**
-   * Deadline of the whole request: connect, every redirect, the headers and reading the body to
-   * its end; past it the request fails with `KC_NET_TIMEOUT`. A caller's `signal` still works
+   * Deadline of the whole request on the network: connect, every redirect, the headers and the
+   * body until its last byte has arrived (checked by a sweep, so up to a quarter of it, at most
+   * 1 s, late); past it the request fails with `KC_NET_TIMEOUT`. A caller's `signal` still works
    * alongside. 10 minutes by default (the LLM SDKs' own request timeout).
    */
   requestTimeoutMs?: number;
