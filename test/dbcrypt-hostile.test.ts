@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
 import Database from '../src/storage/driver.js';
+import { selectSqlcipherV4 } from '../src/storage/sqlite.js';
 import { openBlufio, type BlufioApp } from '../src/index.js';
 import { dbEncryptEnable, dbEncryptMigrate, dbEncryptStatus, exportVault, readManifest, verifyVault } from '../src/dbcrypt/index.js';
 import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
@@ -249,4 +250,41 @@ it('verify fails with the code an open fails with when the file disagrees with v
   assert.equal(await verifyCode(), 'KC_DB_CORRUPT');
   fs.writeFileSync(path.join(dir, 'vault.json'), migrated);
   assert.equal((await verifyVault(dir, { env: { ...env } })).code, null);
+});
+
+it('a new database passphrase holding U+FFFD (bytes that were not UTF-8) is refused wherever one is chosen; an existing key still opens', async () => {
+  const mangled = { DBKEY: 'db \uFFFD\uFFFD passphrase' };
+  const isFffd = (e: { code?: string; message?: string }) => e.code === 'KC_INVALID_INPUT' && /U\+FFFD/.test(e.message ?? '');
+  // Over a plaintext database: enable and migrate refuse, nothing changes.
+  const dir = path.join(tmpDir(), 'data');
+  await plaintextDb(dir);
+  const manifest = fs.readFileSync(path.join(dir, 'vault.json'));
+  const db = fs.readFileSync(path.join(dir, 'blufio.db'));
+  await assert.rejects(dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env: { ...mangled } }), isFffd);
+  await assert.rejects(dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env: { ...mangled } }), isFffd);
+  assert.ok(fs.readFileSync(path.join(dir, 'vault.json')).equals(manifest), 'vault.json unchanged');
+  assert.ok(fs.readFileSync(path.join(dir, 'blufio.db')).equals(db), 'the plaintext database unchanged');
+  // A migration recorded with a good variable, run with a mangled one: refused, still plaintext.
+  await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env: { ...env } });
+  await assert.rejects(dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env: { ...mangled } }), isFffd);
+  assert.equal(fs.readFileSync(path.join(dir, 'blufio.db')).subarray(0, 15).toString('latin1'), 'SQLite format 3');
+  // No database yet: enable and migrate refuse, and so does the open that would create it.
+  const fresh = path.join(tmpDir(), 'fresh');
+  fs.mkdirSync(fresh);
+  await assert.rejects(dbEncryptEnable(fresh, { passphraseEnv: 'DBKEY', env: { ...mangled } }), isFffd);
+  await assert.rejects(dbEncryptMigrate(fresh, { passphraseEnv: 'DBKEY', nowMs: 1, env: { ...mangled } }), isFffd);
+  await dbEncryptEnable(fresh, { passphraseEnv: 'DBKEY', env: { ...env } });
+  await assert.rejects(open(fresh, { ...mangled }), isFffd);
+  assert.equal(fs.existsSync(path.join(fresh, 'blufio.db')), false, 'no database was created');
+  // A database made before this check with such a passphrase (here: by the stock key pragma) still opens.
+  const old = path.join(tmpDir(), 'old');
+  fs.mkdirSync(old);
+  await dbEncryptEnable(old, { passphraseEnv: 'DBKEY', env: { ...env } });
+  const raw = new Database(path.join(old, 'blufio.db'));
+  selectSqlcipherV4(raw);
+  raw.pragma(`key = '${mangled.DBKEY}'`);
+  raw.exec('CREATE TABLE t(x); DROP TABLE t');
+  raw.close();
+  const app = await open(old, { ...mangled });
+  await app.close();
 });

@@ -6,7 +6,7 @@ import { RESERVED_NAMES } from './layout.js';
 import { takeSecretEnv, type Env } from '../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { applyCipherKey } from '../storage/sqlite.js';
-import type { PassphraseProvider } from '../vault/index.js';
+import { assertNewPassphrase, type PassphraseProvider } from '../vault/index.js';
 import { databasePassphrase, keyFor, pendingError } from './gate.js';
 import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, readManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
@@ -134,6 +134,8 @@ async function enableLocked(dir: string, reference: string, passphrase: string):
   const m = usable(state);
   const de = m.db_encryption;
   if (de.state === 'encrypted' && state.kind === 'encrypted') await checkKey(state.databasePath, passphrase);
+  // With no encrypted database yet, this passphrase is the one it will be made with.
+  else assertNewPassphrase(passphrase, 'database passphrase');
   const next: Manifest['db_encryption'] =
     de.state === 'plaintext'
       ? { ...de, enabled: true, key_reference: reference, state: state.kind === 'plaintext' ? 'pending_migration' : 'encrypted' }
@@ -186,6 +188,7 @@ async function migrateLocked(
     if (state.kind === 'encrypted') await checkKey(state.databasePath, passphrase);
     if (de.state === 'plaintext') {
       // No database yet: encrypted from birth, nothing to migrate.
+      assertNewPassphrase(passphrase, 'database passphrase');
       m = { ...m, db_encryption: { ...de, enabled: true, state: 'encrypted', key_reference: reference } };
       writeManifest(state.dir, m);
     }

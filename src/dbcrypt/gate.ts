@@ -4,7 +4,7 @@ import type { Env } from '../config/index.js';
 import { takeSecretEnv } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { ensurePrivateDir } from '../storage/files.js';
-import type { PassphraseProvider } from '../vault/index.js';
+import { assertNewPassphrase, type PassphraseProvider } from '../vault/index.js';
 import { deriveDbKey, fileKind, newSalt, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, writeManifest, type Manifest } from './manifest.js';
 import { inspect, mismatch, recover, type VaultState } from './state.js';
@@ -143,7 +143,9 @@ async function gateLocked(databasePath: string, dir: string, opts: GateOptions, 
 
 /** The key literal for `file` under `passphrase`: its own salt, or a fresh one for a new file. */
 export async function keyFor(file: string, passphrase: string): Promise<string> {
-  const salt = fileKind(file) === 'encrypted' ? readSalt(file) : newSalt();
+  const existing = fileKind(file) === 'encrypted';
+  if (!existing) assertNewPassphrase(passphrase, 'database passphrase');
+  const salt = existing ? readSalt(file) : newSalt();
   if (salt === undefined) throw new AppError(ErrorCode.DB_CORRUPT, `${file} is too short to be a database`);
   const key = await deriveDbKey(passphrase, salt);
   try {

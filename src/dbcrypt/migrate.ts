@@ -4,6 +4,7 @@ import Database from '../storage/driver.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { FILE_MODE, fsyncDir, fsyncFile } from '../storage/files.js';
 import { applyCipherKey, selectSqlcipherV4, type Db } from '../storage/sqlite.js';
+import { assertNewPassphrase } from '../vault/index.js';
 import { cipherCheck, deriveDbKey, fileKind, newSalt, rawKeyLiteral, readSalt } from './keys.js';
 import { copyPath, leftovers, removeLeftovers, sideFiles, sizeOrZero } from './layout.js';
 import { writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
@@ -131,6 +132,7 @@ export async function migrateDatabase(dir: string, m: Manifest, opts: MigrateOpt
   const copy = copyPath(db);
   assertOwnFile(db);
   if (fileKind(db) !== 'plaintext') throw failed(`${db} is not a plaintext SQLite database`);
+  assertNewPassphrase(opts.passphrase, 'database passphrase');
   const salt = newSalt();
   const key = await deriveDbKey(opts.passphrase, salt);
   const literal = rawKeyLiteral(key, salt);

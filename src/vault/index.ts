@@ -6,3 +6,4 @@ export { DEFAULT_KDF, KDF_BOUNDS, deriveKey } from './kdf.js';
 export type { KdfParams } from './kdf.js';
 export { moveConfigSecrets } from './config-secrets.js';
 export { gcmOpen } from './seal.js';
+export { assertNewPassphrase } from './new-passphrase.js';

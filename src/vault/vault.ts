@@ -5,6 +5,7 @@ import { AppError, ErrorCode, shown } from '../errors/index.js';
 import type { VaultEntryRow, VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
 import { checkKdfParams, DEFAULT_KDF, deriveKey, KEY_BYTES, SALT_BYTES, type KdfParams } from './kdf.js';
 import { maskSecret } from './mask.js';
+import { assertNewPassphrase } from './new-passphrase.js';
 import { entryAad, open, privateBytes, seal, tampered, wrapAad } from './seal.js';
 import { Secret } from './secret.js';
 
@@ -71,18 +72,9 @@ function passphraseBytes(p: string): Buffer {
   return privateBytes(p.normalize('NFC'));
 }
 
-/**
- * A passphrase being chosen (a new vault, a change). U+FFFD is what bytes that were not UTF-8
- * become on the way in (an environment variable, a terminal set to Latin-1), so passphrases
- * that differed in those bytes would all open the vault. Unlocking still accepts it: a vault
- * made before this check must stay openable.
- */
+/** A passphrase being chosen: see assertNewPassphrase. */
 function newPassphraseBytes(p: string): Buffer {
-  if (p.includes('\uFFFD')) {
-    throw new AppError(ErrorCode.INVALID_INPUT, 'the new passphrase holds U+FFFD, which stands in for bytes that were not UTF-8; nothing was changed', {
-      hint: 'choose a passphrase of valid UTF-8 text (check that the terminal, or whatever sets BLUFIO_VAULT_KEY, uses UTF-8)',
-    });
-  }
+  assertNewPassphrase(p, 'passphrase');
   return passphraseBytes(p);
 }
 
