@@ -1,6 +1,6 @@
 /** The library face of blufio: `import { openBlufio, AppError } from 'blufio'`. */
 export { openBlufio } from './app/index.js';
-export { startDaemon, readStateFiles } from './server/index.js';
+export { startDaemon, daemonLockHeld, readStateFiles } from './server/index.js';
 export type { Daemon, DaemonOptions, DaemonInfo } from './server/index.js';
 export type { BlufioApp, OpenOptions } from './app/index.js';
 export { ObjectStore } from './objects/index.js';

@@ -73,12 +73,26 @@ describe('blufio serve: daemon.json and rpc.token after a SIGKILL', () => {
     assert.deepEqual(closing, { event: 'close', daemon: null, token: null });
   });
 
-  it('readStateFiles says nothing runs when the pid in daemon.json is dead (a SIGKILL left the files)', async () => {
+  it('readStateFiles says nothing runs when no daemon holds the lock (a SIGKILL left the files), whatever the pid in daemon.json', async () => {
     const dir = path.join(tmpDir('blufio-stale-'), 'data');
     const d = await serve({ dir });
+    const file = path.join(dir, 'daemon.json');
+    const withPid = (pid: number): void => fs.writeFileSync(file, JSON.stringify({ ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), pid }));
+    assert.equal(readStateFiles(dir)?.info.port, d.info.port);
+    // A pid that means nothing here (another pid namespace: a container sharing the directory):
+    // the daemon holds its lock, so it runs.
+    withPid(2 ** 22 + 17);
     assert.equal(readStateFiles(dir)?.info.port, d.info.port);
     await d.stop('SIGKILL');
-    assert.ok(fs.existsSync(path.join(dir, 'daemon.json')), 'the files are still there');
+    assert.ok(fs.existsSync(file), 'the files are still there');
+    assert.equal(readStateFiles(dir), undefined);
+    // The dead daemon's pid reused by a live process (here: this one): still nothing runs.
+    withPid(process.pid);
+    assert.equal(readStateFiles(dir), undefined);
+    // Only where the lock file cannot be read does the pid decide.
+    fs.rmSync(path.join(dir, 'daemon.lock'));
+    assert.equal(readStateFiles(dir)?.info.pid, process.pid);
+    withPid(2 ** 22 + 17);
     assert.equal(readStateFiles(dir), undefined);
   });
 });

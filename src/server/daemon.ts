@@ -15,6 +15,9 @@ import { handleRpcBody, type RpcContext } from './rpc.js';
 import { DAEMON_LOCK_FILE, recordedPid, removeStateFiles, TOKEN_FILE, writeStateFiles, type DaemonInfo } from './state-files.js';
 import { UnlockThrottle } from './throttle.js';
 
+/** How long a start waits for daemon.lock: a client's probe holds it for microseconds, a daemon for good. */
+const LOCK_PROBE_GRACE_MS = 250;
+
 export interface DaemonOptions extends Omit<OpenOptions, 'requireVault'> {
   /** Reported by `health`. */
   version?: string;
@@ -64,7 +67,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }
   checkDirSafe(dir);
   let starting = true;
-  const releaseLock = await acquireFileLock(path.join(dir, DAEMON_LOCK_FILE), 0, () => {
+  // Not at once: a client's readStateFiles may be probing the lock for a moment (it takes the
+  // shared lock for microseconds); a running daemon holds it for good.
+  const releaseLock = await acquireFileLock(path.join(dir, DAEMON_LOCK_FILE), LOCK_PROBE_GRACE_MS, () => {
     const pid = recordedPid(dir);
     return new AppError(ErrorCode.SERVER_RUNNING, `another blufio serve${pid === undefined ? '' : ` (pid ${pid})`} is already serving ${dir}`, {
       hint: 'stop it first, or give this one another --data-dir',

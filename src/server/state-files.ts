@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { canonicalJson } from '../dbcrypt/index.js';
+import Database from '../storage/driver.js';
 import { writePrivateFile } from '../storage/files.js';
 
 export const DAEMON_FILE = 'daemon.json';
@@ -42,9 +43,11 @@ export function removeStateFiles(dir: string): void {
 /**
  * What a client needs to call the daemon of `dir`, read in the safe order (rpc.token, then
  * daemon.json); undefined while either is missing (no daemon, or one still starting) and when
- * the pid in daemon.json is not running: a daemon killed with SIGKILL left its files behind, and
- * its port may be anyone's now, who would get the request (its body, a passphrase say) and
- * could answer it. (A pid reused since is not caught: the next start removes the files.)
+ * no daemon holds daemon.lock: a daemon killed with SIGKILL left its files behind, and its port
+ * may be anyone's now, who would get the request (its body, a passphrase say) and could answer
+ * it. The lock says it, not the pid: a pid may have been reused since, or belong to another
+ * pid namespace (a container sharing the directory); the kernel drops the lock with its holder.
+ * Only where the lock file cannot be read does the pid decide.
  */
 export function readStateFiles(dir: string): { token: string; info: DaemonInfo } | undefined {
   let found: { token: string; info: DaemonInfo };
@@ -56,12 +59,33 @@ export function readStateFiles(dir: string): { token: string; info: DaemonInfo }
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+  const held = daemonLockHeld(dir);
+  if (held !== undefined) return held ? found : undefined;
   try {
     process.kill(found.info.pid, 0);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
   }
   return found;
+}
+
+/**
+ * Whether a process holds daemon.lock: a read needs SQLite's shared lock, which the holder's
+ * exclusive lock refuses (SQLITE_BUSY). undefined when the file cannot be opened and read (gone,
+ * not SQLite's, not ours to read). The probe holds the shared lock for microseconds; a daemon
+ * starting meanwhile waits for it (see daemon.ts).
+ */
+export function daemonLockHeld(dir: string): boolean | undefined {
+  let db: InstanceType<typeof Database> | undefined;
+  try {
+    db = new Database(path.join(dir, DAEMON_LOCK_FILE), { readonly: true, fileMustExist: true, timeout: 0 });
+    db.prepare('SELECT count(*) FROM sqlite_schema').get();
+    return false;
+  } catch (err) {
+    return (err as { code?: string }).code === 'SQLITE_BUSY' ? true : undefined;
+  } finally {
+    db?.close();
+  }
 }
 
 /** The pid a running daemon recorded, for the "already running" message; undefined when unreadable. */
