@@ -594,6 +594,23 @@ test('one connect deadline however many addresses a name has, and at most 4 of t
   }
 });
 
+test('of a name with many addresses of one family and one of the other, the other is among the 4 tried (families take turns)', async () => {
+  const v6 = await startServer('::1');
+  // Nothing listens on 127.0.0.8: each A record is refused at once, as on a host whose IPv4 is broken.
+  dnsServer.setZone((name) => (name === 'dual.test' ? { A: Array<string>(6).fill('127.0.0.8'), AAAA: ['::1'] } : undefined));
+  const g = safe({ allowedPrivateIps: ['127.0.0.8', '::1'] });
+  const connects = countConnects('127.0.0.8', v6.port);
+  try {
+    const res = await g.f(`http://dual.test:${v6.port}/hello`);
+    assert.equal(res.status, 200);
+    await res.text();
+    assert.deepEqual(v6.requests, ['GET /hello']);
+    assert.equal(connects.count, 1, 'one IPv4 address tried before the IPv6 one');
+  } finally {
+    connects.stop();
+  }
+});
+
 test('a URL with a user name or password is refused before anything is sent, and no error repeats it', async () => {
   const srv = await startServer('127.0.0.2');
   const g = safe({ allowedPrivateIps: ['127.0.0.2'] });

@@ -36,6 +36,23 @@ interface Target {
  */
 export const MAX_ADDRESSES_TRIED = 4;
 
+/**
+ * The resolver's order, with the two families taking turns from its first address's family on
+ * (RFC 8305, section 4): only the first MAX_ADDRESSES_TRIED are tried, so a name with many A
+ * records and a broken IPv4 route (or the reverse) still gets to its other family.
+ */
+export function interleaveFamilies<T extends { addr: Address }>(targets: readonly T[]): T[] {
+  const first = targets[0]?.addr.kind();
+  const same = targets.filter((t) => t.addr.kind() === first);
+  const other = targets.filter((t) => t.addr.kind() !== first);
+  const out: T[] = [];
+  for (let i = 0; i < Math.max(same.length, other.length); i++) {
+    if (i < same.length) out.push(same[i]!);
+    if (i < other.length) out.push(other[i]!);
+  }
+  return out;
+}
+
 /** Failures of the TCP attempt itself, after which the host's next checked address is worth a try. */
 const NEXT_ADDRESS_CODES = new Set([
   'ECONNREFUSED',
@@ -124,7 +141,7 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
     if (targets.length === 0) {
       return Object.assign(new Error(`${host} did not resolve to any address`), { code: 'ENOTFOUND', hostname: host });
     }
-    return targets;
+    return interleaveFamilies(targets);
   }
 
   return function connect(opts, cb) {
