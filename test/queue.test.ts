@@ -777,3 +777,138 @@ describe('queue: edge cases found in review', () => {
     }
   });
 });
+
+describe('queue: what a second review found', () => {
+  it('handBack leaves a lease that ended alone, swept or not: its attempt stays counted', async () => {
+    const app = await open();
+    try {
+      const id = await app.queue.enqueue('hb', 1, { maxAttempts: 1 });
+      const [job] = await app.queue.claim('hb', { leaseMs: 100 });
+      await sleep(150);
+      assert.equal(await app.queue.handBack([job!]), 0);
+      await app.queue.sweep();
+      assert.equal((await app.queue.get(id)).state, 'dead', 'the last attempt was used: not revived');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a worker that stops hands its jobs back in their places: the queue keeps its order', async () => {
+    const app = await open();
+    try {
+      for (let i = 1; i <= 6; i++) {
+        await app.queue.enqueue('order', i);
+        await sleep(3);
+      }
+      let started = 0;
+      const w = app.queue.work('order', () => {
+        started++;
+        return new Promise<void>(() => undefined);
+      }, { concurrency: 1, prefetch: 4, stopGraceMs: 0 });
+      while (started === 0) await sleep(10);
+      await sleep(50);
+      await w.stop();
+      assert.ok(w.counts.released >= 2, JSON.stringify(w.counts));
+      const order: unknown[] = [];
+      for (;;) {
+        const [job] = await app.queue.claim('order');
+        if (job === undefined) break;
+        order.push(job.payload);
+        await app.queue.ack(job.id, job.leaseToken);
+      }
+      assert.deepEqual(order, [1, 2, 3, 4, 5, 6]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a worker never starts a job it held past its lease (the event loop was busy): it is lost, and runs again later', async () => {
+    const app = await open();
+    try {
+      await app.queue.enqueue('busy', 'A');
+      await app.queue.enqueue('busy', 'B');
+      const starts: { payload: unknown; at: number; leaseUntil: number }[] = [];
+      const w = app.queue.work('busy', (job) => {
+        starts.push({ payload: job.payload, at: Date.now(), leaseUntil: job.leaseUntil });
+        if (job.payload === 'A' && job.attempts === 1) {
+          const t = Date.now();
+          while (Date.now() - t < 400); // B, claimed ahead, waits past its 150 ms lease
+        }
+      }, { concurrency: 1, prefetch: 1, leaseMs: 150, pollMs: 20 });
+      for (let i = 0; i < 200 && (await app.queue.stats('busy')).completed < 2; i++) await sleep(20);
+      await w.stop();
+      assert.equal((await app.queue.stats('busy')).completed, 2);
+      assert.ok(w.counts.lost >= 1, JSON.stringify(w.counts));
+      for (const s of starts) assert.ok(s.at < s.leaseUntil, `${String(s.payload)} started ${s.at - s.leaseUntil} ms after its lease ended`);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a handler that returns an object whose then getter throws, or throws a Proxy whose traps throw, fails its job and nothing else', async () => {
+    const app = await open();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const hostile = [
+        () => ({ get then(): never { throw new Error('then getter'); } }),
+        () => { throw new Proxy({}, { getPrototypeOf() { throw new Error('trap'); } }); },
+        () => { throw new Proxy({}, { get() { throw new Error('trap'); } }); },
+      ];
+      for (const [i, handler] of hostile.entries()) {
+        const id = await app.queue.enqueue(`hostile${i}`, i, { maxAttempts: 1 });
+        const w = app.queue.work(`hostile${i}`, handler);
+        for (let n = 0; n < 100 && (await app.queue.get(id)).state !== 'dead'; n++) await sleep(20);
+        await w.stop();
+        assert.equal((await app.queue.get(id)).state, 'dead', `handler ${i}`);
+      }
+      await sleep(50);
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await app.close();
+    }
+  });
+
+  it('a payload that redaction makes longer must still fit max_payload_bytes once stored', async () => {
+    const dir = tmpDir();
+    const configPath = path.join(dir, 'blufio.toml');
+    fs.writeFileSync(configPath, '[queue]\nmax_payload_bytes = 1048576\n');
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), configPath, logger: silentLogger(), passphrase: 'queue review passphrase' });
+    try {
+      await app.vault.set('tool.pin', 'hunter22');
+      const unit = 'hunter22 ';
+      const near = unit.repeat(Math.floor((1048576 - 2) / unit.length));
+      await rejects(app.queue.enqueue('grow', near), 'KC_INVALID_INPUT', /once the secrets in it are redacted; the limit is 1048576/);
+      await rejects(app.queue.enqueueMany('grow', [{ payload: 1 }, { payload: near }]), 'KC_INVALID_INPUT', /batch item 1/);
+      assert.equal((await app.queue.stats('grow')).pending, 0, 'nothing stored');
+      const half = unit.repeat(Math.floor(400_000 / unit.length));
+      const id = await app.queue.enqueue('grow', half);
+      assert.ok(!JSON.stringify((await app.queue.get(id)).payload).includes('hunter22'));
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('stats come from one snapshot: the counts add up while a worker runs', async () => {
+    const app = await open();
+    try {
+      const total = 3000;
+      for (let i = 0; i < total; i += 1000) await app.queue.enqueueMany('snap', Array.from({ length: 1000 }, (_, j) => ({ payload: i + j })));
+      const w = app.queue.work('snap', () => undefined, { concurrency: 8 });
+      const torn: string[] = [];
+      for (let n = 0; n < 400; n++) {
+        const s = await app.queue.stats('snap');
+        const sum = s.pending + s.delayed + s.running + s.completed + s.dead;
+        if (sum !== total) torn.push(JSON.stringify(s));
+        if (s.completed === total) break;
+        await new Promise((r) => setImmediate(r));
+      }
+      await w.stop();
+      assert.deepEqual(torn, []);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -116,6 +116,31 @@ describe('blufio serve: crashes and shutdown', () => {
     assert.equal((await again.stop()).code, 0);
   });
 
+  it('a job claimed over RPC stays with its client across restarts of the daemon (SIGTERM, SIGKILL); queue_extend renews it', async () => {
+    const d = await serve();
+    await d.call('queue_enqueue', { queue: 'held', payload: 1 });
+    const [job] = (await d.call('queue_claim', { queue: 'held', leaseMs: 600_000 })).result as { id: string; leaseToken: string }[];
+    assert.ok(job !== undefined);
+    await d.stop('SIGTERM');
+    const second = await serve({ dir: d.dir });
+    // The daemon that leased it is gone, but the client holding it is not: nobody else gets it.
+    assert.deepEqual((await second.call('queue_claim', { queue: 'held' })).result, []);
+    await second.stop('SIGKILL');
+    const third = await serve({ dir: d.dir });
+    try {
+      assert.deepEqual((await third.call('queue_claim', { queue: 'held' })).result, []);
+      const extended = await third.call('queue_extend', { id: job.id, leaseToken: job.leaseToken, leaseMs: 5_000 });
+      assert.equal(typeof extended.result, 'number', JSON.stringify(extended));
+      assert.ok((extended.result as number) <= Date.now() + 5_000);
+      const forged = await third.call('queue_extend', { id: job.id, leaseToken: 'A'.repeat(16), leaseMs: 5_000 });
+      assert.equal((forged.error as { data?: { code?: string } }).data?.code, 'KC_QUEUE_LEASE_LOST');
+      assert.equal((await third.call('queue_ack', { id: job.id, leaseToken: job.leaseToken })).error, undefined);
+      assert.equal(((await third.call('queue_stats', { queue: 'held' })).result as { completed: number }).completed, 1);
+    } finally {
+      await third.stop();
+    }
+  });
+
   it('SIGTERM under load: calls in flight finish, exit 0, and the database is one self-contained file', async () => {
     const d = await serve();
     const sessionId = (await d.call('session_create', { channel: 'load' })).result.id as string;

@@ -65,7 +65,9 @@ export { ENVELOPE_BYTES };
  * the queue kept) before failing.
  */
 async function claimWithin(app: BlufioApp, p: Params, maxBytes: number): Promise<unknown> {
-  const jobs = await app.queue.claim(p.queue as string, { ...pick(p, ['leaseMs', 'limit']), maxBytes });
+  // Detached: the client holds the lease, not the daemon, so a restart of the daemon must not
+  // return it to pending while the client still works on the job; it ends at its deadline.
+  const jobs = await app.queue.claim(p.queue as string, { ...pick(p, ['leaseMs', 'limit']), maxBytes, detached: true });
   let fit = 0;
   let bytes = 2; // []
   for (const job of jobs) {
@@ -213,6 +215,10 @@ export const METHODS: Readonly<Record<string, Method>> = {
       await app.queue.ack(p.id as string, p.leaseToken as string);
       return null;
     },
+  },
+  queue_extend: {
+    params: { id: true, leaseToken: true, leaseMs: true },
+    run: ({ app }, p) => app.queue.extendLease(p.id as string, p.leaseToken as string, p.leaseMs as number),
   },
   queue_fail: {
     params: { id: true, leaseToken: true, error: false, retryable: false, retryAfterMs: false },

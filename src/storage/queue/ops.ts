@@ -45,6 +45,8 @@ export interface ClaimArgs {
    */
   maxBytes: number | null;
   jobBytes: number;
+  /** No owner recorded: the lease ends only at its deadline (see ClaimOptions.detached). */
+  detached: boolean;
 }
 
 /** A claimed job's row; the payload is read by the caller on its own connection, off the writer. */
@@ -176,14 +178,14 @@ function claim(ctx: WriterContext, a: ClaimArgs): ClaimResult {
                           ORDER BY priority DESC, run_at LIMIT ?)
              RETURNING no, attempts, max_attempts, priority, run_at, created_at, last_error`,
           )
-          .all(token, leaseUntil, ctx.owner, qno, now, a.limit)
+          .all(token, leaseUntil, a.detached ? null : ctx.owner, qno, now, a.limit)
       : ctx
           .stmt(
             `UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?, lease_until = ?, lease_owner = ?
              WHERE no IN (SELECT value FROM json_each(?))
              RETURNING no, attempts, max_attempts, priority, run_at, created_at, last_error`,
           )
-          .all(token, leaseUntil, ctx.owner, JSON.stringify(claimWithin(ctx, a, qno, now)))
+          .all(token, leaseUntil, a.detached ? null : ctx.owner, JSON.stringify(claimWithin(ctx, a, qno, now)))
   ) as (ClaimedRow & { run_at: number })[];
   // RETURNING comes in no particular order: hand jobs out in the order they were chosen.
   rows.sort((x, y) => y.priority - x.priority || x.run_at - y.run_at || x.no - y.no);
@@ -354,12 +356,15 @@ function release(ctx: WriterContext, a: LeaseRef): null {
  * A job whose lease has meanwhile been swept or re-claimed is left alone. Returns how many went back.
  */
 function handBack(ctx: WriterContext, a: { token: string; jobs: JobRef[] }): number {
+  // A lease past its deadline is no longer this token's to give back, swept or not: its attempt
+  // counted (on a last attempt, the job is dead at the next sweep).
   const stmt = ctx.stmt(
     `UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0), lease_token = NULL, lease_until = NULL, lease_owner = NULL
-     WHERE no = ? AND created_at = ? AND state = 'running' AND lease_token = ?`,
+     WHERE no = ? AND created_at = ? AND state = 'running' AND lease_token = ? AND lease_until > ?`,
   );
+  const now = Date.now();
   let n = 0;
-  for (const j of a.jobs) n += stmt.run(j.no, j.createdAt, a.token).changes;
+  for (const j of a.jobs) n += stmt.run(j.no, j.createdAt, a.token, now).changes;
   return n;
 }
 

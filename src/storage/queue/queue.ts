@@ -25,6 +25,7 @@ import {
   checkInt,
   checkKey,
   checkLease,
+  checkPayloadBytes,
   checkQueueName,
   encodePayload,
   errorText,
@@ -131,8 +132,11 @@ export class Queue {
 
   private encode(payload: unknown, o: EnqueueOptions | undefined): EncodedItem {
     const opts = optionsObject(o, 'enqueue options');
+    const text = encodePayload(payload, this.settings.maxPayloadBytes);
+    const stored = scrubJson(this.scrub, text, 'payload');
+    if (stored.length > text.length) checkPayloadBytes(stored, this.settings.maxPayloadBytes, ' once the secrets in it are redacted');
     return {
-      payload: scrubJson(this.scrub, encodePayload(payload, this.settings.maxPayloadBytes), 'payload'),
+      payload: stored,
       delayMs: checkDelay(opts.delayMs, 'delayMs'),
       priority: checkInt(opts.priority, 'priority', -MAX_PRIORITY, MAX_PRIORITY, 0),
       maxAttempts: checkInt(opts.maxAttempts, 'maxAttempts', 1, MAX_ATTEMPTS, this.settings.defaultMaxAttempts),
@@ -184,7 +188,9 @@ export class Queue {
     const leaseMs = checkLease(opts.leaseMs, this.settings.defaultLeaseMs);
     const limit = checkLimit(opts.limit, 'limit', 1, MAX_CLAIM);
     const maxBytes = opts.maxBytes === undefined ? null : checkLimit(opts.maxBytes, 'maxBytes', 0, Number.MAX_SAFE_INTEGER);
-    const r = await this.writer.run('queue.claim', { queue: name, leaseMs, limit, maxBytes, jobBytes: jobBytes(name) });
+    if (opts.detached !== undefined && typeof opts.detached !== 'boolean') throw new AppError(ErrorCode.INVALID_INPUT, 'detached must be true or false');
+    const detached = opts.detached === true;
+    const r = await this.writer.run('queue.claim', { queue: name, leaseMs, limit, maxBytes, jobBytes: jobBytes(name), detached });
     try {
       return this.read(() => this.jobsFromClaim(name, r));
     } catch (err) {
@@ -351,7 +357,8 @@ export class Queue {
     const out: QueueStats = { queue: name, pending: 0, delayed: 0, running: 0, completed: 0, dead: 0, oldestPendingAgeMs: 0 };
     if (no === undefined) return out;
     const now = Date.now();
-    return this.read(() => {
+    // One read transaction: the five counts from one snapshot, so they add up while workers run.
+    return this.read(() => this.reader.transaction(() => {
       // Due means pending, or waiting past its time and not yet moved by a claim.
       const p = this.s.pending!.get(no) as { n: number; oldest: number | null };
       const w = this.s.waiting!.get({ now, no }) as { due: number; delayed: number; oldest: number | null };
@@ -363,7 +370,7 @@ export class Queue {
       out.completed = this.s.completed!.get(no) as number;
       out.dead = this.s.dead!.get(no) as number;
       return out;
-    });
+    })());
   }
 
   /**

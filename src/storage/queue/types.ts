@@ -31,6 +31,12 @@ export interface ClaimOptions {
    * queue_claim by [server] max_response_bytes this way.
    */
   maxBytes?: number;
+  /**
+   * The lease is held outside this process (the daemon's RPC clients hold what queue_claim
+   * gives them): it ends only at its deadline, never because this process exited. By default a
+   * lease is this process's, and returns to pending as soon as the process is seen gone.
+   */
+  detached?: boolean;
 }
 
 /** A claimed job: yours until `leaseUntil`, for calls that carry `leaseToken`. */

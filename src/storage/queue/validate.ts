@@ -51,17 +51,25 @@ export function encodePayload(value: unknown, maxBytes: number): string {
     throw bad(`the payload (${typeof value}) has no JSON form`, 'pass plain data: objects, arrays, strings, numbers, booleans, null');
   }
   // JSON.stringify escapes lone surrogates, so the text is always well formed; only its size matters.
-  if (text.length * 3 > maxBytes) {
-    const bytes = Buffer.byteLength(text, 'utf8');
-    if (bytes > maxBytes) {
-      throw bad(`the payload is ${bytes} bytes as JSON; the limit is ${maxBytes}`, 'put large data in a file or a message and enqueue a reference to it, or raise queue.max_payload_bytes');
-    }
-  }
+  checkPayloadBytes(text, maxBytes, '');
   // Deeper than the limit takes more than twice as many brackets: short payloads need no scan.
   if (text.length > 2 * MAX_JSON_DEPTH && jsonDepth(text) > MAX_JSON_DEPTH) {
     throw bad(`the payload is nested more than ${MAX_JSON_DEPTH} levels deep`);
   }
   return text;
+}
+
+/**
+ * The stored payload fits in `maxBytes` (as UTF-8). Checked again after redaction, which may
+ * lengthen it (an 8-character secret becomes `[REDACTED:vault]`): a stored payload past the
+ * limit would not fit in a claim's answer, and would block its queue for every bounded claim.
+ */
+export function checkPayloadBytes(text: string, maxBytes: number, when: string): void {
+  if (text.length * 3 <= maxBytes) return;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) {
+    throw bad(`the payload is ${bytes} bytes as JSON${when}; the limit is ${maxBytes}`, 'put large data in a file or a message and enqueue a reference to it, or raise queue.max_payload_bytes');
+  }
 }
 
 export function checkKey(value: unknown): string | null {

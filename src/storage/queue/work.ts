@@ -90,16 +90,23 @@ interface Held {
  * job leased until its deadline, its error lost).
  */
 function failOptions(err: unknown): FailOptions {
-  const o: FailOptions = { error: err };
-  if (err instanceof Error) {
-    const e = err as Error & { retryable?: unknown; retryAfterMs?: unknown };
-    if (e.retryable === false) o.retryable = false;
-    if (typeof e.retryAfterMs === 'number' && !Number.isNaN(e.retryAfterMs)) {
-      o.retryAfterMs = Math.min(MAX_DELAY_MS, Math.max(0, Math.round(e.retryAfterMs)));
+  try {
+    const o: FailOptions = { error: err };
+    if (err instanceof Error) {
+      const e = err as Error & { retryable?: unknown; retryAfterMs?: unknown };
+      if (e.retryable === false) o.retryable = false;
+      if (typeof e.retryAfterMs === 'number' && !Number.isNaN(e.retryAfterMs)) {
+        o.retryAfterMs = Math.min(MAX_DELAY_MS, Math.max(0, Math.round(e.retryAfterMs)));
+      }
     }
+    return o;
+  } catch {
+    // A thrown Proxy whose traps throw: recorded as a failure all the same.
+    return { error: UNREADABLE_ERROR };
   }
-  return o;
 }
+
+const UNREADABLE_ERROR = 'the handler failed with a value that cannot be read';
 
 /** setTimeout fires at once for a delay past 2^31-1 ms (24.8 days); longer waits re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -179,7 +186,13 @@ export class QueueWorker {
 
   private pump(): void {
     if (this.stopping !== undefined) return;
-    while (this.running.size < this.concurrency && this.buffer.length > 0) this.start(this.buffer.shift()!);
+    while (this.running.size < this.concurrency && this.buffer.length > 0) {
+      const next = this.buffer.shift()!;
+      // Held past its deadline (the event loop was busy, the machine slept): another worker may
+      // be running it already, so it is not started here.
+      if (next.job.leaseUntil <= Date.now()) this.lose(next);
+      else this.start(next);
+    }
     if (this.claiming !== undefined || this.drained) return;
     const held = this.running.size + this.buffer.length;
     // Refill when a slot is free, or the prefetched jobs are half gone: claims stay batched.
@@ -220,13 +233,16 @@ export class QueueWorker {
     held.ctx = new JobContext();
     this.running.add(held);
     let result: unknown;
+    let thenable: boolean;
     try {
       result = this.handler(held.job, held.ctx);
+      // Inside the try: a returned object's `then` may be a getter that throws.
+      thenable = result instanceof Promise || (typeof result === 'object' && result !== null && typeof (result as PromiseLike<unknown>).then === 'function');
     } catch (err) {
       this.finish(held, false, err);
       return;
     }
-    if (result instanceof Promise || (typeof result === 'object' && result !== null && typeof (result as PromiseLike<unknown>).then === 'function')) {
+    if (thenable) {
       Promise.resolve(result).then(
         () => this.finish(held, true, undefined),
         (err: unknown) => this.finish(held, false, err),
@@ -368,13 +384,27 @@ export class QueueWorker {
     this.log.warn({ queue: this.name, job: held.job.id }, 'a lease was lost before its job finished; the job will run again');
   }
 
-  /** Hands jobs back unfinished, each as if it had not been claimed. */
+  /**
+   * Hands jobs back unfinished, each as if it had not been claimed: its attempt not counted and
+   * its place in the queue kept (a stop must not send the head of the queue to the back). One
+   * whose lease ended meanwhile is not this worker's to give back: counted as lost.
+   */
   private handBack(list: Held[]): void {
-    for (const held of list) {
-      if (held.gone) continue;
-      held.gone = true;
-      this.track(this.queue.release(held.job.id, held.job.leaseToken), held, 'released');
-    }
+    const mine = list.filter((held) => !held.gone);
+    if (mine.length === 0) return;
+    for (const held of mine) held.gone = true;
+    this.writes++;
+    this.queue.handBack(mine.map((held) => held.job)).then(
+      (n) => {
+        this.counts.released += n;
+        this.counts.lost += mine.length - n;
+        this.writeSettled();
+      },
+      (err: unknown) => {
+        for (const held of mine) this.writeFailed(held, err);
+        this.writeSettled();
+      },
+    );
   }
 
   /**
