@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from '../storage/driver.js';
 import { AppError, ErrorCode } from '../errors/index.js';
-import { FILE_MODE } from '../storage/files.js';
+import { createLockFile, tryFileLock } from '../storage/file-lock.js';
 import { ioError } from './manifest.js';
 
 export const LOCK_FILE = 'vault.lock';
@@ -33,31 +32,19 @@ export function acquireVaultLock(dir: string, timeoutMs: number): Promise<() => 
  */
 export async function acquireFileLock(file: string, timeoutMs: number, busy: () => AppError): Promise<() => void> {
   try {
-    fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, FILE_MODE));
+    createLockFile(file);
   } catch (err) {
     throw ioError(`cannot create ${file}`, err);
   }
   const deadline = Date.now() + Math.max(0, timeoutMs);
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    let db: InstanceType<typeof Database> | undefined;
+    let release: (() => void) | undefined;
     try {
-      db = new Database(file, { fileMustExist: true, timeout: 0 });
-      // No content, so no journal: nothing is left beside the lock file while it is held.
-      db.pragma('journal_mode = OFF');
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.exec('BEGIN EXCLUSIVE');
-      db.exec('COMMIT');
-      let released = false;
-      const held = db;
-      return () => {
-        if (released) return;
-        released = true;
-        held.close();
-      };
+      release = tryFileLock(file);
     } catch (err) {
-      db?.close();
-      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw lockFileError(file, err);
+      throw lockFileError(file, err);
     }
+    if (release !== undefined) return release;
     if (Date.now() >= deadline) throw busy();
     await new Promise((r) => setTimeout(r, wait));
   }

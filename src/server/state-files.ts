@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { canonicalJson } from '../dbcrypt/index.js';
-import Database from '../storage/driver.js';
+import { fileLockHeld } from '../storage/file-lock.js';
 import { writePrivateFile } from '../storage/files.js';
 
 export const DAEMON_FILE = 'daemon.json';
@@ -69,23 +69,9 @@ export function readStateFiles(dir: string): { token: string; info: DaemonInfo }
   return found;
 }
 
-/**
- * Whether a process holds daemon.lock: a read needs SQLite's shared lock, which the holder's
- * exclusive lock refuses (SQLITE_BUSY). undefined when the file cannot be opened and read (gone,
- * not SQLite's, not ours to read). The probe holds the shared lock for microseconds; a daemon
- * starting meanwhile waits for it (see daemon.ts).
- */
+/** Whether a process holds daemon.lock (see fileLockHeld); a daemon starting meanwhile waits for the probe (see daemon.ts). */
 export function daemonLockHeld(dir: string): boolean | undefined {
-  let db: InstanceType<typeof Database> | undefined;
-  try {
-    db = new Database(path.join(dir, DAEMON_LOCK_FILE), { readonly: true, fileMustExist: true, timeout: 0 });
-    db.prepare('SELECT count(*) FROM sqlite_schema').get();
-    return false;
-  } catch (err) {
-    return (err as { code?: string }).code === 'SQLITE_BUSY' ? true : undefined;
-  } finally {
-    db?.close();
-  }
+  return fileLockHeld(path.join(dir, DAEMON_LOCK_FILE));
 }
 
 /** The pid a running daemon recorded, for the "already running" message; undefined when unreadable. */
