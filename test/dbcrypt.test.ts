@@ -56,9 +56,12 @@ async function plaintextVault(messages = 50): Promise<{ dir: string; sessionId: 
   return { dir, sessionId: s.id };
 }
 
-/** The directory's files, sorted, without the lock file every vault directory gets (vault.lock). */
+/**
+ * The directory's files, sorted, without the lock file every vault directory gets (vault.lock)
+ * and the directory of owners' lock files that a killed process leaves (blufio.db.owners).
+ */
 function files(dir: string): string[] {
-  return fs.readdirSync(dir).filter((n) => n !== 'vault.lock').sort();
+  return fs.readdirSync(dir).filter((n) => n !== 'vault.lock' && n !== 'blufio.db.owners').sort();
 }
 
 /** No file in the directory holds the marker (the database, its WAL, leftovers, the manifest). */

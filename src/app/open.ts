@@ -5,6 +5,7 @@ import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, takeSecre
 import { createLogger, withRedaction, type Logger } from '../log/index.js';
 import { Redactor } from '../redact/index.js';
 import {
+  ownersDir,
   Storage,
   type BackupOptions,
   type BackupReport,
@@ -245,6 +246,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     log,
     scrub,
     lockTimeoutMs: config.storage.lockTimeoutMs,
+    ownersDir: ownersDir(config.databasePath),
   });
   const safeFetch = createSafeFetch({ allowedPrivateIps: config.security.allowedPrivateIps, logger: log });
   // lock, unlock and close run one at a time: an unlock racing a lock must not leave a database

@@ -25,6 +25,8 @@ export interface GcInput {
   cutoff: number;
   /** This store's owner token, and its puts in progress. */
   owner: string;
+  /** Where owners' lock files are. */
+  ownersDir: string;
   inFlight: ReadonlySet<string>;
   log: Logger;
 }
@@ -42,7 +44,7 @@ async function sweepTemps(g: GcInput): Promise<number> {
     const owner = tempOwner(name);
     // Only what a put writes: a file named the way a put names it. Anything else is left alone.
     if (g.inFlight.has(file) || owner === undefined || !isPlainFile(file)) continue;
-    let dead = owner === g.owner || !isOwnerAlive(owner);
+    let dead = owner === g.owner || !isOwnerAlive(owner, g.ownersDir);
     if (!dead) {
       try {
         dead = Date.now() - fs.statSync(file).mtimeMs > ABANDONED_MS;

@@ -17,11 +17,12 @@ import {
   isOwnDir,
   listDir,
   makeDir,
-  newOwnerToken,
+  holdOwner,
   OBJECT_REF,
   TMP_DIR,
   tempName,
   trashPath,
+  type HeldOwner,
   type ObjectRow,
   type ObjectRows,
   type Scrubber,
@@ -88,6 +89,8 @@ export interface ObjectStoreDeps {
   log: Logger;
   scrub: Scrubber;
   lockTimeoutMs: number;
+  /** Where owners' lock files are (the database's: see ownersDir). */
+  ownersDir: string;
   /** Tests: a smaller chunk for encrypted objects. */
   chunkLog2?: number;
 }
@@ -126,7 +129,9 @@ function options<T extends object>(opts: T | null | undefined, what: string): Pa
  * written.
  */
 export class ObjectStore {
-  private readonly owner = newOwnerToken();
+  /** Names this store's temporary files; held, so that a gc elsewhere sees them as a live put's. */
+  private readonly held: HeldOwner;
+  private readonly owner: string;
   /** Temporary files of puts running in this store: gc leaves them alone. */
   private readonly inFlight = new Set<string>();
   /** Puts in progress, and whether each encrypts (so holds keys from the vault). */
@@ -140,6 +145,8 @@ export class ObjectStore {
   private cached: { sig: string; manifest: Manifest } | undefined;
 
   constructor(private readonly d: ObjectStoreDeps) {
+    this.held = holdOwner(d.ownersDir);
+    this.owner = this.held.token;
     // Locking the vault stops everything that holds a key derived from it: encrypting puts
     // fail (their temporary files removed), decrypting streams end in an error; their keys
     // are zeroed as they stop.
@@ -434,7 +441,7 @@ export class ObjectStore {
     const grace = checkInt(opts.graceMs, 'graceMs', 0, 100 * 365 * 86_400_000, this.d.settings.gcGraceMs, ' ms');
     const dir = this.dir;
     return this.track(
-      collectGarbage({ rows: this.d.rows, dir, cutoff: Date.now() - grace, owner: this.owner, inFlight: this.inFlight, log: this.d.log }).catch((err: unknown) => {
+      collectGarbage({ rows: this.d.rows, dir, cutoff: Date.now() - grace, owner: this.owner, ownersDir: this.d.ownersDir, inFlight: this.inFlight, log: this.d.log }).catch((err: unknown) => {
         throw fileError(`collecting garbage in ${dir}`, err);
       }),
     );
@@ -515,5 +522,6 @@ export class ObjectStore {
     this.closed = true;
     this.stopAll(false, () => new AppError(ErrorCode.DB_CLOSED, 'the app was closed while an object was being read or written'));
     await Promise.allSettled([...this.running]);
+    this.held.release();
   }
 }

@@ -99,7 +99,7 @@ export function markInterrupted(ctx: WriterContext): number {
   const now = Date.now();
   ctx.forget();
   for (const owner of owners) {
-    if (owner === ctx.owner || isOwnerAlive(owner)) continue;
+    if (owner === ctx.owner || isOwnerAlive(owner, ctx.ownersDir)) continue;
     n += ctx
       .stmt("UPDATE sessions SET state = 'interrupted', owner = NULL, updated_at = ? WHERE state = 'active' AND owner = ?")
       .run(now, owner).changes;

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { BlufioConfig } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { ensureDatabaseFile, ensurePrivateDir, preflight, tightenModes } from './files.js';
-import { newOwnerToken } from './liveness.js';
+import { holdOwner, ownersDir, removeStaleOwnerLocks, type HeldOwner } from './liveness.js';
 import { runBackup, runCheck, type BackupReport, type CheckReport } from './maintenance/index.js';
 import { Messages } from './messages.js';
 import { Queue } from './queue/queue.js';
@@ -45,14 +45,14 @@ export class Storage {
     private readonly reader: Db,
     private readonly writer: WriterClient,
     readonly openInfo: ReadyInfo,
-    owner: string,
+    private readonly owner: HeldOwner,
     log: Logger,
     scrub: Scrubber,
     private readonly cipherKey: string | undefined,
   ) {
     this.sessions = new Sessions(reader, writer, scrub);
     this.messages = new Messages(reader, writer, config.storage.maxMessageBytes, scrub);
-    this.queue = new Queue(reader, writer, config.queue, owner, log, scrub);
+    this.queue = new Queue(reader, writer, config.queue, owner.token, ownersDir(config.databasePath), log, scrub);
     this.vaultRows = new VaultRows(reader, writer);
     this.objectRows = new ObjectRows(reader, writer);
   }
@@ -70,18 +70,29 @@ export class Storage {
     }
     preflight(file);
     ensureDatabaseFile(file);
-    const owner = newOwnerToken();
-    const { client, info } = await WriterClient.start(
-      { databasePath: file, durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, owner, ...key },
-      log,
-    );
+    const owner = holdOwner(ownersDir(file));
+    let client: WriterClient;
+    let info: ReadyInfo;
     let reader: Db;
+    try {
+      ({ client, info } = await WriterClient.start(
+        { databasePath: file, durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, owner: owner.token, ...key },
+        log,
+      ));
+    } catch (err) {
+      owner.release();
+      throw err;
+    }
     try {
       reader = openConnection(file, { durability: config.storage.durability, lockTimeoutMs: config.storage.lockTimeoutMs, queryOnly: true, ...key });
     } catch (err) {
       await client.close();
+      owner.release();
       throw err;
     }
+    // Best effort, after this process's own sweep has judged their owners dead.
+    const stale = removeStaleOwnerLocks(ownersDir(file));
+    if (stale > 0) log.debug({ count: stale }, 'removed the lock files of owners that died');
     // SQLite created -wal/-shm with the database file's mode; make sure of it anyway.
     tightenModes(file);
     if (info.migrationsApplied.length > 0) log.info({ file, applied: info.migrationsApplied, version: info.schemaVersion }, 'database migrated');
@@ -142,6 +153,10 @@ export class Storage {
     await this.queue.close();
     await Promise.allSettled([...this.tasks]);
     this.reader.close();
-    await this.writer.close();
+    try {
+      await this.writer.close();
+    } finally {
+      this.owner.release();
+    }
   }
 }

@@ -153,7 +153,7 @@ export function sweepLeases(ctx: WriterContext): SweepResult {
   const out = returnExpired(ctx, now);
   const owners = ctx.stmt("SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running'").pluck().all() as (string | null)[];
   for (const owner of owners) {
-    if (owner === null || owner === ctx.owner || isOwnerAlive(owner)) continue;
+    if (owner === null || owner === ctx.owner || isOwnerAlive(owner, ctx.ownersDir)) continue;
     const r = returnLeases(ctx, 'lease_owner = ?', owner, OWNER_GONE_MESSAGE, now);
     out.returned += r.returned;
     out.dead += r.dead;

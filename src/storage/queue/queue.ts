@@ -89,6 +89,8 @@ export class Queue {
     private readonly writer: WriterClient,
     readonly settings: QueueSettings,
     private readonly owner: string,
+    /** Where owners' lock files are (see liveness.ts). */
+    private readonly ownersDir: string,
     private readonly log: Logger,
     private readonly scrub: Scrubber = NO_SCRUB,
   ) {
@@ -437,7 +439,7 @@ export class Queue {
   private async housekeep(): Promise<void> {
     const now = Date.now();
     const owners = this.read(() => this.s.owners!.all() as (string | null)[]);
-    const ownerGone = owners.some((o) => o !== null && o !== this.owner && !isOwnerAlive(o));
+    const ownerGone = owners.some((o) => o !== null && o !== this.owner && !isOwnerAlive(o, this.ownersDir));
     if (ownerGone || this.read(() => this.s.expired!.get(now)) !== undefined) {
       const r = await this.writer.run('queue.sweep', null);
       if (r.returned + r.dead > 0) {

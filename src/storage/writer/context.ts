@@ -13,6 +13,8 @@ export class WriterContext {
   constructor(
     readonly db: Db,
     readonly owner: string,
+    /** Where owners' lock files are (see liveness.ts). */
+    readonly ownersDir: string,
   ) {}
 
   stmt(sql: string): Statement {

@@ -9,6 +9,7 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { AppError, ErrorCode } from '../../errors/index.js';
 import { MIGRATIONS, runMigrations } from '../migrations/index.js';
 import { sweepLeases } from '../queue/ops.js';
+import { ownersDir } from '../liveness.js';
 import { markInterrupted } from '../session-ops.js';
 import { openConnection, type Db } from '../sqlite.js';
 import { isSqliteError, toAppError } from '../sqlite-errors.js';
@@ -64,7 +65,7 @@ function start(): void {
     ...(init.cipherKey === undefined ? {} : { cipherKey: init.cipherKey }),
   });
   opened = db;
-  ctx = new WriterContext(db, init.owner);
+  ctx = new WriterContext(db, init.owner, ownersDir(init.databasePath));
   const migrated = runMigrations(db, MIGRATIONS, init.databasePath, Date.now);
   const interrupted = runTransaction(() => markInterrupted(ctx));
   const recoveredJobs = runTransaction(() => sweepLeases(ctx));
