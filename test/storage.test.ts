@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from '../src/storage/driver.js';
 import { openBlufio, type BlufioApp } from '../src/index.js';
-import { cleanEnv, fixture, run, silentLogger, tmpDir } from './helpers/index.js';
+import { cleanEnv, fixture, run, runCli, silentLogger, tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
 
 async function open(dataDir: string, durability: 'full' | 'normal' = 'full'): Promise<BlufioApp> {
@@ -317,6 +318,49 @@ describe('after close', () => {
     const again = await open(dir);
     assert.equal(await again.messages.count(s.id), 200);
     await again.close();
+  });
+});
+
+describe('a full disk at close', () => {
+  it('a checkpoint that finds no room is logged, the file is released and close resolves; a CLI command still answers', async (t) => {
+    const mnt = path.join(tmpDir(), 'small');
+    fs.mkdirSync(mnt);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]).status !== 0) return t.skip('mounting needs privileges this run does not have');
+    try {
+      const data = path.join(mnt, 'data');
+      const { logger, lines } = memoryLogger('warn');
+      const app = await openBlufio({ dataDir: data, durability: 'full', logger, env: {} });
+      const s = await app.sessions.create({});
+      // Fill the disk with commits that all live in the WAL; then free less room than folding
+      // the WAL into the database file needs.
+      const ballast = path.join(mnt, 'ballast');
+      fs.writeFileSync(ballast, Buffer.alloc(512 * 1024));
+      let acked = 0;
+      for (let round = 0; round < 40; round++) {
+        const rs = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => app.messages.append(s.id, { role: 'user', content: `${round}-${i} ${'z'.repeat(4000)}` })));
+        for (const r of rs) {
+          if (r.status === 'fulfilled') acked++;
+          else assert.equal((r.reason as { code?: string }).code, 'KC_DB_FULL');
+        }
+      }
+      fs.rmSync(ballast);
+      await app.messages.append(s.id, { role: 'user', content: 'after freeing space' });
+      await app.close();
+      const warned = lines().find((l) => /could not be folded/.test(String(l.msg)));
+      assert.equal((warned?.err as { code?: string } | undefined)?.code, 'KC_DB_FULL', 'the failed checkpoint is logged');
+      assert.ok(fs.statSync(path.join(data, 'blufio.db-wal')).size > 0, 'the commits stay in the WAL');
+
+      const r = await runCli(['sessions', 'list', '--json', '--data-dir', data]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual((JSON.parse(r.stdout) as { id: string }[]).map((x) => x.id), [s.id]);
+      assert.match(r.stderr, /^warn: the WAL could not be folded/m);
+
+      const again = await open(data);
+      assert.equal(await again.messages.count(s.id), acked + 1, 'every acknowledged write is there');
+      await again.close();
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { openBlufio, type BlufioApp } from '../app/index.js';
 import type { LoadConfigOptions, LogLevel } from '../config/index.js';
+import { isAppError } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { promptPassphrase } from './prompt.js';
 
@@ -20,16 +21,20 @@ export function configOptions(cmd: Command): LoadConfigOptions {
   return { ...(g.config === undefined ? {} : { configPath: g.config }), ...(g.dataDir === undefined ? {} : { dataDir: g.dataDir }) };
 }
 
-/** Opens the app for one command and always closes it (checkpoint, zero keys) afterwards. */
+/**
+ * Opens the app for one command and always closes it (checkpoint, zero keys) afterwards. The
+ * command's own outcome is what it reports: a close that fails after the work is done (a full
+ * disk refusing the last checkpoint) is logged, never turned into a failure of that work or
+ * put in place of the work's own error.
+ */
 export async function withApp<T>(cmd: Command, fn: (app: BlufioApp) => Promise<T>): Promise<T> {
-  const app = await openBlufio({
-    ...configOptions(cmd),
-    logger: createLogger({ level: globalOptions(cmd).logLevel, format: 'text' }),
-    askPassphrase: promptPassphrase,
-  });
+  const logger = createLogger({ level: globalOptions(cmd).logLevel, format: 'text' });
+  const app = await openBlufio({ ...configOptions(cmd), logger, askPassphrase: promptPassphrase });
   try {
     return await fn(app);
   } finally {
-    await app.close();
+    await app.close().catch((err: unknown) => {
+      logger.warn({ err: isAppError(err) ? { code: err.code, message: err.message } : { message: String(err) } }, 'closing the database failed after the command ended');
+    });
   }
 }

@@ -41,6 +41,11 @@ export interface CheckpointResult {
   checkpointedFrames: number;
 }
 
+/** What CLOSE answers: the file is released; a checkpoint that failed is reported, not thrown. */
+export interface CloseResult {
+  checkpointError: SerializedError | null;
+}
+
 /** One requested operation: [request id, op name, args]. */
 export type OpRequest = [number, string, unknown];
 /** One outcome: [request id, 1, value] or [request id, 0, error]. */

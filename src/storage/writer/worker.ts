@@ -23,6 +23,7 @@ import {
   type OpResult,
   type SerializedError,
   type CheckpointResult,
+  type CloseResult,
   type ToWriter,
   type WriterInit,
 } from './protocol.js';
@@ -216,21 +217,34 @@ function checkpointNow(): CheckpointResult {
   }
 }
 
+/**
+ * CLOSE: hand back active sessions, fold the WAL into the database file so that it can be
+ * copied alone, and release the file. A checkpoint that fails (SQLITE_FULL: the database file
+ * must grow into room the WAL itself takes) loses nothing, since every commit is in the WAL and
+ * the next open replays it; so it does not fail the close, whose caller's work is done. It is
+ * handed back for the main thread to log, and the file is released whatever happened.
+ */
+function closeNow(): CloseResult {
+  closed = true;
+  try {
+    runTransaction(() => writeOps['sessions.releaseOwned'](ctx));
+  } catch {
+    // Best effort: a session left with a dead owner is marked interrupted on the next open.
+  }
+  try {
+    checkpointNow();
+    return { checkpointError: null };
+  } catch (err) {
+    return { checkpointError: serialize(err) };
+  } finally {
+    db.close();
+  }
+}
+
 function control(req: OpRequest): OpResult {
   const [id, name] = req;
   try {
-    if (name === CHECKPOINT_OP) return [id, 1, checkpointNow()];
-    // CLOSE: hand back active sessions, fold the WAL into the database file so that it can be
-    // copied alone, and release the file.
-    closed = true;
-    try {
-      runTransaction(() => writeOps['sessions.releaseOwned'](ctx));
-    } catch {
-      // Best effort: a session left with a dead owner is marked interrupted on the next open.
-    }
-    checkpointNow();
-    db.close();
-    return [id, 1, null];
+    return [id, 1, name === CHECKPOINT_OP ? checkpointNow() : closeNow()];
   } catch (err) {
     return [id, 0, serialize(err)];
   }
