@@ -25,6 +25,18 @@ async function populated(): Promise<string> {
   return dir;
 }
 
+/** Runs `sql` and leaves its commit only in the -wal, as a writer killed before a checkpoint does. */
+function leaveInWal(db: string, sql: string): void {
+  const raw = new Database(db);
+  raw.pragma('wal_autocheckpoint = 0');
+  raw.exec(sql);
+  const file = fs.readFileSync(db);
+  const wal = fs.readFileSync(`${db}-wal`);
+  raw.close(); // checkpoints and removes the -wal: put both back as they were before it
+  fs.writeFileSync(db, file);
+  fs.writeFileSync(`${db}-wal`, wal, { mode: 0o600 });
+}
+
 async function assertRefusedUntouched(dir: string, code: string): Promise<void> {
   const db = path.join(dir, 'blufio.db');
   const before = digest(db);
@@ -111,6 +123,29 @@ describe('schema versions', () => {
     raw.prepare('INSERT INTO _migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, 0)').run(latestVersion() + 1, 'future', 'x');
     raw.close();
     await assertRefusedUntouched(path.dirname(copy), 'KC_SCHEMA_TOO_NEW');
+  });
+
+  it('a refused file whose last commits are still in the -wal (its writer was killed) is left as it was, -wal included', async () => {
+    const cases = [
+      ['KC_SCHEMA_TOO_NEW', "INSERT INTO _migrations (version, name, checksum, applied_at) VALUES (999, 'future', 'x', 0)"],
+      ['KC_DB_MIGRATION_MODIFIED', "UPDATE _migrations SET checksum = 'tampered' WHERE version = 1"],
+      ['KC_DB_OPEN_FAILED', 'DROP TABLE _migrations'],
+    ] as const;
+    for (const [code, sql] of cases) {
+      const dir = tmpDir();
+      const app = await open(dir);
+      await app.sessions.create({});
+      await app.close();
+      const db = path.join(dir, 'blufio.db');
+      const wal = `${db}-wal`;
+      leaveInWal(db, sql);
+      const before = [digest(db), digest(wal)];
+      await assert.rejects(open(dir), { code });
+      const r = await runCli(['sessions', 'list', '--data-dir', dir]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`^error\\[${code}\\]: `));
+      assert.deepEqual([digest(db), digest(wal)], before, `${code}: the database and its -wal were not modified`);
+    }
   });
 
   it('an applied migration whose text changed fails loudly', async () => {

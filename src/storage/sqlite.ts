@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import Database, { type BetterSqlite3 } from './driver.js';
 import type { Durability } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
+import { walPath } from './files.js';
 import { MIGRATIONS, verifyApplied } from './migrations/index.js';
-import { toAppError } from './sqlite-errors.js';
+import { isSqliteError, toAppError } from './sqlite-errors.js';
 
 export type Db = BetterSqlite3.Database;
 export type Statement = BetterSqlite3.Statement;
@@ -39,13 +41,50 @@ export function selectSqlcipherV4(db: Db): void {
  * durability asks for the real flush there.
  */
 export function openConnection(file: string, opts: ConnectionOptions): Db {
-  let db: Db | undefined;
   try {
-    db = new Database(file, {
-      fileMustExist: true,
-      timeout: opts.lockTimeoutMs,
-      readonly: opts.readonly ?? false,
-    });
+    if (!opts.readonly) probeReadOnly(file, opts);
+    const db = openChecked(file, opts);
+    try {
+      applyPragmas(db, opts);
+    } catch (err) {
+      closeQuietly(db);
+      throw err;
+    }
+    return db;
+  } catch (err) {
+    throw toAppError(err, { file });
+  }
+}
+
+/**
+ * When a -wal is there, the checks that may refuse the file run first on a read-only connection:
+ * closing a read-write one folds the pending -wal into the file (the last connection
+ * checkpoints), so a file we refuse would not be left as it was. A read-only connection never
+ * checkpoints. Without a -wal there is nothing to fold in, and a read-only connection would be
+ * worse: on a WAL file it creates an empty -wal and -shm and, unlike a read-write one, leaves them.
+ */
+function probeReadOnly(file: string, opts: ConnectionOptions): void {
+  if (!fs.existsSync(walPath(file))) return;
+  let db: Db;
+  try {
+    db = openChecked(file, { ...opts, readonly: true });
+  } catch (err) {
+    // A hot rollback journal (a writer died mid-transaction) is rolled back only by a writer: the
+    // read-write open recovers the last committed state and runs the same checks on it.
+    if (isSqliteError(err, 'SQLITE_READONLY_ROLLBACK')) return;
+    throw err;
+  }
+  db.close();
+}
+
+/** A connection whose file is ours, with a schema this blufio knows: nothing written yet. */
+function openChecked(file: string, opts: ConnectionOptions): Db {
+  const db = new Database(file, {
+    fileMustExist: true,
+    timeout: opts.lockTimeoutMs,
+    readonly: opts.readonly ?? false,
+  });
+  try {
     if (opts.cipherKey !== undefined) applyCipherKey(db, opts.cipherKey);
     try {
       assertOurs(db, file);
@@ -59,15 +98,18 @@ export function openConnection(file: string, opts: ConnectionOptions): Db {
       throw err;
     }
     verifyApplied(db, MIGRATIONS, file);
-    applyPragmas(db, opts);
     return db;
   } catch (err) {
-    try {
-      db?.close();
-    } catch {
-      // The open already failed; the first error is the one to report.
-    }
-    throw toAppError(err, { file });
+    closeQuietly(db);
+    throw err;
+  }
+}
+
+function closeQuietly(db: Db): void {
+  try {
+    db.close();
+  } catch {
+    // The open already failed; the first error is the one to report.
   }
 }
 
