@@ -87,6 +87,28 @@ describe('damaged files are refused and left as they are', () => {
     await assertRefusedUntouched(dir, 'KC_DB_CORRUPT');
   });
 
+  it('a damaged backup (rollback-journal mode): db check reports it from a read-only look and leaves it byte for byte', async () => {
+    const dir = await populated();
+    const copyDir = tmpDir();
+    const copy = path.join(copyDir, 'blufio.db');
+    const app = await open(dir);
+    await app.db.backup(copy);
+    await app.close();
+    const buf = fs.readFileSync(copy);
+    assert.equal(buf[18], 1, 'a backup is in rollback-journal mode');
+    buf.fill(0, 2 * 4096, 3 * 4096); // page 3
+    fs.writeFileSync(copy, buf);
+    const before = digest(copy);
+    for (const json of [[], ['--json']]) {
+      const r = await runCli(['db', 'check', ...json, '--data-dir', copyDir]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error\[KC_DB_CORRUPT\]: /);
+      if (json.length > 0) assert.equal((JSON.parse(r.stdout) as { ok: boolean }).ok, false);
+      else assert.match(r.stdout, /status {5}DAMAGED/);
+      assert.equal(digest(copy), before, 'the damaged file was not modified');
+    }
+  });
+
   it('a write-ahead log without its database', async () => {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'blufio.db-wal'), randomBytes(8192));

@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import { Command } from 'commander';
+import { fileKind } from '../../dbcrypt/index.js';
 import { loadConfig } from '../../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../../errors/index.js';
 import { diagnose, type CheckReport } from '../../storage/index.js';
@@ -30,6 +32,35 @@ function describe(r: CheckReport): string[] {
   ];
 }
 
+function corrupt(file: string): AppError {
+  return new AppError(ErrorCode.DB_CORRUPT, `integrity check failed for ${file}`, {
+    hint: 'stop the daemon and restore the latest backup (blufio db backup makes them)',
+  });
+}
+
+/** What `db check` prints for a file it will not open: what integrity_check says of it. */
+function printDamaged(file: string, integrity: string[], err: AppError, json: boolean | undefined): void {
+  if (json) printJson({ ok: false, databasePath: file, integrity, error: err.toJSON() });
+  else printLines([`database   ${printable(file)}`, 'status     DAMAGED', ...integrity.map((l) => `integrity  ${printable(l)}`)]);
+}
+
+/**
+ * A plaintext file is checked on a read-only connection before the app opens it: the open
+ * switches a rollback-journal file (every backup is one) to WAL and may write, so damage found
+ * only afterwards would be reported on a file already changed. Empty when it looks whole, or
+ * when it cannot be judged here: missing, empty or encrypted (only the app's open has the key),
+ * not a file (the open says so), or beside a -journal that only a writer may roll back.
+ */
+function damageSeenReadOnly(file: string): string[] {
+  try {
+    if (fileKind(file) !== 'plaintext' || fs.existsSync(`${file}-journal`)) return [];
+  } catch {
+    return [];
+  }
+  const integrity = diagnose(file);
+  return integrity.length === 1 && integrity[0] === 'ok' ? [] : integrity;
+}
+
 export function dbCommand(): Command {
   const db = new Command('db').description('the database: check it, back it up');
 
@@ -37,26 +68,24 @@ export function dbCommand(): Command {
     .description('run integrity and foreign-key checks; show schema version, sizes and counts (creates the database on first use)')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const file = loadConfig(configOptions(cmd)).databasePath;
+      const seen = damageSeenReadOnly(file);
+      if (seen.length > 0) {
+        const err = corrupt(file);
+        printDamaged(file, seen, err, opts.json);
+        throw err;
+      }
       let report: CheckReport;
       try {
         report = await withApp(cmd, (app) => app.db.check());
       } catch (err) {
         // A file blufio will not open still gets a diagnosis, from a read-only look at it.
-        if (isAppError(err, ErrorCode.DB_CORRUPT)) {
-          const file = loadConfig(configOptions(cmd)).databasePath;
-          const integrity = diagnose(file);
-          if (opts.json) printJson({ ok: false, databasePath: file, integrity, error: err.toJSON() });
-          else printLines([`database   ${printable(file)}`, 'status     DAMAGED', ...integrity.map((l) => `integrity  ${printable(l)}`)]);
-        }
+        if (isAppError(err, ErrorCode.DB_CORRUPT)) printDamaged(file, diagnose(file), err, opts.json);
         throw err;
       }
       if (opts.json) printJson(report);
       else printLines(describe(report));
-      if (!report.ok) {
-        throw new AppError(ErrorCode.DB_CORRUPT, `integrity check failed for ${report.databasePath}`, {
-          hint: 'stop the daemon and restore the latest backup (blufio db backup makes them)',
-        });
-      }
+      if (!report.ok) throw corrupt(report.databasePath);
     });
 
   db.command('backup')
