@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from '../src/storage/driver.js';
@@ -64,6 +66,45 @@ describe('db backup', () => {
       await assert.rejects(app.db.backup(app.config.databasePath, { force: true }), { code: 'KC_INVALID_INPUT' });
       assert.deepEqual(fs.readdirSync(dir).sort(), ['b.db', 'data']);
     } finally {
+      await app.close();
+    }
+  });
+
+  it('with --force replaces only a regular file or a symbolic link: a FIFO, a device node and a socket are refused and left as they are', async () => {
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), logger: silentLogger(), env: {} });
+    const server = net.createServer();
+    try {
+      const fifo = path.join(dir, 'fifo');
+      assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+      const sock = path.join(dir, 'sock');
+      await new Promise<void>((resolve) => server.listen(sock, resolve));
+      const kinds: [string, RegExp][] = [[fifo, /is a FIFO \(named pipe\)/], [sock, /is a socket/]];
+      // A device node of our own (root only): a copy of /dev/null's numbers, inside the temp dir.
+      const dev = path.join(dir, 'null');
+      if (spawnSync('mknod', [dev, 'c', '1', '3']).status === 0) kinds.push([dev, /is a character device/]);
+      for (const [dest, what] of kinds) {
+        const before = fs.lstatSync(dest);
+        for (const force of [true, false]) {
+          await assert.rejects(app.db.backup(dest, { force }), (err: { code?: string; message?: string }) => {
+            assert.equal(err.code, 'KC_INVALID_INPUT', err.message);
+            assert.match(err.message ?? '', what);
+            return true;
+          });
+        }
+        const after = fs.lstatSync(dest);
+        assert.deepEqual([after.ino, after.mode, after.rdev], [before.ino, before.mode, before.rdev], `${dest} left as it was`);
+      }
+      // A symbolic link is replaced itself, as before; what it pointed to is not touched.
+      const target = path.join(dir, 'target');
+      fs.writeFileSync(target, 'kept');
+      const link = path.join(dir, 'link.db');
+      fs.symlinkSync(target, link);
+      await app.db.backup(link, { force: true });
+      assert.ok(fs.lstatSync(link).isFile());
+      assert.equal(fs.readFileSync(target, 'utf8'), 'kept');
+    } finally {
+      server.close();
       await app.close();
     }
   });

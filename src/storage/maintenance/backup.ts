@@ -73,6 +73,28 @@ function assertNotLive(dest: string, existing: fs.Stats | undefined, databasePat
   }
 }
 
+/** What is at a path, for a message that says why it was not replaced. */
+function kindOf(st: fs.Stats): string {
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * A backup replaces only a regular file, or a symbolic link (the rename replaces the link itself,
+ * never what it points to). Anything else at `dest` is somebody's pipe, device or socket, which
+ * a rename would silently turn into a plain file.
+ */
+function assertReplaceable(dest: string): void {
+  const st = fs.lstatSync(dest);
+  if (st.isFile() || st.isSymbolicLink()) return;
+  throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is ${kindOf(st)}; a backup replaces only a regular file`, {
+    hint: 'give the path of the backup file to write, e.g. backups/blufio-2026-11-23.db',
+  });
+}
+
 const TMP_PREFIX = '.blufio-backup-';
 
 /** Temporary directories of backups whose process died (SIGKILL mid-copy) are removed. */
@@ -129,6 +151,7 @@ export function backupDatabase(a: BackupArgs): BackupReport {
   if (existing?.isDirectory()) {
     throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a directory`, { hint: 'give the path of the backup file to write, e.g. backups/blufio-2026-11-23.db' });
   }
+  if (existing !== undefined) assertReplaceable(dest);
   if (existing !== undefined && !a.force) {
     throw new AppError(ErrorCode.BACKUP_EXISTS, `${dest} already exists`, { hint: 'choose another name, or pass --force to replace it' });
   }
