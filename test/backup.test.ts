@@ -129,6 +129,36 @@ describe('db backup', () => {
     }
   });
 
+  it("refuses SQLite's <db>-journal and the names blufio keeps beside the database, --force or not", async () => {
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    const app = await openBlufio({ dataDir: data, logger: silentLogger(), env: {} });
+    try {
+      const s = await app.sessions.create({});
+      await app.messages.append(s.id, { role: 'user', content: 'kept' });
+      fs.symlinkSync(data, path.join(dir, 'alias'));
+      fs.mkdirSync(path.join(data, 'objects', 'ab'), { recursive: true });
+      const vault = fs.readFileSync(path.join(data, 'vault.json'));
+      const names = ['blufio.db-journal', 'vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token', 'objects/ab/cd'];
+      for (const name of names) {
+        for (const where of [data, path.join(dir, 'alias')]) {
+          for (const force of [false, true]) {
+            const dest = path.join(where, name);
+            await assert.rejects(app.db.backup(dest, { force }), { code: 'KC_INVALID_INPUT' }, `${dest} force=${force}`);
+          }
+        }
+      }
+      assert.equal(fs.existsSync(path.join(data, 'blufio.db-journal')), false);
+      assert.equal(fs.existsSync(path.join(data, 'daemon.json')), false);
+      assert.deepEqual(fs.readdirSync(path.join(data, 'objects', 'ab')), []);
+      assert.ok(fs.readFileSync(path.join(data, 'vault.json')).equals(vault), 'vault.json unchanged');
+      await app.db.backup(path.join(data, 'backup.db'));
+      assert.deepEqual((await app.messages.list(s.id)).map((m) => m.content), ['kept']);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('removes the temporary directory of a backup whose process died', async () => {
     const dir = tmpDir();
     const app = await openBlufio({ dataDir: path.join(dir, 'data'), logger: silentLogger(), env: {} });

@@ -10,6 +10,9 @@ import { isManifestTemp } from './manifest.js';
  */
 export const RESERVED_NAMES: readonly string[] = ['vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token'];
 
+/** The object store's directory beside the database, as a new vault.json names it. */
+export const OBJECTS_DIR = 'objects';
+
 /** The encrypted copy a migration builds beside the database before it replaces it. */
 export function copyPath(db: string): string {
   return `${db}.encrypting`;

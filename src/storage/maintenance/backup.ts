@@ -3,7 +3,8 @@ import path from 'node:path';
 import Database from '../driver.js';
 import type { Durability } from '../../config/index.js';
 import { AppError, ErrorCode } from '../../errors/index.js';
-import { FILE_MODE, fsyncDir, fsyncFile, shmPath, walPath } from '../files.js';
+import { OBJECTS_DIR, RESERVED_NAMES, sideFiles } from '../../dbcrypt/layout.js';
+import { FILE_MODE, fsyncDir, fsyncFile } from '../files.js';
 import { applyCipherKey, openConnection } from '../sqlite.js';
 import { toAppError } from '../sqlite-errors.js';
 
@@ -47,14 +48,21 @@ function realOrResolved(p: string): string {
   }
 }
 
+/** `dest` with its directory's symlinks resolved: the place a rename would really write. */
+function realDestination(dest: string): string {
+  return path.join(realOrResolved(path.dirname(dest)), path.basename(dest));
+}
+
 /**
- * The destination must not be the live database or its -wal/-shm under any other name: through
- * a symlinked directory, a hard link, or a case-insensitive file system. Replacing one of them
- * would swap the file out from under the running writer and lose acknowledged writes.
+ * The destination must not be the live database or one of SQLite's files beside it under any
+ * other name: through a symlinked directory, a hard link, or a case-insensitive file system.
+ * Replacing the database, -wal or -shm would swap the file out from under the running writer and
+ * lose acknowledged writes; a file named <db>-journal is taken for a hot journal at the next open,
+ * which plays it back into the database and deletes it.
  */
 function assertNotLive(dest: string, existing: fs.Stats | undefined, databasePath: string): void {
-  const live = [databasePath, walPath(databasePath), shmPath(databasePath)];
-  const realDest = path.join(realOrResolved(path.dirname(dest)), path.basename(dest));
+  const live = [databasePath, ...sideFiles(databasePath)];
+  const realDest = realDestination(dest);
   const same =
     live.some((f) => realOrResolved(f) === realDest) ||
     (existing !== undefined &&
@@ -67,7 +75,31 @@ function assertNotLive(dest: string, existing: fs.Stats | undefined, databasePat
         }
       }));
   if (same) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is the live database (or its -wal/-shm) under another name`, {
+    throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is the live database (or its -journal/-wal/-shm) under another name`, {
+      hint: 'write the backup somewhere else',
+    });
+  }
+}
+
+function isInside(dir: string, file: string): boolean {
+  const rel = path.relative(dir, file);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}
+
+/**
+ * Nor, --force or not, a file blufio keeps beside the database (the vault's manifest and lock,
+ * the daemon's state, lock and token) or anything in the object store: a backup there would
+ * break the vault or the daemon, or be taken for a stored object.
+ */
+function assertNotReserved(dest: string, databasePath: string): void {
+  const dir = realOrResolved(path.dirname(databasePath));
+  const realDest = realDestination(dest);
+  const reserved =
+    (path.dirname(realDest) === dir && RESERVED_NAMES.includes(path.basename(realDest))) ||
+    isInside(path.join(dir, OBJECTS_DIR), realDest) ||
+    isInside(realOrResolved(path.join(dir, OBJECTS_DIR)), realDest);
+  if (reserved) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a file blufio keeps beside the database (${RESERVED_NAMES.join(', ')}, ${OBJECTS_DIR}/)`, {
       hint: 'write the backup somewhere else',
     });
   }
@@ -152,6 +184,8 @@ export function backupDatabase(a: BackupArgs): BackupReport {
     throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a directory`, { hint: 'give the path of the backup file to write, e.g. backups/blufio-2026-11-23.db' });
   }
   if (existing !== undefined) assertReplaceable(dest);
+  // Before the --force check: naming --force in the answer would only lead to a second refusal.
+  assertNotReserved(dest, a.databasePath);
   if (existing !== undefined && !a.force) {
     throw new AppError(ErrorCode.BACKUP_EXISTS, `${dest} already exists`, { hint: 'choose another name, or pass --force to replace it' });
   }
