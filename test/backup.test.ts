@@ -139,7 +139,7 @@ describe('db backup', () => {
       fs.symlinkSync(data, path.join(dir, 'alias'));
       fs.mkdirSync(path.join(data, 'objects', 'ab'), { recursive: true });
       const vault = fs.readFileSync(path.join(data, 'vault.json'));
-      const names = ['blufio.db-journal', 'vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token', 'objects/ab/cd'];
+      const names = ['blufio.db-journal', 'vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token', 'objects/ab/cd', 'blufio.db.owners/x.lock'];
       for (const name of names) {
         for (const where of [data, path.join(dir, 'alias')]) {
           for (const force of [false, true]) {
@@ -151,6 +151,7 @@ describe('db backup', () => {
       assert.equal(fs.existsSync(path.join(data, 'blufio.db-journal')), false);
       assert.equal(fs.existsSync(path.join(data, 'daemon.json')), false);
       assert.deepEqual(fs.readdirSync(path.join(data, 'objects', 'ab')), []);
+      assert.equal(fs.existsSync(path.join(data, 'blufio.db.owners', 'x.lock')), false);
       assert.ok(fs.readFileSync(path.join(data, 'vault.json')).equals(vault), 'vault.json unchanged');
       await app.db.backup(path.join(data, 'backup.db'));
       assert.deepEqual((await app.messages.list(s.id)).map((m) => m.content), ['kept']);

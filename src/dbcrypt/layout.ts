@@ -1,26 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { shmPath, walPath } from '../storage/files.js';
+import { sideFiles } from '../storage/reserved.js';
 import { isManifestTemp } from './manifest.js';
 
-/**
- * The vault directory's own files besides the database: the manifest, the two lock files (each
- * an empty SQLite file, so one looks like a database to whoever reads its header), the daemon's
- * state and token. Never a database, never the object store's directory.
- */
-export const RESERVED_NAMES: readonly string[] = ['vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token'];
-
-/** The object store's directory beside the database, as a new vault.json names it. */
-export const OBJECTS_DIR = 'objects';
+export { OBJECTS_DIR, RESERVED_NAMES, sideFiles } from '../storage/reserved.js';
 
 /** The encrypted copy a migration builds beside the database before it replaces it. */
 export function copyPath(db: string): string {
   return `${db}.encrypting`;
-}
-
-/** Files SQLite may keep beside `db`: its rollback journal, WAL and shared memory. */
-export function sideFiles(db: string): string[] {
-  return [`${db}-journal`, walPath(db), shmPath(db)];
 }
 
 /**

@@ -3,8 +3,9 @@ import path from 'node:path';
 import Database from '../driver.js';
 import type { Durability } from '../../config/index.js';
 import { AppError, ErrorCode } from '../../errors/index.js';
-import { OBJECTS_DIR, RESERVED_NAMES, sideFiles } from '../../dbcrypt/layout.js';
+import { OBJECTS_DIR, RESERVED_NAMES, reservedDirs, sideFiles } from '../reserved.js';
 import { FILE_MODE, fsyncDir, fsyncFile } from '../files.js';
+import { ownersDir } from '../liveness.js';
 import { applyCipherKey, openConnection } from '../sqlite.js';
 import { toAppError } from '../sqlite-errors.js';
 
@@ -96,10 +97,9 @@ function assertNotReserved(dest: string, databasePath: string): void {
   const realDest = realDestination(dest);
   const reserved =
     (path.dirname(realDest) === dir && RESERVED_NAMES.includes(path.basename(realDest))) ||
-    isInside(path.join(dir, OBJECTS_DIR), realDest) ||
-    isInside(realOrResolved(path.join(dir, OBJECTS_DIR)), realDest);
+    reservedDirs(path.join(dir, path.basename(databasePath))).some((d) => isInside(d, realDest) || isInside(realOrResolved(d), realDest));
   if (reserved) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a file blufio keeps beside the database (${RESERVED_NAMES.join(', ')}, ${OBJECTS_DIR}/)`, {
+    throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a file blufio keeps beside the database (${RESERVED_NAMES.join(', ')}, ${OBJECTS_DIR}/, ${path.basename(ownersDir(databasePath))}/)`, {
       hint: 'write the backup somewhere else',
     });
   }

@@ -1,0 +1,29 @@
+import path from 'node:path';
+import { shmPath, walPath } from './files.js';
+import { ownersDir } from './liveness.js';
+
+/*
+ * The names blufio keeps in the data directory besides the database, in one place for whatever
+ * must not write over them or mistake them for something else (a backup, the object store, the
+ * vault's search for stray databases).
+ */
+
+/**
+ * The vault directory's own files besides the database: the manifest, the two lock files (each
+ * an empty SQLite file, so one looks like a database to whoever reads its header), the daemon's
+ * state and token. Never a database, never the object store's directory.
+ */
+export const RESERVED_NAMES: readonly string[] = ['vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token'];
+
+/** The object store's directory beside the database, as a new vault.json names it. */
+export const OBJECTS_DIR = 'objects';
+
+/** Files SQLite may keep beside `db`: its rollback journal, WAL and shared memory. */
+export function sideFiles(db: string): string[] {
+  return [`${db}-journal`, walPath(db), shmPath(db)];
+}
+
+/** Directories blufio keeps beside `db` whose contents are its own: the object store, the owners' locks. */
+export function reservedDirs(db: string): string[] {
+  return [path.join(path.dirname(db), OBJECTS_DIR), ownersDir(db)];
+}
