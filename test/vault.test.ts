@@ -315,7 +315,9 @@ describe('the vault', () => {
     const a = await app(dir, pass);
     for (const [i, v] of values.entries()) await a.vault.set(`s${i}`, v);
     const scan = (): void => {
-      for (const f of fs.readdirSync(dir)) {
+      // Every file, in directories too (the owners' lock files are in one).
+      for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) {
+        if (!fs.statSync(path.join(dir, f)).isFile()) continue;
         const bytes = fs.readFileSync(path.join(dir, f));
         for (const needle of [pass, ...values]) {
           assert.equal(bytes.indexOf(Buffer.from(needle, 'utf8')), -1, `${needle} found in ${f}`);
