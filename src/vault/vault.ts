@@ -1,7 +1,7 @@
 import { firedRules, Redactor } from '../redact/index.js';
 import { hkdfSync, randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
-import { AppError, ErrorCode, shown } from '../errors/index.js';
+import { AppError, ErrorCode } from '../errors/index.js';
 import type { VaultEntryRow, VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
 import { checkKdfParams, DEFAULT_KDF, deriveKey, KEY_BYTES, SALT_BYTES, type KdfParams } from './kdf.js';
 import { maskSecret } from './mask.js';
@@ -34,29 +34,62 @@ export interface VaultStatus {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+const NAME_MAX = 128;
+const NAME_FIRST = /^[A-Za-z0-9]$/;
+const NAME_REST = /^[A-Za-z0-9._:/-]$/;
 /** The largest secret value, in UTF-8 bytes. */
 export const MAX_VALUE_BYTES = 64 * 1024;
 
-function checkName(name: unknown): string {
-  if (typeof name !== 'string' || !NAME.test(name)) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `secret name ${shown(name)} is not valid`, {
-      hint: 'use 1-128 characters: letters, digits and . _ : / -, starting with a letter or digit',
-    });
-  }
-  return name;
-}
-
 /** The built-in formats alone: a name is checked against them, not against the vault's values. */
 const FORMATS_ONLY = new Redactor();
+
+/** The names of the formats `name` matches: none for an ordinary name. */
+function secretFormatsIn(name: string): string[] {
+  const redacted = FORMATS_ONLY.redact(name);
+  return redacted === name ? [] : firedRules(redacted);
+}
+
+/**
+ * A name that fails the check is never quoted, not even in part: it may be a secret passed where
+ * a name belongs (set(token, name), the arguments swapped: a base64 key with + or =, a password
+ * with punctuation), and the message would carry it into the caller's logs. The message says
+ * what is wrong instead: the length, or the first character not allowed and where it is.
+ */
+function checkName(name: unknown): string {
+  if (typeof name === 'string' && NAME.test(name)) return name;
+  const formats = typeof name === 'string' ? secretFormatsIn(name) : [];
+  const looks = formats.length === 0 ? '' : `; it looks like a secret itself (${formats.join(', ')})`;
+  throw new AppError(ErrorCode.INVALID_INPUT, `that secret name is not valid: ${nameFault(name)}${looks}`, {
+    hint: 'use 1-128 characters: letters, digits and . _ : / -, starting with a letter or digit; call set(name, value)',
+  });
+}
+
+function nameFault(name: unknown): string {
+  if (typeof name !== 'string') return `it is ${name === null ? 'null' : typeof name}, not a string`;
+  if (name.length === 0) return 'it is empty';
+  if (name.length > NAME_MAX) return `it is ${name.length} characters long, more than ${NAME_MAX}`;
+  const chars = Array.from(name);
+  for (const [i, c] of chars.entries()) {
+    if ((i === 0 ? NAME_FIRST : NAME_REST).test(c)) continue;
+    return `character ${i + 1} (${charShown(c)}) is not allowed${i === 0 ? ' first' : ''}`;
+  }
+  return 'it is not valid'; // not reached: every character passed
+}
+
+/** One character for a message: printable ASCII quoted, anything else as its code point. */
+function charShown(c: string): string {
+  const cp = c.codePointAt(0)!;
+  return cp >= 0x20 && cp < 0x7f ? JSON.stringify(c) : `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+}
 
 /**
  * Names are stored in the clear (they say what a secret is for): one that is itself a secret
  * (set(token, name), the arguments swapped) is refused, naming the format, never the value.
  */
 function checkNewName(name: string): string {
-  const redacted = FORMATS_ONLY.redact(name);
-  if (redacted === name) return name;
-  throw new AppError(ErrorCode.INVALID_INPUT, `that secret name looks like a secret itself (${firedRules(redacted).join(', ')}); nothing was stored`, {
+  const formats = secretFormatsIn(name);
+  if (formats.length === 0) return name;
+  throw new AppError(ErrorCode.INVALID_INPUT, `that secret name looks like a secret itself (${formats.join(', ')}); nothing was stored`, {
     hint: 'names are stored in the clear: call set(name, value) with a name such as providers.openai.api_key',
   });
 }

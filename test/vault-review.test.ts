@@ -1,0 +1,89 @@
+/**
+ * What a hostile review of the vault found, one test per finding; each failed on the code
+ * before its fix.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import Database from '../src/storage/driver.js';
+import { openBlufio, Secret, type BlufioApp } from '../src/index.js';
+import { secretForms } from '../src/redact/index.js';
+import type { VaultRows } from '../src/storage/index.js';
+import { Vault } from '../src/vault/index.js';
+import { silentLogger, sleep, tmpDir } from './helpers/index.js';
+import { memoryLogger } from './helpers/logger.js';
+
+async function app(dir: string, passphrase: string, logger = silentLogger()): Promise<BlufioApp> {
+  return openBlufio({ dataDir: dir, logger, env: {}, passphrase });
+}
+
+async function rejects(p: Promise<unknown> | (() => unknown), code: string, check?: (message: string) => void): Promise<void> {
+  await assert.rejects(async () => (typeof p === 'function' ? p() : p), (e: { code?: string; message?: string }) => {
+    assert.equal(e.code, code, e.message);
+    check?.(e.message ?? '');
+    return true;
+  });
+}
+
+function raw(dir: string): InstanceType<typeof Database> {
+  return new Database(path.join(dir, 'blufio.db'), { fileMustExist: true });
+}
+
+function query<T>(dir: string, sql: string, ...args: unknown[]): T {
+  const db = raw(dir);
+  try {
+    return db.prepare(sql).get(...args) as T;
+  } finally {
+    db.close();
+  }
+}
+
+/** Every file of the data directory (database, WAL) that holds `bytes`. */
+function filesHolding(dir: string, bytes: Buffer): string[] {
+  return fs.readdirSync(dir).filter((f) => fs.statSync(path.join(dir, f)).isFile() && fs.readFileSync(path.join(dir, f)).includes(bytes));
+}
+
+function errorLines(lines: Record<string, unknown>[]): Record<string, unknown>[] {
+  return lines.filter((l) => (l.level as number) >= 50);
+}
+
+describe('the vault, as a hostile review found it', () => {
+  it('01: a secret passed as a name is never echoed: the message says what is wrong with it', async () => {
+    const dir = tmpDir();
+    const { logger, lines } = memoryLogger();
+    const a = await app(dir, 'pw', logger);
+    await a.vault.set('k', 'value-0123456789abcdefghij');
+    const aws = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+    const plus = (m: string): void => {
+      assert.ok(!m.includes(aws) && !m.includes('wJalrXUtnFEMI'), m);
+      assert.match(m, /character 22 \("\+"\) is not allowed/);
+    };
+    await rejects(a.vault.set(aws, 'providers.aws.secret_access_key'), 'KC_INVALID_INPUT', plus);
+    await rejects(a.vault.get(aws), 'KC_INVALID_INPUT', plus);
+    await rejects(a.vault.delete(aws), 'KC_INVALID_INPUT', plus);
+    await rejects(() => a.vault.has(aws), 'KC_INVALID_INPUT', plus);
+    try {
+      await a.vault.set(aws, 'x');
+    } catch (err) {
+      a.log.error({ err }, 'storing the key failed');
+    }
+    assert.ok(!JSON.stringify(lines()).includes('wJalrXUtnFEMI'), 'nothing of it in the log');
+    // A bearer token: what is wrong with it, and that it looks like a secret (the format, never the value).
+    await rejects(a.vault.get(`Bearer ${aws}`), 'KC_INVALID_INPUT', (m) => {
+      assert.ok(!m.includes('wJalrXUtnFEMI'), m);
+      assert.match(m, /character 7 \(" "\) is not allowed; it looks like a secret itself/);
+    });
+    await rejects(a.vault.set(`${'x'.repeat(199)}=`, 'v'), 'KC_INVALID_INPUT', (m) => assert.match(m, /200 characters long, more than 128/));
+    await rejects(a.vault.set('.hidden', 'value-0123456789'), 'KC_INVALID_INPUT', (m) => assert.match(m, /character 1 \("\."\) is not allowed first/));
+    await rejects(a.vault.set('caf\u00e9', 'value-0123456789'), 'KC_INVALID_INPUT', (m) => assert.match(m, /character 4 \(U\+00E9\)/));
+    await rejects(a.vault.set('', 'value-0123456789'), 'KC_INVALID_INPUT', (m) => assert.match(m, /it is empty/));
+    await rejects(a.vault.get(42 as unknown as string), 'KC_INVALID_INPUT', (m) => assert.match(m, /it is number, not a string/));
+    // The swapped arguments with a name that passes the character check are still caught by format.
+    await rejects(a.vault.set('sk-proj-abcdefghijklmnopqrstuvwxyz0123', 'providers.openai.api_key'), 'KC_INVALID_INPUT', (m) => {
+      assert.ok(!m.includes('abcdefghij'), m);
+      assert.match(m, /looks like a secret itself/);
+    });
+    await a.close();
+  });
+});
