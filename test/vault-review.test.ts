@@ -86,4 +86,22 @@ describe('the vault, as a hostile review found it', () => {
     });
     await a.close();
   });
+  it('10: a passphrase that is not a string is KC_INVALID_INPUT, not a TypeError', async () => {
+    const dir = tmpDir();
+    const a = await app(dir, 'pw');
+    await a.vault.set('k', 'value-0123456789abcdefghij');
+    const n = 12345678 as unknown as string;
+    await rejects(a.vault.changePassphrase(n), 'KC_INVALID_INPUT');
+    await rejects(a.vault.unlock(n), 'KC_INVALID_INPUT');
+    await rejects(a.vault.tryUnlock(n), 'KC_INVALID_INPUT');
+    await rejects(a.unlock({ passphrase: n }), 'KC_INVALID_INPUT');
+    await rejects(a.unlock({ passphrase: 'pw', databasePassphrase: n }), 'KC_INVALID_INPUT');
+    await rejects(a.unlock(undefined as unknown as { passphrase: string }), 'KC_INVALID_INPUT');
+    assert.equal((await a.vault.get('k')).expose(), 'value-0123456789abcdefghij', 'nothing changed');
+    await a.close();
+    // A provider that answers with a non-string is refused the same way.
+    const b = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {}, askPassphrase: async () => 42 as unknown as string });
+    await rejects(b.vault.get('k'), 'KC_INVALID_INPUT');
+    await b.close();
+  });
 });

@@ -113,6 +113,11 @@ function envPassphrases(env: Env): { key: string | undefined; newKey: string | u
   return { key: takeSecretEnv(env, 'BLUFIO_VAULT_KEY'), newKey: takeSecretEnv(env, 'BLUFIO_NEW_VAULT_KEY') };
 }
 
+const UnlockOptionsSchema = z.strictObject({
+  passphrase: z.string().optional(),
+  databasePassphrase: z.string().optional(),
+});
+
 export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> {
   checkOptions(OpenOptionsSchema, options, 'openBlufio');
   const config = loadConfig({
@@ -297,8 +302,10 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         }
         log.info({ databaseEncrypted: encrypted }, 'locked');
       }),
-    unlock: (opts) =>
+    unlock: (given) =>
       serial(async () => {
+        // Passphrases come from JavaScript callers too: a number is refused, not a TypeError.
+        const opts = checkOptions(UnlockOptionsSchema, given, 'unlock');
         if (closed) throw new AppError(ErrorCode.DB_CLOSED, 'the app is closed');
         if (!opts.passphrase && !opts.databasePassphrase) {
           throw new AppError(ErrorCode.INVALID_INPUT, 'unlock needs a passphrase', { hint: 'pass { passphrase } (and { databasePassphrase } when the database has its own)' });

@@ -99,14 +99,23 @@ function paramsOf(m: VaultMetaRow): KdfParams {
   return checkKdfParams({ memoryKib: m.kdf_memory_kib, iterations: m.kdf_iterations, parallelism: m.kdf_parallelism });
 }
 
+/** Passphrases come from JavaScript callers too: anything but a string is refused as input, not a TypeError. */
+function checkPassphrase(p: unknown): asserts p is string | undefined {
+  if (p !== undefined && typeof p !== 'string') {
+    throw new AppError(ErrorCode.INVALID_INPUT, `the vault passphrase must be a string, not ${p === null ? 'null' : typeof p}`);
+  }
+}
+
 /** NFC first: the same passphrase typed on two keyboards (é as one code point or as e + ́) opens the vault. */
 function passphraseBytes(p: string): Buffer {
+  checkPassphrase(p);
   if (p.length === 0) throw new AppError(ErrorCode.INVALID_INPUT, 'the vault passphrase must not be empty');
   return privateBytes(p.normalize('NFC'));
 }
 
 /** A passphrase being chosen: see assertNewPassphrase. */
 function newPassphraseBytes(p: string): Buffer {
+  checkPassphrase(p);
   assertNewPassphrase(p, 'passphrase');
   return passphraseBytes(p);
 }
@@ -195,6 +204,7 @@ export class Vault {
    * vault yet. An explicit passphrase is always checked, even when the vault is already open.
    */
   async unlock(passphrase?: string): Promise<boolean> {
+    checkPassphrase(passphrase);
     if (passphrase !== undefined) return this.doUnlock(passphrase);
     // Callers arriving while an unlock runs share it: one prompt, one derivation, one key.
     this.unlocking ??= this.doUnlock(undefined).finally(() => (this.unlocking = undefined));
@@ -212,6 +222,7 @@ export class Vault {
    * no vault yet.
    */
   async tryUnlock(passphrase: string): Promise<boolean> {
+    checkPassphrase(passphrase);
     try {
       return await this.doUnlock(passphrase, true);
     } catch (err) {
@@ -423,6 +434,7 @@ export class Vault {
 
   /** Re-wraps the master key under a new passphrase: one row in one transaction; no entry changes. */
   async changePassphrase(newPassphrase?: string): Promise<void> {
+    checkPassphrase(newPassphrase);
     const m = this.rows.meta();
     if (m === undefined) throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault yet', { hint: 'blufio config set-secret <name> creates it' });
     const ready = await this.keyNow(false);
