@@ -86,6 +86,40 @@ describe('the vault, as a hostile review found it', () => {
     });
     await a.close();
   });
+  it('05: a lock() while create() opens a vault another process made first leaves it locked', async () => {
+    const dir = tmpDir();
+    const first = await app(dir, 'shared-pass');
+    // This process looked before the other made its vault: meta() says none until init().
+    const reader = await app(dir, 'shared-pass');
+    const rows = (reader.vault as unknown as { rows: VaultRows }).rows;
+    let initDone = false;
+    let vault!: Vault;
+    const late = {
+      meta: () => (initDone ? rows.meta() : undefined),
+      entries: () => rows.entries(),
+      entry: (n: string) => rows.entry(n),
+      count: () => rows.count(),
+      put: (n: string, s: Uint8Array) => rows.put(n, s),
+      delete: (n: string) => rows.delete(n),
+      rewrap: (...a: Parameters<VaultRows['rewrap']>) => rows.rewrap(...a),
+      init: async (m: Parameters<VaultRows['init']>[0]) => {
+        await first.vault.set('b', 'value-of-b-abcdefghijkl'); // the other process wins the race
+        const held = await rows.init(m);
+        initDone = true;
+        // Runs once create() awaits the derivation of the other vault's key (tens of ms on
+        // libuv's pool), after it checked for a lock the last time before the fix.
+        setImmediate(() => vault.lock());
+        return held;
+      },
+    } as unknown as VaultRows;
+    vault = new Vault(late, async () => 'shared-pass', silentLogger());
+    await rejects(vault.set('a', 'value-of-a-abcdefghijkl'), 'KC_VAULT_LOCKED');
+    assert.equal(vault.unlocked, false, 'no key kept after the lock');
+    // The next use opens it again (the provider still answers): 'a' was never stored.
+    assert.deepEqual((await vault.list()).map((l) => l.name), ['b']);
+    await reader.close();
+    await first.close();
+  });
   it('10: a passphrase that is not a string is KC_INVALID_INPUT, not a TypeError', async () => {
     const dir = tmpDir();
     const a = await app(dir, 'pw');

@@ -239,15 +239,27 @@ export class Vault {
     const p = passphrase ?? (await this.passphrase('unlock'));
     if (p === undefined) throw this.lockedError();
     const key = await this.unwrap(m, passphraseBytes(p), quiet);
-    if (epoch !== this.epoch || this.masterKey !== undefined) {
-      key.fill(0); // locked meanwhile, or already open (an explicit passphrase was only checked)
-      if (epoch !== this.epoch) throw this.lockedError();
+    if (epoch === this.epoch && this.masterKey !== undefined) {
+      key.fill(0); // already open: an explicit passphrase was only checked
       return true;
     }
-    this.masterKey = key;
-    this.vaultId = Buffer.from(m.vault_id);
-    this.feedRedactor(key, this.vaultId);
+    this.keep(key, m.vault_id, epoch);
     return true;
+  }
+
+  /**
+   * Makes `key` the master key, unless a lock() came in since `epoch` was read (while a
+   * passphrase was asked or a key derived): then the key is zeroed and the caller is refused, so
+   * nothing that started before a lock leaves the vault open after it.
+   */
+  private keep(key: Buffer, vaultId: Uint8Array, epoch: number): void {
+    if (epoch !== this.epoch) {
+      key.fill(0);
+      throw this.lockedError();
+    }
+    this.masterKey = key;
+    this.vaultId = Buffer.from(vaultId);
+    this.feedRedactor(key, this.vaultId);
   }
 
   private lockedError(): AppError {
@@ -336,20 +348,14 @@ export class Vault {
     const id = randomBytes(16);
     const key = randomFillSync(Buffer.alloc(KEY_BYTES));
     const held = await this.rows.init(await this.wrap(id, key, newPassphraseBytes(p)));
-    if (epoch !== this.epoch) {
-      key.fill(0);
-      throw this.lockedError();
-    }
     if (Buffer.compare(Buffer.from(held.vault_id), id) !== 0) {
-      // Another process created the vault first: ours is discarded, theirs must open with this passphrase.
+      // Another process created the vault first: ours is discarded, theirs must open with this
+      // passphrase (a lock() during that derivation is honoured too).
       key.fill(0);
-      this.masterKey = await this.unwrap(held, passphraseBytes(p));
-      this.vaultId = Buffer.from(held.vault_id);
-      this.feedRedactor(this.masterKey, this.vaultId);
+      this.keep(await this.unwrap(held, passphraseBytes(p)), held.vault_id, epoch);
       return;
     }
-    this.masterKey = key;
-    this.vaultId = id;
+    this.keep(key, id, epoch);
     this.log.info('vault created');
   }
 
