@@ -120,6 +120,24 @@ describe('the vault, as a hostile review found it', () => {
     await reader.close();
     await first.close();
   });
+  it('07: a salt of another length is KC_VAULT_TAMPERED, logged at ERROR, never KC_INTERNAL', async () => {
+    const base = tmpDir();
+    const a = await app(base, 'pw');
+    await a.vault.set('a', 'value-of-a-1234567890abcdef');
+    await a.close();
+    for (const salt of ["x'0011'", "x''", 'zeroblob(15)', 'zeroblob(17)']) {
+      const d = tmpDir();
+      fs.copyFileSync(path.join(base, 'blufio.db'), path.join(d, 'blufio.db'));
+      const c = raw(d);
+      c.exec(`UPDATE vault_meta SET salt = ${salt}`);
+      c.close();
+      const k = memoryLogger();
+      const x = await app(d, 'pw', k.logger);
+      await rejects(x.vault.list(), 'KC_VAULT_TAMPERED', (m) => assert.match(m, /salt/));
+      await x.close();
+      assert.equal(errorLines(k.lines()).length, 1, salt);
+    }
+  });
   it('10: a passphrase that is not a string is KC_INVALID_INPUT, not a TypeError', async () => {
     const dir = tmpDir();
     const a = await app(dir, 'pw');

@@ -232,8 +232,9 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     refreshing = true;
     refreshVault()
       .catch((err: unknown) => {
-        if (isAppError(err, ErrorCode.VAULT_KEY_INVALID)) {
-          // The standing passphrase does not open the vault another process created.
+        if (isAppError(err, ErrorCode.VAULT_KEY_INVALID) || isAppError(err, ErrorCode.VAULT_TAMPERED)) {
+          // The standing passphrase does not open the vault another process created (or its key
+          // record is damaged, logged at ERROR once): no derivation again every second.
           fromEnv.key = fromEnv.given = undefined;
           vaultAppeared ??= Date.now();
         } else if (!isAppError(err, ErrorCode.DB_LOCKED) && !isAppError(err, ErrorCode.DB_CLOSED)) {

@@ -94,8 +94,17 @@ function checkNewName(name: string): string {
   });
 }
 
+/**
+ * The stored record's KDF parameters, checked before any derivation: another kdf, parameters out
+ * of bounds or a salt of another length (argon2 refuses one under 8 bytes) is a changed record.
+ */
 function paramsOf(m: VaultMetaRow): KdfParams {
   if (m.kdf !== 'argon2id') throw tampered(`the vault's key record (kdf ${JSON.stringify(m.kdf)})`);
+  if (m.salt.length !== SALT_BYTES) {
+    throw new AppError(ErrorCode.VAULT_TAMPERED, `the vault's key record has a salt of ${m.salt.length} bytes, not ${SALT_BYTES}; it was changed or damaged`, {
+      hint: 'restore the database from a backup; blufio never writes such a salt',
+    });
+  }
   return checkKdfParams({ memoryKib: m.kdf_memory_kib, iterations: m.kdf_iterations, parallelism: m.kdf_parallelism });
 }
 
@@ -272,8 +281,8 @@ export class Vault {
   private async unwrap(m: VaultMetaRow, pass: Buffer, quiet = false): Promise<Buffer> {
     let kek: Buffer | undefined;
     try {
-      const params = paramsOf(m);
-      kek = await deriveKey(pass, m.salt, params);
+      const params = this.recordParams(m);
+      kek = await this.derive(pass, m, params);
       const key = open(kek, m.wrapped_key, wrapAad(m.vault_id, params, m.salt));
       if (key === undefined || key.length !== KEY_BYTES) {
         if (!quiet) this.log.error('vault unlock failed: wrong passphrase, or a changed key record');
@@ -285,6 +294,33 @@ export class Vault {
     } finally {
       pass.fill(0);
       kek?.fill(0);
+    }
+  }
+
+  /** paramsOf, with a refused record logged at ERROR (a security violation: someone changed it). */
+  private recordParams(m: VaultMetaRow): KdfParams {
+    try {
+      return paramsOf(m);
+    } catch (err) {
+      this.log.error({ err }, 'the vault key record was changed or damaged');
+      throw err;
+    }
+  }
+
+  /**
+   * The key-encryption key from a stored record. The record passed paramsOf, so a derivation
+   * that fails anyway (argon2 refusing what it was given) is a changed record too, never an
+   * internal error.
+   */
+  private async derive(pass: Buffer, m: VaultMetaRow, params: KdfParams): Promise<Buffer> {
+    try {
+      return await deriveKey(pass, m.salt, params);
+    } catch (err) {
+      this.log.error({ err }, 'the vault key record was changed or damaged: the key derivation refused it');
+      throw new AppError(ErrorCode.VAULT_TAMPERED, "the vault's key record cannot be used: the key derivation refused it; it was changed or damaged", {
+        hint: 'restore the database from a backup',
+        cause: err,
+      });
     }
   }
 
