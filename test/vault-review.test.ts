@@ -120,6 +120,45 @@ describe('the vault, as a hostile review found it', () => {
     await reader.close();
     await first.close();
   });
+
+  it('06: tamper detections are logged at ERROR, by name, never the value, once per read', async () => {
+    const base = tmpDir();
+    const a = await app(base, 'pw');
+    await a.vault.set('a', 'value-of-a-1234567890abcdef');
+    await a.vault.set('b', 'value-of-b-1234567890abcdef');
+    await a.close();
+    const copy = (): string => {
+      const d = tmpDir();
+      fs.copyFileSync(path.join(base, 'blufio.db'), path.join(d, 'blufio.db'));
+      return d;
+    };
+    const swapped = copy();
+    const db = raw(swapped);
+    db.exec("CREATE TEMP TABLE t AS SELECT name, sealed FROM vault_entries; UPDATE vault_entries SET sealed = (SELECT sealed FROM t WHERE t.name = CASE vault_entries.name WHEN 'a' THEN 'b' ELSE 'a' END)");
+    db.close();
+    const m = memoryLogger();
+    const s = await app(swapped, 'pw', m.logger);
+    await s.vault.unlock();
+    assert.deepEqual(errorLines(m.lines()).map((l) => l.secrets), [['a', 'b']], 'the unlock feeding the redactor');
+    await sleep(1200); // refresher ticks with nothing changed: no new line
+    assert.equal(errorLines(m.lines()).length, 1);
+    assert.deepEqual((await s.vault.list()).map((l) => l.tampered), [true, true]);
+    assert.deepEqual(errorLines(m.lines()).map((l) => l.secrets), [['a', 'b'], ['a', 'b']], 'the list');
+    await s.close();
+    assert.ok(!JSON.stringify(m.lines()).includes('1234567890abcdef'), 'no value logged');
+    for (const sql of ["UPDATE vault_meta SET kdf = 'argon2i'", 'UPDATE vault_meta SET kdf_memory_kib = 1024']) {
+      const d = copy();
+      const c = raw(d);
+      c.exec(sql);
+      c.close();
+      const k = memoryLogger();
+      const x = await app(d, 'pw', k.logger);
+      await rejects(x.vault.get('a'), 'KC_VAULT_TAMPERED');
+      await x.close();
+      assert.equal(errorLines(k.lines()).length, 1, sql);
+    }
+  });
+
   it('07: a salt of another length is KC_VAULT_TAMPERED, logged at ERROR, never KC_INTERNAL', async () => {
     const base = tmpDir();
     const a = await app(base, 'pw');

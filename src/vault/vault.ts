@@ -161,13 +161,26 @@ export class Vault {
 
   private values(key: Buffer, id: Buffer, rows: VaultEntryRow[]): [string, string][] {
     const values: [string, string][] = [];
+    const failed: string[] = [];
     for (const row of rows) {
       const plain = open(key, row.sealed, entryAad(id, row.name));
-      if (plain === undefined) continue;
+      if (plain === undefined) {
+        failed.push(row.name);
+        continue;
+      }
       values.push([row.name, plain.toString('utf8')]);
       plain.fill(0);
     }
+    this.reportTampered(failed);
     return values;
+  }
+
+  /**
+   * Entries that fail authentication, logged at ERROR by name (never a value): once each time
+   * the entries are read (an unlock, a change seen by refresh(), a list()), not per tick.
+   */
+  private reportTampered(names: string[]): void {
+    if (names.length > 0) this.log.error({ secrets: names }, 'vault entries failed authentication: changed, moved or damaged');
   }
 
   /** The entries' names and update times when the redactor was last brought up to date. */
@@ -437,7 +450,7 @@ export class Vault {
     if (row === undefined) throw new AppError(ErrorCode.NOT_FOUND, `no secret named ${n}`, { hint: 'blufio config list-secrets shows the names' });
     const plain = open(key, row.sealed, entryAad(id, n));
     if (plain === undefined) {
-      this.log.error({ secret: n }, 'a vault entry failed authentication');
+      this.reportTampered([n]);
       throw tampered(`the secret ${n}`);
     }
     // A value another process stored since the unlock is known to the redactor from now on.
@@ -450,6 +463,7 @@ export class Vault {
     const { key, id } = await this.keyNow(false);
     this.live(key);
     const seen: [string, string][] = [];
+    const failed: string[] = [];
     const listing = this.rows.entries().map((row) => {
       const plain = open(key, row.sealed, entryAad(id, row.name));
       let preview: string | null = null;
@@ -458,9 +472,12 @@ export class Vault {
         preview = maskSecret(value);
         seen.push([row.name, value]);
         plain.fill(0);
+      } else {
+        failed.push(row.name);
       }
       return { name: row.name, preview, tampered: plain === undefined, createdAt: row.created_at, updatedAt: row.updated_at };
     });
+    this.reportTampered(failed);
     // Values another process stored since the unlock are known to the redactor from now on.
     this.redactor?.addSecrets(seen);
     return listing;
