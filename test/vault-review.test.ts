@@ -86,6 +86,19 @@ describe('the vault, as a hostile review found it', () => {
     });
     await a.close();
   });
+
+  it('02: app.vault.lock() stays locked: the refresher does not open it again, a use does', async () => {
+    const dir = tmpDir();
+    const a = await app(dir, 'pw');
+    await a.vault.set('k', 'value-0123456789abcdefghij');
+    a.vault.lock();
+    await sleep(1600); // the refresher ticks every second
+    assert.equal(a.vault.unlocked, false, 'still locked with no call made');
+    assert.equal(a.redactor.redact('value-0123456789abcdefghij'), 'value-0123456789abcdefghij', 'the redactor forgot the value');
+    assert.equal((await a.vault.get('k')).expose(), 'value-0123456789abcdefghij', 'the next use unlocks again');
+    assert.equal(a.vault.unlocked, true);
+    await a.close();
+  });
   it('05: a lock() while create() opens a vault another process made first leaves it locked', async () => {
     const dir = tmpDir();
     const first = await app(dir, 'shared-pass');

@@ -208,14 +208,18 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   // another process created after this one started is opened with the standing passphrase;
   // without one, the app reports itself locked (a daemon then refuses data calls) until
   // unlock(): values it cannot know must not be stored unredacted.
+  // Only a vault nobody locked is opened so: once a caller locked it (app.vault.lock(), as well
+  // as app.lock()), the key stays away until a use or unlock() asks for it again.
   let vaultAppeared: number | null = null;
   let refreshing = false;
+  let vaultLockedByCaller = false;
+  vault.onLock(() => (vaultLockedByCaller = true));
   const refreshVault = async (): Promise<void> => {
     if (vault.unlocked) {
       vault.refresh();
       return;
     }
-    if (vaultLockedByUser || closed || !(await vault.status()).exists) return;
+    if (vaultLockedByUser || vaultLockedByCaller || closed || !(await vault.status()).exists) return;
     const p = standing();
     if (p === undefined) {
       if (vaultAppeared === null) {
@@ -237,7 +241,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           // record is damaged, logged at ERROR once): no derivation again every second.
           fromEnv.key = fromEnv.given = undefined;
           vaultAppeared ??= Date.now();
-        } else if (!isAppError(err, ErrorCode.DB_LOCKED) && !isAppError(err, ErrorCode.DB_CLOSED)) {
+        } else if (!isAppError(err, ErrorCode.DB_LOCKED) && !isAppError(err, ErrorCode.DB_CLOSED) && !isAppError(err, ErrorCode.VAULT_LOCKED)) {
           log.warn({ err }, 'reading the vault entries for the redactor failed');
         }
       })
