@@ -190,6 +190,44 @@ describe('the vault, as a hostile review found it', () => {
       assert.equal(errorLines(k.lines()).length, 1, salt);
     }
   });
+
+  it('08: a failed open leaves neither BLUFIO_VAULT_KEY nor the database key variable in process.env', async () => {
+    const dir = tmpDir();
+    const bad = path.join(dir, 'bad.toml');
+    fs.writeFileSync(bad, '[storage]\nno_such_key = 1\n');
+    process.env.BLUFIO_VAULT_KEY = 'the-vault-passphrase';
+    process.env.BLUFIO_NEW_VAULT_KEY = 'the-new-one';
+    try {
+      await rejects(openBlufio({ dataDir: dir, configPath: bad, logger: silentLogger() }), 'KC_CONFIG_INVALID');
+      assert.equal(process.env.BLUFIO_VAULT_KEY, undefined);
+      assert.equal(process.env.BLUFIO_NEW_VAULT_KEY, undefined);
+      await rejects(openBlufio({ dataDir: dir, configPath: 42 as unknown as string, logger: silentLogger() }), 'KC_INVALID_INPUT');
+      // The database key: vault.json names its variable; the config names another file than
+      // vault.json does, which fails before the variable was taken.
+      const enc = tmpDir();
+      const other = path.join(enc, 'blufio.toml');
+      fs.writeFileSync(other, `[storage]\ndatabase_path = ${JSON.stringify(path.join(enc, 'other.db'))}\n`);
+      fs.writeFileSync(
+        path.join(enc, 'vault.json'),
+        JSON.stringify({
+          schema_version: 3,
+          vault_id: '01JD3XK8Q9ZB7Y6W5V4T3S2R1P',
+          created_at_ms: 1700000000000,
+          database_file: 'blufio.db',
+          object_store: { enabled: true, dir: 'objects', encryption: { enabled: true, algorithm: 'aes-256-gcm' } },
+          db_encryption: { enabled: true, mode: 'sqlcipher_v4', kdf: { algorithm: 'pbkdf2_hmac_sha512', iterations: 256000 }, key_reference: 'env:REVIEW_DBKEY', state: 'encrypted' },
+        }),
+      );
+      process.env.REVIEW_DBKEY = 'the-database-passphrase';
+      await rejects(openBlufio({ configPath: other, logger: silentLogger() }), 'KC_CONFIG_INVALID');
+      assert.equal(process.env.REVIEW_DBKEY, undefined);
+    } finally {
+      delete process.env.BLUFIO_VAULT_KEY;
+      delete process.env.BLUFIO_NEW_VAULT_KEY;
+      delete process.env.REVIEW_DBKEY;
+    }
+  });
+
   it('10: a passphrase that is not a string is KC_INVALID_INPUT, not a TypeError', async () => {
     const dir = tmpDir();
     const a = await app(dir, 'pw');

@@ -119,6 +119,12 @@ const UnlockOptionsSchema = z.strictObject({
 });
 
 export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> {
+  // The passphrases leave process.env before anything can fail (bad options or config, a
+  // database held by another process, a wrong key): a failed open must leave nothing there
+  // for the caller's child processes. The database key's variable is named in vault.json, so
+  // it is taken by the gate, as soon as vault.json is read.
+  const env = (options as OpenOptions | null | undefined)?.env ?? process.env;
+  const envKeys = envPassphrases(env);
   checkOptions(OpenOptionsSchema, options, 'openBlufio');
   const config = loadConfig({
     ...(options.configPath === undefined ? {} : { configPath: options.configPath }),
@@ -128,7 +134,6 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   });
   const redactor = new Redactor(config.redaction.extraPatterns);
   const log = options.logger === undefined ? createLogger({ level: config.logging.level, redactor }) : withRedaction(options.logger, redactor);
-  const env = options.env ?? process.env;
   // A database passphrase typed at the prompt is tried on the vault too (below): someone who
   // uses one passphrase for both types it once.
   let typed: string | undefined;
@@ -154,7 +159,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   let lockedSince: number | null = null;
   let vaultLockedByUser = false;
   let closed = false;
-  const fromEnv: { key: string | undefined; newKey: string | undefined; given: string | undefined } = { ...envPassphrases(env), given: options.passphrase };
+  const fromEnv: { key: string | undefined; newKey: string | undefined; given: string | undefined } = { ...envKeys, given: options.passphrase };
   /** The passphrase this app may use without asking: given to openBlufio, or BLUFIO_VAULT_KEY. */
   const standing = (): string | undefined => fromEnv.given ?? fromEnv.key;
   const provider: PassphraseProvider = async (purpose) => {

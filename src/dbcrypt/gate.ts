@@ -82,8 +82,10 @@ export async function databasePassphrase(m: Manifest, opts: GateOptions): Promis
  */
 export async function openGate(databasePath: string, opts: GateOptions): Promise<Gate> {
   const dir = path.dirname(databasePath);
+  const peeked = peek(databasePath);
+  takeKeyEnv(peeked?.manifest, opts.env);
   ensurePrivateDir(dir);
-  const asked = await askBeforeLock(databasePath, opts);
+  const asked = await askBeforeLock(databasePath, peeked, opts);
   const release = await acquireVaultLock(dir, opts.lockTimeoutMs ?? 60_000);
   try {
     return { ...(await gateLocked(databasePath, dir, opts, asked)), release };
@@ -99,20 +101,34 @@ export async function openGate(databasePath: string, opts: GateOptions): Promise
  * read without the lock says a prompt will be needed, it is asked first. The locked pass
  * decides again and uses the answer only if the database is still encrypted.
  */
-async function askBeforeLock(databasePath: string, opts: GateOptions): Promise<string | undefined> {
-  if (opts.ask === undefined) return undefined;
-  let s: VaultState;
-  try {
-    s = inspect(path.dirname(databasePath), path.basename(databasePath));
-  } catch {
-    return undefined; // reported by the locked pass
-  }
+async function askBeforeLock(databasePath: string, s: VaultState | undefined, opts: GateOptions): Promise<string | undefined> {
+  if (opts.ask === undefined || s === undefined) return undefined;
   const de = s.manifest.db_encryption;
   // A config that names another file than vault.json does fails first, without a prompt.
   if (!s.present || de.state !== 'encrypted' || mismatch(s) !== undefined || s.databasePath !== path.resolve(databasePath)) return undefined;
   const name = envName(de.key_reference);
-  if (name !== undefined && (opts.env[name] ?? '') !== '') return undefined; // no prompt: the variable has it
+  if (name !== undefined && takeSecretEnv(opts.env, name) !== undefined) return undefined; // no prompt: the variable has it
   return databasePassphrase(s.manifest, opts);
+}
+
+/** The directory's state read without its lock: undefined when it cannot be read now (the locked pass reports why). */
+function peek(databasePath: string): VaultState | undefined {
+  try {
+    return inspect(path.dirname(databasePath), path.basename(databasePath));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The database key's variable (named by key_reference) leaves the environment whatever the
+ * state, and first of all: an open that fails later (the directory's lock held elsewhere, a
+ * state mismatch, a wrong key) must leave nothing for a child process. Its value stays at hand
+ * for this process (takeSecretEnv).
+ */
+function takeKeyEnv(m: Manifest | undefined, env: Env): void {
+  const name = envName(m?.db_encryption.key_reference ?? null);
+  if (name !== undefined) takeSecretEnv(env, name);
 }
 
 async function gateLocked(databasePath: string, dir: string, opts: GateOptions, asked?: string): Promise<Omit<Gate, 'release'>> {
@@ -132,9 +148,7 @@ async function gateLocked(databasePath: string, dir: string, opts: GateOptions, 
     writeManifest(dir, manifest);
   }
   const de = manifest.db_encryption;
-  // The key's variable leaves the environment whatever the state: no child inherits it.
-  const name = envName(de.key_reference);
-  if (name !== undefined) takeSecretEnv(opts.env, name);
+  takeKeyEnv(manifest, opts.env); // again: vault.json may have changed since it was peeked at
   if (de.state === 'pending_migration') throw pendingError(dir, manifest);
   if (de.state === 'plaintext') return { manifest };
   assertCipherSupport();
