@@ -99,6 +99,32 @@ describe('the vault, as a hostile review found it', () => {
     assert.equal(a.vault.unlocked, true);
     await a.close();
   });
+
+  it('03: a deleted or replaced value, and an old wrap, are zeroed in the database file and gone from the WAL', async () => {
+    const dir = tmpDir();
+    const a = await app(dir, 'pw-1');
+    await a.vault.set('other', 'other-value-abcdefghijklmnop');
+    const sealedOf = (): Buffer => query<{ sealed: Buffer }>(dir, "SELECT sealed FROM vault_entries WHERE name = 'k'").sealed;
+    await a.vault.set('k', 'first-value-0123456789abcdefgh');
+    const first = sealedOf();
+    await a.vault.set('k', 'second-value-0123456789abcdefg');
+    const second = sealedOf();
+    assert.deepEqual(filesHolding(dir, first), [], 'the replaced value, at once');
+    await a.vault.delete('k');
+    const wrapped = query<{ wrapped_key: Buffer }>(dir, 'SELECT wrapped_key FROM vault_meta').wrapped_key;
+    await a.vault.changePassphrase('pw-2');
+    for (const [what, bytes] of [['replaced', first], ['deleted', second], ['old wrap', wrapped]] as const) {
+      assert.deepEqual(filesHolding(dir, bytes), [], `${what} while open`);
+    }
+    await a.db.checkpoint();
+    await a.close();
+    for (const [what, bytes] of [['replaced', first], ['deleted', second], ['old wrap', wrapped]] as const) {
+      assert.deepEqual(filesHolding(dir, bytes), [], `${what} after close`);
+    }
+    const b = await app(dir, 'pw-2');
+    assert.equal((await b.vault.get('other')).expose(), 'other-value-abcdefghijklmnop');
+    await b.close();
+  });
   it('05: a lock() while create() opens a vault another process made first leaves it locked', async () => {
     const dir = tmpDir();
     const first = await app(dir, 'shared-pass');

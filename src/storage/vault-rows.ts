@@ -53,14 +53,32 @@ export class VaultRows {
   }
 
   rewrap(meta: VaultMetaInput, expect: Uint8Array): Promise<number> {
-    return this.writer.run('vault.rewrap', { meta, expect });
+    return this.foldingWal(this.writer.run('vault.rewrap', { meta, expect }));
   }
 
   put(name: string, sealed: Uint8Array): Promise<number> {
-    return this.writer.run('vault.put', { name, sealed });
+    return this.foldingWal(this.writer.run('vault.put', { name, sealed }));
   }
 
   delete(name: string): Promise<boolean> {
-    return this.writer.run('vault.delete', { name });
+    return this.foldingWal(this.writer.run('vault.delete', { name }));
+  }
+
+  /**
+   * After a vault write, the WAL still holds the earlier images of its pages (the old sealed
+   * value, the old wrapped key) until it is reused: a checkpoint that truncates it, without
+   * waiting for anyone, lets them go now. Best effort: a reader elsewhere may keep the WAL for
+   * now (the last connection to close truncates it anyway). Vault writes are rare, so the
+   * checkpoint costs nothing that matters; no other write asks for one.
+   */
+  private async foldingWal<T>(write: Promise<T>): Promise<T> {
+    const out = await write;
+    try {
+      await this.writer.checkpoint();
+    } catch {
+      // The write is committed and acknowledged; a checkpoint that fails now is retried by the
+      // next one, and the close.
+    }
+    return out;
   }
 }
