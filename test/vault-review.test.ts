@@ -125,6 +125,25 @@ describe('the vault, as a hostile review found it', () => {
     assert.equal((await b.vault.get('other')).expose(), 'other-value-abcdefghijklmnop');
     await b.close();
   });
+
+  it('04: vault values are not copied into Node\'s shared Buffer pool', async () => {
+    const value = 'ghp_POOLCANARY0123456789abcdefABCDEF';
+    const slabs = (): ArrayBufferLike => Buffer.from('probe').buffer;
+    const before = slabs();
+    secretForms(value);
+    const s = new Secret(`${value}-secret`);
+    const after = slabs();
+    for (const slab of [before, after]) assert.equal(Buffer.from(slab).includes(value), false, 'the pool holds the value');
+    assert.equal(s.exposeBytes().buffer.byteLength, s.exposeBytes().length, 'a Secret has a buffer of its own');
+    const dir = tmpDir();
+    const a = await app(dir, 'pw');
+    await a.vault.set('github.token', value);
+    await a.vault.list();
+    (await a.vault.get('github.token')).wipe();
+    await a.close();
+    assert.equal(Buffer.from(slabs()).includes(value), false, 'after set, list, get');
+  });
+
   it('05: a lock() while create() opens a vault another process made first leaves it locked', async () => {
     const dir = tmpDir();
     const first = await app(dir, 'shared-pass');

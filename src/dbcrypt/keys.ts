@@ -2,6 +2,7 @@ import { createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'no
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { AppError, ErrorCode } from '../errors/index.js';
+import { privateBytes } from '../vault/seal.js';
 import { ioError, SQLCIPHER_KDF_ITERATIONS } from './manifest.js';
 
 /**
@@ -32,7 +33,7 @@ export function newSalt(): Buffer {
 
 /** The page key from a passphrase (off the event loop: PBKDF2 at 256k rounds takes a while). */
 export async function deriveDbKey(passphrase: string, salt: Buffer): Promise<Buffer> {
-  const pass = Buffer.from(passphrase, 'utf8');
+  const pass = privateBytes(passphrase); // not a slice of the shared pool (see privateBytes)
   try {
     return await pbkdf2Async(pass, salt, SQLCIPHER_KDF_ITERATIONS, KEY_BYTES, 'sha512');
   } finally {

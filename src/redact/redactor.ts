@@ -4,6 +4,7 @@ import { BlobRuns } from './blobs.js';
 import { isAlnum } from './chars.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
+import { privateBytes } from '../vault/seal.js';
 
 /** Vault values shorter than this are not matched as text: "1234" would redact every 1234. */
 export const MIN_SECRET_LENGTH = 8;
@@ -73,10 +74,13 @@ export function secretForms(value: string): { forms: string[]; jsonSafe: string[
   // (base64 of "1234567" would be found in unrelated base64 data, and cut it).
   if (value.length < MIN_SECRET_LENGTH) return { forms: [], jsonSafe: [] };
   const json = JSON.stringify(value).slice(1, -1);
-  const bytes = Buffer.from(value, 'utf8');
+  // The value's bytes in a buffer of their own, zeroed at once: Buffer.from(value) would leave a
+  // copy in Node's shared pool, which travels with any small Buffer sent to another thread.
+  const bytes = privateBytes(value);
   const b64 = bytes.toString('base64');
   const b64url = bytes.toString('base64url');
   const decided = Math.floor((bytes.length * 4) / 3);
+  bytes.fill(0);
   let uri = value;
   try {
     uri = encodeURIComponent(value);

@@ -1,4 +1,5 @@
 import { inspect } from 'node:util';
+import { privateBytes } from './seal.js';
 
 const REDACTED = '[REDACTED]';
 
@@ -13,7 +14,7 @@ export class Secret {
   #wiped = false;
 
   constructor(value: Buffer | string) {
-    this.#bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+    this.#bytes = typeof value === 'string' ? privateBytes(value) : value;
   }
 
   expose(): string {
