@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -134,6 +135,41 @@ describe('blufio serve: every method over HTTP', () => {
     assert.ok(!log.includes(PASS) && !log.includes(SECRET) && !log.includes(d.token), 'no secret in the log');
     const stopped = await d.stop();
     assert.equal(stopped.code, 0, d.stderr());
+  });
+
+  it('takes the vault passphrase from BLUFIO_VAULT_KEY_FILE, so it is not in /proc/<pid>/environ; refuses bad files', async () => {
+    const dir = await dirWithVault();
+    const secrets = tmpDir('blufio-cred-');
+    const file = path.join(secrets, 'vault-key');
+    fs.writeFileSync(file, `${PASS}\n`, { mode: 0o600 });
+    const d = await serve({ dir, env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: file }) });
+    const environ = fs.readFileSync(`/proc/${d.child.pid}/environ`);
+    assert.equal(environ.includes(Buffer.from(PASS)), false, 'the passphrase is not in the environment block');
+    assert.equal((await d.call('health')).result.status, 'ok');
+    assert.deepEqual(((await d.call('secret_list')).result as { name: string }[]).map((x) => x.name), ['openai']);
+    await d.stop();
+    // A file others can read is used, with a warning; a wrong passphrase in it is the usual error.
+    fs.chmodSync(file, 0o644);
+    const open = await runCli(['--data-dir', dir, 'config', 'list-secrets'], { env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: file }) });
+    assert.equal(open.code, 0, open.stderr);
+    assert.match(open.stderr, /can be read by every user/);
+    fs.writeFileSync(path.join(secrets, 'wrong'), 'not it');
+    const wrong = await runCli(['--data-dir', dir, 'config', 'list-secrets'], { env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: path.join(secrets, 'wrong') }) });
+    assert.match(wrong.stderr, /^error\[KC_VAULT_KEY_INVALID\]/m);
+    // Files that hold no passphrase are refused before anything is opened, naming the variable.
+    fs.writeFileSync(path.join(secrets, 'empty'), '\n');
+    fs.writeFileSync(path.join(secrets, 'two-lines'), 'first\nsecond\n');
+    fs.writeFileSync(path.join(secrets, 'latin1'), Buffer.from([0x70, 0xe4, 0x73, 0x73]));
+    fs.writeFileSync(path.join(secrets, 'huge'), 'x'.repeat(70_000));
+    spawnSync('mkfifo', [path.join(secrets, 'fifo')]);
+    for (const [name, why] of [['empty', /is empty/], ['two-lines', /more than one line/], ['latin1', /not UTF-8/], ['huge', /larger than/], ['fifo', /not a regular file/], ['missing', /cannot be read \(ENOENT\)/], ['.', /not a regular file/]] as const) {
+      const r = await runCli(['--data-dir', dir, 'config', 'list-secrets'], { env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: path.join(secrets, name) }) });
+      assert.equal(r.code, 1, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, /^error\[KC_INVALID_INPUT\]: BLUFIO_VAULT_KEY_FILE names /, name);
+      assert.match(r.stderr, why, name);
+    }
+    const both = await runCli(['--data-dir', dir, 'config', 'list-secrets'], { env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: file, BLUFIO_VAULT_KEY: PASS }) });
+    assert.match(both.stderr, /^error\[KC_INVALID_INPUT\]: both BLUFIO_VAULT_KEY and BLUFIO_VAULT_KEY_FILE are set/);
   });
 
   it('doubles the wait after each failed unlock and runs one attempt at a time', async () => {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
-import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, takeSecretEnv, type BlufioConfig, type Durability, type Env } from '../config/index.js';
+import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, readSecretFile, takeSecretEnv, type BlufioConfig, type Durability, type Env } from '../config/index.js';
 import { createLogger, withRedaction, type Logger } from '../log/index.js';
 import { Redactor } from '../redact/index.js';
 import {
@@ -108,9 +108,21 @@ const OpenOptionsSchema = LoadOptionsSchema.extend({
   requireVault: z.boolean().optional(),
 });
 
-/** The vault passphrases from the environment (taken out of it: see takeSecretEnv). */
-function envPassphrases(env: Env): { key: string | undefined; newKey: string | undefined } {
-  return { key: takeSecretEnv(env, 'BLUFIO_VAULT_KEY'), newKey: takeSecretEnv(env, 'BLUFIO_NEW_VAULT_KEY') };
+/**
+ * The vault passphrases from the environment (taken out of it: see takeSecretEnv), or from the
+ * file BLUFIO_VAULT_KEY_FILE names (a systemd credential, a container secret), which keeps the
+ * passphrase out of the process's initial environment.
+ */
+function envPassphrases(env: Env): { key: string | undefined; newKey: string | undefined; keyFileOpenToOthers: string | undefined } {
+  const key = takeSecretEnv(env, 'BLUFIO_VAULT_KEY');
+  const newKey = takeSecretEnv(env, 'BLUFIO_NEW_VAULT_KEY');
+  const file = env.BLUFIO_VAULT_KEY_FILE;
+  if (file === undefined || file === '') return { key, newKey, keyFileOpenToOthers: undefined };
+  if (key !== undefined) {
+    throw new AppError(ErrorCode.INVALID_INPUT, 'both BLUFIO_VAULT_KEY and BLUFIO_VAULT_KEY_FILE are set', { hint: 'set one of them (the file keeps the passphrase out of the environment)' });
+  }
+  const read = readSecretFile(file, 'BLUFIO_VAULT_KEY_FILE');
+  return { key: read.value, newKey, keyFileOpenToOthers: read.othersCanRead ? file : undefined };
 }
 
 const UnlockOptionsSchema = z.strictObject({
@@ -134,6 +146,9 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   });
   const redactor = new Redactor(config.redaction.extraPatterns);
   const log = options.logger === undefined ? createLogger({ level: config.logging.level, redactor }) : withRedaction(options.logger, redactor);
+  if (envKeys.keyFileOpenToOthers !== undefined) {
+    log.warn({ file: envKeys.keyFileOpenToOthers }, 'the vault passphrase file (BLUFIO_VAULT_KEY_FILE) can be read by every user; chmod 600 it (a container secret mounted 0444 is readable by every process in the container)');
+  }
   // A database passphrase typed at the prompt is tried on the vault too (below): someone who
   // uses one passphrase for both types it once.
   let typed: string | undefined;
@@ -159,7 +174,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   let lockedSince: number | null = null;
   let vaultLockedByUser = false;
   let closed = false;
-  const fromEnv: { key: string | undefined; newKey: string | undefined; given: string | undefined } = { ...envKeys, given: options.passphrase };
+  const fromEnv: { key: string | undefined; newKey: string | undefined; given: string | undefined } = { key: envKeys.key, newKey: envKeys.newKey, given: options.passphrase };
   /** The passphrase this app may use without asking: given to openBlufio, or BLUFIO_VAULT_KEY. */
   const standing = (): string | undefined => fromEnv.given ?? fromEnv.key;
   const provider: PassphraseProvider = async (purpose) => {

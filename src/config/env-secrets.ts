@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import { AppError, ErrorCode } from '../errors/index.js';
 import type { Env } from './paths.js';
 
 /**
@@ -18,4 +20,46 @@ export function takeSecretEnv(env: Env, name: string): string | undefined {
   if (v) taken.set(name, v);
   delete process.env[name];
   return taken.get(name);
+}
+
+/** A passphrase file is a line of text: more than this is not one. */
+const MAX_SECRET_FILE_BYTES = 64 * 1024;
+
+/**
+ * The secret in the file a `<NAME>_FILE` variable names (a systemd credential, a container
+ * secret): its text, less one final line break. Unlike a variable's value, it never enters the
+ * process's initial environment, which /proc/<pid>/environ shows for the process's life. Only a
+ * regular file is read (a FIFO would hang the open), as UTF-8, whole.
+ */
+export function readSecretFile(file: string, variable: string): { value: string; othersCanRead: boolean } {
+  const bad = (why: string): AppError =>
+    new AppError(ErrorCode.INVALID_INPUT, `${variable} names ${file}, which ${why}`, {
+      hint: `point ${variable} at a file that holds the passphrase alone (one line of UTF-8 text), readable by this user only`,
+    });
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (err) {
+    throw bad(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  if (!st.isFile()) throw bad('is not a regular file');
+  if (st.size > MAX_SECRET_FILE_BYTES) throw bad(`is larger than ${MAX_SECRET_FILE_BYTES} bytes`);
+  let raw: Buffer;
+  try {
+    raw = fs.readFileSync(file);
+  } catch (err) {
+    throw bad(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch {
+    throw bad('is not UTF-8 text');
+  } finally {
+    raw.fill(0);
+  }
+  const value = text.replace(/\r?\n$/, '');
+  if (value === '') throw bad('is empty');
+  if (value.includes('\n')) throw bad('holds more than one line');
+  return { value, othersCanRead: (st.mode & 0o004) !== 0 };
 }
