@@ -95,9 +95,36 @@ describe('the vault, as a hostile review found it', () => {
     await sleep(1600); // the refresher ticks every second
     assert.equal(a.vault.unlocked, false, 'still locked with no call made');
     assert.equal(a.redactor.redact('value-0123456789abcdefghij'), 'value-0123456789abcdefghij', 'the redactor forgot the value');
+    // Its values unknown to the redactor, the app says it is locked (a daemon refuses data calls).
+    assert.equal(a.lockStatus().locked, true);
     assert.equal((await a.vault.get('k')).expose(), 'value-0123456789abcdefghij', 'the next use unlocks again');
     assert.equal(a.vault.unlocked, true);
+    await sleep(1200);
+    assert.equal(a.lockStatus().locked, false, 'open again: no longer reported locked');
     await a.close();
+  });
+
+  it('02 (second review): a lock before any vault existed does not stop the refresher from opening, or reporting, a vault made later', async () => {
+    for (const how of ['vault.lock', 'app.lock+unlock'] as const) {
+      const dir = tmpDir();
+      const a = await app(dir, 'pw');
+      try {
+        if (how === 'vault.lock') a.vault.lock();
+        else {
+          await a.lock();
+          await a.unlock({ passphrase: 'pw' }).catch(() => undefined);
+        }
+        // Another process creates the vault and stores a value.
+        const other = await app(dir, 'pw');
+        await other.vault.set('k', 'made-elsewhere-0123456789abcdef');
+        await other.close();
+        await sleep(1600);
+        const redacted = a.redactor.redact('made-elsewhere-0123456789abcdef') !== 'made-elsewhere-0123456789abcdef';
+        assert.ok(redacted || a.lockStatus().locked, `${how}: the value is redacted, or the app says it is locked (${JSON.stringify(a.lockStatus())})`);
+      } finally {
+        await a.close();
+      }
+    }
   });
 
   it('03: a deleted or replaced value, and an old wrap, are zeroed in the database file and gone from the WAL', async () => {
@@ -179,7 +206,7 @@ describe('the vault, as a hostile review found it', () => {
     await first.close();
   });
 
-  it('06: tamper detections are logged at ERROR, by name, never the value, once per read', async () => {
+  it('06: tamper detections are logged at ERROR, by name, never the value, once per name, a few names a line', async () => {
     const base = tmpDir();
     const a = await app(base, 'pw');
     await a.vault.set('a', 'value-of-a-1234567890abcdef');
@@ -201,8 +228,24 @@ describe('the vault, as a hostile review found it', () => {
     await sleep(1200); // refresher ticks with nothing changed: no new line
     assert.equal(errorLines(m.lines()).length, 1);
     assert.deepEqual((await s.vault.list()).map((l) => l.tampered), [true, true]);
-    assert.deepEqual(errorLines(m.lines()).map((l) => l.secrets), [['a', 'b'], ['a', 'b']], 'the list');
+    assert.equal(errorLines(m.lines()).length, 1, 'the list: the same names are not logged again');
     await s.close();
+    // A hostile file with thousands of bad entries: one line, a count and ten names, not a
+    // line of every name on every read (second review: 22 MB a read).
+    const many = copy();
+    const h = raw(many);
+    h.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO vault_entries (name, sealed, created_at, updated_at) SELECT 'bogus' || i, randomblob(60), 0, 0 FROM n");
+    h.close();
+    const hm = memoryLogger();
+    const hx = await app(many, 'pw', hm.logger);
+    await hx.vault.unlock();
+    await hx.vault.list();
+    await hx.vault.list();
+    await hx.close();
+    const lines = errorLines(hm.lines());
+    assert.equal(lines.length, 1, JSON.stringify(lines.map((l) => l.count)));
+    assert.equal(lines[0]!.count, 5000);
+    assert.equal((lines[0]!.secrets as string[]).length, 10);
     assert.ok(!JSON.stringify(m.lines()).includes('1234567890abcdef'), 'no value logged');
     for (const sql of ["UPDATE vault_meta SET kdf = 'argon2i'", 'UPDATE vault_meta SET kdf_memory_kib = 1024']) {
       const d = copy();

@@ -228,18 +228,29 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   // another process created after this one started is opened with the standing passphrase;
   // without one, the app reports itself locked (a daemon then refuses data calls) until
   // unlock(): values it cannot know must not be stored unredacted.
-  // Only a vault nobody locked is opened so: once a caller locked it (app.vault.lock(), as well
-  // as app.lock()), the key stays away until a use or unlock() asks for it again.
+  // A vault a caller locked (app.vault.lock()) is not opened again by this: the key stays away
+  // until a use or unlock() asks for it. Its values are gone from the redactor meanwhile, so
+  // the app reports itself locked (a daemon refuses data calls) until then, as for a vault it
+  // cannot open. (app.lock() has its own flag, vaultLockedByUser.)
   let vaultAppeared: number | null = null;
   let refreshing = false;
-  let vaultLockedByCaller = false;
-  vault.onLock(() => (vaultLockedByCaller = true));
+  let lockedByVaultCaller = false;
+  vault.onLock(() => {
+    if (!vaultLockedByUser) lockedByVaultCaller = true;
+  });
   const refreshVault = async (): Promise<void> => {
     if (vault.unlocked) {
+      // Open again (a use, unlock()): whatever locked it is over.
+      lockedByVaultCaller = false;
+      vaultAppeared = null;
       vault.refresh();
       return;
     }
-    if (vaultLockedByUser || vaultLockedByCaller || closed || !(await vault.status()).exists) return;
+    if (vaultLockedByUser || closed || !(await vault.status()).exists) return;
+    if (lockedByVaultCaller) {
+      vaultAppeared ??= Date.now();
+      return;
+    }
     const p = standing();
     if (p === undefined) {
       if (vaultAppeared === null) {
@@ -355,6 +366,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           if (opts.passphrase !== undefined) {
             await vault.unlock(opts.passphrase);
             vaultLockedByUser = false;
+            lockedByVaultCaller = false;
           }
         } catch (err) {
           if (opened !== undefined) {

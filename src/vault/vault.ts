@@ -39,6 +39,9 @@ const NAME_FIRST = /^[A-Za-z0-9]$/;
 const NAME_REST = /^[A-Za-z0-9._:/-]$/;
 /** The largest secret value, in UTF-8 bytes. */
 export const MAX_VALUE_BYTES = 64 * 1024;
+/** Names of tampered entries in one log line; and how many are remembered as already logged. */
+const TAMPERED_NAMES_LOGGED = 10;
+const MAX_TAMPERED_REMEMBERED = 10_000;
 
 /** The built-in formats alone: a name is checked against them, not against the vault's values. */
 const FORMATS_ONLY = new Redactor();
@@ -180,8 +183,18 @@ export class Vault {
    * the entries are read (an unlock, a change seen by refresh(), a list()), not per tick.
    */
   private reportTampered(names: string[]): void {
-    if (names.length > 0) this.log.error({ secrets: names }, 'vault entries failed authentication: changed, moved or damaged');
+    // Once per name in this process, and at most a few names a line: the names come from the
+    // file, and a hostile one with 100,000 bad entries must not fill the log on every read.
+    const fresh = names.filter((n) => !this.tamperedSeen.has(n));
+    if (fresh.length === 0) return;
+    for (const n of fresh) if (this.tamperedSeen.size < MAX_TAMPERED_REMEMBERED) this.tamperedSeen.add(n);
+    this.log.error(
+      { count: fresh.length, secrets: fresh.slice(0, TAMPERED_NAMES_LOGGED).map((n) => (n.length > 80 ? `${n.slice(0, 80)}…` : n)) },
+      'vault entries failed authentication: changed, moved or damaged',
+    );
   }
+
+  private readonly tamperedSeen = new Set<string>();
 
   /** The entries' names and update times when the redactor was last brought up to date. */
   private fed = '';
