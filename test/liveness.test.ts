@@ -5,6 +5,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import Database from '../src/storage/driver.js';
 import { openBlufio, type BlufioApp } from '../src/index.js';
+import { acquireFileLock } from '../src/dbcrypt/dirlock.js';
 import { createLockFile, fileLockHeld, tryFileLock } from '../src/storage/file-lock.js';
 import { cleanEnv, fixture, silentLogger, sleep, tmpDir } from './helpers/index.js';
 
@@ -133,5 +134,21 @@ it('lock files of dead owners are removed after a minute; held and fresh ones st
     assert.deepEqual(fs.readdirSync(locks).sort(), ['bbbbbbbbbbbb.lock', 'cccccccccccc.lock']);
   } finally {
     holding();
+  }
+});
+
+it('a second attempt on a lock file this process holds is refused and leaves the lock held for every other process', async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'daemon.lock');
+  const busy = (): Error => Object.assign(new Error('busy'), { code: 'BUSY' });
+  const release = await acquireFileLock(file, 0, busy as never);
+  try {
+    await assert.rejects(acquireFileLock(file, 0, busy as never), { message: 'busy' });
+    // Another process: the lock must still be seen held (closing a descriptor of the file in
+    // this process would have dropped it).
+    const probe = spawnSync(process.execPath, ['--input-type=module', '-e', `import { fileLockHeld } from ${JSON.stringify(new URL('../src/storage/file-lock.js', import.meta.url).href)}; console.log(fileLockHeld(${JSON.stringify(file)}))`], { encoding: 'utf8' });
+    assert.equal(probe.stdout.trim(), 'true', probe.stderr);
+  } finally {
+    release();
   }
 });

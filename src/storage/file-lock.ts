@@ -11,9 +11,18 @@ import { FILE_MODE } from './files.js';
  * a file drops the process's locks on it).
  */
 
-/** Creates `file` (0600, empty) if it is missing. Errors are the file system's. */
+/**
+ * Creates `file` (0600, empty) if it is missing. Errors are the file system's. An existing file
+ * is not opened at all: closing any descriptor of a file drops every POSIX lock this process
+ * holds on it, so opening a lock file this process holds (a second daemon start, a second open
+ * of the vault directory) would free it for every other process.
+ */
 export function createLockFile(file: string): void {
-  fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, FILE_MODE));
+  try {
+    fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
 }
 
 /**
