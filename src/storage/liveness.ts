@@ -42,6 +42,8 @@ function lockFile(dir: string, token: string): string | undefined {
 
 export interface HeldOwner {
   readonly token: string;
+  /** Whether its lock file is held; false: it is judged by its pid (see holdOwner). */
+  readonly locked: boolean;
   /** Unlocks and removes the lock file: from then on the token is judged by its pid. Idempotent. */
   release(): void;
 }
@@ -54,8 +56,9 @@ export function holdOwner(dir: string): HeldOwner {
   const token = newOwnerToken();
   const file = lockFile(dir, token)!;
   let unlock: (() => void) | undefined;
-  // Twice: another owner's release may remove the (then empty) directory between the two steps.
-  for (let attempt = 0; attempt < 2 && unlock === undefined; attempt++) {
+  // Again when it fails: another owner's release may remove the (then empty) directory between
+  // the two steps, and may do so more than once under churn.
+  for (let attempt = 0; attempt < 10 && unlock === undefined; attempt++) {
     try {
       ensurePrivateDir(dir);
       createLockFile(file);
@@ -67,6 +70,7 @@ export function holdOwner(dir: string): HeldOwner {
   if (unlock === undefined) fs.rmSync(file, { force: true });
   return {
     token,
+    locked: unlock !== undefined,
     release: () => {
       if (unlock === undefined) return;
       // The name first: while it is gone and the lock still held, a reader falls back to the

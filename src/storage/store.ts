@@ -71,6 +71,9 @@ export class Storage {
     preflight(file);
     ensureDatabaseFile(file);
     const owner = holdOwner(ownersDir(file));
+    if (!owner.locked) {
+      log.warn({ dir: ownersDir(file) }, 'cannot hold a lock file of this process beside the database; other processes judge whether it lives by its pid, which they cannot see from another pid namespace');
+    }
     let client: WriterClient;
     let info: ReadyInfo;
     let reader: Db;
