@@ -6,7 +6,7 @@ import { it } from 'node:test';
 import Database from '../src/storage/driver.js';
 import { selectSqlcipherV4 } from '../src/storage/sqlite.js';
 import { openBlufio, type BlufioApp } from '../src/index.js';
-import { dbEncryptEnable, dbEncryptMigrate, dbEncryptStatus, exportVault, readManifest, verifyVault } from '../src/dbcrypt/index.js';
+import { dbEncryptEnable, dbEncryptMigrate, dbEncryptStatus, exportVault, keyFor, readManifest, verifyVault } from '../src/dbcrypt/index.js';
 import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
 
 /**
@@ -276,6 +276,15 @@ it('a new database passphrase holding U+FFFD (bytes that were not UTF-8) is refu
   await dbEncryptEnable(fresh, { passphraseEnv: 'DBKEY', env: { ...env } });
   await assert.rejects(open(fresh, { ...mangled }), isFffd);
   assert.equal(fs.existsSync(path.join(fresh, 'blufio.db')), false, 'no database was created');
+  // A lone surrogate becomes the same bytes as U+FFFD (second review): refused too, for the
+  // database and for the vault.
+  await assert.rejects(keyFor(path.join(fresh, 'new.db'), 'db \uD800 passphrase'), isFffd);
+  const v = await openBlufio({ dataDir: path.join(tmpDir(), 'v'), logger: silentLogger(), env: {}, passphrase: 'vault \uDC00 passphrase' });
+  try {
+    await assert.rejects(v.vault.set('k', 'value-0123456789'), isFffd);
+  } finally {
+    await v.close();
+  }
   // A database made before this check with such a passphrase (here: by the stock key pragma) still opens.
   const old = path.join(tmpDir(), 'old');
   fs.mkdirSync(old);

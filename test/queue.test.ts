@@ -851,17 +851,28 @@ describe('queue: what a second review found', () => {
     const onUnhandled = (e: unknown): void => void unhandled.push(e);
     process.on('unhandledRejection', onUnhandled);
     try {
-      const hostile = [
-        () => ({ get then(): never { throw new Error('then getter'); } }),
-        () => { throw new Proxy({}, { getPrototypeOf() { throw new Error('trap'); } }); },
-        () => { throw new Proxy({}, { get() { throw new Error('trap'); } }); },
+      // Each with the state its job ends in: what can be read fails the job; a native promise
+      // that resolved completes it, whatever its own `then` does (an await never reads it).
+      const hostile: [() => unknown, string][] = [
+        [() => ({ get then(): never { throw new Error('then getter'); } }), 'dead'],
+        [
+          () => {
+            // A native promise with a throwing own `then` (second review: it crashed the process).
+            const p = Promise.resolve();
+            Object.defineProperty(p, 'then', { get() { throw new Error('then getter'); } });
+            return p;
+          },
+          'completed',
+        ],
+        [() => { throw new Proxy({}, { getPrototypeOf() { throw new Error('trap'); } }); }, 'dead'],
+        [() => { throw new Proxy({}, { get() { throw new Error('trap'); } }); }, 'dead'],
       ];
-      for (const [i, handler] of hostile.entries()) {
+      for (const [i, [handler, end]] of hostile.entries()) {
         const id = await app.queue.enqueue(`hostile${i}`, i, { maxAttempts: 1 });
         const w = app.queue.work(`hostile${i}`, handler);
-        for (let n = 0; n < 100 && (await app.queue.get(id)).state !== 'dead'; n++) await sleep(20);
+        for (let n = 0; n < 100 && (await app.queue.get(id)).state !== end; n++) await sleep(20);
         await w.stop();
-        assert.equal((await app.queue.get(id)).state, 'dead', `handler ${i}`);
+        assert.equal((await app.queue.get(id)).state, end, `handler ${i}`);
       }
       await sleep(50);
       assert.deepEqual(unhandled, []);

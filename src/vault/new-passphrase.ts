@@ -7,8 +7,9 @@ import { AppError, ErrorCode } from '../errors/index.js';
  * still accepts it: what was made before this check must stay openable.
  */
 export function assertNewPassphrase(p: string, what: string): void {
-  if (p.includes('\uFFFD')) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `the new ${what} holds U+FFFD, which stands in for bytes that were not UTF-8; nothing was changed`, {
+  // A lone surrogate (a JavaScript caller's string) is written as the same three bytes as U+FFFD.
+  if (p.includes('\uFFFD') || !p.isWellFormed()) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `the new ${what} holds U+FFFD (or a lone surrogate), which stands in for bytes that were not UTF-8; nothing was changed`, {
       hint: 'choose a passphrase of valid UTF-8 text (check that the terminal, or whatever sets the environment variable, uses UTF-8)',
     });
   }

@@ -243,7 +243,13 @@ export class QueueWorker {
       return;
     }
     if (thenable) {
-      Promise.resolve(result).then(
+      // Awaited inside an async function, not Promise.resolve(result).then(...): that returns a
+      // native promise as it is, and calls its own `then`, which may be a getter that throws.
+      // An await never looks `then` up on a native promise, and anything else it throws
+      // becomes this function's rejection.
+      (async () => {
+        await result;
+      })().then(
         () => this.finish(held, true, undefined),
         (err: unknown) => this.finish(held, false, err),
       );
