@@ -11,7 +11,7 @@ import { openBlufio, Secret, type BlufioApp } from '../src/index.js';
 import { secretForms } from '../src/redact/index.js';
 import type { VaultRows } from '../src/storage/index.js';
 import { Vault } from '../src/vault/index.js';
-import { silentLogger, sleep, tmpDir } from './helpers/index.js';
+import { cleanEnv, runCli, silentLogger, sleep, tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
 
 async function app(dir: string, passphrase: string, logger = silentLogger()): Promise<BlufioApp> {
@@ -85,6 +85,24 @@ describe('the vault, as a hostile review found it', () => {
       assert.match(m, /looks like a secret itself/);
     });
     await a.close();
+  });
+
+  it('01 (second review): a name that is not in the vault is not quoted either, in the library or the CLI', async () => {
+    const dir = tmpDir();
+    const a = await app(dir, 'pw');
+    await a.vault.set('k', 'value-0123456789abcdefghij');
+    // Valid name characters, no built-in format: only not quoting it keeps it out of a log.
+    const token = `ghp_${'Ab1'.repeat(12)}`;
+    await assert.rejects(a.vault.get(token), (e: { code?: string; message?: string }) => {
+      assert.equal(e.code, 'KC_NOT_FOUND');
+      assert.ok(!e.message!.includes('Ab1Ab1'), e.message);
+      return true;
+    });
+    await a.close();
+    const r = await runCli(['--data-dir', dir, 'config', 'delete-secret', token], { env: cleanEnv({ BLUFIO_VAULT_KEY: 'pw' }) });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^error\[KC_NOT_FOUND\]: no secret by that name \(40 characters\)/m);
+    assert.ok(!r.stderr.includes('Ab1Ab1') && !r.stdout.includes('Ab1Ab1'), r.stderr);
   });
 
   it('02: app.vault.lock() stays locked: the refresher does not open it again, a use does', async () => {

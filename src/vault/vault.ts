@@ -86,6 +86,15 @@ function charShown(c: string): string {
 }
 
 /**
+ * A name that is not in the vault is not quoted either: it may be a secret passed where a name
+ * belongs (get(token)), in a format no rule knows, and the error may well be logged. Whoever
+ * asked knows what they asked for.
+ */
+export function noSuchSecret(name: string): AppError {
+  return new AppError(ErrorCode.NOT_FOUND, `no secret by that name (${name.length} characters) is in the vault`, { hint: 'blufio config list-secrets shows the names' });
+}
+
+/**
  * Names are stored in the clear (they say what a secret is for): one that is itself a secret
  * (set(token, name), the arguments swapped) is refused, naming the format, never the value.
  */
@@ -460,7 +469,7 @@ export class Vault {
     const { key, id } = await this.keyNow(false);
     this.live(key);
     const row = this.rows.entry(n);
-    if (row === undefined) throw new AppError(ErrorCode.NOT_FOUND, `no secret named ${n}`, { hint: 'blufio config list-secrets shows the names' });
+    if (row === undefined) throw noSuchSecret(n);
     const plain = open(key, row.sealed, entryAad(id, n));
     if (plain === undefined) {
       this.reportTampered([n]);

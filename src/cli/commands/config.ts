@@ -3,7 +3,7 @@ import { AppError, ErrorCode } from '../../errors/index.js';
 import { withApp } from '../context.js';
 import { formatTime, printable, printJson, printLines, table } from '../output.js';
 import { askHidden } from '../prompt.js';
-import { MAX_VALUE_BYTES } from '../../vault/index.js';
+import { MAX_VALUE_BYTES, noSuchSecret } from '../../vault/index.js';
 
 /**
  * Everything on stdin as UTF-8 text, with the one trailing newline that `echo` adds taken off.
@@ -85,7 +85,7 @@ export function configCommand(): Command {
     .argument('<name>', 'secret name')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
       const gone = await withApp(cmd, (app) => app.vault.delete(name));
-      if (!gone) throw new AppError(ErrorCode.NOT_FOUND, `no secret named ${name}`, { hint: 'blufio config list-secrets shows the names' });
+      if (!gone) throw noSuchSecret(name);
       printLines([`deleted ${name}`]);
     });
 
