@@ -152,3 +152,28 @@ it('a second attempt on a lock file this process holds is refused and leaves the
     release();
   }
 });
+
+it("a second open in a process that has the database open keeps the first one's locks on the file (its header is read through a kept descriptor)", async (t) => {
+  if (!fs.existsSync('/proc/locks')) {
+    t.skip('no /proc/locks here');
+    return;
+  }
+  const dataDir = path.join(tmpDir(), 'data');
+  const a = await open(dataDir);
+  const locks = (): string[] => {
+    const ino = fs.statSync(path.join(dataDir, 'blufio.db')).ino;
+    return fs.readFileSync('/proc/locks', 'utf8').split('\n').filter((l) => l.includes(`:${ino} `) && l.includes(` ${process.pid} `));
+  };
+  try {
+    await a.queue.enqueue('q', 1);
+    assert.ok(locks().length > 0, 'SQLite holds a lock on the database file');
+    for (let i = 0; i < 3; i++) {
+      const b = await open(dataDir);
+      assert.ok(locks().length > 0, `still held after open ${i + 2} (closing a descriptor of the file would have dropped it)`);
+      await b.close();
+      assert.ok(locks().length > 0, `still held after close ${i + 2}`);
+    }
+  } finally {
+    await a.close();
+  }
+});

@@ -2,6 +2,7 @@ import { createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'no
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { AppError, ErrorCode } from '../errors/index.js';
+import { withFileDescriptor } from '../storage/held-files.js';
 import { privateBytes } from '../vault/seal.js';
 import { ioError, SQLCIPHER_KDF_ITERATIONS } from './manifest.js';
 
@@ -82,28 +83,21 @@ function notAFile(file: string, what: string): AppError {
 
 /** What a database file is, from its first bytes: SQLite's magic means plaintext. */
 export function fileKind(file: string): FileKind {
-  const fd = openDatabaseFile(file);
-  if (fd === undefined) return 'missing';
-  try {
+  const kind = withFileDescriptor(file, () => openDatabaseFile(file), (fd): FileKind => {
     const head = Buffer.alloc(16);
     const n = fs.readSync(fd, head, 0, 16, 0);
     if (n === 0) return 'empty';
     return n === 16 && head.equals(SQLITE_MAGIC) ? 'plaintext' : 'encrypted';
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
+  return kind ?? 'missing';
 }
 
 /** The salt an encrypted file starts with. */
 export function readSalt(file: string): Buffer | undefined {
-  const fd = openDatabaseFile(file);
-  if (fd === undefined) return undefined;
-  try {
+  return withFileDescriptor(file, () => openDatabaseFile(file), (fd) => {
     const salt = Buffer.alloc(SALT_BYTES);
     return fs.readSync(fd, salt, 0, SALT_BYTES, 0) === SALT_BYTES ? salt : undefined;
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
 }
 
 export interface CipherCheck {
@@ -128,20 +122,21 @@ export function cipherCheck(file: string, key: Buffer, salt: Buffer): CipherChec
   const badPages: number[] = [];
   const page = Buffer.alloc(PAGE_SIZE);
   const pgno = Buffer.alloc(4);
-  const fd = fs.openSync(file, 'r');
   try {
-    for (let n = 1; n <= pages; n++) {
-      fs.readSync(fd, page, 0, PAGE_SIZE, (n - 1) * PAGE_SIZE);
-      const start = n === 1 ? SALT_BYTES : 0;
-      pgno.writeUInt32LE(n);
-      const mac = createHmac('sha512', hmacKey)
-        .update(page.subarray(start, PAGE_SIZE - RESERVE + IV_BYTES))
-        .update(pgno)
-        .digest();
-      if (!timingSafeEqual(mac, page.subarray(PAGE_SIZE - HMAC_BYTES))) badPages.push(n);
-    }
+    // Through held-files: this process may have the file open through SQLite.
+    withFileDescriptor(file, () => fs.openSync(file, 'r'), (fd) => {
+      for (let n = 1; n <= pages; n++) {
+        fs.readSync(fd, page, 0, PAGE_SIZE, (n - 1) * PAGE_SIZE);
+        const start = n === 1 ? SALT_BYTES : 0;
+        pgno.writeUInt32LE(n);
+        const mac = createHmac('sha512', hmacKey)
+          .update(page.subarray(start, PAGE_SIZE - RESERVE + IV_BYTES))
+          .update(pgno)
+          .digest();
+        if (!timingSafeEqual(mac, page.subarray(PAGE_SIZE - HMAC_BYTES))) badPages.push(n);
+      }
+    });
   } finally {
-    fs.closeSync(fd);
     hmacKey.fill(0);
     page.fill(0);
   }

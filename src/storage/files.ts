@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import { withFileDescriptor } from './held-files.js';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { toAppError } from './sqlite-errors.js';
@@ -182,12 +183,8 @@ export function preflight(dbPath: string): void {
   }
   if (dbSize === 0 || walSize > 0) return;
   const header = Buffer.alloc(100);
-  const fd = fs.openSync(dbPath, 'r');
-  try {
-    fs.readSync(fd, header, 0, 100, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
+  // Through held-files: this process may have the file open already (see there).
+  withFileDescriptor(dbPath, () => fs.openSync(dbPath, 'r'), (fd) => fs.readSync(fd, header, 0, 100, 0));
   // Not our business to judge here: SQLite reports a foreign or encrypted file precisely.
   if (dbSize < 100 || !header.subarray(0, 16).equals(SQLITE_MAGIC)) return;
   const rawPageSize = header.readUInt16BE(16);

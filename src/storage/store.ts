@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { BlufioConfig } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { ensureDatabaseFile, ensurePrivateDir, preflight, tightenModes } from './files.js';
+import { noteDatabaseOpen } from './held-files.js';
 import { holdOwner, ownersDir, removeStaleOwnerLocks, type HeldOwner } from './liveness.js';
 import { runBackup, runCheck, type BackupReport, type CheckReport } from './maintenance/index.js';
 import { Messages } from './messages.js';
@@ -46,6 +47,8 @@ export class Storage {
     private readonly writer: WriterClient,
     readonly openInfo: ReadyInfo,
     private readonly owner: HeldOwner,
+    /** Tells held-files.ts when this process's connections to the file are closed. */
+    private readonly heldFile: () => void,
     log: Logger,
     scrub: Scrubber,
     private readonly cipherKey: string | undefined,
@@ -93,6 +96,7 @@ export class Storage {
       owner.release();
       throw err;
     }
+    const heldFile = noteDatabaseOpen(file);
     // Best effort, after this process's own sweep has judged their owners dead.
     const stale = removeStaleOwnerLocks(ownersDir(file));
     if (stale > 0) log.debug({ count: stale }, 'removed the lock files of owners that died');
@@ -106,7 +110,7 @@ export class Storage {
     if (returned + dead > 0) {
       log.warn({ returned, dead }, 'jobs leased by a process that died, or whose lease expired, were returned to the queue');
     }
-    return new Storage(config, reader, client, info, owner, log, scrub, opts.cipherKey);
+    return new Storage(config, reader, client, info, owner, heldFile, log, scrub, opts.cipherKey);
   }
 
   private get keyArgs(): { cipherKey?: string } {
@@ -159,6 +163,7 @@ export class Storage {
     try {
       await this.writer.close();
     } finally {
+      this.heldFile();
       this.owner.release();
     }
   }
