@@ -160,6 +160,27 @@ describe('db backup', () => {
     }
   });
 
+  it('refuses the names blufio deletes as leftovers: a migration copy and its side files, a temporary manifest', async () => {
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    const app = await openBlufio({ dataDir: data, logger: silentLogger(), env: {} });
+    try {
+      fs.symlinkSync(data, path.join(dir, 'alias'));
+      const names = ['blufio.db.encrypting', 'blufio.db.encrypting-journal', 'blufio.db.encrypting-wal', 'blufio.db.encrypting-shm', '.vault.json.99999999.abc.tmp'];
+      for (const name of names) {
+        for (const where of [data, path.join(dir, 'alias')]) {
+          for (const force of [false, true]) {
+            const dest = path.join(where, name);
+            await assert.rejects(app.db.backup(dest, { force }), { code: 'KC_INVALID_INPUT' }, `${dest} force=${force}`);
+          }
+        }
+        assert.equal(fs.existsSync(path.join(data, name)), false, name);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
   it('removes the temporary directory of a backup whose process died', async () => {
     const dir = tmpDir();
     const app = await openBlufio({ dataDir: path.join(dir, 'data'), logger: silentLogger(), env: {} });

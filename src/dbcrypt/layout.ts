@@ -1,14 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { sideFiles } from '../storage/reserved.js';
-import { isManifestTemp } from './manifest.js';
+import { isManifestTemp, migrationCopyPath as copyPath, sideFiles } from '../storage/reserved.js';
 
-export { OBJECTS_DIR, RESERVED_NAMES, sideFiles } from '../storage/reserved.js';
-
-/** The encrypted copy a migration builds beside the database before it replaces it. */
-export function copyPath(db: string): string {
-  return `${db}.encrypting`;
-}
+export { migrationCopyPath as copyPath, OBJECTS_DIR, RESERVED_NAMES, sideFiles } from '../storage/reserved.js';
 
 /**
  * What an interrupted migration or manifest write leaves in the vault directory: the copy and

@@ -1,13 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode, shown } from '../errors/index.js';
-import { isPrivateTemp, writePrivateFile } from '../storage/files.js';
+import { writePrivateFile } from '../storage/files.js';
+import { MANIFEST_FILE } from '../storage/reserved.js';
 import { UlidGenerator } from '../storage/ids.js';
 import { canonicalJson } from './canonical.js';
 import { firstDuplicateKey } from './json-keys.js';
 import { LATEST_MANIFEST_VERSION, MANIFEST_SCHEMAS, validate, type ManifestVersion } from './registry.js';
 
-export const MANIFEST_FILE = 'vault.json';
+export { isManifestTemp, MANIFEST_FILE } from '../storage/reserved.js';
 /** A manifest is a few hundred bytes; anything this large is not one. */
 const MAX_MANIFEST_BYTES = 1024 * 1024;
 
@@ -185,9 +186,4 @@ export function writeManifest(dir: string, m: Manifest): void {
   } catch (err) {
     throw ioError(`cannot write ${manifestPath(dir)}`, err);
   }
-}
-
-/** Temporary manifests of writers that died before their rename. */
-export function isManifestTemp(name: string): boolean {
-  return isPrivateTemp(name, MANIFEST_FILE);
 }

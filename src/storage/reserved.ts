@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { shmPath, walPath } from './files.js';
+import { isPrivateTemp, shmPath, walPath } from './files.js';
 import { ownersDir } from './liveness.js';
 
 /*
@@ -13,7 +13,22 @@ import { ownersDir } from './liveness.js';
  * an empty SQLite file, so one looks like a database to whoever reads its header), the daemon's
  * state and token. Never a database, never the object store's directory.
  */
-export const RESERVED_NAMES: readonly string[] = ['vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token'];
+export const MANIFEST_FILE = 'vault.json';
+
+export const RESERVED_NAMES: readonly string[] = [MANIFEST_FILE, 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token'];
+
+/**
+ * The encrypted copy a DB-encryption migration builds beside the database before it replaces it.
+ * The copy and its side files are leftovers that the next open of the vault removes.
+ */
+export function migrationCopyPath(db: string): string {
+  return `${db}.encrypting`;
+}
+
+/** Temporary manifests (`.vault.json.<pid>.<hex>.tmp`): removed once their writer is dead. */
+export function isManifestTemp(name: string): boolean {
+  return isPrivateTemp(name, MANIFEST_FILE);
+}
 
 /** The object store's directory beside the database, as a new vault.json names it. */
 export const OBJECTS_DIR = 'objects';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from '../driver.js';
 import type { Durability } from '../../config/index.js';
 import { AppError, ErrorCode } from '../../errors/index.js';
-import { OBJECTS_DIR, RESERVED_NAMES, reservedDirs, sideFiles } from '../reserved.js';
+import { isManifestTemp, MANIFEST_FILE, migrationCopyPath, OBJECTS_DIR, RESERVED_NAMES, reservedDirs, sideFiles } from '../reserved.js';
 import { FILE_MODE, fsyncDir, fsyncFile } from '../files.js';
 import { ownersDir } from '../liveness.js';
 import { applyCipherKey, openConnection } from '../sqlite.js';
@@ -90,16 +90,21 @@ function isInside(dir: string, file: string): boolean {
 /**
  * Nor, --force or not, a file blufio keeps beside the database (the vault's manifest and lock,
  * the daemon's state, lock and token) or anything in the object store: a backup there would
- * break the vault or the daemon, or be taken for a stored object.
+ * break the vault or the daemon, or be taken for a stored object. Nor a name blufio deletes as
+ * a leftover (a DB-encryption migration's copy and its side files, a temporary manifest): the
+ * next command would remove the backup it reported as written.
  */
 function assertNotReserved(dest: string, databasePath: string): void {
   const dir = realOrResolved(path.dirname(databasePath));
   const realDest = realDestination(dest);
+  const name = path.basename(realDest);
+  const copy = migrationCopyPath(path.basename(databasePath));
   const reserved =
-    (path.dirname(realDest) === dir && RESERVED_NAMES.includes(path.basename(realDest))) ||
+    (path.dirname(realDest) === dir && (RESERVED_NAMES.includes(name) || [copy, ...sideFiles(copy)].includes(name) || isManifestTemp(name))) ||
     reservedDirs(path.join(dir, path.basename(databasePath))).some((d) => isInside(d, realDest) || isInside(realOrResolved(d), realDest));
   if (reserved) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a file blufio keeps beside the database (${RESERVED_NAMES.join(', ')}, ${OBJECTS_DIR}/, ${path.basename(ownersDir(databasePath))}/)`, {
+    const names = [...RESERVED_NAMES, `${copy}[-journal|-wal|-shm]`, `.${MANIFEST_FILE}.*.tmp`, `${OBJECTS_DIR}/`, `${path.basename(ownersDir(databasePath))}/`];
+    throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a name blufio keeps beside the database (${names.join(', ')})`, {
       hint: 'write the backup somewhere else',
     });
   }
