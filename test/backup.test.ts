@@ -6,7 +6,22 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from '../src/storage/driver.js';
 import { openBlufio } from '../src/index.js';
+import { backupDatabase } from '../src/storage/maintenance/backup.js';
 import { runCli, silentLogger, startFixture, storedMessageIds, tmpDir } from './helpers/index.js';
+
+type App = Awaited<ReturnType<typeof openBlufio>>;
+
+/** A backup to each name, in each directory, with and without --force: refused as invalid input. */
+async function assertRefused(app: App, dirs: string[], names: string[]): Promise<void> {
+  for (const name of names) {
+    for (const where of dirs) {
+      for (const force of [false, true]) {
+        const dest = path.join(where, name);
+        await assert.rejects(app.db.backup(dest, { force }), { code: 'KC_INVALID_INPUT' }, `${dest} force=${force}`);
+      }
+    }
+  }
+}
 
 describe('db backup', () => {
   it('makes a consistent, checked, 0600 copy while another process keeps writing', async () => {
@@ -140,14 +155,7 @@ describe('db backup', () => {
       fs.mkdirSync(path.join(data, 'objects', 'ab'), { recursive: true });
       const vault = fs.readFileSync(path.join(data, 'vault.json'));
       const names = ['blufio.db-journal', 'vault.json', 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token', 'objects/ab/cd', 'blufio.db.owners/x.lock'];
-      for (const name of names) {
-        for (const where of [data, path.join(dir, 'alias')]) {
-          for (const force of [false, true]) {
-            const dest = path.join(where, name);
-            await assert.rejects(app.db.backup(dest, { force }), { code: 'KC_INVALID_INPUT' }, `${dest} force=${force}`);
-          }
-        }
-      }
+      await assertRefused(app, [data, path.join(dir, 'alias')], names);
       assert.equal(fs.existsSync(path.join(data, 'blufio.db-journal')), false);
       assert.equal(fs.existsSync(path.join(data, 'daemon.json')), false);
       assert.deepEqual(fs.readdirSync(path.join(data, 'objects', 'ab')), []);
@@ -167,18 +175,35 @@ describe('db backup', () => {
     try {
       fs.symlinkSync(data, path.join(dir, 'alias'));
       const names = ['blufio.db.encrypting', 'blufio.db.encrypting-journal', 'blufio.db.encrypting-wal', 'blufio.db.encrypting-shm', '.vault.json.99999999.abc.tmp'];
-      for (const name of names) {
-        for (const where of [data, path.join(dir, 'alias')]) {
-          for (const force of [false, true]) {
-            const dest = path.join(where, name);
-            await assert.rejects(app.db.backup(dest, { force }), { code: 'KC_INVALID_INPUT' }, `${dest} force=${force}`);
-          }
-        }
-        assert.equal(fs.existsSync(path.join(data, name)), false, name);
-      }
+      await assertRefused(app, [data, path.join(dir, 'alias')], names);
+      for (const name of names) assert.equal(fs.existsSync(path.join(data, name)), false, name);
     } finally {
       await app.close();
     }
+  });
+
+  it("refuses the object store's and the owners' directories themselves, before they exist too", async () => {
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    const app = await openBlufio({ dataDir: data, logger: silentLogger(), env: {} });
+    try {
+      fs.symlinkSync(data, path.join(dir, 'alias'));
+      assert.equal(fs.existsSync(path.join(data, 'objects')), false, 'no object stored yet');
+      await assertRefused(app, [data, path.join(dir, 'alias')], ['objects', 'blufio.db.owners']);
+      assert.equal(fs.existsSync(path.join(data, 'objects')), false);
+      await app.objects.put(Buffer.from('hello'));
+      assert.equal(fs.statSync(path.join(data, 'objects')).isDirectory(), true);
+    } finally {
+      await app.close();
+    }
+    // The owners' directory is made by every open: without one (blufio closed, the directory
+    // gone), the backup itself, called directly, must not take its place.
+    const db = path.join(data, 'blufio.db');
+    fs.rmSync(`${db}.owners`, { recursive: true, force: true });
+    for (const force of [false, true]) {
+      assert.throws(() => backupDatabase({ databasePath: db, dest: `${db}.owners`, force, durability: 'normal', lockTimeoutMs: 1000 }), { code: 'KC_INVALID_INPUT' });
+    }
+    assert.equal(fs.existsSync(`${db}.owners`), false);
   });
 
   it('removes the temporary directory of a backup whose process died', async () => {

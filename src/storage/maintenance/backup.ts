@@ -90,7 +90,8 @@ function isInside(dir: string, file: string): boolean {
 /**
  * Nor, --force or not, a file blufio keeps beside the database (the vault's manifest and lock,
  * the daemon's state, lock and token) or anything in the object store: a backup there would
- * break the vault or the daemon, or be taken for a stored object. Nor a name blufio deletes as
+ * break the vault or the daemon, or be taken for a stored object, and one at the object store's
+ * (or the owners') directory itself, not made yet, would keep blufio from making it. Nor a name blufio deletes as
  * a leftover (a DB-encryption migration's copy and its side files, a temporary manifest): the
  * next command would remove the backup it reported as written.
  */
@@ -101,7 +102,11 @@ function assertNotReserved(dest: string, databasePath: string): void {
   const copy = migrationCopyPath(path.basename(databasePath));
   const reserved =
     (path.dirname(realDest) === dir && (RESERVED_NAMES.includes(name) || [copy, ...sideFiles(copy)].includes(name) || isManifestTemp(name))) ||
-    reservedDirs(path.join(dir, path.basename(databasePath))).some((d) => isInside(d, realDest) || isInside(realOrResolved(d), realDest));
+    reservedDirs(path.join(dir, path.basename(databasePath))).some((d) => {
+      // The directory's own path too: before it exists, a file there would stop blufio making it.
+      const real = realOrResolved(d);
+      return d === realDest || real === realDest || isInside(d, realDest) || isInside(real, realDest);
+    });
   if (reserved) {
     const names = [...RESERVED_NAMES, `${copy}[-journal|-wal|-shm]`, `.${MANIFEST_FILE}.*.tmp`, `${OBJECTS_DIR}/`, `${path.basename(ownersDir(databasePath))}/`];
     throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a name blufio keeps beside the database (${names.join(', ')})`, {
