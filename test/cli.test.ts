@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { openBlufio } from '../src/index.js';
-import { CLI, cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
+import { CLI, cleanEnv, fixture, run, runCli, silentLogger, tmpDir } from './helpers/index.js';
 
 describe('blufio CLI', () => {
   it('the built blufio command is executable (npm test rebuilds it; npx blufio must still run)', () => {
@@ -79,6 +79,27 @@ describe('blufio CLI', () => {
       assert.equal(h.code, 0, `${args.join(' ')} --help: ${h.stderr}`);
       assert.match(h.stdout, /^Usage: blufio/);
     }
+  });
+
+  it('db check runs integrity_check once on a WAL database, and first read-only on a rollback-journal one (a backup)', async () => {
+    const dir = tmpDir();
+    const copyDir = tmpDir();
+    const app = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} });
+    const s = await app.sessions.create({});
+    await app.messages.append(s.id, { role: 'user', content: 'checked' });
+    await app.db.backup(path.join(copyDir, 'blufio.db'));
+    await app.close();
+    const passes = async (data: string): Promise<string[]> => {
+      // On the command line, not in NODE_OPTIONS: only then does the writer's worker thread load it too.
+      const r = await run('--import', [fixture('count-integrity'), CLI, 'db', 'check', '--data-dir', data]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /status\s+ok/);
+      return r.stderr.split('\n').filter((l) => l.startsWith('INTEGRITY_CHECK '));
+    };
+    assert.deepEqual([...fs.readFileSync(path.join(dir, 'blufio.db')).subarray(18, 20)], [2, 2], 'the live database is in WAL mode');
+    assert.deepEqual(await passes(dir), ['INTEGRITY_CHECK rw']);
+    assert.deepEqual([...fs.readFileSync(path.join(copyDir, 'blufio.db')).subarray(18, 20)], [1, 1], 'a backup is in rollback-journal mode');
+    assert.deepEqual(await passes(copyDir), ['INTEGRITY_CHECK readonly', 'INTEGRITY_CHECK rw']);
   });
 
   it('db check still diagnoses a file that blufio refuses to open, without changing it', async () => {
