@@ -8,13 +8,14 @@ import { ownersDir } from './liveness.js';
  * vault's search for stray databases).
  */
 
+/** The vault's manifest, beside the database. */
+export const MANIFEST_FILE = 'vault.json';
+
 /**
  * The vault directory's own files besides the database: the manifest, the two lock files (each
  * an empty SQLite file, so one looks like a database to whoever reads its header), the daemon's
  * state and token. Never a database, never the object store's directory.
  */
-export const MANIFEST_FILE = 'vault.json';
-
 export const RESERVED_NAMES: readonly string[] = [MANIFEST_FILE, 'vault.lock', 'daemon.json', 'daemon.lock', 'rpc.token'];
 
 /**

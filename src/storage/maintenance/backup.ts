@@ -90,10 +90,10 @@ function isInside(dir: string, file: string): boolean {
 /**
  * Nor, --force or not, a file blufio keeps beside the database (the vault's manifest and lock,
  * the daemon's state, lock and token) or anything in the object store: a backup there would
- * break the vault or the daemon, or be taken for a stored object, and one at the object store's
- * (or the owners') directory itself, not made yet, would keep blufio from making it. Nor a name blufio deletes as
- * a leftover (a DB-encryption migration's copy and its side files, a temporary manifest): the
- * next command would remove the backup it reported as written.
+ * break the vault or the daemon, or be taken for a stored object; one at the object store's
+ * (or the owners') directory itself, not made yet, would keep blufio from making it. Nor a name
+ * blufio deletes as a leftover (a DB-encryption migration's copy and its side files, a temporary
+ * manifest): the next command would remove the backup it reported as written.
  */
 function assertNotReserved(dest: string, databasePath: string): void {
   const dir = realOrResolved(path.dirname(databasePath));
