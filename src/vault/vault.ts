@@ -344,13 +344,15 @@ export class Vault {
 
   /**
    * The key-encryption key from a stored record. The record passed paramsOf, so a derivation
-   * that fails anyway (argon2 refusing what it was given) is a changed record too, never an
-   * internal error.
+   * that argon2 refuses for its arguments anyway (InvalidArg) is a changed record too, never an
+   * internal error. Any other failure (memory) is not the record's doing: it is thrown as it is,
+   * and whoever unlocks may try again, where calling it tampering would lock the app for good.
    */
   private async derive(pass: Buffer, m: VaultMetaRow, params: KdfParams): Promise<Buffer> {
     try {
       return await deriveKey(pass, m.salt, params);
     } catch (err) {
+      if ((err as { code?: unknown }).code !== 'InvalidArg') throw err;
       this.log.error({ err }, 'the vault key record was changed or damaged: the key derivation refused it');
       throw new AppError(ErrorCode.VAULT_TAMPERED, "the vault's key record cannot be used: the key derivation refused it; it was changed or damaged", {
         hint: 'restore the database from a backup',
