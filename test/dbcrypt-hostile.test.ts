@@ -7,6 +7,7 @@ import Database from '../src/storage/driver.js';
 import { selectSqlcipherV4 } from '../src/storage/sqlite.js';
 import { openBlufio, type BlufioApp } from '../src/index.js';
 import { dbEncryptEnable, dbEncryptMigrate, dbEncryptStatus, exportVault, keyFor, readManifest, verifyVault } from '../src/dbcrypt/index.js';
+import { forgetSecretEnv } from '../src/config/index.js';
 import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
 
 /**
@@ -296,4 +297,39 @@ it('a new database passphrase holding U+FFFD (bytes that were not UTF-8) is refu
   raw.close();
   const app = await open(old, { ...mangled });
   await app.close();
+});
+
+it('a database key taken from the environment for one directory is not used on another whose vault.json names the same variable', async () => {
+  const A = path.join(tmpDir(), 'a');
+  const B = path.join(tmpDir(), 'b');
+  fs.mkdirSync(A);
+  fs.mkdirSync(B);
+  const passA = 'database a passphrase';
+  const passB = 'database b passphrase';
+  await dbEncryptEnable(B, { passphraseEnv: 'DBKEY', env: { DBKEY: passB } });
+  await (await open(B, { DBKEY: passB })).close();
+  await dbEncryptEnable(A, { passphraseEnv: 'DBKEY', env: { DBKEY: passA } });
+  process.env.DBKEY = passA;
+  try {
+    // Through process.env, as a CLI or daemon: taken out of it.
+    await (await openBlufio({ dataDir: A, logger: silentLogger() })).close();
+    assert.equal(process.env.DBKEY, undefined);
+    let asked = 0;
+    const b = await openBlufio({
+      dataDir: B,
+      logger: silentLogger(),
+      askPassphrase: (purpose) => {
+        if (purpose !== 'database') return Promise.resolve(undefined);
+        asked++;
+        return Promise.resolve(passB);
+      },
+    });
+    await b.close();
+    assert.equal(asked, 1, "B's key was asked for, not A's used");
+    // A again in the same process: its key is still at hand.
+    await (await openBlufio({ dataDir: A, logger: silentLogger() })).close();
+  } finally {
+    delete process.env.DBKEY;
+    forgetSecretEnv();
+  }
 });

@@ -5,7 +5,10 @@ import type { Env } from './paths.js';
 /**
  * Secrets passed in this process's environment (BLUFIO_VAULT_KEY, the variable a database key
  * reference names) are taken out of it on first read: a child process the agent starts later
- * must not inherit them. Later reads in the same process get the value taken.
+ * must not inherit them. Later reads in the same process get the value taken, within its
+ * `scope` (a database key's vault directory): a process that opened one directory with DBKEY
+ * does not use that key on another directory whose vault.json also names DBKEY (it asks, or
+ * stops with KC_DB_LOCKED).
  */
 const taken = new Map<string, string>();
 
@@ -14,12 +17,13 @@ export function forgetSecretEnv(): void {
   taken.clear();
 }
 
-export function takeSecretEnv(env: Env, name: string): string | undefined {
+export function takeSecretEnv(env: Env, name: string, scope = ''): string | undefined {
   if (env !== process.env) return env[name] || undefined;
+  const key = `${scope}\0${name}`;
   const v = process.env[name];
-  if (v) taken.set(name, v);
+  if (v) taken.set(key, v);
   delete process.env[name];
-  return taken.get(name);
+  return taken.get(key);
 }
 
 /** A passphrase file is a line of text: more than this is not one. */

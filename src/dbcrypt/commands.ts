@@ -40,11 +40,11 @@ function statusOf(s: VaultState, recovered: string[]): StatusReport {
 }
 
 /** Where the key is, and the passphrase it holds now. */
-function passphraseFrom(envName: string, env: Env): { reference: string; passphrase: string } {
+function passphraseFrom(envName: string, dir: string, env: Env): { reference: string; passphrase: string } {
   if (!ENV_NAME.test(envName)) {
     throw new AppError(ErrorCode.INVALID_INPUT, `--passphrase-env must name an environment variable (letters, digits, _), not ${JSON.stringify(envName)}`);
   }
-  const passphrase = takeSecretEnv(env, envName);
+  const passphrase = takeSecretEnv(env, envName, path.resolve(dir));
   if (passphrase === undefined || passphrase === '') {
     throw new AppError(ErrorCode.INVALID_INPUT, `the environment variable ${envName} is not set (or empty)`, {
       hint: `export ${envName} with the database passphrase first; it is read from there now and on every later open`,
@@ -124,7 +124,7 @@ export async function dbEncryptStatus(dir: string): Promise<StatusReport> {
  * refuses until `migrate` has run.
  */
 export async function dbEncryptEnable(dir: string, opts: { passphraseEnv: string; env?: Env }): Promise<StatusReport & { changed: boolean }> {
-  const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, opts.env ?? process.env);
+  const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, dir, opts.env ?? process.env);
   assertVaultDir(dir);
   return withVaultLock(dir, COMMAND_LOCK_MS, () => enableLocked(dir, reference, passphrase));
 }
@@ -157,7 +157,7 @@ export async function dbEncryptMigrate(dir: string, opts: MigrateCommandOptions)
   if (!Number.isSafeInteger(opts.nowMs) || opts.nowMs < 0 || opts.nowMs > 8.64e15) {
     throw new AppError(ErrorCode.INVALID_INPUT, `--now-ms must be a time in milliseconds since 1970 (a whole number), not ${String(opts.nowMs)}`);
   }
-  const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, opts.env ?? process.env);
+  const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, dir, opts.env ?? process.env);
   assertVaultDir(dir);
   return withVaultLock(dir, COMMAND_LOCK_MS, () => migrateLocked(dir, opts, reference, passphrase));
 }
@@ -299,7 +299,7 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
           problems.push(`${ErrorCode.DB_CORRUPT}: the database file is too short to hold its salt`);
           return report();
         }
-        key = await deriveDbKey(await databasePassphrase(s.manifest, { env: opts.env ?? process.env, ask: opts.ask }), salt);
+        key = await deriveDbKey(await databasePassphrase(s.manifest, s.dir, { env: opts.env ?? process.env, ask: opts.ask }), salt);
         const cc = cipherCheck(s.databasePath, key, salt);
         cipher = { pages: cc.pages, bad_pages: cc.badPages.slice(0, 100) };
         // Not one page authenticates: the key is wrong (damage that thorough is not damage).

@@ -62,9 +62,9 @@ export function pendingError(dir: string, m: Manifest): AppError {
 }
 
 /** The database passphrase: from where key_reference points, else a hidden prompt, else locked. */
-export async function databasePassphrase(m: Manifest, opts: GateOptions): Promise<string> {
+export async function databasePassphrase(m: Manifest, dir: string, opts: GateOptions): Promise<string> {
   const name = envName(m.db_encryption.key_reference);
-  const fromEnv = name === undefined ? undefined : takeSecretEnv(opts.env, name);
+  const fromEnv = name === undefined ? undefined : takeSecretEnv(opts.env, name, path.resolve(dir));
   const p = fromEnv ?? (await opts.ask?.('database'));
   if (p === undefined || p === '') {
     throw new AppError(ErrorCode.DB_LOCKED, 'the database is encrypted and no key is available', {
@@ -83,7 +83,7 @@ export async function databasePassphrase(m: Manifest, opts: GateOptions): Promis
 export async function openGate(databasePath: string, opts: GateOptions): Promise<Gate> {
   const dir = path.dirname(databasePath);
   const peeked = peek(databasePath);
-  takeKeyEnv(peeked?.manifest, opts.env);
+  takeKeyEnv(peeked?.manifest, dir, opts.env);
   ensurePrivateDir(dir);
   const asked = await askBeforeLock(databasePath, peeked, opts);
   const release = await acquireVaultLock(dir, opts.lockTimeoutMs ?? 60_000);
@@ -107,8 +107,8 @@ async function askBeforeLock(databasePath: string, s: VaultState | undefined, op
   // A config that names another file than vault.json does fails first, without a prompt.
   if (!s.present || de.state !== 'encrypted' || mismatch(s) !== undefined || s.databasePath !== path.resolve(databasePath)) return undefined;
   const name = envName(de.key_reference);
-  if (name !== undefined && takeSecretEnv(opts.env, name) !== undefined) return undefined; // no prompt: the variable has it
-  return databasePassphrase(s.manifest, opts);
+  if (name !== undefined && takeSecretEnv(opts.env, name, path.resolve(s.dir)) !== undefined) return undefined; // no prompt: the variable has it
+  return databasePassphrase(s.manifest, s.dir, opts);
 }
 
 /** The directory's state read without its lock: undefined when it cannot be read now (the locked pass reports why). */
@@ -126,9 +126,9 @@ function peek(databasePath: string): VaultState | undefined {
  * state mismatch, a wrong key) must leave nothing for a child process. Its value stays at hand
  * for this process (takeSecretEnv).
  */
-function takeKeyEnv(m: Manifest | undefined, env: Env): void {
+function takeKeyEnv(m: Manifest | undefined, dir: string, env: Env): void {
   const name = envName(m?.db_encryption.key_reference ?? null);
-  if (name !== undefined) takeSecretEnv(env, name);
+  if (name !== undefined) takeSecretEnv(env, name, path.resolve(dir));
 }
 
 async function gateLocked(databasePath: string, dir: string, opts: GateOptions, asked?: string): Promise<Omit<Gate, 'release'>> {
@@ -148,11 +148,11 @@ async function gateLocked(databasePath: string, dir: string, opts: GateOptions, 
     writeManifest(dir, manifest);
   }
   const de = manifest.db_encryption;
-  takeKeyEnv(manifest, opts.env); // again: vault.json may have changed since it was peeked at
+  takeKeyEnv(manifest, dir, opts.env); // again: vault.json may have changed since it was peeked at
   if (de.state === 'pending_migration') throw pendingError(dir, manifest);
   if (de.state === 'plaintext') return { manifest };
   assertCipherSupport();
-  return { manifest, cipherKey: await keyFor(state.databasePath, asked ?? (await databasePassphrase(manifest, opts))) };
+  return { manifest, cipherKey: await keyFor(state.databasePath, asked ?? (await databasePassphrase(manifest, dir, opts))) };
 }
 
 /** The key literal for `file` under `passphrase`: its own salt, or a fresh one for a new file. */
