@@ -171,6 +171,34 @@ describe('the vault, as a hostile review found it', () => {
     await b.close();
   });
 
+  it('03 (second review): a checkpoint a reader held up is tried again until the old value is gone from the file', async () => {
+    const dir = tmpDir();
+    const a = await app(dir, 'pw-1');
+    try {
+      const sealedOf = (): Buffer => query<{ sealed: Buffer }>(dir, "SELECT sealed FROM vault_entries WHERE name = 'k'").sealed;
+      await a.vault.set('k', 'first-value-0123456789abcdefgh');
+      await a.db.checkpoint();
+      const first = sealedOf();
+      // Another connection reading: the checkpoint after the replace cannot finish.
+      const reader = raw(dir);
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM vault_entries').get();
+      await a.vault.set('k', 'second-value-0123456789abcdefg');
+      assert.ok(filesHolding(dir, first).length > 0, 'held up: still in the database file');
+      reader.exec('COMMIT');
+      reader.close();
+      // No vault write, no other checkpoint: the refresh (every second) settles what is owed.
+      let gone = false;
+      for (let i = 0; i < 50 && !gone; i++) {
+        await sleep(100);
+        gone = filesHolding(dir, first).length === 0;
+      }
+      assert.ok(gone, 'the replaced value left the files once the reader had gone');
+    } finally {
+      await a.close();
+    }
+  });
+
   it('04: vault values are not copied into Node\'s shared Buffer pool', async () => {
     const value = 'ghp_POOLCANARY0123456789abcdefABCDEF';
     const slabs = (): ArrayBufferLike => Buffer.from('probe').buffer;

@@ -60,25 +60,44 @@ export class VaultRows {
     return this.foldingWal(this.writer.run('vault.put', { name, sealed }));
   }
 
-  delete(name: string): Promise<boolean> {
-    return this.foldingWal(this.writer.run('vault.delete', { name }));
+  async delete(name: string): Promise<boolean> {
+    const deleted = await this.writer.run('vault.delete', { name });
+    // Nothing freed, nothing to fold in.
+    return deleted ? this.foldingWal(Promise.resolve(deleted)) : deleted;
+  }
+
+  /** A checkpoint a vault write still owes (a reader held the WAL then): tried again. Cheap when none is owed. */
+  settle(): void {
+    if (!this.owed || this.settling) return;
+    this.settling = true;
+    this.fold().finally(() => (this.settling = false));
+  }
+
+  private owed = false;
+  private settling = false;
+
+  /** Folds the WAL in and truncates it; `owed` says whether that is still to be done. */
+  private async fold(): Promise<void> {
+    try {
+      const r = await this.writer.checkpoint();
+      this.owed = r.busy || r.checkpointedFrames < r.walFrames;
+    } catch {
+      this.owed = true;
+    }
   }
 
   /**
    * After a vault write, the WAL still holds the earlier images of its pages (the old sealed
    * value, the old wrapped key) until it is reused: a checkpoint that truncates it, without
-   * waiting for anyone, lets them go now. Best effort: a reader elsewhere may keep the WAL for
-   * now (the last connection to close truncates it anyway). Vault writes are rare, so the
+   * waiting for anyone, lets them go now. A reader elsewhere may hold the WAL for now: then it
+   * is tried again until it succeeds (settle). Vault writes are rare, so the
    * checkpoint costs nothing that matters; no other write asks for one.
    */
   private async foldingWal<T>(write: Promise<T>): Promise<T> {
     const out = await write;
-    try {
-      await this.writer.checkpoint();
-    } catch {
-      // The write is committed and acknowledged; a checkpoint that fails now is retried by the
-      // next one, and the close.
-    }
+    // The write is committed and acknowledged; a checkpoint that cannot finish now (a reader
+    // holds the WAL) is owed, and settle() tries it again (the app's refresh, every second).
+    await this.fold();
     return out;
   }
 }

@@ -214,6 +214,7 @@ export class Vault {
    * small read when nothing changed; nothing at all while locked. A daemon calls it every second.
    */
   refresh(): void {
+    this.rows.settle();
     if (this.redactor === undefined || this.masterKey === undefined || this.vaultId === undefined) return;
     const rows = this.rows.entries();
     const print = fingerprint(rows);
