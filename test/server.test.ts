@@ -168,6 +168,21 @@ describe('blufio serve: every method over HTTP', () => {
       assert.match(r.stderr, /^error\[KC_INVALID_INPUT\]: BLUFIO_VAULT_KEY_FILE names /, name);
       assert.match(r.stderr, why, name);
     }
+    // One any user could change, or replace through its directory, is refused (third review):
+    // whoever writes it chooses the passphrase a new vault gets.
+    fs.writeFileSync(path.join(secrets, 'anyone'), PASS, { mode: 0o606 });
+    fs.chmodSync(path.join(secrets, 'anyone'), 0o606);
+    const open2 = tmpDir('blufio-open-');
+    fs.chmodSync(open2, 0o777);
+    fs.writeFileSync(path.join(open2, 'key'), PASS, { mode: 0o600 });
+    for (const [f, why] of [[path.join(secrets, 'anyone'), /can be written by any user/], [path.join(open2, 'key'), /on the way to it, can be written by any user/]] as const) {
+      const r = await runCli(['--data-dir', dir, 'config', 'list-secrets'], { env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: f }) });
+      assert.match(r.stderr, /^error\[KC_INVALID_INPUT\]: BLUFIO_VAULT_KEY_FILE names .* is refused: /, f);
+      assert.match(r.stderr, why, f);
+    }
+    // A file that says it is empty (as /proc files do) is still read only up to the limit.
+    const proc = await runCli(['--data-dir', dir, 'config', 'list-secrets'], { env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: '/proc/self/pagemap' }) });
+    assert.match(proc.stderr, /^error\[KC_INVALID_INPUT\]: BLUFIO_VAULT_KEY_FILE names \/proc\/self\/pagemap, which (is larger than|cannot be read)/);
     const both = await runCli(['--data-dir', dir, 'config', 'list-secrets'], { env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: file, BLUFIO_VAULT_KEY: PASS }) });
     assert.match(both.stderr, /^error\[KC_INVALID_INPUT\]: both BLUFIO_VAULT_KEY and BLUFIO_VAULT_KEY_FILE are set/);
   });

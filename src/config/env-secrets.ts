@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { AppError, ErrorCode } from '../errors/index.js';
 import type { Env } from './paths.js';
+import { refuseReplaceableByAnyone } from './writable.js';
 
 /**
  * Secrets passed in this process's environment (BLUFIO_VAULT_KEY, the variable a database key
@@ -32,33 +33,48 @@ const MAX_SECRET_FILE_BYTES = 64 * 1024;
 /**
  * The secret in the file a `<NAME>_FILE` variable names (a systemd credential, a container
  * secret): its text, less one final line break. Unlike a variable's value, it never enters the
- * process's initial environment, which /proc/<pid>/environ shows for the process's life. Only a
- * regular file is read (a FIFO would hang the open), as UTF-8, whole.
+ * process's initial environment, which /proc/<pid>/environ shows for the process's life.
+ * Opened once (no FIFO wait: O_NONBLOCK; what was checked is what is read), a regular file
+ * only, read to at most the limit whatever size it claims (a /proc file says 0), as UTF-8
+ * whole. Like the config file, one that any user could change or replace is refused: whoever
+ * writes it chooses the passphrase a new vault gets.
  */
 export function readSecretFile(file: string, variable: string): { value: string; othersCanRead: boolean } {
-  const bad = (why: string): AppError =>
+  const bad = (why: string, hint?: string): AppError =>
     new AppError(ErrorCode.INVALID_INPUT, `${variable} names ${file}, which ${why}`, {
-      hint: `point ${variable} at a file that holds the passphrase alone (one line of UTF-8 text), readable by this user only`,
+      hint: hint ?? `point ${variable} at a file that holds the passphrase alone (one line of UTF-8 text), readable by this user only`,
     });
-  let st: fs.Stats;
+  let fd: number;
   try {
-    st = fs.statSync(file);
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
     throw bad(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  if (!st.isFile()) throw bad('is not a regular file');
-  if (st.size > MAX_SECRET_FILE_BYTES) throw bad(`is larger than ${MAX_SECRET_FILE_BYTES} bytes`);
-  let raw: Buffer;
+  const raw = Buffer.alloc(MAX_SECRET_FILE_BYTES + 1);
+  let st: fs.Stats;
+  let n = 0;
   try {
-    raw = fs.readFileSync(file);
+    st = fs.fstatSync(fd);
+    if (!st.isFile()) throw bad('is not a regular file');
+    refuseReplaceableByAnyone(file, st, (what, hint) => {
+      throw bad(`is refused: ${what}, and it holds the vault passphrase`, hint);
+    });
+    for (let got = -1; got !== 0 && n < raw.length; n += got) got = fs.readSync(fd, raw, n, raw.length - n, n);
   } catch (err) {
+    raw.fill(0);
+    if (err instanceof AppError) throw err;
     throw bad(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  } finally {
+    fs.closeSync(fd);
   }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
-  } catch {
-    throw bad('is not UTF-8 text');
+    if (n > MAX_SECRET_FILE_BYTES) throw bad(`is larger than ${MAX_SECRET_FILE_BYTES} bytes`);
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(raw.subarray(0, n));
+    } catch {
+      throw bad('is not UTF-8 text');
+    }
   } finally {
     raw.fill(0);
   }

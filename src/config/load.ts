@@ -11,7 +11,7 @@ import {
   type Env,
 } from './paths.js';
 import { checkOptions } from './options.js';
-import { walkPath } from './path-walk.js';
+import { refuseReplaceableByAnyone } from './writable.js';
 import { ConfigFileSchema, KNOWN_KEYS, LoadOptionsSchema, type Durability, type LogLevel } from './schema.js';
 import { plaintextSecrets } from './secrets.js';
 import { locateKey } from './toml-locate.js';
@@ -96,48 +96,14 @@ function invalid(file: string, line: number | undefined, what: string, hint?: st
   });
 }
 
-/** Writable by anyone, and without the sticky bit that keeps others to their own entries (/tmp). */
-const anyoneMayChange = (mode: number): boolean => (mode & 0o002) !== 0 && (mode & 0o1000) === 0;
-
-/**
- * On a read-only mount (a Kubernetes ConfigMap volume, whose directory shows mode 777) nobody
- * changes anything here. A read-only bind mount of a directory that others can write at its
- * source is not seen through: the source is not visible from here.
- */
-function onReadOnlyMount(p: string): boolean {
-  try {
-    fs.accessSync(p, fs.constants.W_OK);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EROFS';
-  }
-}
-
 /**
  * The config says where API keys are sent (`base_url`), which addresses the agent may reach and
- * where the database lives: a file any user can change, or replace (through any directory on the
- * way to it, links followed, that any user can write without the sticky bit /tmp has), hands all
- * of that to them. Refused, not warned about: a warning in a service's log is read after the
- * keys have gone. Group-writable is accepted: under a umask of 002 every file is, and the group
- * is the user's own.
+ * where the database lives: a file any user can change, or replace, hands all of that to them
+ * (see refuseReplaceableByAnyone).
  */
 function refuseWritableByAnyone(file: string, st: fs.Stats): void {
-  if (process.platform === 'win32') return; // no POSIX modes to read
-  const refuse = (what: string, hint: string): never => {
+  refuseReplaceableByAnyone(file, st, (what, hint) => {
     throw new AppError(ErrorCode.CONFIG_INVALID, `config file ${file} refused: ${what}, and it says where API keys are sent`, { hint, details: { file } });
-  };
-  // The file's own bit counts even on a read-only mount: a bind mount is read-only only here,
-  // and a 666 file is as writable as ever through its source.
-  if ((st.mode & 0o002) !== 0) {
-    refuse(`the file can be written by any user (mode ${(st.mode & 0o777).toString(8)})`, `chmod o-w ${file}`);
-  }
-  walkPath(file, {
-    dir: (d) => {
-      if (anyoneMayChange(fs.statSync(d).mode) && !onReadOnlyMount(d)) {
-        refuse(`${d}, on the way to it, can be written by any user, who could replace it`, `chmod o-w ${d} (or chmod +t ${d}), or move the file to a directory of your own`);
-      }
-    },
-    link: () => {},
   });
 }
 
