@@ -73,6 +73,9 @@ export class Storage {
     }
     preflight(file);
     ensureDatabaseFile(file);
+    // Before the first connection: from then on this process holds SQLite locks on the file,
+    // which a header read elsewhere in the process must not drop (see held-files.ts).
+    const heldFile = noteDatabaseOpen(file);
     const owner = holdOwner(ownersDir(file));
     if (!owner.locked) {
       log.warn({ dir: ownersDir(file) }, 'cannot hold a lock file of this process beside the database; other processes judge whether it lives by its pid, which they cannot see from another pid namespace');
@@ -87,6 +90,7 @@ export class Storage {
       ));
     } catch (err) {
       owner.release();
+      heldFile();
       throw err;
     }
     try {
@@ -94,9 +98,9 @@ export class Storage {
     } catch (err) {
       await client.close();
       owner.release();
+      heldFile();
       throw err;
     }
-    const heldFile = noteDatabaseOpen(file);
     // Best effort, after this process's own sweep has judged their owners dead.
     const stale = removeStaleOwnerLocks(ownersDir(file));
     if (stale > 0) log.debug({ count: stale }, 'removed the lock files of owners that died');
