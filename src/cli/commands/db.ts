@@ -45,30 +45,17 @@ function printDamaged(file: string, integrity: string[], err: AppError, json: bo
 }
 
 /**
- * Whether a plaintext file's header says it is in WAL mode: its read and write format versions
- * (bytes 18 and 19) are 2 for WAL, 1 for a rollback journal.
- */
-function inWalMode(file: string): boolean {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const versions = Buffer.alloc(2);
-    return fs.readSync(fd, versions, 0, 2, 18) === 2 && versions[0] === 2 && versions[1] === 2;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
- * A plaintext file not in WAL mode is checked on a read-only connection before the app opens it:
- * the open switches a rollback-journal file (every backup is one) to WAL and may write, so
- * damage found only afterwards would be reported on a file already changed. A WAL file is not
- * changed by the open, so it is checked once, by the app. Empty when it looks whole, or when it
- * cannot be judged here: missing, empty or encrypted (only the app's open has the key), not a
- * file (the open says so), in WAL mode, or beside a -journal that only a writer may roll back.
+ * A plaintext file is checked on a read-only connection before the app opens it, whatever its
+ * journal mode: the open writes (it switches a rollback-journal file, as every backup is, to
+ * WAL; it returns the jobs and marks the sessions of dead processes; it may migrate; its close
+ * checkpoints), so damage found only afterwards would be reported on a file already changed.
+ * A healthy file is checked twice for it. Empty when it looks whole, or when it cannot be judged
+ * here: missing, empty or encrypted (only the app's open has the key), not a file (the open
+ * says so), or beside a -journal that only a writer may roll back.
  */
 function damageSeenReadOnly(file: string): string[] {
   try {
-    if (fileKind(file) !== 'plaintext' || fs.existsSync(`${file}-journal`) || inWalMode(file)) return [];
+    if (fileKind(file) !== 'plaintext' || fs.existsSync(`${file}-journal`)) return [];
   } catch {
     return [];
   }
