@@ -199,6 +199,56 @@ describe('the vault, as a hostile review found it', () => {
     }
   });
 
+  it('03 (third review): the owed checkpoint is retried while the vault is locked, and after a vault write by a process that has exited', async () => {
+    const settled = async (dir: string): Promise<boolean> => {
+      for (let i = 0; i < 50; i++) {
+        if (fs.statSync(path.join(dir, 'blufio.db-wal')).size === 0) return true;
+        await sleep(100);
+      }
+      return false;
+    };
+    const holdReader = (dir: string): (() => void) => {
+      const reader = raw(dir);
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM sqlite_schema').get();
+      return () => {
+        reader.exec('COMMIT');
+        reader.close();
+      };
+    };
+    // Locked right after the write whose checkpoint a reader held up.
+    const one = tmpDir();
+    const a = await app(one, 'pw-1');
+    try {
+      await a.vault.set('k', 'first-value-0123456789abcdefgh');
+      await a.db.checkpoint();
+      const release = holdReader(one);
+      await a.vault.set('k', 'second-value-0123456789abcdefg');
+      a.vault.lock();
+      release();
+      assert.ok(await settled(one), 'folded in while the vault is locked');
+    } finally {
+      await a.close();
+    }
+    // Another app (a CLI) changes the passphrase while a reader holds the WAL, and closes; the
+    // long-lived one (a daemon) owes nothing of its own, yet folds it in.
+    const two = tmpDir();
+    const daemon = await app(two, 'old passphrase 1');
+    try {
+      await daemon.vault.set('k', 'value-0123456789abcdefghij');
+      await daemon.db.checkpoint();
+      await sleep(1200); // the daemon's refresh has seen the vault as it is
+      const release = holdReader(two);
+      const cli = await app(two, 'old passphrase 1');
+      await cli.vault.changePassphrase('new passphrase 2');
+      await cli.close();
+      release();
+      assert.ok(await settled(two), "folded in by the daemon after the CLI's exit");
+    } finally {
+      await daemon.close();
+    }
+  });
+
   it('04: vault values are not copied into Node\'s shared Buffer pool', async () => {
     const value = 'ghp_POOLCANARY0123456789abcdefABCDEF';
     const slabs = (): ArrayBufferLike => Buffer.from('probe').buffer;

@@ -239,6 +239,9 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     if (!vaultLockedByUser) lockedByVaultCaller = true;
   });
   const refreshVault = async (): Promise<void> => {
+    if (closed) return;
+    // Locked or not: a vault write's old values must leave the file whatever happens after it.
+    vault.settle();
     if (vault.unlocked) {
       // Open again (a use, unlock()): whatever locked it is over.
       lockedByVaultCaller = false;

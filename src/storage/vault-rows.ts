@@ -14,7 +14,7 @@ export interface VaultEntryRow {
 
 /** The vault's rows as stored: reads on this thread's connection, writes through the writer. */
 export class VaultRows {
-  private readonly s: Record<'meta' | 'entry' | 'all' | 'count', Statement>;
+  private readonly s: Record<'meta' | 'entry' | 'all' | 'count' | 'signature', Statement>;
 
   constructor(
     private readonly reader: Db,
@@ -25,6 +25,10 @@ export class VaultRows {
       entry: reader.prepare('SELECT name, sealed, created_at, updated_at FROM vault_entries WHERE name = ?'),
       all: reader.prepare('SELECT name, sealed, created_at, updated_at FROM vault_entries ORDER BY name'),
       count: reader.prepare('SELECT count(*) FROM vault_entries').pluck(),
+      // What changes with every vault write, by any process: a passphrase change, a set, a delete.
+      signature: reader.prepare(
+        "SELECT ifnull((SELECT changed_at FROM vault_meta WHERE id = 1), '') || ':' || (SELECT count(*) || ':' || ifnull(max(updated_at), '') FROM vault_entries)",
+      ).pluck(),
     };
   }
 
@@ -66,21 +70,42 @@ export class VaultRows {
     return deleted ? this.foldingWal(Promise.resolve(deleted)) : deleted;
   }
 
-  /** A checkpoint a vault write still owes (a reader held the WAL then): tried again. Cheap when none is owed. */
+  /**
+   * A checkpoint a vault write still owes, tried again: one of this process's writes whose
+   * checkpoint a reader held up, or a write by another process (a CLI's set-secret or
+   * change-passphrase beside the daemon), whose own checkpoint may have been held up and which
+   * has exited since. One small read when nothing is owed; the app calls it every second,
+   * locked or not (it needs no key).
+   */
   settle(): void {
-    if (!this.owed || this.settling) return;
+    if (this.settling) return;
+    let now: unknown;
+    try {
+      now = this.read(() => this.s.signature.get());
+    } catch {
+      return; // closed or locked: the next open's close checkpoints
+    }
+    if (now !== this.seen) {
+      this.owed = true;
+      this.seen = now;
+    }
+    if (!this.owed) return;
     this.settling = true;
     this.fold().finally(() => (this.settling = false));
   }
 
   private owed = false;
   private settling = false;
+  /** The vault's signature when it was last folded in (see settle). */
+  private seen: unknown = undefined;
 
   /** Folds the WAL in and truncates it; `owed` says whether that is still to be done. */
   private async fold(): Promise<void> {
     try {
+      const before = this.read(() => this.s.signature.get());
       const r = await this.writer.checkpoint();
       this.owed = r.busy || r.checkpointedFrames < r.walFrames;
+      if (!this.owed) this.seen = before;
     } catch {
       this.owed = true;
     }

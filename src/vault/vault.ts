@@ -213,8 +213,12 @@ export class Vault {
    * deleted since: values set elsewhere are matched from now on, deleted ones are forgotten. One
    * small read when nothing changed; nothing at all while locked. A daemon calls it every second.
    */
-  refresh(): void {
+  /** Retries a checkpoint vault writes still owe (see VaultRows.settle): needs no key. */
+  settle(): void {
     this.rows.settle();
+  }
+
+  refresh(): void {
     if (this.redactor === undefined || this.masterKey === undefined || this.vaultId === undefined) return;
     const rows = this.rows.entries();
     const print = fingerprint(rows);
