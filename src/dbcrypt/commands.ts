@@ -7,7 +7,7 @@ import { takeSecretEnv, type Env } from '../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { applyCipherKey } from '../storage/sqlite.js';
 import { assertNewPassphrase, type PassphraseProvider } from '../vault/index.js';
-import { databasePassphrase, keyFor, pendingError } from './gate.js';
+import { databasePassphrase, keyFor, keyScope, pendingError } from './gate.js';
 import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, readManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
 import { migrateDatabase, type MigrationStep } from './migrate.js';
@@ -44,7 +44,7 @@ function passphraseFrom(envName: string, dir: string, env: Env): { reference: st
   if (!ENV_NAME.test(envName)) {
     throw new AppError(ErrorCode.INVALID_INPUT, `--passphrase-env must name an environment variable (letters, digits, _), not ${JSON.stringify(envName)}`);
   }
-  const passphrase = takeSecretEnv(env, envName, path.resolve(dir));
+  const passphrase = takeSecretEnv(env, envName, keyScope(dir));
   if (passphrase === undefined || passphrase === '') {
     throw new AppError(ErrorCode.INVALID_INPUT, `the environment variable ${envName} is not set (or empty)`, {
       hint: `export ${envName} with the database passphrase first; it is read from there now and on every later open`,

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import Database, { BINDING } from '../storage/driver.js';
 import type { Env } from '../config/index.js';
@@ -47,6 +48,18 @@ export function assertCipherSupport(): void {
   }
 }
 
+/**
+ * Which directory a database key taken from the environment belongs to (see takeSecretEnv):
+ * the real path, so that two spellings of one directory (a symlink) are one.
+ */
+export function keyScope(dir: string): string {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return path.resolve(dir);
+  }
+}
+
 /** `env:NAME` → NAME. */
 export function envName(keyReference: string | null): string | undefined {
   return keyReference?.startsWith('env:') ? keyReference.slice(4) : undefined;
@@ -64,7 +77,7 @@ export function pendingError(dir: string, m: Manifest): AppError {
 /** The database passphrase: from where key_reference points, else a hidden prompt, else locked. */
 export async function databasePassphrase(m: Manifest, dir: string, opts: GateOptions): Promise<string> {
   const name = envName(m.db_encryption.key_reference);
-  const fromEnv = name === undefined ? undefined : takeSecretEnv(opts.env, name, path.resolve(dir));
+  const fromEnv = name === undefined ? undefined : takeSecretEnv(opts.env, name, keyScope(dir));
   const p = fromEnv ?? (await opts.ask?.('database'));
   if (p === undefined || p === '') {
     throw new AppError(ErrorCode.DB_LOCKED, 'the database is encrypted and no key is available', {
@@ -107,7 +120,7 @@ async function askBeforeLock(databasePath: string, s: VaultState | undefined, op
   // A config that names another file than vault.json does fails first, without a prompt.
   if (!s.present || de.state !== 'encrypted' || mismatch(s) !== undefined || s.databasePath !== path.resolve(databasePath)) return undefined;
   const name = envName(de.key_reference);
-  if (name !== undefined && takeSecretEnv(opts.env, name, path.resolve(s.dir)) !== undefined) return undefined; // no prompt: the variable has it
+  if (name !== undefined && takeSecretEnv(opts.env, name, keyScope(s.dir)) !== undefined) return undefined; // no prompt: the variable has it
   return databasePassphrase(s.manifest, s.dir, opts);
 }
 
@@ -128,7 +141,7 @@ function peek(databasePath: string): VaultState | undefined {
  */
 function takeKeyEnv(m: Manifest | undefined, dir: string, env: Env): void {
   const name = envName(m?.db_encryption.key_reference ?? null);
-  if (name !== undefined) takeSecretEnv(env, name, path.resolve(dir));
+  if (name !== undefined) takeSecretEnv(env, name, keyScope(dir));
 }
 
 async function gateLocked(databasePath: string, dir: string, opts: GateOptions, asked?: string): Promise<Omit<Gate, 'release'>> {
