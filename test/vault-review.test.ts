@@ -308,15 +308,18 @@ describe('the vault, as a hostile review found it', () => {
     await a.vault.set('a', 'value-of-a-1234567890abcdef');
     await a.vault.set('b', 'value-of-b-1234567890abcdef');
     await a.close();
-    const copy = (): string => {
+    /** A copy of the vault's database with `sql` run on it. */
+    const tamperedCopy = (sql: string): string => {
       const d = tmpDir();
       fs.copyFileSync(path.join(base, 'blufio.db'), path.join(d, 'blufio.db'));
+      const c = raw(d);
+      c.exec(sql);
+      c.close();
       return d;
     };
-    const swapped = copy();
-    const db = raw(swapped);
-    db.exec("CREATE TEMP TABLE t AS SELECT name, sealed FROM vault_entries; UPDATE vault_entries SET sealed = (SELECT sealed FROM t WHERE t.name = CASE vault_entries.name WHEN 'a' THEN 'b' ELSE 'a' END)");
-    db.close();
+    const swapped = tamperedCopy(
+      "CREATE TEMP TABLE t AS SELECT name, sealed FROM vault_entries; UPDATE vault_entries SET sealed = (SELECT sealed FROM t WHERE t.name = CASE vault_entries.name WHEN 'a' THEN 'b' ELSE 'a' END)",
+    );
     const m = memoryLogger();
     const s = await app(swapped, 'pw', m.logger);
     await s.vault.unlock();
@@ -328,10 +331,9 @@ describe('the vault, as a hostile review found it', () => {
     await s.close();
     // A hostile file with thousands of bad entries: one line, a count and ten names, not a
     // line of every name on every read (second review: 22 MB a read).
-    const many = copy();
-    const h = raw(many);
-    h.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO vault_entries (name, sealed, created_at, updated_at) SELECT 'bogus' || i, randomblob(60), 0, 0 FROM n");
-    h.close();
+    const many = tamperedCopy(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO vault_entries (name, sealed, created_at, updated_at) SELECT 'bogus' || i, randomblob(60), 0, 0 FROM n",
+    );
     const hm = memoryLogger();
     const hx = await app(many, 'pw', hm.logger);
     await hx.vault.unlock();
@@ -344,10 +346,7 @@ describe('the vault, as a hostile review found it', () => {
     assert.equal((lines[0]!.secrets as string[]).length, 10);
     assert.ok(!JSON.stringify(m.lines()).includes('1234567890abcdef'), 'no value logged');
     for (const sql of ["UPDATE vault_meta SET kdf = 'argon2i'", 'UPDATE vault_meta SET kdf_memory_kib = 1024']) {
-      const d = copy();
-      const c = raw(d);
-      c.exec(sql);
-      c.close();
+      const d = tamperedCopy(sql);
       const k = memoryLogger();
       const x = await app(d, 'pw', k.logger);
       await rejects(x.vault.get('a'), 'KC_VAULT_TAMPERED');
