@@ -15,8 +15,11 @@ import fs from 'node:fs';
 
 /** dev:ino → how many Storages of this process have the file open. */
 const inUse = new Map<string, number>();
-/** dev:ino → the one descriptor kept for reads while the file is in use. */
-const kept = new Map<string, number>();
+/**
+ * dev:ino → the descriptors kept while the file is in use: one, reused by every read, unless a
+ * race (the path missing at the stat, there at the open) opened a second, which is kept too.
+ */
+const kept = new Map<string, number[]>();
 
 function keyOf(st: fs.Stats): string {
   return `${st.dev}:${st.ino}`;
@@ -41,9 +44,8 @@ export function noteDatabaseOpen(file: string): () => void {
       return;
     }
     inUse.delete(key);
-    const fd = kept.get(key);
+    for (const fd of kept.get(key) ?? []) fs.closeSync(fd);
     kept.delete(key);
-    if (fd !== undefined) fs.closeSync(fd);
   };
 }
 
@@ -58,7 +60,7 @@ export function withFileDescriptor<T>(file: string, open: () => number | undefin
   } catch {
     key = undefined;
   }
-  const reuse = key === undefined ? undefined : kept.get(key);
+  const reuse = key === undefined ? undefined : kept.get(key)?.[0];
   if (reuse !== undefined) return read(reuse);
   const fd = open();
   if (fd === undefined) return undefined;
@@ -66,7 +68,7 @@ export function withFileDescriptor<T>(file: string, open: () => number | undefin
   try {
     return read(fd);
   } finally {
-    if ((inUse.get(own) ?? 0) > 0 && !kept.has(own)) kept.set(own, fd);
-    else if (kept.get(own) !== fd) fs.closeSync(fd);
+    if ((inUse.get(own) ?? 0) > 0) kept.set(own, [...(kept.get(own) ?? []), fd]);
+    else fs.closeSync(fd);
   }
 }
