@@ -241,6 +241,55 @@ describe('blufio serve: every method over HTTP', () => {
     assert.equal((await d.stop()).code, 0);
   });
 
+  it('takes the database key from <NAME>_FILE (enable, migrate, the daemon), so neither passphrase is in /proc/<pid>/environ', async () => {
+    const dir = path.join(tmpDir('blufio-serve-'), 'data');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const DBPASS = 'a database passphrase of its own';
+    const secrets = tmpDir('blufio-cred-');
+    const dbFile = path.join(secrets, 'db-key');
+    const vaultFile = path.join(secrets, 'vault-key');
+    fs.writeFileSync(dbFile, `${DBPASS}\n`, { mode: 0o600 });
+    fs.writeFileSync(vaultFile, `${PASS}\n`, { mode: 0o600 });
+    // A plaintext database with a secret in it, then encrypted with the key from the file.
+    const set = await runCli(['--data-dir', dir, 'config', 'set-secret', 'openai'], { env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: vaultFile }), input: `${SECRET}\n` });
+    assert.equal(set.code, 0, set.stderr);
+    const en = await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'DBKEY', '--json'], { env: cleanEnv({ DBKEY_FILE: dbFile }) });
+    assert.equal(en.code, 0, en.stderr);
+    assert.equal(JSON.parse(en.stdout).db_encryption.key_reference, 'env:DBKEY');
+    const mig = await runCli(['vault', 'db-encrypt', 'migrate', dir, '--passphrase-env', 'DBKEY', '--now-ms', '1700000000000'], { env: cleanEnv({ DBKEY_FILE: dbFile }) });
+    assert.equal(mig.code, 0, mig.stderr);
+    const env = cleanEnv({ DBKEY_FILE: dbFile, BLUFIO_VAULT_KEY_FILE: vaultFile });
+    const d = await serve({ dir, env });
+    const environ = fs.readFileSync(`/proc/${d.child.pid}/environ`);
+    assert.equal(environ.includes(Buffer.from(DBPASS)), false, 'the database passphrase is not in the environment block');
+    assert.equal(environ.includes(Buffer.from(PASS)), false, 'the vault passphrase is not in the environment block');
+    assert.equal((await d.call('vault_lock_status')).result.databaseEncrypted, true);
+    assert.deepEqual(((await d.call('secret_list')).result as { name: string }[]).map((x) => x.name), ['openai']);
+    assert.equal((await d.stop()).code, 0, d.stderr());
+    // The key really is the file's: a wrong one in it is KC_DB_KEY_INVALID, verify reads it too.
+    const verify = await runCli(['vault', 'verify', dir, '--json'], { env: cleanEnv({ DBKEY_FILE: dbFile }) });
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.equal(JSON.parse(verify.stdout).ok, true);
+    fs.writeFileSync(path.join(secrets, 'wrong'), 'not the key');
+    const wrong = await runCli(['--data-dir', dir, 'sessions', 'list'], { env: cleanEnv({ DBKEY_FILE: path.join(secrets, 'wrong'), BLUFIO_VAULT_KEY_FILE: vaultFile }) });
+    assert.match(wrong.stderr, /^error\[KC_DB_KEY_INVALID\]/m);
+    // Both the variable and its file: refused, whichever passphrase they hold.
+    const both = await runCli(['--data-dir', dir, 'sessions', 'list'], { env: cleanEnv({ DBKEY: DBPASS, DBKEY_FILE: dbFile, BLUFIO_VAULT_KEY_FILE: vaultFile }) });
+    assert.match(both.stderr, /^error\[KC_INVALID_INPUT\]: both DBKEY and DBKEY_FILE are set/m);
+    // A bad file is refused naming the variable; one every user can read is used, with a warning.
+    const fifo = path.join(secrets, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    const bad = await runCli(['--data-dir', dir, 'sessions', 'list'], { env: cleanEnv({ DBKEY_FILE: fifo, BLUFIO_VAULT_KEY_FILE: vaultFile }) });
+    assert.match(bad.stderr, /^error\[KC_INVALID_INPUT\]: DBKEY_FILE names .* not a regular file/m);
+    fs.chmodSync(dbFile, 0o644);
+    const open = await runCli(['--data-dir', dir, 'sessions', 'list'], { env: cleanEnv({ DBKEY_FILE: dbFile, BLUFIO_VAULT_KEY_FILE: vaultFile }) });
+    assert.equal(open.code, 0, open.stderr);
+    assert.match(open.stderr, /passphrase file \(DBKEY_FILE\) can be read by every user/);
+    const none = await runCli(['--data-dir', dir, 'sessions', 'list'], { env: cleanEnv({ BLUFIO_VAULT_KEY_FILE: vaultFile }) });
+    assert.match(none.stderr, /^error\[KC_DB_LOCKED\][^]*hint: set DBKEY .* or DBKEY_FILE/m);
+    for (const r of [en, mig, verify, wrong, both, bad, open, none]) assert.ok(!r.stdout.includes(DBPASS) && !r.stderr.includes(DBPASS));
+  });
+
   it('vault_lock with no vault and a plaintext database is refused: there is nothing to lock', async () => {
     const d = await serve();
     const r = await d.call('vault_lock');

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
-import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, readSecretFile, takeSecretEnv, type BlufioConfig, type Durability, type Env } from '../config/index.js';
+import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, takeSecret, takeSecretEnv, type BlufioConfig, type SecretFileWarning, type Durability, type Env } from '../config/index.js';
 import { createLogger, withRedaction, type Logger } from '../log/index.js';
 import { Redactor } from '../redact/index.js';
 import {
@@ -111,18 +111,14 @@ const OpenOptionsSchema = LoadOptionsSchema.extend({
 /**
  * The vault passphrases from the environment (taken out of it: see takeSecretEnv), or from the
  * file BLUFIO_VAULT_KEY_FILE names (a systemd credential, a container secret), which keeps the
- * passphrase out of the process's initial environment.
+ * passphrase out of the process's initial environment. Read before the logger exists, so a
+ * warning about the file waits in `warnings`.
  */
-function envPassphrases(env: Env): { key: string | undefined; newKey: string | undefined; keyFileOpenToOthers: string | undefined } {
-  const key = takeSecretEnv(env, 'BLUFIO_VAULT_KEY');
+function envPassphrases(env: Env): { key: string | undefined; newKey: string | undefined; warnings: [string, string][] } {
+  const warnings: [string, string][] = [];
+  const key = takeSecret(env, 'BLUFIO_VAULT_KEY', '', (message, file) => warnings.push([message, file]));
   const newKey = takeSecretEnv(env, 'BLUFIO_NEW_VAULT_KEY');
-  const file = env.BLUFIO_VAULT_KEY_FILE;
-  if (file === undefined || file === '') return { key, newKey, keyFileOpenToOthers: undefined };
-  if (key !== undefined) {
-    throw new AppError(ErrorCode.INVALID_INPUT, 'both BLUFIO_VAULT_KEY and BLUFIO_VAULT_KEY_FILE are set', { hint: 'set one of them (the file keeps the passphrase out of the environment)' });
-  }
-  const read = readSecretFile(file, 'BLUFIO_VAULT_KEY_FILE');
-  return { key: read.value, newKey, keyFileOpenToOthers: read.othersCanRead ? file : undefined };
+  return { key, newKey, warnings };
 }
 
 const UnlockOptionsSchema = z.strictObject({
@@ -146,9 +142,8 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   });
   const redactor = new Redactor(config.redaction.extraPatterns);
   const log = options.logger === undefined ? createLogger({ level: config.logging.level, redactor }) : withRedaction(options.logger, redactor);
-  if (envKeys.keyFileOpenToOthers !== undefined) {
-    log.warn({ file: envKeys.keyFileOpenToOthers }, 'the vault passphrase file (BLUFIO_VAULT_KEY_FILE) can be read by every user; chmod 600 it (a container secret mounted 0444 is readable by every process in the container)');
-  }
+  const warnFile: SecretFileWarning = (message, file) => log.warn({ file }, message);
+  for (const [message, file] of envKeys.warnings) warnFile(message, file);
   // A database passphrase typed at the prompt is tried on the vault too (below): someone who
   // uses one passphrase for both types it once.
   let typed: string | undefined;
@@ -160,7 +155,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           if (purpose === 'database') typed = p;
           return p;
         };
-  const gate = await openGate(config.databasePath, { env, ask, lockTimeoutMs: config.storage.lockTimeoutMs });
+  const gate = await openGate(config.databasePath, { env, ask, lockTimeoutMs: config.storage.lockTimeoutMs, warn: warnFile });
   const scrub = { text: (t: string) => redactor.redact(t), json: (t: string) => redactor.scrubJson(t) };
   let storage: Storage;
   try {

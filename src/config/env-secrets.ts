@@ -12,6 +12,8 @@ import { refuseReplaceableByAnyone } from './writable.js';
  * stops with KC_DB_LOCKED).
  */
 const taken = new Map<string, string>();
+/** Passphrase files already warned about (an open reads its file more than once). */
+const warnedFiles = new Set<string>();
 
 /** Drops what was taken (on lock: unlocking again needs the passphrase given anew). */
 export function forgetSecretEnv(): void {
@@ -26,6 +28,37 @@ export function takeSecretEnv(env: Env, name: string, scope = ''): string | unde
   delete process.env[name];
   return taken.get(key);
 }
+
+/** Told of a passphrase file that every user can read (once per file and process). */
+export type SecretFileWarning = (message: string, file: string) => void;
+
+/**
+ * A secret from the variable `name`, or from the file `<name>_FILE` names (see readSecretFile):
+ * the file keeps the secret out of the process's initial environment, which a variable can
+ * never leave. Setting both is refused (which one was meant?). The file is read on every call,
+ * not kept (it may be rewritten after a passphrase change); `warn` is told once per file when
+ * every user can read it.
+ */
+export function takeSecret(env: Env, name: string, scope: string, warn: SecretFileWarning): string | undefined {
+  const value = takeSecretEnv(env, name, scope);
+  const variable = `${name}_FILE`;
+  const file = env[variable];
+  if (file === undefined || file === '') return value;
+  if (value !== undefined) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `both ${name} and ${variable} are set`, { hint: 'set one of them (the file keeps the passphrase out of the environment)' });
+  }
+  const read = readSecretFile(file, variable);
+  if (read.othersCanRead && !warnedFiles.has(file)) {
+    warnedFiles.add(file);
+    warn(`the passphrase file (${variable}) can be read by every user; chmod 600 it (a container secret mounted 0444 is readable by every process in the container)`, file);
+  }
+  return read.value;
+}
+
+/** Where no logger is at hand: Node's own warning channel (stderr, or a 'warning' listener). */
+export const emitSecretFileWarning: SecretFileWarning = (message, file) => {
+  process.emitWarning(`${message}: ${file}`);
+};
 
 /** A passphrase file is a line of text: more than this is not one. */
 const MAX_SECRET_FILE_BYTES = 64 * 1024;
@@ -57,7 +90,7 @@ export function readSecretFile(file: string, variable: string): { value: string;
     st = fs.fstatSync(fd);
     if (!st.isFile()) throw bad('is not a regular file');
     refuseReplaceableByAnyone(file, st, (what, hint) => {
-      throw bad(`is refused: ${what}, and it holds the vault passphrase`, hint);
+      throw bad(`is refused: ${what}, and it holds a passphrase`, hint);
     });
     for (let got = -1; got !== 0 && n < raw.length; n += got) got = fs.readSync(fd, raw, n, raw.length - n, n);
   } catch (err) {

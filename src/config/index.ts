@@ -1,5 +1,5 @@
 export { loadConfig } from './load.js';
-export { forgetSecretEnv, readSecretFile, takeSecretEnv } from './env-secrets.js';
+export { emitSecretFileWarning, forgetSecretEnv, takeSecret, takeSecretEnv, type SecretFileWarning } from './env-secrets.js';
 export type { BlufioConfig, LoadConfigOptions, ObjectSettings, QueueSettings, ServerSettings } from './load.js';
 export { defaultConfigPath, defaultDataDir, DATABASE_FILE_NAME } from './paths.js';
 export type { Env } from './paths.js';

@@ -3,11 +3,11 @@ import path from 'node:path';
 import Database from '../storage/driver.js';
 import { withVaultLock } from './dirlock.js';
 import { RESERVED_NAMES } from './layout.js';
-import { takeSecretEnv, type Env } from '../config/index.js';
+import type { Env } from '../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { applyCipherKey } from '../storage/sqlite.js';
 import { assertNewPassphrase, type PassphraseProvider } from '../vault/index.js';
-import { databasePassphrase, keyFor, keyScope, pendingError } from './gate.js';
+import { databasePassphrase, keyFor, pendingError, takeDbKey } from './gate.js';
 import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, readManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
 import { migrateDatabase, type MigrationStep } from './migrate.js';
@@ -44,10 +44,10 @@ function passphraseFrom(envName: string, dir: string, env: Env): { reference: st
   if (!ENV_NAME.test(envName)) {
     throw new AppError(ErrorCode.INVALID_INPUT, `--passphrase-env must name an environment variable (letters, digits, _), not ${JSON.stringify(envName)}`);
   }
-  const passphrase = takeSecretEnv(env, envName, keyScope(dir));
+  const passphrase = takeDbKey(env, envName, dir);
   if (passphrase === undefined || passphrase === '') {
-    throw new AppError(ErrorCode.INVALID_INPUT, `the environment variable ${envName} is not set (or empty)`, {
-      hint: `export ${envName} with the database passphrase first; it is read from there now and on every later open`,
+    throw new AppError(ErrorCode.INVALID_INPUT, `the environment variable ${envName} is not set (or empty), nor ${envName}_FILE`, {
+      hint: `export ${envName} with the database passphrase first, or ${envName}_FILE naming a file that holds it (kept out of the environment); it is read from there now and on every later open`,
     });
   }
   return { reference: `env:${envName}`, passphrase };

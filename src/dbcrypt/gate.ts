@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database, { BINDING } from '../storage/driver.js';
 import type { Env } from '../config/index.js';
-import { takeSecretEnv } from '../config/index.js';
+import { emitSecretFileWarning, takeSecret, takeSecretEnv, type SecretFileWarning } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { ensurePrivateDir } from '../storage/files.js';
 import { assertNewPassphrase, type PassphraseProvider } from '../vault/index.js';
@@ -17,6 +17,8 @@ export interface GateOptions {
   nowMs?: number;
   /** How long to wait for another process that holds the vault directory (a migration). */
   lockTimeoutMs?: number;
+  /** Told of a key file (`<NAME>_FILE`) every user can read; Node's warning channel if absent. */
+  warn?: SecretFileWarning;
 }
 
 export interface Gate {
@@ -60,6 +62,14 @@ export function keyScope(dir: string): string {
   }
 }
 
+/**
+ * The database key from where key_reference points: the variable it names, or the file that
+ * `<NAME>_FILE` names (which keeps it out of the process's initial environment).
+ */
+export function takeDbKey(env: Env, name: string, dir: string, warn: SecretFileWarning = emitSecretFileWarning): string | undefined {
+  return takeSecret(env, name, keyScope(dir), warn);
+}
+
 /** `env:NAME` → NAME. */
 export function envName(keyReference: string | null): string | undefined {
   return keyReference?.startsWith('env:') ? keyReference.slice(4) : undefined;
@@ -77,11 +87,11 @@ export function pendingError(dir: string, m: Manifest): AppError {
 /** The database passphrase: from where key_reference points, else a hidden prompt, else locked. */
 export async function databasePassphrase(m: Manifest, dir: string, opts: GateOptions): Promise<string> {
   const name = envName(m.db_encryption.key_reference);
-  const fromEnv = name === undefined ? undefined : takeSecretEnv(opts.env, name, keyScope(dir));
+  const fromEnv = name === undefined ? undefined : takeDbKey(opts.env, name, dir, opts.warn);
   const p = fromEnv ?? (await opts.ask?.('database'));
   if (p === undefined || p === '') {
     throw new AppError(ErrorCode.DB_LOCKED, 'the database is encrypted and no key is available', {
-      hint: name === undefined ? 'run on a terminal to be asked for it' : `set ${name} (vault.json names it as the key's source), or run on a terminal to be asked`,
+      hint: name === undefined ? 'run on a terminal to be asked for it' : `set ${name} (vault.json names it as the key's source) or ${name}_FILE (a file that holds it), or run on a terminal to be asked`,
     });
   }
   return p;
@@ -120,7 +130,7 @@ async function askBeforeLock(databasePath: string, s: VaultState | undefined, op
   // A config that names another file than vault.json does fails first, without a prompt.
   if (!s.present || de.state !== 'encrypted' || mismatch(s) !== undefined || s.databasePath !== path.resolve(databasePath)) return undefined;
   const name = envName(de.key_reference);
-  if (name !== undefined && takeSecretEnv(opts.env, name, keyScope(s.dir)) !== undefined) return undefined; // no prompt: the variable has it
+  if (name !== undefined && takeDbKey(opts.env, name, s.dir, opts.warn) !== undefined) return undefined; // no prompt: the variable or its file has it
   return databasePassphrase(s.manifest, s.dir, opts);
 }
 
