@@ -4,7 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from '../src/storage/driver.js';
+import type { Worker } from 'node:worker_threads';
+import { loadConfig } from '../src/config/index.js';
+import { isAppError } from '../src/errors/index.js';
 import { openBlufio, type BlufioApp } from '../src/index.js';
+import { Storage } from '../src/storage/index.js';
 import { cleanEnv, fixture, run, runCli, silentLogger, tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
 
@@ -392,5 +396,45 @@ describe('the config file', () => {
       await app.close();
     }
     assert.ok(fs.existsSync(path.join(dir, 'db', 'my.db')));
+  });
+});
+
+describe('the writer thread lost with writes in flight', () => {
+  it('rejects them KC_DB_CLOSED saying they may have been committed, logs at ERROR, and nothing acknowledged is lost', async () => {
+    const dataDir = tmpDir();
+    const config = loadConfig({ dataDir, env: cleanEnv() });
+    const mem = memoryLogger();
+    const storage = await Storage.open(config, mem.logger);
+    const session = await storage.sessions.create({ channel: 'c' });
+    const acknowledged: string[] = [];
+    const failures: unknown[] = [];
+    const writes = Array.from({ length: 400 }, (_, i) =>
+      storage.messages.append(session.id, { role: 'user', content: `message ${i}` }).then(
+        (m) => acknowledged.push(m.id),
+        (err: unknown) => failures.push(err),
+      ),
+    );
+    // The thread dies as a thread can (an uncaught error, a resource limit): its answers are lost.
+    await new Promise((r) => setImmediate(r));
+    await (storage as unknown as { writer: { worker: Worker } }).writer.worker.terminate();
+    await Promise.all(writes);
+    assert.ok(failures.length > 0, 'some writes were in flight');
+    for (const err of failures) {
+      assert.ok(isAppError(err) && err.code === 'KC_DB_CLOSED', String(err));
+      assert.match(err.message, /may or may not have been committed/);
+      assert.match(err.hint ?? '', /read back what this call wrote before retrying/);
+    }
+    await assert.rejects(storage.sessions.create({ channel: 'later' }), (e: unknown) => isAppError(e) && e.code === 'KC_DB_CLOSED');
+    assert.ok(mem.lines().some((l) => l.level === 50 && l.msg === 'database writer lost'));
+    await storage.close();
+    // Every acknowledged write is there; those refused may be too (committed before the thread died).
+    const app = await open(dataDir);
+    try {
+      const ids = new Set((await app.messages.list(session.id, { limit: 1000 })).map((m) => m.id));
+      for (const id of acknowledged) assert.ok(ids.has(id), id);
+      assert.ok(ids.size >= acknowledged.length && ids.size <= 400);
+    } finally {
+      await app.close();
+    }
   });
 });

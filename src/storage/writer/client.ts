@@ -94,7 +94,14 @@ export class WriterClient {
       this.dead = err;
       if (!this.closing) this.log.error({ err: { code: err.code, message: err.message } }, 'database writer lost');
     }
-    for (const p of this.waiting.values()) p.reject(err);
+    if (this.waiting.size === 0) return;
+    // A write in flight may have committed before the thread stopped (its answer is what was
+    // lost): say so, so that a caller reads back before it retries rather than writing twice.
+    const unknown = new AppError(err.code, `${err.message}; a write in flight may or may not have been committed`, {
+      hint: 'open the database again and read back what this call wrote before retrying it',
+      cause: err,
+    });
+    for (const p of this.waiting.values()) p.reject(unknown);
     this.waiting.clear();
   }
 
