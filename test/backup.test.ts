@@ -168,6 +168,31 @@ describe('db backup', () => {
     }
   });
 
+  it('refuses the object store vault.json names when it is not objects/ (and its directory before it exists)', async () => {
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    const first = await openBlufio({ dataDir: data, logger: silentLogger(), env: {} });
+    await first.close();
+    const manifest = JSON.parse(fs.readFileSync(path.join(data, 'vault.json'), 'utf8'));
+    manifest.object_store.dir = 'attachments';
+    fs.writeFileSync(path.join(data, 'vault.json'), JSON.stringify(manifest));
+    const app = await openBlufio({ dataDir: data, logger: silentLogger(), env: {} });
+    try {
+      fs.symlinkSync(data, path.join(dir, 'alias'));
+      await assertRefused(app, [data, path.join(dir, 'alias')], ['attachments']);
+      assert.equal(fs.existsSync(path.join(data, 'attachments')), false);
+      const put = await app.objects.put(Buffer.from('an attachment'));
+      const stored = fs.readdirSync(path.join(data, 'attachments')).filter((n) => /^[0-9a-f]{2}$/.test(n));
+      assert.equal(stored.length, 1);
+      const file = path.join('attachments', stored[0]!, fs.readdirSync(path.join(data, 'attachments', stored[0]!))[0]!);
+      await assertRefused(app, [data, path.join(dir, 'alias')], [file]);
+      const got = Buffer.concat(await (await app.objects.get(put.ref)).toArray());
+      assert.equal(got.toString(), 'an attachment');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('refuses the names blufio deletes as leftovers: a migration copy and its side files, a temporary manifest', async () => {
     const dir = tmpDir();
     const data = path.join(dir, 'data');

@@ -303,6 +303,15 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     );
     return p;
   };
+  // The object store's directory as vault.json names it, for the backup's refusals (none when
+  // vault.json cannot be read: the backup then keeps to the default names).
+  const objectStoreDir = (): string[] => {
+    try {
+      return [objects.dir];
+    } catch {
+      return [];
+    }
+  };
   return {
     config,
     sessions: slot.facade((s) => s.sessions),
@@ -312,7 +321,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     objects,
     db: slot.facade((s) => ({
       check: () => s.check(),
-      backup: (dest: string, opts?: BackupOptions) => s.backup(dest, opts),
+      backup: (dest: string, opts?: BackupOptions) => s.backup(dest, opts, objectStoreDir()),
       checkpoint: () => s.checkpoint(),
     })),
     log,

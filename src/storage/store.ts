@@ -140,11 +140,15 @@ export class Storage {
     return { ...r, writer: this.openInfo.pragmas };
   }
 
-  /** A consistent online copy at `dest`, checked, mode 0600, written atomically. */
-  backup(dest: string, opts: BackupOptions = {}): Promise<BackupReport> {
+  /**
+   * A consistent online copy at `dest`, checked, mode 0600, written atomically. `reservedDirs`:
+   * directories besides the usual ones that a backup must not be written into (the object
+   * store's, when vault.json names its own).
+   */
+  backup(dest: string, opts: BackupOptions = {}, reservedDirs: string[] = []): Promise<BackupReport> {
     const { databasePath, storage } = this.config;
     return this.track(
-      runBackup({ databasePath, dest, force: opts.force ?? false, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs, ...this.keyArgs }),
+      runBackup({ databasePath, dest, force: opts.force ?? false, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs, reservedDirs, ...this.keyArgs }),
     );
   }
 

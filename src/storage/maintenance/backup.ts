@@ -17,6 +17,8 @@ export interface BackupArgs {
   lockTimeoutMs: number;
   /** An encrypted database's copy is encrypted with the same key (VACUUM INTO keeps the cipher). */
   cipherKey?: string;
+  /** More directories whose contents are blufio's: the object store where vault.json names another one. */
+  reservedDirs?: string[];
 }
 
 export interface BackupReport {
@@ -95,20 +97,21 @@ function isInside(dir: string, file: string): boolean {
  * blufio deletes as a leftover (a DB-encryption migration's copy and its side files, a temporary
  * manifest): the next command would remove the backup it reported as written.
  */
-function assertNotReserved(dest: string, databasePath: string): void {
+function assertNotReserved(dest: string, databasePath: string, more: readonly string[] = []): void {
   const dir = realOrResolved(path.dirname(databasePath));
   const realDest = realDestination(dest);
   const name = path.basename(realDest);
   const copy = migrationCopyPath(path.basename(databasePath));
   const reserved =
     (path.dirname(realDest) === dir && (RESERVED_NAMES.includes(name) || [copy, ...sideFiles(copy)].includes(name) || isManifestTemp(name))) ||
-    reservedDirs(path.join(dir, path.basename(databasePath))).some((d) => {
+    [...reservedDirs(path.join(dir, path.basename(databasePath))), ...more].some((d) => {
       // The directory's own path too: before it exists, a file there would stop blufio making it.
       const real = realOrResolved(d);
       return d === realDest || real === realDest || isInside(d, realDest) || isInside(real, realDest);
     });
   if (reserved) {
-    const names = [...RESERVED_NAMES, `${copy}[-journal|-wal|-shm]`, `.${MANIFEST_FILE}.*.tmp`, `${OBJECTS_DIR}/`, `${path.basename(ownersDir(databasePath))}/`];
+    const dirs = [OBJECTS_DIR, ...more.map((d) => path.basename(d)).filter((n) => n !== OBJECTS_DIR), path.basename(ownersDir(databasePath))];
+    const names = [...RESERVED_NAMES, `${copy}[-journal|-wal|-shm]`, `.${MANIFEST_FILE}.*.tmp`, ...dirs.map((n) => `${n}/`)];
     throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a name blufio keeps beside the database (${names.join(', ')})`, {
       hint: 'write the backup somewhere else',
     });
@@ -195,7 +198,7 @@ export function backupDatabase(a: BackupArgs): BackupReport {
   }
   if (existing !== undefined) assertReplaceable(dest);
   // Before the --force check: naming --force in the answer would only lead to a second refusal.
-  assertNotReserved(dest, a.databasePath);
+  assertNotReserved(dest, a.databasePath, a.reservedDirs);
   if (existing !== undefined && !a.force) {
     throw new AppError(ErrorCode.BACKUP_EXISTS, `${dest} already exists`, { hint: 'choose another name, or pass --force to replace it' });
   }
