@@ -235,3 +235,40 @@ describe('permissions', () => {
     fs.chmodSync(dir, 0o700);
   });
 });
+
+describe('what a refusal says', () => {
+  it('names the real limit: a long channel is not a message, deep metadata is past the depth limit, a bogus lease token is not a stale one', async () => {
+    const app = await open(tmpDir());
+    try {
+      await assert.rejects(app.sessions.create({ channel: 'c'.repeat(300) }), (e: { code?: string; message?: string; hint?: string }) => {
+        assert.equal(e.code, 'KC_INVALID_INPUT');
+        assert.match(e.message!, /channel is 300 bytes; the limit is 256/);
+        assert.match(e.hint!, /channel is at most 256 bytes/);
+        assert.doesNotMatch(e.hint!, /max_message_bytes/);
+        return true;
+      });
+      const s = await app.sessions.create({ channel: 'c' });
+      await assert.rejects(app.messages.append(s.id, { role: 'user', content: 'x'.repeat(9 * 1024 * 1024) }), { code: 'KC_INVALID_INPUT', hint: /raise storage\.max_message_bytes/ });
+      // Nested far enough that serialising it exhausts the stack.
+      let deep: Record<string, unknown> = {};
+      for (let i = 0; i < 200_000; i++) deep = { d: deep };
+      await assert.rejects(app.messages.append(s.id, { role: 'user', content: 'x', metadata: deep }), (e: { code?: string; message?: string }) => {
+        assert.equal(e.code, 'KC_INVALID_INPUT');
+        assert.match(e.message!, /metadata is nested more than 1000 levels deep/);
+        assert.doesNotMatch(e.message!, /call stack/);
+        return true;
+      });
+      await app.queue.enqueue('q', 1);
+      const [job] = await app.queue.claim('q');
+      await assert.rejects(app.queue.ack(job!.id, 'never-a-token'), (e: { code?: string; message?: string }) => {
+        assert.equal(e.code, 'KC_QUEUE_LEASE_LOST');
+        assert.match(e.message!, /or this token was never its lease/);
+        return true;
+      });
+      await app.queue.ack(job!.id, job!.leaseToken);
+      assert.equal(await app.messages.count(s.id), 0, 'nothing refused was stored');
+    } finally {
+      await app.close();
+    }
+  });
+});

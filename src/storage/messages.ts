@@ -57,7 +57,7 @@ export class Messages {
 
   /** Resolves once the message is committed at the configured durability. */
   async append(sessionId: string, input: AppendMessageInput): Promise<Message> {
-    const given = checkText(input.content, 'content', this.maxBytes, true);
+    const given = checkText(input.content, 'content', this.maxBytes, true, 'store large files as attachments (app.objects), or raise storage.max_message_bytes');
     const metadata = checkJsonObject(input.metadata, 'metadata', this.maxBytes);
     if (metadata !== null && Buffer.byteLength(given, 'utf8') + metadata.bytes > this.maxBytes) {
       throw new AppError(ErrorCode.INVALID_INPUT, `content and metadata together exceed ${this.maxBytes} bytes`, {

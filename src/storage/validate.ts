@@ -9,7 +9,11 @@ import { invalidInput as bad, shown } from '../errors/index.js';
  * SQLite stores UTF-8; a string with an unpaired UTF-16 surrogate cannot be encoded and would be
  * silently altered (U+FFFD), so it is refused instead.
  */
-export function checkText(value: unknown, field: string, maxBytes: number, allowEmpty = false): string {
+/**
+ * `tooLong`: what to do about a value past the limit. Only message content has a configurable
+ * limit; a name or a type has a fixed one.
+ */
+export function checkText(value: unknown, field: string, maxBytes: number, allowEmpty = false, tooLong = `shorten it: ${field} is at most ${maxBytes} bytes`): string {
   if (typeof value !== 'string') throw bad(`${field} must be a string`);
   if (!allowEmpty && value.length === 0) throw bad(`${field} must not be empty`);
   if (!value.isWellFormed()) {
@@ -18,7 +22,7 @@ export function checkText(value: unknown, field: string, maxBytes: number, allow
   // Cheap bound first: a UTF-8 byte count is at most 3 per UTF-16 code unit.
   if (value.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(value, 'utf8');
-    if (bytes > maxBytes) throw bad(`${field} is ${bytes} bytes; the limit is ${maxBytes}`, 'store large files as attachments, or raise storage.max_message_bytes');
+    if (bytes > maxBytes) throw bad(`${field} is ${bytes} bytes; the limit is ${maxBytes}`, tooLong);
   }
   return value;
 }
@@ -82,6 +86,10 @@ export function checkJsonObject(value: unknown, field: string, maxBytes: number)
   try {
     text = JSON.stringify(value);
   } catch (err) {
+    // Nesting deep enough to exhaust the stack (JSON.stringify recurses) is past the depth limit
+    // long before: say that, not "Maximum call stack size exceeded". (A RangeError can also be
+    // a string too long for V8: that one keeps its own words.)
+    if (err instanceof RangeError && /call stack/i.test(err.message)) throw bad(`${field} is nested more than ${MAX_JSON_DEPTH} levels deep`);
     throw bad(`${field} cannot be serialised as JSON: ${(err as Error).message}`);
   }
   if (text === undefined || !text.startsWith('{')) throw bad(`${field} must serialise to a JSON object`);

@@ -259,7 +259,7 @@ function leaseLost(ref: LeaseRef, row: LeaseRow, now: number): AppError {
   const id = rowId(ref.createdAt, ref.no);
   let why: string;
   if (row.state === 'running' && row.lease_token === ref.token) why = `its lease expired at ${new Date(row.lease_until ?? now).toISOString()}`;
-  else if (row.state === 'running') why = 'it was claimed again after this lease ended';
+  else if (row.state === 'running') why = 'another lease holds it (it was claimed again after this lease ended, or this token was never its lease)';
   else if (row.state === 'pending' || row.state === 'waiting') why = 'its lease ended and it is waiting to be claimed again';
   else why = `it is ${row.state}`;
   return new AppError(ErrorCode.QUEUE_LEASE_LOST, `the lease token no longer holds job ${id}: ${why}`, {
