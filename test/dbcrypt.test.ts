@@ -212,6 +212,23 @@ describe('encrypted database', () => {
     for (const name of fs.readdirSync(dir)) assert.equal(fs.statSync(path.join(dir, name)).mode & 0o077, 0, `${name} is private`);
   });
 
+  it('one passphrase for both: a key recorded as env:BLUFIO_VAULT_KEY (or its _FILE) opens the database and the vault headless', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    const one = cleanEnv({ BLUFIO_VAULT_KEY: PASS });
+    const set = await runCli(['--data-dir', dir, 'config', 'set-secret', 'api'], { env: one, input: `${MARK}-secret\n` });
+    assert.equal(set.code, 0, set.stderr);
+    const mig = await runCli(['vault', 'db-encrypt', 'migrate', dir, '--passphrase-env', 'BLUFIO_VAULT_KEY', '--now-ms', '1'], { env: one });
+    assert.equal(mig.code, 0, mig.stderr);
+    assertNoPlaintext(dir);
+    for (const e of [one, cleanEnv({ BLUFIO_VAULT_KEY_FILE: keyFile(PASS) })]) {
+      const r = await runCli(['--data-dir', dir, 'config', 'list-secrets', '--json'], { env: e });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /"api"/);
+    }
+    const none = await runCli(['--data-dir', dir, 'sessions', 'list'], { env: cleanEnv() });
+    assert.match(none.stderr, /^error\[KC_DB_LOCKED\]/m);
+  });
+
   it('refuses a database that does not match vault.json, in both directions', async () => {
     const { dir } = await plaintextVault(1);
     const m = JSON.parse(fs.readFileSync(path.join(dir, 'vault.json'), 'utf8')) as typeof V3;
@@ -450,3 +467,10 @@ describe('lock and unlock', () => {
     await app.close();
   });
 });
+
+/** A passphrase file as a systemd credential would be: 0600 in a private directory. */
+function keyFile(passphrase: string): string {
+  const file = path.join(tmpDir(), 'key');
+  fs.writeFileSync(file, `${passphrase}\n`, { mode: 0o600 });
+  return file;
+}

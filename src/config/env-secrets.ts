@@ -26,7 +26,10 @@ export function takeSecretEnv(env: Env, name: string, scope = ''): string | unde
   const v = process.env[name];
   if (v) taken.set(key, v);
   delete process.env[name];
-  return taken.get(key);
+  // A variable taken for the whole process (the vault's BLUFIO_VAULT_KEY, read first by every
+  // open) serves a scoped lookup of the same name too: a database key recorded as
+  // env:BLUFIO_VAULT_KEY (one passphrase for both) must find it, not an emptied variable.
+  return taken.get(key) ?? (scope === '' ? undefined : taken.get(`\0${name}`));
 }
 
 /** Told of a passphrase file that every user can read (once per file and process). */
