@@ -130,6 +130,12 @@ describe('vault.json schema registry', () => {
       [{ ...V3, db_encryption: { ...V3.db_encryption, state: 'unknown' } }, 'KC_MANIFEST_INVALID'],
       [{ ...V3, created_at_ms: -1 }, 'KC_MANIFEST_INVALID'],
       [{ ...V3, created_at_ms: 1e300 }, 'KC_MANIFEST_INVALID'],
+      // Past 2^53 JSON.parse rounds: refused, not rewritten as another number.
+      ...[{ bytes_before: 7777 }, { bytes_after: 7777 }, { tables: { messages: 7777 } }].map((over): [string, string] => {
+        const event = { event: 'db_encryption_migrated', at_ms: 5, mode: 'sqlcipher_v4', database_file: 'blufio.db', tables: { messages: 3 }, bytes_before: 4096, bytes_after: 8192, ...over };
+        const doc = JSON.stringify({ ...V3, db_encryption: { ...V3.db_encryption, last_migration: event } });
+        return [doc.replace('7777', '123456789012345678901'), 'KC_MANIFEST_INVALID'];
+      }),
     ];
     for (const [doc, code] of cases) {
       const dir = vaultWith(doc);
