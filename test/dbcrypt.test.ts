@@ -16,7 +16,7 @@ import {
   validate,
   verifyVault,
 } from '../src/dbcrypt/index.js';
-import { cleanEnv, run, fixture, runCli, silentLogger, sleep, startFixture, tmpDir } from './helpers/index.js';
+import { CLI, cleanEnv, run, fixture, runCli, silentLogger, sleep, startFixture, tmpDir } from './helpers/index.js';
 
 const PASS = "correct horse 'battery' staple ✓";
 const MARK = 'PLAINTEXT-MARKER-7f3a91';
@@ -333,8 +333,8 @@ describe('db-encrypt migrate', () => {
     assert.equal(r.migrated, true, 'once the holder is gone it goes through');
   });
 
-  for (const mode of ['throw', 'kill'] as const) {
-    it(`a ${mode === 'kill' ? 'SIGKILL' : 'failure'} at every step leaves a state the next command completes or rolls back`, async () => {
+  for (const mode of ['throw', 'throw-full', 'kill'] as const) {
+    it(`a ${{ kill: 'SIGKILL', throw: 'failure', 'throw-full': 'full disk (KC_DB_FULL)' }[mode]} at every step leaves a state the next command completes or rolls back`, async () => {
       for (const step of MIGRATION_STEPS) {
         const { dir, sessionId } = await plaintextVault(20);
         const before = await messagesIn(dir, sessionId).catch(() => []);
@@ -403,6 +403,50 @@ describe('db-encrypt migrate', () => {
       assertNoPlaintext(dir);
       assert.deepEqual(await messagesIn(dir, sessionId), before);
     }
+  });
+});
+
+describe('db-encrypt: dead ends and a SQLite without SQLCipher', () => {
+  it('enable, migrate and verify on a SQLite build without SQLCipher: KC_DB_ENCRYPTION_UNSUPPORTED, nothing recorded', async () => {
+    const { dir } = await plaintextVault(3);
+    const manifest = fs.readFileSync(path.join(dir, 'vault.json'));
+    const noCipher = (args: string[]) => run('--import', [fixture('no-cipher'), CLI, ...args], { env: cleanEnv(env) });
+    for (const args of [['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'DBKEY'], ['vault', 'db-encrypt', 'migrate', dir, '--passphrase-env', 'DBKEY', '--now-ms', '1']]) {
+      const r = await noCipher(args);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error\[KC_DB_ENCRYPTION_UNSUPPORTED\]/m, args[2]);
+      assert.deepEqual(fs.readFileSync(path.join(dir, 'vault.json')), manifest, 'nothing recorded');
+    }
+    // An encrypted database is not called damaged by a build that cannot read it.
+    const mig = await runCli(['vault', 'db-encrypt', 'migrate', dir, '--passphrase-env', 'DBKEY', '--now-ms', '1'], { env: cleanEnv(env) });
+    assert.equal(mig.code, 0, mig.stderr);
+    const v = await noCipher(['vault', 'verify', dir, '--json']);
+    assert.equal(v.code, 1);
+    const report = JSON.parse(v.stdout) as { code: string; problems: string[] };
+    assert.equal(report.code, 'KC_DB_ENCRYPTION_UNSUPPORTED', v.stdout);
+    assert.ok(!report.problems.some((p) => p.startsWith('KC_DB_CORRUPT')), v.stdout);
+  });
+
+  it('enabled over a plaintext database that is then gone: enable again starts a new one encrypted from birth', async () => {
+    const { dir } = await plaintextVault(3);
+    assert.equal((await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env })).db_encryption.state, 'pending_migration');
+    for (const f of ['blufio.db', 'blufio.db-wal', 'blufio.db-shm']) fs.rmSync(path.join(dir, f), { force: true });
+    await assert.rejects(open(dir), { code: 'KC_DB_ENCRYPTION_PENDING' });
+    await assert.rejects(dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env }), (e: { code?: string; hint?: string }) => {
+      assert.equal(e.code, 'KC_DB_ENCRYPTION_MIGRATION_FAILED');
+      assert.match(e.hint!, /run db-encrypt enable again to start a new database, encrypted from birth/);
+      return true;
+    });
+    const again = await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
+    assert.equal(again.changed, true);
+    assert.equal(again.db_encryption.state, 'encrypted');
+    assert.ok(again.recovered.some((a) => /encrypted from birth/.test(a)), JSON.stringify(again.recovered));
+    const app = await open(dir);
+    const s = await app.sessions.create({ channel: 'c' });
+    await app.messages.append(s.id, { role: 'user', content: MARK });
+    await app.close();
+    assertNoPlaintext(dir);
+    assert.equal((await verifyVault(dir, { env })).ok, true);
   });
 });
 

@@ -7,7 +7,7 @@ import type { Env } from '../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { applyCipherKey } from '../storage/sqlite.js';
 import { assertNewPassphrase, type PassphraseProvider } from '../vault/index.js';
-import { databasePassphrase, keyFor, pendingError, takeDbKey } from './gate.js';
+import { assertCipherSupport, databasePassphrase, keyFor, pendingError, takeDbKey } from './gate.js';
 import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
 import { newManifest, readManifest, writeManifest, type Manifest, type MigrationEvent } from './manifest.js';
 import { migrateDatabase, type MigrationStep } from './migrate.js';
@@ -126,6 +126,8 @@ export async function dbEncryptStatus(dir: string): Promise<StatusReport> {
 export async function dbEncryptEnable(dir: string, opts: { passphraseEnv: string; env?: Env }): Promise<StatusReport & { changed: boolean }> {
   const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, dir, opts.env ?? process.env);
   assertVaultDir(dir);
+  // Before anything is recorded: an intent no open could ever fulfil would leave every open refused.
+  assertCipherSupport();
   return withVaultLock(dir, COMMAND_LOCK_MS, () => enableLocked(dir, reference, passphrase));
 }
 
@@ -136,10 +138,17 @@ async function enableLocked(dir: string, reference: string, passphrase: string):
   if (de.state === 'encrypted' && state.kind === 'encrypted') await checkKey(state.databasePath, passphrase);
   // With no encrypted database yet, this passphrase is the one it will be made with.
   else assertNewPassphrase(passphrase, 'database passphrase');
+  // Waiting to migrate a plaintext database that is gone: nothing is left to migrate, so the
+  // next one is encrypted from birth, as when enabling before there is a database.
+  const nothingToMigrate = de.state === 'pending_migration' && (state.kind === 'missing' || state.kind === 'empty');
+  const { pending: _pending, ...settled } = de;
   const next: Manifest['db_encryption'] =
     de.state === 'plaintext'
       ? { ...de, enabled: true, key_reference: reference, state: state.kind === 'plaintext' ? 'pending_migration' : 'encrypted' }
-      : { ...de, key_reference: reference };
+      : nothingToMigrate
+        ? { ...settled, key_reference: reference, state: 'encrypted' }
+        : { ...de, key_reference: reference };
+  if (nothingToMigrate) actions.push(`the plaintext database vault.json waited to migrate is ${state.kind}: a new database will be encrypted from birth`);
   const changed = !state.present || JSON.stringify(next) !== JSON.stringify(de);
   if (changed) writeManifest(state.dir, { ...m, db_encryption: next });
   return { ...statusOf(inspect(dir), actions), changed };
@@ -159,6 +168,7 @@ export async function dbEncryptMigrate(dir: string, opts: MigrateCommandOptions)
   }
   const { reference, passphrase } = passphraseFrom(opts.passphraseEnv, dir, opts.env ?? process.env);
   assertVaultDir(dir);
+  assertCipherSupport();
   return withVaultLock(dir, COMMAND_LOCK_MS, () => migrateLocked(dir, opts, reference, passphrase));
 }
 
@@ -181,7 +191,7 @@ async function migrateLocked(
   }
   if (de.state === 'pending_migration' && state.kind !== 'plaintext') {
     throw new AppError(ErrorCode.DB_ENCRYPTION_MIGRATION_FAILED, `${state.databasePath} is ${state.kind}, but vault.json waits for it to be migrated`, {
-      hint: 'nothing was changed; put the plaintext database back (from a backup), or db-encrypt enable again over a new one',
+      hint: 'nothing was changed; put the plaintext database back (from a backup) and run migrate again, or run db-encrypt enable again to start a new database, encrypted from birth',
     });
   }
   if (de.state === 'encrypted' || state.kind !== 'plaintext') {
@@ -299,6 +309,9 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
           problems.push(`${ErrorCode.DB_CORRUPT}: the database file is too short to hold its salt`);
           return report();
         }
+        // The HMAC check below needs no SQLCipher, but integrity_check does: a build without it
+        // would read every page as damage.
+        assertCipherSupport();
         key = await deriveDbKey(await databasePassphrase(s.manifest, s.dir, { env: opts.env ?? process.env, ask: opts.ask }), salt);
         const cc = cipherCheck(s.databasePath, key, salt);
         cipher = { pages: cc.pages, bad_pages: cc.badPages.slice(0, 100) };

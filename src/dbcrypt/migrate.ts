@@ -217,14 +217,26 @@ export async function migrateDatabase(dir: string, m: Manifest, opts: MigrateOpt
       // The failure being reported matters more.
     }
     removeLeftovers(dir, db);
-    throw err instanceof AppError ? err : failed(`migration failed: ${(err as Error).message}`, err);
+    // One code for every failure before the swap (the contract's), the cause's own in the text:
+    // a full disk while recording the migration is a failed migration, not a failed write.
+    if (err instanceof AppError && err.code === ErrorCode.DB_ENCRYPTION_MIGRATION_FAILED) throw err;
+    const cause = err instanceof AppError ? `${err.code}: ${err.message}` : (err as Error).message;
+    throw failed(`migration failed: ${cause}`, err);
   } finally {
     key.fill(0);
   }
   fs.renameSync(copy, db);
   fsyncDir(dir);
   step('swapped');
-  const done = completeMigration(dir, manifest);
+  let done: ReturnType<typeof completeMigration>;
+  try {
+    done = completeMigration(dir, manifest);
+  } catch (err) {
+    // The encrypted database is the live one now; only its record is owed, which any later
+    // command writes (the manifest still holds the event).
+    const cause = err instanceof AppError ? `${err.code}: ${err.message}` : (err as Error).message;
+    throw failed(`the encrypted database is in place, but recording the migration failed: ${cause}`, err, 'run blufio vault db-encrypt status once the cause is fixed: it records the migration and removes what is left');
+  }
   step('completed');
   return done;
 }
