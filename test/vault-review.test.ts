@@ -404,7 +404,17 @@ describe('the vault, as a hostile review found it', () => {
       process.env.REVIEW_DBKEY = 'the-database-passphrase';
       await rejects(openBlufio({ configPath: other, logger: silentLogger() }), 'KC_CONFIG_INVALID');
       assert.equal(process.env.REVIEW_DBKEY, undefined);
+      // The vault key's file refused (or set beside the variable): the new passphrase goes too.
+      for (const file of [path.join(dir, 'missing-key-file'), bad]) {
+        process.env.BLUFIO_VAULT_KEY = 'the-vault-passphrase';
+        process.env.BLUFIO_VAULT_KEY_FILE = file;
+        process.env.BLUFIO_NEW_VAULT_KEY = 'the-new-one';
+        await rejects(openBlufio({ dataDir: dir, logger: silentLogger() }), 'KC_INVALID_INPUT');
+        assert.equal(process.env.BLUFIO_NEW_VAULT_KEY, undefined, file);
+        assert.equal(process.env.BLUFIO_VAULT_KEY, undefined, file);
+      }
     } finally {
+      delete process.env.BLUFIO_VAULT_KEY_FILE;
       delete process.env.BLUFIO_VAULT_KEY;
       delete process.env.BLUFIO_NEW_VAULT_KEY;
       delete process.env.REVIEW_DBKEY;

@@ -116,8 +116,9 @@ const OpenOptionsSchema = LoadOptionsSchema.extend({
  */
 function envPassphrases(env: Env): { key: string | undefined; newKey: string | undefined; warnings: [string, string][] } {
   const warnings: [string, string][] = [];
-  const key = takeSecret(env, 'BLUFIO_VAULT_KEY', '', (message, file) => warnings.push([message, file]));
+  // The new passphrase first: reading the key's file can fail, and must leave neither behind.
   const newKey = takeSecretEnv(env, 'BLUFIO_NEW_VAULT_KEY');
+  const key = takeSecret(env, 'BLUFIO_VAULT_KEY', '', (message, file) => warnings.push([message, file]));
   return { key, newKey, warnings };
 }
 
