@@ -82,6 +82,12 @@ function nextOrAbort(it: AsyncIterator<unknown>, signal: AbortSignal | undefined
  */
 function iteratorOf(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
   if (!(source instanceof ReadableStream)) return source[Symbol.asyncIterator]();
+  // Locked: someone else holds its reader, and would take pieces from under the put.
+  if (source.locked) {
+    throw new AppError(ErrorCode.INVALID_INPUT, 'put() was given a web stream that is already being read (locked to a reader)', {
+      hint: 'pass the stream before reading from it, or call releaseLock() on its reader first',
+    });
+  }
   const reader = (source as ReadableStream<unknown>).getReader();
   return {
     next: () => reader.read() as Promise<IteratorResult<unknown>>,
