@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { it } from 'node:test';
 import { openBlufio, type BlufioApp } from '../src/index.js';
 import { silentLogger, tmpDir } from './helpers/index.js';
+import { memoryLogger } from './helpers/logger.js';
 
 const PASS = 'objects edges passphrase';
 
@@ -31,6 +34,50 @@ it('a web stream already locked to a reader is refused with KC_INVALID_INPUT and
     await expectCode(app.objects.put(rs), 'KC_INVALID_INPUT', /releaseLock/);
     assert.equal((await app.objects.stats()).objects, 0);
     assert.equal((await app.objects.stats()).tempFiles, 0);
+  } finally {
+    await app.close();
+  }
+});
+
+it('gc with .tmp or .trash a symlink (or a file): that one is left alone, logged at ERROR, and gc collects what it can', async () => {
+  const dir = tmpDir();
+  const elsewhere = tmpDir();
+  const mem = memoryLogger('error');
+  const app = await openBlufio({ dataDir: dir, logger: mem.logger, env: {}, passphrase: PASS });
+  const objects = path.join(dir, 'objects');
+  // A file named the way a put names a temporary file of a process long gone, outside the store.
+  const foreign = path.join(elsewhere, '1_1_aaaaaaaaaaaa_bbbbbbbbbbbb.part');
+  fs.writeFileSync(foreign, 'precious');
+  try {
+    await app.objects.put(Buffer.from('garbage nobody references'));
+    await app.objects.delete((await app.objects.put(Buffer.from('made .trash'))).ref);
+    fs.rmSync(path.join(objects, '.tmp'), { recursive: true });
+    fs.symlinkSync(elsewhere, path.join(objects, '.tmp'));
+    await new Promise((r) => setTimeout(r, 5)); // older than a grace time of 0 ms
+    const gc = await app.objects.gc({ graceMs: 0 });
+    assert.equal(gc.objectsRemoved, 1, 'the unreferenced object is collected');
+    assert.equal(gc.tempFilesRemoved, 0);
+    assert.ok(fs.existsSync(foreign), 'nothing behind the link was touched');
+    assert.ok(mem.lines().some((l) => l.level === 50 && /gc left \.tmp alone/.test(String(l.msg))));
+    fs.rmSync(path.join(objects, '.tmp'));
+    // .trash linked elsewhere: objects and stored files are removed only through the trash, so
+    // none is; an abandoned temporary file still goes.
+    const left = await app.objects.put(Buffer.from('stays while .trash is foreign'));
+    fs.writeFileSync(path.join(objects, '.tmp', '1_1_aaaaaaaaaaaa_cccccccccccc.part'), 'dead put');
+    fs.rmSync(path.join(objects, '.trash'), { recursive: true });
+    fs.symlinkSync(elsewhere, path.join(objects, '.trash'));
+    await new Promise((r) => setTimeout(r, 5));
+    const gc2 = await app.objects.gc({ graceMs: 0 });
+    assert.deepEqual({ ...gc2 }, { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: 1 });
+    assert.equal((await app.objects.stat(left.ref)).ref, left.ref);
+    assert.deepEqual(fs.readdirSync(elsewhere), [path.basename(foreign)]);
+    assert.ok(mem.lines().some((l) => l.level === 50 && /gc left \.trash alone/.test(String(l.msg))));
+    // A file in .trash's place: the same.
+    fs.rmSync(path.join(objects, '.trash'));
+    fs.writeFileSync(path.join(objects, '.trash'), 'x');
+    assert.equal((await app.objects.gc({ graceMs: 0 })).objectsRemoved, 0);
+    fs.rmSync(path.join(objects, '.trash'));
+    assert.equal((await app.objects.gc({ graceMs: 0 })).objectsRemoved, 1, 'with its own .trash back, gc collects it');
   } finally {
     await app.close();
   }

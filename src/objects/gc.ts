@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { isOwnerAlive, isPlainFile, listDir, ownDir, TMP_DIR, tempOwner, trashPath, type GcCursor, type ObjectRows } from '../storage/index.js';
+import { isOwnerAlive, isPlainFile, listDir, ownDir, TMP_DIR, tempOwner, TRASH_DIR, trashPath, type GcCursor, type ObjectRows } from '../storage/index.js';
 import { unlinkQuietly } from './unlink.js';
 
 export interface GcReport {
@@ -35,10 +35,25 @@ export interface GcInput {
  * Temporary files whose put cannot finish: its process died (pid gone, or reused by another
  * program), it is this store's own and not in progress, or it was abandoned for a day.
  */
+/**
+ * Whether `.tmp` or `.trash` may be gone through: a directory of the store's own, or nothing yet.
+ * Anything else (a symlink, a file) is left alone, logged at ERROR: never followed out of
+ * objects/, and no reason to collect nothing else.
+ */
+function usable(g: GcInput, name: string, skips: string): boolean {
+  try {
+    ownDir(path.join(g.dir, name));
+    return true;
+  } catch (err) {
+    g.log.error({ err, dir: g.dir }, `gc left ${name} alone: it is not a directory of the store's own (a symlink or a file), so ${skips}; blufio objects verify lists it`);
+    return false;
+  }
+}
+
 async function sweepTemps(g: GcInput): Promise<number> {
   let removed = 0;
   const tmpDir = path.join(g.dir, TMP_DIR);
-  if (!ownDir(tmpDir)) return 0; // refuses a symlink in its place
+  if (!usable(g, TMP_DIR, 'no temporary file was removed')) return 0;
   for (const name of listDir(tmpDir)) {
     const file = path.join(tmpDir, name);
     const owner = tempOwner(name);
@@ -64,6 +79,13 @@ async function unlinkAll(g: GcInput, names: string[]): Promise<void> {
 
 export async function collectGarbage(g: GcInput): Promise<GcReport> {
   const report: GcReport = { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: await sweepTemps(g) };
+  // Every removal of an object or a stored file goes through the trash (see ops.ts).
+  if (usable(g, TRASH_DIR, 'no object or stored file was removed')) await collectStored(g, report);
+  if (report.objectsRemoved + report.filesRemoved + report.tempFilesRemoved > 0) g.log.info(report, 'object store garbage collected');
+  return report;
+}
+
+async function collectStored(g: GcInput, report: GcReport): Promise<void> {
   let skipped = 0;
   for (let after: GcCursor | undefined; ; ) {
     const r = await g.rows.collect({ dir: g.dir, cutoff: g.cutoff, limit: BATCH, ...(after === undefined ? {} : { after }) });
@@ -85,6 +107,4 @@ export async function collectGarbage(g: GcInput): Promise<GcReport> {
     report.filesRemoved += r.trash.length;
     report.bytesFreed += r.bytes;
   }
-  if (report.objectsRemoved + report.filesRemoved + report.tempFilesRemoved > 0) g.log.info(report, 'object store garbage collected');
-  return report;
 }
