@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
 import { openBlufio, type BlufioApp } from '../src/index.js';
-import { silentLogger, tmpDir } from './helpers/index.js';
+import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
 
 const PASS = 'objects edges passphrase';
@@ -81,4 +81,30 @@ it('gc with .tmp or .trash a symlink (or a file): that one is left alone, logged
   } finally {
     await app.close();
   }
+});
+
+it('get() with objects/ a regular file fails KC_DB_IO naming the object; the CLI does not blame its output file and leaves none', async () => {
+  const dir = tmpDir();
+  const app = await open(dir);
+  let ref: string;
+  try {
+    ref = (await app.objects.put(Buffer.from('hello'))).ref;
+    const objects = path.join(dir, 'objects');
+    fs.renameSync(objects, `${objects}.moved`);
+    fs.writeFileSync(objects, 'not a directory');
+    await assert.rejects(app.objects.get(ref), (err: { code?: string; message?: string }) => {
+      assert.equal(err.code, 'KC_DB_IO');
+      assert.match(err.message ?? '', new RegExp(`reading object ${ref}`));
+      return true;
+    });
+  } finally {
+    await app.close();
+  }
+  const out = path.join(tmpDir(), 'out.bin');
+  const cli = await runCli(['objects', 'get', ref, '--out', out], { env: cleanEnv({ BLUFIO_DATA_DIR: dir, BLUFIO_VAULT_KEY: PASS }) });
+  assert.notEqual(cli.code, 0);
+  assert.match(cli.stderr, /KC_DB_IO/);
+  assert.match(cli.stderr, /reading object/);
+  assert.doesNotMatch(cli.stderr, /writing/);
+  assert.equal(fs.existsSync(out), false);
 });

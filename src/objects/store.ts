@@ -359,7 +359,8 @@ export class ObjectStore {
         yield* opened.content;
       } catch (err) {
         if (err instanceof AppError && err.code === ErrorCode.OBJECT_CORRUPT) log.error({ ref, err }, 'an object failed its check');
-        throw err;
+        // A failed read says so with a code, so a caller copying the stream blames the store, not its output.
+        throw fileError(`reading object ${ref}`, err);
       }
     }
     const stream = Readable.from(checked(), { objectMode: false, highWaterMark: 256 * 1024 });
@@ -378,12 +379,17 @@ export class ObjectStore {
   private async openFile(dir: string, r: ObjectRow, fileKey: Buffer | undefined): Promise<OpenedBlob> {
     const blob = { address: r.address, encrypted: r.encrypted === 1, size: r.size, storedSize: r.stored_size };
     const what = `object ${r.id}`;
-    for (const file of blobCandidates(dir, r.address)) {
-      try {
-        return await openBlob(file, blob, what, fileKey);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fileError(`reading ${what}`, err);
+    try {
+      // The candidates themselves may fail (objects/ a file: ENOTDIR), not only the opens.
+      for (const file of blobCandidates(dir, r.address)) {
+        try {
+          return await openBlob(file, blob, what, fileKey);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
       }
+    } catch (err) {
+      throw fileError(`reading ${what}`, err);
     }
     // Deleted between reading its row and opening its file, or lost.
     if (this.d.rows.get(r.id) === undefined) throw new AppError(ErrorCode.NOT_FOUND, `no object ${r.id}`, { hint: 'it was deleted' });

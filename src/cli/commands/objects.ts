@@ -156,7 +156,9 @@ export function objectsCommand(): Command {
             (sink as fs.WriteStream).destroy();
             fs.rmSync(opts.out, { force: true });
           }
-          throw fileError(`writing ${opts.out ?? 'stdout'}`, err);
+          // The store's failures (opening or reading the object) are AppErrors that name the
+          // object; only what is left failed on the way out.
+          throw err instanceof AppError ? err : fileError(`writing ${opts.out ?? 'stdout'}`, err);
         }
       });
     });
