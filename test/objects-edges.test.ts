@@ -108,3 +108,39 @@ it('get() with objects/ a regular file fails KC_DB_IO naming the object; the CLI
   assert.doesNotMatch(cli.stderr, /writing/);
   assert.equal(fs.existsSync(out), false);
 });
+
+/** Whether this process has `file` open (a descriptor in /proc/self/fd points at it). */
+function isOpenHere(file: string): boolean {
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`) === file) return true;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return false;
+}
+
+it('a vault lock while verify decrypts a big file stops it in that file with KC_VAULT_LOCKED', async () => {
+  const dir = tmpDir();
+  const app = await open(dir);
+  try {
+    await app.objects.setEncryption(true);
+    const piece = Buffer.alloc(1 << 20, 7);
+    await app.objects.put(
+      (async function* () {
+        for (let i = 0; i < 64; i++) yield piece;
+      })(),
+    );
+    const fan = fs.readdirSync(path.join(dir, 'objects')).find((n) => /^[0-9a-f]{2}$/.test(n))!;
+    const file = path.join(dir, 'objects', fan, fs.readdirSync(path.join(dir, 'objects', fan))[0]!);
+    let settled = false;
+    const verify = app.objects.verify().finally(() => (settled = true));
+    // Locked once verify has the file open: the check before each file has passed.
+    while (!settled && !isOpenHere(file)) await new Promise((r) => setImmediate(r));
+    app.vault.lock();
+    await expectCode(verify, 'KC_VAULT_LOCKED');
+  } finally {
+    await app.close();
+  }
+});

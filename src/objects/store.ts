@@ -477,7 +477,7 @@ export class ObjectStore {
             inFlight: this.inFlight,
             ...(keys === undefined ? {} : { fileKey: keys.file }),
             log: this.d.log,
-            // Checked before each file: a lock or close stops it (and the key is zeroed below).
+            // Checked before each file and between chunks: a lock or close stops it (and the key is zeroed below).
             stopped: () => (this.closed ? new AppError(ErrorCode.DB_CLOSED, 'the app was closed') : keys !== undefined && epoch !== this.lockEpoch ? lockedMeanwhile() : undefined),
           });
         } catch (err) {

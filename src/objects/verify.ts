@@ -36,16 +36,21 @@ export interface VerifyInput {
   /** Needed when any stored file is encrypted. */
   fileKey?: Buffer;
   log: Logger;
-  /** The reason to stop (the vault locked, the app closed), checked before each file. */
+  /** The reason to stop (the vault locked, the app closed), checked before each file and between chunks. */
   stopped?: () => Error | undefined;
+}
+
+/** Throws the reason to stop, if there is one: it wins over whatever else failed meanwhile. */
+function stopIfAsked(v: VerifyInput): void {
+  const stop = v.stopped?.();
+  if (stop !== undefined) throw stop;
 }
 
 export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
   const report: VerifyReport = { ok: true, dir: v.dir, filesOk: 0, bytesChecked: 0, problems: [], strayFiles: 0, tempFiles: 0, unknownFiles: [], notChecked: 0 };
   const known = new Set<string>();
   for (const b of v.rows.blobs()) {
-    const stop = v.stopped?.();
-    if (stop !== undefined) throw stop;
+    stopIfAsked(v);
     known.add(b.address);
     if (b.encrypted === 1 && v.fileKey === undefined) {
       report.notChecked++;
@@ -59,16 +64,23 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
       for (const file of blobCandidates(v.dir, b.address)) {
         try {
           const opened = await openBlob(file, info, `file ${b.address}`, v.fileKey);
-          for await (const piece of opened.content) report.bytesChecked += piece.length;
+          for await (const piece of opened.content) {
+            report.bytesChecked += piece.length;
+            // A lock while a big file is read stops it here (as it ends a get's stream), not
+            // after the last chunk was decrypted with the key the lock meant to take away.
+            stopIfAsked(v);
+          }
           report.filesOk++;
           problem = undefined;
           break;
         } catch (err) {
+          stopIfAsked(v);
           problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file is missing' : err instanceof AppError ? err.message : String(err);
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break;
         }
       }
     } catch (err) {
+      stopIfAsked(v);
       // Its directory is not the store's own (ownDir): reported, the scan goes on.
       problem = err instanceof AppError ? err.message : String(err);
     }
