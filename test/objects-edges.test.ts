@@ -144,3 +144,36 @@ it('a vault lock while verify decrypts a big file stops it in that file with KC_
     await app.close();
   }
 });
+
+it('a vault lock stops an encrypted put of one big Buffer where it is, not after the whole Buffer is sealed', async () => {
+  const dir = tmpDir();
+  const app = await open(dir);
+  try {
+    await app.objects.setEncryption(true);
+    const big = Buffer.alloc(128 << 20, 5);
+    let settled = false;
+    const put = app.objects.put(big).finally(() => (settled = true));
+    // The put's temporary file, held open here so that its size can be read after the put removes it.
+    const tmp = path.join(dir, 'objects', '.tmp');
+    let fd: number | undefined;
+    while (!settled && fd === undefined) {
+      const part = fs.existsSync(tmp) ? fs.readdirSync(tmp).find((n) => n.endsWith('.part')) : undefined;
+      if (part !== undefined) fd = fs.openSync(path.join(tmp, part), 'r');
+      else await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(fd !== undefined, 'the put wrote a temporary file');
+    try {
+      while (!settled && fs.fstatSync(fd).size === 0) await new Promise((r) => setImmediate(r));
+      app.vault.lock();
+      await expectCode(put, 'KC_VAULT_LOCKED');
+      const written = fs.fstatSync(fd).size;
+      assert.ok(written < big.length / 2, `stopped where it was: ${written} of ${big.length} bytes written`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.deepEqual(fs.readdirSync(tmp), []);
+    assert.equal((await app.objects.stats()).objects, 0);
+  } finally {
+    await app.close();
+  }
+});

@@ -59,6 +59,9 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
   let size = 0;
   try {
     for await (const piece of piecesOf(source, opts.signal)) {
+      // A source in memory never waits, so the wait for the next piece (piecesOf) never sees an
+      // abort: it is checked here too, and between the slices of one big piece below.
+      opts.signal?.throwIfAborted();
       size += piece.length;
       if (size > opts.maxBytes) throw tooLarge(opts.maxBytes, opts.limitName);
       if (sealer === undefined) {
@@ -67,11 +70,12 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
         continue;
       }
       for (let off = 0; off < piece.length; off += SEAL_SLICE) {
+        opts.signal?.throwIfAborted();
         await sealer.push(piece.length <= SEAL_SLICE ? piece : piece.subarray(off, off + SEAL_SLICE), out);
         await writer.add(out);
       }
     }
-    if (opts.signal?.aborted === true) throw opts.signal.reason;
+    opts.signal?.throwIfAborted();
     const digest = sealer === undefined ? hash!.digest() : await sealer.finish(out);
     await writer.add(out);
     await writer.flush();
