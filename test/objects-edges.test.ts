@@ -177,3 +177,48 @@ it('a vault lock stops an encrypted put of one big Buffer where it is, not after
     await app.close();
   }
 });
+
+it('verify without the vault key still finds encrypted files missing or cut short (exit 1), and says whose content it did not check', async () => {
+  const dir = tmpDir();
+  const app = await open(dir);
+  const sizes = [5000, 7000, 9000];
+  try {
+    await app.objects.put(Buffer.from('a plain one'));
+    await app.objects.setEncryption(true);
+    for (const n of sizes) await app.objects.put(Buffer.alloc(n, n & 0xff));
+  } finally {
+    await app.close();
+  }
+  // Encrypted files by their stored size (44 header + 16 tag + 48 trailer around one chunk).
+  const files = new Map<number, string>();
+  for (const fan of fs.readdirSync(path.join(dir, 'objects')).filter((n) => /^[0-9a-f]{2}$/.test(n))) {
+    for (const f of fs.readdirSync(path.join(dir, 'objects', fan))) {
+      const file = path.join(dir, 'objects', fan, f);
+      files.set(fs.statSync(file).size - 108, file);
+    }
+  }
+  const verify = (json: boolean) => runCli(['objects', 'verify', ...(json ? ['--json'] : [])], { env: cleanEnv({ BLUFIO_DATA_DIR: dir }) });
+  // All there: ok, but it says the content of three encrypted files was not checked.
+  let cli = await verify(false);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /status +ok \(incomplete: the content of 3 encrypted file\(s\) was not checked, no vault key\)/);
+  assert.match(cli.stdout, /not checked the content of 3 encrypted file\(s\)/);
+  fs.rmSync(files.get(5000)!);
+  fs.truncateSync(files.get(7000)!, 100);
+  cli = await verify(true);
+  assert.equal(cli.code, 1, cli.stderr);
+  const r = JSON.parse(cli.stdout) as { ok: boolean; complete: boolean; filesOk: number; notChecked: number; problems: { problem: string }[] };
+  assert.equal(r.ok, false);
+  assert.equal(r.complete, false);
+  assert.equal(r.filesOk, 1, 'the plain file is read back');
+  assert.equal(r.notChecked, 1, 'only the intact encrypted file is left unchecked');
+  assert.deepEqual(r.problems.map((p) => p.problem.replace(/^file [0-9a-f]+ /, '')).sort(), ['fails its check: the file has 100 bytes where 7108 were stored', 'the file is missing']);
+  // The library says the same with the vault locked.
+  const locked = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} });
+  try {
+    const v = await locked.objects.verify();
+    assert.deepEqual([v.ok, v.complete, v.notChecked, v.problems.length], [false, false, 1, 2]);
+  } finally {
+    await locked.close();
+  }
+});

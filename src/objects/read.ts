@@ -35,13 +35,34 @@ export interface OpenedBlob {
   close(): Promise<void>;
 }
 
-export async function openBlob(file: string, blob: BlobInfo, what: string, fileKey?: Buffer): Promise<OpenedBlob> {
-  // Not following a symlink, not waiting on a FIFO: a name under objects/ that is not a plain
-  // file is damage, reported, never a hang or a read of /dev/zero.
+/**
+ * Opens a stored file and checks what needs no key: a regular file of the size its row records.
+ * Not following a symlink, not waiting on a FIFO: a name under objects/ that is not a plain file
+ * is damage, reported, never a hang or a read of /dev/zero.
+ */
+async function openSized(file: string, blob: BlobInfo, what: string): Promise<FileHandle> {
   const fh = await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW).catch((err: unknown) => {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw corrupt(what, 'its file is a symbolic link');
     throw err;
   });
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw corrupt(what, 'its file is not a regular file');
+    if (st.size !== blob.storedSize) throw corrupt(what, `the file has ${st.size} bytes where ${blob.storedSize} were stored`);
+    return fh;
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
+/** The checks openBlob makes before it needs a key (verify without the vault); its content is not read. */
+export async function checkPresent(file: string, blob: BlobInfo, what: string): Promise<void> {
+  await (await openSized(file, blob, what)).close();
+}
+
+export async function openBlob(file: string, blob: BlobInfo, what: string, fileKey?: Buffer): Promise<OpenedBlob> {
+  const fh = await openSized(file, blob, what);
   let opener: ChunkOpener | undefined;
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -50,21 +71,19 @@ export async function openBlob(file: string, blob: BlobInfo, what: string, fileK
     return closing;
   };
   try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw corrupt(what, 'its file is not a regular file');
-    if (st.size !== blob.storedSize) throw corrupt(what, `the file has ${st.size} bytes where ${blob.storedSize} were stored`);
+    const size = blob.storedSize; // what the file has (openSized)
     if (!blob.encrypted) return { content: plainContent(fh, blob, what, close), close };
     if (fileKey === undefined) throw new AppError(ErrorCode.INTERNAL, 'an encrypted object was opened without its key');
-    const header = await readExactly(fh, 0, Math.min(HEADER_BYTES, st.size));
+    const header = await readExactly(fh, 0, Math.min(HEADER_BYTES, size));
     const log2 = headerChunkLog2(header);
     if (log2 === undefined) throw corrupt(what, 'its header is not that of an encrypted object');
-    const layout = layoutOf(st.size, log2);
+    const layout = layoutOf(size, log2);
     if (layout === undefined || layout.size !== blob.size) throw corrupt(what, 'its length does not match its chunks');
     opener = new ChunkOpener(fileKey, header);
-    const address = opener.trailer(layout.chunks, await readExactly(fh, st.size - TRAILER_BYTES, TRAILER_BYTES));
+    const address = opener.trailer(layout.chunks, await readExactly(fh, size - TRAILER_BYTES, TRAILER_BYTES));
     if (address === undefined) throw corrupt(what, 'its last chunk fails authentication (truncated, extended or altered)');
     if (!timingSafeEqual(address, Buffer.from(blob.address, 'hex'))) throw corrupt(what, 'it was written for another address');
-    return { content: sealedContent(fh, opener, 2 ** log2, st.size - HEADER_BYTES - TRAILER_BYTES, what, close), close };
+    return { content: sealedContent(fh, opener, 2 ** log2, size - HEADER_BYTES - TRAILER_BYTES, what, close), close };
   } catch (err) {
     await close();
     if (err instanceof ShortReadError) throw corrupt(what, err.message);

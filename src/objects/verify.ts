@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError } from '../errors/index.js';
 import { ADDRESS, blobCandidates, isOwnDir, listDir, TMP_DIR, TRASH_DIR, type ObjectRows } from '../storage/index.js';
-import { openBlob } from './read.js';
+import { checkPresent, openBlob } from './read.js';
 
 export interface VerifyProblem {
   /** The file's address (its name under objects/). */
@@ -25,8 +25,13 @@ export interface VerifyReport {
   tempFiles: number;
   /** Names under objects/ that the store never writes (left alone, reported). */
   unknownFiles: string[];
-  /** Encrypted files not read because the vault is locked. */
+  /**
+   * Encrypted files whose content was not checked because the vault is locked: each was found,
+   * a regular file of its recorded size (a missing or truncated one is a problem), but not read.
+   */
   notChecked: number;
+  /** Every stored file's content was checked (false when notChecked > 0). */
+  complete: boolean;
 }
 
 export interface VerifyInput {
@@ -47,15 +52,13 @@ function stopIfAsked(v: VerifyInput): void {
 }
 
 export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
-  const report: VerifyReport = { ok: true, dir: v.dir, filesOk: 0, bytesChecked: 0, problems: [], strayFiles: 0, tempFiles: 0, unknownFiles: [], notChecked: 0 };
+  const report: VerifyReport = { ok: true, dir: v.dir, filesOk: 0, bytesChecked: 0, problems: [], strayFiles: 0, tempFiles: 0, unknownFiles: [], notChecked: 0, complete: true };
   const known = new Set<string>();
   for (const b of v.rows.blobs()) {
     stopIfAsked(v);
     known.add(b.address);
-    if (b.encrypted === 1 && v.fileKey === undefined) {
-      report.notChecked++;
-      continue;
-    }
+    // Without the key an encrypted file is still looked for and measured; only its content waits.
+    const keyless = b.encrypted === 1 && v.fileKey === undefined;
     const info = { address: b.address, encrypted: b.encrypted === 1, size: b.size, storedSize: b.stored_size };
     let problem: string | undefined;
     // Its place, else the trash (a delete or gc whose transaction did not commit moved it there;
@@ -63,14 +66,19 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
     try {
       for (const file of blobCandidates(v.dir, b.address)) {
         try {
-          const opened = await openBlob(file, info, `file ${b.address}`, v.fileKey);
-          for await (const piece of opened.content) {
-            report.bytesChecked += piece.length;
-            // A lock while a big file is read stops it here (as it ends a get's stream), not
-            // after the last chunk was decrypted with the key the lock meant to take away.
-            stopIfAsked(v);
+          if (keyless) {
+            await checkPresent(file, info, `file ${b.address}`);
+            report.notChecked++;
+          } else {
+            const opened = await openBlob(file, info, `file ${b.address}`, v.fileKey);
+            for await (const piece of opened.content) {
+              report.bytesChecked += piece.length;
+              // A lock while a big file is read stops it here (as it ends a get's stream), not
+              // after the last chunk was decrypted with the key the lock meant to take away.
+              stopIfAsked(v);
+            }
+            report.filesOk++;
           }
-          report.filesOk++;
           problem = undefined;
           break;
         } catch (err) {
@@ -113,6 +121,7 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
     }
   }
   report.ok = report.problems.length === 0;
+  report.complete = report.notChecked === 0;
   if (!report.ok) v.log.error({ dir: v.dir, problems: report.problems.length }, 'object store verification found damaged or missing files');
   return report;
 }

@@ -27,10 +27,12 @@ function describeGc(r: GcReport): string[] {
 function describeVerify(r: VerifyReport): string[] {
   return [
     `directory   ${printable(r.dir)}`,
-    `status      ${r.ok ? 'ok' : 'DAMAGED'}`,
+    `status      ${r.ok ? 'ok' : 'DAMAGED'}${r.complete ? '' : ` (incomplete: the content of ${r.notChecked} encrypted file(s) was not checked, no vault key)`}`,
     `checked     ${r.filesOk} file(s) intact, ${formatBytes(r.bytesChecked)} read back`,
     ...r.problems.map((p) => `damaged     ${p.address} (${p.refs.join(', ') || 'no object'}): ${printable(p.problem)}`),
-    ...(r.notChecked > 0 ? [`not checked ${r.notChecked} encrypted file(s): the vault is locked`] : []),
+    ...(r.notChecked > 0
+      ? [`not checked the content of ${r.notChecked} encrypted file(s): the vault is locked (each is there, of the size stored; give the passphrase to check the content)`]
+      : []),
     ...(r.strayFiles > 0 ? [`stray       ${r.strayFiles} file(s) no object records (blufio objects gc removes them)`] : []),
     ...(r.tempFiles > 0 ? [`temporary   ${r.tempFiles} file(s) of puts in progress or abandoned`] : []),
     ...r.unknownFiles.map((f) => `unknown     ${printable(f)} (not written by blufio; left alone)`),
