@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { isOwnerAlive, isPlainFile, listDir, ownDir, TMP_DIR, tempOwner, TRASH_DIR, trashPath, type GcCursor, type ObjectRows } from '../storage/index.js';
+import { sweepMarkerTemps } from './claim.js';
 import { unlinkQuietly } from './unlink.js';
 
 export interface GcReport {
@@ -29,6 +30,8 @@ export interface GcInput {
   ownersDir: string;
   inFlight: ReadonlySet<string>;
   log: Logger;
+  /** Throws when objects/ is not this vault's own (shared with another): called before each step that deletes. */
+  claim: () => void;
 }
 
 /**
@@ -78,7 +81,10 @@ async function unlinkAll(g: GcInput, names: string[]): Promise<void> {
 }
 
 export async function collectGarbage(g: GcInput): Promise<GcReport> {
-  const report: GcReport = { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: await sweepTemps(g) };
+  // Another vault's files are garbage to this one's database: nothing is removed from a store
+  // that is not this vault's alone.
+  g.claim();
+  const report: GcReport = { objectsRemoved: 0, filesRemoved: 0, bytesFreed: 0, tempFilesRemoved: (await sweepTemps(g)) + sweepMarkerTemps(g.dir) };
   // Every removal of an object or a stored file goes through the trash (see ops.ts).
   if (usable(g, TRASH_DIR, 'no object or stored file was removed')) await collectStored(g, report);
   if (report.objectsRemoved + report.filesRemoved + report.tempFilesRemoved > 0) g.log.info(report, 'object store garbage collected');
@@ -100,6 +106,7 @@ async function collectStored(g: GcInput, report: GcReport): Promise<void> {
   if (skipped > 0) {
     g.log.error({ dir: g.dir, objects: skipped }, 'gc left unreferenced objects alone: their fan-out directory is not the store\'s own (a symlink or a file); blufio objects verify lists it');
   }
+  g.claim(); // again before files no row records are swept: a store shared meanwhile loses nothing
   for (const fan of listDir(g.dir)) {
     if (!/^[0-9a-f]{2}$/.test(fan)) continue;
     const r = await g.rows.sweep({ dir: g.dir, fan });

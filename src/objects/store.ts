@@ -29,6 +29,7 @@ import {
 } from '../storage/index.js';
 import type { Vault } from '../vault/index.js';
 import { DEFAULT_CHUNK_LOG2, storeKeys } from './chunks.js';
+import { claimObjectDir } from './claim.js';
 import { collectGarbage, type GcReport } from './gc.js';
 import { corrupt, openBlob, type OpenedBlob } from './read.js';
 import { holdSource, releaseSource, type ObjectSource } from './source.js';
@@ -143,6 +144,8 @@ export class ObjectStore {
   /** Bumped by every vault lock: work that fetched a key before it must not use it after. */
   private lockEpoch = 0;
   private cached: { sig: string; manifest: Manifest } | undefined;
+  /** The objects/ directory found to be this vault's (see claim): checked once, not on every put. */
+  private claimed: string | undefined;
 
   constructor(private readonly d: ObjectStoreDeps) {
     this.held = holdOwner(d.ownersDir);
@@ -194,6 +197,22 @@ export class ObjectStore {
       });
     }
     return path.join(this.d.vaultDir, name);
+  }
+
+  /**
+   * Makes sure `dir` is this vault's object store, not one another vault (or a copy of this one)
+   * shares, before anything is written or removed there; `again` looks afresh (gc, before it
+   * deletes). A refusal is a safety violation: logged at ERROR, and nothing was changed.
+   */
+  private claim(dir: string, again = false): void {
+    if (!again && this.claimed === dir) return;
+    try {
+      if (claimObjectDir({ dir, vaultId: this.manifest().vault_id, vaultDir: this.d.vaultDir, log: this.d.log })) this.claimed = dir;
+    } catch (err) {
+      this.claimed = undefined;
+      if (err instanceof AppError) this.d.log.error({ err, dir }, 'refusing to write to an object store that is not this vault\'s own');
+      throw fileError(`checking that ${dir} is this vault's`, err);
+    }
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -262,6 +281,7 @@ export class ObjectStore {
     let m = this.manifest();
     const dir = this.dirOf(m);
     ensurePrivateDir(dir);
+    this.claim(dir);
     makeDir(path.join(dir, TMP_DIR));
     if (!m.object_store.enabled) m = await this.updateStoreBlock((s) => ({ ...s, enabled: true }));
     const epoch = this.lockEpoch;
@@ -406,6 +426,7 @@ export class ObjectStore {
     const opts = options(given, 'delete()');
     this.d.rows.assertOpen();
     const dir = this.dir;
+    this.claim(dir);
     const r = await this.d.rows.delete({ dir, id: checkRef(ref), force: opts.force === true });
     // Deleted, committed: a file that will not go now is left to gc, not reported as a failure.
     await Promise.all(r.trash.map((n) => unlinkQuietly(trashPath(dir, n)).catch((err: unknown) => this.d.log.warn({ err, file: n }, 'cannot remove a file from the object trash'))));
@@ -447,7 +468,16 @@ export class ObjectStore {
     const grace = checkInt(opts.graceMs, 'graceMs', 0, 100 * 365 * 86_400_000, this.d.settings.gcGraceMs, ' ms');
     const dir = this.dir;
     return this.track(
-      collectGarbage({ rows: this.d.rows, dir, cutoff: Date.now() - grace, owner: this.owner, ownersDir: this.d.ownersDir, inFlight: this.inFlight, log: this.d.log }).catch((err: unknown) => {
+      collectGarbage({
+        rows: this.d.rows,
+        dir,
+        cutoff: Date.now() - grace,
+        owner: this.owner,
+        ownersDir: this.d.ownersDir,
+        inFlight: this.inFlight,
+        log: this.d.log,
+        claim: () => this.claim(dir, true),
+      }).catch((err: unknown) => {
         throw fileError(`collecting garbage in ${dir}`, err);
       }),
     );

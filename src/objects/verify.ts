@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError } from '../errors/index.js';
-import { ADDRESS, blobCandidates, isOwnDir, listDir, TMP_DIR, TRASH_DIR, type ObjectRows } from '../storage/index.js';
+import { ADDRESS, blobCandidates, isOwnDir, isPlainFile, listDir, TMP_DIR, TRASH_DIR, type ObjectRows } from '../storage/index.js';
+import { isMarkerTemp, MARKER } from './claim.js';
 import { checkPresent, openBlob } from './read.js';
 
 export interface VerifyProblem {
@@ -99,6 +100,11 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
     report.problems.push({ address: b.address, refs, problem });
   }
   for (const fan of listDir(v.dir)) {
+    if (fan === MARKER && isPlainFile(path.join(v.dir, fan))) continue; // which vault's store this is
+    if (isMarkerTemp(fan) && isPlainFile(path.join(v.dir, fan))) {
+      report.tempFiles++; // a marker being written, or left by a process killed then (gc removes it)
+      continue;
+    }
     // Every name here must be a directory of the store's own; anything else (a file, a symlink)
     // is reported and never followed.
     if (!isOwnDir(path.join(v.dir, fan))) {
@@ -106,7 +112,7 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
       continue;
     }
     if (fan === TMP_DIR) {
-      report.tempFiles = listDir(path.join(v.dir, fan)).length;
+      report.tempFiles += listDir(path.join(v.dir, fan)).length;
       continue;
     }
     if (fan === TRASH_DIR) continue;

@@ -50,8 +50,11 @@ export function isPrivateTemp(name: string, of: string): boolean {
  * synced, renamed over it, the directory synced. A crash leaves the old file or the new one,
  * never a mix, and the content is never readable by others, not even for a moment. Throws the
  * raw file system error; callers say what the file was.
+ *
+ * `exclusive`: only when there is no such file yet (it is linked into place, which fails when
+ * another process got there first); returns whether this call wrote it.
  */
-export function writePrivateFile(dir: string, name: string, text: string): void {
+export function writePrivateFile(dir: string, name: string, text: string, opts: { exclusive?: boolean } = {}): boolean {
   const tmp = path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
@@ -61,11 +64,30 @@ export function writePrivateFile(dir: string, name: string, text: string): void 
     } finally {
       fs.closeSync(fd);
     }
-    fs.renameSync(tmp, path.join(dir, name));
+    const to = path.join(dir, name);
+    if (opts.exclusive !== true) fs.renameSync(tmp, to);
+    else if (!linkNew(tmp, to)) return false;
     fsyncDir(dir);
+    return true;
+  } finally {
+    fs.rmSync(tmp, { force: true }); // gone after a rename; the second name after a link
+  }
+}
+
+/** Links `tmp` to the new name `to`; false when `to` exists. */
+function linkNew(tmp: string, to: string): boolean {
+  try {
+    fs.linkSync(tmp, to);
+    return true;
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    // A file system without hard links (FAT, some FUSE mounts): the check and the rename leave a
+    // moment in which another process's file can be replaced.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+    if (fs.existsSync(to)) return false;
+    fs.renameSync(tmp, to);
+    return true;
   }
 }
 

@@ -36,4 +36,4 @@ export { newOwnerToken, isOwnerAlive, holdOwner, ownersDir } from './liveness.js
 export type { HeldOwner } from './liveness.js';
 export { checkText, checkLimit } from './validate.js';
 export type { Scrubber } from './scrub.js';
-export { ensurePrivateDir } from './files.js';
+export { ensurePrivateDir, isPrivateTemp, writePrivateFile } from './files.js';
