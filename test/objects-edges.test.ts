@@ -109,6 +109,11 @@ it('get() with objects/ a regular file fails KC_DB_IO naming the object; the CLI
   assert.equal(fs.existsSync(out), false);
 });
 
+/** Waits a turn of the event loop at a time (the work watched runs on it) until `done`. */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((r) => setImmediate(r));
+}
+
 /** Whether this process has `file` open (a descriptor in /proc/self/fd points at it). */
 function isOpenHere(file: string): boolean {
   for (const fd of fs.readdirSync('/proc/self/fd')) {
@@ -137,7 +142,7 @@ it('a vault lock while verify decrypts a big file stops it in that file with KC_
     let settled = false;
     const verify = app.objects.verify().finally(() => (settled = true));
     // Locked once verify has the file open: the check before each file has passed.
-    while (!settled && !isOpenHere(file)) await new Promise((r) => setImmediate(r));
+    await until(() => settled || isOpenHere(file));
     app.vault.lock();
     await expectCode(verify, 'KC_VAULT_LOCKED');
   } finally {
@@ -156,14 +161,14 @@ it('a vault lock stops an encrypted put of one big Buffer where it is, not after
     // The put's temporary file, held open here so that its size can be read after the put removes it.
     const tmp = path.join(dir, 'objects', '.tmp');
     let fd: number | undefined;
-    while (!settled && fd === undefined) {
+    await until(() => {
       const part = fs.existsSync(tmp) ? fs.readdirSync(tmp).find((n) => n.endsWith('.part')) : undefined;
       if (part !== undefined) fd = fs.openSync(path.join(tmp, part), 'r');
-      else await new Promise((r) => setImmediate(r));
-    }
+      return settled || fd !== undefined;
+    });
     assert.ok(fd !== undefined, 'the put wrote a temporary file');
     try {
-      while (!settled && fs.fstatSync(fd).size === 0) await new Promise((r) => setImmediate(r));
+      await until(() => settled || fs.fstatSync(fd!).size > 0);
       app.vault.lock();
       await expectCode(put, 'KC_VAULT_LOCKED');
       const written = fs.fstatSync(fd).size;
