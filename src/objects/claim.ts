@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { readManifest } from '../dbcrypt/index.js';
+import { readManifest, type Manifest } from '../dbcrypt/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { isPlainFile, isPrivateTemp, listDir, writePrivateFile } from '../storage/index.js';
 
@@ -63,7 +63,7 @@ function serialise(m: Marker): string {
 
 /** Whether `other` is a vault directory of the same vault whose object store is this very directory (not a copy of it). */
 function sharedWith(other: string, c: ClaimInput): boolean {
-  let m;
+  let m: Manifest | undefined;
   try {
     m = readManifest(other)?.manifest;
   } catch {
