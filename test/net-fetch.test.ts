@@ -331,10 +331,15 @@ test('a name with any blocked address is refused whole, including IPv6 answers c
     'metadata.test': { A: ['169.254.169.254'] },
     'ula.test': { AAAA: ['fd12:3456:789a::1'] },
     'dual.test': { A: ['127.0.0.2'], AAAA: ['::1'] },
+    // Over plain http too: the private address is what is refused, not the public one's lack of TLS.
+    'pubfirst.test': { A: ['93.184.216.34', '169.254.169.254'] },
   };
   dnsServer.setZone((name) => answers[name]);
   const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
-  for (const name of Object.keys(answers)) await refused(g.f(`http://${name}:${a.port}/`), 'KC_SSRF_BLOCKED');
+  for (const name of Object.keys(answers)) {
+    const cause = await refused(g.f(`http://${name}:${a.port}/`), 'KC_SSRF_BLOCKED');
+    if (name === 'pubfirst.test') assert.match(cause.message, /169\.254\.169\.254/);
+  }
   assert.equal(a.connections + b.connections, 0);
   assert.equal(errorLines(g.lines).length, Object.keys(answers).length);
 });

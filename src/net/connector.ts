@@ -109,10 +109,15 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
     return err;
   }
 
-  /** Judges every address; one bad address refuses the whole name (no quiet fallback to the others). */
+  /**
+   * Judges every address; one bad address refuses the whole name (no quiet fallback to the
+   * others). Every address is judged before the TLS rule, so a public-plus-private answer over
+   * plain http is reported (and logged) as the SSRF attempt it is, not as a missing https.
+   */
   function check(host: string, port: string, protocol: string, found: readonly string[]): Target[] | Error {
     const targets: Target[] = [];
     const where = (address: string): string => (net.isIP(host) === 0 ? `${host} (${address})` : address);
+    let offMachine: string | undefined;
     for (const text of found) {
       const addr = parseAddress(text);
       if (addr === undefined) {
@@ -128,15 +133,16 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
           { host, address: verdict.address, port, reason: verdict.reason, addresses: found },
         );
       }
-      if (protocol !== 'https:' && !verdict.loopback) {
-        return refuse(
-          ErrorCode.TLS_REQUIRED,
-          `refused plain http to ${where(verdict.address)}: only loopback addresses may be reached without TLS`,
-          'use an https:// URL',
-          { host, address: verdict.address, port },
-        );
-      }
+      if (!verdict.loopback) offMachine ??= verdict.address;
       targets.push({ addr, text: verdict.address, allowedBy });
+    }
+    if (protocol !== 'https:' && offMachine !== undefined) {
+      return refuse(
+        ErrorCode.TLS_REQUIRED,
+        `refused plain http to ${where(offMachine)}: only loopback addresses may be reached without TLS`,
+        'use an https:// URL',
+        { host, address: offMachine, port },
+      );
     }
     if (targets.length === 0) {
       return Object.assign(new Error(`${host} did not resolve to any address`), { code: 'ENOTFOUND', hostname: host });
