@@ -241,8 +241,8 @@ test('forms that look like loopback but are not, and a zone id, never connect', 
   await refused(g.f('http://[::]:8080/'), 'KC_SSRF_BLOCKED');
   await refused(g.f('http://169.254.169.254/latest/meta-data/'), 'KC_SSRF_BLOCKED');
   await refused(g.f('http://[fd00:ec2::254]/latest/meta-data/'), 'KC_SSRF_BLOCKED');
-  // The URL parser refuses a zone id (fetch's own TypeError: nothing is sent).
-  await assert.rejects(g.f('http://[fe80::1%25lo]:8080/'), (e: unknown) => e instanceof TypeError && !(e.cause instanceof AppError));
+  // The URL parser refuses a zone id: an unparseable URL, refused before anything is sent.
+  await assert.rejects(g.f('http://[fe80::1%25lo]:8080/'), (e: unknown) => e instanceof TypeError && e.cause instanceof AppError && e.cause.code === 'KC_INVALID_INPUT');
 });
 
 test('names go through the resolver: blocked by default, let through and logged when allowlisted', async () => {
@@ -624,6 +624,10 @@ test('a URL with a user name or password is refused before anything is sent, and
     `http://sk-live-SECRET123@127.0.0.2:${srv.port}/`,
     new URL(`http://u:sk-live-SECRET123@127.0.0.2:${srv.port}/`),
     'http://u:sk-live-SECRET123@not a host/',
+    // Unparseable without any ASCII '@': a look-alike separator, or none (the password reads as a port).
+    `http://u:sk-live-SECRET123\uFF20127.0.0.2:${srv.port}/`,
+    `http://u:sk-live-SECRET123\uFE6B127.0.0.2:${srv.port}/`,
+    'http://u:sk-live-SECRET123/',
   ];
   for (const url of urls) {
     const err = await g.f(url).then(() => assert.fail('sent'), (e: unknown) => e as TypeError & { cause?: unknown });

@@ -150,20 +150,21 @@ function readInit(init: RequestInit | undefined): Record<string, unknown> {
 
 /**
  * A URL with a user name or password is refused here: undici's own error for it quotes the whole
- * URL, password included, into whatever logs or reports the error. An unparseable one is
- * refused without being quoted too. A string without '@' cannot hold either, and is left to
- * fetch's own parser (the common case, parsed once).
+ * URL, password included, into whatever logs or reports the error. So does its error for a URL
+ * it cannot parse, and a credential needs no ASCII '@' to be in one (a look-alike separator such
+ * as U+FF20, or none: `https://user:sk-...` reads the password as a port), so every unparseable
+ * URL is refused without being quoted. URL.canParse builds no URL object: only a string with
+ * '@' is parsed here, the common case once, by fetch.
  */
 function refuseCredentialsInUrl(request: unknown): void {
   if (request instanceof UndiciRequest) return; // its constructor checked it
   const text = String(request);
-  if (!text.includes('@')) return;
-  let url: URL;
-  try {
-    url = new URL(text, getGlobalOrigin());
-  } catch {
-    throw fetchFailed(invalidInput('fetch: the URL cannot be parsed (it is not shown here: it may hold a credential)'));
+  const base = getGlobalOrigin()?.href;
+  if (!URL.canParse(text, base)) {
+    throw fetchFailed(invalidInput('fetch: the URL cannot be parsed (it is not shown here: it may hold a credential)', 'check the URL; send credentials in a header, never in the URL'));
   }
+  if (!text.includes('@')) return;
+  const url = new URL(text, base);
   if (url.username !== '' || url.password !== '') {
     throw fetchFailed(invalidInput(`fetch: refused a URL with a user name or password in it (${url.protocol}//…@${url.host})`, 'send credentials in a header, never in the URL'));
   }
@@ -175,7 +176,7 @@ function refuseCredentialsInUrl(request: unknown): void {
  * redirect, and keeps credential headers and the body from other origins on a redirect. A
  * refusal rejects with fetch's usual `TypeError('fetch failed')` whose `cause` is the
  * `AppError` (`KC_SSRF_BLOCKED`, `KC_TLS_REQUIRED`, `KC_NET_REDIRECT_BLOCKED`,
- * `KC_INVALID_INPUT` for a URL with credentials, `KC_NET_TIMEOUT`); a body read that passes
+ * `KC_INVALID_INPUT` for a URL with credentials or one that cannot be parsed, `KC_NET_TIMEOUT`); a body read that passes
  * `maxResponseBytes` or the deadline fails with `TypeError('terminated')` and the AppError
  * (`KC_RESULT_TOO_LARGE`, `KC_NET_TIMEOUT`). Proxies from the environment are never
  * used, and a `dispatcher` passed per call is ignored: the guard cannot be bypassed per request.
