@@ -616,6 +616,21 @@ test('of a name with many addresses of one family and one of the other, the othe
   }
 });
 
+test('with dnsServers, a family the server never answers costs a short wait, not the whole connect deadline', async () => {
+  const v4 = await startServer('127.0.0.2');
+  const v6 = await startServer('::1');
+  // Some servers and middleboxes drop AAAA queries (or A ones) without any answer.
+  const zone: Record<string, { A?: string[]; AAAA?: string[]; drop: 'A' | 'AAAA' }> = {
+    'noaaaa.test': { A: ['127.0.0.2'], drop: 'AAAA' },
+    'noa.test': { AAAA: ['::1'], drop: 'A' },
+  };
+  dnsServer.setZone((name) => zone[name]);
+  const g = safe({ allowedPrivateIps: ['127.0.0.2', '::1'], connectTimeoutMs: 5000 });
+  assert.equal(await (await g.f(`http://noaaaa.test:${v4.port}/`)).text(), 'GET / ');
+  assert.equal(await (await g.f(`http://noa.test:${v6.port}/`)).text(), 'GET / ');
+  assert.ok(dnsServer.queries('noaaaa.test', 'AAAA') >= 1, 'the dropped family was asked');
+});
+
 test('a URL with a user name or password is refused before anything is sent, and no error repeats it', async () => {
   const srv = await startServer('127.0.0.2');
   const g = safe({ allowedPrivateIps: ['127.0.0.2'] });

@@ -8,6 +8,8 @@ import dnsPacket from 'dns-packet';
 export interface Answers {
   A?: string[];
   AAAA?: string[];
+  /** Queries of this type get no answer at all, as from a server or middlebox that drops them. */
+  drop?: 'A' | 'AAAA';
 }
 
 /** Answers for a name, given how many queries of this type (A or AAAA) it has had, this one included. */
@@ -41,6 +43,7 @@ export async function startDnsServer(): Promise<DnsServer> {
     const n = (counts.get(key) ?? 0) + 1;
     counts.set(key, n);
     const known = zone(name, n);
+    if (known?.drop === q.type) return;
     const addrs = q.type === 'A' ? known?.A : q.type === 'AAAA' ? known?.AAAA : undefined;
     const response = dnsPacket.encode({
       type: 'response',
