@@ -787,6 +787,16 @@ async function startRawServer(host: string, talk: (sock: net.Socket) => void): P
   return s;
 }
 
+/** How the deadline fails a request: fetch's own TypeError (which one says when), KC_NET_TIMEOUT its cause. */
+function timedOut(phase: 'fetch failed' | 'terminated', ms = 400) {
+  return (e: unknown) => {
+    assert.ok(e instanceof TypeError && e.message === phase, String(e));
+    assert.ok(e.cause instanceof AppError && e.cause.code === 'KC_NET_TIMEOUT', String(e.cause));
+    assert.match(e.cause.message, new RegExp(`requestTimeoutMs \\(${ms} ms\\)`));
+    return true;
+  };
+}
+
 test('requestTimeoutMs bounds the whole request: endless interim responses, a body that trickles', async () => {
   const timers: NodeJS.Timeout[] = [];
   const every = (ms: number, fn: () => void) => timers.push(setInterval(fn, ms));
@@ -797,12 +807,6 @@ test('requestTimeoutMs bounds the whole request: endless interim responses, a bo
     every(50, () => sock.write('1\r\nx\r\n'));
   });
   const g = safe({ allowedPrivateIps: ['127.0.0.2'], requestTimeoutMs: 400 });
-  const timedOut = (phase: string) => (e: unknown) => {
-    assert.ok(e instanceof TypeError && e.message === phase, String(e));
-    assert.ok(e.cause instanceof AppError && e.cause.code === 'KC_NET_TIMEOUT', String(e.cause));
-    assert.match(e.cause.message, /requestTimeoutMs \(400 ms\)/);
-    return true;
-  };
   try {
     await within(10_000, assert.rejects(g.f(`http://127.0.0.2:${interim.port}/`), timedOut('fetch failed')), 'interim responses');
     const r = await within(10_000, g.f(`http://127.0.0.2:${trickle.port}/`), 'trickle headers');
@@ -822,6 +826,57 @@ test('requestTimeoutMs bounds the whole request: endless interim responses, a bo
   } finally {
     for (const t of timers) clearInterval(t);
   }
+});
+
+test('requestTimeoutMs holds past a redirect whose own body ends after the next hop has started', async () => {
+  const timers: NodeJS.Timeout[] = [];
+  const srv = await startServer('127.0.0.2', {
+    handler: (req, res) => {
+      if (req.url === '/start') {
+        // fetch follows on these headers; this hop's body ends later, while the next one trickles.
+        res.writeHead(302, { location: '/final', 'transfer-encoding': 'chunked' }).write('x');
+        timers.push(setTimeout(() => res.end(), 300));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      timers.push(setInterval(() => res.write('.'), 50));
+    },
+  });
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'], requestTimeoutMs: 600 });
+  try {
+    const r = await within(10_000, g.f(`http://127.0.0.2:${srv.port}/start`), 'headers');
+    await within(10_000, assert.rejects(r.text(), timedOut('terminated', 600)), 'the body after a slow redirect');
+  } finally {
+    for (const t of timers) clearInterval(t);
+  }
+});
+
+test('a redirect hop whose own body never ends is dropped when the next hop starts, not kept open', async () => {
+  const closed: Promise<unknown>[] = [];
+  const srv = await startServer('127.0.0.2', {
+    handler: (req, res) => {
+      if (req.url === '/stuck') {
+        // More than undici's buffers hold, promised and never finished: the socket would pause.
+        closed.push(new Promise((resolve) => req.socket.once('close', resolve)));
+        res.writeHead(302, { location: '/final', 'content-length': 4 << 20 }).write(Buffer.alloc(1 << 20));
+      } else if (req.url === '/moved') {
+        res.writeHead(302, { location: '/final' }).end('moved');
+      } else {
+        res.end('ok');
+      }
+    },
+  });
+  // A redirect whose body has all arrived is not dropped: its connection serves again. (In a
+  // pool of its own: after any abort, undici 7 opens a new connection per request to that origin.)
+  const keep = safe({ allowedPrivateIps: ['127.0.0.2'] });
+  assert.equal(await (await keep.f(`http://127.0.0.2:${srv.port}/moved`)).text(), 'ok');
+  const warm = srv.connections;
+  for (let i = 0; i < 3; i++) assert.equal(await (await keep.f(`http://127.0.0.2:${srv.port}/moved`)).text(), 'ok');
+  assert.equal(srv.connections, warm, 'no new connection for a redirect once the pool is warm');
+
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+  for (let i = 0; i < 3; i++) assert.equal(await (await g.f(`http://127.0.0.2:${srv.port}/stuck`)).text(), 'ok');
+  await within(10_000, Promise.all(closed), "the stuck redirects' connections to close");
 });
 
 test('the counted body keeps the response whole: a status outside 200-599, statusText, headers, clone()', async () => {

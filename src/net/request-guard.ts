@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { AppError, ErrorCode } from '../errors/index.js';
+import { Hop, type HopOwner } from './hop.js';
 import { harmlessOnly } from './redirects.js';
 
 export interface RequestLimits {
@@ -9,11 +10,8 @@ export interface RequestLimits {
   requestTimeoutMs: number;
 }
 
-type Handler = Dispatcher.DispatchHandler & Record<string, unknown>;
-type Abort = (err: Error) => void;
-
-/** Statuses fetch follows (given a Location): their hop is not the last one. */
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Ends a hop fetch no longer needs; fetch never sees it (the hop is stopped without telling). */
+const NOT_NEEDED = new Error('fetch no longer needs this hop');
 
 /**
  * One fetch call's view of the guarded dispatcher. fetch follows redirects itself, dispatching
@@ -26,19 +24,24 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  *   encoded one is counted by limitBody), and the wire can never carry more than the limit;
  * - holds the request's deadline, which aborts the hop in flight when it passes (a hop not yet
  *   connected, as soon as it is: the connect has its own bound), and ends when the last hop's
- *   body has arrived, not when the caller gets round to reading it.
+ *   body has arrived, not when the caller gets round to reading it;
+ * - drops a redirect's hop once fetch follows it: fetch starts the next hop on the redirect's
+ *   headers and never reads the rest of its body, so a body that is still arriving would hold a
+ *   connection (paused, once undici's buffers fill, with no timer running) for good, and its
+ *   end would be taken for the end of the request. A redirect whose body has all arrived (the
+ *   usual small one) is left alone, and its connection serves again.
  * A plain object, not a composed dispatcher, and no AbortSignal or timer of its own: per
- * request this costs two small objects and a Set entry (a signal combined with a caller's
+ * request this costs a few small objects and a Set entry (a signal combined with a caller's
  * long-lived one leaks on Node 20; fetch's hot path is what the 5% overhead target measures).
  */
-export class RequestGuard {
+export class RequestGuard implements HopOwner {
   #origin: string | undefined;
   #left = false;
   #received = 0;
-  #abort: Abort | undefined;
+  /** The latest hop: every earlier one has been dropped. */
+  #hop: Hop | undefined;
   #failed: Error | undefined;
   #answered = false;
-  #redirectArrived = false;
   /** When the deadline passes, in performance.now() time. */
   readonly due: number;
 
@@ -63,108 +66,55 @@ export class RequestGuard {
     );
   }
 
-  /** Aborts the hop in flight (fetch reports it as the cause of its TypeError), or the next one. */
+  /** Stops the hop in flight (fetch reports it as the cause of its TypeError), or refuses the next one. */
   #fail(err: Error): void {
     this.#failed ??= err;
-    this.#abort?.(this.#failed);
+    this.#hop?.stop(this.#failed, true);
   }
 
-  /** The request is over (its last body byte arrived, or it failed): the deadline goes. */
+  /** The request is over (its last body byte arrived, or it failed): the deadline goes, and any hop still open. */
   done(): void {
     this.deadlines.delete(this);
+    this.#hop?.stop(NOT_NEEDED, false);
+  }
+
+  /** fetch answered: the latest hop is the last one (none at all for a `data:` URL). */
+  answered(): void {
+    this.#answered = true;
+    if (this.#hop === undefined || this.#hop.over) this.done();
   }
 
   /**
-   * A redirect's hop has all arrived. Whether it was the last hop is known only once fetch
-   * answers (it was not followed: `redirect: 'manual'`, no Location): then the request is over.
+   * The latest hop is over. A redirect's usually is not the last (fetch follows it with another);
+   * whether it was is known once fetch answers (`redirect: 'manual'`, no Location).
    */
-  redirectArrived(): void {
-    if (this.#answered) this.done();
-    else this.#redirectArrived = true;
-  }
-
-  /** fetch answered: the hop in flight is the last one (none at all for a `data:` URL). */
-  answered(): void {
-    this.#answered = true;
-    if (this.#redirectArrived || this.#origin === undefined) this.done();
+  ended(hop: Hop, complete: boolean): void {
+    if (!complete || !hop.redirect || this.#answered) this.done();
   }
 
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    this.#hop?.stop(NOT_NEEDED, false);
+    // The deadline passed (or the limit) between two hops. Thrown, fetch turns it into its usual
+    // TypeError('fetch failed') with this as the cause.
+    if (this.#failed !== undefined) throw this.#failed;
     const to = opts.origin instanceof URL ? opts.origin.origin : String(opts.origin);
     // The first hop goes where the caller addressed.
     this.#origin ??= to;
-    // The redirect before this hop was followed: it was not the last.
-    this.#redirectArrived = false;
     this.#left ||= to !== this.#origin;
     if (this.#left) {
-      // Thrown, fetch turns it into its usual TypeError('fetch failed') with this as the cause.
       if (opts.body !== undefined && opts.body !== null) throw this.refuseRedirect(this.#origin, to);
       opts = { ...opts, headers: harmlessOnly(opts.headers) };
     }
-    return this.agent.dispatch(opts, new Watched(this, handler as Handler) as unknown as Dispatcher.DispatchHandler);
+    this.#hop = new Hop(this, handler as Dispatcher.DispatchHandler & Record<string, unknown>);
+    return this.agent.dispatch(opts, this.#hop as unknown as Dispatcher.DispatchHandler);
   }
 
-  /** A hop connected: its abort is the one a failure uses (at once, if it already failed). */
-  connected(abort: Abort): void {
-    this.#abort = abort;
-    if (this.#failed !== undefined) abort(this.#failed);
-  }
-
-  /** Body bytes arrived; false once past the limit, the hop then aborted. */
+  /** Body bytes arrived; false once past the limit, the hop then stopped. */
   received(bytes: number): boolean {
     this.#received += bytes;
     if (this.#received <= this.limits.maxResponseBytes) return true;
     this.#fail(tooLarge(this.#origin ?? 'the server', this.limits.maxResponseBytes));
     return false;
-  }
-}
-
-/**
- * fetch's handler for one hop, with the request's byte count and deadline in front of it. Each
- * method undici calls is spelled out and passed on to fetch's own handler, as that handler (its
- * methods keep their state on `this`): a class, so every request shares these methods.
- */
-class Watched {
-  #status = 0;
-
-  constructor(
-    private readonly guard: RequestGuard,
-    private readonly h: Handler,
-  ) {}
-
-  onConnect(abort: Abort, context?: unknown): void {
-    this.guard.connected(abort);
-    (this.h.onConnect as (a: Abort, c?: unknown) => void).call(this.h, abort, context);
-  }
-
-  onResponseStarted(): void {
-    (this.h.onResponseStarted as (() => void) | undefined)?.call(this.h);
-  }
-
-  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    this.#status = status;
-    return (this.h.onHeaders as (s: number, r: Buffer[], re: () => void, t: string) => boolean).call(this.h, status, rawHeaders, resume, statusText);
-  }
-
-  onData(chunk: Buffer): boolean {
-    if (!this.guard.received(chunk.length)) return false;
-    return (this.h.onData as (c: Buffer) => boolean).call(this.h, chunk);
-  }
-
-  onComplete(trailers: unknown): void {
-    // A redirect's hop ends here, the request usually does not: the next hop is still to come.
-    if (REDIRECTS.has(this.#status)) this.guard.redirectArrived();
-    else this.guard.done();
-    (this.h.onComplete as (t: unknown) => void).call(this.h, trailers);
-  }
-
-  onError(err: Error): void {
-    this.guard.done();
-    (this.h.onError as (e: Error) => void).call(this.h, err);
-  }
-
-  onUpgrade(status: number, rawHeaders: Buffer[], socket: unknown): void {
-    (this.h.onUpgrade as (...a: unknown[]) => void).call(this.h, status, rawHeaders, socket);
   }
 }
 
