@@ -879,6 +879,23 @@ test('a redirect hop whose own body never ends is dropped when the next hop star
   await within(10_000, Promise.all(closed), "the stuck redirects' connections to close");
 });
 
+test('a request waiting for a connection (the pool full) fails at requestTimeoutMs too', async () => {
+  const timers: NodeJS.Timeout[] = [];
+  const trickle = await startRawServer('127.0.0.2', (sock) => {
+    sock.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n');
+    timers.push(setInterval(() => sock.write('1\r\nx\r\n'), 50));
+  });
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'], requestTimeoutMs: 400, connections: 1 });
+  // The dispatcher used directly has no request deadline: this holds the only connection.
+  const holder = await g.f.dispatcher.request({ origin: `http://127.0.0.2:${trickle.port}`, path: '/', method: 'GET' });
+  try {
+    await within(10_000, assert.rejects(g.f(`http://127.0.0.2:${trickle.port}/`), timedOut('fetch failed')), 'a request queued for the connection');
+  } finally {
+    for (const t of timers) clearInterval(t);
+    holder.body.destroy();
+  }
+});
+
 test('the counted body keeps the response whole: a status outside 200-599, statusText, headers, clone()', async () => {
   const srv = await startRawServer('127.0.0.2', (sock) => sock.end('HTTP/1.1 999 Odd\r\nx-a: 1\r\nset-cookie: a=1\r\nset-cookie: b=2\r\ncontent-length: 2\r\n\r\nhi'));
   const g = safe({ allowedPrivateIps: ['127.0.0.2'] });

@@ -45,15 +45,18 @@ export class Hop {
   }
 
   /**
-   * Aborts the hop (when it connects, if it has not yet). `tell`: fetch gets `err` as the hop's
-   * failure, which fails the request. Otherwise fetch never hears of it: a redirect's hop fetch
-   * has already followed, whose failure would end the whole request (fetch terminates it).
+   * Aborts the hop (when it connects, if it has not yet) and hears nothing more of it. `tell`:
+   * fetch gets `err` as the hop's failure now, which fails the request, even for a hop undici
+   * has not connected (one queued for a connection from a full pool gets no callback at all
+   * until then). Otherwise fetch never hears of it: a redirect's hop fetch has already followed,
+   * whose failure would end the whole request (fetch terminates it).
    */
   stop(err: Error, tell: boolean): void {
     if (this.#over) return;
+    this.#over = this.#quiet = true;
     this.#stopped = err;
-    if (!tell) this.#over = this.#quiet = true;
     this.#abort?.(err);
+    if (tell) (this.h.onError as (e: Error) => void).call(this.h, err);
   }
 
   onConnect(abort: Abort, context?: unknown): void {

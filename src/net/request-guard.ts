@@ -22,9 +22,9 @@ const NOT_NEEDED = new Error('fetch no longer needs this hop');
  * - counts the body bytes that arrive over all hops, and aborts past `maxResponseBytes`: for a
  *   response without content-encoding that is the body the caller gets (the decoded size of an
  *   encoded one is counted by limitBody), and the wire can never carry more than the limit;
- * - holds the request's deadline, which aborts the hop in flight when it passes (a hop not yet
- *   connected, as soon as it is: the connect has its own bound), and ends when the last hop's
- *   body has arrived, not when the caller gets round to reading it;
+ * - holds the request's deadline, which fails the hop in flight when it passes (one still
+ *   waiting for a connection or connecting too: it is aborted once undici connects it), and
+ *   ends when the last hop's body has arrived, not when the caller gets round to reading it;
  * - drops a redirect's hop once fetch follows it: fetch starts the next hop on the redirect's
  *   headers and never reads the rest of its body, so a body that is still arriving would hold a
  *   connection (paused, once undici's buffers fill, with no timer running) for good, and its
@@ -70,6 +70,7 @@ export class RequestGuard implements HopOwner {
   #fail(err: Error): void {
     this.#failed ??= err;
     this.#hop?.stop(this.#failed, true);
+    this.done();
   }
 
   /** The request is over (its last body byte arrived, or it failed): the deadline goes, and any hop still open. */
