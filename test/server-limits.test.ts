@@ -147,6 +147,26 @@ describe('blufio serve: answers bounded by max_response_bytes (review findings)'
     assert.match(a.json[1].error.message, /newest sessions asked for hold more than/);
   });
 
+  it('message_list and session_list count bytes of JSON, not characters: escaped and multi-byte text stops the read at the bound (review srv, finding 1)', async () => {
+    const d = await serve({ config: SMALL });
+    const sid = (await d.call('session_create', {})).result.id;
+    // 600,000 characters in all, under the 1 MiB bound as characters, 3.6 MB as JSON (\u0001 is six bytes).
+    for (let i = 0; i < 2; i++) {
+      const a = await d.call('message_append', { sessionId: sid, role: 'user', content: '\u0001'.repeat(300_000) });
+      assert.ok(a.error === undefined || a.error.data.code === 'KC_RESULT_TOO_LARGE', JSON.stringify(a.error));
+    }
+    const m = await d.call('message_list', { sessionId: sid });
+    assert.equal(m.error?.data.code, 'KC_RESULT_TOO_LARGE');
+    // Refused at the first row read, by the library's bound, not after serialising the page.
+    assert.match(m.error!.message, /the 1 newest messages asked for hold more than \d+ bytes as JSON/);
+    for (let i = 0; i < 2; i++) assert.equal((await d.call('session_create', { metadata: { blob: '\u00e9'.repeat(300_000) } })).error, undefined);
+    const s = await d.call('session_list', {});
+    assert.equal(s.error?.data.code, 'KC_RESULT_TOO_LARGE');
+    assert.match(s.error!.message, /the 2 newest sessions asked for hold more than \d+ bytes as JSON/);
+    assert.equal((await d.call('session_list', { limit: 2 })).error?.data.code, 'KC_RESULT_TOO_LARGE');
+    assert.equal((await d.call('session_list', { limit: 1 })).result.length, 1);
+  });
+
   it('a batch whose answers do not all fit keeps every write\'s result, each refused read answered by its own id', async () => {
     const d = await serve({ config: SMALL });
     const sid = (await d.call('session_create', {})).result.id;

@@ -136,6 +136,38 @@ describe('sessions', () => {
 });
 
 describe('messages', () => {
+  it('maxBytes bounds a page by its JSON bytes: whatever list returns under it serialises within it (review srv, finding 1)', async () => {
+    const app = await open(tmpDir());
+    try {
+      const texts = ['plain', '\u0001\u001f"\\\n', 'é€😀', '\u2028x', 'a'.repeat(100)];
+      const s = await app.sessions.create({ channel: 'c"\u0002', userId: 'ü', metadata: { k: 'é"\u0003' } });
+      for (let i = 0; i < 20; i++) await app.messages.append(s.id, { role: 'user', content: texts[i % texts.length]!.repeat(i + 1), metadata: i % 2 ? { n: 'ß'.repeat(i) } : null });
+      const whole = Buffer.byteLength(JSON.stringify(await app.messages.list(s.id)));
+      let refusals = 0;
+      for (let maxBytes = 20; maxBytes < whole + 5000; maxBytes += 37) {
+        try {
+          const page = await app.messages.list(s.id, { limit: 20, maxBytes });
+          assert.ok(Buffer.byteLength(JSON.stringify(page)) <= maxBytes, `${maxBytes}`);
+          assert.equal(page.length, 20);
+        } catch (err) {
+          assert.ok(isAppError(err) && err.code === 'KC_RESULT_TOO_LARGE', String(err));
+          refusals++;
+        }
+        try {
+          const page = await app.sessions.list({ maxBytes: Math.floor(maxBytes / 20) });
+          assert.ok(Buffer.byteLength(JSON.stringify(page)) <= Math.floor(maxBytes / 20));
+        } catch (err) {
+          assert.ok(isAppError(err) && err.code === 'KC_RESULT_TOO_LARGE', String(err));
+        }
+      }
+      assert.ok(refusals > 0);
+      // maxChars still counts characters: the escaped texts above are few characters.
+      assert.equal((await app.messages.list(s.id, { limit: 20, maxChars: whole })).length, 20);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('many concurrent appends share transactions and all commit, in call order', async () => {
     const app = await open(tmpDir());
     try {

@@ -183,7 +183,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
     params: { limit: false, state: false, before: false },
     bulk: true,
     readOnly: true,
-    run: (ctx, p) => ctx.app.sessions.list({ ...pick(p, ['limit', 'state', 'before']), maxChars: room(ctx) }),
+    run: (ctx, p) => ctx.app.sessions.list({ ...pick(p, ['limit', 'state', 'before']), maxBytes: room(ctx) }),
   },
   session_set_state: {
     params: { id: true, state: true },
@@ -197,7 +197,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
     params: { sessionId: true, limit: false, before: false },
     bulk: true,
     readOnly: true,
-    run: (ctx, p) => ctx.app.messages.list(p.sessionId as string, { ...pick(p, ['limit', 'before']), maxChars: room(ctx) }),
+    run: (ctx, p) => ctx.app.messages.list(p.sessionId as string, { ...pick(p, ['limit', 'before']), maxBytes: room(ctx) }),
   },
   queue_enqueue: {
     params: { queue: true, payload: true, delayMs: false, priority: false, maxAttempts: false, idempotencyKey: false },

@@ -5,6 +5,7 @@ import { guardRead } from './read-guard.js';
 import type { Db, Statement } from './sqlite.js';
 import { bucketOf, COUNT_SESSION_MESSAGES, MESSAGES_IN_BUCKET, SESSION_BUCKETS_DESC } from './sql.js';
 import { MESSAGE_ROLES, messageFromRow, type JsonObject, type Message, type MessageRole, type MessageRow } from './types.js';
+import { jsonStringBytes, jsonTextBytes, PageBound } from './page-bound.js';
 import { NO_SCRUB, scrubJson, type Scrubber } from './scrub.js';
 import { checkCount, checkEnum, checkId, checkJsonObject, checkLimit, checkText } from './validate.js';
 import type { WriterClient } from './writer/client.js';
@@ -23,11 +24,20 @@ export interface ListMessagesOptions {
   before?: string;
   /**
    * Fail with KC_RESULT_TOO_LARGE, having read no further, when the page's content and metadata
-   * come to more than this many characters: a bound on the memory one call can take (the
-   * daemon passes [server] max_response_bytes). Default: no bound.
+   * come to more than this many characters: a bound on the memory one call can take.
+   * Default: no bound.
    */
   maxChars?: number;
+  /**
+   * The same, in bytes of the page as JSON (UTF-8, escapes included): an upper bound on
+   * JSON.stringify(page) reckoned before anything is serialised. The daemon passes what is left
+   * of [server] max_response_bytes. Default: no bound.
+   */
+  maxBytes?: number;
 }
+
+/** A listed message's JSON besides its content, metadata and session id: field names, id, role, two numbers. */
+const MESSAGE_FIELDS_BYTES = 200;
 
 function objectRefsOf(metadata: string | null): { objectRefs?: string[] } {
   if (metadata === null) return {};
@@ -92,11 +102,11 @@ export class Messages {
     const sid = checkId(sessionId, 'sessionId');
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const before = opts.before === undefined ? undefined : checkId(opts.before, 'before');
-    const maxChars = opts.maxChars === undefined ? Infinity : checkLimit(opts.maxChars, 'maxChars', 0, Number.MAX_SAFE_INTEGER);
-    return guardRead(this.reader, this.reader.name, () => this.newest(sid, limit, before, maxChars));
+    const bound = new PageBound(opts, 'messages');
+    return guardRead(this.reader, this.reader.name, () => this.newest(sid, limit, before, bound));
   }
 
-  private newest(sid: string, limit: number, before: string | undefined, maxChars: number): Message[] {
+  private newest(sid: string, limit: number, before: string | undefined, page: PageBound): Message[] {
     const no = this.noOf(sid);
     let bound = Number.MAX_SAFE_INTEGER;
     if (before !== undefined) {
@@ -111,15 +121,11 @@ export class Messages {
     }
     // Newest first, bucket by bucket, visiting only the buckets that hold this session's messages.
     const rows: MessageRow[] = [];
-    let chars = 0;
+    const fixedBytes = page.countsBytes ? MESSAGE_FIELDS_BYTES + jsonStringBytes(sid) : 0;
     for (const bucket of this.buckets.iterate(no, bucketOf(bound)) as IterableIterator<number>) {
       for (const r of this.inBucket.iterate(bucket, no, bound, limit - rows.length) as IterableIterator<MessageRow>) {
-        chars += r.content.length + (r.metadata?.length ?? 0);
-        if (chars > maxChars) {
-          throw new AppError(ErrorCode.RESULT_TOO_LARGE, `the ${rows.length + 1} newest messages asked for hold more than ${maxChars} characters`, {
-            hint: 'ask for fewer at a time (limit), paging back with before',
-          });
-        }
+        const bytes = page.countsBytes ? fixedBytes + jsonStringBytes(r.content) + jsonTextBytes(r.metadata) : 0;
+        page.charge(r.content.length + (r.metadata?.length ?? 0), bytes);
         rows.push(r);
       }
       if (rows.length >= limit) break;

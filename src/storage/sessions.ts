@@ -3,6 +3,7 @@ import type { Db, Statement } from './sqlite.js';
 import { guardRead } from './read-guard.js';
 import { SESSION_COLUMNS } from './sql.js';
 import { sessionFromRow, SESSION_STATES, type JsonObject, type Session, type SessionRow, type SessionState } from './types.js';
+import { jsonStringBytes, jsonTextBytes, PageBound } from './page-bound.js';
 import { checkNoSecret, NO_SCRUB, scrubJson, type Scrubber } from './scrub.js';
 import { checkEnum, checkId, checkJsonObject, checkLimit, checkText, checkOptionalText } from './validate.js';
 import type { WriterClient } from './writer/client.js';
@@ -22,10 +23,15 @@ export interface ListSessionsOptions {
    * Fail with KC_RESULT_TOO_LARGE, having read no further, when the page's channels, user ids
    * and metadata (plus 200 for the rest of each session) come to more than this many
    * characters: a bound on the memory one call can take (1,000 sessions of 1 MiB metadata
-   * would be a gigabyte). The daemon passes what is left of [server] max_response_bytes.
-   * Default: no bound.
+   * would be a gigabyte). Default: no bound.
    */
   maxChars?: number;
+  /**
+   * The same, in bytes of the page as JSON (UTF-8, escapes included): an upper bound on
+   * JSON.stringify(page) reckoned before anything is serialised. The daemon passes what is left
+   * of [server] max_response_bytes. Default: no bound.
+   */
+  maxBytes?: number;
 }
 
 /** A listed session's JSON besides its channel, user id and metadata: field names, id, state, two times. */
@@ -83,18 +89,13 @@ export class Sessions {
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const before = opts.before === undefined ? '\u{10FFFF}' : checkId(opts.before, 'before');
     const state = opts.state === undefined ? undefined : checkEnum(opts.state, 'state', SESSION_STATES);
-    const maxChars = opts.maxChars === undefined ? Infinity : checkLimit(opts.maxChars, 'maxChars', 0, Number.MAX_SAFE_INTEGER);
+    const page = new PageBound(opts, 'sessions');
     return guardRead(this.reader, this.reader.name, () => {
       const rows = (state === undefined ? this.listAll.iterate(before, limit) : this.listState.iterate(state, before, limit)) as IterableIterator<SessionRow>;
       const out: Session[] = [];
-      let chars = 0;
       for (const r of rows) {
-        chars += SESSION_CHARS + r.channel.length + (r.user_id?.length ?? 0) + (r.metadata?.length ?? 0);
-        if (chars > maxChars) {
-          throw new AppError(ErrorCode.RESULT_TOO_LARGE, `the ${out.length + 1} newest sessions asked for hold more than ${maxChars} characters`, {
-            hint: 'ask for fewer at a time (limit), paging back with before',
-          });
-        }
+        const bytes = page.countsBytes ? SESSION_CHARS + jsonStringBytes(r.channel) + (r.user_id === null ? 4 : jsonStringBytes(r.user_id)) + jsonTextBytes(r.metadata) : 0;
+        page.charge(SESSION_CHARS + r.channel.length + (r.user_id?.length ?? 0) + (r.metadata?.length ?? 0), bytes);
         out.push(sessionFromRow(r));
       }
       return out;
