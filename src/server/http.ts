@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { AppError, ErrorCode, shownText } from '../errors/index.js';
 import type { ServerSettings } from '../config/index.js';
+import { ConnectionSlots } from './connections.js';
 import { browserRefusal, hostAllowed, hostForm, type BearerCheck } from './guards.js';
 import { toRpcError } from './rpc.js';
 
@@ -88,6 +89,7 @@ export class RpcHttpServer {
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
   private port = 0;
+  private readonly slots: ConnectionSlots;
 
   constructor(private readonly o: RpcHttpOptions) {
     this.security = new SecurityLog(o.log);
@@ -104,7 +106,10 @@ export class RpcHttpServer {
       tls === undefined
         ? http.createServer(opts, handler)
         : https.createServer({ ...opts, key: readPem(tls.key, 'tls_key'), cert: readPem(tls.cert, 'tls_cert'), minVersion: 'TLSv1.2' }, handler);
-    this.server.maxConnections = o.settings.maxConnections;
+    // Not server.maxConnections: it refuses new connections while idle ones hold every slot.
+    const slots = new ConnectionSlots(o.settings.maxConnections, o.log);
+    this.slots = slots;
+    this.server.on('connection', (socket: Socket) => slots.accept(socket));
     this.server.timeout = LIMITS.idleSocketMs;
     // Expect: 100-continue is answered only after the checks, so no body is sent to be refused.
     this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res, true));
@@ -259,6 +264,9 @@ export class RpcHttpServer {
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void {
+    const socket = req.socket;
+    this.slots.begin(socket);
+    res.once('close', () => this.slots.end(socket));
     if (this.stopping) {
       this.refuse(res, 503, new AppError(ErrorCode.SERVER_SHUTTING_DOWN, 'the daemon is shutting down'));
       return;

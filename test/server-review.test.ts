@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import { sleep } from './helpers/index.js';
+import { authHeaders, request, serveForFile, type DaemonProcess } from './helpers/daemon.js';
+
+const serve = serveForFile();
+
+/** A raw TCP connection to the daemon, open once connected; `closed` resolves when the daemon drops it. */
+async function rawSocket(d: DaemonProcess, first?: string): Promise<{ sock: net.Socket; closed: Promise<void>; isClosed(): boolean }> {
+  const sock = net.connect(d.info.port, '127.0.0.1');
+  let gone = false;
+  const closed = new Promise<void>((resolve) => sock.on('close', () => ((gone = true), resolve())));
+  sock.on('error', () => undefined);
+  await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+  if (first !== undefined) sock.write(first);
+  return { sock, closed, isClosed: () => gone };
+}
+
+/** An authenticated health call on a connection of its own; its HTTP status, or the network error. */
+async function health(d: DaemonProcess): Promise<string> {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'health' });
+  return request(d.info.url, { headers: authHeaders(d.token), body }).then(
+    (a) => `HTTP ${a.status}`,
+    (err: NodeJS.ErrnoException) => `failed: ${err.code ?? err.message}`,
+  );
+}
+
+describe('blufio serve: what a review of the server found', () => {
+  it('max_connections: idle sockets with no token cannot keep an authenticated client out; the oldest idle one is closed (finding 2)', async () => {
+    const d = await serve({ config: '[server]\nmax_connections = 4\n' });
+    try {
+      // Silent sockets and one that sent half a request head: none has a request in progress.
+      const idle = [await rawSocket(d), await rawSocket(d), await rawSocket(d, 'POST /rpc HTTP/1.1\r\nHost: x\r\n'), await rawSocket(d)];
+      // The daemon has taken all four (a fifth before this point would race their accept).
+      await sleep(200);
+      assert.equal(await health(d), 'HTTP 200');
+      await idle[0]!.closed; // the oldest gave its place
+      assert.deepEqual(idle.slice(1).map((s) => s.isClosed()), [false, false, false]);
+      // Full again (the call's own connection closed after its answer): the next oldest goes.
+      idle.push(await rawSocket(d));
+      await sleep(200);
+      assert.equal(await health(d), 'HTTP 200');
+      await idle[1]!.closed;
+      for (const s of idle) s.sock.destroy();
+
+      // Four authenticated requests in progress (bodies not yet sent) hold their connections:
+      // a fifth connection is the one closed, and they are answered once their bodies come.
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'health' });
+      const head = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+      await sleep(200);
+      const busy = await Promise.all([0, 1, 2, 3].map(() => rawSocket(d, head)));
+      const answers = busy.map((b) => {
+        let text = '';
+        b.sock.on('data', (c: Buffer) => (text += c.toString()));
+        return b.closed.then(() => text);
+      });
+      await sleep(200);
+      assert.match(await health(d), /^failed: /);
+      for (const b of busy) b.sock.write(body);
+      for (const text of await Promise.all(answers)) assert.match(text, /^HTTP\/1\.1 200 /);
+      assert.equal(await health(d), 'HTTP 200');
+    } finally {
+      await d.stop();
+    }
+  });
+});
