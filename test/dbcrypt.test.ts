@@ -502,6 +502,61 @@ describe('lock and unlock', () => {
     await assert.rejects(app.unlock({ passphrase: PASS }), (err: { code?: string }) => err.code === 'KC_DB_CLOSED');
   });
 
+  it('calls racing a lock fail KC_DB_LOCKED (or KC_VAULT_LOCKED), never KC_DB_CLOSED (review srv, finding 6)', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    fs.mkdirSync(dir);
+    await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
+    const app = await open(dir, { DBKEY: PASS, BLUFIO_VAULT_KEY: 'the vault passphrase' });
+    await app.vault.set('api_key', 'sk-test-value-1234567890');
+    const s = await app.sessions.create({ channel: 'c' });
+    for (let round = 0; round < 5; round++) {
+      const calls: Promise<unknown>[] = [];
+      for (let i = 0; i < 50; i++) {
+        calls.push(
+          app.messages.append(s.id, { role: 'user', content: `m${i}` }),
+          app.messages.list(s.id, { limit: 5 }),
+          app.sessions.list({ maxBytes: 1_000_000 }),
+          app.queue.enqueue('q', { i }),
+          app.queue.claim('q'),
+          app.vault.list(),
+          app.db.checkpoint(),
+        );
+        // Locks between the calls of a round, so that some began on the open database.
+        if (i === 25) void app.lock();
+      }
+      const codes = new Set<string>();
+      for (const r of await Promise.allSettled(calls)) if (r.status === 'rejected') codes.add((r.reason as { code?: string }).code ?? String(r.reason));
+      assert.ok(codes.has('KC_DB_LOCKED'));
+      assert.deepEqual([...codes].filter((c) => c !== 'KC_DB_LOCKED' && c !== 'KC_VAULT_LOCKED'), [], [...codes].join(', '));
+      await app.unlock({ passphrase: 'the vault passphrase', databasePassphrase: PASS });
+    }
+    await app.close();
+  });
+
+  it('unlock without databasePassphrase on a database with its own says to send it (review srv, finding 3)', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    fs.mkdirSync(dir);
+    await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
+    const app = await open(dir, { DBKEY: PASS, BLUFIO_VAULT_KEY: 'the vault passphrase' });
+    await app.vault.set('api_key', 'sk-test-value-1234567890');
+    await app.lock();
+    await assert.rejects(app.unlock({ passphrase: 'the vault passphrase' }), (err: { code?: string; message: string; hint?: string }) => {
+      assert.equal(err.code, 'KC_DB_KEY_INVALID');
+      assert.match(err.message, /has a passphrase of its own/);
+      assert.match(err.hint ?? '', /databasePassphrase/);
+      assert.doesNotMatch(err.hint ?? '', /check the variable/);
+      return true;
+    });
+    await assert.rejects(app.unlock({ passphrase: 'the vault passphrase', databasePassphrase: 'wrong' }), (err: { code?: string; hint?: string }) => {
+      assert.equal(err.code, 'KC_DB_KEY_INVALID');
+      assert.match(err.hint ?? '', /databasePassphrase/);
+      return true;
+    });
+    await app.unlock({ passphrase: 'the vault passphrase', databasePassphrase: PASS });
+    assert.equal(app.lockStatus().locked, false);
+    await app.close();
+  });
+
   it('on a plaintext database lock locks the vault only, and the environment no longer unlocks it', async () => {
     const { dir, sessionId } = await plaintextVault(1);
     const app = await open(dir, { BLUFIO_VAULT_KEY: 'vp' });

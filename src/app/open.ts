@@ -341,7 +341,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         forgetSecretEnv();
         const s = slot.storage;
         if (encrypted && s !== undefined) {
-          slot.set(undefined);
+          slot.lockAway();
           await s.close();
         }
         log.info({ databaseEncrypted: encrypted }, 'locked');
@@ -366,8 +366,11 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
               hint: 'restore the encrypted database (from a backup) and unlock again; nothing was changed',
             });
           }
-          const key = await keyFor(config.databasePath, dbPass);
-          opened = await Storage.open(config, log, { scrub, cipherKey: key });
+          try {
+            opened = await Storage.open(config, log, { scrub, cipherKey: await keyFor(config.databasePath, dbPass) });
+          } catch (err) {
+            throw isAppError(err, ErrorCode.DB_KEY_INVALID) ? wrongDatabasePassphrase(opts.databasePassphrase === undefined, err) : err;
+          }
           slot.set(opened);
         }
         try {
@@ -378,7 +381,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           }
         } catch (err) {
           if (opened !== undefined) {
-            slot.set(undefined);
+            slot.lockAway();
             await opened.close();
           }
           throw err;
@@ -412,4 +415,27 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         }
       }),
   };
+}
+
+/**
+ * unlock() with a database passphrase that does not open it. Without databasePassphrase the
+ * vault passphrase was tried, as for whoever uses one for both; a database whose key came from
+ * its variable at open needs it given anew (the key is dropped at lock, the variable with it),
+ * and saying "check the variable" would send the caller to what is never read again.
+ */
+function wrongDatabasePassphrase(triedVaultPassphrase: boolean, cause: AppError): AppError {
+  if (!triedVaultPassphrase) {
+    return new AppError(ErrorCode.DB_KEY_INVALID, 'the database passphrase is wrong: it does not open the encrypted database; nothing was changed', {
+      hint: 'send the passphrase the database was encrypted with as databasePassphrase',
+      cause,
+    });
+  }
+  return new AppError(
+    ErrorCode.DB_KEY_INVALID,
+    'the passphrase does not open the encrypted database, which has a passphrase of its own (the key read at start from the variable db_encryption.key_reference names was dropped at lock); nothing was changed',
+    {
+      hint: 'send the database passphrase as databasePassphrase beside passphrase (vault_unlock { passphrase, databasePassphrase }; app.unlock({ passphrase, databasePassphrase }))',
+      cause,
+    },
+  );
 }

@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import type { Storage } from '../storage/index.js';
 
 export function dbLockedError(): AppError {
@@ -14,6 +14,8 @@ export function dbLockedError(): AppError {
  * KC_DB_LOCKED (as a rejected promise, or a throw for the synchronous ones).
  */
 export class StorageSlot {
+  private readonly lockedAway = new WeakSet<Storage>();
+
   constructor(private current: Storage | undefined) {}
 
   get storage(): Storage | undefined {
@@ -22,6 +24,25 @@ export class StorageSlot {
 
   set(storage: Storage | undefined): void {
     this.current = storage;
+  }
+
+  /**
+   * Takes the open database out to be closed by lock(). Calls that began on it and then find it
+   * closed fail KC_DB_LOCKED, as the calls after them do: to their caller the database was
+   * locked, not closed for good ("open it again with openBlufio()" would be wrong).
+   */
+  lockAway(): void {
+    if (this.current !== undefined) this.lockedAway.add(this.current);
+    this.current = undefined;
+  }
+
+  /**
+   * What a call on `s` failed with, as its caller should see it. Only the refusals of a closed
+   * database (no cause: nothing was done) become KC_DB_LOCKED; a write whose writer was lost
+   * keeps its own error, which says it may have been committed.
+   */
+  private asLocked(s: Storage, err: unknown): unknown {
+    return this.lockedAway.has(s) && isAppError(err, ErrorCode.DB_CLOSED) && err.cause === undefined ? dbLockedError() : err;
   }
 
   facade<T extends object>(pick: (s: Storage) => T, sync = false): T {
@@ -35,7 +56,13 @@ export class StorageSlot {
         return Promise.reject(dbLockedError());
       }
       const target = pick(s) as Record<string, unknown>;
-      return (target[prop] as (...a: unknown[]) => unknown).apply(target, args);
+      let out: unknown;
+      try {
+        out = (target[prop] as (...a: unknown[]) => unknown).apply(target, args);
+      } catch (err) {
+        throw this.asLocked(s, err);
+      }
+      return out instanceof Promise ? out.catch((err: unknown) => Promise.reject(this.asLocked(s, err))) : out;
     };
     return new Proxy({} as T, {
       get: (_t, prop) => {

@@ -48,7 +48,9 @@ function pick(p: Params, keys: readonly string[]): Params {
 function lockedError(app: BlufioApp): AppError {
   const s = app.lockStatus();
   if (s.databaseLocked) {
-    return new AppError(ErrorCode.DB_LOCKED, 'the database is locked (vault_lock): its key was dropped', { hint: 'call vault_unlock with the passphrase' });
+    return new AppError(ErrorCode.DB_LOCKED, 'the database is locked (vault_lock): its key was dropped', {
+      hint: 'call vault_unlock with the passphrase (and databasePassphrase when the database has its own)',
+    });
   }
   return new AppError(ErrorCode.VAULT_LOCKED, 'the daemon is locked (vault_lock): no call that reads or stores data is served', {
     hint: 'call vault_unlock with the passphrase',
