@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -208,6 +209,27 @@ describe('blufio CLI', () => {
     assert.match(badName.stderr, /^error\[KC_INVALID_INPUT\]: queue name/);
     const bare = await runCli(['queue', '--data-dir', dir]);
     assert.equal(bare.code, 2);
+  });
+
+  it('config set-secret checks the name before it reads the value, with a hint for the command line (review srv, finding 7)', async () => {
+    const env = { ...cleanEnv({ BLUFIO_DATA_DIR: tmpDir() }), BLUFIO_VAULT_KEY: 'cli passphrase' };
+    // stdin stays open and empty: a command that waited for the value would never end (the
+    // test's hang guard kills it, and the exit code is then not 1).
+    const child = spawn(process.execPath, [CLI, 'config', 'set-secret', 'my key'], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout.resume();
+    const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    clearTimeout(guard);
+    child.stdin.destroy();
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /^error\[KC_INVALID_INPUT\]: that secret name is not valid: character 3 \(" "\) is not allowed/);
+    assert.match(stderr, /hint: .*e\.g\. blufio config set-secret providers\.openai\.api_key/);
+    assert.doesNotMatch(stderr, /call set\(name, value\)/);
+    const del = await runCli(['config', 'delete-secret', 'my key'], { env });
+    assert.equal(del.code, 1);
+    assert.match(del.stderr, /hint: .*blufio config list-secrets/);
   });
 
   it('config set-secret, list-secrets, delete-secret and vault status / change-passphrase without a terminal', async () => {

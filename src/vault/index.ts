@@ -1,4 +1,4 @@
-export { MAX_VALUE_BYTES, noSuchSecret, Vault } from './vault.js';
+export { checkSecretName, MAX_VALUE_BYTES, noSuchSecret, Vault } from './vault.js';
 export type { PassphraseProvider, PassphrasePurpose, SecretListing, VaultStatus } from './vault.js';
 export { Secret } from './secret.js';
 export { maskSecret } from './mask.js';

@@ -53,19 +53,22 @@ function secretFormatsIn(name: string): string[] {
 }
 
 /**
- * A name that fails the check is never quoted, not even in part: it may be a secret passed where
- * a name belongs (set(token, name), the arguments swapped: a base64 key with + or =, a password
- * with punctuation), and the message would carry it into the caller's logs. The message says
+ * A secret name, checked; `example` ends the hint (how this caller passes a name). A name that
+ * fails the check is never quoted, not even in part: it may be a secret passed where a name
+ * belongs (set(token, name), the arguments swapped: a base64 key with + or =, a password with
+ * punctuation), and the message would carry it into the caller's logs. The message says
  * what is wrong instead: the length, or the first character not allowed and where it is.
  */
-function checkName(name: unknown): string {
+export function checkSecretName(name: unknown, example = 'call set(name, value)'): string {
   if (typeof name === 'string' && NAME.test(name)) return name;
   const formats = typeof name === 'string' ? secretFormatsIn(name) : [];
   const looks = formats.length === 0 ? '' : `; it looks like a secret itself (${formats.join(', ')})`;
   throw new AppError(ErrorCode.INVALID_INPUT, `that secret name is not valid: ${nameFault(name)}${looks}`, {
-    hint: 'use 1-128 characters: letters, digits and . _ : / -, starting with a letter or digit; call set(name, value)',
+    hint: `use 1-128 characters: letters, digits and . _ : / -, starting with a letter or digit; ${example}`,
   });
 }
+
+const checkName = (name: unknown): string => checkSecretName(name);
 
 function nameFault(name: unknown): string {
   if (typeof name !== 'string') return `it is ${name === null ? 'null' : typeof name}, not a string`;

@@ -3,7 +3,9 @@ import { AppError, ErrorCode } from '../../errors/index.js';
 import { withApp } from '../context.js';
 import { formatTime, printable, printJson, printLines, table } from '../output.js';
 import { askHidden } from '../prompt.js';
-import { MAX_VALUE_BYTES, noSuchSecret } from '../../vault/index.js';
+import { checkSecretName, MAX_VALUE_BYTES, noSuchSecret } from '../../vault/index.js';
+
+const CLI_NAME_EXAMPLE = 'e.g. blufio config set-secret providers.openai.api_key';
 
 /**
  * Everything on stdin as UTF-8 text, with the one trailing newline that `echo` adds taken off.
@@ -58,6 +60,8 @@ export function configCommand(): Command {
     .description('store a secret: asked with no echo on a terminal, else read from stdin (creates the vault on first use)')
     .argument('<name>', 'secret name: letters, digits and . _ : / -')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
+      // Before the value is asked for: no one should type a secret only to learn the name is wrong.
+      checkSecretName(name, CLI_NAME_EXAMPLE);
       const value = await secretValue(name);
       await withApp(cmd, (app) => app.vault.set(name, value));
       printLines([`stored ${name}`]);
@@ -84,6 +88,7 @@ export function configCommand(): Command {
     .description('remove a secret from the vault')
     .argument('<name>', 'secret name')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
+      checkSecretName(name, 'blufio config list-secrets shows the names stored');
       const gone = await withApp(cmd, (app) => app.vault.delete(name));
       if (!gone) throw noSuchSecret(name);
       printLines([`deleted ${name}`]);
