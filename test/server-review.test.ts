@@ -64,4 +64,44 @@ describe('blufio serve: what a review of the server found', () => {
       await d.stop();
     }
   });
+
+  it('an Upgrade other than WebSocket is ignored (h2c answered over HTTP/1.1); a WebSocket handshake gets a JSON refusal (finding 5)', async () => {
+    const d = await serve();
+    try {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'health' });
+      const headers = `Host: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n`;
+      // As curl --http2 sends it on http://, then a second call on the same connection.
+      const h2c = `POST /rpc HTTP/1.1\r\n${headers}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n${body}`;
+      const next = `POST /rpc HTTP/1.1\r\n${headers}Connection: close\r\n\r\n${body}`;
+      const s = await rawSocket(d, h2c);
+      let text = '';
+      s.sock.on('data', (c: Buffer) => {
+        text += c.toString();
+        if (/\}\s*$/.test(text) && !text.includes('Connection: close')) s.sock.write(next);
+      });
+      await s.closed;
+      const answers = text.split(/(?=HTTP\/1\.1 )/);
+      assert.equal(answers.length, 2, text);
+      for (const a of answers) {
+        assert.match(a, /^HTTP\/1\.1 200 /);
+        assert.equal(JSON.parse(a.slice(a.indexOf('\r\n\r\n') + 4)).result.status, 'ok');
+      }
+
+      const ws = await rawSocket(
+        d,
+        `GET /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${d.token}\r\n\r\n`,
+      );
+      let refused = '';
+      ws.sock.on('data', (c: Buffer) => (refused += c.toString()));
+      await ws.closed;
+      assert.match(refused, /^HTTP\/1\.1 403 /);
+      const error = JSON.parse(refused.slice(refused.indexOf('\r\n\r\n') + 4)).error;
+      assert.equal(error.data.code, 'KC_RPC_FORBIDDEN');
+      assert.match(error.data.hint, /POST each call to http:\/\/127\.0\.0\.1:\d+\/rpc/);
+      const security = d.stderr().split('\n').filter((l) => l.includes('"security"'));
+      assert.equal(security.filter((l) => l.includes('"websocket"')).length, 1, security.join('\n'));
+    } finally {
+      await d.stop();
+    }
+  });
 });

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { AppError, ErrorCode, shownText } from '../errors/index.js';
 import type { ServerSettings } from '../config/index.js';
@@ -113,10 +112,9 @@ export class RpcHttpServer {
     this.server.timeout = LIMITS.idleSocketMs;
     // Expect: 100-continue is answered only after the checks, so no body is sent to be refused.
     this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res, true));
-    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
-      this.security.refused('websocket', { remote: req.socket.remoteAddress, origin: req.headers.origin }, 'refused a WebSocket upgrade: the daemon speaks JSON-RPC over POST /rpc only');
-      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    });
+    // No 'upgrade' listener: Node then hands every request that offers an Upgrade to onRequest
+    // as plain HTTP/1.1 (RFC 9110 lets a server ignore the offer), so `curl --http2` (h2c) is
+    // answered as any call; check() refuses WebSocket handshakes.
   }
 
   get scheme(): 'http' | 'https' {
@@ -222,6 +220,11 @@ export class RpcHttpServer {
     if (repeated !== undefined) {
       this.security.refused('repeated-header', { remote, header: repeated }, `refused a request with more than one ${repeated} header`);
       this.refuse(res, 400, new AppError(ErrorCode.RPC_INVALID_REQUEST, `the ${repeated} header is repeated`));
+      return false;
+    }
+    if (/(^|[\s,])websocket($|[\s,/])/i.test(req.headers.upgrade ?? '')) {
+      this.security.refused('websocket', { remote, origin: shownText(req.headers.origin, 200) }, 'refused a WebSocket upgrade: the daemon speaks JSON-RPC over POST /rpc only');
+      this.refuse(res, 403, new AppError(ErrorCode.RPC_FORBIDDEN, 'WebSocket is not served: the daemon speaks JSON-RPC over HTTP', { hint: `POST each call to ${this.url}` }));
       return false;
     }
     if (!hostAllowed(req.headers.host, req.socket.localAddress, this.port, this.o.settings.allowedHosts, this.scheme === 'https' ? 443 : 80)) {
