@@ -276,4 +276,38 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
       k.kill();
     }
   });
+
+  it('Tab is kept as typed; another control character, or a lone Escape, refuses the line instead of vanishing (review srv, finding 4)', async () => {
+    const dir = tmpDir();
+    const env = { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data'), BLUFIO_VAULT_KEY: 'vault-pass-123' };
+    // keys: tmux key names, or literal text as ['-l', text]; then Enter.
+    const setSecret = async (name: string, keys: (string | [string, string])[]): Promise<string> => {
+      const t = new Terminal(`node ${CLI} config set-secret ${name}`, env);
+      try {
+        await t.waitFor(new RegExp(`Value for ${name}:\\s*$`, 'm'));
+        for (const k of keys) spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', ...(typeof k === 'string' ? [k] : [k[0], '--', k[1]])]);
+        spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', 'Enter']);
+        return await t.waitFor(/EXIT=\d+/);
+      } finally {
+        t.kill();
+      }
+    };
+    const tab = await setSecret('tab', [['-l', 'abcd'], 'Tab', ['-l', 'efgh-ijkl']]);
+    assert.match(tab, /stored tab/);
+    assert.match(tab, /EXIT=0/);
+    const ctrl = await setSecret('ctrl', [['-l', 'ab'], 'C-a', ['-l', 'cd-efgh-ijkl']]);
+    assert.match(ctrl, /error\[KC_INVALID_INPUT\]: what was typed holds a control character \(U\+0001\); nothing was used/);
+    assert.match(ctrl, /EXIT=1/);
+    const esc = await setSecret('esc', [['-l', 'ab'], 'Escape', ['-l', 'xcd-efgh-ijkl']]);
+    assert.match(esc, /control character \(U\+001B, Escape/);
+    assert.match(esc, /EXIT=1/);
+    // Edited away (Ctrl-U clears the line), a control character is gone like any other.
+    const edited = await setSecret('edited', [['-l', 'ab'], 'C-a', 'C-u', ['-l', 'clean-value-0123'], 'Left', 'Right']);
+    assert.match(edited, /EXIT=0/);
+    const app = await openBlufio({ dataDir: env.BLUFIO_DATA_DIR, passphrase: env.BLUFIO_VAULT_KEY, logger: silentLogger(), env: {} });
+    assert.equal((await app.vault.get('tab')).expose(), 'abcd\tefgh-ijkl');
+    assert.equal((await app.vault.get('edited')).expose(), 'clean-value-0123');
+    assert.deepEqual((await app.vault.list()).map((x) => x.name).sort(), ['edited', 'tab']);
+    await app.close();
+  });
 });

@@ -14,13 +14,30 @@ const BRACKETED_PASTE_OFF = '\u001b[?2004l';
 
 const refused = (message: string, hint: string): AppError => new AppError(ErrorCode.INVALID_INPUT, message, { hint });
 
+/**
+ * Control characters that are not editing keys (Tab is text): kept in the line as typed, so
+ * Backspace and Ctrl-U remove them like any other, and the line that still holds one at Enter
+ * is refused. Dropping them would store a value other than the one typed, with no word of it.
+ */
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/;
+
+function controlRefused(ch: string): AppError {
+  const code = `U+${ch.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  const what = ch === '\u001b' ? `${code}, Escape (an Alt key, or a key the prompt does not know)` : code;
+  return refused(
+    `what was typed holds a control character (${what}); nothing was used`,
+    'type it again without it (Tab is kept; Backspace and Ctrl-U edit), or pipe a value that holds one on stdin: blufio config set-secret NAME < file',
+  );
+}
+
 /** Signals that end the process while a prompt holds the terminal: it is put back first. */
 const FATAL_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGINT'];
 
 /**
  * Asks on the controlling terminal (/dev/tty, so it works when stdin is a pipe) with echo off,
- * and resolves with what was typed; undefined when there is no terminal. Backspace edits, Enter
- * ends, Ctrl-C and Ctrl-D cancel.
+ * and resolves with what was typed; undefined when there is no terminal. Backspace and Ctrl-U
+ * edit, Enter ends, Ctrl-C and Ctrl-D (on an empty line) cancel; Tab is kept as typed, and a line
+ * holding any other control character is refused at Enter (see CONTROL).
  *
  * A paste of several lines (a PEM key, a JSON credential) is refused whole: taking its first line
  * would store a fragment and leave the rest in the terminal for the shell to run as commands (and
@@ -82,7 +99,9 @@ export async function askHidden(question: string): Promise<string | undefined> {
       const pasting = (): boolean => inPaste && Date.now() - since < DRAIN_MAX_MS;
       const settle = (): void => {
         if (pasting()) return arm(SETTLE_MS, settle);
+        const control = CONTROL.exec(typed);
         if (notUtf8) reject(refused('the terminal sent bytes that are not UTF-8; nothing was used', 'set the terminal to UTF-8 and type it again'));
+        else if (control !== null) reject(controlRefused(control[0]));
         else resolve(typed);
       };
       const drained = (): void => {
@@ -103,9 +122,16 @@ export async function askHidden(question: string): Promise<string | undefined> {
         }
         for (const ch of chunk) {
           if (escape === 'start') {
-            escape = ch === '[' || ch === 'O' ? 'csi' : 'none';
-            csi = '';
-            continue;
+            escape = 'none';
+            if (ch === '[' || ch === 'O') {
+              escape = 'csi';
+              csi = '';
+              continue;
+            }
+            // A lone ESC (Alt with a key, or Escape itself) starts no sequence the prompt knows:
+            // it is kept, so the line is refused at Enter, and the key after it is read as typed
+            // rather than silently eaten.
+            if (state === 'typing') typed += '\u001b';
           }
           if (escape === 'csi') {
             if (ch >= '@' && ch <= '~' && !(ch >= '0' && ch <= '9') && ch !== ';') {
@@ -136,7 +162,8 @@ export async function askHidden(question: string): Promise<string | undefined> {
           }
           if (ch === '\u0003' || (ch === '\u0004' && typed === '')) return cancelled();
           if (ch === '\u007f' || ch === '\b') typed = Array.from(typed).slice(0, -1).join('');
-          else if (ch >= ' ') typed += ch;
+          else if (ch === '\u0015') typed = ''; // Ctrl-U: the whole line
+          else if (ch !== '\u0004') typed += ch; // Ctrl-D on a non-empty line does nothing, as in a shell
         }
         // Every read while draining restarts the wait for quiet.
         if (state === 'draining') arm(DRAIN_QUIET_MS, drained);
