@@ -389,3 +389,32 @@ test('a JWT is found from its payload and replaced from its header (8 to 2,048 c
   const payload = `eyJ${rand(ALNUM, 60)}.${rand(ALNUM, 43)}`;
   assert.equal(v.redact(`x eyJhbGciOiJSUzI1NiJ9VAULTVALUE-12345abc.${payload} y`), 'x eyJhbGciOiJSUzI1NiJ9[REDACTED:vault][REDACTED:jwt] y');
 });
+
+test('a configured open-ended pattern costs linear work: it is not re-run at every position of its own match', () => {
+  // Counts the characters every regex execution matched: trying the pattern at each position
+  // of a run of n hex characters read about n²/2 of them (20,000: 2e8; 8 MiB: hours).
+  const r = new Redactor([{ name: 'hex-secret', regex: '[a-f0-9]{32,}' }]);
+  const text = `commit ${'deadbeef'.repeat(2500)} done`;
+  const exec = RegExp.prototype.exec;
+  let read = 0;
+  RegExp.prototype.exec = function (this: RegExp, s: string) {
+    const m = exec.call(this, s);
+    if (m !== null) read += m[0].length;
+    return m;
+  };
+  let out: string;
+  try {
+    out = r.redact(text);
+  } finally {
+    RegExp.prototype.exec = exec;
+  }
+  assert.equal(out, 'commit [REDACTED:hex-secret] done');
+  assert.ok(read < 10 * text.length, `${read} characters matched for ${text.length}`);
+  // Still whole: a configured match that starts inside another secret and runs past it, and one
+  // that starts inside a configured match and runs further, extend the replacement.
+  assert.equal(r.redact('key sk-proj-0123456789abcdefABCDEFdeadbeefdeadbeefdeadbeefdeadbeef99 x'), 'key [REDACTED:openai-key] x');
+  const two = new Redactor([{ name: 'a', regex: 'itk_[a-z0-9]{16}' }, { name: 'b', regex: '[a-z0-9]{8}-tail-[a-z]{4}' }]);
+  assert.equal(two.redact('x itk_0123456789abcdef-tail-abcd y'), 'x [REDACTED:a] y');
+  const self = new Redactor([{ name: 't', regex: 'tok-[a-z0-9-]{10,20}' }]);
+  assert.equal(self.redact('x tok-aaaa-tok-bbbbbbbbbbbbbbbbbbbb y'), 'x [REDACTED:t] y');
+});

@@ -1,6 +1,7 @@
 import { AppError, ErrorCode, invalidInput } from '../errors/index.js';
 import { ANCHORED, firstRuleStart } from './anchors.js';
 import { BlobRuns } from './blobs.js';
+import { ConfiguredMatches } from './cursor.js';
 import { isAlnum } from './chars.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
@@ -173,8 +174,14 @@ interface Compiled {
   re: RegExp;
   /** The same, anchored where lastIndex points: does a match start here? */
   sticky: RegExp;
-  /** The sticky one without the private-key rule (see #wholeEnd). */
+  /** The sticky one without the private-key rule (see #keptHead). */
   stickyNoPem: RegExp;
+  /** The sticky one without the private-key rule and without configured patterns: what #wholeEnd tries at every position. */
+  stickyInner: RegExp;
+  /** Each configured pattern alone, global, for ConfiguredMatches; none without configured patterns. */
+  configuredEach: RegExp[];
+  /** All configured patterns, sticky, for ConfiguredMatches. */
+  stickyConfigured: RegExp | undefined;
   /** Whether group 1 is the vault's values. */
   vault: boolean;
   /** The first LONG_FORM characters of each longer form of this set, and the forms that start so. */
@@ -318,7 +325,7 @@ export class Redactor {
         json = this.#build(jsonForms, longJson);
       }
       // Compiled now, not at the first line that needs it: a regex V8 cannot build throws here.
-      for (const c of [plain, json]) for (const re of [c.re, c.sticky, c.stickyNoPem, c.stickyNoBuiltIn]) re?.test('');
+      for (const c of [plain, json]) for (const re of [c.re, c.sticky, c.stickyNoPem, c.stickyInner, c.stickyNoBuiltIn, c.stickyConfigured]) re?.test('');
     } catch {
       // V8's message would quote the regex, and with it every secret.
       throw new AppError(ErrorCode.INTERNAL, `the redactor cannot match ${plainForms.size} forms of ${values.size + pinned.size} secrets at once (the regex is too large); nothing was changed`, {
@@ -351,12 +358,20 @@ export class Redactor {
     }
     const source = parts.join('|');
     const noPem = parts.filter((_, i) => groups[i]!.rule !== PEM_RULE).join('|');
+    // Configured patterns come last, so leaving them out keeps the other groups' numbers.
+    const firstConfigured = parts.length - (this.#rules.length - RULES.length);
+    const isConfigured = (i: number): boolean => i >= firstConfigured;
+    const inner = parts.filter((_, i) => groups[i]!.rule !== PEM_RULE && !isConfigured(i)).join('|');
+    const configured = this.#rules.slice(RULES.length).map((r) => `(?:${r.source})`);
     const failing = (rule: Rule): string => `(${'()'.repeat(groupCount(rule.source))}(?!))`;
     const noBuiltIn = parts.map((part, i) => (BUILT_IN.has(groups[i]!.rule) ? failing(groups[i]!.rule as Rule) : part)).join('|');
     return {
       re: new RegExp(source, 'g'),
       sticky: new RegExp(source, 'y'),
       stickyNoPem: new RegExp(noPem, 'y'),
+      stickyInner: new RegExp(inner, 'y'),
+      configuredEach: configured.map((source) => new RegExp(source, 'g')),
+      stickyConfigured: configured.length === 0 ? undefined : new RegExp(configured.join('|'), 'y'),
       stickyNoBuiltIn: this.#rules.length > RULES.length ? new RegExp(noBuiltIn, 'y') : undefined,
       groups,
       vault: forms.size > 0,
@@ -471,6 +486,7 @@ export class Redactor {
       }
     };
     let blobs: BlobRuns | undefined;
+    const configured = compiled.stickyConfigured === undefined ? undefined : new ConfiguredMatches(compiled.configuredEach, compiled.stickyConfigured, text);
     while (m !== null) {
       let start = m.index;
       let g = compiled.groups.find((x) => m![x.index] !== undefined)!;
@@ -496,7 +512,7 @@ export class Redactor {
       // A match that begins inside its secret (a JWT's payload): the replacement starts where the
       // secret does, or where the last one ended.
       if (rule.startsBefore !== undefined) start = Math.max(last, rule.startsBefore(text, start));
-      let end = this.#wholeEnd(text, start, this.#matchEnd(text, m.index, m, compiled, 0), compiled);
+      let end = this.#wholeEnd(text, start, this.#matchEnd(text, m.index, m, compiled, 0), compiled, configured);
       let quote = '';
       let skip = false;
       if (json) {
@@ -539,9 +555,11 @@ export class Redactor {
    * replacement runs to the end of that one too. Every position of the match is tried, not
    * only its last few hundred: a format may start early in a long match and run past it (a JWT
    * of several KB after "Bearer "). Still linear over the text: the scan goes on from the end
-   * of the replacement, so no position is tried twice.
+   * of the replacement, so no position is tried twice, and every rule tried at each position
+   * has a bounded match there or starts with a fixed word (configured patterns, which may not,
+   * are found once each by the cursor).
    */
-  #wholeEnd(text: string, start: number, end: number, compiled: Compiled): number {
+  #wholeEnd(text: string, start: number, end: number, compiled: Compiled, configured: ConfiguredMatches | undefined): number {
     let best = end;
     const rules = this.#rulesOnly.sticky;
     rules.lastIndex = start;
@@ -553,20 +571,14 @@ export class Redactor {
     // read by it once (trying it at every BEGIN of a line of BEGINs was quadratic).
     let keyEnd = same !== null && text.startsWith(PEM_START, start) ? start + same[0].length : -1;
     const pem = this.#pemSticky;
-    const sticky = compiled.stickyNoPem;
-    const rulesNoPem = this.#rulesOnly.stickyNoPem;
-    // A JWT's match begins at its payload's '.', and there it wins over configured patterns
-    // (later in the alternation): one that starts at that '.' may run further.
-    const configured = compiled.stickyNoBuiltIn;
-    const configuredEnd = (p: number): number => {
-      if (configured === undefined || text.charCodeAt(p) !== 0x2e) return -1;
-      configured.lastIndex = p;
-      const c = configured.exec(text);
-      return c === null ? -1 : p + c[0].length;
-    };
-    best = Math.max(best, configuredEnd(start));
-    for (let p = start + 1; p < best; p++) {
-      best = Math.max(best, configuredEnd(p));
+    const sticky = compiled.stickyInner;
+    const rulesInner = this.#rulesOnly.stickyInner;
+    // Configured patterns are looked for apart, in linear time (cursor.ts), from the start: at a
+    // JWT payload's '.', where the JWT's match begins, it wins over them (they come later in the
+    // alternation), and one that starts there may run further.
+    for (let p = start; p < best; p++) {
+      if (configured !== undefined) best = Math.max(best, configured.endAt(p, best));
+      if (p === start) continue;
       sticky.lastIndex = p;
       const v = sticky.exec(text);
       if (v !== null) {
@@ -575,8 +587,8 @@ export class Redactor {
           // The vault's alternative comes first in the regex: a format that starts at the same
           // place may run further (a vault value that is the start of a longer token). The
           // private-key rule is left to the BEGIN check below, which reads each key once.
-          rulesNoPem.lastIndex = p;
-          const r = rulesNoPem.exec(text);
+          rulesInner.lastIndex = p;
+          const r = rulesInner.exec(text);
           if (r !== null && p + r[0].length > best) best = p + r[0].length;
         }
       }
