@@ -337,3 +337,42 @@ test('an AWS key id glued to what comes before it (percent-encoding, quoted-prin
     }
   }
 });
+
+test('bytes: a Buffer or typed array is logged as its size and refused in stored metadata and payloads', async () => {
+  const key = `sk-proj-${rand(ALNUM, 48)}`;
+  const body = Buffer.from(JSON.stringify({ model: 'gpt', api_key: key }));
+  const r = new Redactor();
+  const out = logged(r, (log) => {
+    log.info({ body }, 'buffer');
+    log.info({ req: { body: new Uint8Array(body) } }, 'typed array');
+    log.info({ empty: Buffer.alloc(0), plain: { '0': 'zero', '1': 'one' } }, 'not binary');
+  });
+  const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(lines[0]!.body, `[binary ${body.length} bytes]`);
+  assert.deepEqual(lines[1]!.req, { body: `[binary ${body.length} elements]` });
+  assert.equal(lines[2]!.empty, '[binary 0 bytes]');
+  assert.deepEqual(lines[2]!.plain, { '0': 'zero', '1': 'one' }, 'an object with keys 0, 1 of strings stays');
+  assert.ok(!out.includes(String(body[0]) + ',' + String(body[1])), 'byte values in the log');
+
+  const dir = tmpDir();
+  const app = await openBlufio({ dataDir: dir, passphrase: 'correct horse', logger: memoryLogger().logger, env: {} });
+  try {
+    const refused = (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT' && /binary data/.test(e.message) && /app\.objects\.put/.test(e.hint ?? '');
+    const s = await app.sessions.create({ channel: 'c', userId: 'u' });
+    await assert.rejects(app.messages.append(s.id, { role: 'user', content: 'x', metadata: { body } }), refused);
+    await assert.rejects(app.messages.append(s.id, { role: 'user', content: 'x', metadata: { deep: [{ b: new Uint8Array(body) }] } }), refused);
+    await assert.rejects(app.sessions.create({ channel: 'c', userId: 'u', metadata: { body } }), refused);
+    await assert.rejects(app.queue.enqueue('jobs', { body }), refused);
+    await assert.rejects(app.queue.enqueue('jobs', body), refused);
+    // Objects that only look like one on the way are stored.
+    const ok = await app.messages.append(s.id, { role: 'user', content: 'x', metadata: { m: { '0': 1, '1': 2 }, type: 'Buffer' } });
+    assert.deepEqual(ok.metadata, { m: { '0': 1, '1': 2 }, type: 'Buffer' });
+    // A failure given as an object holding bytes is stored with their size only.
+    const id = await app.queue.enqueue('jobs', { n: 1 });
+    const [job] = await app.queue.claim('jobs');
+    await app.queue.fail(id, job!.leaseToken, { error: { body } });
+    assert.equal((await app.queue.get(id)).lastError, `{"body":"[binary ${body.length} bytes]"}`);
+  } finally {
+    await app.close();
+  }
+});

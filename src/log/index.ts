@@ -3,6 +3,7 @@ import pino, { type Logger } from 'pino';
 import { invalidInput } from '../errors/index.js';
 import type { LogLevel } from '../config/index.js';
 import { printable } from './printable.js';
+import { renderBinary } from '../redact/binary.js';
 
 export type { Logger } from 'pino';
 export { printable, hasUnsafeChars } from './printable.js';
@@ -60,8 +61,9 @@ function pinoOptions(level: string, base: Record<string, unknown> | null, redact
     base,
     timestamp: pino.stdTimeFunctions.isoTime,
     // streamWrite sees the finished JSON line: message, bindings of child loggers, serialised
-    // objects and errors with their stacks, all in one string and one pass.
-    ...(redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactor.redactJson(line, pinoPrefix(line)) } }),
+    // objects and errors with their stacks, all in one string and one pass. Bytes (a Buffer
+    // is a list of numbers in JSON, where no secret is recognised) are shown by their size.
+    ...(redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactor.redactJson(renderBinary(line), pinoPrefix(line)) } }),
   };
 }
 

@@ -6,4 +6,5 @@
 export { Redactor, MIN_SECRET_LENGTH, checkExtraRule, firedRules, secretForms } from './redactor.js';
 export type { ExtraRule } from './redactor.js';
 export { RULES } from './rules.js';
+export { binaryKey, mayHoldBinary, renderBinary } from './binary.js';
 export type { Rule } from './rules.js';

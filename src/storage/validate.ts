@@ -1,4 +1,5 @@
 import { invalidInput as bad, shown } from '../errors/index.js';
+import { binaryKey, mayHoldBinary } from '../redact/index.js';
 
 /**
  * Input checks for everything that is about to be stored. Each failure names the field and the
@@ -93,10 +94,25 @@ export function checkJsonObject(value: unknown, field: string, maxBytes: number)
     throw bad(`${field} cannot be serialised as JSON: ${(err as Error).message}`);
   }
   if (text === undefined || !text.startsWith('{')) throw bad(`${field} must serialise to a JSON object`);
+  refuseBinary(value, text, field);
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > maxBytes) throw bad(`${field} is ${bytes} bytes as JSON; the limit is ${maxBytes}`);
   if (jsonDepth(text) > MAX_JSON_DEPTH) throw bad(`${field} is nested more than ${MAX_JSON_DEPTH} levels deep`);
   return { text, bytes };
+}
+
+/**
+ * Bytes are refused: in JSON a Buffer or typed array is a list of numbers, where redaction
+ * finds no secret (a key read from a file, a request body would be stored as it is).
+ */
+export function refuseBinary(value: unknown, text: string, field: string): void {
+  if (!mayHoldBinary(text)) return;
+  const key = binaryKey(value);
+  if (key === undefined) return;
+  throw bad(
+    `${field} holds binary data${key === '' ? '' : ` (under the key ${shown(key, 40)})`}: bytes cannot be redacted, so they are not stored`,
+    'store bytes with app.objects.put() and keep its reference, or convert them to text (utf8 or base64) yourself',
+  );
 }
 
 /** IDs are looked up, never interpreted; only their size is bounded. */

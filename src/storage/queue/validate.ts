@@ -1,6 +1,7 @@
 import { AppError, ErrorCode, checkInt, invalidInput as bad, shown } from '../../errors/index.js';
 import { parseRowId } from '../ids.js';
-import { MAX_JSON_DEPTH, jsonDepth } from '../validate.js';
+import { MAX_JSON_DEPTH, jsonDepth, refuseBinary } from '../validate.js';
+import { renderBinary } from '../../redact/index.js';
 import type { JobRef, LeaseRef } from './ops.js';
 import { MAX_ERROR_CHARS, TRUNCATED_MARK } from './sizes.js';
 
@@ -50,6 +51,7 @@ export function encodePayload(value: unknown, maxBytes: number): string {
   if (text === undefined) {
     throw bad(`the payload (${typeof value}) has no JSON form`, 'pass plain data: objects, arrays, strings, numbers, booleans, null');
   }
+  refuseBinary(value, text, 'the payload');
   // JSON.stringify escapes lone surrogates, so the text is always well formed; only its size matters.
   checkPayloadBytes(text, maxBytes, '');
   // Deeper than the limit takes more than twice as many brackets: short payloads need no scan.
@@ -144,7 +146,7 @@ function describeError(err: unknown): string {
     text = 'failed';
   } else {
     try {
-      text = JSON.stringify(err) ?? String(err);
+      text = renderBinary(JSON.stringify(err) ?? String(err));
     } catch {
       text = String(err);
     }
