@@ -85,14 +85,11 @@ describe('plaintext secrets in the config file', () => {
     assert.deepEqual(fs.readdirSync(path.dirname(cfg)).sort(), ['blufio.toml', 'data']);
   });
 
-  it('a crash between the two steps is finished by the next start; a file changed after the vault entry wins', async () => {
+  it('a crash between the two steps is finished by the next start: the vault already holds the value, the line is cut', async () => {
     const { dir, cfg, data } = setup();
-    // The vault already has an older value, and the file was edited after it (a new key put in the file).
     const pre = await openPlain(dir);
-    await pre.vault.set('providers.openai.api_key', 'an-older-value-0123456789abcdef');
+    await pre.vault.set('providers.openai.api_key', SECRETS['providers.openai.api_key']!);
     await pre.close();
-    const later = new Date(Date.now() + 2000);
-    fs.utimesSync(cfg, later, later);
     const app = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: silentLogger(), env: {} });
     try {
       assert.equal((await app.vault.get('providers.openai.api_key')).expose(), SECRETS['providers.openai.api_key']);
@@ -102,26 +99,43 @@ describe('plaintext secrets in the config file', () => {
     assert.equal(fs.readFileSync(cfg, 'utf8'), EXPECTED);
   });
 
-  it('a value changed in the vault after the file last changed is kept: the file\'s is the stale one (a bind-mounted file that could not be rewritten)', async () => {
-    const { dir, cfg, data } = setup();
-    const earlier = new Date(Date.now() - 3_600_000);
-    fs.utimesSync(cfg, earlier, earlier);
-    const pre = await openPlain(dir);
-    await pre.vault.set('providers.openai.api_key', 'rotated-after-the-file-0123456789');
-    await pre.close();
-    const log = memoryLogger();
-    const app = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: log.logger, env: {} });
-    try {
-      assert.equal((await app.vault.get('providers.openai.api_key')).expose(), 'rotated-after-the-file-0123456789');
-      // The others were moved as usual.
-      assert.equal((await app.vault.get('channels.telegram.bot_token')).expose(), SECRETS['channels.telegram.bot_token']);
-    } finally {
-      await app.close();
-    }
-    assert.equal(fs.readFileSync(cfg, 'utf8'), EXPECTED, 'the stale value is still cut from the file');
-    assert.ok(log.lines().some((l) => /changed in the vault after the config file/.test(String(l.msg)) && JSON.stringify(l.secrets) === '["providers.openai.api_key"]'));
-    assert.doesNotMatch(JSON.stringify(log.lines()), /rotated-after|PLAINTEXT/);
-  });
+  for (const [when, offset] of [['an old mtime (cp -p, rsync -t, tar x)', -3_600_000], ['a newer mtime (an unrelated edit of a stale file)', 3_600_000]] as const) {
+    it(`a value the vault holds otherwise is neither stored nor cut, whatever the file's mtime: ${when}`, async () => {
+      const { dir, cfg, data } = setup();
+      const pre = await openPlain(dir);
+      await pre.vault.set('providers.openai.api_key', 'the-vault-value-0123456789abcdef');
+      await pre.close();
+      const t = new Date(Date.now() + offset);
+      fs.utimesSync(cfg, t, t);
+      const log = memoryLogger();
+      const app = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: log.logger, env: {} });
+      try {
+        assert.equal((await app.vault.get('providers.openai.api_key')).expose(), 'the-vault-value-0123456789abcdef');
+        // The others were moved as usual.
+        assert.equal((await app.vault.get('channels.telegram.bot_token')).expose(), SECRETS['channels.telegram.bot_token']);
+      } finally {
+        await app.close();
+      }
+      const text = fs.readFileSync(cfg, 'utf8');
+      assert.ok(text.includes(SECRETS['providers.openai.api_key']!), 'the file\'s value is still in the file');
+      assert.ok(!text.includes(SECRETS['channels.telegram.bot_token']!));
+      const err = log.lines().find((l) => l.level === 50 && /hold different values/.test(String(l.msg)));
+      assert.deepEqual(err?.secrets, ['providers.openai.api_key']);
+      assert.match(String(err?.msg), /delete-secret/);
+      assert.doesNotMatch(JSON.stringify(log.lines()), /the-vault-value|PLAINTEXT/);
+      // Choosing the file's: delete the vault's, and the next start moves it.
+      const again = await openPlain(dir);
+      await again.vault.delete('providers.openai.api_key');
+      await again.close();
+      const app2 = await openBlufio({ dataDir: data, configPath: cfg, passphrase: 'pp', logger: silentLogger(), env: {} });
+      try {
+        assert.equal((await app2.vault.get('providers.openai.api_key')).expose(), SECRETS['providers.openai.api_key']);
+      } finally {
+        await app2.close();
+      }
+      assert.equal(fs.readFileSync(cfg, 'utf8'), EXPECTED);
+    });
+  }
 
   it('a replacement staged by a run killed before its rename is removed by a later start (a fresh one is left alone)', async () => {
     const { dir, cfg, data } = setup();

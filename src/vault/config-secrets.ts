@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { parse as parseToml } from 'smol-toml';
-import { plaintextSecrets, removeKeys } from '../config/index.js';
+import { plaintextSecrets, removeKeys, type PlaintextSecret } from '../config/index.js';
 import type { Vault } from './vault.js';
 
 /**
@@ -11,12 +11,14 @@ import type { Vault } from './vault.js';
  * vault first (synced), then the file is rewritten without those lines, every other byte as it
  * was, atomically (a temporary file with the original mode and owner, synced, renamed over it,
  * directory synced). A crash between the two steps leaves the secret in both places; the next
- * run writes the vault again (the file's value wins, as the newer intent) and cleans the file.
+ * run finds the same value in the vault and cleans the file. A value the vault holds otherwise
+ * is left in the file, and the vault's kept, with an error saying how to choose: nothing is ever
+ * cut from the file that the vault does not hold.
  *
  * A file that cannot be rewritten safely (a value inside an inline table, a hard link, a file
  * this user does not own, a file without write permission, a read-only mount or a directory
- * this user cannot write) is left as it is with a warning; then only secrets missing from the
- * vault are copied, so a key rotated with set-secret is not undone on every start. Whether the
+ * this user cannot write) is left as it is with a warning; secrets missing from the vault are
+ * still copied. Whether the
  * file can be replaced is found out by writing its replacement before the vault is touched, so a
  * mount that refuses writes is known before any value is copied. Returns the vault names
  * written; never logs a value.
@@ -44,18 +46,45 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
   }
   const found = plaintextSecrets(parsed);
   if (found.length === 0) return [];
-  const cleaned = removeKeys(text, found.map((s) => s.path), found.map((s) => s.value));
+  // A line is cut only when the vault ends up holding exactly its value. A vault entry with
+  // another value is not overwritten, and the file's line is not cut: neither the file's mtime
+  // nor the order of events says which is the key in use (cp -p, rsync -t and tar x keep an old
+  // mtime on a new key; an unrelated edit gives a stale one a new mtime), and guessing wrong
+  // deleted a key that was nowhere else.
+  const held = new Map((await vault.list()).map((e) => [e.name, e]));
+  const toWrite: PlaintextSecret[] = [];
+  const toCut: PlaintextSecret[] = [];
+  const differ: string[] = [];
+  for (const s of found) {
+    const have = held.get(s.vaultName);
+    if (have === undefined || have.tampered) toWrite.push(s);
+    else if ((await vault.get(s.vaultName)).expose() !== s.value) {
+      differ.push(s.vaultName);
+      continue;
+    }
+    toCut.push(s);
+  }
+  if (differ.length > 0) {
+    log.error(
+      { file, secrets: differ },
+      'the config file and the vault hold different values for these secrets: the vault\'s are used, and the file\'s are left in the file. ' +
+        'To use the file\'s, delete the vault\'s (blufio config delete-secret <name>) and the next start moves it; to keep the vault\'s, delete the line from the file',
+    );
+  }
+  const cleaned = toCut.length === 0 ? text : removeKeys(text, toCut.map((s) => s.path), toCut.map((s) => s.value));
   const uid = process.getuid?.();
   let why =
-    cleaned === undefined
-      ? 'a secret is written where its line cannot be cut alone (an inline table?), or also elsewhere in the file (a comment?)'
-      : st.nlink > 1
-        ? 'the file has other hard links, which a rewrite would leave holding the secrets'
-        : uid !== undefined && uid !== 0 && uid !== st.uid
-          ? 'the file belongs to another user'
-          : (st.mode & 0o200) === 0
-            ? 'the file is read-only'
-            : undefined;
+    toCut.length === 0
+      ? 'nothing to cut'
+      : cleaned === undefined
+        ? 'a secret is written where its line cannot be cut alone (an inline table?), or also elsewhere in the file (a comment?)'
+        : st.nlink > 1
+          ? 'the file has other hard links, which a rewrite would leave holding the secrets'
+          : uid !== undefined && uid !== 0 && uid !== st.uid
+            ? 'the file belongs to another user'
+            : (st.mode & 0o200) === 0
+              ? 'the file is read-only'
+              : undefined;
   removeStaleTemps(file);
   let staged: string | undefined;
   if (why === undefined) {
@@ -66,22 +95,8 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
     }
   }
   const written: string[] = [];
-  const kept: string[] = [];
   try {
-    const held = new Map((await vault.list()).map((e) => [e.name, e]));
-    for (const s of found) {
-      const have = held.get(s.vaultName);
-      if (have !== undefined && !have.tampered) {
-        if (why !== undefined) continue;
-        // Already moved (a crash before the file was rewritten): nothing to write.
-        if ((await vault.get(s.vaultName)).expose() === s.value) continue;
-        // Changed in the vault after the file last changed (set-secret after an import whose
-        // file could not be rewritten, a bind mount say): the file's value is the stale one.
-        if (have.updatedAt > st.mtimeMs) {
-          kept.push(s.vaultName);
-          continue;
-        }
-      }
+    for (const s of toWrite) {
       await vault.set(s.vaultName, s.value);
       written.push(s.vaultName);
     }
@@ -89,10 +104,8 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
     if (staged !== undefined) fs.rmSync(staged, { force: true });
     throw err;
   }
-  const names = found.map((s) => s.vaultName);
-  if (kept.length > 0) {
-    log.warn({ file, secrets: kept }, 'these secrets were changed in the vault after the config file last changed: the vault keeps its values, the file\'s older ones were not used');
-  }
+  const names = toCut.map((s) => s.vaultName);
+  if (toCut.length === 0) return written;
   if (why !== undefined) {
     log.warn({ file, secrets: names }, `plaintext secrets are in the config file and were not cut from it: ${why}; they are in the vault, delete them from the file by hand`);
     return written;
