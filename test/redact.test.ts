@@ -418,3 +418,30 @@ test('a configured open-ended pattern costs linear work: it is not re-run at eve
   const self = new Redactor([{ name: 't', regex: 'tok-[a-z0-9-]{10,20}' }]);
   assert.equal(self.redact('x tok-aaaa-tok-bbbbbbbbbbbbbbbbbbbb y'), 'x [REDACTED:t] y');
 });
+
+test('configured patterns: never across JSON structure, never empty however written, and applied to short text', () => {
+  // A pattern that matches a quote without writing one (\S, ., [^&]) stops at the end of the
+  // string it starts in: the other fields of a log line or a stored document stay.
+  const tok = new Redactor([{ name: 'token-param', regex: 'token=\\S+' }]);
+  const line = JSON.stringify({ level: 50, url: 'https://h/cb?token=abc', user: 'bob', msg: 'payment failed' });
+  assert.deepEqual(JSON.parse(tok.redactJson(line)), { level: 50, url: 'https://h/cb?[REDACTED:token-param]', user: 'bob', msg: 'payment failed' });
+  const payload = { callback: 'https://h/cb?token=abc', user: 'bob', amount: 'EUR 12.50', note: 'x \\"y\\" z' };
+  assert.deepEqual(JSON.parse(tok.scrubJson(JSON.stringify(payload))), { ...payload, callback: 'https://h/cb?[REDACTED:token-param]' });
+  const any = new Redactor([{ name: 'any', regex: '[^&]{4,}' }]);
+  const doc = JSON.stringify({ a: 'first value', b: ['second', 12345678], c: { d: 'x' } });
+  assert.deepEqual(JSON.parse(any.scrubJson(doc)), { a: '[REDACTED:any]', b: ['[REDACTED:any]', 12345678], c: { d: 'x' } });
+  assert.deepEqual(JSON.parse(any.redactJson(doc)), { a: '[REDACTED:any]', b: ['[REDACTED:any]', 12345678], c: { d: 'x' } });
+
+  for (const regex of ['(?=[0-9]{2})', '(?<=x)', '(?=sk-)', '\\b', '^', '$|abc', '(?:abc)?(?=d)', '(?!x)[a]*']) {
+    assert.throws(() => new Redactor([{ name: 'p', regex }]), (e: unknown) => e instanceof AppError && /empty/.test(e.message), regex);
+  }
+  for (const regex of ['a(?=b)', '[(?=]x', '\\(?=x\\)', '(?<=k=)[0-9]{6}', '\\$[0-9]+']) {
+    assert.doesNotThrow(() => new Redactor([{ name: 'p', regex }]), regex);
+  }
+
+  // Shorter than the shortest vault value, a configured format is still a secret (a 6-digit code).
+  const otp = new Redactor([{ name: 'otp', regex: '\\b[0-9]{6}\\b' }]);
+  assert.equal(otp.redact('493817'), '[REDACTED:otp]');
+  assert.deepEqual(otp.redactValue({ code: '493817', n: 'x' }), { code: '[REDACTED:otp]', n: 'x' });
+  assert.equal(new Redactor().redact('493817'), '493817');
+});

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseAllowEntry } from '../net/allowlist.js';
-import { checkExtraRule } from '../redact/redactor.js';
+import { checkExtraRule } from '../redact/extra-rule.js';
 
 /**
  * The TOML file's shape. Every table is strict: a misspelt key is an error naming it, never a

@@ -5,6 +5,7 @@ import { ConfiguredMatches } from './cursor.js';
 import { isAlnum } from './chars.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
+import { checkExtraRule, type ExtraRule } from './extra-rule.js';
 import { privateBytes } from '../vault/seal.js';
 
 /** Vault values shorter than this are not matched as text: "1234" would redact every 1234. */
@@ -13,6 +14,22 @@ export const MIN_SECRET_LENGTH = 8;
 /** Characters that continue a bare JSON value (number, true, false, null). */
 function isJsonTokenChar(c: number): boolean {
   return isAlnum(c) || c === 0x2e || c === 0x2b || c === 0x2d;
+}
+
+function allTokenChars(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (!isJsonTokenChar(text.charCodeAt(i))) return false;
+  return true;
+}
+
+/** Where the JSON string that `from` is inside of ends: its closing quote (the text's end when it has none). */
+function stringClose(text: string, from: number): number {
+  let i = from;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) return i;
+    i += c === 0x5c ? 2 : 1;
+  }
+  return text.length;
 }
 
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
@@ -131,32 +148,6 @@ export function firedRules(redacted: string): string[] {
   return [...new Set(Array.from(redacted.matchAll(/\[REDACTED:([a-z0-9-]{1,48})\]/g), (m) => m[1]!))];
 }
 
-export interface ExtraRule {
-  name: string;
-  regex: string;
-}
-
-/** Checks a configured pattern: compiles, cannot match empty text, no backreferences or quotes. */
-export function checkExtraRule(rule: ExtraRule): string | undefined {
-  if (!/^[a-z0-9][a-z0-9-]{0,47}$/.test(rule.name)) return 'name must be 1-48 lowercase letters, digits or -';
-  if (rule.regex.length === 0 || rule.regex.length > 1000) return 'regex must be 1 to 1000 characters';
-  if (/\\[1-9]|\\k</.test(rule.regex)) return 'regex must not use backreferences';
-  if (/\(\?<(?![=!])/.test(rule.regex)) return 'regex must not use named groups';
-  if (rule.regex.includes('"')) return 'regex must not match a double quote (it would break JSON log lines)';
-  let re: RegExp;
-  try {
-    re = new RegExp(rule.regex, 'g');
-  } catch (err) {
-    return `regex does not compile: ${(err as Error).message}`;
-  }
-  for (const sample of ['', 'x', 'a b-1']) {
-    re.lastIndex = 0;
-    const m = re.exec(sample);
-    if (m !== null && m[0].length === 0) return 'regex matches empty text';
-  }
-  return undefined;
-}
-
 /**
  * Forms longer than this are matched by their first LONG_FORM characters, then followed as far
  * as the text agrees with them: the regex of a vault holding a PEM key or a service account's
@@ -222,6 +213,8 @@ export class Redactor {
   readonly #pemSticky = new RegExp(PEM_RULE.source, 'y');
   /** Whether anchors.ts knows where every rule can start (not so with configured extra rules). */
   readonly #anchored: boolean;
+  /** Text shorter than this holds no secret: no vault value or format is, a configured pattern may be (a 6-digit code). */
+  readonly #short: number;
 
   constructor(extra: readonly ExtraRule[] = []) {
     for (const r of extra) {
@@ -230,6 +223,7 @@ export class Redactor {
     }
     this.#rules = [...RULES, ...extra.map((r) => ({ name: r.name, source: r.regex }))];
     this.#anchored = this.#rules.every((r) => ANCHORED.has(r.name)) && extra.length === 0;
+    this.#short = extra.length === 0 ? MIN_SECRET_LENGTH : 1;
     this.#rulesOnly = this.#build(new Set());
     this.#plain = this.#json = this.#rulesOnly;
   }
@@ -394,7 +388,7 @@ export class Redactor {
 
   /** Redacts plain text (message content, error messages, one string value). */
   redact(text: string): string {
-    if (typeof text !== 'string' || text.length < MIN_SECRET_LENGTH) return text;
+    if (typeof text !== 'string' || text.length < this.#short) return text;
     return this.#scan(text, this.#plain, false, 0);
   }
 
@@ -403,7 +397,7 @@ export class Redactor {
    * caller knows the text before it holds no secret (the logger's own level and time fields).
    */
   redactJson(text: string, from = 0): string {
-    if (typeof text !== 'string' || text.length < MIN_SECRET_LENGTH) return text;
+    if (typeof text !== 'string' || text.length < this.#short) return text;
     return this.#scan(text, this.#json, true, Number.isFinite(from) ? Math.max(0, Math.min(Math.trunc(from), text.length)) : 0);
   }
 
@@ -485,6 +479,7 @@ export class Redactor {
         scanned++;
       }
     };
+    let closeAt = -1; // the closing quote of the string the last match started in
     let blobs: BlobRuns | undefined;
     const configured = compiled.stickyConfigured === undefined ? undefined : new ConfiguredMatches(compiled.configuredEach, compiled.stickyConfigured, text);
     while (m !== null) {
@@ -508,6 +503,13 @@ export class Redactor {
         m = alt;
         g = compiled.groups.find((x) => alt[x.index] !== undefined)!;
       }
+      if (m[0].length === 0) {
+        // Configured patterns that match empty text are refused at load; should one slip through,
+        // it replaces nothing.
+        re.lastIndex = m.index + 1;
+        m = re.exec(text);
+        continue;
+      }
       const rule = g.rule as Rule;
       // A match that begins inside its secret (a JWT's payload): the replacement starts where the
       // secret does, or where the last one ended.
@@ -529,6 +531,24 @@ export class Redactor {
           if (text.charCodeAt(start - 1) === 0x2d && start - 1 >= last && !isJsonTokenChar(text.charCodeAt(start - 2))) start -= 1;
           skip = isJsonTokenChar(text.charCodeAt(start - 1)) || isJsonTokenChar(text.charCodeAt(end));
           quote = '"';
+          // Nor can anything else be replaced there: a configured pattern that matches JSON's
+          // structure (`.`, `\S+`, `[^&]`) would eat it. Other matches may start inside it.
+          if (!skip && !allTokenChars(text, start, end)) {
+            re.lastIndex = m.index + 1;
+            m = re.exec(text);
+            continue;
+          }
+        } else {
+          // Inside a string, a replacement ends with it: a configured pattern that matches a
+          // quote (`token=\S+`) ran on through the other fields, and a stored document lost them.
+          // (Built-in formats and vault forms never match an unescaped quote.)
+          if (closeAt < start) closeAt = stringClose(text, scanned);
+          if (end > closeAt) end = BUILT_IN.has(rule) || (rule.name === 'vault' && g.index === 1) ? closeAt : this.#inString(text, m.index, closeAt, compiled);
+          if (end <= start) {
+            re.lastIndex = m.index + 1;
+            m = re.exec(text);
+            continue;
+          }
         }
         scanTo(end);
         if (end > escStart && end < escEnd) {
@@ -547,6 +567,14 @@ export class Redactor {
       m = re.exec(text);
     }
     return out + text.slice(last);
+  }
+
+  /** Where a configured pattern's match at `at` ends when the text ends at `close` (its string's end); `at` for none. */
+  #inString(text: string, at: number, close: number, compiled: Compiled): number {
+    const sticky = compiled.stickyConfigured!;
+    sticky.lastIndex = at;
+    const m = sticky.exec(text.slice(0, close));
+    return m === null ? at : at + m[0].length;
   }
 
   /**

@@ -1,0 +1,84 @@
+/** A configured redaction pattern (`[redaction] extra_patterns`). */
+export interface ExtraRule {
+  name: string;
+  regex: string;
+}
+
+/** Checks a configured pattern: compiles, cannot match empty text, no backreferences or quotes. */
+export function checkExtraRule(rule: ExtraRule): string | undefined {
+  if (!/^[a-z0-9][a-z0-9-]{0,47}$/.test(rule.name)) return 'name must be 1-48 lowercase letters, digits or -';
+  if (rule.regex.length === 0 || rule.regex.length > 1000) return 'regex must be 1 to 1000 characters';
+  if (/\\[1-9]|\\k</.test(rule.regex)) return 'regex must not use backreferences';
+  if (/\(\?<(?![=!])/.test(rule.regex)) return 'regex must not use named groups';
+  if (rule.regex.includes('"')) return 'regex must not match a double quote (it would break JSON log lines)';
+  let re: RegExp;
+  try {
+    re = new RegExp(rule.regex, 'g');
+  } catch (err) {
+    return `regex does not compile: ${(err as Error).message}`;
+  }
+  if (matchesEmpty(rule.regex)) return 'regex matches empty text';
+  for (const sample of ['', 'x', 'a b-1']) {
+    re.lastIndex = 0;
+    const m = re.exec(sample);
+    if (m !== null && m[0].length === 0) return 'regex matches empty text';
+  }
+  return undefined;
+}
+
+/**
+ * Whether the pattern can match empty text somewhere. Zero-width assertions (lookarounds, \b,
+ * \B, ^, $) only ever forbid a match; without them the pattern matches empty text exactly when
+ * it matches the empty string. Trying sample strings missed `(?=[0-9]{2})`, empty before every
+ * two digits. (A pattern whose assertions can never hold together is refused too.)
+ */
+export function matchesEmpty(source: string): boolean {
+  let out = '';
+  let i = 0;
+  let inClass = false;
+  while (i < source.length) {
+    const c = source[i]!;
+    if (c === '\\') {
+      const next = source[i + 1] ?? '';
+      out += !inClass && (next === 'b' || next === 'B') ? '(?:)' : c + next;
+      i += 2;
+    } else if (inClass) {
+      if (c === ']') inClass = false;
+      out += c;
+      i++;
+    } else if (c === '[') {
+      inClass = true;
+      out += c;
+      i++;
+    } else if (c === '^' || c === '$') {
+      out += '(?:)';
+      i++;
+    } else if (c === '(' && /^\(\?<?[=!]/.test(source.slice(i, i + 4))) {
+      out += '(?:)';
+      i = groupEnd(source, i);
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  try {
+    return new RegExp(`^(?:${out})$`).test('');
+  } catch {
+    return new RegExp(`^(?:${source})$`).test('');
+  }
+}
+
+/** The index after the `)` that closes the group opened at `open`. */
+function groupEnd(source: string, open: number): number {
+  let depth = 0;
+  let inClass = false;
+  for (let i = open; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return i + 1;
+  }
+  return source.length;
+}
