@@ -376,3 +376,23 @@ test('bytes: a Buffer or typed array is logged as its size and refused in stored
     await app.close();
   }
 });
+
+test('a URL password of any length, and an Authorization value URL- or form-encoded, are redacted', () => {
+  const r = new Redactor();
+  for (const n of [200, 326, 2048, 20_000]) {
+    const tok = `ya29.a0AfB_${rand(ALNUM, n - 11)}`;
+    const out = r.redact(`pip index https://oauth2accesstoken:${tok}@europe-python.pkg.dev/p/r/simple/`);
+    assert.equal(out, 'pip index https://oauth2accesstoken:[REDACTED:url-password]@europe-python.pkg.dev/p/r/simple/', `${n} characters`);
+    assert.equal(JSON.parse(r.redactJson(JSON.stringify({ url: `https://u:${tok}@h/` }))).url, 'https://u:[REDACTED:url-password]@h/');
+  }
+  const tok = rand(ALNUM, 60);
+  const cases: [string, string][] = [
+    [`GET wss://h/socket?authorization=Bearer%20${tok}&v=1`, 'GET wss://h/socket?authorization=Bearer%20[REDACTED:authorization]&v=1'],
+    [`authorization=Bearer+${tok}&x=1`, 'authorization=Bearer+[REDACTED:authorization]&x=1'],
+    [`auth=Basic%20${Buffer.from(`user:${tok}`).toString('base64').replace(/=/g, '%3D')}`, 'auth=Basic%20[REDACTED:authorization]'],
+    [`h=bearer%20eyJhbGciOiJIUzI1NiJ9.${tok}.sig-nature_x`, 'h=bearer%20[REDACTED:authorization]'],
+  ];
+  for (const [text, want] of cases) assert.equal(r.redact(text), want);
+  // Prose, and a scheme word glued inside an encoded value, stay.
+  for (const text of ['q=Bearer+authentication+required', 'see Basic%20auth', 'x=fooBearer%20Abcdefgh12345678']) assert.equal(r.redact(text), text);
+});

@@ -38,7 +38,6 @@ const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 const HYPHEN_BACK = 7; // "glagent-": gl + the longest GitLab prefix word
 const UNDERSCORE_BACK = 6; // "github_"
 const DISCORD_BACK = 28; // the first part of a Discord token: 24 to 28 characters (a JWT's match begins at its ".eyJ")
-const URL_BACK = 3 + 256 + 1 + 256; // "://", user, ":", password before the '@'
 const DIGITS_BACK = 12; // a Telegram bot id: 6 to 12 digits
 
 const SCHEME = /[Bb](?:earer|asic)|BEARER|BASIC/g;
@@ -77,16 +76,21 @@ export function firstRuleStart(s: string, from = 0): number {
   // '@': the end of URL userinfo. The match starts at the "://" before it, and no '/' stands
   // in between, so that is the last "://" before the '@'. The "://"s are walked forward once,
   // alongside the '@'s: searching back from every '@' would be quadratic in a line of '@'s.
-  let scheme = -2; // the next "://" not yet passed; -2: not looked for yet
+  // The password has no length limit, so the first '@' with a "://" before it decides: a later
+  // '@' has the same "://" before it or a later one.
+  let scheme = -2; // the next "://" not yet passed; -2: not looked for yet (most lines have no '@')
   let lastScheme = -1; // the last "://" before the current '@'
-  for (let i = s.indexOf('@', from); i !== -1 && i - URL_BACK < best; i = s.indexOf('@', i + 1)) {
+  for (let i = s.indexOf('@', from); i !== -1; i = s.indexOf('@', i + 1)) {
     if (scheme === -2) scheme = s.indexOf('://', from);
     while (scheme !== -1 && scheme < i) {
       lastScheme = scheme;
       scheme = s.indexOf('://', scheme + 1);
     }
-    if (lastScheme !== -1 && lastScheme >= i - URL_BACK) best = Math.min(best, lastScheme);
-    if (scheme === -1 && lastScheme === -1) break; // no "://" anywhere after from
+    if (lastScheme !== -1) {
+      best = Math.min(best, lastScheme);
+      break;
+    }
+    if (scheme === -1 || scheme >= best) break; // no "://" (early enough) after from
   }
   // 'A': AKIA ASIA ABIA ACCA (AWS), AIza (Google)
   for (let i = s.indexOf('A', from); i !== -1 && i < best; i = s.indexOf('A', i + 1)) {

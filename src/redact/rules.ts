@@ -99,14 +99,24 @@ export const RULES: readonly Rule[] = [
   // authentication", "basic internationalization") is left alone. No upper bound: a bound would
   // leave the rest of a longer token (a JWT of several KB) in clear. Still linear: a value
   // ends at the first space, and the next scheme word needs a space after it.
+  //
+  // URL- or form-encoded (a query parameter, a WebSocket URL, a form body) the space is `%20` or
+  // `+`, and the value is what encodeURIComponent leaves (`A-Z a-z 0-9 - _ . ! ~ * ( )`) and
+  // `%` escapes. There the scheme word must not follow such a character: inside an encoded value
+  // (`Bearer%20Bearer%20...`) it would be tried again at every repetition, each read to the end.
   {
     name: 'authorization',
-    source: '(?:[Bb]earer|BEARER|[Bb]asic|BASIC) +(?:(?=[^\\s"\'\\\\,;]*\\d)|(?=[^\\s"\'\\\\,;]*[A-Z])(?=[^\\s"\'\\\\,;]*[a-z]))[^\\s"\'\\\\,;]{16,}',
-    keep: /^\S+ +/,
+    source:
+      '(?:[Bb]earer|BEARER|[Bb]asic|BASIC) +(?:(?=[^\\s"\'\\\\,;]*\\d)|(?=[^\\s"\'\\\\,;]*[A-Z])(?=[^\\s"\'\\\\,;]*[a-z]))[^\\s"\'\\\\,;]{16,}' +
+      '|(?<![A-Za-z0-9%._~!*()+-])(?:[Bb]earer|BEARER|[Bb]asic|BASIC)(?:%20|\\+)(?:(?=[A-Za-z0-9%._~!*()-]*\\d)|(?=[A-Za-z0-9%._~!*()-]*[A-Z])(?=[A-Za-z0-9%._~!*()-]*[a-z]))[A-Za-z0-9%._~!*()-]{16,}',
+    keep: /^[A-Za-z]+(?: +|%20|\+)/,
   },
   // A password in URL userinfo (scheme://user:password@host); the user name stays. Userinfo
   // ends at the last '@' before the host (as WHATWG URL and urlsplit read it): a user name may
   // be an e-mail address and a password may hold a raw '@', so both may contain one, and the
-  // password runs to the last.
-  { name: 'url-password', source: '://[^\\s/?#:"\\\\]{0,256}:[^\\s/?#"\\\\]{1,256}@', keep: /^:\/\/[^:]*:/, keepEnd: /@$/ },
+  // password runs to the last. The password has no upper bound (an OAuth access token as the
+  // password, https://oauth2accesstoken:<ya29...>@, has several hundred characters; at 256 it
+  // was not redacted at all). Still linear: an attempt starts at a "://" and reads no further
+  // than the next '/', so no two attempts read the same text.
+  { name: 'url-password', source: '://[^\\s/?#:"\\\\]{0,256}:[^\\s/?#"\\\\]+@', keep: /^:\/\/[^:]*:/, keepEnd: /@$/ },
 ];
