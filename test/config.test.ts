@@ -88,6 +88,12 @@ describe('config validation names the line and the key', () => {
   it('a table where a value belongs', () => invalid('[storage.durability]\nx = 1\n', /storage\.durability/, 1));
   it('invalid UTF-8', () => invalid(Buffer.from([0x5b, 0xff, 0xfe, 0x5d, 0x0a]), /not valid UTF-8/));
   it('a file far too large', () => invalid(`# ${'x'.repeat(1024 * 1024 + 10)}\n`, /at most 1 MiB/));
+  it('a secret larger than the vault takes (64 KiB as UTF-8), named with its line', () => {
+    invalid(`[providers.gcp]\napi_key = """\n${'A'.repeat(70_000)}"""\n`, /providers\.gcp\.api_key must be at most 65536 bytes/, 2);
+    invalid(`[channels.x]\n\npassword = "${'€'.repeat(30_000)}"\n`, /channels\.x\.password must be at most 65536 bytes/, 3);
+    const file = write(`[providers.gcp]\napi_key = "${'A'.repeat(64 * 1024)}"\n`);
+    assert.doesNotThrow(() => loadConfig({ configPath: file, env: { HOME: '/h' } }));
+  });
   it('a quoted key written with escapes is found on its own line', () => invalid('[storage]\n"dur\\u0061bility" = "fast"\n', /storage\.durability/, 2));
   it('a file, or a directory without the sticky bit, that any user can write', () => {
     const file = write('[storage]\ndurability = "full"\n');

@@ -9,4 +9,4 @@ export { checkOptions } from './options.js';
 export { LoadOptionsSchema } from './schema.js';
 export { plaintextSecrets, removeKeys } from './secrets.js';
 export type { PlaintextSecret } from './secrets.js';
-export { SECRET_FIELDS } from './schema.js';
+export { MAX_SECRET_BYTES, SECRET_FIELDS } from './schema.js';

@@ -58,7 +58,14 @@ const ObjectsSection = z.strictObject({
 
 /** Names of providers and channels: they become part of vault entry names. */
 const EntryName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 lowercase letters, digits, _ or -');
-const SecretString = z.string().min(1, 'must not be empty');
+/** The largest secret value, in UTF-8 bytes: the vault's limit, so a value in this file can always be moved into it. */
+export const MAX_SECRET_BYTES = 64 * 1024;
+const SecretString = z
+  .string()
+  .min(1, 'must not be empty')
+  // Checked here, not first by the vault: there a value too large failed every open with
+  // KC_INVALID_INPUT, naming neither the file nor the line.
+  .refine((v) => v.length <= MAX_SECRET_BYTES && Buffer.byteLength(v, 'utf8') <= MAX_SECRET_BYTES, `must be at most ${MAX_SECRET_BYTES} bytes (64 KiB) as UTF-8, the vault's limit for a value`);
 
 /**
  * Secret fields (marked `secret` in SECRET_FIELDS) may be written here in plaintext once; on

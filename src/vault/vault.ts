@@ -2,6 +2,7 @@ import { firedRules, Redactor } from '../redact/index.js';
 import { hkdfSync, randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors/index.js';
+import { MAX_SECRET_BYTES } from '../config/index.js';
 import type { VaultEntryRow, VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
 import { checkKdfParams, DEFAULT_KDF, deriveKey, KEY_BYTES, SALT_BYTES, type KdfParams } from './kdf.js';
 import { maskSecret } from './mask.js';
@@ -37,8 +38,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 const NAME_MAX = 128;
 const NAME_FIRST = /^[A-Za-z0-9]$/;
 const NAME_REST = /^[A-Za-z0-9._:/-]$/;
-/** The largest secret value, in UTF-8 bytes. */
-export const MAX_VALUE_BYTES = 64 * 1024;
+/** The largest secret value, in UTF-8 bytes (the config file's limit for a secret too). */
+export const MAX_VALUE_BYTES = MAX_SECRET_BYTES;
 /** Names of tampered entries in one log line; and how many are remembered as already logged. */
 const TAMPERED_NAMES_LOGGED = 10;
 const MAX_TAMPERED_REMEMBERED = 10_000;
