@@ -235,6 +235,13 @@ describe('plaintext secrets in the config file', () => {
     // ... a short one too (a channel password), when it is in a comment.
     const irc = (t: string): string | undefined => removeKeys(t, [['channels', 'irc', 'password']], ['Tr0ub4']);
     assert.equal(irc('[channels.irc]\npassword = "Tr0ub4"\n# password = "Tr0ub4"   # old line\n'), undefined);
+    // ... also written with escapes (a value with a backslash or a quote), as on its line or as
+    // a basic string escapes it: the decoded value is not in the text, the escaped one is.
+    const esc = (t: string): string | undefined => removeKeys(t, [['channels', 'irc', 'password']], ['Tr0ub4dor\\&3-"horse"']);
+    assert.equal(esc('[channels.irc]\n# password = "Tr0ub4dor\\\\&3-\\"horse\\""   (old line)\npassword = "Tr0ub4dor\\\\&3-\\"horse\\""\n'), undefined);
+    assert.equal(esc("[channels.irc]\n# was Tr0ub4dor\\\\&3-\\\"horse\\\"\npassword = 'Tr0ub4dor\\&3-\"horse\"'\n"), undefined);
+    assert.equal(esc("[channels.irc]\n# was 'Tr0ub4dor\\&3-\"horse\"'\npassword = \"Tr0ub4dor\\u005c&3-\\u0022horse\\u0022\"\n"), undefined);
+    assert.equal(esc('[channels.irc]\npassword = "Tr0ub4dor\\\\&3-\\"horse\\""\n'), '[channels.irc]\n');
     // Elsewhere than in a comment a value that short could be anything: not a reason to refuse.
     assert.equal(irc('[channels.irc]\npassword = "Tr0ub4"\nserver = "Tr0ub4.example"\n'), '[channels.irc]\nserver = "Tr0ub4.example"\n');
     // Two secrets of one dotted table: one stub for the table, not two (which would not parse).

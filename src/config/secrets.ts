@@ -40,9 +40,13 @@ export function plaintextSecrets(parsed: unknown): PlaintextSecret[] {
 export function removeKeys(text: string, paths: readonly (readonly string[])[], values: readonly string[] = []): string | undefined {
   const cut = new Map<number, string | undefined>();
   const stubs: { line: number; stub: string; parent: readonly string[] }[] = [];
+  const lines = text.split(/\r?\n/);
+  const written: string[] = [];
   for (const p of paths) {
     const at = keyLines(text, p);
     if (at === undefined) return undefined;
+    const raw = rawValue(lines[at.start - 1] ?? '');
+    if (raw !== undefined) written.push(raw);
     for (let n = at.start; n <= at.end; n++) cut.set(n, undefined);
     if (at.stub !== undefined) stubs.push({ line: at.start, stub: at.stub, parent: p.slice(0, -1) });
   }
@@ -68,17 +72,34 @@ export function removeKeys(text: string, paths: readonly (readonly string[])[], 
         return stub === undefined ? '' : stub + (/\r?\n$/.exec(piece)?.[0] ?? '');
       })
       .join('');
-    if (leftover(kept, values)) return undefined;
+    if (leftover(kept, [...values, ...values.map(escaped), ...written])) return undefined;
     return isDeepStrictEqual(parseToml(kept), expected) ? kept : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** A value as a TOML basic string holds it, escaped (JSON's escapes are TOML's). */
+const escaped = (v: string): string => JSON.stringify(v).slice(1, -1);
+
+/**
+ * The text between the quotes of a one-line string value on `line` (`key = "..."`), as written:
+ * a copy elsewhere in the file written with the same escapes is found by it whatever they are.
+ */
+function rawValue(line: string): string | undefined {
+  const rest = line.slice(line.indexOf('=') + 1).trimStart();
+  const q = rest[0];
+  if ((q !== '"' && q !== "'") || rest.startsWith(q.repeat(3))) return undefined;
+  let i = 1;
+  while (i < rest.length && rest[i] !== q) i += q === '"' && rest[i] === '\\' ? 2 : 1;
+  return rest.slice(1, i);
+}
+
 /**
  * Whether a secret, or a line of a multi-line one, is still in the text: the check behind the
  * parser's, for a value the line scanner cut short or one also kept in a comment (an old line
- * left for reference), which the parser ignores. A value of 8 characters or more counts anywhere;
+ * left for reference), which the parser ignores; `values` holds each secret as decoded, escaped
+ * as a basic string, and as written on its line. A value of 8 characters or more counts anywhere;
  * a shorter one (a channel password) only after a `#`, where it is hardly anything else.
  */
 function leftover(kept: string, values: readonly string[]): boolean {
