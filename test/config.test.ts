@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig, locateKey } from '../src/config/index.js';
+import { readSecretFile } from '../src/config/env-secrets.js';
 import { tmpDir } from './helpers/index.js';
 
 function write(text: string | Buffer): string {
@@ -119,6 +120,34 @@ describe('config validation names the line and the key', () => {
     // Sticky, like /tmp: others cannot replace a file they do not own.
     fs.chmodSync(path.dirname(file), 0o1777);
     assert.equal(loadConfig({ configPath: file, env: { HOME: '/h' } }).storage.durability, 'full');
+  });
+  it('`..` after a symbolic link is taken where the link leads, as the kernel does (config and passphrase file)', () => {
+    // safe/L -> ww/sub, so safe/L/../key is ww/key: in a directory any user can write. Taken by
+    // the text, `..` made it safe/key, which was checked instead of the file read.
+    const root = tmpDir();
+    const safe = path.join(root, 'safe');
+    const ww = path.join(root, 'ww');
+    fs.mkdirSync(path.join(ww, 'sub'), { recursive: true });
+    fs.mkdirSync(safe, { mode: 0o700 });
+    fs.chmodSync(ww, 0o777);
+    for (const d of [safe, ww]) {
+      fs.writeFileSync(path.join(d, 'key'), `pass phrase in ${path.basename(d)}\n`, { mode: 0o600 });
+      fs.writeFileSync(path.join(d, 'blufio.toml'), '[storage]\ndurability = "full"\n', { mode: 0o600 });
+    }
+    fs.symlinkSync(path.join(ww, 'sub'), path.join(safe, 'L'));
+    const via = (name: string): string => path.join(safe, 'L') + `/../${name}`;
+    assert.throws(() => readSecretFile(via('key'), 'BLUFIO_VAULT_KEY_FILE'), new RegExp(`${ww}, on the way to it, can be written by any user`));
+    assert.throws(() => loadConfig({ configPath: via('blufio.toml'), env: { HOME: '/h' } }), new RegExp(`${ww}, on the way to it, can be written by any user`));
+    // Relative, from inside the link's target.
+    const cwd = process.cwd();
+    try {
+      process.chdir(path.join(safe, 'L'));
+      assert.throws(() => readSecretFile('../key', 'BLUFIO_VAULT_KEY_FILE'), /can be written by any user/);
+    } finally {
+      process.chdir(cwd);
+    }
+    fs.chmodSync(ww, 0o755);
+    assert.equal(readSecretFile(via('key'), 'BLUFIO_VAULT_KEY_FILE').value, 'pass phrase in ww');
   });
   it('a directory any user may write is accepted on a read-only mount (a Kubernetes ConfigMap)', (t) => {
     const dir = path.join(tmpDir(), 'configmap');

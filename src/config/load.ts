@@ -11,6 +11,7 @@ import {
   type Env,
 } from './paths.js';
 import { checkOptions } from './options.js';
+import { physicalPath } from './path-walk.js';
 import { refuseReplaceableByAnyone } from './writable.js';
 import { ConfigFileSchema, KNOWN_KEYS, LoadOptionsSchema, type Durability, type LogLevel } from './schema.js';
 import { plaintextSecrets } from './secrets.js';
@@ -182,7 +183,7 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
   checkOptions(LoadOptionsSchema, options, 'loadConfig');
   const env = options.env ?? process.env;
   const explicitPath = options.configPath ?? (env.BLUFIO_CONFIG || undefined);
-  const configPath = path.resolve(explicitPath ?? defaultConfigPath(env));
+  const configPath = physicalPath(explicitPath ?? defaultConfigPath(env));
   const text = readConfigText(configPath, explicitPath !== undefined);
 
   let raw: unknown = {};

@@ -12,14 +12,35 @@ export interface PathVisitor {
 }
 
 /**
+ * The absolute path of the file the kernel opens for `p`: path.resolve takes `..` by the text,
+ * which after a symbolic link names another file (`dir/link/../x` is `x` beside where the link
+ * leads). Only a path with a `..` in it is resolved through the file system (its directory, so
+ * a file yet to be made is fine; realpathSync.native, as the JS one takes `..` by the text
+ * too); others are as path.resolve makes them.
+ */
+export function physicalPath(p: string): string {
+  if (!p.split('/').includes('..')) return path.resolve(p);
+  const abs = path.isAbsolute(p) ? p : `${process.cwd()}/${p}`;
+  const cut = abs.replace(/\/+$/, '');
+  try {
+    return path.join(fs.realpathSync.native(cut.slice(0, cut.lastIndexOf('/')) || '/'), cut.slice(cut.lastIndexOf('/') + 1));
+  } catch {
+    return path.resolve(p); // a directory that does not exist: the open fails the same either way
+  }
+}
+
+/**
  * Walks `target` from `/` as the kernel resolves it, following each symbolic link, and shows the
  * visitor every directory a name is looked up in and every link followed: whoever can change one
  * of them can change what the path names. Returns where the path leads. A path that does not
  * resolve fails first, with the file system's own error (ENOENT, ELOOP).
  */
 export function walkPath(target: string, visit: PathVisitor): string {
-  const abs = path.resolve(target);
-  fs.realpathSync(abs);
+  // Not path.resolve: it removes `..` by the text, and `dir/link/../file` is then checked as
+  // dir/file while the kernel opens the file beside where the link leads. Here `..` is taken
+  // from the directory the walk has reached, links followed (getcwd() has none in it).
+  const abs = path.isAbsolute(target) ? target : `${process.cwd()}/${target}`;
+  fs.realpathSync.native(abs); // .native: the JS one also takes `..` by the text
   const todo = abs.split('/').filter((p) => p !== '' && p !== '.');
   let cur = '/';
   let links = 0;

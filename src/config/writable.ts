@@ -32,7 +32,7 @@ export function refuseReplaceableByAnyone(file: string, st: fs.Stats, refuse: (w
   if ((st.mode & 0o002) !== 0) {
     refuse(`the file can be written by any user (mode ${(st.mode & 0o777).toString(8)})`, `chmod o-w ${file}`);
   }
-  walkPath(file, {
+  const real = walkPath(file, {
     dir: (d) => {
       if (anyoneMayChange(fs.statSync(d).mode) && !onReadOnlyMount(d)) {
         refuse(`${d}, on the way to it, can be written by any user, who could replace it`, `chmod o-w ${d} (or chmod +t ${d}), or move the file to a directory of your own`);
@@ -40,4 +40,9 @@ export function refuseReplaceableByAnyone(file: string, st: fs.Stats, refuse: (w
     },
     link: () => {},
   });
+  // The walk must have described the file that was opened (or stat'ed), not another one.
+  const now = fs.statSync(real);
+  if (now.dev !== st.dev || now.ino !== st.ino) {
+    refuse(`the path leads to ${real}, not to the file that was opened (it changed meanwhile?)`, 'try again; if it persists, point at the file by a path without symbolic links');
+  }
 }
