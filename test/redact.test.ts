@@ -445,3 +445,30 @@ test('configured patterns: never across JSON structure, never empty however writ
   assert.deepEqual(otp.redactValue({ code: '493817', n: 'x' }), { code: '[REDACTED:otp]', n: 'x' });
   assert.equal(new Redactor().redact('493817'), '493817');
 });
+
+test('text an open-ended configured pattern cannot scan (V8 gives up over MBs) is refused or withheld, never passed on unscanned', async () => {
+  const dir = tmpDir();
+  const configPath = path.join(dir, 'blufio.toml');
+  fs.writeFileSync(configPath, '[redaction]\nextra_patterns = [{ name = "hex", regex = "[a-f0-9]{32,}" }]\n');
+  const { logger, lines } = memoryLogger();
+  const app = await openBlufio({ configPath, dataDir: dir, logger, env: {} });
+  try {
+    const hex = 'ab'.repeat(4 * 1024 * 1024); // 8 MiB: one run the pattern matches whole
+    assert.throws(() => app.redactor.redact(hex), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT' && /could not be scanned for secrets/.test(e.message) && /\{32,4096\}/.test(e.hint ?? ''));
+    const s = await app.sessions.create({});
+    await assert.rejects(app.messages.append(s.id, { role: 'user', content: hex }), { code: 'KC_INVALID_INPUT' });
+    assert.equal(await app.messages.count(s.id), 0);
+    app.log.warn({ body: hex }, 'a huge line');
+    app.log.info('the next line is written as usual');
+    const out = lines();
+    const withheld = out.find((l) => typeof l.msg === 'string' && l.msg.startsWith('[a log line of'));
+    assert.ok(withheld !== undefined, 'the line was replaced');
+    assert.equal(withheld.level, 40, 'its level kept');
+    assert.ok(!JSON.stringify(out).includes('abababababababababababababababababab'), 'nothing of the text written');
+    assert.ok(out.some((l) => l.msg === 'the next line is written as usual'));
+    // A bounded repetition scans the same text.
+    assert.match(new Redactor([{ name: 'hex', regex: '[a-f0-9]{32,4096}' }]).redact(hex).slice(0, 20), /^\[REDACTED:hex\]/);
+  } finally {
+    await app.close();
+  }
+});

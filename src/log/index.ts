@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import pino, { type Logger } from 'pino';
-import { invalidInput } from '../errors/index.js';
+import { invalidInput, isAppError } from '../errors/index.js';
 import type { LogLevel } from '../config/index.js';
 import { printable } from './printable.js';
 import { renderBinary } from '../redact/binary.js';
@@ -63,8 +63,24 @@ function pinoOptions(level: string, base: Record<string, unknown> | null, redact
     // streamWrite sees the finished JSON line: message, bindings of child loggers, serialised
     // objects and errors with their stacks, all in one string and one pass. Bytes (a Buffer
     // is a list of numbers in JSON, where no secret is recognised) are shown by their size.
-    ...(redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactor.redactJson(renderBinary(line), pinoPrefix(line)) } }),
+    ...(redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactedLine(redactor, line) } }),
   };
+}
+
+/**
+ * A log line as it may be written: redacted, or, when it cannot be scanned (see Redactor.#scan),
+ * withheld whole, its level and time kept. A log call never throws for it, and never writes
+ * what was not scanned.
+ */
+function redactedLine(redactor: LineRedactor, line: string): string {
+  try {
+    return redactor.redactJson(renderBinary(line), pinoPrefix(line));
+  } catch (err) {
+    const at = pinoPrefix(line);
+    const head = at > 0 ? line.slice(0, at) : '{"level":50';
+    const why = isAppError(err) ? err.message : 'it could not be redacted';
+    return `${head},"msg":${JSON.stringify(`[a log line of ${line.length} characters was withheld: ${why}]`)}}\n`;
+  }
 }
 
 const PINO_PREFIX = '{"level":30,"time":"2026-11-23T14:05:00.000Z"'.length;

@@ -381,9 +381,19 @@ export class Redactor {
   #scan(text: string, withVault: Compiled, json: boolean, from: number): string {
     const rulesAt = this.#anchored ? firstRuleStart(text, from) : from;
     const hit = this.#grams === undefined ? -1 : this.#grams.firstHit(text, from);
-    if (hit === -1) return rulesAt === -1 ? text : this.#run(text, this.#rulesOnly, json, rulesAt);
-    const vaultAt = Math.max(from, hit - (this.#maxForm - 4));
-    return this.#run(text, withVault, json, rulesAt === -1 ? vaultAt : Math.min(rulesAt, vaultAt));
+    try {
+      if (hit === -1) return rulesAt === -1 ? text : this.#run(text, this.#rulesOnly, json, rulesAt);
+      const vaultAt = Math.max(from, hit - (this.#maxForm - 4));
+      return this.#run(text, withVault, json, rulesAt === -1 ? vaultAt : Math.min(rulesAt, vaultAt));
+    } catch (err) {
+      // V8's regex engine gives up on an open-ended configured pattern over a run of several MB
+      // (RangeError: its backtrack stack). Text that could not be scanned is never passed on
+      // unscanned: the write (or log line) that brought it fails instead.
+      if (!(err instanceof RangeError)) throw err;
+      throw new AppError(ErrorCode.INVALID_INPUT, `a text of ${text.length} characters could not be scanned for secrets (the regex engine ran out of stack: ${err.message}); it was not stored or written`, {
+        hint: 'bound the repetitions of [redaction] extra_patterns (e.g. {32,4096} instead of {32,} or +), or send less text at once',
+      });
+    }
   }
 
   /** Redacts plain text (message content, error messages, one string value). */
