@@ -213,6 +213,27 @@ describe('plaintext secrets in the config file', () => {
     assert.match(fs.readFileSync(path.join(inline, 'c.toml'), 'utf8'), /sk-inline/);
   });
 
+  it('a config symlink whose target is `link/../file` is cleaned in the file the kernel opens, not the one its text names', async () => {
+    const root = tmpDir();
+    fs.mkdirSync(path.join(root, 'conf'));
+    fs.mkdirSync(path.join(root, 'store', 'sub'), { recursive: true });
+    fs.symlinkSync('../store/sub', path.join(root, 'conf', 'L'));
+    const real = path.join(root, 'store', 'blufio.toml'); // conf/L/../blufio.toml, as the kernel resolves it
+    const textual = path.join(root, 'conf', 'blufio.toml'); // the same, with `..` taken by the text
+    fs.writeFileSync(real, '[providers.openai]\napi_key = "sk-proj-REALKEYREALKEYREALKEY0123456789"\n', { mode: 0o600 });
+    const other = '[providers.other]\napi_key = "sk-proj-OTHERFILEOTHERFILE0123456789"\n';
+    fs.writeFileSync(textual, other, { mode: 0o600 });
+    fs.symlinkSync('L/../blufio.toml', path.join(root, 'conf', 'config.toml'));
+    const app = await openBlufio({ configPath: path.join(root, 'conf', 'config.toml'), dataDir: path.join(root, 'data'), passphrase: 'pp', logger: silentLogger(), env: {} });
+    try {
+      assert.deepEqual((await app.vault.list()).map((e) => e.name), ['providers.openai.api_key']);
+    } finally {
+      await app.close();
+    }
+    assert.doesNotMatch(fs.readFileSync(real, 'utf8'), /sk-proj-REALKEY/, 'the loaded config holds no plaintext key');
+    assert.equal(fs.readFileSync(textual, 'utf8'), other, 'the other file is untouched');
+  });
+
   it('removeKeys: dotted keys keep their table, escaped keys are found, an escaped """ does not end the value, a secret also in a comment stops the cut', () => {
     const secret = 'sk-AAAABBBBCCCCDDDD0123';
     const cut = (t: string): string | undefined => removeKeys(t, [['providers', 'openai', 'api_key']], [secret]);

@@ -172,3 +172,79 @@ it('a data directory moved, or copied with objects/ a directory of its own, take
     await app.close();
   }
 });
+
+it('a store from before markers (or whose marker was removed) shared with a copy: the copy\'s first gc claims it but deletes none of the files written before its claim', async () => {
+  const root = tmpDir();
+  const shared = path.join(root, 'disk-objects');
+  fs.mkdirSync(shared, { mode: 0o700 });
+  const a = path.join(root, 'a');
+  fs.mkdirSync(a, { mode: 0o700 });
+  fs.symlinkSync(shared, path.join(a, 'objects'));
+  let app = await open(a);
+  const s = await app.sessions.create({});
+  const old = await app.objects.put(Buffer.from('an old attachment'));
+  await app.messages.append(s.id, { role: 'user', content: 'old', metadata: { attachments: [old.ref] } });
+  await app.close();
+  const copy = path.join(root, 'copy');
+  execFileSync('cp', ['-a', a, copy]);
+  app = await open(a);
+  const precious = await app.objects.put(Buffer.from('a new attachment of A, which the copy does not record'));
+  await app.messages.append(s.id, { role: 'user', content: 'new', metadata: { attachments: [precious.ref] } });
+  await app.close();
+  fs.rmSync(path.join(shared, '.vault')); // the state of every store made before markers
+  app = await open(copy);
+  try {
+    const r = await app.objects.gc({ graceMs: 0 });
+    assert.equal(r.filesRemoved, 0, JSON.stringify(r));
+    assert.equal((await app.objects.verify()).strayFiles, 1, 'A\'s file is a stray to the copy, reported, kept');
+  } finally {
+    await app.close();
+  }
+  app = await open(a);
+  try {
+    assert.equal(await readAll(await app.objects.get(precious.ref)), 'a new attachment of A, which the copy does not record');
+    await refused(app.objects.put(Buffer.from('x')), copy); // the copy claimed it: A now learns it is shared
+  } finally {
+    await app.close();
+  }
+  // A stray written after the claim (a put killed between its rename and its commit) is swept.
+  app = await open(copy);
+  try {
+    const fan = path.join(shared, 'ee');
+    fs.mkdirSync(fan, { recursive: true, mode: 0o700 });
+    const stray = path.join(fan, `ee${'0'.repeat(62)}`);
+    fs.writeFileSync(stray, 'left by a killed put');
+    const later = new Date(Date.now() + 5_000);
+    fs.utimesSync(stray, later, later);
+    assert.equal((await app.objects.gc({ graceMs: 0 })).filesRemoved, 1);
+    assert.equal(fs.existsSync(stray), false);
+  } finally {
+    await app.close();
+  }
+});
+
+it('a data directory moved with a symlink left at its old path is the same vault, not a copy: writes go on through either path', async () => {
+  const root = tmpDir();
+  const old = path.join(root, 'home-blufio');
+  fs.mkdirSync(old, { mode: 0o700 });
+  let app = await open(old);
+  const first = await app.objects.put(Buffer.from('before the move'));
+  const s = await app.sessions.create({});
+  await app.messages.append(s.id, { role: 'user', content: 'kept', metadata: { attachments: [first.ref] } });
+  await app.close();
+  const moved = path.join(root, 'data-blufio');
+  fs.renameSync(old, moved);
+  fs.symlinkSync(moved, old);
+  for (const via of [old, moved]) {
+    app = await open(via);
+    try {
+      const put = await app.objects.put(Buffer.from(`after the move, via ${via}`));
+      assert.equal(await readAll(await app.objects.get(put.ref)), `after the move, via ${via}`);
+      assert.equal(await readAll(await app.objects.get(first.ref)), 'before the move');
+      await app.objects.gc({ graceMs: 0 });
+    } finally {
+      await app.close();
+    }
+    assert.equal(marker(moved).vault_dir, fs.realpathSync(moved));
+  }
+});

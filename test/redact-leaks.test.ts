@@ -346,12 +346,19 @@ test('bytes: a Buffer or typed array is logged as its size and refused in stored
     log.info({ body }, 'buffer');
     log.info({ req: { body: new Uint8Array(body) } }, 'typed array');
     log.info({ empty: Buffer.alloc(0), plain: { '0': 'zero', '1': 'one' } }, 'not binary');
+    // Bytes as the merge object itself: pino spreads them into the line as keys "0", "1", ...
+    log.info(body, 'buffer as merge object');
+    log.info(new Uint8Array(body));
   });
   const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines[0]!.body, `[binary ${body.length} bytes]`);
   assert.deepEqual(lines[1]!.req, { body: `[binary ${body.length} elements]` });
   assert.equal(lines[2]!.empty, '[binary 0 bytes]');
   assert.deepEqual(lines[2]!.plain, { '0': 'zero', '1': 'one' }, 'an object with keys 0, 1 of strings stays');
+  assert.equal(lines[3]!.binary, `[binary ${body.length} bytes]`);
+  assert.equal(lines[3]!.msg, 'buffer as merge object');
+  assert.equal(lines[4]!.binary, `[binary ${body.length} bytes]`);
+  assert.ok(!('0' in lines[3]!) && !('0' in lines[4]!), 'no byte spread into the line');
   assert.ok(!out.includes(String(body[0]) + ',' + String(body[1])), 'byte values in the log');
 
   const dir = tmpDir();

@@ -52,11 +52,12 @@ export function assertCipherSupport(): void {
 
 /**
  * Which directory a database key taken from the environment belongs to (see takeSecretEnv):
- * the real path, so that two spellings of one directory (a symlink) are one.
+ * the real path, so that two spellings of one directory (a symlink) are one (.native: as the
+ * kernel resolves `..` after a link).
  */
 export function keyScope(dir: string): string {
   try {
-    return fs.realpathSync(dir);
+    return fs.realpathSync.native(dir);
   } catch {
     return path.resolve(dir);
   }

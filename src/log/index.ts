@@ -63,7 +63,22 @@ function pinoOptions(level: string, base: Record<string, unknown> | null, redact
     // streamWrite sees the finished JSON line: message, bindings of child loggers, serialised
     // objects and errors with their stacks, all in one string and one pass. Bytes (a Buffer
     // is a list of numbers in JSON, where no secret is recognised) are shown by their size.
-    ...(redactor === undefined ? {} : { hooks: { streamWrite: (line: string) => redactedLine(redactor, line) } }),
+    ...(redactor === undefined
+      ? {}
+      : {
+          hooks: {
+            streamWrite: (line: string) => redactedLine(redactor, line),
+            // Bytes as the merge object (log.info(buf)) are spread into the line as "0":115,"1":107,...
+            // keys of their own, which nothing above can tell from an object's: replaced before pino sees them.
+            logMethod(this: pino.Logger, args: Parameters<pino.LogFn>, method: pino.LogFn) {
+              const first = args[0] as unknown;
+              if (ArrayBuffer.isView(first) || first instanceof ArrayBuffer) {
+                (args as unknown[])[0] = { binary: `[binary ${first.byteLength} bytes]` };
+              }
+              return method.apply(this, args);
+            },
+          },
+        }),
   };
 }
 

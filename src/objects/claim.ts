@@ -61,6 +61,14 @@ function serialise(m: Marker): string {
   return `${JSON.stringify(m)}\n`;
 }
 
+function realDir(dir: string): string | undefined {
+  try {
+    return fs.realpathSync.native(dir);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether `other` is a vault directory of the same vault whose object store is this very directory (not a copy of it). */
 function sharedWith(other: string, c: ClaimInput): boolean {
   let m: Manifest | undefined;
@@ -104,17 +112,35 @@ function refused(c: ClaimInput, found: Marker): AppError {
  */
 export function claimObjectDir(c: ClaimInput): boolean {
   if (!fs.existsSync(c.dir)) return false;
-  const mine: Marker = { vault_id: c.vaultId, vault_dir: fs.realpathSync(c.vaultDir) };
+  const mine: Marker = { vault_id: c.vaultId, vault_dir: fs.realpathSync.native(c.vaultDir) }; // .native: `..` as the kernel takes it
   let found = readMarker(c.dir);
   if (found === undefined) {
     if (writePrivateFile(c.dir, MARKER, serialise(mine), { exclusive: true })) return true;
     found = readMarker(c.dir) ?? mine; // another process wrote one first (and may have gone again)
   }
   if (found.vault_id === mine.vault_id && found.vault_dir === mine.vault_dir) return true;
-  if (found.vault_id !== mine.vault_id || sharedWith(found.vault_dir, c)) throw refused(c, found);
+  // The directory it names may now be a symlink to this one (moved, a link left at the old
+  // path): that is this vault, not a copy sharing its store.
+  const sameDir = found.vault_id === mine.vault_id && realDir(found.vault_dir) === mine.vault_dir;
+  if (!sameDir && (found.vault_id !== mine.vault_id || sharedWith(found.vault_dir, c))) throw refused(c, found);
   writePrivateFile(c.dir, MARKER, serialise(mine));
   c.log.info({ dir: c.dir, from: found.vault_dir, to: mine.vault_dir }, 'the object store moved with its data directory; it now names the new one');
   return true;
+}
+
+/**
+ * When the marker was written (its mtime): the files of objects/ no row records are swept only
+ * when written after it. Older ones were there before this vault claimed the directory (a store
+ * from before markers, one whose marker was removed, or taken over), and may be another copy's
+ * (one whose objects/ was the same directory when this vault wrote its marker): they are kept,
+ * and verify counts them. Infinity (nothing swept) when there is no marker to go by.
+ */
+export function claimedSince(dir: string): number {
+  try {
+    return fs.lstatSync(path.join(dir, MARKER)).mtimeMs;
+  } catch {
+    return Infinity;
+  }
 }
 
 /** A marker is written in one synchronous call: a temporary of it older than this was left by a process killed meanwhile. */

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { isOwnerAlive, isPlainFile, listDir, ownDir, TMP_DIR, tempOwner, TRASH_DIR, trashPath, type GcCursor, type ObjectRows } from '../storage/index.js';
-import { sweepMarkerTemps } from './claim.js';
+import { claimedSince, sweepMarkerTemps } from './claim.js';
 import { unlinkQuietly } from './unlink.js';
 
 export interface GcReport {
@@ -107,9 +107,10 @@ async function collectStored(g: GcInput, report: GcReport): Promise<void> {
     g.log.error({ dir: g.dir, objects: skipped }, 'gc left unreferenced objects alone: their fan-out directory is not the store\'s own (a symlink or a file); blufio objects verify lists it');
   }
   g.claim(); // again before files no row records are swept: a store shared meanwhile loses nothing
+  const since = claimedSince(g.dir);
   for (const fan of listDir(g.dir)) {
     if (!/^[0-9a-f]{2}$/.test(fan)) continue;
-    const r = await g.rows.sweep({ dir: g.dir, fan });
+    const r = await g.rows.sweep({ dir: g.dir, fan, since });
     await unlinkAll(g, r.trash);
     report.filesRemoved += r.trash.length;
     report.bytesFreed += r.bytes;

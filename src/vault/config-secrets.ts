@@ -28,8 +28,9 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
   let text: string;
   let st: fs.Stats;
   try {
-    // A symlinked config (a Kubernetes ConfigMap, a dotfiles repo) is rewritten where it lives.
-    file = fs.realpathSync(configPath);
+    // A symlinked config (a Kubernetes ConfigMap, a dotfiles repo) is rewritten where it lives;
+    // .native, as the kernel resolves it (the JS one takes `..` after a link by the text).
+    file = fs.realpathSync.native(configPath);
     text = fs.readFileSync(file, 'utf8');
     st = fs.statSync(file);
   } catch {

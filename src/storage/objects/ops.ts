@@ -215,6 +215,8 @@ export interface SweepArgs {
   dir: string;
   /** One fan-out directory (two hex digits). */
   fan: string;
+  /** Only files written after this (ms since 1970) are swept: see claimedSince in objects/claim.ts. */
+  since: number;
 }
 
 /**
@@ -237,6 +239,7 @@ function sweep(ctx: WriterContext, a: SweepArgs): Freed {
     try {
       const st = fs.lstatSync(file);
       if (!st.isFile()) continue; // not ours: verify reports it
+      if (!(st.mtimeMs > a.since)) continue; // from before this vault claimed objects/: maybe another's
       size = st.size;
     } catch {
       continue;
