@@ -301,6 +301,12 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
     const esc = await setSecret('esc', [['-l', 'ab'], 'Escape', ['-l', 'xcd-efgh-ijkl']]);
     assert.match(esc, /control character \(U\+001B, Escape/);
     assert.match(esc, /EXIT=1/);
+    // Escape then `[` or `O` and text no key sends: typed, so refused; the Enter in it is not swallowed (second review).
+    for (const [name, after] of [['csi', '[12!'], ['ss3', 'Oops']] as const) {
+      const seq = await setSecret(name, [['-l', 'pa'], 'Escape', ['-l', after]]);
+      assert.match(seq, /control character \(U\+001B, Escape/, name);
+      assert.match(seq, /EXIT=1/, name);
+    }
     // Edited away (Ctrl-U clears the line), a control character is gone like any other.
     const edited = await setSecret('edited', [['-l', 'ab'], 'C-a', 'C-u', ['-l', 'clean-value-0123'], 'Left', 'Right']);
     assert.match(edited, /EXIT=0/);

@@ -31,6 +31,10 @@ function controlRefused(ch: string): AppError {
 }
 
 /** Signals that end the process while a prompt holds the terminal: it is put back first. */
+/** What follows ESC O for a key: arrows, Home, End, F1-F4 (keypad keys in application mode are not used here). */
+const SS3_KEYS = 'ABCDHFPQRS';
+/** Longer than any key's parameters (`\x1b[1;5D`, `\x1b[200~`): a run past it was typed, not sent by a key. */
+const CSI_MAX = 16;
 const FATAL_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGINT'];
 
 /**
@@ -82,7 +86,7 @@ export async function askHidden(question: string): Promise<string | undefined> {
     return await new Promise<string>((resolve, reject) => {
       let typed = '';
       // Inside an escape sequence (arrow keys, Home, bracketed-paste markers): its bytes are keys, not text.
-      let escape: 'none' | 'start' | 'csi' = 'none';
+      let escape: 'none' | 'start' | 'csi' | 'ss3' = 'none';
       let csi = '';
       let inPaste = false;
       // 'typing' until Enter; then 'ended' for a moment; 'draining' once a second line showed up.
@@ -124,7 +128,7 @@ export async function askHidden(question: string): Promise<string | undefined> {
           if (escape === 'start') {
             escape = 'none';
             if (ch === '[' || ch === 'O') {
-              escape = 'csi';
+              escape = ch === '[' ? 'csi' : 'ss3';
               csi = '';
               continue;
             }
@@ -133,13 +137,29 @@ export async function askHidden(question: string): Promise<string | undefined> {
             // rather than silently eaten.
             if (state === 'typing') typed += '\u001b';
           }
+          if (escape === 'ss3') {
+            // A key (arrows, Home, End, F1-F4) is one letter after ESC O; anything else was typed.
+            escape = 'none';
+            if (SS3_KEYS.includes(ch)) continue;
+            if (state === 'typing') typed += '\u001bO';
+          }
           if (escape === 'csi') {
-            if (ch >= '@' && ch <= '~' && !(ch >= '0' && ch <= '9') && ch !== ';') {
+            // A key's sequence: parameters and intermediates (0x20-0x3F), then one final (0x40-0x7E).
+            // Anything else (Enter, Ctrl-C, a non-ASCII letter) or a run too long for a key means it
+            // was typed: kept, so the line is refused at Enter, and `ch` is read as usual (an Enter
+            // or a Ctrl-C in it must not be swallowed).
+            if (ch >= '@' && ch <= '~') {
               escape = 'none';
               if (ch === '~' && csi === '200') inPaste = true;
               if (ch === '~' && csi === '201') inPaste = false;
-            } else csi += ch;
-            continue;
+              continue;
+            }
+            if (ch >= ' ' && ch <= '?' && csi.length < CSI_MAX) {
+              csi += ch;
+              continue;
+            }
+            escape = 'none';
+            if (state === 'typing') typed += `\u001b[${csi}`;
           }
           if (ch === '\u001b') {
             escape = 'start';
