@@ -427,10 +427,13 @@ test('configured patterns: never across JSON structure, never empty however writ
   assert.deepEqual(JSON.parse(tok.redactJson(line)), { level: 50, url: 'https://h/cb?[REDACTED:token-param]', user: 'bob', msg: 'payment failed' });
   const payload = { callback: 'https://h/cb?token=abc', user: 'bob', amount: 'EUR 12.50', note: 'x \\"y\\" z' };
   assert.deepEqual(JSON.parse(tok.scrubJson(JSON.stringify(payload))), { ...payload, callback: 'https://h/cb?[REDACTED:token-param]' });
+  // One that matches the structure itself from the first character covers the whole document:
+  // every value and key is replaced, the structure stays (it was left whole before, secrets and all).
   const any = new Redactor([{ name: 'any', regex: '[^&]{4,}' }]);
   const doc = JSON.stringify({ a: 'first value', b: ['second', 12345678], c: { d: 'x' } });
-  assert.deepEqual(JSON.parse(any.scrubJson(doc)), { a: '[REDACTED:any]', b: ['[REDACTED:any]', 12345678], c: { d: 'x' } });
-  assert.deepEqual(JSON.parse(any.redactJson(doc)), { a: '[REDACTED:any]', b: ['[REDACTED:any]', 12345678], c: { d: 'x' } });
+  const all = '{"[REDACTED:any]":"[REDACTED:any]","[REDACTED:any]":["[REDACTED:any]","[REDACTED:any]"],"[REDACTED:any]":{"[REDACTED:any]":"[REDACTED:any]"}}';
+  assert.equal(any.scrubJson(doc), all);
+  assert.equal(any.redactJson(doc), all);
 
   for (const regex of ['(?=[0-9]{2})', '(?<=x)', '(?=sk-)', '\\b', '^', '$|abc', '(?:abc)?(?=d)', '(?!x)[a]*']) {
     assert.throws(() => new Redactor([{ name: 'p', regex }]), (e: unknown) => e instanceof AppError && /empty/.test(e.message), regex);
@@ -446,12 +449,17 @@ test('configured patterns: never across JSON structure, never empty however writ
   assert.equal(new Redactor().redact('493817'), '493817');
 });
 
-test('text an open-ended configured pattern cannot scan (V8 gives up over MBs) is refused or withheld, never passed on unscanned', async () => {
+/** An app whose config holds `[redaction] extra_patterns = [<patterns>]`, logging to memory. */
+async function appWithPatterns(patterns: string) {
   const dir = tmpDir();
   const configPath = path.join(dir, 'blufio.toml');
-  fs.writeFileSync(configPath, '[redaction]\nextra_patterns = [{ name = "hex", regex = "[a-f0-9]{32,}" }]\n');
+  fs.writeFileSync(configPath, `[redaction]\nextra_patterns = [${patterns}]\n`);
   const { logger, lines } = memoryLogger();
-  const app = await openBlufio({ configPath, dataDir: dir, logger, env: {} });
+  return { dir, lines, app: await openBlufio({ configPath, dataDir: dir, logger, env: {} }) };
+}
+
+test('text an open-ended configured pattern cannot scan (V8 gives up over MBs) is refused or withheld, never passed on unscanned', async () => {
+  const { lines, app } = await appWithPatterns('{ name = "hex", regex = "[a-f0-9]{32,}" }');
   try {
     const hex = 'ab'.repeat(4 * 1024 * 1024); // 8 MiB: one run the pattern matches whole
     assert.throws(() => app.redactor.redact(hex), (e: unknown) => e instanceof AppError && e.code === 'KC_INVALID_INPUT' && /could not be scanned for secrets/.test(e.message) && /\{32,4096\}/.test(e.hint ?? ''));
@@ -471,4 +479,83 @@ test('text an open-ended configured pattern cannot scan (V8 gives up over MBs) i
   } finally {
     await app.close();
   }
+});
+
+const R = (name: string): string => `[REDACTED:${name}]`;
+
+/** What a configured pattern replaced in JSON text, as redactJson and scrubJson give it (the same, and still JSON). */
+function acrossBoth(r: Redactor, text: string, want: string): void {
+  assert.equal(r.redactJson(text), want, text);
+  assert.equal(r.scrubJson(text), want, text);
+  JSON.parse(want);
+}
+
+test('configured patterns across JSON structure: a key and its value are both replaced, the structure kept (the value was left in clear)', () => {
+  // The reviewer's case: a pattern over a key and its value. Matched again inside the key alone it
+  // no longer matches; it was then dropped, and the password went out in clear.
+  const pw = new Redactor([{ name: 'pw-field', regex: 'password\\W{1,4}[A-Za-z0-9]{8,}' }]);
+  const cases: [unknown, string][] = [
+    [{ password: 'Sup3rSecretXy' }, `{"${R('pw-field')}":"${R('pw-field')}"}`],
+    [{ msg: 'login', user: 'bob', password: 'Sup3rSecretXy', n: 1 }, `{"msg":"login","user":"bob","${R('pw-field')}":"${R('pw-field')}","n":1}`],
+    // A match within one string keeps its place in it, as before.
+    [{ note: 'my password: Sup3rSecretXy ok', password: 'x' }, `{"note":"my ${R('pw-field')} ok","password":"x"}`],
+  ];
+  for (const [value, want] of cases) acrossBoth(pw, JSON.stringify(value), want);
+});
+
+test('configured patterns across JSON structure: in nested objects and arrays, escapes after the match kept', () => {
+  const pw = new Redactor([{ name: 'pw-field', regex: 'password\\W{1,4}[A-Za-z0-9]{8,}' }]);
+  const cases: [unknown, string][] = [
+    [{ outer: { auth: { password: 'Sup3rSecretXy "x" \\ y' } }, list: [{ password: 'An0therSecret1' }, 'k'] }, `{"outer":{"auth":{"${R('pw-field')}":"${R('pw-field')} \\"x\\" \\\\ y"}},"list":[{"${R('pw-field')}":"${R('pw-field')}"},"k"]}`],
+  ];
+  for (const [value, want] of cases) acrossBoth(pw, JSON.stringify(value), want);
+  // A match that starts inside an escape (`\n`) and runs on into the next field: the escape is
+  // taken whole. Replaced raw before, it broke the JSON, and scrubJson's value-by-value fallback
+  // then stored the secret.
+  const nl = new Redactor([{ name: 'nl', regex: 'n\\W{1,6}b\\W{1,4}[A-Za-z0-9]{8,}' }]);
+  acrossBoth(nl, JSON.stringify({ a: 'x\n', b: 'Sup3rSecretXy' }), `{"a":"x${R('nl')}","${R('nl')}":"${R('nl')}"}`);
+});
+
+test('configured patterns across JSON structure: a match over three fields', () => {
+  // Three fields: the part of the first and last strings the match covers, the strings between whole.
+  const three = new Redactor([{ name: 'three', regex: 'id\\W+b\\W+ok\\W+c\\W+pin [0-9]{8}' }]);
+  const t3 = JSON.stringify({ a: 'x id', b: 'ok', c: 'pin 12345678 end', d: 'kept' });
+  acrossBoth(three, t3, `{"a":"x ${R('three')}","${R('three')}":"${R('three')}","${R('three')}":"${R('three')} end","d":"kept"}`);
+});
+
+test('configured patterns across JSON structure: a match ending in or inside a number, starting at a quote, through a literal', () => {
+  // A match ending in a number, or inside one: the whole number becomes the marker, as a string.
+  for (const regex of ['pin\\W{1,4}[0-9]{6,}', 'pin\\W{1,4}[0-9]{4}']) {
+    const pin = new Redactor([{ name: 'pin', regex }]);
+    const text = '{"pin":12345678,"x":[-1.5e3,true],"y":"z"}';
+    acrossBoth(pin, text, `{"${R('pin')}":"${R('pin')}","x":[-1.5e3,true],"y":"z"}`);
+  }
+  // A match that starts outside any string (at a quote), and one that runs through literals.
+  const card = new Redactor([{ name: 'card', regex: '\\W[0-9]{16}\\W' }]);
+  acrossBoth(card, JSON.stringify({ card: '4111111111111111', n: 'x' }), `{"card":"${R('card')}","n":"x"}`);
+  const lit = new Redactor([{ name: 'lit', regex: 'on\\W+true\\W+k\\W+[a-z]{8,}' }]);
+  acrossBoth(lit, '{"on": true, "k": "secretvalue"}', `{"${R('lit')}": "${R('lit')}", "${R('lit')}": "${R('lit')}"}`);
+});
+
+test('configured patterns across JSON structure through the app: log lines, message and session metadata, queue payloads', async () => {
+  const { dir, lines, app } = await appWithPatterns("{ name = \"pw-field\", regex = 'password\\W{1,4}[A-Za-z0-9]{8,}' }");
+  const secret = 'Sup3rSecretXy';
+  app.log.info({ user: 'bob', password: secret }, 'login');
+  app.log.info({ req: { body: { password: secret } } }, 'nested');
+  const s = await app.sessions.create({ channel: 'cli', metadata: { password: secret } });
+  const m = await app.messages.append(s.id, { role: 'user', content: 'hi', metadata: { user: 'bob', password: secret, nested: { password: secret } } });
+  const id = await app.queue.enqueue('out', { password: secret, n: 1 });
+  const [job] = await app.queue.claim('out');
+  const read = [m.metadata, job!.payload, (await app.sessions.get(s.id)).metadata, (await app.messages.list(s.id))[0]!.metadata];
+  await app.db.checkpoint();
+  const bytes = Buffer.concat(['blufio.db', 'blufio.db-wal'].filter((f) => fs.existsSync(path.join(dir, f))).map((f) => fs.readFileSync(path.join(dir, f))));
+  await app.close();
+  assert.ok(id);
+  const logged = lines().filter((l) => l.msg === 'login' || l.msg === 'nested');
+  assert.equal(logged.length, 2);
+  assert.deepEqual(logged[0]!.user, 'bob');
+  assert.ok(!JSON.stringify(lines()).includes(secret), 'the secret is in a log line');
+  for (const v of read) assert.ok(!JSON.stringify(v).includes(secret), `read back: ${JSON.stringify(v)}`);
+  assert.deepEqual(job!.payload, { [R('pw-field')]: R('pw-field'), n: 1 });
+  assert.equal(bytes.indexOf(secret), -1, 'the secret is in the database bytes');
 });

@@ -32,6 +32,15 @@ function stringClose(text: string, from: number): number {
   return text.length;
 }
 
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 
 interface Trie {
@@ -412,19 +421,20 @@ export class Redactor {
   }
 
   /**
-   * Redacts JSON text that is about to be stored, and guarantees it is still JSON: a secret
-   * that stands outside any string (a numeric vault value matching a JSON number) would break
-   * it, so then the value is parsed and its strings redacted one by one instead.
+   * Redacts JSON text that is about to be stored, and guarantees it is still JSON. Should the
+   * JSON-text pass break it, the value is parsed and its strings redacted one by one instead;
+   * a configured pattern that spans fields (a key and its value) cannot match one string alone,
+   * so that text is then passed over again as JSON text, and refused when that breaks it too:
+   * never stored with the secret in clear.
    */
   scrubJson(text: string): string {
     const out = this.redactJson(text);
     if (out === text) return text;
-    try {
-      JSON.parse(out);
-      return out;
-    } catch {
-      return JSON.stringify(this.redactValue(JSON.parse(text)));
-    }
+    if (parses(out)) return out;
+    const walked = JSON.stringify(this.redactValue(JSON.parse(text)));
+    const again = this.redactJson(walked);
+    if (again === walked || parses(again)) return again;
+    throw invalidInput(`a JSON text of ${text.length} characters could not be redacted without breaking it; it was not stored`, 'check [redaction] extra_patterns against the stored JSON');
   }
 
   /** A copy of a JSON-like value with every string (keys too) redacted; the same value when nothing changed. */
@@ -527,6 +537,7 @@ export class Redactor {
       let end = this.#wholeEnd(text, start, this.#matchEnd(text, m.index, m, compiled, 0), compiled, configured);
       let quote = '';
       let skip = false;
+      let across = false;
       if (json) {
         scanTo(start);
         if (start > escStart && start < escEnd) {
@@ -534,6 +545,9 @@ export class Redactor {
           // broken one would be left before the replacement.
           if (escStart >= last) start = escStart;
           else skip = true;
+        }
+        if (skip) {
+          // Left alone (see above).
         } else if (!inString) {
           // Outside any string only a whole JSON value can be a secret (a numeric vault value):
           // it becomes a string. Part of a longer number is a different value: left alone. A
@@ -541,24 +555,88 @@ export class Redactor {
           if (text.charCodeAt(start - 1) === 0x2d && start - 1 >= last && !isJsonTokenChar(text.charCodeAt(start - 2))) start -= 1;
           skip = isJsonTokenChar(text.charCodeAt(start - 1)) || isJsonTokenChar(text.charCodeAt(end));
           quote = '"';
-          // Nor can anything else be replaced there: a configured pattern that matches JSON's
-          // structure (`.`, `\S+`, `[^&]`) would eat it. Other matches may start inside it.
-          if (!skip && !allTokenChars(text, start, end)) {
-            re.lastIndex = m.index + 1;
-            m = re.exec(text);
-            continue;
+          if (!allTokenChars(text, start, end)) {
+            // Nor can anything else be replaced there as it is. A configured pattern that matches
+            // JSON's structure (`\W[0-9]{16}\W`, `[^&]{4,}`) may cover a secret: what it covers
+            // is replaced value by value below. Built-in formats and vault forms hold no quote:
+            // other matches of theirs may start inside it.
+            if (BUILT_IN.has(rule) || (rule.name === 'vault' && g.index === 1)) {
+              re.lastIndex = m.index + 1;
+              m = re.exec(text);
+              continue;
+            }
+            across = true;
+            skip = false;
           }
         } else {
           // Inside a string, a replacement ends with it: a configured pattern that matches a
           // quote (`token=\S+`) ran on through the other fields, and a stored document lost them.
           // (Built-in formats and vault forms never match an unescaped quote.)
           if (closeAt < start) closeAt = stringClose(text, scanned);
-          if (end > closeAt) end = BUILT_IN.has(rule) || (rule.name === 'vault' && g.index === 1) ? closeAt : this.#inString(text, m.index, closeAt, compiled);
+          if (end > closeAt) {
+            if (BUILT_IN.has(rule) || (rule.name === 'vault' && g.index === 1)) end = closeAt;
+            else {
+              // A configured pattern: matched again with the text ending at the quote. When it
+              // does not match so (`password\W{1,4}[A-Za-z0-9]{8,}` over `{"password":"..."}`),
+              // the secret runs through the structure: it is replaced value by value below.
+              const inner = this.#inString(text, m.index, closeAt, compiled);
+              if (inner > m.index) end = inner;
+              else across = true;
+            }
+          }
           if (end <= start) {
             re.lastIndex = m.index + 1;
             m = re.exec(text);
             continue;
           }
+        }
+        if (across) {
+          // Every string's content and every bare value the match covers becomes the marker,
+          // the quotes, colons, commas, brackets and spaces between them stay: the text is
+          // still JSON, with nothing of the secret left. A bare value is replaced whole (as a
+          // string), from its first character even when the match begins inside it.
+          const marker = `[REDACTED:${g.rule.name}]`;
+          let p = start;
+          let s = inString;
+          if (!s) while (p > last && isJsonTokenChar(text.charCodeAt(p - 1))) p--;
+          let piece = text.slice(last, p);
+          while (p < end) {
+            const c = text.charCodeAt(p);
+            if (s) {
+              // The string's content up to the match's end or the closing quote, whichever comes
+              // first; an escape the end falls in is taken whole (the same steps as scanTo).
+              let i = p;
+              while (i < end && i < text.length) {
+                const d = text.charCodeAt(i);
+                if (d === 0x22) break;
+                i += d === 0x5c ? (text.charCodeAt(i + 1) === 0x75 ? 6 : 2) : 1;
+              }
+              i = Math.min(i, text.length);
+              if (i > p) piece += marker;
+              p = i;
+              if (p < text.length && p < end && text.charCodeAt(p) === 0x22) {
+                piece += '"';
+                p++;
+                s = false;
+              } else break;
+            } else if (c === 0x22) {
+              piece += '"';
+              p++;
+              s = true;
+            } else if (isJsonTokenChar(c)) {
+              while (p < text.length && isJsonTokenChar(text.charCodeAt(p))) p++;
+              piece += `"${marker}"`;
+            } else {
+              piece += text[p];
+              p++;
+            }
+          }
+          out += piece;
+          last = p;
+          scanTo(p);
+          re.lastIndex = p === m.index ? p + 1 : p;
+          m = re.exec(text);
+          continue;
         }
         scanTo(end);
         if (end > escStart && end < escEnd) {
