@@ -559,3 +559,17 @@ test('configured patterns across JSON structure through the app: log lines, mess
   assert.deepEqual(job!.payload, { [R('pw-field')]: R('pw-field'), n: 1 });
   assert.equal(bytes.indexOf(secret), -1, 'the secret is in the database bytes');
 });
+
+test('a configured pattern with an unbounded repeat is accepted with a warning at open (its cost in long JSON text grows with the square)', async () => {
+  const dir = tmpDir();
+  const configPath = path.join(dir, 'blufio.toml');
+  for (const [regex, warned] of [['token=\\\\S+', true], ['tok_[a-z]{4,}', true], ['token=\\\\S{1,256}', false], ['[+*]{2}', false]] as const) {
+    fs.writeFileSync(configPath, `[redaction]\nextra_patterns = [{ name = "p", regex = "${regex}" }]\n`);
+    const { logger, lines } = memoryLogger();
+    const app = await openBlufio({ configPath, dataDir: path.join(dir, 'data'), logger, env: {} });
+    await app.close();
+    const warning = lines().find((l) => l.level === 40 && /repeats without an upper bound/.test(String(l.msg)));
+    assert.equal(warning !== undefined, warned, regex);
+    if (warning !== undefined) assert.deepEqual(warning.patterns, ['p']);
+  }
+});

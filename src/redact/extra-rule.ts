@@ -82,3 +82,23 @@ function groupEnd(source: string, open: number): number {
   }
   return source.length;
 }
+
+/**
+ * Whether the pattern repeats something without an upper bound (`+`, `*`, `{n,}`, lazy or not).
+ * Such a pattern is accepted, but in JSON text (log lines, stored metadata and payloads) each of
+ * its matches may run to the end of the text before it is cut back to its string, so a line
+ * with many matches costs time quadratic in its length (`token=\S+` over 578 KB: ~130 s):
+ * the app warns at open. A bounded repeat (`\S{1,256}`) costs at most its bound per match.
+ */
+export function hasUnboundedRepeat(source: string): boolean {
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!;
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '+' || c === '*') return true;
+    else if (c === '{' && /^\{[0-9]+,\}/.test(source.slice(i, i + 12))) return true;
+  }
+  return false;
+}
