@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, takeSecret, takeSecretEnv, type BlufioConfig, type SecretFileWarning, type Durability, type Env } from '../config/index.js';
 import { createLogger, withRedaction, type Logger } from '../log/index.js';
-import { hasUnboundedRepeat, Redactor } from '../redact/index.js';
+import { Redactor } from '../redact/index.js';
 import {
   ownersDir,
   Storage,
@@ -144,13 +144,6 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   const redactor = new Redactor(config.redaction.extraPatterns);
   const log = options.logger === undefined ? createLogger({ level: config.logging.level, redactor }) : withRedaction(options.logger, redactor);
   const warnFile: SecretFileWarning = (message, file) => log.warn({ file }, message);
-  const unbounded = config.redaction.extraPatterns.filter((p) => hasUnboundedRepeat(p.regex)).map((p) => p.name);
-  if (unbounded.length > 0) {
-    log.warn(
-      { patterns: unbounded },
-      'a [redaction] extra_patterns regex repeats without an upper bound (+, *, {n,}): in a long log line or stored document with many matches it costs time quadratic in the length, on the event loop; bound it (\\S{1,256} rather than \\S+)',
-    );
-  }
   for (const [message, file] of envKeys.warnings) warnFile(message, file);
   // A database passphrase typed at the prompt is tried on the vault too (below): someone who
   // uses one passphrase for both types it once.

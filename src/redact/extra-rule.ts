@@ -84,21 +84,51 @@ function groupEnd(source: string, open: number): number {
 }
 
 /**
- * Whether the pattern repeats something without an upper bound (`+`, `*`, `{n,}`, lazy or not).
- * Such a pattern is accepted, but in JSON text (log lines, stored metadata and payloads) each of
- * its matches may run to the end of the text before it is cut back to its string, so a line
- * with many matches costs time quadratic in its length (`token=\S+` over 578 KB: ~130 s):
- * the app warns at open. A bounded repeat (`\S{1,256}`) costs at most its bound per match.
+ * The pattern with every greedy repeat that has no upper bound (`+`, `*`, `{n,}`) made lazy:
+ * it matches at exactly the same positions (greediness decides which match is taken, never
+ * whether one exists), but its match there is the shortest one. The redactor searches for
+ * where configured patterns start with this form, then measures the match with the original,
+ * in JSON text only as far as the string it starts in: searched greedily over the whole text,
+ * `secret.*` ran to the end of a log line at each of its matches (and was then cut back to its
+ * string), time quadratic in the line's length (700 KB: over two minutes). The original when
+ * the lazy form does not compile or its groups differ (it never should).
  */
-export function hasUnboundedRepeat(source: string): boolean {
+export function lazySource(source: string): string {
+  let out = '';
   let inClass = false;
   for (let i = 0; i < source.length; i++) {
     const c = source[i]!;
-    if (c === '\\') i++;
-    else if (inClass) inClass = c !== ']';
+    if (c === '\\') {
+      out += c + (source[i + 1] ?? '');
+      i++;
+      continue;
+    }
+    out += c;
+    if (inClass) inClass = c !== ']';
     else if (c === '[') inClass = true;
-    else if (c === '+' || c === '*') return true;
-    else if (c === '{' && /^\{[0-9]+,\}/.test(source.slice(i, i + 12))) return true;
+    else {
+      let end = -1;
+      if (c === '+' || c === '*') end = i + 1;
+      else if (c === '{') {
+        const q = /^\{[0-9]+,\}/.exec(source.slice(i, i + 20));
+        if (q !== null) {
+          out += q[0].slice(1);
+          i += q[0].length - 1;
+          end = i + 1;
+        }
+      }
+      if (end !== -1 && source[end] !== '?') out += '?';
+    }
   }
-  return false;
+  try {
+    if (groupCount(out) === groupCount(source)) return out;
+  } catch {
+    // not compiled: the original (below)
+  }
+  return source;
+}
+
+/** How many capture groups the pattern has. */
+export function groupCount(source: string): number {
+  return new RegExp(`${source}|`).exec('')!.length - 1;
 }

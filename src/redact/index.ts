@@ -4,7 +4,7 @@
  * everything the storage layer writes.
  */
 export { Redactor, MIN_SECRET_LENGTH, firedRules, secretForms } from './redactor.js';
-export { checkExtraRule, hasUnboundedRepeat } from './extra-rule.js';
+export { checkExtraRule } from './extra-rule.js';
 export type { ExtraRule } from './extra-rule.js';
 export { RULES } from './rules.js';
 export { binaryKey, mayHoldBinary, renderBinary } from './binary.js';

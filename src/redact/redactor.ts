@@ -5,7 +5,7 @@ import { ConfiguredMatches } from './cursor.js';
 import { isAlnum } from './chars.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
-import { checkExtraRule, type ExtraRule } from './extra-rule.js';
+import { checkExtraRule, groupCount, lazySource, type ExtraRule } from './extra-rule.js';
 import { privateBytes } from '../vault/seal.js';
 
 /** Vault values shorter than this are not matched as text: "1234" would redact every 1234. */
@@ -30,6 +30,13 @@ function stringClose(text: string, from: number): number {
     i += c === 0x5c ? 2 : 1;
   }
   return text.length;
+}
+
+/** Where a sticky regex's match at `at` ends; -1 for none. */
+function measured(re: RegExp, text: string, at: number): number {
+  re.lastIndex = at;
+  const m = re.exec(text);
+  return m === null ? -1 : at + m[0].length;
 }
 
 function parses(text: string): boolean {
@@ -182,6 +189,11 @@ interface Compiled {
   configuredEach: RegExp[];
   /** All configured patterns, sticky, for ConfiguredMatches. */
   stickyConfigured: RegExp | undefined;
+  /**
+   * Each configured pattern alone, sticky, by its rule: how far its match goes where `re` found
+   * one start (`re` holds the patterns' shortest forms: see lazySource).
+   */
+  configuredSticky: Map<Rule | { name: string }, RegExp>;
   /** Whether group 1 is the vault's values. */
   vault: boolean;
   /** The first LONG_FORM characters of each longer form of this set, and the forms that start so. */
@@ -195,10 +207,6 @@ interface Compiled {
    * configured patterns; a vault value there would have won already.
    */
   stickyNoBuiltIn: RegExp | undefined;
-}
-
-function groupCount(source: string): number {
-  return new RegExp(`${source}|`).exec('')!.length - 1;
 }
 
 /**
@@ -367,9 +375,16 @@ export class Redactor {
     const inner = parts.filter((_, i) => groups[i]!.rule !== PEM_RULE && !isConfigured(i)).join('|');
     const configured = this.#rules.slice(RULES.length).map((r) => `(?:${r.source})`);
     const failing = (rule: Rule): string => `(${'()'.repeat(groupCount(rule.source))}(?!))`;
-    const noBuiltIn = parts.map((part, i) => (BUILT_IN.has(groups[i]!.rule) ? failing(groups[i]!.rule as Rule) : part)).join('|');
+    // Where matches start is searched with configured patterns' shortest matches (lazySource);
+    // their ends are measured apart (#configuredEnd).
+    const sourceOf = (i: number): string => (groups[i]!.rule as Rule).source;
+    const lazy = parts.map((part, i) => (isConfigured(i) ? `(${lazySource(sourceOf(i))})` : part));
+    const noBuiltIn = lazy.map((part, i) => (BUILT_IN.has(groups[i]!.rule) ? failing(groups[i]!.rule as Rule) : part)).join('|');
+    const measure = new Map<Compiled['groups'][number]['rule'], RegExp>();
+    for (let i = firstConfigured; i < parts.length; i++) measure.set(groups[i]!.rule, new RegExp(sourceOf(i), 'y'));
     return {
-      re: new RegExp(source, 'g'),
+      re: new RegExp(lazy.join('|'), 'g'),
+      configuredSticky: measure,
       sticky: new RegExp(source, 'y'),
       stickyNoPem: new RegExp(noPem, 'y'),
       stickyInner: new RegExp(inner, 'y'),
@@ -500,6 +515,8 @@ export class Redactor {
       }
     };
     let closeAt = -1; // the closing quote of the string the last match started in
+    // The text up to closeAt, and configured patterns' matches in it: made once per string.
+    let view: { at: number; text: string; configured: ConfiguredMatches | undefined } = { at: -1, text: '', configured: undefined };
     let blobs: BlobRuns | undefined;
     const configured = compiled.stickyConfigured === undefined ? undefined : new ConfiguredMatches(compiled.configuredEach, compiled.stickyConfigured, text);
     while (m !== null) {
@@ -534,7 +551,34 @@ export class Redactor {
       // A match that begins inside its secret (a JWT's payload): the replacement starts where the
       // secret does, or where the last one ended.
       if (rule.startsBefore !== undefined) start = Math.max(last, rule.startsBefore(text, start));
-      let end = this.#wholeEnd(text, start, this.#matchEnd(text, m.index, m, compiled, 0), compiled, configured);
+      // In JSON text a match inside a string is measured with the text ending at the string's
+      // closing quote: a replacement there ends with it anyway (below), and a configured pattern
+      // measured on the whole text (`secret.*`) read to the end of the line at each match.
+      let within = text;
+      let withinConfigured = configured;
+      if (json) {
+        scanTo(start);
+        if (inString) {
+          if (closeAt < start) closeAt = stringClose(text, scanned);
+          if (view.at !== closeAt) {
+            const t = text.slice(0, closeAt);
+            view = { at: closeAt, text: t, configured: configured === undefined ? undefined : new ConfiguredMatches(compiled.configuredEach, compiled.stickyConfigured!, t) };
+          }
+          within = view.text;
+          withinConfigured = view.configured;
+        }
+      }
+      const measure = compiled.configuredSticky.get(g.rule);
+      let matchEnd = measure === undefined ? this.#matchEnd(text, m.index, m, compiled, 0) : measured(measure, within, m.index);
+      if (matchEnd === -1) {
+        // Only across the string's end (a key and its value): measured on the whole text, and
+        // replaced value by value below.
+        within = text;
+        withinConfigured = configured;
+        matchEnd = measured(measure!, text, m.index);
+        if (matchEnd === -1) matchEnd = m.index + m[0].length;
+      }
+      let end = this.#wholeEnd(within, start, matchEnd, compiled, withinConfigured);
       let quote = '';
       let skip = false;
       let across = false;
@@ -646,7 +690,7 @@ export class Redactor {
       }
       if (!skip) {
         const matched = text.slice(start, end);
-        const head = rule.keep === undefined ? '' : this.#keptHead(text, start, rule.keep.exec(matched)?.[0] ?? '', compiled);
+        const head = rule.keep === undefined ? '' : this.#keptHead(within, start, rule.keep.exec(matched)?.[0] ?? '', compiled);
         const tail = end === m.index + m[0].length ? (rule.keepEnd?.exec(matched)?.[0] ?? '') : '';
         out += `${text.slice(last, start)}${quote}${head}[REDACTED:${g.rule.name}]${tail}${quote}`;
         last = end;
