@@ -183,6 +183,40 @@ describe('plaintext secrets in the config file', () => {
     assert.ok(!JSON.stringify(log.lines()).includes('PLAINTEXT-openai'));
   });
 
+  it('a secret left in the file (no passphrase at hand, or the vault holds another value) is redacted from logs and stored data all the same', async () => {
+    // A value no built-in format knows: only the config says it is a secret. It was logged and
+    // stored in clear whenever it could not be moved into the vault.
+    const secret = 'Mail-Pass-no-format-42';
+    const dir = tmpDir();
+    const cfg = path.join(dir, 'blufio.toml');
+    const data = path.join(dir, 'data');
+    fs.writeFileSync(cfg, `[channels.email]\npassword = "${secret}"\n`, { mode: 0o600 });
+    const check = async (passphrase: string | undefined): Promise<void> => {
+      const log = memoryLogger();
+      const app = await openBlufio({ dataDir: data, configPath: cfg, logger: log.logger, env: {}, ...(passphrase === undefined ? {} : { passphrase }) });
+      try {
+        const s = await app.sessions.create({ channel: 'c', metadata: { note: `pw ${secret}` } });
+        const m = await app.messages.append(s.id, { role: 'user', content: `my mail password is ${secret}` });
+        app.log.warn({ smtpPassword: secret }, 'a line');
+        assert.equal(m.content, 'my mail password is [REDACTED:vault]');
+        assert.deepEqual((await app.sessions.get(s.id)).metadata, { note: 'pw [REDACTED:vault]' });
+        assert.equal(log.lines().find((l) => l.msg === 'a line')?.smtpPassword, '[REDACTED:vault]');
+        assert.ok(!JSON.stringify(log.lines()).includes(secret));
+      } finally {
+        await app.close();
+      }
+      assert.ok(fs.readFileSync(cfg, 'utf8').includes(secret), 'still in the file');
+    };
+    await check(undefined);
+    const pre = await openPlain(dir);
+    await pre.vault.set('channels.email.password', 'another-value-0123456789');
+    await pre.close();
+    await check('pp');
+    for (const f of fs.readdirSync(data).filter((f) => f.startsWith('blufio.db'))) {
+      assert.equal(fs.readFileSync(path.join(data, f)).indexOf(secret), -1, f);
+    }
+  });
+
   it('a symlinked config is cleaned where it lives; a hard-linked or inline one is left, and only missing secrets are imported', async () => {
     const { dir, cfg, data } = setup();
     const link = path.join(dir, 'link.toml');

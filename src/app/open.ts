@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
-import { checkOptions, forgetSecretEnv, loadConfig, LoadOptionsSchema, takeSecret, takeSecretEnv, type BlufioConfig, type SecretFileWarning, type Durability, type Env } from '../config/index.js';
+import { checkOptions, configSecretValues, forgetSecretEnv, loadConfig, LoadOptionsSchema, takeSecret, takeSecretEnv, type BlufioConfig, type SecretFileWarning, type Durability, type Env } from '../config/index.js';
 import { createLogger, withRedaction, type Logger } from '../log/index.js';
 import { Redactor } from '../redact/index.js';
 import {
@@ -142,6 +142,9 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     ...(options.env === undefined ? {} : { env: options.env }),
   });
   const redactor = new Redactor(config.redaction.extraPatterns);
+  // Secrets written in the config file are matched from the first log line on, whether or not
+  // they can be moved into the vault (no passphrase at hand; the vault holds another value).
+  redactor.pinAll(configSecretValues(config).map((s) => [`config:${s.vaultName}`, s.value]));
   const log = options.logger === undefined ? createLogger({ level: config.logging.level, redactor }) : withRedaction(options.logger, redactor);
   const warnFile: SecretFileWarning = (message, file) => log.warn({ file }, message);
   for (const [message, file] of envKeys.warnings) warnFile(message, file);

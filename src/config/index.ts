@@ -1,4 +1,4 @@
-export { loadConfig } from './load.js';
+export { configSecretValues, loadConfig } from './load.js';
 export { emitSecretFileWarning, forgetSecretEnv, takeSecret, takeSecretEnv, type SecretFileWarning } from './env-secrets.js';
 export type { BlufioConfig, LoadConfigOptions, ObjectSettings, QueueSettings, ServerSettings } from './load.js';
 export { defaultConfigPath, defaultDataDir, DATABASE_FILE_NAME } from './paths.js';

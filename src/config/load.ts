@@ -14,7 +14,7 @@ import { checkOptions } from './options.js';
 import { physicalPath } from './path-walk.js';
 import { refuseReplaceableByAnyone } from './writable.js';
 import { ConfigFileSchema, KNOWN_KEYS, LoadOptionsSchema, type Durability, type LogLevel } from './schema.js';
-import { plaintextSecrets } from './secrets.js';
+import { plaintextSecrets, type PlaintextSecret } from './secrets.js';
 import { locateKey } from './toml-locate.js';
 import { claimFloorBytes } from '../storage/queue/sizes.js';
 
@@ -227,7 +227,7 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
     databasePath = path.join(defaultDataDir(env), DATABASE_FILE_NAME);
   }
 
-  return {
+  const config: BlufioConfig = {
     configPath,
     configFileFound: text !== undefined,
     dataDir: path.dirname(databasePath),
@@ -271,4 +271,21 @@ export function loadConfig(options: LoadConfigOptions = {}): BlufioConfig {
     redaction: { extraPatterns: file.redaction.extra_patterns },
     logging: { level: file.logging.level },
   };
+  SECRET_VALUES.set(config, plaintextSecrets(file));
+  return config;
+}
+
+/**
+ * The values of the config's plaintext secrets, beside the config rather than in it, so that
+ * printing or logging a config never shows them.
+ */
+const SECRET_VALUES = new WeakMap<BlufioConfig, PlaintextSecret[]>();
+
+/**
+ * The plaintext secrets the config file held when `config` was loaded, values included: the
+ * app's redactor matches them from the start, moved into the vault or not (without a vault
+ * passphrase they stay in the file, and a value the vault holds otherwise stays there too).
+ */
+export function configSecretValues(config: BlufioConfig): readonly PlaintextSecret[] {
+  return SECRET_VALUES.get(config) ?? [];
 }

@@ -283,8 +283,14 @@ export class Redactor {
 
   /** Matches `value` until unpin(name), whatever happens to the vault's values (lock, unlock, replace). */
   pin(name: string, value: string): void {
-    if (this.#pinned.get(name) === value) return;
-    this.#compile(this.#values, new Map(this.#pinned).set(name, value));
+    this.pinAll([[name, value]]);
+  }
+
+  /** pin() for many at once: one recompilation. */
+  pinAll(entries: Iterable<[string, string]>): void {
+    const pinned = new Map(this.#pinned);
+    for (const [name, value] of entries) pinned.set(name, value);
+    if ([...pinned].some(([k, v]) => this.#pinned.get(k) !== v)) this.#compile(this.#values, pinned);
   }
 
   unpin(name: string): void {
