@@ -65,6 +65,25 @@ describe('blufio serve: what a review of the server found', () => {
     }
   });
 
+  it('max_connections stays below the open-file limit: sockets past ulimit -n cannot shut clients out either (fuzz H1)', async () => {
+    // At the limit the kernel refuses the accept itself, before any idle connection can be
+    // closed to make room: with the default max_connections (1,024) under ulimit -n 1,024,
+    // 1,100 silent sockets reset every new connection.
+    const d = await serve({ openFileLimit: 200 });
+    const idle: Awaited<ReturnType<typeof rawSocket>>[] = [];
+    try {
+      const warned = /"effective":(\d+)/.exec(d.stderr());
+      assert.ok(warned !== null && Number(warned[1]) < 200 - 10, d.stderr());
+      for (let i = 0; i < 260; i++) idle.push(await rawSocket(d, i % 2 === 0 ? 'POST /rpc HTTP/1.1\r\nHost: x\r\n' : undefined));
+      await sleep(300);
+      for (let i = 0; i < 3; i++) assert.equal(await health(d), 'HTTP 200');
+      assert.ok(idle.some((s) => s.isClosed()), 'the oldest idle ones made room');
+    } finally {
+      for (const s of idle) s.sock.destroy();
+      await d.stop();
+    }
+  });
+
   it('an Upgrade other than WebSocket is ignored (h2c answered over HTTP/1.1); a WebSocket handshake gets a JSON refusal (finding 5)', async () => {
     const d = await serve();
     try {

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { AppError, ErrorCode, shownText } from '../errors/index.js';
 import type { ServerSettings } from '../config/index.js';
 import { ConnectionSlots } from './connections.js';
+import { connectionLimit } from './descriptors.js';
 import { browserRefusal, hostAllowed, hostForm, type BearerCheck } from './guards.js';
 import { toRpcError } from './rpc.js';
 
@@ -106,7 +107,8 @@ export class RpcHttpServer {
         ? http.createServer(opts, handler)
         : https.createServer({ ...opts, key: readPem(tls.key, 'tls_key'), cert: readPem(tls.cert, 'tls_cert'), minVersion: 'TLSv1.2' }, handler);
     // Not server.maxConnections: it refuses new connections while idle ones hold every slot.
-    const slots = new ConnectionSlots(o.settings.maxConnections, o.log);
+    // And never past the descriptors this process may open (descriptors.ts).
+    const slots = new ConnectionSlots(connectionLimit(o.settings.maxConnections, o.log), o.log);
     this.slots = slots;
     this.server.on('connection', (socket: Socket) => slots.accept(socket));
     this.server.timeout = LIMITS.idleSocketMs;

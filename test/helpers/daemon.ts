@@ -99,14 +99,17 @@ export async function rpc(url: string, token: string, method: string, params?: u
  * has written daemon.json, or rejects with its stderr when it exits first.
  */
 export async function startServe(
-  opts: { dir?: string; config?: string; env?: NodeJS.ProcessEnv; args?: string[]; execArgv?: string[] } = {},
+  opts: { dir?: string; config?: string; env?: NodeJS.ProcessEnv; args?: string[]; execArgv?: string[]; openFileLimit?: number } = {},
 ): Promise<DaemonProcess> {
   const dir = opts.dir ?? path.join(tmpDir('blufio-serve-'), 'data');
   const cfgDir = tmpDir('blufio-cfg-');
   const configFile = path.join(cfgDir, 'blufio.toml');
   fs.writeFileSync(configFile, opts.config ?? '');
   const env = opts.env ?? cleanEnv();
-  const child = spawn(process.execPath, [...(opts.execArgv ?? []), CLI, '--config', configFile, '--data-dir', dir, 'serve', ...(opts.args ?? [])], {
+  const argv = [...(opts.execArgv ?? []), CLI, '--config', configFile, '--data-dir', dir, 'serve', ...(opts.args ?? [])];
+  // A lower open-file limit (ulimit -n) is set by a shell that then becomes the daemon.
+  const [file, args] = opts.openFileLimit === undefined ? [process.execPath, argv] : ['bash', ['-c', `ulimit -n ${opts.openFileLimit} && exec "$0" "$@"`, process.execPath, ...argv]];
+  const child = spawn(file, args, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
