@@ -298,6 +298,10 @@ describe('the vault', () => {
     await a.vault.set('k', 'value-0123456789abcdefgh');
     const before = raw(dir).prepare('SELECT sealed FROM vault_entries').pluck().all();
     await a.vault.changePassphrase('new-pass');
+    // Locked, then used: the app opens it again with the new passphrase (it retried the one
+    // given at open and failed KC_VAULT_KEY_INVALID).
+    a.vault.lock();
+    assert.equal((await a.vault.get('k')).expose(), 'value-0123456789abcdefgh');
     await a.close();
     assert.deepEqual(raw(dir).prepare('SELECT sealed FROM vault_entries').pluck().all(), before);
     const old = await app(dir, 'old-pass');

@@ -184,6 +184,11 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     return standing() ?? (await ask?.(purpose));
   };
   const vault = new Vault(slot.facade((s) => s.vaultRows, true), provider, log, redactor);
+  // After changePassphrase() the standing passphrase is the new one: a lock() and the next use
+  // retried the old one and failed KC_VAULT_KEY_INVALID.
+  vault.onPassphraseChange((p) => {
+    if (standing() !== undefined) fromEnv.given = p;
+  });
   if (typed !== undefined && standing() === undefined) {
     try {
       await vault.tryUnlock(typed);

@@ -543,10 +543,21 @@ export class Vault {
         });
       }
       await this.rows.rewrap(await this.wrap(ready.id, key, newPassphraseBytes(p)), m.wrapped_key);
+      for (const l of this.changeListeners) l(p);
     } finally {
       key.fill(0);
     }
     this.log.info('vault passphrase changed');
+  }
+
+  private readonly changeListeners = new Set<(newPassphrase: string) => void>();
+
+  /**
+   * Called after this vault's passphrase was changed, with the new one: whoever unlocks it again
+   * without asking (the app's standing passphrase) must not go on trying the old one.
+   */
+  onPassphraseChange(listener: (newPassphrase: string) => void): void {
+    this.changeListeners.add(listener);
   }
 
   private readonly lockListeners = new Set<() => void>();
