@@ -654,6 +654,26 @@ test('a URL with a user name or password is refused before anything is sent, and
   assert.equal(srv.connections, 0);
 });
 
+test('a header undici refuses (a key with a line break in it, a bad name, a non-Latin-1 value) is refused without being quoted', async () => {
+  // undici's own error quoted the whole value: an API key read from a file with a stray CR/LF.
+  const srv = await startServer('127.0.0.2');
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+  const inits: RequestInit[] = [
+    { headers: { 'x-api-key': 'sk-live-SECRET123\r\nsecond-line' } },
+    { headers: { authorization: 'Bearer SECRET123\nX-Injected: 1' } },
+    { headers: [['x-SECRET123 ', 'v']] },
+    { headers: { 'x-api-key': 'SECRET123\u0100' } },
+  ];
+  for (const init of inits) {
+    const err = await g.f(`http://127.0.0.2:${srv.port}/`, init).then(() => assert.fail('sent'), (e: unknown) => e as TypeError & { cause?: unknown });
+    assert.ok(err instanceof TypeError, String(err));
+    assert.ok(err.cause instanceof AppError && err.cause.code === 'KC_INVALID_INPUT', String(err.cause));
+    const told = [String(err), err.stack, String(err.cause), err.cause.stack, JSON.stringify(err.cause)].join('\n');
+    assert.doesNotMatch(told, /SECRET123/);
+  }
+  assert.equal(srv.connections, 0);
+});
+
 test('a redirect to another origin carries no credential header of any name, and never the request body', async () => {
   type Seen = { method: string; url: string; headers: http.IncomingHttpHeaders; body: string };
   const seen: { api: Seen[]; other: Seen[] } = { api: [], other: [] };

@@ -171,6 +171,19 @@ function refuseCredentialsInUrl(request: unknown): void {
 }
 
 /**
+ * undici's error for a header it refuses quotes the header, and the value is often a credential
+ * (an API key read from a file with a stray line break in it): replaced by one that names no
+ * header. What undici says otherwise (a bad method, a body) quotes nothing of the kind.
+ */
+function quotesNoHeader(err: unknown): unknown {
+  if (!(err instanceof TypeError) || err.cause !== undefined) return err;
+  if (!/^Headers[. ]|header (value|name)|ByteString/.test(err.message)) return err;
+  return fetchFailed(
+    invalidInput('fetch: a request header name or value is invalid (it is not shown here: it may hold a credential)', 'check the headers: a value read from a file or the environment may end in a line break, and header values are Latin-1 text without control characters'),
+  );
+}
+
+/**
  * A drop-in for the global `fetch` (LLM SDKs take one as their `fetch` option) that refuses
  * non-public addresses and plain http off the machine, on the first request and on every
  * redirect, and keeps credential headers and the body from other origins on a redirect. A
@@ -235,7 +248,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       },
       (err: unknown) => {
         guard.done();
-        throw err;
+        throw quotesNoHeader(err);
       },
     );
   };
