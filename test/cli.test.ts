@@ -61,6 +61,12 @@ describe('blufio CLI', () => {
     );
     assert.match(r.stderr, /^hint: known keys in \[storage\]/m);
     assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/);
+    // A key pasted where an address goes is quoted by the refusal: known formats are redacted.
+    const key = 'sk-proj-0123456789abcdefABCDEFdeadbeefdeadbeef';
+    fs.writeFileSync(cfg, `[security]\nallowed_private_ips = ["${key}"]\n`);
+    const pasted = await runCli(['--config', cfg, 'db', 'check']);
+    assert.match(pasted.stderr, /^error\[KC_CONFIG_INVALID\]: .*line 2: .*\[REDACTED:openai-key\]/);
+    assert.ok(!pasted.stderr.includes(key));
   });
 
   it('usage errors exit 2 with KC_CLI_USAGE; --help exits 0 for every command', async () => {

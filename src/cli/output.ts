@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from '../errors/index.js';
 import { printable } from '../log/index.js';
+import { Redactor } from '../redact/index.js';
 
 export { printable };
 
@@ -55,13 +56,16 @@ export function table(header: string[], rows: string[][]): string[] {
 
 /** Prints an error as `error[CODE]: message` (and its hint) and returns the exit code. */
 export function reportError(err: unknown): number {
+  // An error can quote what it refused (a config value under the wrong key: a pasted API key),
+  // and stderr is a service's journal: known secret formats are redacted from it.
+  const shown = (text: string): string => printable(new Redactor().redact(text));
   if (err instanceof AppError) {
-    process.stderr.write(`error[${err.code}]: ${printable(err.message)}\n`);
-    if (err.hint !== undefined) process.stderr.write(`hint: ${printable(err.hint)}\n`);
+    process.stderr.write(`error[${err.code}]: ${shown(err.message)}\n`);
+    if (err.hint !== undefined) process.stderr.write(`hint: ${shown(err.hint)}\n`);
     return err.code === ErrorCode.INTERNAL ? 70 : err.code === ErrorCode.CLI_USAGE ? 2 : 1;
   }
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`error[${ErrorCode.INTERNAL}]: ${printable(message)}\n`);
+  process.stderr.write(`error[${ErrorCode.INTERNAL}]: ${shown(message)}\n`);
   process.stderr.write('hint: this is a bug in blufio; run again with BLUFIO_DEBUG=1 for the stack trace and report it\n');
   if (process.env.BLUFIO_DEBUG === '1' && err instanceof Error && err.stack !== undefined) {
     process.stderr.write(`${err.stack}\n`);
