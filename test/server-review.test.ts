@@ -84,6 +84,41 @@ describe('blufio serve: what a review of the server found', () => {
     }
   });
 
+  it('answers held for clients that never read them are bounded: past four max_response_bytes, bulk reads are refused until they are read (fuzz H2)', async () => {
+    // Each answer was kept whole until its client read it: eight clients asking for 56 MiB
+    // pages and never reading held over a GB of the daemon's memory, with no bound but
+    // max_connections times max_response_bytes.
+    const d = await serve({ config: '[server]\nmax_response_bytes = 16777216\n' });
+    const readers: net.Socket[] = [];
+    try {
+      const s = (await d.call('session_create', {})).result as { id: string };
+      for (let i = 0; i < 2; i++) await d.call('message_append', { sessionId: s.id, role: 'user', content: 'x'.repeat(7 * 1024 * 1024) });
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'message_list', params: { sessionId: s.id } });
+      const head = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+      for (let i = 0; i < 8; i++) {
+        const r = await rawSocket(d, head + body);
+        r.sock.pause(); // never reads
+        readers.push(r.sock);
+        await sleep(150);
+      }
+      const refused = await d.call('message_list', { sessionId: s.id });
+      assert.equal(refused.error?.data?.code, 'KC_RESULT_TOO_LARGE', JSON.stringify(refused).slice(0, 300));
+      assert.match(String(refused.error?.message), /have not read them yet/);
+      // Writes are still answered.
+      assert.ok((await d.call('message_append', { sessionId: s.id, role: 'user', content: 'still written' })).result);
+      for (const r of readers) r.destroy();
+      let again = await d.call('message_list', { sessionId: s.id, limit: 2 });
+      for (let i = 0; i < 50 && again.error !== undefined; i++) {
+        await sleep(100);
+        again = await d.call('message_list', { sessionId: s.id, limit: 2 });
+      }
+      assert.equal((again.result as unknown[] | undefined)?.length, 2, JSON.stringify(again.error));
+    } finally {
+      for (const r of readers) r.destroy();
+      await d.stop();
+    }
+  });
+
   it('an Upgrade other than WebSocket is ignored (h2c answered over HTTP/1.1); a WebSocket handshake gets a JSON refusal (finding 5)', async () => {
     const d = await serve();
     try {

@@ -12,6 +12,7 @@ import { checkDirSafe } from './dir-safety.js';
 import { BearerCheck, isLoopback } from './guards.js';
 import { RpcHttpServer } from './http.js';
 import { handleRpcBody, type RpcContext } from './rpc.js';
+import { HELD_ANSWERS, HeldAnswers } from './budget.js';
 import { DAEMON_LOCK_FILE, recordedPid, removeStateFiles, TOKEN_FILE, writeStateFiles, type DaemonInfo } from './state-files.js';
 import { UnlockThrottle } from './throttle.js';
 
@@ -95,6 +96,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     // No log line or stored row may ever carry the token.
     app.redactor.pin('rpc-token', token);
     const bearer = new BearerCheck(token);
+    const held = new HeldAnswers(HELD_ANSWERS * config.server.maxResponseBytes);
     const ctx: RpcContext = {
       app,
       throttle: new UnlockThrottle(),
@@ -102,6 +104,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       version: opts.version ?? '0.0.0',
       log: app.log,
       maxResponseBytes: config.server.maxResponseBytes,
+      held,
     };
     const server = new RpcHttpServer({
       settings: config.server,
@@ -110,6 +113,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       log: app.log,
       redact: (t) => ctx.app.redactor.redact(t),
       handle: (body) => handleRpcBody(ctx, body),
+      held,
     });
     http = server;
     const bound = await server.listen();

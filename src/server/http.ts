@@ -7,6 +7,7 @@ import { AppError, ErrorCode, shownText } from '../errors/index.js';
 import type { ServerSettings } from '../config/index.js';
 import { ConnectionSlots } from './connections.js';
 import { connectionLimit } from './descriptors.js';
+import type { HeldAnswers } from './budget.js';
 import { browserRefusal, hostAllowed, hostForm, type BearerCheck } from './guards.js';
 import { toRpcError } from './rpc.js';
 
@@ -32,6 +33,8 @@ export interface RpcHttpOptions {
    * (the RPC layer keeps it there, error by error); undefined = no content (notifications only).
    */
   handle: (body: string) => Promise<string | undefined>;
+  /** Where the answers being sent are counted until their connection has taken them (HeldAnswers). */
+  held?: HeldAnswers;
 }
 
 const JSON_HEADERS = {
@@ -183,7 +186,9 @@ export class RpcHttpServer {
       return;
     }
     const text = typeof body === 'string' ? body : JSON.stringify(body);
-    res.writeHead(status, { ...JSON_HEADERS, ...headers, 'content-length': Buffer.byteLength(text) }).end(text);
+    const bytes = Buffer.byteLength(text);
+    this.o.held?.holdUntilClosed(bytes, res);
+    res.writeHead(status, { ...JSON_HEADERS, ...headers, 'content-length': bytes }).end(text);
   }
 
   /** A refusal before the body is read: the connection is closed after it, the body never read. */

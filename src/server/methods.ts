@@ -2,7 +2,7 @@ import { AppError, ErrorCode, isAppError, shown } from '../errors/index.js';
 import type { BlufioApp } from '../app/index.js';
 import { ENVELOPE_BYTES } from '../storage/queue/sizes.js';
 import type { Job } from '../storage/queue/types.js';
-import type { ResponseBudget } from './budget.js';
+import { HELD_FULL, type ResponseBudget } from './budget.js';
 import type { UnlockThrottle } from './throttle.js';
 
 type Params = Record<string, unknown>;
@@ -90,9 +90,27 @@ function tooLargeToClaim(queue: unknown, maxBytes: number): AppError {
   });
 }
 
+/**
+ * A bulk read within room(): when what the daemon holds for other clients, not this request,
+ * made the room too small, its refusal says so.
+ */
+async function withinRoom<T>(ctx: MethodContext, read: (maxBytes: number) => Promise<T>): Promise<T> {
+  const maxBytes = room(ctx);
+  const elsewhere = ctx.budget.heldElsewhere;
+  try {
+    return await read(maxBytes);
+  } catch (err) {
+    if (!elsewhere || !isAppError(err, ErrorCode.RESULT_TOO_LARGE)) throw err;
+    throw new AppError(ErrorCode.RESULT_TOO_LARGE, `${err.message}, and only ${maxBytes} were left: ${HELD_FULL.why}; nothing was read`, { hint: HELD_FULL.hint });
+  }
+}
+
 /** The bytes a bulk read may return: what is left of the request's budget, less the envelope. */
 function room(ctx: MethodContext): number {
   const left = ctx.budget.left - ENVELOPE_BYTES;
+  if (left < 1 && ctx.budget.heldElsewhere) {
+    throw new AppError(ErrorCode.RESULT_TOO_LARGE, `no room is left for this answer: ${HELD_FULL.why}; nothing was read`, { hint: HELD_FULL.hint });
+  }
   if (left < 1) {
     throw new AppError(ErrorCode.RESULT_TOO_LARGE, `nothing is left of [server] max_response_bytes (${ctx.maxResponseBytes}) for this answer: the calls before it in the batch took it; nothing was read`, {
       hint: 'ask for less at a time (a smaller limit, a smaller batch)',
@@ -185,7 +203,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
     params: { limit: false, state: false, before: false },
     bulk: true,
     readOnly: true,
-    run: (ctx, p) => ctx.app.sessions.list({ ...pick(p, ['limit', 'state', 'before']), maxBytes: room(ctx) }),
+    run: (ctx, p) => withinRoom(ctx, (maxBytes) => ctx.app.sessions.list({ ...pick(p, ['limit', 'state', 'before']), maxBytes })),
   },
   session_set_state: {
     params: { id: true, state: true },
@@ -199,7 +217,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
     params: { sessionId: true, limit: false, before: false },
     bulk: true,
     readOnly: true,
-    run: (ctx, p) => ctx.app.messages.list(p.sessionId as string, { ...pick(p, ['limit', 'before']), maxBytes: room(ctx) }),
+    run: (ctx, p) => withinRoom(ctx, (maxBytes) => ctx.app.messages.list(p.sessionId as string, { ...pick(p, ['limit', 'before']), maxBytes })),
   },
   queue_enqueue: {
     params: { queue: true, payload: true, delayMs: false, priority: false, maxAttempts: false, idempotencyKey: false },
@@ -208,7 +226,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
   queue_claim: {
     params: { queue: true, leaseMs: false, limit: false },
     bulk: true,
-    run: (ctx, p) => claimWithin(ctx.app, p, room(ctx)),
+    run: (ctx, p) => withinRoom(ctx, (maxBytes) => claimWithin(ctx.app, p, maxBytes)),
     undo: (ctx, jobs) => ctx.app.queue.handBack(jobs as Job[]),
   },
   queue_ack: {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError, ErrorCode, isAppError, shown } from '../errors/index.js';
-import { ResponseBudget } from './budget.js';
+import { HELD_FULL, ResponseBudget, type HeldAnswers } from './budget.js';
 import { callMethod, isBulk, isReadOnly, undoOf, type MethodContext } from './methods.js';
 
 /** JSON-RPC 2.0's own error codes, and -32000 for everything the application refuses. */
@@ -74,6 +74,8 @@ function invalidRequest(why: string): AppError {
 /** The daemon's context; each request adds its own ResponseBudget. */
 export interface RpcContext extends Omit<MethodContext, 'budget'> {
   log: Logger;
+  /** The daemon's answers being made or waiting to be read: every request's budget draws on it too. */
+  held?: HeldAnswers;
 }
 
 /**
@@ -108,10 +110,18 @@ const OUTCOME_TEXT: Record<Outcome, string> = {
   kept: '; the jobs it leased could not be handed back, and return to the queue when their lease ends',
 };
 
-function tooLarge(bytes: number, left: number, max: number, outcome: Outcome): AppError {
+function tooLarge(bytes: number, left: number, max: number, outcome: Outcome, heldElsewhere = false): AppError {
+  const size = Number.isFinite(bytes) ? `${bytes} bytes` : 'too long for a string';
+  if (heldElsewhere) {
+    return new AppError(
+      ErrorCode.RESULT_TOO_LARGE,
+      `the answer to this call (${size}) is larger than the room left (${Math.max(0, left)} bytes): ${HELD_FULL.why}${OUTCOME_TEXT[outcome]}`,
+      { hint: HELD_FULL.hint },
+    );
+  }
   return new AppError(
     ErrorCode.RESULT_TOO_LARGE,
-    `the answer to this call (${Number.isFinite(bytes) ? `${bytes} bytes` : 'too long for a string'}) is larger than what is left (${Math.max(0, left)} bytes) of [server] max_response_bytes (${max}) for this request${OUTCOME_TEXT[outcome]}`,
+    `the answer to this call (${size}) is larger than what is left (${Math.max(0, left)} bytes) of [server] max_response_bytes (${max}) for this request${OUTCOME_TEXT[outcome]}`,
     { hint: 'ask for less at a time (a smaller limit, a smaller batch)' },
   );
 }
@@ -167,7 +177,7 @@ async function one(ctx: MethodContext & RpcContext, req: unknown): Promise<Answe
         // Past what a string can hold: refused like any answer too large.
         if (err instanceof RangeError) {
           const left = budget.left;
-          throw tooLarge(Infinity, left, budget.maxBytes, await undone(ctx, undo, readOnly));
+          throw tooLarge(Infinity, left, budget.maxBytes, await undone(ctx, undo, readOnly), budget.heldElsewhere);
         }
         throw err;
       }
@@ -175,7 +185,8 @@ async function one(ctx: MethodContext & RpcContext, req: unknown): Promise<Answe
       // the calls beside it may have used the budget since: then its jobs go back.
       if (bulk && !budget.take(a.bytes + 1)) {
         const left = budget.left;
-        throw tooLarge(a.bytes, left, budget.maxBytes, await undone(ctx, undo, readOnly));
+        const elsewhere = budget.heldElsewhere;
+        throw tooLarge(a.bytes, left, budget.maxBytes, await undone(ctx, undo, readOnly), elsewhere);
       }
       if (!bulk) budget.charge(a.bytes + 1);
       if (undo !== undefined) a.undo = undo;
@@ -257,15 +268,20 @@ export async function handleRpcBody(base: RpcContext, body: string): Promise<str
       error: { code: RpcCode.PARSE_ERROR, message: 'the request body is not valid JSON', data: { code: ErrorCode.RPC_INVALID_REQUEST } },
     });
   }
-  const ctx = { ...base, budget: new ResponseBudget(base.maxResponseBytes) };
-  if (!Array.isArray(parsed)) {
-    const a = await one(ctx, parsed);
-    return a === undefined ? undefined : await assemble(ctx, [a], false);
+  const ctx = { ...base, budget: new ResponseBudget(base.maxResponseBytes, base.held) };
+  try {
+    if (!Array.isArray(parsed)) {
+      const a = await one(ctx, parsed);
+      return a === undefined ? undefined : await assemble(ctx, [a], false);
+    }
+    if (parsed.length === 0 || parsed.length > MAX_BATCH) {
+      const error = toRpcError(invalidRequest(`a batch holds 1 to ${MAX_BATCH} requests, this one ${parsed.length}`), (t) => t, ctx.log);
+      return JSON.stringify({ jsonrpc: '2.0', id: null, error });
+    }
+    const answers = (await Promise.all(parsed.map((r) => one(ctx, r)))).filter((a): a is Answer => a !== undefined);
+    return answers.length === 0 ? undefined : await assemble(ctx, answers, true);
+  } finally {
+    // The HTTP server holds the answer from here until it is sent (HeldAnswers).
+    ctx.budget.release();
   }
-  if (parsed.length === 0 || parsed.length > MAX_BATCH) {
-    const error = toRpcError(invalidRequest(`a batch holds 1 to ${MAX_BATCH} requests, this one ${parsed.length}`), (t) => t, ctx.log);
-    return JSON.stringify({ jsonrpc: '2.0', id: null, error });
-  }
-  const answers = (await Promise.all(parsed.map((r) => one(ctx, r)))).filter((a): a is Answer => a !== undefined);
-  return answers.length === 0 ? undefined : await assemble(ctx, answers, true);
 }
