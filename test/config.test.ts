@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig, locateKey } from '../src/config/index.js';
 import { readSecretFile } from '../src/config/env-secrets.js';
+import { readOnce } from '../src/config/read-once.js';
 import { tmpDir } from './helpers/index.js';
 
 function write(text: string | Buffer): string {
@@ -68,6 +69,24 @@ describe('config paths', () => {
   it('accepts a UTF-8 byte order mark and comments', () => {
     const file = write('\uFEFF# my config\n[storage] # tables\ndurability = "normal" # fast\n');
     assert.equal(loadConfig({ configPath: file, env: { HOME: '/h' } }).storage.durability, 'normal');
+  });
+});
+
+describe('config and passphrase files are read as they were checked', () => {
+  it('readOnce reads the file it judged, not one swapped in at the path after the check', () => {
+    // The config (and a passphrase file) was judged by stat of the path, then read by the path
+    // again: a file renamed over it in between was read unjudged.
+    const dir = tmpDir();
+    const file = path.join(dir, 'blufio.toml');
+    const other = path.join(dir, 'other.toml');
+    fs.writeFileSync(file, '[logging]\nlevel = "info"\n', { mode: 0o600 });
+    fs.writeFileSync(other, '[security]\nallowed_private_ips = ["0.0.0.0/0"]\n', { mode: 0o666 });
+    const { data, st } = readOnce(file, 1024, () => fs.renameSync(other, file));
+    assert.equal(data.toString(), '[logging]\nlevel = "info"\n');
+    assert.equal(st.mode & 0o777, 0o600);
+    // At most maxBytes + 1 bytes, whatever size the file claims.
+    fs.writeFileSync(file, 'x'.repeat(5000));
+    assert.equal(readOnce(file, 100, () => undefined).data.length, 101);
   });
 });
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { AppError, ErrorCode } from '../errors/index.js';
 import type { Env } from './paths.js';
+import { readOnce } from './read-once.js';
 import { refuseReplaceableByAnyone } from './writable.js';
 
 /**
@@ -80,34 +81,25 @@ export function readSecretFile(file: string, variable: string): { value: string;
     new AppError(ErrorCode.INVALID_INPUT, `${variable} names ${file}, which ${why}`, {
       hint: hint ?? `point ${variable} at a file that holds the passphrase alone (one line of UTF-8 text), readable by this user only`,
     });
-  let fd: number;
+  let read: { data: Buffer; st: fs.Stats };
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    throw bad(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  }
-  const raw = Buffer.alloc(MAX_SECRET_FILE_BYTES + 1);
-  let st: fs.Stats;
-  let n = 0;
-  try {
-    st = fs.fstatSync(fd);
-    if (!st.isFile()) throw bad('is not a regular file');
-    refuseReplaceableByAnyone(file, st, (what, hint) => {
-      throw bad(`is refused: ${what}, and it holds a passphrase`, hint);
+    read = readOnce(file, MAX_SECRET_FILE_BYTES, (st) => {
+      if (!st.isFile()) throw bad('is not a regular file');
+      refuseReplaceableByAnyone(file, st, (what, hint) => {
+        throw bad(`is refused: ${what}, and it holds a passphrase`, hint);
+      });
     });
-    for (let got = -1; got !== 0 && n < raw.length; n += got) got = fs.readSync(fd, raw, n, raw.length - n, n);
   } catch (err) {
-    raw.fill(0);
     if (err instanceof AppError) throw err;
     throw bad(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  } finally {
-    fs.closeSync(fd);
   }
+  const { data: raw, st } = read;
+  const n = raw.length;
   let text: string;
   try {
     if (n > MAX_SECRET_FILE_BYTES) throw bad(`is larger than ${MAX_SECRET_FILE_BYTES} bytes`);
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(raw.subarray(0, n));
+      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
     } catch {
       throw bad('is not UTF-8 text');
     }

@@ -12,6 +12,7 @@ import {
 } from './paths.js';
 import { checkOptions } from './options.js';
 import { physicalPath } from './path-walk.js';
+import { readOnce } from './read-once.js';
 import { refuseReplaceableByAnyone } from './writable.js';
 import { ConfigFileSchema, KNOWN_KEYS, LoadOptionsSchema, type Durability, type LogLevel } from './schema.js';
 import { plaintextSecrets, type PlaintextSecret } from './secrets.js';
@@ -111,13 +112,16 @@ function refuseWritableByAnyone(file: string, st: fs.Stats): void {
 function readConfigText(file: string, explicit: boolean): string | undefined {
   let buf: Buffer;
   try {
-    const st = fs.statSync(file);
-    if (!st.isFile()) throw invalid(file, undefined, 'it is not a regular file');
-    if (st.size > MAX_CONFIG_BYTES) {
-      throw invalid(file, undefined, `the file is ${st.size} bytes; a config file is at most 1 MiB`);
-    }
-    refuseWritableByAnyone(file, st);
-    buf = fs.readFileSync(file);
+    // What is checked is what is read: the file opened once (readOnce), not stat then read by
+    // the path, which another user's swap in between would have passed.
+    buf = readOnce(file, MAX_CONFIG_BYTES, (st) => {
+      if (!st.isFile()) throw invalid(file, undefined, 'it is not a regular file');
+      if (st.size > MAX_CONFIG_BYTES) {
+        throw invalid(file, undefined, `the file is ${st.size} bytes; a config file is at most 1 MiB`);
+      }
+      refuseWritableByAnyone(file, st);
+    }).data;
+    if (buf.length > MAX_CONFIG_BYTES) throw invalid(file, undefined, 'the file is larger than 1 MiB; a config file is at most 1 MiB');
   } catch (err) {
     if (err instanceof AppError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
