@@ -502,12 +502,18 @@ describe('lock and unlock', () => {
     await assert.rejects(app.unlock({ passphrase: PASS }), (err: { code?: string }) => err.code === 'KC_DB_CLOSED');
   });
 
-  it('calls racing a lock fail KC_DB_LOCKED (or KC_VAULT_LOCKED), never KC_DB_CLOSED (review srv, finding 6)', async () => {
+  /** An app on a new encrypted database (key from DBKEY) with a vault of its own passphrase and one secret. */
+  async function encryptedWithVault(): Promise<BlufioApp> {
     const dir = path.join(tmpDir(), 'data');
     fs.mkdirSync(dir);
     await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
     const app = await open(dir, { DBKEY: PASS, BLUFIO_VAULT_KEY: 'the vault passphrase' });
     await app.vault.set('api_key', 'sk-test-value-1234567890');
+    return app;
+  }
+
+  it('calls racing a lock fail KC_DB_LOCKED (or KC_VAULT_LOCKED), never KC_DB_CLOSED (review srv, finding 6)', async () => {
+    const app = await encryptedWithVault();
     const s = await app.sessions.create({ channel: 'c' });
     for (let round = 0; round < 5; round++) {
       const calls: Promise<unknown>[] = [];
@@ -534,11 +540,7 @@ describe('lock and unlock', () => {
   });
 
   it('unlock without databasePassphrase on a database with its own says to send it (review srv, finding 3)', async () => {
-    const dir = path.join(tmpDir(), 'data');
-    fs.mkdirSync(dir);
-    await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
-    const app = await open(dir, { DBKEY: PASS, BLUFIO_VAULT_KEY: 'the vault passphrase' });
-    await app.vault.set('api_key', 'sk-test-value-1234567890');
+    const app = await encryptedWithVault();
     await app.lock();
     await assert.rejects(app.unlock({ passphrase: 'the vault passphrase' }), (err: { code?: string; message: string; hint?: string }) => {
       assert.equal(err.code, 'KC_DB_KEY_INVALID');
