@@ -364,6 +364,23 @@ describe('db-encrypt migrate', () => {
     });
   }
 
+  it('a failure recording the migration after the swap says the encrypted database is live, and the next command records it', async () => {
+    const { dir, sessionId } = await plaintextVault(20);
+    const before = await messagesIn(dir, sessionId);
+    await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
+    const r = await run(fixture('migrate-fault'), [dir, 'swapped', 'manifest-dir'], { env: cleanEnv({ DBKEY: PASS }) });
+    assert.match(r.stdout, /^ERR KC_DB_ENCRYPTION_MIGRATION_FAILED the encrypted database is in place, but recording the migration failed/, r.stdout + r.stderr);
+    assertNoPlaintext(dir);
+    fs.rmdirSync(path.join(dir, 'vault.json'));
+    fs.renameSync(path.join(dir, 'vault.json.saved'), path.join(dir, 'vault.json'));
+    const s = await dbEncryptStatus(dir);
+    assert.equal(s.consistent, true);
+    assert.equal(s.db_encryption.state, 'encrypted');
+    assert.equal(s.db_encryption.last_migration?.at_ms, 1700000000000);
+    assert.deepEqual(files(dir), ['blufio.db', 'vault.json']);
+    assert.deepEqual(await messagesIn(dir, sessionId), before);
+  });
+
   it('two migrations at once, and two first opens of a database encrypted from birth, do not trip over each other', async () => {
     const { dir, sessionId } = await plaintextVault(30);
     const before = await messagesIn(dir, sessionId);
