@@ -236,6 +236,30 @@ describe('permissions', () => {
   });
 });
 
+describe('a data directory that cannot be made', () => {
+  it('a path through a file, a symbolic link loop or a name too long is KC_DB_IO naming the path, with a hint (not KC_INTERNAL)', async () => {
+    const base = tmpDir();
+    const file = path.join(base, 'file');
+    fs.writeFileSync(file, 'x');
+    const loop = path.join(base, 'loop');
+    fs.symlinkSync(loop, loop);
+    const cases = { ENOTDIR: path.join(file, 'sub'), ELOOP: loop, ENAMETOOLONG: path.join(base, 'a'.repeat(300)) };
+    for (const [errno, dir] of Object.entries(cases)) {
+      await assert.rejects(open(dir), (e: { code?: string; message?: string; hint?: string }) => {
+        assert.equal(e.code, 'KC_DB_IO', `${errno}: ${e.message}`);
+        assert.ok(e.message!.includes(dir) && e.message!.includes(errno), e.message);
+        assert.match(e.hint ?? '', /data-dir/);
+        return true;
+      });
+      const r = await runCli(['sessions', 'list', '--data-dir', dir]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error\[KC_DB_IO\]: /);
+      assert.match(r.stderr, /hint: /);
+    }
+    assert.equal(fs.readFileSync(file, 'utf8'), 'x');
+  });
+});
+
 describe('what a refusal says', () => {
   it('names the real limit: a long channel is not a message, deep metadata is past the depth limit, a bogus lease token is not a stale one', async () => {
     const app = await open(tmpDir());

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode, shown } from '../errors/index.js';
 import { writePrivateFile } from '../storage/files.js';
+import { fileSystemError } from '../storage/sqlite-errors.js';
 import { MANIFEST_FILE } from '../storage/reserved.js';
 import { UlidGenerator } from '../storage/ids.js';
 import { canonicalJson } from './canonical.js';
@@ -76,15 +77,7 @@ export function newManifest(databaseFile: string, nowMs: number): Manifest {
 
 /** A file-system failure of the vault directory as the AppError a person can act on. */
 export function ioError(what: string, err: unknown): AppError {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new AppError(ErrorCode.DB_READONLY, `${what}: ${code}`, {
-      hint: 'check the permissions of the data directory, or point BLUFIO_DATA_DIR elsewhere',
-      cause: err,
-    });
-  }
-  if (code === 'ENOSPC') return new AppError(ErrorCode.DB_FULL, `${what}: no space left on the device`, { cause: err });
-  return new AppError(ErrorCode.DB_IO, `${what}: ${(err as Error).message}`, { cause: err });
+  return fileSystemError(what, err) ?? new AppError(ErrorCode.DB_IO, `${what}: ${(err as Error).message}`, { cause: err });
 }
 
 function invalid(file: string, why: string): AppError {

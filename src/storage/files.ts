@@ -127,6 +127,9 @@ export function ensurePrivateDir(dir: string): { exposed: boolean } {
         fs.mkdirSync(d, { mode: DIR_MODE });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // There, though existsSync said not: a symbolic link in a loop (ELOOP) or to nothing
+        // (ENOENT), which the stat names; or another process's mkdir just now.
+        fs.statSync(d);
       }
       chmodDirNoFollow(d, DIR_MODE);
     }

@@ -15,6 +15,55 @@ export function isSqliteError(err: unknown, prefix?: string): boolean {
   return code !== undefined && (prefix === undefined || code.startsWith(prefix));
 }
 
+/** What an errno about a path means, in words; codes missing here are told by their own message. */
+const FS_MEANING: Record<string, string> = {
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  ELOOP: 'too many symbolic links on the way (a link that leads to itself?)',
+  ENAMETOOLONG: 'the path, or a name in it, is too long',
+  ENOENT: 'a directory on the way, or what a symbolic link points at, is missing',
+  EEXIST: 'something that is not what was expected is already there',
+  EISDIR: 'it is a directory',
+  EINVAL: 'the file system does not accept the name or the operation',
+  EIO: 'the disk reported an I/O error',
+  EMFILE: 'this process has too many files open',
+  ENFILE: 'the system has too many files open',
+};
+
+/**
+ * A file-system error (a Node error with an errno code) about `what` ("cannot create the
+ * directory /x"), as the AppError a person can act on: permissions and read-only mounts are
+ * KC_DB_READONLY, a full disk or quota KC_DB_FULL, everything else (a path through a file, a
+ * symbolic link loop, a name too long, a disk error) KC_DB_IO. An AppError is returned as it
+ * is; anything else that is not an errno error gives undefined, for the caller to decide.
+ */
+export function fileSystemError(what: string, err: unknown, hints: { io?: string; readonly?: string; full?: string; details?: Record<string, unknown> } = {}): AppError | undefined {
+  const extra = hints.details === undefined ? {} : { details: hints.details };
+  if (err instanceof AppError) return err;
+  const errno = (err as NodeJS.ErrnoException | null)?.code;
+  if (typeof errno !== 'string' || !/^E[A-Z0-9]+$/.test(errno)) return undefined;
+  if (errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS') {
+    return new AppError(ErrorCode.DB_READONLY, `${what}: ${errno}`, {
+      hint: hints.readonly ?? 'check the permissions of the data directory, or point BLUFIO_DATA_DIR elsewhere',
+      ...extra,
+      cause: err,
+    });
+  }
+  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+    return new AppError(ErrorCode.DB_FULL, `${what}: no space left on the device${errno === 'EDQUOT' ? ' (disk quota)' : ''}`, {
+      hint: hints.full ?? 'free some space; nothing was changed',
+      ...extra,
+      cause: err,
+    });
+  }
+  const meaning = FS_MEANING[errno];
+  const raw = err instanceof Error ? err.message : errno;
+  return new AppError(ErrorCode.DB_IO, `${what}: ${meaning === undefined ? raw : `${meaning} (${raw})`}`, {
+    hint: hints.io ?? (errno === 'EIO' ? 'check the disk (dmesg)' : 'point --data-dir (BLUFIO_DATA_DIR) or storage.database_path at a directory that exists or can be created'),
+    ...extra,
+    cause: err,
+  });
+}
+
 /**
  * Turns whatever a SQLite call threw into an AppError with a code a script can branch on and a
  * message a person can act on. The raw SQLite code stays in `details` for diagnosis.
@@ -25,20 +74,7 @@ export function toAppError(err: unknown, ctx: { file?: string } = {}): AppError 
   const raw = err instanceof Error ? err.message : String(err);
   const where = ctx.file === undefined ? 'the database' : ctx.file;
   const details = { ...(code === undefined ? {} : { sqlite: code }), ...(ctx.file === undefined ? {} : { file: ctx.file }) };
-  if (code === undefined) {
-    const errno = (err as NodeJS.ErrnoException | null)?.code;
-    if (errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS') {
-      return new AppError(ErrorCode.DB_READONLY, `cannot write ${where}: ${errno}`, {
-        hint: 'check the permissions of the data directory, or point BLUFIO_DATA_DIR elsewhere',
-        details,
-        cause: err,
-      });
-    }
-    if (errno === 'ENOSPC') {
-      return new AppError(ErrorCode.DB_FULL, `no space left on the device holding ${where}`, { details, cause: err });
-    }
-    return new AppError(ErrorCode.INTERNAL, raw, { details, cause: err });
-  }
+  if (code === undefined) return fileSystemError(`cannot use ${where}`, err, { details }) ?? new AppError(ErrorCode.INTERNAL, raw, { details, cause: err });
   if (code === 'SQLITE_NOTADB') {
     return new AppError(ErrorCode.DB_CORRUPT, `${where} is not a SQLite database (or it is encrypted)`, {
       hint: 'nothing was changed; restore the file from a backup (blufio db backup) or move it away to start fresh',

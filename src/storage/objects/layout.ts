@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../../errors/index.js';
 import { DIR_MODE, fsyncDir } from '../files.js';
+import { fileSystemError } from '../sqlite-errors.js';
 
 /**
  * Where the object store keeps its files, inside `objects/` (vault.json's object_store.dir):
@@ -159,16 +160,11 @@ export function place(from: string, to: string): void {
  * it belongs to (the writer fails a whole batch on anything else) and carries a stable code.
  */
 export function fileError(what: string, err: unknown): unknown {
-  if (err instanceof AppError) return err;
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new AppError(ErrorCode.DB_FULL, `${what}: no space left on the device`, { hint: 'free some space (blufio objects gc removes what nothing references)', cause: err });
-  }
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new AppError(ErrorCode.DB_READONLY, `${what}: ${code}`, { hint: 'check the permissions of the data directory and its objects/', cause: err });
-  }
-  return new AppError(ErrorCode.DB_IO, `${what}: ${(err as Error).message}`, { hint: 'check the data directory and its objects/ (blufio objects verify)', cause: err });
+  return fileSystemError(what, err, {
+    io: 'check the data directory and its objects/ (blufio objects verify)',
+    readonly: 'check the permissions of the data directory and its objects/',
+    full: 'free some space (blufio objects gc removes what nothing references)',
+  }) ?? err;
 }
 
 /** Unlinks a file, quietly when it is already gone; returns whether it was there. */
