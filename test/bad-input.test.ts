@@ -260,6 +260,52 @@ describe('a data directory that cannot be made', () => {
   });
 });
 
+describe('arguments that are not objects', () => {
+  it('null (or nothing, where an input is required) and revoked Proxies as options, inputs or metadata are KC_INVALID_INPUT; undefined options are the defaults', async () => {
+    await assert.rejects(openBlufio(null as never), { code: 'KC_INVALID_INPUT' });
+    const revoked = (): never => {
+      const r = Proxy.revocable({}, {});
+      r.revoke();
+      return r.proxy as never;
+    };
+    await assert.rejects(openBlufio(revoked()), { code: 'KC_INVALID_INPUT' });
+    const app = await open(tmpDir());
+    try {
+      const s = await app.sessions.create(undefined);
+      await app.messages.append(s.id, { role: 'user', content: 'kept' });
+      await app.queue.enqueue('q', 1);
+      const [job] = await app.queue.claim('q');
+      const refused: [string, () => Promise<unknown>][] = [
+        ['sessions.create(null)', () => app.sessions.create(null as never)],
+        ['sessions.list(null)', () => app.sessions.list(null as never)],
+        ['messages.append(id, undefined)', () => app.messages.append(s.id, undefined as never)],
+        ['messages.append(id, null)', () => app.messages.append(s.id, null as never)],
+        ['messages.list(id, null)', () => app.messages.list(s.id, null as never)],
+        ['queue.handBack(undefined)', () => app.queue.handBack(undefined as never)],
+        ['queue.handBack([null])', () => app.queue.handBack([null] as never)],
+        ['queue.handBack([revoked])', () => app.queue.handBack([revoked()])],
+        ['queue.ackMany(revoked)', () => app.queue.ackMany(revoked())],
+        ['queue.enqueueMany(q, revoked)', () => app.queue.enqueueMany('q', revoked())],
+        ['sessions.create(revoked)', () => app.sessions.create(revoked())],
+        ['sessions.list(revoked)', () => app.sessions.list(revoked())],
+        ['metadata revoked', () => app.messages.append(s.id, { role: 'user', content: 'x', metadata: revoked() })],
+        ['objects.list(revoked)', () => app.objects.list(revoked())],
+      ];
+      for (const [what, call] of refused) {
+        await assert.rejects(call(), (e: { code?: string; message?: string }) => {
+          assert.equal(e.code, 'KC_INVALID_INPUT', `${what}: ${e.message}`);
+          return true;
+        });
+      }
+      assert.equal((await app.sessions.list(undefined)).length, 1);
+      assert.deepEqual((await app.messages.list(s.id, undefined)).map((m) => m.content), ['kept'], 'nothing refused was stored');
+      assert.equal(await app.queue.handBack([job!]), 1, 'the held job is still held after the refused calls');
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('what a refusal says', () => {
   it('names the real limit: a long channel is not a message, deep metadata is past the depth limit, a bogus lease token is not a stale one', async () => {
     const app = await open(tmpDir());

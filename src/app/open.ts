@@ -132,7 +132,12 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   // database held by another process, a wrong key): a failed open must leave nothing there
   // for the caller's child processes. The database key's variable is named in vault.json, so
   // it is taken by the gate, as soon as vault.json is read.
-  const env = (options as OpenOptions | null | undefined)?.env ?? process.env;
+  let env: Env = process.env;
+  try {
+    env = (options as OpenOptions | null | undefined)?.env ?? process.env;
+  } catch {
+    // A revoked Proxy: checkOptions below refuses it, after the passphrases left process.env.
+  }
   const envKeys = envPassphrases(env);
   checkOptions(OpenOptionsSchema, options, 'openBlufio');
   const config = loadConfig({

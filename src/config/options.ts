@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, inspected } from '../errors/index.js';
 
 /**
  * Validates the options object of a public function. TypeScript checks callers at compile
@@ -7,7 +7,8 @@ import { AppError, ErrorCode } from '../errors/index.js';
  * silently become the weaker setting.
  */
 export function checkOptions<T>(schema: z.ZodType<T>, value: unknown, fn: string): T {
-  const r = schema.safeParse(value ?? {});
+  // Absent options are every default; null is refused, as by every other function (optionsObject).
+  const r = inspected(`${fn}() options`, () => schema.safeParse(value === undefined ? {} : value));
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const where = issue === undefined || issue.path.length === 0 ? 'options' : `option ${issue.path.map(String).join('.')}`;

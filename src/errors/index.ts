@@ -2,4 +2,4 @@ export { AppError, isAppError } from './app-error.js';
 export type { AppErrorOptions } from './app-error.js';
 export { ErrorCode } from './codes.js';
 export type { ErrorCodeValue } from './codes.js';
-export { checkInt, invalidInput, shown, shownText } from './input.js';
+export { checkInt, inspected, invalidInput, optionsObject, shown, shownText, thrownText } from './input.js';

@@ -36,3 +36,34 @@ export function shown(value: unknown, max = 60): string {
 export function shownText(value: string | undefined, max: number): string | undefined {
   return value === undefined || value.length <= max ? value : `(${value.length} characters)`;
 }
+
+/**
+ * Something a caller's code threw, for a message: an Error's message, any other value (a thrown
+ * 42, a string, a symbol) shown as `shown` shows it.
+ */
+export function thrownText(err: unknown): string {
+  return err instanceof Error ? String(err.message) : `${shown(err, 40)} (thrown, not an Error)`;
+}
+
+/**
+ * Runs `look` (Array.isArray, a property read) on a value the caller gave: a TypeError from it
+ * (a revoked Proxy cannot be asked anything) is KC_INVALID_INPUT naming `field`.
+ */
+export function inspected<T>(field: string, look: () => T): T {
+  try {
+    return look();
+  } catch (err) {
+    if (err instanceof TypeError) throw invalidInput(`${field} cannot be read: ${err.message}`, 'pass a plain object');
+    throw err;
+  }
+}
+
+/**
+ * An options (or input) argument: undefined means none (every default); anything else must be
+ * an object, so null, arrays and other values are refused instead of crashed on.
+ */
+export function optionsObject<T extends object>(value: T | null | undefined, what: string): T {
+  if (value === undefined) return {} as T;
+  if (value === null || typeof value !== 'object' || inspected(what, () => Array.isArray(value))) throw invalidInput(`${what} must be an object`);
+  return value;
+}

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ObjectSettings } from '../config/index.js';
 import { manifestPath, readManifest, RESERVED_NAMES, withVaultLock, writeManifest, type Manifest } from '../dbcrypt/index.js';
-import { AppError, checkInt, ErrorCode, invalidInput, shown } from '../errors/index.js';
+import { AppError, checkInt, ErrorCode, invalidInput, optionsObject, shown } from '../errors/index.js';
 import { hasUnsafeChars } from '../log/index.js';
 import {
   blobCandidates,
@@ -112,13 +112,6 @@ function checkRef(ref: unknown): string {
     throw invalidInput(`${typeof ref === 'string' ? shown(ref) : typeof ref} is not an object reference`, 'pass the ref that put() returned: obj_ and 26 letters and digits');
   }
   return ref;
-}
-
-/** Options objects: absent, or an object (null and other values are refused, not crashed on). */
-function options<T extends object>(opts: T | null | undefined, what: string): Partial<T> {
-  if (opts === undefined) return {};
-  if (opts === null || typeof opts !== 'object') throw invalidInput(`the options of ${what} must be an object`);
-  return opts;
 }
 
 /**
@@ -243,7 +236,7 @@ export class ObjectStore {
     const letGo = holdSource(source);
     return this.track(
       Promise.resolve()
-        .then(() => this.doPut(source, options(opts, 'put()')))
+        .then(() => this.doPut(source, optionsObject(opts, 'the options of put()')))
         .catch((err: unknown) => {
           releaseSource(source);
           throw err;
@@ -341,7 +334,7 @@ export class ObjectStore {
   /** Objects in the order they were stored, `limit` at a time (default 100, at most 1000) after the ref `after`. */
   async list(given?: { limit?: number; after?: string }): Promise<ObjectInfo[]> {
     this.assertOpen();
-    const opts = options(given, 'list()');
+    const opts = optionsObject(given, 'the options of list()');
     const limit = checkLimit(opts.limit, 'limit', 100, 1000);
     return this.d.rows.list(limit, opts.after === undefined ? undefined : checkRef(opts.after)).map(info);
   }
@@ -423,7 +416,7 @@ export class ObjectStore {
    */
   async delete(ref: string, given?: { force?: boolean }): Promise<{ freedBytes: number }> {
     this.assertOpen();
-    const opts = options(given, 'delete()');
+    const opts = optionsObject(given, 'the options of delete()');
     this.d.rows.assertOpen();
     const dir = this.dir;
     this.claim(dir);
@@ -463,7 +456,7 @@ export class ObjectStore {
    */
   async gc(given?: { graceMs?: number }): Promise<GcReport> {
     this.assertOpen();
-    const opts = options(given, 'gc()');
+    const opts = optionsObject(given, 'the options of gc()');
     this.d.rows.assertOpen();
     const grace = checkInt(opts.graceMs, 'graceMs', 0, 100 * 365 * 86_400_000, this.d.settings.gcGraceMs, ' ms');
     const dir = this.dir;

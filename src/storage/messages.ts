@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, optionsObject } from '../errors/index.js';
 import { rowId, parseRowId } from './ids.js';
 import { refsIn } from './objects/layout.js';
 import { guardRead } from './read-guard.js';
@@ -66,7 +66,9 @@ export class Messages {
   }
 
   /** Resolves once the message is committed at the configured durability. */
-  async append(sessionId: string, input: AppendMessageInput): Promise<Message> {
+  async append(sessionId: string, message: AppendMessageInput): Promise<Message> {
+    // Required: undefined is refused as null is, not taken as an empty message.
+    const input = optionsObject(message ?? null, 'the message given to messages.append()');
     const given = checkText(input.content, 'content', this.maxBytes, true, 'store large files as attachments (app.objects), or raise storage.max_message_bytes');
     const metadata = checkJsonObject(input.metadata, 'metadata', this.maxBytes);
     if (metadata !== null && Buffer.byteLength(given, 'utf8') + metadata.bytes > this.maxBytes) {
@@ -98,7 +100,8 @@ export class Messages {
   }
 
   /** The newest `limit` messages (older than `before`), oldest first. */
-  async list(sessionId: string, opts: ListMessagesOptions = {}): Promise<Message[]> {
+  async list(sessionId: string, given?: ListMessagesOptions): Promise<Message[]> {
+    const opts = optionsObject(given, 'the options of messages.list()');
     const sid = checkId(sessionId, 'sessionId');
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const before = opts.before === undefined ? undefined : checkId(opts.before, 'before');

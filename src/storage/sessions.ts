@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, optionsObject } from '../errors/index.js';
 import type { Db, Statement } from './sqlite.js';
 import { guardRead } from './read-guard.js';
 import { SESSION_COLUMNS } from './sql.js';
@@ -61,7 +61,8 @@ export class Sessions {
     );
   }
 
-  async create(input: CreateSessionInput = {}): Promise<Session> {
+  async create(given?: CreateSessionInput): Promise<Session> {
+    const input = optionsObject(given, 'the input of sessions.create()');
     const userId = checkOptionalText(input.userId, 'userId', 1024);
     return this.writer.run('sessions.create', {
       channel: checkNoSecret(this.scrub, checkText(input.channel ?? 'default', 'channel', 256), 'channel'),
@@ -85,7 +86,8 @@ export class Sessions {
   }
 
   /** Newest first. */
-  async list(opts: ListSessionsOptions = {}): Promise<Session[]> {
+  async list(given?: ListSessionsOptions): Promise<Session[]> {
+    const opts = optionsObject(given, 'the options of sessions.list()');
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const before = opts.before === undefined ? '\u{10FFFF}' : checkId(opts.before, 'before');
     const state = opts.state === undefined ? undefined : checkEnum(opts.state, 'state', SESSION_STATES);

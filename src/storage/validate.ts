@@ -1,4 +1,4 @@
-import { invalidInput as bad, shown } from '../errors/index.js';
+import { inspected, invalidInput as bad, shown } from '../errors/index.js';
 import { binaryKey, mayHoldBinary } from '../redact/index.js';
 
 /**
@@ -82,7 +82,7 @@ export function jsonDepth(text: string): number {
  */
 export function checkJsonObject(value: unknown, field: string, maxBytes: number): { text: string; bytes: number } | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'object' || Array.isArray(value)) throw bad(`${field} must be a JSON object`);
+  if (typeof value !== 'object' || inspected(field, () => Array.isArray(value))) throw bad(`${field} must be a JSON object`);
   let text: string | undefined;
   try {
     text = JSON.stringify(value);

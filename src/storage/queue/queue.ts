@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { QueueSettings } from '../../config/index.js';
-import { AppError, ErrorCode, isAppError } from '../../errors/index.js';
+import { AppError, ErrorCode, inspected, isAppError } from '../../errors/index.js';
 import { rowId } from '../ids.js';
 import { isOwnerAlive } from '../liveness.js';
 import { guardRead } from '../read-guard.js';
@@ -31,6 +31,7 @@ import {
   errorText,
   jobRef,
   leaseRef,
+  leaseRefs,
   optionsObject,
   MAX_ATTEMPTS,
   MAX_BATCH,
@@ -166,7 +167,7 @@ export class Queue {
   /** Many jobs in one transaction: all of them or none. Ids come back in the order given. */
   async enqueueMany(queue: string, items: readonly BatchItem[]): Promise<string[]> {
     const name = this.identifier(checkQueueName(queue), 'queue name');
-    if (!Array.isArray(items) || items.length === 0 || items.length > MAX_BATCH) {
+    if (!inspected('a batch', () => Array.isArray(items)) || items.length === 0 || items.length > MAX_BATCH) {
       throw new AppError(ErrorCode.INVALID_INPUT, `a batch must be an array of 1 to ${MAX_BATCH} items`);
     }
     const encoded = items.map((it, i) => {
@@ -255,13 +256,7 @@ export class Queue {
    * lease was lost). Workers use it to ack everything that finished in one event-loop turn.
    */
   async ackMany(jobs: readonly { id: string; leaseToken: string }[]): Promise<(AppError | null)[]> {
-    if (!Array.isArray(jobs) || jobs.length > MAX_BATCH) {
-      throw new AppError(ErrorCode.INVALID_INPUT, `ackMany takes an array of at most ${MAX_BATCH} { id, leaseToken } objects`);
-    }
-    const refs = jobs.map((j) => {
-      if (typeof j !== 'object' || j === null) throw new AppError(ErrorCode.INVALID_INPUT, 'ackMany takes { id, leaseToken } objects');
-      return leaseRef(j.id, j.leaseToken);
-    });
+    const refs = leaseRefs(jobs, 'ackMany');
     const out = await this.writer.run('queue.ackMany', refs);
     return out.map((r) => (r === null ? null : new AppError(r.code, r.message)));
   }
@@ -313,8 +308,7 @@ export class Queue {
    */
   async handBack(jobs: readonly Pick<Job, 'id' | 'leaseToken' | 'queue'>[]): Promise<number> {
     const byToken = new Map<string, { no: number; createdAt: number }[]>();
-    for (const j of jobs) {
-      const ref = leaseRef(j.id, j.leaseToken);
+    for (const ref of leaseRefs(jobs, 'handBack')) {
       let list = byToken.get(ref.token);
       if (list === undefined) byToken.set(ref.token, (list = []));
       list.push({ no: ref.no, createdAt: ref.createdAt });

@@ -1,4 +1,4 @@
-import { AppError, ErrorCode, checkInt, invalidInput as bad, shown } from '../../errors/index.js';
+import { AppError, ErrorCode, checkInt, inspected, invalidInput as bad, optionsObject as checkOptionsObject, shown } from '../../errors/index.js';
 import { parseRowId } from '../ids.js';
 import { MAX_JSON_DEPTH, jsonDepth, refuseBinary } from '../validate.js';
 import { renderBinary } from '../../redact/index.js';
@@ -82,11 +82,24 @@ export function checkKey(value: unknown): string | null {
   return value;
 }
 
-/** An options argument: undefined or null mean none; anything else must be an object. */
+/**
+ * An options argument: undefined or null mean none (the queue has always taken null so, and its
+ * callers may rely on it); anything else as everywhere (errors/input.ts).
+ */
 export function optionsObject<T extends object>(value: T | null | undefined, what: string): T {
-  if (value === undefined || value === null) return {} as T;
-  if (typeof value !== 'object' || Array.isArray(value)) throw bad(`${what} must be an object`);
-  return value;
+  return value === null ? ({} as T) : checkOptionsObject(value, what);
+}
+
+/** A list of { id, leaseToken } objects (ackMany, handBack), every one checked. */
+export function leaseRefs(jobs: unknown, what: string): LeaseRef[] {
+  if (!inspected(`the jobs given to ${what}`, () => Array.isArray(jobs)) || (jobs as unknown[]).length > MAX_BATCH) {
+    throw bad(`${what} takes an array of at most ${MAX_BATCH} { id, leaseToken } objects`);
+  }
+  return (jobs as unknown[]).map((j) => {
+    if (typeof j !== 'object' || j === null) throw bad(`${what} takes { id, leaseToken } objects`);
+    const o = j as { id?: unknown; leaseToken?: unknown };
+    return inspected(`a job given to ${what}`, () => leaseRef(o.id, o.leaseToken));
+  });
 }
 
 /** A job id names a row: a malformed one cannot name any job. */
