@@ -272,4 +272,40 @@ describe('db backup', () => {
       await app.close();
     }
   });
+
+  it('a destination that is not a path, or options that are not { force: boolean }, are KC_INVALID_INPUT before anything is written', async () => {
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), logger: silentLogger(), env: {} });
+    const dest = path.join(dir, 'b.db');
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 20_000; i++) deep = { a: deep };
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const cases: [string, unknown[]][] = [
+      ['no destination', [undefined]],
+      ['a number', [42]],
+      ['an object', [{}]],
+      ['a symbol', [Symbol('x')]],
+      ['a deep object', [deep]],
+      ['an empty string', ['']],
+      ['a NUL', [`${dest}\0x`]],
+      ['null options', [dest, null]],
+      ['a function as force', [dest, { force: () => 1 }]],
+      ['revoked options', [dest, revoked.proxy]],
+    ];
+    try {
+      for (const [what, args] of cases) {
+        await assert.rejects((app.db.backup as (...a: unknown[]) => Promise<unknown>)(...args), (e: { code?: string; message?: string }) => {
+          assert.equal(e.code, 'KC_INVALID_INPUT', `${what}: ${e.message}`);
+          assert.match(e.message!, /backup|force/, what);
+          return true;
+        });
+      }
+      assert.deepEqual(fs.readdirSync(dir), ['data'], 'nothing was written');
+      await app.db.backup(dest, undefined);
+      assert.ok(fs.existsSync(dest), 'undefined options are the defaults');
+    } finally {
+      await app.close();
+    }
+  });
 });

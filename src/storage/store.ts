@@ -1,7 +1,8 @@
 import { NO_SCRUB, type Scrubber } from './scrub.js';
 import type { Logger } from 'pino';
 import type { BlufioConfig } from '../config/index.js';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, invalidInput, optionsObject } from '../errors/index.js';
+import { checkText } from './validate.js';
 import { ensureDatabaseFile, ensurePrivateDir, preflight, tightenModes } from './files.js';
 import { noteDatabaseOpen } from './held-files.js';
 import { holdOwner, ownersDir, removeStaleOwnerLocks, type HeldOwner } from './liveness.js';
@@ -21,6 +22,9 @@ export interface StorageOpenOptions {
   /** The SQLCipher key literal of an encrypted database (dbcrypt decides and derives it). */
   cipherKey?: string;
 }
+
+/** Longest path Linux takes (PATH_MAX), in bytes. */
+const PATH_MAX_BYTES = 4096;
 
 export interface BackupOptions {
   /** Replace an existing file at the destination (atomically). */
@@ -145,10 +149,16 @@ export class Storage {
    * directories besides the usual ones that a backup must not be written into (the object
    * store's, when vault.json names its own).
    */
-  backup(dest: string, opts: BackupOptions = {}, reservedDirs: string[] = []): Promise<BackupReport> {
+  async backup(dest: string, opts?: BackupOptions, reservedDirs: string[] = []): Promise<BackupReport> {
+    // Checked here: a value the worker cannot be sent (a symbol, a function) or fs cannot take
+    // would otherwise fail as a DOMException, a TypeError or KC_INTERNAL.
+    checkText(dest, 'the backup destination', PATH_MAX_BYTES);
+    if (dest.includes('\0')) throw invalidInput('the backup destination must not contain a NUL character');
+    const { force = false } = optionsObject(opts, 'the options of backup()');
+    if (typeof force !== 'boolean') throw invalidInput('force must be true or false');
     const { databasePath, storage } = this.config;
     return this.track(
-      runBackup({ databasePath, dest, force: opts.force ?? false, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs, reservedDirs, ...this.keyArgs }),
+      runBackup({ databasePath, dest, force, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs, reservedDirs, ...this.keyArgs }),
     );
   }
 
