@@ -39,6 +39,38 @@ it('a web stream already locked to a reader is refused with KC_INVALID_INPUT and
   }
 });
 
+it('a malformed async iterable, or a source that throws (a non-Error too), is KC_INVALID_INPUT with the cause kept, and nothing is left behind', async () => {
+  const dir = tmpDir();
+  const app = await open(dir);
+  try {
+    const iterable = (next: () => unknown): AsyncIterable<Uint8Array> => ({ [Symbol.asyncIterator]: () => ({ next }) as unknown as AsyncIterator<Uint8Array> });
+    for (const encrypted of [false, true]) {
+      await app.objects.setEncryption(encrypted);
+      await expectCode(app.objects.put(iterable(() => 5)), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put(iterable(async () => null)), 'KC_INVALID_INPUT');
+      await expectCode(app.objects.put({ [Symbol.asyncIterator]: () => 7 } as unknown as AsyncIterable<Uint8Array>), 'KC_INVALID_INPUT');
+      const thrown = [42, Symbol('s'), new RangeError('disk went away')];
+      for (const value of thrown) {
+        const source = (async function* () {
+          yield Buffer.from('abc');
+          throw value;
+        })();
+        await assert.rejects(app.objects.put(source), (err: { code?: string; message?: string; cause?: unknown }) => {
+          assert.equal(err.code, 'KC_INVALID_INPUT');
+          assert.match(err.message ?? '', /^the source failed: (42|symbol|disk went away)/);
+          assert.equal(err.cause, value);
+          return true;
+        });
+      }
+    }
+    const stats = await app.objects.stats();
+    assert.equal(stats.objects, 0);
+    assert.equal(stats.tempFiles, 0);
+  } finally {
+    await app.close();
+  }
+});
+
 it('gc with .tmp or .trash a symlink (or a file): that one is left alone, logged at ERROR, and gc collects what it can', async () => {
   const dir = tmpDir();
   const elsewhere = tmpDir();

@@ -496,11 +496,18 @@ describe('object store', () => {
     try {
       for (const encrypted of [false, true]) {
         await app.objects.setEncryption(encrypted);
-        await expectCode(app.objects.put(fs.createReadStream(path.join(dir, 'no-such-file'))), 'ENOENT');
+        // The source's own error is refused input, kept as the cause.
+        const failed = (errno: string) => (err: { code?: string; message?: string; cause?: { code?: string } }) => {
+          assert.equal(err.code, 'KC_INVALID_INPUT');
+          assert.match(err.message ?? '', /^the source failed: /);
+          assert.equal(err.cause?.code, errno);
+          return true;
+        };
+        await assert.rejects(app.objects.put(fs.createReadStream(path.join(dir, 'no-such-file'))), failed('ENOENT'));
         const reset = new PassThrough();
         const p = app.objects.put(reset);
         reset.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
-        await expectCode(p, 'ECONNRESET');
+        await assert.rejects(p, failed('ECONNRESET'));
         // Refused before reading: the stream is closed, not left holding its descriptor.
         const refused = fs.createReadStream(path.join(dir, 'vault.json'));
         await expectCode(app.objects.put(refused, { contentType: 'no type' }), 'KC_INVALID_INPUT');

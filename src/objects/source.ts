@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, shown, thrownText } from '../errors/index.js';
 
 /** What put() takes: bytes in memory, a Node stream, a web stream, or any async iterable of bytes. */
 export type ObjectSource = Uint8Array | NodeJS.ReadableStream | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
@@ -56,13 +56,15 @@ function own(piece: Uint8Array): Uint8Array {
  * removed when the wait ends (a Promise.race against one long-lived promise would keep every
  * piece alive through the reactions it piles up on that promise).
  */
-function nextOrAbort(it: AsyncIterator<unknown>, signal: AbortSignal | undefined): Promise<IteratorResult<unknown>> {
-  if (signal === undefined) return it.next();
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
+function nextOrAbort(it: AsyncIterator<unknown>, signal: AbortSignal | undefined): Promise<unknown> {
+  if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+  // As for await does: next() may hand back its result without a promise.
+  const next = Promise.resolve(it.next());
+  if (signal === undefined) return next;
   return new Promise((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason as Error);
     signal.addEventListener('abort', onAbort, { once: true });
-    it.next().then(
+    next.then(
       (r) => {
         signal.removeEventListener('abort', onAbort);
         resolve(r);
@@ -72,6 +74,21 @@ function nextOrAbort(it: AsyncIterator<unknown>, signal: AbortSignal | undefined
         reject(err as Error);
       },
     );
+  });
+}
+
+/** What the source itself threw or rejected with (a stream's error, a generator's throw), as refused input. */
+function sourceFailed(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  return new AppError(ErrorCode.INVALID_INPUT, `the source failed: ${thrownText(err)}`, {
+    hint: 'nothing was stored; fix what the stream reads from and put it again',
+    cause: err,
+  });
+}
+
+function notAnIterator(what: string, value: unknown): AppError {
+  return new AppError(ErrorCode.INVALID_INPUT, `the source's async iterator ${what} ${shown(value, 40)}, not ${what === 'is' ? 'an object with next()' : 'an object { done, value }'}`, {
+    hint: 'pass a Node or web stream, or an async generator of Buffers',
   });
 }
 
@@ -113,15 +130,28 @@ export async function* piecesOf(source: ObjectSource, signal?: AbortSignal): Asy
       hint: 'pass fs.createReadStream(file), a Buffer, or a fetch response body',
     });
   }
-  const it = iteratorOf(source as AsyncIterable<unknown>);
+  let it: AsyncIterator<unknown>;
+  try {
+    it = iteratorOf(source as AsyncIterable<unknown>);
+  } catch (err) {
+    throw sourceFailed(err);
+  }
+  if (it === null || typeof it !== 'object' || typeof it.next !== 'function') throw notAnIterator('is', it);
   try {
     for (;;) {
-      const r = await nextOrAbort(it, signal);
-      if (r.done === true) return;
-      if (!(r.value instanceof Uint8Array)) throw badPiece(r.value);
+      let r: unknown;
+      try {
+        r = await nextOrAbort(it, signal);
+      } catch (err) {
+        throw signal?.aborted === true && err === signal.reason ? err : sourceFailed(err);
+      }
+      if (r === null || typeof r !== 'object') throw notAnIterator('gave', r);
+      const { done, value } = r as IteratorResult<unknown>;
+      if (done === true) return;
+      if (!(value instanceof Uint8Array)) throw badPiece(value);
       // A piece of gigabytes is handed on in slices: hashes and writes take at most 2 GiB at once.
-      if (r.value.length <= MAX_SLICE) yield own(r.value);
-      else for (let off = 0; off < r.value.length; off += MAX_SLICE) yield own(r.value.subarray(off, off + MAX_SLICE));
+      if (value.length <= MAX_SLICE) yield own(value);
+      else for (let off = 0; off < value.length; off += MAX_SLICE) yield own(value.subarray(off, off + MAX_SLICE));
     }
   } finally {
     // Not awaited: a source stuck in a read would never answer.
