@@ -328,6 +328,18 @@ describe('what a refusal says', () => {
         assert.doesNotMatch(e.message!, /call stack/);
         return true;
       });
+      // The same for a payload; and a getter that throws something other than an Error is described.
+      await assert.rejects(app.queue.enqueue('q', deep), (e: { code?: string; message?: string }) => {
+        assert.equal(e.code, 'KC_INVALID_INPUT');
+        assert.match(e.message!, /the payload is nested more than 1000 levels deep/);
+        return true;
+      });
+      await assert.rejects(app.sessions.create({ metadata: { get a(): never { throw 42; } } }), (e: { code?: string; message?: string }) => {
+        assert.equal(e.code, 'KC_INVALID_INPUT');
+        assert.match(e.message!, /metadata cannot be serialised as JSON: 42 \(thrown, not an Error\)/);
+        return true;
+      });
+      assert.equal((await app.queue.stats('q')).pending, 0, 'the refused payload was not stored');
       await app.queue.enqueue('q', 1);
       const [job] = await app.queue.claim('q');
       await assert.rejects(app.queue.ack(job!.id, 'never-a-token'), (e: { code?: string; message?: string }) => {

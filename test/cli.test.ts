@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { openBlufio } from '../src/index.js';
+import { printable } from '../src/log/index.js';
 import { CLI, cleanEnv, fixture, run, runCli, silentLogger, tmpDir } from './helpers/index.js';
 
 describe('blufio CLI', () => {
@@ -132,6 +133,28 @@ describe('blufio CLI', () => {
     assert.equal(report.ok, false);
     assert.ok(report.integrity.length > 0 && report.integrity[0] !== 'ok');
     assert.equal(report.error.code, 'KC_DB_CORRUPT');
+  });
+
+  it('every bidirectional control and line separator is escaped for the terminal, U+061C too; objects get --out and a long job id say what is wrong', async () => {
+    for (const c of ['\u061c', '\u200e', '\u200f', '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069', '\u2028', '\u2029']) {
+      assert.equal(printable(`a${c}b`), `a\\u{${c.codePointAt(0)!.toString(16)}}b`);
+    }
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} });
+    await app.sessions.create({ channel: 'a\u061cb' });
+    const ref = (await app.objects.put(Buffer.from('hi'))).ref;
+    await app.close();
+    const list = await runCli(['sessions', 'list', '--data-dir', dir]);
+    assert.doesNotMatch(list.stdout, /\u061c/);
+    assert.match(list.stdout, /a\\u\{61c\}b/);
+    const missing = await runCli(['objects', 'get', ref, '--out', path.join(dir, 'no', 'such', 'file'), '--data-dir', dir]);
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.match(missing.stderr, /^error\[KC_INVALID_INPUT\]: cannot create --out .*missing/);
+    const isDir = await runCli(['objects', 'get', ref, '--out', dir, '--data-dir', dir]);
+    assert.match(isDir.stderr, /^error\[KC_INVALID_INPUT\]: --out .* is a directory/);
+    assert.doesNotMatch(isDir.stderr, /never overwrites/);
+    const longId = await runCli(['queue', 'requeue', 'x'.repeat(300), '--data-dir', dir]);
+    assert.match(longId.stderr, /^error\[KC_INVALID_INPUT\]: .*at most 256 characters \(got 300 characters\)/);
   });
 
   it('sessions list and show, with hostile text escaped for the terminal', async () => {

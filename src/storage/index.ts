@@ -32,6 +32,7 @@ export type { VaultEntryRow, VaultMetaInput, VaultMetaRow } from './vault-rows.j
 export { ObjectRows } from './objects/rows.js';
 export type { ObjectRow, BlobRow, ObjectCounts, Collected, Freed, GcCursor } from './objects/rows.js';
 export { ADDRESS, OBJECT_REF, TMP_DIR, TRASH_DIR, blobPath, blobCandidates, trashPath, tempName, tempOwner, listDir, removeFile, makeDir, ownDir, isOwnDir, fileError, isPlainFile } from './objects/layout.js';
+export { fsErrorText } from './sqlite-errors.js';
 export { newOwnerToken, isOwnerAlive, holdOwner, ownersDir } from './liveness.js';
 export type { HeldOwner } from './liveness.js';
 export { checkText, checkLimit } from './validate.js';

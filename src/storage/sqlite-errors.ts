@@ -29,6 +29,14 @@ const FS_MEANING: Record<string, string> = {
   ENFILE: 'the system has too many files open',
 };
 
+/** A file-system error in words: what its errno means (when known here), then its own message. */
+export function fsErrorText(err: unknown): string {
+  const errno = String((err as NodeJS.ErrnoException | null)?.code);
+  const meaning = FS_MEANING[errno];
+  const raw = err instanceof Error ? err.message : errno;
+  return meaning === undefined ? raw : `${meaning} (${raw})`;
+}
+
 /**
  * A file-system error (a Node error with an errno code) about `what` ("cannot create the
  * directory /x"), as the AppError a person can act on: permissions and read-only mounts are
@@ -55,9 +63,7 @@ export function fileSystemError(what: string, err: unknown, hints: { io?: string
       cause: err,
     });
   }
-  const meaning = FS_MEANING[errno];
-  const raw = err instanceof Error ? err.message : errno;
-  return new AppError(ErrorCode.DB_IO, `${what}: ${meaning === undefined ? raw : `${meaning} (${raw})`}`, {
+  return new AppError(ErrorCode.DB_IO, `${what}: ${fsErrorText(err)}`, {
     hint: hints.io ?? (errno === 'EIO' ? 'check the disk (dmesg)' : 'point --data-dir (BLUFIO_DATA_DIR) or storage.database_path at a directory that exists or can be created'),
     ...extra,
     cause: err,

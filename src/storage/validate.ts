@@ -1,4 +1,4 @@
-import { inspected, invalidInput as bad, shown } from '../errors/index.js';
+import { inspected, invalidInput as bad, shown, thrownText } from '../errors/index.js';
 import { binaryKey, mayHoldBinary } from '../redact/index.js';
 
 /**
@@ -76,6 +76,22 @@ export function jsonDepth(text: string): number {
 }
 
 /**
+ * JSON.stringify of what a caller gave; what it throws is KC_INVALID_INPUT naming `field`.
+ * Nesting deep enough to exhaust the stack (JSON.stringify recurses) is past the depth limit
+ * long before: that says so, not "Maximum call stack size exceeded". (A RangeError can also be
+ * a string too long for V8: that one keeps its own words.) A getter or toJSON() that throws
+ * something other than an Error has it described, not "undefined".
+ */
+export function stringified(value: unknown, field: string, hint?: string): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    if (err instanceof RangeError && /call stack/i.test(err.message)) throw bad(`${field} is nested more than ${MAX_JSON_DEPTH} levels deep`, hint);
+    throw bad(`${field} cannot be serialised as JSON: ${thrownText(err)}`, hint);
+  }
+}
+
+/**
  * Serialises a metadata object; refuses what JSON cannot carry faithfully, and anything whose
  * JSON is not an object (a Date or a toJSON() returning a number would come back as something
  * else). Returns the JSON text and its size in UTF-8 bytes.
@@ -83,16 +99,7 @@ export function jsonDepth(text: string): number {
 export function checkJsonObject(value: unknown, field: string, maxBytes: number): { text: string; bytes: number } | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object' || inspected(field, () => Array.isArray(value))) throw bad(`${field} must be a JSON object`);
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (err) {
-    // Nesting deep enough to exhaust the stack (JSON.stringify recurses) is past the depth limit
-    // long before: say that, not "Maximum call stack size exceeded". (A RangeError can also be
-    // a string too long for V8: that one keeps its own words.)
-    if (err instanceof RangeError && /call stack/i.test(err.message)) throw bad(`${field} is nested more than ${MAX_JSON_DEPTH} levels deep`);
-    throw bad(`${field} cannot be serialised as JSON: ${(err as Error).message}`);
-  }
+  const text = stringified(value, field);
   if (text === undefined || !text.startsWith('{')) throw bad(`${field} must serialise to a JSON object`);
   refuseBinary(value, text, field);
   const bytes = Buffer.byteLength(text, 'utf8');
@@ -118,7 +125,7 @@ export function refuseBinary(value: unknown, text: string, field: string): void 
 /** IDs are looked up, never interpreted; only their size is bounded. */
 export function checkId(value: unknown, field: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
-    throw bad(`${field} must be a non-empty string of at most 256 characters`);
+    throw bad(`${field} must be a non-empty string of at most 256 characters (got ${typeof value === 'string' ? `${value.length} characters` : typeof value})`);
   }
   return value;
 }

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { AppError, ErrorCode } from '../../errors/index.js';
-import { fileError } from '../../storage/index.js';
+import { fileError, fsErrorText } from '../../storage/index.js';
 import type { GcReport, ObjectStats, VerifyReport } from '../../objects/index.js';
 import { intBetween } from '../args.js';
 import { withApp } from '../context.js';
@@ -142,10 +143,22 @@ export function objectsCommand(): Command {
           try {
             sink = fs.createWriteStream('', { fd: fs.openSync(opts.out, 'wx', 0o600) });
           } catch (err) {
+            // The --out path is the caller's, not the database's: whatever is wrong with it is a
+            // value refused before anything was done.
             const code = (err as NodeJS.ErrnoException).code;
-            throw new AppError(code === 'EEXIST' ? ErrorCode.INVALID_INPUT : ErrorCode.DB_IO, `cannot create ${opts.out}: ${code ?? String(err)}`, {
-              hint: code === 'EEXIST' ? 'it exists; objects get never overwrites a file: choose another name' : 'check the directory and its permissions',
-            });
+            const isDir = code === 'EEXIST' && fs.lstatSync(opts.out, { throwIfNoEntry: false })?.isDirectory() === true;
+            throw new AppError(
+              ErrorCode.INVALID_INPUT,
+              isDir ? `--out ${opts.out} is a directory; --out names the file to create` : `cannot create --out ${opts.out}: ${fsErrorText(err)}`,
+              {
+                hint: isDir
+                  ? `name a file in it, e.g. ${path.join(opts.out, 'object.bin')}`
+                  : code === 'EEXIST'
+                    ? 'it exists; objects get never overwrites a file: choose another name'
+                    : 'name a new file in a directory that exists and that you can write',
+                cause: err,
+              },
+            );
           }
         }
         try {

@@ -1,6 +1,6 @@
 import { AppError, ErrorCode, checkInt, inspected, invalidInput as bad, optionsObject as checkOptionsObject, shown } from '../../errors/index.js';
 import { parseRowId } from '../ids.js';
-import { MAX_JSON_DEPTH, jsonDepth, refuseBinary } from '../validate.js';
+import { MAX_JSON_DEPTH, checkId, jsonDepth, refuseBinary, stringified } from '../validate.js';
 import { renderBinary } from '../../redact/index.js';
 import type { JobRef, LeaseRef } from './ops.js';
 import { MAX_ERROR_CHARS, TRUNCATED_MARK } from './sizes.js';
@@ -36,21 +36,16 @@ export function checkQueueName(value: unknown): string {
 }
 
 /** An integer option: undefined gives the default (or is refused without one); otherwise a safe integer in range. */
+const PLAIN_DATA = 'pass plain data: objects, arrays, strings, numbers, booleans, null';
+
 /**
  * The payload as stored: its JSON text. Values JSON cannot hold at all (undefined, functions,
  * symbols, BigInt, cycles) are refused; like JSON.stringify everywhere, toJSON() is honoured and
  * a NaN inside becomes null.
  */
 export function encodePayload(value: unknown, maxBytes: number): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (err) {
-    throw bad(`the payload cannot be serialised as JSON: ${(err as Error).message}`, 'pass plain data: objects, arrays, strings, numbers, booleans, null');
-  }
-  if (text === undefined) {
-    throw bad(`the payload (${typeof value}) has no JSON form`, 'pass plain data: objects, arrays, strings, numbers, booleans, null');
-  }
+  const text = stringified(value, 'the payload', PLAIN_DATA);
+  if (text === undefined) throw bad(`the payload (${typeof value}) has no JSON form`, PLAIN_DATA);
   refuseBinary(value, text, 'the payload');
   // JSON.stringify escapes lone surrogates, so the text is always well formed; only its size matters.
   checkPayloadBytes(text, maxBytes, '');
@@ -104,8 +99,7 @@ export function leaseRefs(jobs: unknown, what: string): LeaseRef[] {
 
 /** A job id names a row: a malformed one cannot name any job. */
 export function jobRef(id: unknown): JobRef {
-  if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw bad('a job id must be a non-empty string');
-  const parsed = parseRowId(id);
+  const parsed = parseRowId(checkId(id, 'a job id'));
   if (parsed === undefined) {
     throw new AppError(ErrorCode.NOT_FOUND, `no job with id ${shown(id, 64)}`, {
       hint: 'job ids are the 26-character ids returned by enqueue and claim',
