@@ -258,15 +258,16 @@ describe('object store', () => {
       await expectCode(app.objects.stat('obj_01ARZ3NDEKTSV4RRFFQ69G5FAV'), 'KC_NOT_FOUND');
       await expectCode(app.objects.list({ limit: 0 }), 'KC_INVALID_INPUT');
       await expectCode(app.objects.gc({ graceMs: -1 }), 'KC_INVALID_INPUT');
-      // A source that fails midway.
-      await expectCode(
+      // A source that fails midway: refused input, its own error kept as the cause.
+      await assert.rejects(
         app.objects.put(
           (async function* () {
             yield randomBytes(10);
             throw Object.assign(new Error('network gone'), { code: 'ECONNRESET' });
           })(),
         ),
-        'ECONNRESET',
+        (err: { code?: string; message?: string; cause?: { code?: string } }) =>
+          err.code === 'KC_INVALID_INPUT' && err.message === 'the source failed: network gone' && err.cause?.code === 'ECONNRESET',
       );
       // The total limit counts stored bytes, each content once.
       const a = randomBytes(100_000);
