@@ -119,6 +119,42 @@ describe('blufio serve: what a review of the server found', () => {
     }
   });
 
+  for (const [config, limit, why] of [
+    ['', 'sixteen per connection', /waiting for their answers to be read/],
+    ['[server]\nmax_response_bytes = 2097152\n', 'past four max_response_bytes', /holds as many bytes of answers as it may \(8388608\)/],
+  ] as const) {
+    it(`pipelined requests whose answers are not read are refused: ${limit} (second review)`, async () => {
+      // 300 session_get calls of a session with 1 MB of metadata, pipelined in one write and
+      // never read, held 250 MB per connection: only bulk reads were refused past the bound.
+      const d = await serve({ config });
+      try {
+        const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(1_000_000) } })).result as { id: string };
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_get', params: { id: s.id } });
+        const one = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+        const r = await rawSocket(d);
+        r.sock.pause();
+        r.sock.write(one.repeat(40));
+        await sleep(1000);
+        // Another client that reads its answers is served meanwhile, writes included.
+        assert.ok((await d.call('message_append', { sessionId: s.id, role: 'user', content: 'hi' })).result);
+        let text = '';
+        r.sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        r.sock.resume();
+        await r.closed;
+        const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+        // A few answers at most (the kernel's buffers take some off the daemon's hands): the first
+        // refusal comes long before the fortieth, and ends the connection.
+        const first = statuses.indexOf('503');
+        assert.ok(first >= 4 && first < 30 && statuses.length === first + 1, statuses.join(','));
+        const refusal = text.slice(text.lastIndexOf('HTTP/1.1 503'));
+        assert.match(refusal, /KC_RPC_RATE_LIMITED/);
+        assert.match(refusal, why);
+      } finally {
+        await d.stop();
+      }
+    });
+  }
+
   it('an Upgrade other than WebSocket is ignored (h2c answered over HTTP/1.1); a WebSocket handshake gets a JSON refusal (finding 5)', async () => {
     const d = await serve();
     try {

@@ -20,6 +20,8 @@ const LIMITS = {
   idleSocketMs: 60_000,
   /** How often Node enforces the two timeouts above (its default, 30 s, lets silent sockets pile up). */
   connectionsCheckingInterval: 1_000,
+  /** Requests one connection may have waiting for their answers (HTTP pipelining); past it they are refused. */
+  pipelined: 16,
 } as const;
 
 export interface RpcHttpOptions {
@@ -93,6 +95,8 @@ export class RpcHttpServer {
   private closing: Promise<void> | undefined;
   private port = 0;
   private readonly slots: ConnectionSlots;
+  /** Per connection, the requests whose answers have not been sent yet (pipelined ones wait in turn). */
+  private readonly unanswered = new WeakMap<Socket, number>();
 
   constructor(private readonly o: RpcHttpOptions) {
     this.security = new SecurityLog(o.log);
@@ -276,12 +280,25 @@ export class RpcHttpServer {
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void {
     const socket = req.socket;
     this.slots.begin(socket);
-    res.once('close', () => this.slots.end(socket));
+    const waiting = (this.unanswered.get(socket) ?? 0) + 1;
+    this.unanswered.set(socket, waiting);
+    res.once('close', () => {
+      this.slots.end(socket);
+      this.unanswered.set(socket, (this.unanswered.get(socket) ?? 1) - 1);
+    });
     if (this.stopping) {
       this.refuse(res, 503, new AppError(ErrorCode.SERVER_SHUTTING_DOWN, 'the daemon is shutting down'));
       return;
     }
     if (!this.check(req, res)) return;
+    if (waiting > LIMITS.pipelined) {
+      // Node parses every request a client pipelines in one write and answers them in turn,
+      // holding each answer until the one before it has been read.
+      this.refuse(res, 503, new AppError(ErrorCode.RPC_RATE_LIMITED, `more than ${LIMITS.pipelined} requests on this connection are waiting for their answers to be read; this one was not run`, {
+        hint: 'read the answers before sending more requests on one connection, or use more connections',
+      }), { 'retry-after': '1' });
+      return;
+    }
     this.inFlight++;
     let done = false;
     const finish = (): void => {
@@ -312,6 +329,15 @@ export class RpcHttpServer {
         body = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, size));
       } catch {
         body = '\u0000'; // not UTF-8: answered as not JSON
+      }
+      if (this.o.held !== undefined && this.o.held.room <= 0 && waiting > 1) {
+        // Past the bound, a connection that has not read its answers gets no more: many small
+        // ones pipelined add up (a write refused here did not run). A client that reads each
+        // answer before asking again (every fetch does) is still served, writes and all.
+        this.refuse(res, 503, new AppError(ErrorCode.RPC_RATE_LIMITED, `the daemon holds as many bytes of answers as it may (${this.o.held.limit}), made for clients that have not read them yet, and this connection has answers waiting; this call was not run`, {
+          hint: 'try again in a moment; a client that never reads its answers should be stopped',
+        }), { 'retry-after': '1' });
+        return;
       }
       this.o.handle(body).then(
         (answer) => this.send(res, 200, answer),
