@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from '../src/storage/driver.js';
-import { openBlufio } from '../src/index.js';
+import { createSafeFetch, openBlufio } from '../src/index.js';
+import { fileSystemError } from '../src/storage/sqlite-errors.js';
 import { latestVersion, MIGRATIONS, type Migration } from '../src/storage/index.js';
 import { runMigrations } from '../src/storage/migrations/index.js';
 import { cleanEnv, NOBODY, run, runCli, silentLogger, tmpDir, unprivilegedCli } from './helpers/index.js';
@@ -237,6 +238,17 @@ describe('permissions', () => {
 });
 
 describe('a data directory that cannot be made', () => {
+  it('an errno that is not about the path gets a hint that fits it (second review: every one was told to move the data directory)', () => {
+    const err = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: x`), { code });
+    const hint = (code: string): string => fileSystemError('cannot use /x/blufio.db', err(code))?.hint ?? '';
+    assert.match(hint('EMFILE'), /open-file limit/);
+    assert.match(hint('ENFILE'), /open-file limit/);
+    assert.match(hint('EIO'), /dmesg/);
+    for (const code of ['EBUSY', 'EAGAIN', 'EXDEV']) assert.match(hint(code), /^try again/, code);
+    for (const code of ['ENOTDIR', 'ELOOP', 'ENAMETOOLONG']) assert.match(hint(code), /--data-dir/, code);
+    assert.equal(fileSystemError('x', err('EMFILE'))?.code, 'KC_DB_IO');
+  });
+
   it('a path through a file, a symbolic link loop or a name too long is KC_DB_IO naming the path, with a hint (not KC_INTERNAL)', async () => {
     const base = tmpDir();
     const file = path.join(base, 'file');
@@ -290,6 +302,10 @@ describe('arguments that are not objects', () => {
         ['sessions.list(revoked)', () => app.sessions.list(revoked())],
         ['metadata revoked', () => app.messages.append(s.id, { role: 'user', content: 'x', metadata: revoked() })],
         ['objects.list(revoked)', () => app.objects.list(revoked())],
+        // Second review: the source itself, and the safe fetch's options.
+        ['objects.put(revoked)', () => app.objects.put(revoked())],
+        ['objects.put(throwing asyncIterator getter)', () => app.objects.put(Object.defineProperty({}, Symbol.asyncIterator, { get: () => { throw new Error('boom'); } }) as never)],
+        ['createSafeFetch(revoked)', async () => createSafeFetch(revoked())],
       ];
       for (const [what, call] of refused) {
         await assert.rejects(call(), (e: { code?: string; message?: string }) => {

@@ -68,6 +68,11 @@ describe('blufio CLI', () => {
     const pasted = await runCli(['--config', cfg, 'db', 'check']);
     assert.match(pasted.stderr, /^error\[KC_CONFIG_INVALID\]: .*line 2: .*\[REDACTED:openai-key\]/);
     assert.ok(!pasted.stderr.includes(key));
+    // The same in usage errors (commander quotes an unknown option whole).
+    const option = await runCli([`--api-key=${key}`, 'sessions', 'list']);
+    assert.equal(option.code, 2);
+    assert.match(option.stderr, /^error\[KC_CLI_USAGE\]: unknown option '--api-key=\[REDACTED:openai-key\]'/);
+    assert.ok(!option.stderr.includes(key));
   });
 
   it('usage errors exit 2 with KC_CLI_USAGE; --help exits 0 for every command', async () => {

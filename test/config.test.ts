@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig, locateKey } from '../src/config/index.js';
@@ -73,17 +74,38 @@ describe('config paths', () => {
 });
 
 describe('config and passphrase files are read as they were checked', () => {
-  it('readOnce reads the file it judged, not one swapped in at the path after the check', () => {
+  it('readOnce reads only a file it judged: one swapped in at the path after the check is judged too', async () => {
     // The config (and a passphrase file) was judged by stat of the path, then read by the path
     // again: a file renamed over it in between was read unjudged.
     const dir = tmpDir();
     const file = path.join(dir, 'blufio.toml');
     const other = path.join(dir, 'other.toml');
     fs.writeFileSync(file, '[logging]\nlevel = "info"\n', { mode: 0o600 });
-    fs.writeFileSync(other, '[security]\nallowed_private_ips = ["0.0.0.0/0"]\n', { mode: 0o666 });
-    const { data, st } = readOnce(file, 1024, () => fs.renameSync(other, file));
+    fs.writeFileSync(other, '[security]\nallowed_private_ips = ["0.0.0.0/0"]\n');
+    fs.chmodSync(other, 0o666);
+    const seen: number[] = [];
+    const judge = (st: fs.Stats): void => {
+      seen.push(st.mode & 0o777);
+      if (seen.length === 1) fs.renameSync(other, file); // swapped right after the first look
+      else if ((st.mode & 0o002) !== 0) throw new Error('refused: writable by anyone');
+    };
+    assert.throws(() => readOnce(file, 1024, judge), /refused/);
+    assert.deepEqual(seen, [0o600, 0o666]);
+    // Unswapped, the file is judged once and read.
+    fs.writeFileSync(file, '[logging]\nlevel = "info"\n', { mode: 0o600 });
+    fs.chmodSync(file, 0o600);
+    const { data, st } = readOnce(file, 1024, (x) => assert.equal(x.mode & 0o002, 0));
     assert.equal(data.toString(), '[logging]\nlevel = "info"\n');
     assert.equal(st.mode & 0o777, 0o600);
+    // A socket is refused by the check, not opened (that fails ENXIO, saying less).
+    const sock = path.join(dir, 'sock.toml');
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(sock, resolve));
+    try {
+      assert.throws(() => loadConfig({ configPath: sock, env: { HOME: '/h' } }), /it is not a regular file/);
+    } finally {
+      server.close();
+    }
     // At most maxBytes + 1 bytes, whatever size the file claims.
     fs.writeFileSync(file, 'x'.repeat(5000));
     assert.equal(readOnce(file, 100, () => undefined).data.length, 101);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
 import { ErrorCode } from '../errors/index.js';
-import { printable, reportError } from './output.js';
+import { errorText, reportError } from './output.js';
 import { buildProgram } from './program.js';
 
 /** Exit codes: 0 ok, 1 an expected error (error[CODE] on stderr), 2 a usage error, 70 a bug. */
@@ -15,8 +15,8 @@ async function main(argv: string[]): Promise<number> {
       // A command group without its subcommand: commander has shown the help on stderr.
       if (err.code === 'commander.help') return 2;
       const [first, ...rest] = err.message.replace(/^error: /, '').split('\n');
-      process.stderr.write(`error[${ErrorCode.CLI_USAGE}]: ${printable(first ?? '')}\n`);
-      for (const line of rest) process.stderr.write(`${printable(line)}\n`);
+      process.stderr.write(`error[${ErrorCode.CLI_USAGE}]: ${errorText(first ?? '')}\n`);
+      for (const line of rest) process.stderr.write(`${errorText(line)}\n`);
       process.stderr.write('hint: run blufio --help, or blufio <command> --help\n');
       return 2;
     }

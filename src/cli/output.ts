@@ -54,11 +54,18 @@ export function table(header: string[], rows: string[][]): string[] {
   return [line(header), ...rows.map(line)];
 }
 
+/**
+ * Text of an error for stderr: an error can quote what it refused (a config value under the
+ * wrong key, an unknown option: a pasted API key), and stderr is a service's journal, so known
+ * secret formats are redacted; control characters are escaped.
+ */
+export function errorText(text: string): string {
+  return printable(new Redactor().redact(text));
+}
+
 /** Prints an error as `error[CODE]: message` (and its hint) and returns the exit code. */
 export function reportError(err: unknown): number {
-  // An error can quote what it refused (a config value under the wrong key: a pasted API key),
-  // and stderr is a service's journal: known secret formats are redacted from it.
-  const shown = (text: string): string => printable(new Redactor().redact(text));
+  const shown = errorText;
   if (err instanceof AppError) {
     process.stderr.write(`error[${err.code}]: ${shown(err.message)}\n`);
     if (err.hint !== undefined) process.stderr.write(`hint: ${shown(err.hint)}\n`);
@@ -68,7 +75,8 @@ export function reportError(err: unknown): number {
   process.stderr.write(`error[${ErrorCode.INTERNAL}]: ${shown(message)}\n`);
   process.stderr.write('hint: this is a bug in blufio; run again with BLUFIO_DEBUG=1 for the stack trace and report it\n');
   if (process.env.BLUFIO_DEBUG === '1' && err instanceof Error && err.stack !== undefined) {
-    process.stderr.write(`${err.stack}\n`);
+    // The stack's first line repeats the message: redacted the same way (newlines kept).
+    process.stderr.write(`${err.stack.split('\n').map(shown).join('\n')}\n`);
   }
   return 70;
 }

@@ -121,7 +121,10 @@ function readConfigText(file: string, explicit: boolean): string | undefined {
       }
       refuseWritableByAnyone(file, st);
     }).data;
-    if (buf.length > MAX_CONFIG_BYTES) throw invalid(file, undefined, 'the file is larger than 1 MiB; a config file is at most 1 MiB');
+    if (buf.length > MAX_CONFIG_BYTES) {
+      buf.fill(0);
+      throw invalid(file, undefined, 'the file is larger than 1 MiB; a config file is at most 1 MiB');
+    }
   } catch (err) {
     if (err instanceof AppError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
@@ -141,6 +144,9 @@ function readConfigText(file: string, explicit: boolean): string | undefined {
     return text.startsWith('\uFEFF') ? text.slice(1) : text;
   } catch {
     throw invalid(file, undefined, 'the file is not valid UTF-8 (TOML must be UTF-8)');
+  } finally {
+    // It may hold plaintext secrets: the bytes go, the string is what the caller keeps.
+    buf.fill(0);
   }
 }
 

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { Agent, type Dispatcher, FormData as UndiciFormData, Request as UndiciRequest, type Response as UndiciResponse, fetch as undiciFetch, getGlobalOrigin } from 'undici';
-import { AppError, ErrorCode, checkInt, invalidInput } from '../errors/index.js';
+import { AppError, ErrorCode, checkInt, inspected, invalidInput } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { Allowlist } from './allowlist.js';
 import { buildGuardedConnector, type NetLogger } from './connector.js';
@@ -85,6 +85,7 @@ export function createSafeDispatcher(options: SafeFetchOptions = {}): Agent {
   if (options === null || typeof options !== 'object') {
     throw invalidInput('createSafeFetch options must be an object');
   }
+  options = inspected('createSafeFetch options', () => ({ ...options }));
   const connectTimeoutMs = checkInt(options.connectTimeoutMs, 'connectTimeoutMs', 1, TEN_MINUTES, 10_000, ' ms');
   const allowlist = new Allowlist(options.allowedPrivateIps ?? []);
   const base = options.dnsServers === undefined ? systemResolve : dnsServerResolve(options.dnsServers, connectTimeoutMs);
@@ -201,6 +202,8 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   if (options === null || typeof options !== 'object') {
     throw invalidInput('createSafeFetch options must be an object');
   }
+  // Read once (a revoked Proxy cannot be read at all: refused here, not a TypeError later).
+  options = inspected('createSafeFetch options', () => ({ ...options }));
   const maxResponseBytes = checkInt(options.maxResponseBytes, 'maxResponseBytes', 1, 2 ** 50, 64 * MiB, ' bytes');
   const requestTimeoutMs = checkInt(options.requestTimeoutMs, 'requestTimeoutMs', 1, ONE_DAY, TEN_MINUTES, ' ms');
   const logger = options.logger ?? createLogger();

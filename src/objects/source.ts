@@ -12,7 +12,11 @@ function badPiece(piece: unknown): AppError {
 }
 
 function isNodeStream(s: unknown): s is NodeJS.ReadableStream & { destroy?: (err?: Error) => void } {
-  return typeof (s as { on?: unknown } | null)?.on === 'function' && typeof (s as { pipe?: unknown }).pipe === 'function';
+  try {
+    return typeof (s as { on?: unknown } | null)?.on === 'function' && typeof (s as { pipe?: unknown }).pipe === 'function';
+  } catch {
+    return false; // a revoked Proxy, a throwing getter: piecesOf refuses it
+  }
 }
 
 /**
@@ -121,11 +125,21 @@ function iteratorOf(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
  * and the source is told to stop (a Node stream is destroyed, a generator returns).
  */
 export async function* piecesOf(source: ObjectSource, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  if (source instanceof Uint8Array) {
-    for (let off = 0; off === 0 || off < source.length; off += MAX_SLICE) yield own(source.length <= MAX_SLICE ? source : source.subarray(off, off + MAX_SLICE));
+  let bytes: boolean;
+  let iterable: boolean;
+  try {
+    // Asking can throw: a revoked Proxy, a getter of Symbol.asyncIterator that throws.
+    bytes = source instanceof Uint8Array;
+    iterable = !bytes && source !== null && typeof source === 'object' && typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+  } catch (err) {
+    throw sourceFailed(err);
+  }
+  if (bytes) {
+    const b = source as Uint8Array;
+    for (let off = 0; off === 0 || off < b.length; off += MAX_SLICE) yield own(b.length <= MAX_SLICE ? b : b.subarray(off, off + MAX_SLICE));
     return;
   }
-  if (source === null || typeof source !== 'object' || typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function') {
+  if (!iterable) {
     throw new AppError(ErrorCode.INVALID_INPUT, 'put() takes a Buffer, a Uint8Array, a readable stream or an async iterable of bytes', {
       hint: 'pass fs.createReadStream(file), a Buffer, or a fetch response body',
     });

@@ -29,6 +29,17 @@ const FS_MEANING: Record<string, string> = {
   ENFILE: 'the system has too many files open',
 };
 
+/** What to do about an errno that is neither permissions nor space. */
+function ioHint(errno: string): string {
+  if (PATH_ERRNOS.has(errno)) return 'point --data-dir (BLUFIO_DATA_DIR) or storage.database_path at a directory that exists or can be created';
+  if (errno === 'EMFILE' || errno === 'ENFILE') return 'raise the open-file limit (ulimit -n; systemd: LimitNOFILE), or stop what holds many files open';
+  if (errno === 'EIO') return 'check the disk (dmesg)';
+  return 'try again; if it persists, check the file system (dmesg)';
+}
+
+/** Errnos that say the path itself is wrong. */
+const PATH_ERRNOS = new Set(['ENOTDIR', 'ELOOP', 'ENAMETOOLONG', 'ENOENT', 'EEXIST', 'EISDIR', 'EINVAL']);
+
 /** A file-system error in words: what its errno means (when known here), then its own message. */
 export function fsErrorText(err: unknown): string {
   const errno = String((err as NodeJS.ErrnoException | null)?.code);
@@ -64,7 +75,7 @@ export function fileSystemError(what: string, err: unknown, hints: { io?: string
     });
   }
   return new AppError(ErrorCode.DB_IO, `${what}: ${fsErrorText(err)}`, {
-    hint: hints.io ?? (errno === 'EIO' ? 'check the disk (dmesg)' : 'point --data-dir (BLUFIO_DATA_DIR) or storage.database_path at a directory that exists or can be created'),
+    hint: hints.io ?? ioHint(errno),
     ...extra,
     cause: err,
   });
