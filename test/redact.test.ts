@@ -566,6 +566,25 @@ test('configured patterns across JSON structure through the app: log lines, mess
   assert.equal(bytes.indexOf(secret), -1, 'the secret is in the database bytes');
 });
 
+test('configured patterns that look ahead are measured on the whole text, not on a string cut at its quote (second review: the rest of a secret stayed in clear)', () => {
+  const cases: [string, string, unknown, string?][] = [
+    ['token=[\\w.-]+(?=\\W)', JSON.stringify({ msg: 'call', q: 'token=a-SECRETSECRETSECRET' }), { msg: 'call', q: '[REDACTED:p]' }],
+    ['sess_[A-Za-z0-9]+(?!$)', JSON.stringify({ m: 'sess_ABCDEFGHIJ' }), { m: '[REDACTED:p]' }],
+    // Extending a built-in format's match, and a vault value's.
+    ['sk-[^\\s,]+(?=\\x22)', JSON.stringify({ m: `sk-proj-${'A'.repeat(30)}.SECRETTAIL` }), { m: '[REDACTED:openai-key]' }],
+    ['tok=[\\w.-]+(?=\\W)', JSON.stringify({ m: 'VAULTsecret1tok=ab-cdSECRET' }), { m: '[REDACTED:vault]' }, 'VAULTsecret1tok'],
+    // A repeat that matches the quote too, cut back to the string: the lookahead at its end
+    // sees the quote (".BCDEF" stayed in clear before this change as well).
+    ['secret\\S+(?=\\W)', JSON.stringify({ m: 'secret_a.BCDEF', n: 'x secret_b.C y' }), { m: '[REDACTED:p]', n: 'x [REDACTED:p] y' }],
+  ];
+  for (const [regex, text, want, vault] of cases) {
+    const r = new Redactor([{ name: 'p', regex }]);
+    if (vault !== undefined) r.setSecret('v', vault);
+    assert.deepEqual(JSON.parse(r.redactJson(text)), want, regex);
+    assert.deepEqual(JSON.parse(r.scrubJson(text)), want, regex);
+  }
+});
+
 test('configured patterns with unbounded repeats cost linear work in JSON text (each match read to the end of the line was quadratic)', () => {
   // Searched greedily over the whole text, `secret.*` or `token=\S+` ran to the end of the line
   // at each of its matches before being cut back to its string: 700 KB of JSON took minutes.

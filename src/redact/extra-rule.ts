@@ -128,6 +128,26 @@ export function lazySource(source: string): string {
   return source;
 }
 
+/**
+ * Whether the pattern looks at text after its match: a lookahead (`(?=`, `(?!`) or `$`. Such a
+ * pattern cannot be measured on a JSON string cut at its closing quote (the redactor's view):
+ * there a lookahead finds nothing and `$` matches, where the whole text has the quote and
+ * more, and a match measured so came out shorter, leaving the rest of a secret in clear.
+ * Lookbehinds, `\b` and `\B` give the same answer at the cut as before the quote.
+ */
+export function looksAhead(source: string): boolean {
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!;
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '$') return true;
+    else if (c === '(' && source[i + 1] === '?' && (source[i + 2] === '=' || source[i + 2] === '!')) return true;
+  }
+  return false;
+}
+
 /** How many capture groups the pattern has. */
 export function groupCount(source: string): number {
   return new RegExp(`${source}|`).exec('')!.length - 1;

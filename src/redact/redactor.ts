@@ -5,7 +5,7 @@ import { ConfiguredMatches } from './cursor.js';
 import { isAlnum } from './chars.js';
 import { GramFilter } from './grams.js';
 import { RULES, type Rule } from './rules.js';
-import { checkExtraRule, groupCount, lazySource, type ExtraRule } from './extra-rule.js';
+import { checkExtraRule, groupCount, lazySource, looksAhead, type ExtraRule } from './extra-rule.js';
 import { privateBytes } from '../vault/seal.js';
 
 /** Vault values shorter than this are not matched as text: "1234" would redact every 1234. */
@@ -232,6 +232,8 @@ export class Redactor {
   readonly #anchored: boolean;
   /** Text shorter than this holds no secret: no vault value or format is, a configured pattern may be (a 6-digit code). */
   readonly #short: number;
+  /** Whether a match inside a JSON string may be measured on the text cut at its closing quote (no configured pattern looks ahead). */
+  readonly #cutSafe: boolean;
 
   constructor(extra: readonly ExtraRule[] = []) {
     for (const r of extra) {
@@ -241,6 +243,7 @@ export class Redactor {
     this.#rules = [...RULES, ...extra.map((r) => ({ name: r.name, source: r.regex }))];
     this.#anchored = this.#rules.every((r) => ANCHORED.has(r.name)) && extra.length === 0;
     this.#short = extra.length === 0 ? MIN_SECRET_LENGTH : 1;
+    this.#cutSafe = !extra.some((r) => looksAhead(r.regex));
     this.#rulesOnly = this.#build(new Set());
     this.#plain = this.#json = this.#rulesOnly;
   }
@@ -559,12 +562,14 @@ export class Redactor {
       if (rule.startsBefore !== undefined) start = Math.max(last, rule.startsBefore(text, start));
       // In JSON text a match inside a string is measured with the text ending at the string's
       // closing quote: a replacement there ends with it anyway (below), and a configured pattern
-      // measured on the whole text (`secret.*`) read to the end of the line at each match.
+      // measured on the whole text (`secret.*`) read to the end of the line at each match. Not
+      // when a configured pattern looks ahead (looksAhead): it is measured on the whole text and
+      // cut back below, as before, at that cost.
       let within = text;
       let withinConfigured = configured;
       if (json) {
         scanTo(start);
-        if (inString) {
+        if (inString && this.#cutSafe) {
           if (closeAt < start) closeAt = stringClose(text, scanned);
           if (view.at !== closeAt) {
             const t = text.slice(0, closeAt);
@@ -710,6 +715,12 @@ export class Redactor {
   /** Where a configured pattern's match at `at` ends when the text ends at `close` (its string's end); `at` for none. */
   #inString(text: string, at: number, close: number, compiled: Compiled): number {
     const sticky = compiled.stickyConfigured!;
+    // First with the closing quote still there, so that a lookahead at the string's end sees
+    // what follows the value (`secret\S+(?=\W)` over "secret_a.BCDEF" left ".BCDEF" in clear
+    // when the text ended before the quote); a match that takes the quote in is not one.
+    sticky.lastIndex = at;
+    const withQuote = sticky.exec(text.slice(0, close + 1));
+    if (withQuote !== null && at + withQuote[0].length <= close) return at + withQuote[0].length;
     sticky.lastIndex = at;
     const m = sticky.exec(text.slice(0, close));
     return m === null ? at : at + m[0].length;
