@@ -566,7 +566,7 @@ test('configured patterns across JSON structure through the app: log lines, mess
   assert.equal(bytes.indexOf(secret), -1, 'the secret is in the database bytes');
 });
 
-test('configured patterns that look ahead are measured on the whole text, not on a string cut at its quote (second review: the rest of a secret stayed in clear)', () => {
+test('configured patterns that look ahead are measured on the whole text, and one that runs on only across the quote still extends a match (second and third reviews: the rest of a secret stayed in clear)', () => {
   const cases: [string, string, unknown, string?][] = [
     ['token=[\\w.-]+(?=\\W)', JSON.stringify({ msg: 'call', q: 'token=a-SECRETSECRETSECRET' }), { msg: 'call', q: '[REDACTED:p]' }],
     ['sess_[A-Za-z0-9]+(?!$)', JSON.stringify({ m: 'sess_ABCDEFGHIJ' }), { m: '[REDACTED:p]' }],
@@ -576,6 +576,12 @@ test('configured patterns that look ahead are measured on the whole text, not on
     // A repeat that matches the quote too, cut back to the string: the lookahead at its end
     // sees the quote (".BCDEF" stayed in clear before this change as well).
     ['secret\\S+(?=\\W)', JSON.stringify({ m: 'secret_a.BCDEF', n: 'x secret_b.C y' }), { m: '[REDACTED:p]', n: 'x [REDACTED:p] y' }],
+    // Third review: the quote seen by a lookahead that reads up to it must not make a short
+    // alternative win; a pattern matching only across the quote still extends a vault value.
+    ['secret\\w+(?=[^\\x22]*\\x22$)|secret\\S+', JSON.stringify({ a: 'secret_a.BCDEF', b: 1 }), { a: '[REDACTED:p]', b: 1 }],
+    ['secret1[^&]+&', JSON.stringify({ a: 'VAULTsecret1-TAIL', b: 'x&y' }), { a: '[REDACTED:vault]', b: 'x&y' }, 'VAULTsecret1'],
+    // One that needs the quote and reads on into the next value is replaced through it (as before).
+    ['key[=:].{3,}(?=\\x22)', JSON.stringify({ 'key=a,b': 'tok=ab-cd.ef' }), { '[REDACTED:p]': '[REDACTED:p]' }],
   ];
   for (const [regex, text, want, vault] of cases) {
     const r = new Redactor([{ name: 'p', regex }]);

@@ -53,6 +53,21 @@ export class ConfiguredMatches {
     this.#cursors = each.map((re) => new Cursor(re, text));
   }
 
+  /**
+   * Whether a configured match found starting in [from, to) (each pattern's sequence of
+   * matches, as endAt sees them without its window) ends past `limit`.
+   */
+  crossesBefore(from: number, to: number, limit: number): boolean {
+    for (let p = from; p < to; p++) {
+      for (const c of this.#cursors) {
+        const m = c.at(p);
+        if (m === null || m.index >= to) continue;
+        if (m.index === p && m.end > limit) return true;
+      }
+    }
+    return false;
+  }
+
   /** The furthest end of a configured match found starting at `p`, -1 for none; `best`: where the replacement ends so far. */
   endAt(p: number, best: number): number {
     let end = -1;

@@ -590,6 +590,12 @@ export class Redactor {
         if (matchEnd === -1) matchEnd = m.index + m[0].length;
       }
       let end = this.#wholeEnd(within, start, matchEnd, compiled, withinConfigured);
+      if (within !== text && configured !== undefined && measure === undefined && end < view.at && configured.crossesBefore(start, end, view.at)) {
+        // A configured match that starts inside this one and runs on only across the quote (a
+        // vault value followed by `secret1[^&]+&` over the next field) is not in the cut text:
+        // the replacement runs to the string's end, as when measured on the whole text.
+        end = view.at;
+      }
       let quote = '';
       let skip = false;
       let across = false;
@@ -718,12 +724,18 @@ export class Redactor {
     // First with the closing quote still there, so that a lookahead at the string's end sees
     // what follows the value (`secret\S+(?=\W)` over "secret_a.BCDEF" left ".BCDEF" in clear
     // when the text ended before the quote); a match that takes the quote in is not one.
+    // Never shorter than without it, though: a lookahead that reads up to the quote and looks
+    // past it (`(?=[^\x22]*\x22$)`) can let a short alternative win there (third review).
     sticky.lastIndex = at;
     const withQuote = sticky.exec(text.slice(0, close + 1));
-    if (withQuote !== null && at + withQuote[0].length <= close) return at + withQuote[0].length;
     sticky.lastIndex = at;
     const m = sticky.exec(text.slice(0, close));
-    return m === null ? at : at + m[0].length;
+    // And only where a match without it exists: where none does, the match runs through the
+    // structure and is replaced value by value (a pattern that needs the quote, `.{3,}(?=\x22)`,
+    // may be meant to take the next value too: the safer reading).
+    if (m === null) return at;
+    const without = at + m[0].length;
+    return withQuote !== null && at + withQuote[0].length <= close ? Math.max(without, at + withQuote[0].length) : without;
   }
 
   /**
