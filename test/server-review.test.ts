@@ -119,41 +119,72 @@ describe('blufio serve: what a review of the server found', () => {
     }
   });
 
-  for (const [config, limit, why] of [
-    ['', 'sixteen per connection', /waiting for their answers to be read/],
-    ['[server]\nmax_response_bytes = 2097152\n', 'past four max_response_bytes', /holds as many bytes of answers as it may \(8388608\)/],
-  ] as const) {
-    it(`pipelined requests whose answers are not read are refused: ${limit} (second review)`, async () => {
-      // 300 session_get calls of a session with 1 MB of metadata, pipelined in one write and
-      // never read, held 250 MB per connection: only bulk reads were refused past the bound.
-      const d = await serve({ config });
-      try {
-        const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(1_000_000) } })).result as { id: string };
-        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_get', params: { id: s.id } });
-        const one = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  it('pipelined requests whose answers are not read are refused past sixteen per connection (second review)', async () => {
+    // 300 session_get calls of a session with 1 MB of metadata, pipelined in one write and
+    // never read, held 250 MB per connection: only bulk reads were refused past the bound.
+    const d = await serve();
+    try {
+      const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(1_000_000) } })).result as { id: string };
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_get', params: { id: s.id } });
+      const one = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      const r = await rawSocket(d);
+      r.sock.pause();
+      r.sock.write(one.repeat(40));
+      await sleep(1000);
+      // Another client that reads its answers is served meanwhile, writes included.
+      assert.ok((await d.call('message_append', { sessionId: s.id, role: 'user', content: 'hi' })).result);
+      let text = '';
+      r.sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      r.sock.resume();
+      await r.closed;
+      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+      // Sixteen wait at most (the kernel's buffers take a few answers off the daemon's hands):
+      // the first refusal comes long before the fortieth, and ends the connection.
+      const first = statuses.indexOf('503');
+      assert.ok(first >= 16 && first < 30 && statuses.length === first + 1, statuses.join(','));
+      const refusal = text.slice(text.lastIndexOf('HTTP/1.1 503'));
+      assert.match(refusal, /KC_RPC_RATE_LIMITED/);
+      assert.match(refusal, /waiting for their answers to be read/);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('large read answers count against the bound whatever the method: one unread batch per connection on many connections cannot pass it (third review)', async () => {
+    // Only bulk reads were refused past the bound: 40 connections, each with one batch of seven
+    // session_get calls of a session with ~1 MB of metadata and never read, held 670 MB more
+    // against a bound of 32 MiB.
+    const d = await serve({ config: '[server]\nmax_response_bytes = 8388608\n' });
+    const held: net.Socket[] = [];
+    try {
+      const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(960_000) } })).result as { id: string };
+      const body = JSON.stringify(Array.from({ length: 7 }, (_, k) => ({ jsonrpc: '2.0', id: k, method: 'session_get', params: { id: s.id } })));
+      const head = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+      for (let i = 0; i < 20; i++) {
         const r = await rawSocket(d);
         r.sock.pause();
-        r.sock.write(one.repeat(40));
-        await sleep(1000);
-        // Another client that reads its answers is served meanwhile, writes included.
-        assert.ok((await d.call('message_append', { sessionId: s.id, role: 'user', content: 'hi' })).result);
-        let text = '';
-        r.sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
-        r.sock.resume();
-        await r.closed;
-        const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
-        // A few answers at most (the kernel's buffers take some off the daemon's hands): the first
-        // refusal comes long before the fortieth, and ends the connection.
-        const first = statuses.indexOf('503');
-        assert.ok(first >= 4 && first < 30 && statuses.length === first + 1, statuses.join(','));
-        const refusal = text.slice(text.lastIndexOf('HTTP/1.1 503'));
-        assert.match(refusal, /KC_RPC_RATE_LIMITED/);
-        assert.match(refusal, why);
-      } finally {
-        await d.stop();
+        r.sock.write(head + body);
+        held.push(r.sock);
       }
-    });
-  }
+      await sleep(2000);
+      const refused = await d.call('session_get', { id: s.id });
+      assert.equal(refused.error?.data?.code, 'KC_RESULT_TOO_LARGE', JSON.stringify(refused).slice(0, 200));
+      assert.match(String(refused.error?.message), /have not read them yet/);
+      // Small answers and writes are still served.
+      assert.ok((await d.call('health', {})).result);
+      assert.ok((await d.call('message_append', { sessionId: s.id, role: 'user', content: 'hi' })).result);
+      for (const h of held) h.destroy();
+      let again = await d.call('session_get', { id: s.id });
+      for (let i = 0; i < 50 && again.error !== undefined; i++) {
+        await sleep(100);
+        again = await d.call('session_get', { id: s.id });
+      }
+      assert.ok(again.result, JSON.stringify(again.error));
+    } finally {
+      for (const h of held) h.destroy();
+      await d.stop();
+    }
+  });
 
   it('an Upgrade other than WebSocket is ignored (h2c answered over HTTP/1.1); a WebSocket handshake gets a JSON refusal (finding 5)', async () => {
     const d = await serve();

@@ -330,15 +330,6 @@ export class RpcHttpServer {
       } catch {
         body = '\u0000'; // not UTF-8: answered as not JSON
       }
-      if (this.o.held !== undefined && this.o.held.room <= 0 && waiting > 1) {
-        // Past the bound, a connection that has not read its answers gets no more: many small
-        // ones pipelined add up (a write refused here did not run). A client that reads each
-        // answer before asking again (every fetch does) is still served, writes and all.
-        this.refuse(res, 503, new AppError(ErrorCode.RPC_RATE_LIMITED, `the daemon holds as many bytes of answers as it may (${this.o.held.limit}), made for clients that have not read them yet, and this connection has answers waiting; this call was not run`, {
-          hint: 'try again in a moment; a client that never reads its answers should be stopped',
-        }), { 'retry-after': '1' });
-        return;
-      }
       this.o.handle(body).then(
         (answer) => this.send(res, 200, answer),
         (err: unknown) => this.send(res, 500, { jsonrpc: '2.0', id: null, error: toRpcError(err, this.o.redact, this.o.log) }),
