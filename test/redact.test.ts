@@ -582,6 +582,8 @@ test('configured patterns that look ahead are measured on the whole text, and on
     ['secret1[^&]+&', JSON.stringify({ a: 'VAULTsecret1-TAIL', b: 'x&y' }), { a: '[REDACTED:vault]', b: 'x&y' }, 'VAULTsecret1'],
     // One that needs the quote and reads on into the next value is replaced through it (as before).
     ['key[=:].{3,}(?=\\x22)', JSON.stringify({ 'key=a,b': 'tok=ab-cd.ef' }), { '[REDACTED:p]': '[REDACTED:p]' }],
+    // Fourth review: one whose start an earlier match of the same pattern swallowed.
+    ['secret1[\\s\\S]{3,8}', '{"k":"ghp_secret1secret1secret1secret1secret1z,"}', { k: '[REDACTED:github-token]' }],
   ];
   for (const [regex, text, want, vault] of cases) {
     const r = new Redactor([{ name: 'p', regex }]);

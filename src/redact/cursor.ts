@@ -54,17 +54,11 @@ export class ConfiguredMatches {
   }
 
   /**
-   * Whether a configured match found starting in [from, to) (each pattern's sequence of
-   * matches, as endAt sees them without its window) ends past `limit`.
+   * Whether a configured match found starting in [from, to) (as endAt finds them for a
+   * replacement ending at `to`) ends past `limit`.
    */
   crossesBefore(from: number, to: number, limit: number): boolean {
-    for (let p = from; p < to; p++) {
-      for (const c of this.#cursors) {
-        const m = c.at(p);
-        if (m === null || m.index >= to) continue;
-        if (m.index === p && m.end > limit) return true;
-      }
-    }
+    for (let p = from; p < to; p++) if (this.endAt(p, to) > limit) return true;
     return false;
   }
 
