@@ -150,6 +150,40 @@ describe('blufio serve: what a review of the server found', () => {
     }
   });
 
+  it('requests pipelined on one connection run one after another, each once the answer before it has been sent: one unread answer per connection (fourth review)', async () => {
+    // session_set_state answers with the whole session: 16 pipelined on each of 30 connections
+    // for a session with 1 MB of metadata held 1.5 GB against a bound of 8 MiB (writes' results
+    // are sent whatever is left of it), and every other client's large read was refused.
+    const d = await serve({ config: '[server]\nmax_response_bytes = 2097152\n' });
+    const held: Awaited<ReturnType<typeof rawSocket>>[] = [];
+    try {
+      const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(1_000_000) } })).result as { id: string };
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_set_state', params: { id: s.id, state: 'active' } });
+      const one = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      for (let i = 0; i < 5; i++) {
+        const r = await rawSocket(d);
+        r.sock.pause();
+        r.sock.write(one.repeat(16));
+        held.push(r);
+      }
+      await sleep(1000);
+      // Five connections hold one answer each (5 MB of the 8 MiB bound): another client's
+      // large read still fits (with sixteen each, 80 MB, it was refused).
+      const read = await d.call('session_get', { id: s.id });
+      assert.ok(read.result, JSON.stringify(read.error));
+      // Read at last, a connection gets all sixteen answers, in order.
+      const last = held[held.length - 1]!;
+      let text = '';
+      last.sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      last.sock.resume();
+      for (let i = 0; i < 100 && (text.match(/HTTP\/1\.1 200/g) ?? []).length < 16; i++) await sleep(100);
+      assert.equal((text.match(/HTTP\/1\.1 200/g) ?? []).length, 16);
+    } finally {
+      for (const h of held) h.sock.destroy();
+      await d.stop();
+    }
+  });
+
   it('large read answers count against the bound whatever the method: one unread batch per connection on many connections cannot pass it (third review)', async () => {
     // Only bulk reads were refused past the bound: 40 connections, each with one batch of seven
     // session_get calls of a session with ~1 MB of metadata and never read, held 670 MB more

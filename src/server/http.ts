@@ -97,6 +97,8 @@ export class RpcHttpServer {
   private readonly slots: ConnectionSlots;
   /** Per connection, the requests whose answers have not been sent yet (pipelined ones wait in turn). */
   private readonly unanswered = new WeakMap<Socket, number>();
+  /** Per connection, settled when the last request's answer has been handed to the kernel (or the request is gone). */
+  private readonly lastAnswer = new WeakMap<Socket, Promise<void>>();
 
   constructor(private readonly o: RpcHttpOptions) {
     this.security = new SecurityLog(o.log);
@@ -282,6 +284,13 @@ export class RpcHttpServer {
     this.slots.begin(socket);
     const waiting = (this.unanswered.get(socket) ?? 0) + 1;
     this.unanswered.set(socket, waiting);
+    // Requests on one connection run one after another, each once the answer before it has been
+    // handed to the kernel: a client that pipelines and never reads holds one answer in the
+    // daemon, not one per request (16 session_set_state calls, each answered with a 1 MB
+    // session, on each of 30 connections held 1.5 GB; writes' results are sent whatever is left
+    // of the held-answers bound).
+    const before = this.lastAnswer.get(socket) ?? Promise.resolve();
+    this.lastAnswer.set(socket, new Promise<void>((resolve) => res.once('close', () => resolve())));
     res.once('close', () => {
       this.slots.end(socket);
       this.unanswered.set(socket, (this.unanswered.get(socket) ?? 1) - 1);
@@ -330,10 +339,15 @@ export class RpcHttpServer {
       } catch {
         body = '\u0000'; // not UTF-8: answered as not JSON
       }
-      this.o.handle(body).then(
-        (answer) => this.send(res, 200, answer),
-        (err: unknown) => this.send(res, 500, { jsonrpc: '2.0', id: null, error: toRpcError(err, this.o.redact, this.o.log) }),
-      );
+      void before.then(() => {
+        // Gone before its turn (the client left, the daemon cut it): not run, nobody would
+        // learn what it did.
+        if (res.destroyed) return;
+        this.o.handle(body).then(
+          (answer) => this.send(res, 200, answer),
+          (err: unknown) => this.send(res, 500, { jsonrpc: '2.0', id: null, error: toRpcError(err, this.o.redact, this.o.log) }),
+        );
+      });
     });
   }
 }
