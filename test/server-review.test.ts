@@ -184,6 +184,40 @@ describe('blufio serve: what a review of the server found', () => {
     }
   });
 
+  it('a request queued behind a refusal that ends the connection, or on a connection gone before its turn, is not run (fifth review)', async () => {
+    const d = await serve();
+    try {
+      const raw = (payload: unknown, token = d.token): string => {
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'queue_enqueue', params: { queue: 'q', payload } });
+        return `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      };
+      const pending = async (): Promise<number> => ((await d.call('queue_stats', { queue: 'q' })).result as { pending: number }).pending;
+      // enqueue, a call with a wrong token (401, Connection: close), enqueue: the client reads
+      // everything and gets two answers; the third call ran before, its answer never sent.
+      const r = await rawSocket(d, raw(1) + raw('bad', 'x'.repeat(d.token.length)) + raw(2));
+      let text = '';
+      r.sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      await r.closed;
+      assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 401']);
+      await sleep(300);
+      assert.equal(await pending(), 1);
+      // A large unread answer, an enqueue queued behind it, then the client leaves.
+      const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(1_000_000) } })).result as { id: string };
+      const big = JSON.stringify(Array.from({ length: 12 }, (_, k) => ({ jsonrpc: '2.0', id: k, method: 'session_get', params: { id: s.id } })));
+      const head = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${big.length}\r\n\r\n`;
+      const g = await rawSocket(d);
+      g.sock.pause();
+      g.sock.write(head + big + raw(3));
+      await sleep(1000);
+      assert.equal(await pending(), 1, 'queued behind the unread answer');
+      g.sock.destroy();
+      await sleep(500);
+      assert.equal(await pending(), 1, 'not run once its connection was gone');
+    } finally {
+      await d.stop();
+    }
+  });
+
   it('large read answers count against the bound whatever the method: one unread batch per connection on many connections cannot pass it (third review)', async () => {
     // Only bulk reads were refused past the bound: 40 connections, each with one batch of seven
     // session_get calls of a session with ~1 MB of metadata and never read, held 670 MB more

@@ -99,6 +99,10 @@ export class RpcHttpServer {
   private readonly unanswered = new WeakMap<Socket, number>();
   /** Per connection, settled when the last request's answer has been handed to the kernel (or the request is gone). */
   private readonly lastAnswer = new WeakMap<Socket, Promise<void>>();
+  /** Each request's place on its connection (1, 2, ...), and per connection the place of the first refusal that ends it (Connection: close). */
+  private readonly position = new WeakMap<http.ServerResponse, number>();
+  private readonly placed = new WeakMap<Socket, number>();
+  private readonly endsAfter = new WeakMap<Socket, number>();
 
   constructor(private readonly o: RpcHttpOptions) {
     this.security = new SecurityLog(o.log);
@@ -199,6 +203,10 @@ export class RpcHttpServer {
 
   /** A refusal before the body is read: the connection is closed after it, the body never read. */
   private refuse(res: http.ServerResponse, status: number, err: AppError, extra: Record<string, string> = {}): void {
+    // The connection ends after this answer: requests pipelined behind it are not run.
+    const at = this.position.get(res);
+    const socket = res.req.socket;
+    if (at !== undefined) this.endsAfter.set(socket, Math.min(this.endsAfter.get(socket) ?? Infinity, at));
     const error = toRpcError(err, this.o.redact, this.o.log);
     this.send(res, status, { jsonrpc: '2.0', id: null, error }, { connection: 'close', ...extra });
   }
@@ -289,6 +297,9 @@ export class RpcHttpServer {
     // daemon, not one per request (16 session_set_state calls, each answered with a 1 MB
     // session, on each of 30 connections held 1.5 GB; writes' results are sent whatever is left
     // of the held-answers bound).
+    const place = (this.placed.get(socket) ?? 0) + 1;
+    this.placed.set(socket, place);
+    this.position.set(res, place);
     const before = this.lastAnswer.get(socket) ?? Promise.resolve();
     this.lastAnswer.set(socket, new Promise<void>((resolve) => res.once('close', () => resolve())));
     res.once('close', () => {
@@ -340,9 +351,10 @@ export class RpcHttpServer {
         body = '\u0000'; // not UTF-8: answered as not JSON
       }
       void before.then(() => {
-        // Gone before its turn (the client left, the daemon cut it): not run, nobody would
-        // learn what it did.
-        if (res.destroyed) return;
+        // Gone before its turn (the client left, the daemon cut it, or a refusal before it
+        // ends the connection): not run, nobody would learn what it did. The socket, not the
+        // response: Node destroys the responses queued behind only after this turn begins.
+        if (res.destroyed || socket.destroyed || !socket.writable || (this.endsAfter.get(socket) ?? Infinity) < place) return;
         this.o.handle(body).then(
           (answer) => this.send(res, 200, answer),
           (err: unknown) => this.send(res, 500, { jsonrpc: '2.0', id: null, error: toRpcError(err, this.o.redact, this.o.log) }),
