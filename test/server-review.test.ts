@@ -17,6 +17,11 @@ async function rawSocket(d: DaemonProcess, first?: string): Promise<{ sock: net.
   return { sock, closed, isClosed: () => gone };
 }
 
+/** One authenticated RPC call as raw HTTP/1.1 text (for pipelining); `extra` adds header lines. */
+function rpcRequest(d: DaemonProcess, body: string, opts: { token?: string; extra?: string } = {}): string {
+  return `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${opts.token ?? d.token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${opts.extra ?? ''}\r\n${body}`;
+}
+
 /** An authenticated health call on a connection of its own; its HTTP status, or the network error. */
 async function health(d: DaemonProcess): Promise<string> {
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'health' });
@@ -94,9 +99,8 @@ describe('blufio serve: what a review of the server found', () => {
       const s = (await d.call('session_create', {})).result as { id: string };
       for (let i = 0; i < 2; i++) await d.call('message_append', { sessionId: s.id, role: 'user', content: 'x'.repeat(7 * 1024 * 1024) });
       const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'message_list', params: { sessionId: s.id } });
-      const head = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
       for (let i = 0; i < 8; i++) {
-        const r = await rawSocket(d, head + body);
+        const r = await rawSocket(d, rpcRequest(d, body));
         r.sock.pause(); // never reads
         readers.push(r.sock);
         await sleep(150);
@@ -126,7 +130,7 @@ describe('blufio serve: what a review of the server found', () => {
     try {
       const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(1_000_000) } })).result as { id: string };
       const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_get', params: { id: s.id } });
-      const one = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      const one = rpcRequest(d, body);
       const r = await rawSocket(d);
       r.sock.pause();
       r.sock.write(one.repeat(40));
@@ -159,7 +163,7 @@ describe('blufio serve: what a review of the server found', () => {
     try {
       const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(1_000_000) } })).result as { id: string };
       const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session_set_state', params: { id: s.id, state: 'active' } });
-      const one = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      const one = rpcRequest(d, body);
       for (let i = 0; i < 5; i++) {
         const r = await rawSocket(d);
         r.sock.pause();
@@ -189,7 +193,7 @@ describe('blufio serve: what a review of the server found', () => {
     try {
       const raw = (payload: unknown, token = d.token): string => {
         const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'queue_enqueue', params: { queue: 'q', payload } });
-        return `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+        return rpcRequest(d, body, { token });
       };
       const pending = async (): Promise<number> => ((await d.call('queue_stats', { queue: 'q' })).result as { pending: number }).pending;
       // enqueue, a call with a wrong token (401, Connection: close), enqueue: the client reads
@@ -204,10 +208,9 @@ describe('blufio serve: what a review of the server found', () => {
       // A large unread answer, an enqueue queued behind it, then the client leaves.
       const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(1_000_000) } })).result as { id: string };
       const big = JSON.stringify(Array.from({ length: 12 }, (_, k) => ({ jsonrpc: '2.0', id: k, method: 'session_get', params: { id: s.id } })));
-      const head = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${big.length}\r\n\r\n`;
       const g = await rawSocket(d);
       g.sock.pause();
-      g.sock.write(head + big + raw(3));
+      g.sock.write(rpcRequest(d, big) + raw(3));
       await sleep(1000);
       assert.equal(await pending(), 1, 'queued behind the unread answer');
       g.sock.destroy();
@@ -227,11 +230,10 @@ describe('blufio serve: what a review of the server found', () => {
     try {
       const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(960_000) } })).result as { id: string };
       const body = JSON.stringify(Array.from({ length: 7 }, (_, k) => ({ jsonrpc: '2.0', id: k, method: 'session_get', params: { id: s.id } })));
-      const head = `POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:${d.info.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
       for (let i = 0; i < 20; i++) {
         const r = await rawSocket(d);
         r.sock.pause();
-        r.sock.write(head + body);
+        r.sock.write(rpcRequest(d, body));
         held.push(r.sock);
       }
       await sleep(2000);
