@@ -221,6 +221,42 @@ describe('blufio serve: what a review of the server found', () => {
     }
   });
 
+  it('refusals queued behind another answer on a connection that dies give back the bytes they held (review of the per-connection turns)', async () => {
+    const d = await serve({ config: '[server]\nmax_response_bytes = 1048576\n[queue]\nmax_payload_bytes = 65536\n' });
+    await d.call('session_create', { metadata: { blob: 'y'.repeat(300_000) } });
+    const list = async (): Promise<string> => {
+      const a = await d.call('session_list', {});
+      return a.error === undefined ? 'ok' : String(a.error.data.code);
+    };
+    assert.equal(await list(), 'ok');
+    // Refusals queued behind another answer: Node never says such a response closed when the
+    // client leaves, and each held its bytes for good (80 such connections filled the 4 MiB).
+    const bad = rpcRequest(d, '{}', { token: 'x'.repeat(d.token.length) }).repeat(2000);
+    for (let i = 0; i < 80; i++) {
+      const r = await rawSocket(d, bad);
+      r.sock.resume();
+      await r.closed;
+    }
+    assert.equal(await list(), 'ok', 'bulk reads still have room');
+    await d.stop();
+  });
+
+  it('a request waiting behind an unread answer and a refusal when its client leaves is not counted in flight: a stop does not wait out its grace period for it (review of the per-connection turns)', async () => {
+    const d = await serve({ config: '[server]\nshutdown_grace_ms = 3000\n' });
+    const s = (await d.call('session_create', { metadata: { blob: 'y'.repeat(1_000_000) } })).result as { id: string };
+    const big = JSON.stringify(Array.from({ length: 12 }, (_, k) => ({ jsonrpc: '2.0', id: k, method: 'session_get', params: { id: s.id } })));
+    const g = await rawSocket(d);
+    g.sock.pause();
+    // Behind the unread answer: a call, a refusal (wrong token), a call that passed its checks.
+    const h = JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'health' });
+    g.sock.write(rpcRequest(d, big) + rpcRequest(d, h) + rpcRequest(d, h, { token: 'x'.repeat(d.token.length) }) + rpcRequest(d, h));
+    await sleep(500);
+    g.sock.destroy();
+    await sleep(300);
+    assert.equal((await d.stop()).code, 0);
+    assert.doesNotMatch(d.stderr(), /cut off/, 'no call was left in flight');
+  });
+
   it('large read answers count against the bound whatever the method: one unread batch per connection on many connections cannot pass it (third review)', async () => {
     // Only bulk reads were refused past the bound: 40 connections, each with one batch of seven
     // session_get calls of a session with ~1 MB of metadata and never read, held 670 MB more

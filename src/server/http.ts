@@ -286,8 +286,17 @@ export class RpcHttpServer {
     this.slots.begin(socket);
     let turns = this.turns.get(socket);
     if (turns === undefined) {
-      turns = { waiting: 0, placed: 0, endsAfter: Infinity, latest: undefined, places: new Map() };
-      this.turns.set(socket, turns);
+      const made: Turns = { waiting: 0, placed: 0, endsAfter: Infinity, latest: undefined, places: new Map() };
+      this.turns.set(socket, made);
+      // Node never emits 'close' for a response still queued behind another when its socket
+      // dies (only the requests are aborted): what waits on it would wait for ever. Held bytes
+      // of answers already made (refusals) stayed counted: 80 connections of pipelined
+      // unauthenticated requests left no room for any bulk read under a 1 MiB bound, a
+      // request counted in flight made every shutdown wait its whole grace period.
+      socket.once('close', () => {
+        for (const queued of [...made.places.keys()]) if (!queued.socket) queued.emit('close');
+      });
+      turns = made;
     }
     const t = turns;
     const waiting = ++t.waiting;
@@ -363,7 +372,8 @@ export class RpcHttpServer {
         );
       };
       // The request before it is still open (its 'close' has not come): its turn follows that.
-      if (before !== undefined && t.places.has(before)) before.once('close', run);
+      // After the rest of that 'close' (its held bytes are given back first).
+      if (before !== undefined && t.places.has(before)) before.once('close', () => queueMicrotask(run));
       else queueMicrotask(run);
     });
   }
