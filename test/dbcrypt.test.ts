@@ -235,6 +235,30 @@ describe('encrypted database', () => {
     assert.match(none.stderr, /^error\[KC_DB_LOCKED\]/m);
   });
 
+  it('one passphrase for both: a vault passphrase change is refused until the database has a variable of its own, then works (QA review)', async () => {
+    // The change went through and left no value of BLUFIO_VAULT_KEY that opened both: the
+    // database kept the old passphrase, and a service started headless could open neither.
+    const dir = path.join(tmpDir(), 'data');
+    fs.mkdirSync(dir, { mode: 0o700 });
+    const one = cleanEnv({ BLUFIO_VAULT_KEY: PASS });
+    assert.equal((await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'BLUFIO_VAULT_KEY'], { env: one })).code, 0);
+    assert.equal((await runCli(['--data-dir', dir, 'config', 'set-secret', 'api'], { env: one, input: `${MARK}-secret\n` })).code, 0);
+    const refused = await runCli(['--data-dir', dir, 'vault', 'change-passphrase'], { env: { ...one, BLUFIO_NEW_VAULT_KEY: `${PASS} 2` } });
+    assert.match(refused.stderr, /^error\[KC_INVALID_INPUT\]: the encrypted database's key comes from BLUFIO_VAULT_KEY too/m);
+    assert.match(refused.stderr, /--passphrase-env BLUFIO_DB_KEY/);
+    assert.notEqual(refused.code, 0);
+    const still = await runCli(['--data-dir', dir, 'config', 'list-secrets', '--json'], { env: one });
+    assert.equal(still.code, 0, still.stderr);
+    // What the hint says: the database gets its own variable (its key checked), then the change.
+    const own = await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'BLUFIO_DB_KEY'], { env: cleanEnv({ BLUFIO_DB_KEY: PASS }) });
+    assert.equal(own.code, 0, own.stderr);
+    const changed = await runCli(['--data-dir', dir, 'vault', 'change-passphrase'], { env: { ...one, BLUFIO_DB_KEY: PASS, BLUFIO_NEW_VAULT_KEY: `${PASS} 2` } });
+    assert.equal(changed.code, 0, changed.stderr);
+    const after = await runCli(['--data-dir', dir, 'config', 'list-secrets', '--json'], { env: cleanEnv({ BLUFIO_VAULT_KEY: `${PASS} 2`, BLUFIO_DB_KEY: PASS }) });
+    assert.equal(after.code, 0, after.stderr);
+    assert.match(after.stdout, /"api"/);
+  });
+
   it('refuses a database that does not match vault.json, in both directions', async () => {
     const { dir } = await plaintextVault(1);
     const m = JSON.parse(fs.readFileSync(path.join(dir, 'vault.json'), 'utf8')) as typeof V3;

@@ -15,9 +15,9 @@ import {
   type Queue,
   type Sessions,
 } from '../storage/index.js';
-import { moveConfigSecrets, Vault, type PassphraseProvider } from '../vault/index.js';
+import { moveConfigSecrets, Vault, VAULT_KEY_ENV, type PassphraseProvider } from '../vault/index.js';
 import { createSafeFetch, type SafeFetch } from '../net/index.js';
-import { fileKind, keyFor, openGate } from '../dbcrypt/index.js';
+import { fileKind, keyFor, openGate, refuseSharedKeyChange } from '../dbcrypt/index.js';
 import { dbLockedError, StorageSlot } from './slot.js';
 import { ObjectStore } from '../objects/index.js';
 
@@ -118,7 +118,7 @@ function envPassphrases(env: Env): { key: string | undefined; newKey: string | u
   const warnings: [string, string][] = [];
   // The new passphrase first: reading the key's file can fail, and must leave neither behind.
   const newKey = takeSecretEnv(env, 'BLUFIO_NEW_VAULT_KEY');
-  const key = takeSecret(env, 'BLUFIO_VAULT_KEY', '', (message, file) => warnings.push([message, file]));
+  const key = takeSecret(env, VAULT_KEY_ENV, '', (message, file) => warnings.push([message, file]));
   return { key, newKey, warnings };
 }
 
@@ -194,6 +194,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   vault.onPassphraseChange((p) => {
     if (standing() !== undefined) fromEnv.given = p;
   });
+  vault.guardPassphraseChange(() => refuseSharedKeyChange(config.databasePath));
   if (typed !== undefined && standing() === undefined) {
     try {
       await vault.tryUnlock(typed);

@@ -5,9 +5,9 @@ import type { Env } from '../config/index.js';
 import { emitSecretFileWarning, takeSecret, takeSecretEnv, type SecretFileWarning } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { ensurePrivateDir } from '../storage/files.js';
-import { assertNewPassphrase, type PassphraseProvider } from '../vault/index.js';
+import { assertNewPassphrase, VAULT_KEY_ENV, type PassphraseProvider } from '../vault/index.js';
 import { deriveDbKey, fileKind, newSalt, rawKeyLiteral, readSalt } from './keys.js';
-import { newManifest, writeManifest, type Manifest } from './manifest.js';
+import { newManifest, readManifest, writeManifest, type Manifest } from './manifest.js';
 import { inspect, mismatch, recover, type VaultState } from './state.js';
 import { acquireVaultLock } from './dirlock.js';
 
@@ -74,6 +74,25 @@ export function takeDbKey(env: Env, name: string, dir: string, warn: SecretFileW
 /** `env:NAME` → NAME. */
 export function envName(keyReference: string | null): string | undefined {
   return keyReference?.startsWith('env:') ? keyReference.slice(4) : undefined;
+}
+
+/**
+ * A new vault passphrase while vault.json takes the database key from the vault's own variable
+ * (`--passphrase-env BLUFIO_VAULT_KEY`, "one passphrase for both") would leave no value of that
+ * variable that opens both: the database keeps the old passphrase (blufio cannot rekey it in
+ * place), and a service started headless could open neither. So the change is refused until the
+ * database has a variable of its own. A database asked for at a prompt is not concerned: the
+ * two passphrases are then asked for one after the other.
+ */
+export function refuseSharedKeyChange(databasePath: string): void {
+  const dir = path.dirname(databasePath);
+  const de = readManifest(dir)?.manifest.db_encryption;
+  if (de?.enabled !== true || envName(de.key_reference) !== VAULT_KEY_ENV) return;
+  throw new AppError(
+    ErrorCode.INVALID_INPUT,
+    `the encrypted database's key comes from ${VAULT_KEY_ENV} too (key_reference in ${path.join(dir, 'vault.json')}): a new vault passphrase would leave no value of ${VAULT_KEY_ENV} that opens both; nothing was changed`,
+    { hint: `give the database its own variable first: BLUFIO_DB_KEY=<the current passphrase> blufio vault db-encrypt enable ${dir} --passphrase-env BLUFIO_DB_KEY; then change the vault passphrase, and set both variables from then on` },
+  );
 }
 
 export function pendingError(dir: string, m: Manifest): AppError {

@@ -1,4 +1,4 @@
-export { openGate, databasePassphrase, envName, keyFor, pendingError } from './gate.js';
+export { openGate, databasePassphrase, envName, keyFor, pendingError, refuseSharedKeyChange } from './gate.js';
 export type { Gate, GateOptions } from './gate.js';
 export { readManifest, writeManifest, newManifest, serialiseManifest, manifestPath, MANIFEST_FILE } from './manifest.js';
 export type { Manifest, LoadedManifest, MigrationEvent, DbEncryptionState } from './manifest.js';

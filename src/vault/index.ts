@@ -6,4 +6,4 @@ export { DEFAULT_KDF, KDF_BOUNDS, deriveKey } from './kdf.js';
 export type { KdfParams } from './kdf.js';
 export { moveConfigSecrets } from './config-secrets.js';
 export { gcmOpen } from './seal.js';
-export { assertNewPassphrase } from './new-passphrase.js';
+export { assertNewPassphrase, VAULT_KEY_ENV } from './new-passphrase.js';

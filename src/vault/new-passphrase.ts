@@ -1,5 +1,8 @@
 import { AppError, ErrorCode } from '../errors/index.js';
 
+/** The variable (or, with _FILE, the file it names) the vault passphrase is taken from. */
+export const VAULT_KEY_ENV = 'BLUFIO_VAULT_KEY';
+
 /**
  * A passphrase being chosen (a new vault, a change, a new encrypted database). U+FFFD is what
  * bytes that were not UTF-8 become on the way in (an environment variable, a terminal set to

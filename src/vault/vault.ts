@@ -527,6 +527,8 @@ export class Vault {
   /** Re-wraps the master key under a new passphrase: one row in one transaction; no entry changes. */
   async changePassphrase(newPassphrase?: string): Promise<void> {
     checkPassphrase(newPassphrase);
+    // Before anything is asked or derived: a refused change must not have made anyone type.
+    for (const guard of this.changeGuards) guard();
     const m = this.rows.meta();
     if (m === undefined) throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault yet', { hint: 'blufio config set-secret <name> creates it' });
     const ready = await this.keyNow(false);
@@ -551,6 +553,12 @@ export class Vault {
   }
 
   private readonly changeListeners = new Set<(newPassphrase: string) => void>();
+  private readonly changeGuards = new Set<() => void>();
+
+  /** Checked first by every passphrase change: a guard that throws refuses the change, nothing asked or written. */
+  guardPassphraseChange(guard: () => void): void {
+    this.changeGuards.add(guard);
+  }
 
   /**
    * Called after this vault's passphrase was changed, with the new one: whoever unlocks it again
