@@ -145,6 +145,37 @@ describe('the vault, as a hostile review found it', () => {
     }
   });
 
+  it('a vault that was there at open is not reported as made by another process while a passphrase is awaited; one made later is (QA review)', async () => {
+    const made = "a vault was created by another process";
+    const dir = tmpDir();
+    const first = await app(dir, 'pw');
+    await first.vault.set('k', 'value-0123456789abcdefghij');
+    await first.close();
+    // No passphrase at hand (the CLI at its prompt): locked, values unknown, but nothing new.
+    const waiting = memoryLogger();
+    const a = await openBlufio({ dataDir: dir, logger: waiting.logger, env: {} });
+    try {
+      await sleep(1600); // the refresher ticks every second
+      assert.equal(a.lockStatus().locked, true, 'its values unknown to the redactor: reported locked');
+      assert.deepEqual(waiting.lines().filter((l) => String(l.msg).startsWith(made)), []);
+    } finally {
+      await a.close();
+    }
+    // No vault at open, then another process makes one: that is worth a warning.
+    const dir2 = tmpDir();
+    const watching = memoryLogger();
+    const b = await openBlufio({ dataDir: dir2, logger: watching.logger, env: {} });
+    try {
+      const other = await app(dir2, 'pw');
+      await other.vault.set('k', 'made-elsewhere-0123456789abcdef');
+      await other.close();
+      await sleep(1600);
+      assert.equal(watching.lines().filter((l) => String(l.msg).startsWith(made)).length, 1);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('03: a deleted or replaced value, and an old wrap, are zeroed in the database file and gone from the WAL', async () => {
     const dir = tmpDir();
     const a = await app(dir, 'pw-1');

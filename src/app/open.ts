@@ -243,6 +243,9 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   // the app reports itself locked (a daemon refuses data calls) until then, as for a vault it
   // cannot open. (app.lock() has its own flag, vaultLockedByUser.)
   let vaultAppeared: number | null = null;
+  // Whether the vault was there when this app opened: one that was is not news. The CLI waiting
+  // at its passphrase prompt warned that another process had created it.
+  const vaultAtOpen = (await vault.status().catch(() => ({ exists: true }))).exists;
   let refreshing = false;
   let lockedByVaultCaller = false;
   vault.onLock(() => {
@@ -268,7 +271,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
     if (p === undefined) {
       if (vaultAppeared === null) {
         vaultAppeared = Date.now();
-        log.warn('a vault was created by another process and no passphrase is at hand to open it: locked until unlock() (vault_unlock)');
+        if (!vaultAtOpen) log.warn('a vault was created by another process and no passphrase is at hand to open it: locked until unlock() (vault_unlock)');
       }
       return;
     }

@@ -52,7 +52,7 @@ function lockedError(app: BlufioApp): AppError {
       hint: 'call vault_unlock with the passphrase (and databasePassphrase when the database has its own)',
     });
   }
-  return new AppError(ErrorCode.VAULT_LOCKED, 'the daemon is locked (vault_lock): no call that reads or stores data is served', {
+  return new AppError(ErrorCode.VAULT_LOCKED, 'the daemon is locked (vault_lock, or a vault made by another process that it has no passphrase for): no call that reads or stores data is served', {
     hint: 'call vault_unlock with the passphrase',
   });
 }
