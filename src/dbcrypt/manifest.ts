@@ -82,7 +82,8 @@ export function ioError(what: string, err: unknown): AppError {
 
 function invalid(file: string, why: string): AppError {
   return new AppError(ErrorCode.MANIFEST_INVALID, `${file} is not a valid vault manifest: ${why}`, {
-    hint: 'nothing was changed; restore vault.json from a backup of this directory (blufio vault export shows what it should hold)',
+    // Not `vault export`: it refuses such a manifest the same way.
+    hint: `nothing was changed; blufio vault verify ${path.dirname(file)} lists its problems; restore vault.json from a backup of this directory (its fields: README, Database encryption)`,
   });
 }
 
