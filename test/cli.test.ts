@@ -245,6 +245,59 @@ describe('blufio CLI', () => {
     assert.equal(bare.code, 2);
   });
 
+  it('queue requeue of several ids tries every one, says which were refused and exits 1 (QA r4)', async () => {
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} });
+    const dead: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = await app.queue.enqueue('mail', { i }, { maxAttempts: 1 });
+      const [job] = await app.queue.claim('mail');
+      await app.queue.fail(id, job!.leaseToken, { error: 'smtp down', retryable: false });
+      dead.push(id);
+    }
+    const pending = await app.queue.enqueue('mail', { p: 1 });
+    await app.close();
+    const [d1, d2, d3] = dead as [string, string, string];
+
+    // The refused id in the middle: before, d2 was never tried and nothing said so.
+    const r = await runCli(['queue', 'requeue', d1, pending, d2, '--data-dir', dir]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, `re-queued ${d1}\nre-queued ${d2}\n`);
+    assert.deepEqual(r.stderr.trimEnd().split('\n'), [
+      `error[KC_QUEUE_NOT_DEAD]: job ${pending} is pending; only dead jobs can be re-queued`,
+      `error[KC_QUEUE_NOT_DEAD]: 1 of 3 job(s) not re-queued: ${pending}`,
+      'hint: the other 2 were re-queued; blufio queue dead <queue> lists the jobs that can be',
+    ]);
+    const after = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} });
+    try {
+      assert.deepEqual((await after.queue.listDead('mail')).map((j) => j.id), [d3]);
+    } finally {
+      await after.close();
+    }
+
+    // --json: one outcome per id in the order given, the refusals as RPC sends errors; stderr
+    // has only the summary.
+    const j = await runCli(['queue', 'requeue', '--json', d3, d1, 'nope', '--data-dir', dir]);
+    assert.equal(j.code, 1, j.stderr);
+    assert.deepEqual(JSON.parse(j.stdout), [
+      { id: d3, requeued: true },
+      {
+        id: d1,
+        requeued: false,
+        error: { code: 'KC_QUEUE_NOT_DEAD', message: `job ${d1} is pending; only dead jobs can be re-queued`, details: { id: d1, state: 'pending' } },
+      },
+      {
+        id: 'nope',
+        requeued: false,
+        error: { code: 'KC_NOT_FOUND', message: 'no job with id "nope"', hint: 'job ids are the 26-character ids returned by enqueue and claim' },
+      },
+    ]);
+    assert.match(j.stderr, new RegExp(`^error\\[KC_QUEUE_NOT_DEAD\\]: 2 of 3 job\\(s\\) not re-queued: ${d1}, nope\nhint: the other one was re-queued`));
+    const single = await runCli(['queue', 'requeue', '--json', 'nope', '--data-dir', dir]);
+    assert.equal(single.code, 1);
+    assert.match(single.stderr, /^error\[KC_NOT_FOUND\]: no job with id "nope"\n/, 'one id: its own error, as before');
+  });
+
   it('config set-secret checks the name before it reads the value, with a hint for the command line (review srv, finding 7)', async () => {
     const env = { ...cleanEnv({ BLUFIO_DATA_DIR: tmpDir() }), BLUFIO_VAULT_KEY: 'cli passphrase' };
     // stdin stays open and empty: a command that waited for the value would never end (the

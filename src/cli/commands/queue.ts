@@ -1,8 +1,9 @@
 import { Command } from 'commander';
+import { AppError, ErrorCode, isAppError } from '../../errors/index.js';
 import type { JobInfo, QueueStats } from '../../storage/index.js';
 import { positiveInt } from '../args.js';
 import { withApp } from '../context.js';
-import { formatDuration, formatTime, printable, printJson, printLines, table, truncate } from '../output.js';
+import { formatDuration, formatTime, printable, printJson, printLines, reportError, table, truncate } from '../output.js';
 
 function statsRow(s: QueueStats): string[] {
   return [
@@ -19,6 +20,31 @@ function statsRow(s: QueueStats): string[] {
 function firstLine(text: string | null): string {
   if (text === null) return '-';
   return printable(truncate(text.split('\n')[0] ?? '', 70));
+}
+
+/**
+ * Refusals that concern one id only (malformed, no such job, not dead): the next id may well be
+ * re-queued, so requeue goes on. Anything else (the database cannot be written, a lock held too
+ * long, a bug) would refuse every later id the same way, and ends the command.
+ */
+const ID_REFUSALS: ReadonlySet<string> = new Set([ErrorCode.QUEUE_NOT_DEAD, ErrorCode.NOT_FOUND, ErrorCode.INVALID_INPUT]);
+
+/** One id's outcome in `queue requeue --json`: `error` is the refusal as RPC would send it. */
+interface RequeueOutcome {
+  id: string;
+  requeued: boolean;
+  error?: Record<string, unknown>;
+}
+
+/** Why a requeue of several ids exits 1: which were refused, under the first refusal's code. */
+function requeueRefused(ids: string[], refused: { id: string; err: AppError }[]): AppError {
+  const done = ids.length - refused.length;
+  const others = done === 0 ? 'none was' : done === 1 ? 'the other one was' : `the other ${done} were`;
+  return new AppError(
+    refused[0]!.err.code,
+    `${refused.length} of ${ids.length} job(s) not re-queued: ${refused.map((r) => truncate(r.id, 64)).join(', ')}`,
+    { hint: `${others} re-queued; blufio queue dead <queue> lists the jobs that can be` },
+  );
 }
 
 function deadRow(j: JobInfo): string[] {
@@ -62,13 +88,31 @@ export function queueCommand(): Command {
     .command('requeue')
     .description('send dead jobs back to pending, with their attempts reset')
     .argument('<id...>', 'ids of dead jobs')
-    .action(async (ids: string[], _opts: unknown, cmd: Command) => {
+    .option('--json', 'print JSON: one { id, requeued, error? } per id, in the order given')
+    .action(async (ids: string[], opts: { json?: boolean }, cmd: Command) => {
+      // Every id is tried, whatever happened to the ones before it: stopping at the first refusal
+      // left the later ids untouched without a word about them.
+      const outcomes: RequeueOutcome[] = [];
+      const refused: { id: string; err: AppError }[] = [];
       await withApp(cmd, async (app) => {
         for (const id of ids) {
-          await app.queue.requeue(id);
-          printLines([`re-queued ${id}`]);
+          try {
+            await app.queue.requeue(id);
+          } catch (err) {
+            if (!isAppError(err) || !ID_REFUSALS.has(err.code)) throw err;
+            outcomes.push({ id, requeued: false, error: err.toJSON() });
+            refused.push({ id, err });
+            // Said as it happens, beside the ids re-queued; a single id's refusal is the error itself.
+            if (!opts.json && ids.length > 1) reportError(err);
+            continue;
+          }
+          outcomes.push({ id, requeued: true });
+          if (!opts.json) printLines([`re-queued ${id}`]);
         }
       });
+      if (opts.json) printJson(outcomes);
+      if (refused.length === 0) return;
+      throw ids.length === 1 ? refused[0]!.err : requeueRefused(ids, refused);
     });
 
   return queue;
