@@ -686,4 +686,58 @@ describe('object store', () => {
     assert.notEqual(damaged.code, 0);
     assert.deepEqual(JSON.parse(damaged.stdout).problems[0].refs, [p2.ref]);
   });
+
+  it('the CLI deletes objects, a referenced one only with --force, and the hints for a damaged one name that command (QA r8)', async () => {
+    const dir = tmpDir();
+    const env = cleanEnv({ BLUFIO_DATA_DIR: dir, BLUFIO_VAULT_KEY: PASS });
+    const src = path.join(tmpDir(), 'scan.pdf');
+    fs.writeFileSync(src, randomBytes(5000));
+    const put = async (): Promise<string> => JSON.parse((await runCli(['objects', 'put', src, '--json'], { env })).stdout).ref as string;
+    // Two objects of one content (one file), one of them attached to a message.
+    const [attached, spare] = [await put(), await put()];
+    const app = await open(dir);
+    try {
+      const s = await app.sessions.create({ channel: 'test' });
+      await app.messages.append(s.id, { role: 'user', content: 'the scan', metadata: { attachments: [attached] } });
+    } finally {
+      await app.close();
+    }
+    const file = storedFiles(dir)[0]!;
+    const b = fs.readFileSync(file);
+    b[100]! ^= 0x01;
+    fs.writeFileSync(file, b);
+
+    // Both hints for the damage send the user to a command that exists (before: "delete the
+    // object", and blufio had no such command).
+    const get = await runCli(['objects', 'get', attached, '--out', path.join(tmpDir(), 'x')], { env });
+    assert.equal(get.code, 1, get.stderr);
+    assert.match(get.stderr, /^error\[KC_OBJECT_CORRUPT\]/m);
+    assert.match(get.stderr, /^hint: .*blufio objects delete <ref> \(with --force/m);
+    const verify = await runCli(['objects', 'verify'], { env });
+    assert.equal(verify.code, 1, verify.stderr);
+    assert.match(verify.stderr, /^hint: .*blufio objects delete <ref> \(with --force/m);
+
+    const refused = await runCli(['objects', 'delete', attached], { env });
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /^error\[KC_OBJECT_REFERENCED\]: object \S+ is referenced by 1 message\(s\)/);
+    assert.match(refused.stderr, new RegExp(`^hint: .*blufio objects delete ${attached} --force`, 'm'));
+    const kept = await runCli(['objects', 'delete', spare], { env });
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.equal(kept.stdout, `deleted ${spare} (0 B freed)\n`, 'the file stays: the attached object holds it');
+    const forced = await runCli(['objects', 'delete', attached, '--force', '--json'], { env });
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.deepEqual(JSON.parse(forced.stdout), { ref: attached, freedBytes: 5000 });
+    assert.deepEqual(storedFiles(dir), []);
+    const clean = await runCli(['objects', 'verify'], { env });
+    assert.equal(clean.code, 0, clean.stderr);
+
+    const gone = await runCli(['objects', 'delete', attached], { env });
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /^error\[KC_NOT_FOUND\]: no object /);
+    const notRef = await runCli(['objects', 'delete', 'photo.jpg'], { env });
+    assert.equal(notRef.code, 1);
+    assert.match(notRef.stderr, /^error\[KC_INVALID_INPUT\]/);
+    const bare = await runCli(['objects', 'delete'], { env });
+    assert.equal(bare.code, 2);
+  });
 });

@@ -17,7 +17,7 @@ const READ_BLOCK = 1024 * 1024;
 
 export function corrupt(what: string, why: string): AppError {
   return new AppError(ErrorCode.OBJECT_CORRUPT, `${what} fails its check: ${why}`, {
-    hint: 'the file under objects/ was changed or damaged; restore it from a backup, or delete the object (blufio objects verify lists what is affected)',
+    hint: 'the file under objects/ was changed or damaged; restore it from a backup, or delete the objects that hold it: blufio objects delete <ref> (with --force for one that is still referenced; blufio objects verify lists them)',
   });
 }
 

@@ -41,7 +41,7 @@ function describeVerify(r: VerifyReport): string[] {
 }
 
 export function objectsCommand(): Command {
-  const objects = new Command('objects').description('the attachment store: counts, garbage collection, verification, encryption');
+  const objects = new Command('objects').description('the attachment store: counts, garbage collection, verification, deletion, encryption');
 
   objects
     .command('stats')
@@ -74,9 +74,21 @@ export function objectsCommand(): Command {
       else printLines(describeVerify(r));
       if (!r.ok) {
         throw new AppError(ErrorCode.OBJECT_CORRUPT, `${r.problems.length} stored file(s) in ${r.dir} are damaged or missing`, {
-          hint: 'restore objects/ from a backup, or delete the affected objects',
+          hint: 'restore objects/ from a backup, or delete the objects listed: blufio objects delete <ref> (with --force for one that is still referenced)',
         });
       }
+    });
+
+  objects
+    .command('delete')
+    .description('remove an object (its file goes when no other object has the same content); exit status 1 when a message, a live job or a session references it, unless --force')
+    .argument('<ref>', 'the object reference (obj_...)')
+    .option('--force', 'delete it even when it is referenced (those references then point at nothing)')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, opts: { force?: boolean; json?: boolean }, cmd: Command) => {
+      const r = await withApp(cmd, (app) => app.objects.delete(ref, { force: opts.force === true }));
+      if (opts.json) printJson({ ref, ...r });
+      else printLines([`deleted ${ref} (${formatBytes(r.freedBytes)} freed)`]);
     });
 
   objects

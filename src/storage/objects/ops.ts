@@ -135,7 +135,7 @@ function del(ctx: WriterContext, a: DeleteObjectArgs): Freed {
     if (messages > 0 || elsewhere) {
       const where = [messages > 0 ? `${messages} message(s)` : '', elsewhere ? 'a queued job or a session' : ''].filter(Boolean).join(' and ');
       throw new AppError(ErrorCode.OBJECT_REFERENCED, `object ${a.id} is referenced by ${where}`, {
-        hint: 'pass { force: true } to delete it anyway (the references then point at nothing)',
+        hint: `pass { force: true } (blufio objects delete ${a.id} --force) to delete it anyway (the references then point at nothing)`,
       });
     }
   }
