@@ -124,7 +124,7 @@ describe('db backup', () => {
     }
   });
 
-  it('refuses to replace the live database under another name (symlinked directory, hard link)', async () => {
+  it('refuses the live database, its -wal and -shm, under their own names or others (symlinked directory, hard link), --force or not', async () => {
     const dir = tmpDir();
     const data = path.join(dir, 'data');
     const app = await openBlufio({ dataDir: data, logger: silentLogger(), env: {} });
@@ -132,11 +132,15 @@ describe('db backup', () => {
       const s = await app.sessions.create({});
       await app.messages.append(s.id, { role: 'user', content: 'before' });
       fs.symlinkSync(data, path.join(dir, 'alias'));
-      for (const dest of [path.join(dir, 'alias', 'blufio.db'), path.join(dir, 'alias', 'blufio.db-wal')]) {
-        await assert.rejects(app.db.backup(dest, { force: true }), { code: 'KC_INVALID_INPUT' }, dest);
-      }
+      // Each exists: without --force they were answered KC_BACKUP_EXISTS, whose hint to pass
+      // --force only led to this refusal.
+      await assertRefused(app, [data, path.join(dir, 'alias')], ['blufio.db', 'blufio.db-wal', 'blufio.db-shm']);
       fs.linkSync(app.config.databasePath, path.join(dir, 'hardlink.db'));
-      await assert.rejects(app.db.backup(path.join(dir, 'hardlink.db'), { force: true }), { code: 'KC_INVALID_INPUT' });
+      await assertRefused(app, [dir], ['hardlink.db']);
+      const cli = await runCli(['db', 'backup', app.config.databasePath, '--data-dir', data]);
+      assert.equal(cli.code, 1, cli.stderr);
+      assert.match(cli.stderr, /^error\[KC_INVALID_INPUT\]: .* is the live database/);
+      assert.doesNotMatch(cli.stderr, /--force/);
       await app.messages.append(s.id, { role: 'user', content: 'after' });
       assert.deepEqual((await app.messages.list(s.id)).map((m) => m.content), ['before', 'after']);
     } finally {

@@ -197,13 +197,14 @@ export function backupDatabase(a: BackupArgs): BackupReport {
     throw new AppError(ErrorCode.INVALID_INPUT, `${dest} is a directory`, { hint: 'give the path of the backup file to write, e.g. backups/blufio-2026-11-23.db' });
   }
   if (existing !== undefined) assertReplaceable(dest);
-  // Before the --force check: naming --force in the answer would only lead to a second refusal.
+  // Both before the --force check: the live database always exists, and an answer naming
+  // --force would only lead to a second refusal.
   assertNotReserved(dest, a.databasePath, a.reservedDirs);
+  assertNotLive(dest, existing, a.databasePath);
   if (existing !== undefined && !a.force) {
     throw new AppError(ErrorCode.BACKUP_EXISTS, `${dest} already exists`, { hint: 'choose another name, or pass --force to replace it' });
   }
   if (!fs.existsSync(destDir)) throw fail(`the directory ${destDir} does not exist`, undefined, 'create it first');
-  assertNotLive(dest, existing, a.databasePath);
   removeStaleTemps(destDir);
 
   let tmpDir: string;
