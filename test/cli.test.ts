@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import Database from '../src/storage/driver.js';
 import { openBlufio } from '../src/index.js';
 import { printable } from '../src/log/index.js';
 import { CLI, cleanEnv, fixture, run, runCli, silentLogger, tmpDir } from './helpers/index.js';
@@ -138,6 +139,53 @@ describe('blufio CLI', () => {
     assert.equal(report.ok, false);
     assert.ok(report.integrity.length > 0 && report.integrity[0] !== 'ok');
     assert.equal(report.error.code, 'KC_DB_CORRUPT');
+  });
+
+  it('db check diagnoses every file the open refuses, changing none: a newer schema and a pending encryption read-only, an encrypted one without its key said to be unchecked', async () => {
+    const made = async (): Promise<string> => {
+      const dir = tmpDir();
+      const app = await openBlufio({ dataDir: dir, logger: silentLogger(), env: {} });
+      await app.sessions.create({});
+      await app.close();
+      return dir;
+    };
+    const newer = await made();
+    const raw = new Database(path.join(newer, 'blufio.db'));
+    raw.prepare('INSERT INTO _migrations (version, name, checksum, applied_at) VALUES (999, ?, ?, 0)').run('future', 'x');
+    raw.close();
+    const keyEnv = cleanEnv({ DBKEY: 'a database passphrase' });
+    const pending = await made();
+    const encrypted = tmpDir();
+    for (const dir of [pending, encrypted]) {
+      const enable = await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'DBKEY'], { env: keyEnv });
+      assert.equal(enable.code, 0, enable.stderr);
+    }
+    const born = await runCli(['db', 'check', '--data-dir', encrypted], { env: keyEnv }); // encrypted from its first byte
+    assert.equal(born.code, 0, born.stderr);
+    const cases = [
+      { dir: newer, code: 'KC_SCHEMA_TOO_NEW', integrity: /^ok$/ },
+      { dir: pending, code: 'KC_DB_ENCRYPTION_PENDING', integrity: /^ok$/ },
+      // No key here (no variable, no terminal): its pages cannot be read, so nothing is guessed.
+      { dir: encrypted, code: 'KC_DB_LOCKED', integrity: /^not checked: .*encrypted \(only its key can check it: blufio vault verify / },
+    ];
+    for (const { dir, code, integrity } of cases) {
+      const db = path.join(dir, 'blufio.db');
+      const before = fs.readFileSync(db);
+      const j = await runCli(['db', 'check', '--json', '--data-dir', dir]);
+      assert.equal(j.code, 1, j.stderr);
+      assert.match(j.stderr, new RegExp(`^error\\[${code}\\]: `, 'm'));
+      const report = JSON.parse(j.stdout) as { ok: boolean; databasePath: string; integrity: string[]; error: { code: string } };
+      assert.equal(report.ok, false);
+      assert.equal(report.databasePath, db);
+      assert.equal(report.integrity.length, 1, report.integrity.join('; '));
+      assert.match(report.integrity[0]!, integrity);
+      assert.equal(report.error.code, code);
+      const t = await runCli(['db', 'check', '--data-dir', dir]);
+      assert.equal(t.code, 1, t.stderr);
+      assert.match(t.stdout, new RegExp(`^status {5}REFUSED \\(${code}\\)$`, 'm'));
+      assert.match(t.stdout, /^integrity  \S/m);
+      assert.deepEqual(fs.readFileSync(db), before, `${code}: the file is left as it was`);
+    }
   });
 
   it('every bidirectional control and line separator is escaped for the terminal, U+061C too; objects get --out and a long job id say what is wrong', async () => {

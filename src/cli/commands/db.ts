@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import { fileKind } from '../../dbcrypt/index.js';
 import { loadConfig } from '../../config/index.js';
@@ -38,10 +39,68 @@ function corrupt(file: string): AppError {
   });
 }
 
-/** What `db check` prints for a file it will not open: what integrity_check says of it. */
-function printDamaged(file: string, integrity: string[], err: AppError, json: boolean | undefined): void {
+/**
+ * The open's refusals of the file itself (what it holds, its state, vault.json's word on it), as
+ * against failures around it (a lock held elsewhere, a full disk, an I/O error, a prompt left):
+ * `db check` still says what a read-only look finds in such a file.
+ */
+const REFUSALS: readonly string[] = [
+  ErrorCode.DB_CORRUPT,
+  ErrorCode.DB_OPEN_FAILED,
+  ErrorCode.DB_READONLY,
+  ErrorCode.SCHEMA_TOO_NEW,
+  ErrorCode.DB_MIGRATION_MODIFIED,
+  ErrorCode.DB_MIGRATION_FAILED,
+  ErrorCode.DB_ENCRYPTION_PENDING,
+  ErrorCode.DB_ENCRYPTION_UNSUPPORTED,
+  ErrorCode.DB_STATE_MISMATCH,
+  ErrorCode.DB_LOCKED,
+  ErrorCode.DB_KEY_INVALID,
+  ErrorCode.MANIFEST_INVALID,
+  ErrorCode.MANIFEST_TOO_NEW,
+];
+
+/** What `db check` prints for a file it will not open: why, and what integrity_check says of it. */
+function printRefused(file: string, integrity: string[], err: AppError, json: boolean | undefined): void {
   if (json) printJson({ ok: false, databasePath: file, integrity, error: err.toJSON() });
-  else printLines([`database   ${printable(file)}`, 'status     DAMAGED', ...integrity.map((l) => `integrity  ${printable(l)}`)]);
+  else {
+    const status = err.code === ErrorCode.DB_CORRUPT ? 'DAMAGED' : `REFUSED (${err.code})`;
+    printLines([`database   ${printable(file)}`, `status     ${status}`, ...integrity.map((l) => `integrity  ${printable(l)}`)]);
+  }
+}
+
+/**
+ * Why integrity_check cannot run on `file` through a read-only connection, or undefined when it
+ * can. A missing or empty file holds nothing to check. Without SQLite's header the file is
+ * encrypted, whose pages only its key reads (which this look has not), or no database at all:
+ * SQLite would call both "not a database", so neither is guessed at. What is not a regular file
+ * is not opened (a FIFO would block SQLite's open).
+ */
+function whyNotReadable(file: string): string | undefined {
+  try {
+    switch (fileKind(file)) {
+      case 'plaintext':
+        return undefined;
+      case 'missing':
+        return 'there is no database file';
+      case 'empty':
+        return 'the file is empty';
+      case 'encrypted':
+        return `the file does not start with SQLite's header: it is encrypted (only its key can check it: blufio vault verify ${path.dirname(file)}) or not a database`;
+    }
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/**
+ * What a file the open refused is found to hold: integrity_check through a read-only connection,
+ * which changes nothing (it does not even play back a hot -journal: SQLite's refusal to is then
+ * the answer), or one line saying why it was not run.
+ */
+function diagnosis(file: string): string[] {
+  const why = whyNotReadable(file);
+  return why === undefined ? diagnose(file) : [`not checked: ${why}`];
 }
 
 /**
@@ -54,11 +113,7 @@ function printDamaged(file: string, integrity: string[], err: AppError, json: bo
  * says so), or beside a -journal that only a writer may roll back.
  */
 function damageSeenReadOnly(file: string): string[] {
-  try {
-    if (fileKind(file) !== 'plaintext' || fs.existsSync(`${file}-journal`)) return [];
-  } catch {
-    return [];
-  }
+  if (whyNotReadable(file) !== undefined || fs.existsSync(`${file}-journal`)) return [];
   const integrity = diagnose(file);
   return integrity.length === 1 && integrity[0] === 'ok' ? [] : integrity;
 }
@@ -74,7 +129,7 @@ export function dbCommand(): Command {
       const seen = damageSeenReadOnly(file);
       if (seen.length > 0) {
         const err = corrupt(file);
-        printDamaged(file, seen, err, opts.json);
+        printRefused(file, seen, err, opts.json);
         throw err;
       }
       let report: CheckReport;
@@ -82,7 +137,7 @@ export function dbCommand(): Command {
         report = await withApp(cmd, (app) => app.db.check());
       } catch (err) {
         // A file blufio will not open still gets a diagnosis, from a read-only look at it.
-        if (isAppError(err, ErrorCode.DB_CORRUPT)) printDamaged(file, diagnose(file), err, opts.json);
+        if (isAppError(err) && REFUSALS.includes(err.code)) printRefused(file, diagnosis(file), err, opts.json);
         throw err;
       }
       if (opts.json) printJson(report);
