@@ -76,6 +76,33 @@ describe('blufio CLI', () => {
     assert.ok(!option.stderr.includes(key));
   });
 
+  it("a log line shows an error as KC_CODE: message, its stack only under BLUFIO_DEBUG=1, redacted either way (QA r3)", async () => {
+    // An expected error logged on its way out (a store of another vault refusing a put) was
+    // written as pino's serialisation, stack and all, in front of its own error[CODE] line.
+    const key = 'sk-proj-0123456789abcdefABCDEFdeadbeefdeadbeef';
+    const root = path.join(tmpDir(), key); // the refusal names the store's path
+    const [a, b, file] = [path.join(root, 'a'), path.join(root, 'b'), path.join(root, 'f.bin')];
+    fs.mkdirSync(b, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(file, 'an attachment');
+    const env = cleanEnv({ BLUFIO_VAULT_KEY: 'log line passphrase' });
+    const put = (dir: string, extra: NodeJS.ProcessEnv = {}) => runCli(['--data-dir', dir, 'objects', 'put', file], { env: { ...env, ...extra } });
+    assert.equal((await put(a)).code, 0);
+    fs.symlinkSync(path.join(a, 'objects'), path.join(b, 'objects'));
+    const r = await put(b);
+    assert.equal(r.code, 1);
+    const line = /^error: refusing to write to an object store that is not this vault's own \(err=KC_DB_STATE_MISMATCH: the object store \S+ belongs to another vault [^\n]*, dir=\S+\)$/m;
+    assert.match(r.stderr, line);
+    assert.match(r.stderr, /^error\[KC_DB_STATE_MISMATCH\]: /m);
+    assert.doesNotMatch(r.stderr, /stack|\bat .*\.js:\d+/);
+    const debug = await put(b, { BLUFIO_DEBUG: '1' });
+    assert.equal(debug.code, 1);
+    assert.match(debug.stderr, /"stack":"AppError: the object store .*\\n {4}at .*\.js:\d+/);
+    for (const x of [r, debug]) {
+      assert.ok(!x.stderr.includes(key), x.stderr);
+      assert.match(x.stderr, /^error: refusing .*\[REDACTED:openai-key\]/m);
+    }
+  });
+
   it('usage errors exit 2 with KC_CLI_USAGE; --help exits 0 for every command', async () => {
     const r = await runCli(['sessions', 'lst']);
     assert.equal(r.code, 2);

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { openBlufio, type BlufioApp } from '../app/index.js';
 import type { LoadConfigOptions, LogLevel } from '../config/index.js';
-import { isAppError } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { promptPassphrase } from './prompt.js';
 
@@ -28,13 +27,15 @@ export function configOptions(cmd: Command): LoadConfigOptions {
  * put in place of the work's own error.
  */
 export async function withApp<T>(cmd: Command, fn: (app: BlufioApp) => Promise<T>): Promise<T> {
-  const logger = createLogger({ level: globalOptions(cmd).logLevel, format: 'text' });
+  // Errors in log lines as `KC_CODE: message`, like the error[CODE] line; their stacks only
+  // for BLUFIO_DEBUG=1, as for a bug's (see reportError).
+  const logger = createLogger({ level: globalOptions(cmd).logLevel, format: 'text', stacks: process.env.BLUFIO_DEBUG === '1' });
   const app = await openBlufio({ ...configOptions(cmd), logger, askPassphrase: promptPassphrase });
   try {
     return await fn(app);
   } finally {
     await app.close().catch((err: unknown) => {
-      logger.warn({ err: isAppError(err) ? { code: err.code, message: err.message } : { message: String(err) } }, 'closing the database failed after the command ended');
+      logger.warn({ err }, 'closing the database failed after the command ended');
     });
   }
 }

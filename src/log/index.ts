@@ -16,6 +16,8 @@ export interface LoggerOptions {
   format?: 'json' | 'text';
   /** Every line passes through it before it is written (see src/redact). */
   redactor?: LineRedactor;
+  /** `text` only: an `err` field whole, stack included (the CLI's BLUFIO_DEBUG=1), not `CODE: message`. */
+  stacks?: boolean;
 }
 
 /** What the logger needs of a redactor: one call per serialised JSON line. */
@@ -27,8 +29,11 @@ export interface LineRedactor {
 const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 const NOT_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'msg']);
 
-/** Renders a pino JSON line as one line of text. */
-export function textLine(json: string): string {
+/**
+ * Renders a pino JSON line as one line of text. The line is the redacted one (the redactor
+ * runs on pino's JSON first), so whatever is taken from it here is redacted too.
+ */
+export function textLine(json: string, stacks = false): string {
   let o: Record<string, unknown>;
   try {
     o = JSON.parse(json) as Record<string, unknown>;
@@ -37,9 +42,23 @@ export function textLine(json: string): string {
   }
   const fields = Object.entries(o)
     .filter(([k]) => !NOT_FIELDS.has(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : ((k === 'err' && !stacks && errorField(v)) || JSON.stringify(v))}`);
   const level = LEVEL_NAMES[Number(o.level)] ?? String(o.level);
   return `${level}: ${printable(String(o.msg ?? ''))}${fields.length > 0 ? ` (${printable(fields.join(', '))})` : ''}\n`;
+}
+
+/**
+ * An error in a text line, as `KC_CODE: message` (an AppError's code, else its type:
+ * `TypeError: ...`), the way the CLI reports errors: pino's serialisation carries the stack and
+ * every property, which put a whole stack trace in front of the `error[CODE]` line of an
+ * expected error. Undefined for a value that is no error (it is shown as JSON).
+ */
+function errorField(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { code, type, message } = v as Record<string, unknown>;
+  if (typeof message !== 'string') return undefined;
+  const label = typeof code === 'string' && code.startsWith('KC_') ? code : type;
+  return typeof label === 'string' ? `${label}: ${message}` : message;
 }
 
 /**
@@ -50,7 +69,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const fd = opts.fd ?? 2;
   const options = pinoOptions(opts.level ?? 'info', { pid: process.pid }, opts.redactor);
   if (opts.format === 'text') {
-    return pino(options, { write: (line: string) => void fs.writeSync(fd, textLine(line)) });
+    return pino(options, { write: (line: string) => void fs.writeSync(fd, textLine(line, opts.stacks)) });
   }
   return pino(options, pino.destination({ fd, sync: true }));
 }
