@@ -122,6 +122,26 @@ describe('blufio CLI', () => {
     }
   });
 
+  it('help and help <command> print what --help prints and exit 0; help of a command that does not exist is a usage error (QA r9)', async () => {
+    // commander's own help command ended like a group run without its command: exit 2.
+    for (const args of [[], ['serve'], ['db'], ['db', 'check'], ['vault', 'db-encrypt', 'status']]) {
+      const asked = await runCli(['help', ...args]);
+      const flag = await runCli([...args, '--help']);
+      assert.equal(asked.code, 0, `help ${args.join(' ')}: ${asked.stderr}`);
+      assert.equal(asked.stdout, flag.stdout);
+      assert.equal(asked.stderr, '');
+    }
+    const inGroup = await runCli(['db', 'help', 'check']);
+    assert.equal(inGroup.code, 0);
+    assert.match(inGroup.stdout, /^Usage: blufio db check/);
+    for (const [args, name] of [[['help', 'nosuch'], 'nosuch'], [['help', 'db', 'nosuch'], 'db nosuch'], [['db', 'help', 'nosuch'], 'nosuch']] as const) {
+      const r = await runCli([...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, new RegExp(`^error\\[KC_CLI_USAGE\\]: unknown command '${name}'\nhint: run blufio --help`));
+    }
+  });
+
   it('db check runs integrity_check first read-only, then in the app, on a WAL database and on a rollback-journal one (a backup)', async () => {
     const dir = tmpDir();
     const copyDir = tmpDir();

@@ -21,9 +21,7 @@ export function buildProgram(): Command {
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
         .default('warn'),
     )
-    .showHelpAfterError(false)
-    .exitOverride()
-    .configureOutput({ outputError: () => undefined });
+    .showHelpAfterError(false);
   program.addCommand(serveCommand());
   program.addCommand(dbCommand());
   program.addCommand(sessionsCommand());
@@ -31,12 +29,34 @@ export function buildProgram(): Command {
   program.addCommand(objectsCommand());
   program.addCommand(configCommand());
   program.addCommand(vaultCommand());
-  for (const c of program.commands) {
-    c.exitOverride().configureOutput({ outputError: () => undefined });
-    for (const sub of c.commands) {
-      sub.exitOverride().configureOutput({ outputError: () => undefined });
-      for (const leaf of sub.commands) leaf.exitOverride().configureOutput({ outputError: () => undefined });
-    }
-  }
+  configure(program);
   return program;
+}
+
+/** Errors are thrown for main to report, never printed by commander; every group gets `help`. */
+function configure(cmd: Command): void {
+  cmd.exitOverride().configureOutput({ outputError: () => undefined });
+  if (cmd.commands.length > 0) cmd.addCommand(helpCommand(cmd));
+  for (const sub of cmd.commands) configure(sub);
+}
+
+/**
+ * `help [command...]` in place of commander's own, which ends the way a group run without its
+ * command does (main cannot tell them apart): `blufio help serve` exited 2 where
+ * `blufio serve --help` exits 0, and `blufio help nosuch` printed the help with no error line.
+ * This one prints what `--help` prints, to stdout, and a name it does not know is a usage error.
+ */
+function helpCommand(parent: Command): Command {
+  return new Command('help')
+    .description('display help for command')
+    .argument('[command...]', 'the command, and its subcommand, to show help for')
+    .action((names: string[]) => {
+      let target: Command = parent;
+      for (const [i, name] of names.entries()) {
+        const next = target.commands.find((c) => c.name() === name || c.aliases().includes(name));
+        if (next === undefined) target.error(`unknown command '${names.slice(0, i + 1).join(' ')}'`, { code: 'commander.unknownCommand' });
+        target = next;
+      }
+      target.outputHelp();
+    });
 }
