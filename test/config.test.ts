@@ -136,6 +136,20 @@ describe('config validation names the line and the key', () => {
     const file = write(`[providers.gcp]\napi_key = "${'A'.repeat(64 * 1024)}"\n`);
     assert.doesNotThrow(() => loadConfig({ configPath: file, env: { HOME: '/h' } }));
   });
+  it('a provider or channel name outside the rule says what a name must be (QA r7)', () => {
+    // zod's "Invalid key in record" was all the message said.
+    const rule = /must be 1-64 characters: lowercase letters a-z, digits, _ or -, starting with a letter or digit/;
+    for (const [text, name, line] of [
+      ['[providers.OpenAI]\nbase_url = "https://api.openai.com/v1"\n', 'providers.OpenAI', 1],
+      ['# c\n[providers."my llm"]\n', 'providers.my llm', 2],
+      ['[channels."тест"]\n', 'channels.тест', 1],
+      ['[providers._x]\n', 'providers._x', 1],
+      [`\n\n[channels.${'a'.repeat(65)}]\n`, `channels.${'a'.repeat(65)}`, 3],
+    ] as const) {
+      invalid(text, new RegExp(`key ${name}: the name "${name.split('.')[1]}" ${rule.source}`), line);
+    }
+    assert.doesNotThrow(() => loadConfig({ configPath: write(`[providers.${'a'.repeat(64)}]\n[channels.0-x_y]\n`), env: { HOME: '/h' } }));
+  });
   it('a quoted key written with escapes is found on its own line', () => invalid('[storage]\n"dur\\u0061bility" = "fast"\n', /storage\.durability/, 2));
   it('a file, or a directory without the sticky bit, that any user can write', () => {
     const file = write('[storage]\ndurability = "full"\n');

@@ -158,6 +158,12 @@ function describeIssue(issue: z.core.$ZodIssue): { path: (string | number)[]; te
       return { path: p, text: `unknown key ${p.join('.')}` };
     });
   }
+  if (issue.code === 'invalid_key') {
+    // A table name refused (`[providers.OpenAI]`): zod's message is only "Invalid key in
+    // record"; the rule it broke is in the name schema's own issues.
+    const name = JSON.stringify(String(base[base.length - 1]));
+    return [{ path: base, text: `key ${base.join('.')}: the name ${name} ${issue.issues.map((i) => i.message).join('; ')}` }];
+  }
   return [{ path: base, text: `key ${base.join('.')} ${issue.message}` }];
 }
 

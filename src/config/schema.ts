@@ -57,7 +57,7 @@ const ObjectsSection = z.strictObject({
 });
 
 /** Names of providers and channels: they become part of vault entry names. */
-const EntryName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 lowercase letters, digits, _ or -');
+const EntryName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 characters: lowercase letters a-z, digits, _ or -, starting with a letter or digit');
 /** The largest secret value, in UTF-8 bytes: the vault's limit, so a value in this file can always be moved into it. */
 export const MAX_SECRET_BYTES = 64 * 1024;
 const SecretString = z
