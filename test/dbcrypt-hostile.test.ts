@@ -132,6 +132,38 @@ it('files where the vault expects others: a directory or a FIFO beside the datab
   await assert.rejects(dbEncryptStatus(d3), code('KC_DB_IO'));
 });
 
+it('a FIFO or a directory in place of -journal, -wal or -shm: db check and vault verify answer, name it, and call no healthy database damaged (review)', async () => {
+  // A FIFO -journal hung every open (only -wal and -shm were checked) and vault verify; db
+  // check's read-only look called a healthy file beside a FIFO -shm KC_DB_CORRUPT, and with a
+  // refused vault.json it hung on the FIFO -journal.
+  const healthy = path.join(tmpDir(), 'healthy');
+  await plaintextDb(healthy);
+  const cli = (args: string[]) => runCli(args, { env: cleanEnv(), timeoutMs: 30_000 });
+  for (const [side, make] of [['journal', 'fifo'], ['wal', 'fifo'], ['shm', 'fifo'], ['wal', 'dir']] as const) {
+    const dir = path.join(tmpDir(), `${side}-${make}`);
+    fs.cpSync(healthy, dir, { recursive: true });
+    const f = path.join(dir, `blufio.db-${side}`);
+    if (make === 'fifo') execFileSync('mkfifo', [f]);
+    else fs.mkdirSync(f);
+    const check = await cli(['--data-dir', dir, 'db', 'check']);
+    assert.equal(check.signal, null, `${side} ${make}: db check did not hang`);
+    assert.match(check.stderr, /^error\[KC_DB_OPEN_FAILED\]: .* is not a regular file/m, `${side} ${make}`);
+    assert.match(check.stdout, /status +REFUSED \(KC_DB_OPEN_FAILED\)\ninteg.*not checked: .* is not a regular file/, `${side} ${make}`);
+    const verify = await cli(['vault', 'verify', dir]);
+    assert.equal(verify.signal, null, `${side} ${make}: vault verify did not hang`);
+    assert.equal(verify.code, 1);
+    assert.match(verify.stdout, /KC_DB_OPEN_FAILED: .*blufio\.db-(journal|wal|shm) is not a regular file/, `${side} ${make}`);
+    if (side === 'journal') {
+      fs.writeFileSync(path.join(dir, 'vault.json'), '{"schema_version":3}', { mode: 0o600 });
+      const refused = await cli(['--data-dir', dir, 'db', 'check', '--json']);
+      assert.equal(refused.signal, null, 'db check of a refused vault did not hang');
+      const out = JSON.parse(refused.stdout) as { error: { code: string }; integrity: string[] };
+      assert.equal(out.error.code, 'KC_MANIFEST_INVALID');
+      assert.match(out.integrity[0]!, /^not checked: .*-journal is not a regular file/);
+    }
+  }
+});
+
 it('vault.json that says two things (a key twice) or is a symlink is refused whole and left as it is', async () => {
   const dir = path.join(tmpDir(), 'data');
   await plaintextDb(dir);

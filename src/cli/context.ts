@@ -35,7 +35,8 @@ export async function withApp<T>(cmd: Command, fn: (app: BlufioApp) => Promise<T
     return await fn(app);
   } finally {
     await app.close().catch((err: unknown) => {
-      logger.warn({ err }, 'closing the database failed after the command ended');
+      // The app's logger: it redacts (the one made here does not).
+      app.log.warn({ err }, 'closing the database failed after the command ended');
     });
   }
 }

@@ -6,6 +6,7 @@ import { RESERVED_NAMES } from './layout.js';
 import type { Env } from '../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { applyCipherKey } from '../storage/sqlite.js';
+import { sideFileNotRegular } from '../storage/files.js';
 import { assertNewPassphrase, type PassphraseProvider } from '../vault/index.js';
 import { assertCipherSupport, databasePassphrase, keyFor, pendingError, takeDbKey } from './gate.js';
 import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
@@ -326,6 +327,11 @@ export async function verifyVault(dir: string, opts: { env?: Env; ask?: Passphra
         if (cc.partialPage) problems.push(`${ErrorCode.DB_CORRUPT}: the database file is not a whole number of pages`);
       }
       if (keyWrong) return report();
+      const side = sideFileNotRegular(s.databasePath);
+      if (side !== undefined) {
+        problems.push(`${ErrorCode.DB_OPEN_FAILED}: ${side}; integrity_check was not run (SQLite would open it)`);
+        return report();
+      }
       const db = new Database(s.databasePath, { readonly: true, fileMustExist: true });
       try {
         if (key !== undefined && salt !== undefined) applyCipherKey(db, rawKeyLiteral(key, salt));

@@ -167,7 +167,8 @@ export function ensureDatabaseFile(dbPath: string): { created: boolean } {
 }
 
 export function tightenModes(dbPath: string): void {
-  for (const f of [dbPath, walPath(dbPath), shmPath(dbPath)]) {
+  // The -journal too: SQLite opens it for reading when it exists, and a FIFO there blocks for ever.
+  for (const f of [dbPath, walPath(dbPath), shmPath(dbPath), `${dbPath}-journal`]) {
     try {
       const st = fs.statSync(f);
       if (!st.isFile()) {
@@ -183,6 +184,24 @@ export function tightenModes(dbPath: string): void {
       throw toAppError(err, { file: f });
     }
   }
+}
+
+/**
+ * SQLite opens the -journal, -wal and -shm beside a database when they exist: the first of them
+ * that is not a regular file (a FIFO blocks the open for ever, a directory fails it as an I/O
+ * error), named, for a read-only look that must not open the database then; undefined if none.
+ */
+export function sideFileNotRegular(dbPath: string): string | undefined {
+  for (const side of [`${dbPath}-journal`, walPath(dbPath), shmPath(dbPath)]) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(side);
+    } catch {
+      continue; // absent (or unreadable, which SQLite's own answer will say)
+    }
+    if (!st.isFile()) return `${side} is not a regular file`;
+  }
+  return undefined;
 }
 
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');

@@ -1,7 +1,7 @@
 export { Storage } from './store.js';
 export type { BackupOptions } from './store.js';
 export type { CheckReport, BackupReport } from './maintenance/index.js';
-export { diagnose } from './maintenance/check.js';
+export { diagnose, type Diagnosis } from './maintenance/check.js';
 export { Sessions } from './sessions.js';
 export type { CreateSessionInput, ListSessionsOptions } from './sessions.js';
 export { Messages } from './messages.js';
@@ -37,4 +37,4 @@ export { newOwnerToken, isOwnerAlive, holdOwner, ownersDir } from './liveness.js
 export type { HeldOwner } from './liveness.js';
 export { checkText, checkLimit } from './validate.js';
 export type { Scrubber } from './scrub.js';
-export { ensurePrivateDir, isPrivateTemp, writePrivateFile } from './files.js';
+export { ensurePrivateDir, isPrivateTemp, sideFileNotRegular, writePrivateFile } from './files.js';

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { fileKind } from '../../dbcrypt/index.js';
 import { loadConfig } from '../../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../../errors/index.js';
-import { diagnose, type CheckReport } from '../../storage/index.js';
+import { diagnose, sideFileNotRegular, type CheckReport } from '../../storage/index.js';
 import { configOptions, withApp } from '../context.js';
 import { formatBytes, printable, printJson, printLines } from '../output.js';
 
@@ -80,7 +80,7 @@ function whyNotReadable(file: string): string | undefined {
   try {
     switch (fileKind(file)) {
       case 'plaintext':
-        return undefined;
+        return sideFileNotRegular(file);
       case 'missing':
         return 'there is no database file';
       case 'empty':
@@ -100,7 +100,7 @@ function whyNotReadable(file: string): string | undefined {
  */
 function diagnosis(file: string): string[] {
   const why = whyNotReadable(file);
-  return why === undefined ? diagnose(file) : [`not checked: ${why}`];
+  return why === undefined ? diagnose(file).integrity : [`not checked: ${why}`];
 }
 
 /**
@@ -109,13 +109,15 @@ function diagnosis(file: string): string[] {
  * WAL; it returns the jobs and marks the sessions of dead processes; it may migrate; its close
  * checkpoints), so damage found only afterwards would be reported on a file already changed.
  * A healthy file is checked twice for it. Empty when it looks whole, or when it cannot be judged
- * here: missing, empty or encrypted (only the app's open has the key), not a file (the open
- * says so), or beside a -journal that only a writer may roll back.
+ * here: missing, empty or encrypted (only the app's open has the key), not a file or beside a
+ * side file that is not one (the open says so), beside a -journal that only a writer may roll
+ * back, or when SQLite could not look for a reason that is not damage.
  */
 function damageSeenReadOnly(file: string): string[] {
   if (whyNotReadable(file) !== undefined || fs.existsSync(`${file}-journal`)) return [];
-  const integrity = diagnose(file);
-  return integrity.length === 1 && integrity[0] === 'ok' ? [] : integrity;
+  const { integrity, judged } = diagnose(file);
+  // Not judged (a lock, an I/O error): the open that follows says what it is.
+  return !judged || (integrity.length === 1 && integrity[0] === 'ok') ? [] : integrity;
 }
 
 export function dbCommand(): Command {

@@ -94,6 +94,9 @@ export function queueCommand(): Command {
       // left the later ids untouched without a word about them.
       const outcomes: RequeueOutcome[] = [];
       const refused: { id: string; err: AppError }[] = [];
+      // Printed whatever ends the run: an error that is not about one id (the database cannot
+      // be written) stops it after some ids may have been re-queued, and a script must learn which.
+      let finished = false;
       await withApp(cmd, async (app) => {
         for (const id of ids) {
           try {
@@ -109,8 +112,10 @@ export function queueCommand(): Command {
           outcomes.push({ id, requeued: true });
           if (!opts.json) printLines([`re-queued ${id}`]);
         }
+        finished = true;
+      }).finally(() => {
+        if (opts.json && (finished || outcomes.length > 0)) printJson(outcomes);
       });
-      if (opts.json) printJson(outcomes);
       if (refused.length === 0) return;
       throw ids.length === 1 ? refused[0]!.err : requeueRefused(ids, refused);
     });

@@ -5,6 +5,7 @@ import Database from '../driver.js';
 import { openConnection, type Db } from '../sqlite.js';
 import { BINDING } from '../driver.js';
 import { walPath } from '../files.js';
+import { isSqliteError } from '../sqlite-errors.js';
 import { JOB_STATES, type JobState } from '../queue/types.js';
 import { SESSION_STATES, type SessionState } from '../types.js';
 import type { WriterPragmas } from '../writer/protocol.js';
@@ -71,20 +72,33 @@ function countRows(db: Db): NonNullable<CheckReport['counts']> {
  * integrity_check says of it, through a read-only connection that changes nothing. Every
  * failure becomes a line of the answer; this never throws.
  */
-export function diagnose(file: string): string[] {
+export function diagnose(file: string): Diagnosis {
+  // Only damage SQLite names says anything of the content; a lock, an I/O error or a side file
+  // it cannot use says nothing (a healthy file beside a FIFO -shm was called damaged).
+  const failed = (what: string, err: unknown): Diagnosis => ({
+    integrity: [`${what}: ${(err as Error).message}`],
+    judged: isSqliteError(err, 'SQLITE_CORRUPT') || isSqliteError(err, 'SQLITE_NOTADB'),
+  });
   let db: Db;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
   } catch (err) {
-    return [`cannot open it: ${(err as Error).message}`];
+    return failed('cannot open it', err);
   }
   try {
-    return (db.pragma('integrity_check(100)', { simple: false }) as { integrity_check: string }[]).map((r) => r.integrity_check);
+    return { integrity: (db.pragma('integrity_check(100)', { simple: false }) as { integrity_check: string }[]).map((r) => r.integrity_check), judged: true };
   } catch (err) {
-    return [`integrity_check cannot run: ${(err as Error).message}`];
+    return failed('integrity_check cannot run', err);
   } finally {
     db.close();
   }
+}
+
+/** What diagnose() found: integrity_check's lines, or why it could not run. */
+export interface Diagnosis {
+  integrity: string[];
+  /** False when SQLite could not look for a reason that is not damage: nothing is said of the content. */
+  judged: boolean;
 }
 
 /**
