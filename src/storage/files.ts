@@ -15,6 +15,11 @@ export function shmPath(db: string): string {
   return `${db}-shm`;
 }
 
+/** Files SQLite may keep beside `db`: its rollback journal, WAL and shared memory. */
+export function sideFiles(db: string): string[] {
+  return [`${db}-journal`, walPath(db), shmPath(db)];
+}
+
 function sizeOf(file: string): number | undefined {
   try {
     return fs.statSync(file).size;
@@ -168,7 +173,7 @@ export function ensureDatabaseFile(dbPath: string): { created: boolean } {
 
 export function tightenModes(dbPath: string): void {
   // The -journal too: SQLite opens it for reading when it exists, and a FIFO there blocks for ever.
-  for (const f of [dbPath, walPath(dbPath), shmPath(dbPath), `${dbPath}-journal`]) {
+  for (const f of [dbPath, ...sideFiles(dbPath)]) {
     try {
       const st = fs.statSync(f);
       if (!st.isFile()) {
@@ -192,7 +197,7 @@ export function tightenModes(dbPath: string): void {
  * error), named, for a read-only look that must not open the database then; undefined if none.
  */
 export function sideFileNotRegular(dbPath: string): string | undefined {
-  for (const side of [`${dbPath}-journal`, walPath(dbPath), shmPath(dbPath)]) {
+  for (const side of sideFiles(dbPath)) {
     let st: fs.Stats;
     try {
       st = fs.statSync(side);

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { isPrivateTemp, shmPath, walPath } from './files.js';
+import { isPrivateTemp } from './files.js';
 import { ownersDir } from './liveness.js';
 
 /*
@@ -34,10 +34,7 @@ export function isManifestTemp(name: string): boolean {
 /** The object store's directory beside the database, as a new vault.json names it. */
 export const OBJECTS_DIR = 'objects';
 
-/** Files SQLite may keep beside `db`: its rollback journal, WAL and shared memory. */
-export function sideFiles(db: string): string[] {
-  return [`${db}-journal`, walPath(db), shmPath(db)];
-}
+export { sideFiles } from './files.js';
 
 /** Directories blufio keeps beside `db` whose contents are its own: the object store, the owners' locks. */
 export function reservedDirs(db: string): string[] {
