@@ -286,7 +286,7 @@ export class RpcHttpServer {
     this.slots.begin(socket);
     let turns = this.turns.get(socket);
     if (turns === undefined) {
-      const made: Turns = { waiting: 0, placed: 0, endsAfter: Infinity, latest: undefined, places: new Map() };
+      const made: Turns = { placed: 0, endsAfter: Infinity, latest: undefined, places: new Map() };
       this.turns.set(socket, made);
       // Node never emits 'close' for a response still queued behind another when its socket
       // dies (only the requests are aborted): what waits on it would wait for ever. Held bytes
@@ -299,7 +299,6 @@ export class RpcHttpServer {
       turns = made;
     }
     const t = turns;
-    const waiting = ++t.waiting;
     // Requests on one connection run one after another, each once the answer before it has been
     // handed to the kernel: a client that pipelines and never reads holds one answer in the
     // daemon, not one per request (16 session_set_state calls, each answered with a 1 MB
@@ -309,11 +308,11 @@ export class RpcHttpServer {
     // request, kept the daemon about 10 MiB larger under the 200-client load test on Node 24).
     const place = ++t.placed;
     t.places.set(res, place);
+    const waiting = t.places.size;
     const before = t.latest;
     t.latest = res;
     res.once('close', () => {
       this.slots.end(socket);
-      t.waiting--;
       t.places.delete(res);
       if (t.latest === res) t.latest = undefined;
     });
@@ -381,15 +380,13 @@ export class RpcHttpServer {
 
 /** What the server keeps per connection so that its requests run in turn. */
 interface Turns {
-  /** Requests whose answers have not been sent yet (pipelined ones wait in turn). */
-  waiting: number;
   /** Requests seen so far: each request's place on its connection is the count at its arrival (1, 2, ...). */
   placed: number;
   /** The place of the first refusal that ends the connection (Connection: close). */
   endsAfter: number;
   /** The newest request's response, until it closes: the next request runs after that. */
   latest: http.ServerResponse | undefined;
-  /** The place of each request not closed yet (a refusal looks up its own). */
+  /** The place of each request not closed yet (a refusal looks up its own); its size is how many wait for their answers. */
   places: Map<http.ServerResponse, number>;
 }
 
