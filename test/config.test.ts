@@ -7,7 +7,8 @@ import { describe, it } from 'node:test';
 import { loadConfig, locateKey } from '../src/config/index.js';
 import { readSecretFile } from '../src/config/env-secrets.js';
 import { readOnce } from '../src/config/read-once.js';
-import { tmpDir } from './helpers/index.js';
+import { shellWord } from '../src/errors/index.js';
+import { runShell, tmpDir } from './helpers/index.js';
 
 function write(text: string | Buffer): string {
   const file = path.join(tmpDir(), 'blufio.toml');
@@ -150,7 +151,59 @@ describe('config validation names the line and the key', () => {
     }
     assert.doesNotThrow(() => loadConfig({ configPath: write(`[providers.${'a'.repeat(64)}]\n[channels.0-x_y]\n`), env: { HOME: '/h' } }));
   });
+  it('a provider or channel named __proto__ is refused like any bad name, never passed over with its secret in the file (QA r9)', () => {
+    // zod's record skips a __proto__ key without a word: the table, and the plaintext key in
+    // it, were neither read, refused nor moved into the vault.
+    const rule = /must be 1-64 characters: lowercase letters a-z, digits, _ or -, starting with a letter or digit/;
+    invalid('[providers.__proto__]\napi_key = "sk-proj-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"\n', new RegExp(`key providers\\.__proto__: the name "__proto__" ${rule.source}`), 1);
+    invalid('[providers.ok]\n\n[channels."__proto__"]\nbot_token = "123456:abcdefghijklmnopqrstuvwxyzABCDEFGHI"\n', /key channels\.__proto__: the name "__proto__"/, 3);
+    invalid('providers = { __proto__ = { api_key = "x" } }\n', /key providers\.__proto__: the name "__proto__"/, 1);
+    // Elsewhere the strict tables already name it as an unknown key.
+    invalid('[storage.__proto__]\nx = 1\n', /unknown key storage\.__proto__/, 1);
+  });
+  it('a very long key name is named by its length, not echoed whole nor cut (QA r9)', () => {
+    const long = `sk-${'a'.repeat(4997)}`;
+    const check = (text: string, pattern: RegExp): void => {
+      assert.throws(() => loadConfig({ configPath: write(text), env: { HOME: '/h' } }), (err: { message?: string }) => {
+        assert.match(err.message ?? '', pattern);
+        // Not its start either: a key may be a secret on the wrong line, and a cut one is no
+        // longer recognisable to the redactor.
+        assert.ok(!(err.message ?? '').includes('sk-a'), err.message);
+        assert.ok(!(err.message ?? '').includes('🦀'), err.message);
+        return true;
+      });
+    };
+    check(`[providers."${long}"]\n`, /key providers\.\(a name of 5000 characters\): the name must be 1-64 characters/);
+    check(`[storage]\n"${long}" = 1\n`, /unknown key storage\.\(a name of 5000 characters\)/);
+    // Counted in characters, not UTF-16 units.
+    check(`[storage]\n"${'🦀'.repeat(150)}" = 1\n`, /unknown key storage\.\(a name of 150 characters\)/);
+    // Up to 100 characters a name is shown as it is (a 65-character one in the test above).
+    check(`[storage]\n${'b'.repeat(100)} = 1\n`, new RegExp(`unknown key storage\\.${'b'.repeat(100)}$`));
+  });
   it('a quoted key written with escapes is found on its own line', () => invalid('[storage]\n"dur\\u0061bility" = "fast"\n', /storage\.durability/, 2));
+  it('a hint\'s chmod command pastes into a shell as it is, whatever the path (QA r9)', async () => {
+    // Each word read back by a real bash as one argument, unchanged, and nothing in it run.
+    const words = ['/plain/path-1.2_x', "it's", 'a b', '$(touch pwned)', '`id`', 'x;y', 'new\nline', 'tab\there', '*?[', '~', '"\'\'"', 'ü 🦀', ''];
+    const cwd = tmpDir();
+    const r = await runShell(`printf '%s\\0' ${words.map(shellWord).join(' ')}`, { cwd });
+    assert.deepEqual(r.stdout.split('\0').slice(0, -1), words, r.stderr);
+    assert.deepEqual(fs.readdirSync(cwd), []);
+    assert.equal(shellWord('/var/lib/blufio'), '/var/lib/blufio', 'a plain path stays as it is');
+    // The config file hint, run as it is printed.
+    const dir = path.join(tmpDir(), "Bob's config");
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'blufio.toml');
+    fs.writeFileSync(file, '', { mode: 0o666 });
+    fs.chmodSync(file, 0o666);
+    let hint = '';
+    assert.throws(() => loadConfig({ configPath: file, env: { HOME: '/h' } }), (err: { hint?: string }) => {
+      hint = err.hint ?? '';
+      return true;
+    });
+    assert.equal(hint, `chmod o-w '${dir.replace("'", `'\\''`)}/blufio.toml'`);
+    assert.equal((await runShell(hint, { cwd })).code, 0);
+    assert.doesNotThrow(() => loadConfig({ configPath: file, env: { HOME: '/h' } }));
+  });
   it('a file, or a directory without the sticky bit, that any user can write', () => {
     const file = write('[storage]\ndurability = "full"\n');
     fs.chmodSync(file, 0o666);

@@ -16,7 +16,7 @@ import {
   validate,
   verifyVault,
 } from '../src/dbcrypt/index.js';
-import { CLI, cleanEnv, run, fixture, runCli, silentLogger, sleep, startFixture, tmpDir } from './helpers/index.js';
+import { CLI, cleanEnv, run, fixture, runCli, runShell, silentLogger, sleep, startFixture, tmpDir } from './helpers/index.js';
 
 const PASS = "correct horse 'battery' staple ✓";
 const MARK = 'PLAINTEXT-MARKER-7f3a91';
@@ -325,6 +325,41 @@ describe('db-encrypt migrate', () => {
     const again = await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env });
     assert.equal(again.migrated, false);
     await assert.rejects(dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env: { DBKEY: 'wrong' } }), (e: { code?: string }) => e.code === 'KC_DB_KEY_INVALID');
+  });
+
+  it("the hints' commands paste into a shell as they are, for a data directory whose name a shell would split or run (QA r9)", async () => {
+    // Before, the path went into the command bare: this one would have run `touch` and split.
+    const parent = tmpDir();
+    const dir = path.join(parent, `it's my "data" $(touch pwned); x`);
+    const app = await open(dir, {});
+    await app.close();
+    await dbEncryptEnable(dir, { passphraseEnv: 'DBKEY', env });
+    const hint = await open(dir).then(
+      () => assert.fail('opened a database waiting for its migration'),
+      (e: { code?: string; hint?: string }) => {
+        assert.equal(e.code, 'KC_DB_ENCRYPTION_PENDING');
+        return e.hint ?? '';
+      },
+    );
+    const command = hint.replace(/^run: /, '');
+    assert.ok(command.startsWith('blufio vault db-encrypt migrate '), hint);
+    // The command exactly as a user would paste it, `blufio` being this build's CLI.
+    const sh = await runShell(command, { env: cleanEnv({ DBKEY: PASS }), cwd: parent });
+    assert.equal(sh.code, 0, sh.stdout + sh.stderr);
+    assert.deepEqual(fs.readdirSync(parent), [path.basename(dir)], 'nothing but the data directory: no "pwned", no "x"');
+    assert.equal((await dbEncryptStatus(dir)).db_encryption.state, 'encrypted');
+
+    // vault.json refused: the hint names `vault verify <dir>`, which runs on that directory.
+    fs.writeFileSync(path.join(dir, 'vault.json'), '{"schema_version": 3');
+    const bad = await open(dir).then(
+      () => assert.fail('opened with a broken vault.json'),
+      (e: { code?: string; hint?: string }) => e.hint ?? '',
+    );
+    const verify = /blufio vault verify (.*) lists its problems/.exec(bad)?.[1];
+    assert.ok(verify !== undefined, bad);
+    const v = await runShell(`blufio vault verify ${verify} --json`, { env: cleanEnv(), cwd: parent });
+    assert.equal((JSON.parse(v.stdout) as { vault_path: string }).vault_path, dir);
+    assert.deepEqual(fs.readdirSync(parent), [path.basename(dir)]);
   });
 
   it('verify finds tampering with one page, and a wrong key', async () => {

@@ -150,21 +150,41 @@ function readConfigText(file: string, explicit: boolean): string | undefined {
   }
 }
 
+/**
+ * Longest key name echoed whole in a message. A longer one is named by its length alone, never its
+ * start (as `shown` does for values): a key can be a secret pasted on the wrong line, and a cut
+ * secret is no longer recognisable to the redactor that errors pass through.
+ */
+const SHOWN_KEY_CHARS = 100;
+
+function showKey(key: string | number): string {
+  const k = String(key);
+  const chars = [...k].length;
+  return chars <= SHOWN_KEY_CHARS ? k : `(a name of ${chars} characters)`;
+}
+
+function showPath(keys: readonly (string | number)[]): string {
+  return keys.map(showKey).join('.');
+}
+
 function describeIssue(issue: z.core.$ZodIssue): { path: (string | number)[]; text: string }[] {
   const base = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => {
       const p = [...base, k];
-      return { path: p, text: `unknown key ${p.join('.')}` };
+      return { path: p, text: `unknown key ${showPath(p)}` };
     });
   }
-  if (issue.code === 'invalid_key') {
+  const invalidName = issue.code === 'custom' && issue.params?.invalidName === true;
+  if (issue.code === 'invalid_key' || invalidName) {
     // A table name refused (`[providers.OpenAI]`): zod's message is only "Invalid key in
     // record"; the rule it broke is in the name schema's own issues.
-    const name = JSON.stringify(String(base[base.length - 1]));
-    return [{ path: base, text: `key ${base.join('.')}: the name ${name} ${issue.issues.map((i) => i.message).join('; ')}` }];
+    const rule = issue.code === 'invalid_key' ? issue.issues.map((i) => i.message).join('; ') : issue.message;
+    const last = String(base[base.length - 1] ?? '');
+    const name = showKey(last) === last ? ` ${JSON.stringify(last)}` : '';
+    return [{ path: base, text: `key ${showPath(base)}: the name${name} ${rule}` }];
   }
-  return [{ path: base, text: `key ${base.join('.')} ${issue.message}` }];
+  return [{ path: base, text: `key ${showPath(base)} ${issue.message}` }];
 }
 
 function knownKeysHint(keyPath: (string | number)[]): string | undefined {

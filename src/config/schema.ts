@@ -57,7 +57,25 @@ const ObjectsSection = z.strictObject({
 });
 
 /** Names of providers and channels: they become part of vault entry names. */
-const EntryName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 characters: lowercase letters a-z, digits, _ or -, starting with a letter or digit');
+const ENTRY_NAME_RULE = 'must be 1-64 characters: lowercase letters a-z, digits, _ or -, starting with a letter or digit';
+const EntryName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, ENTRY_NAME_RULE);
+
+/**
+ * Named tables (`[providers.<name>]`). zod's record passes over a key named `__proto__` without a
+ * word (it guards its output's prototype), so `[providers.__proto__]` and the plaintext secret in
+ * it were neither read nor moved into the vault, and nothing said so: refused here like any other
+ * name that breaks the rule (reported as an invalid name: see describeIssue in load.ts).
+ */
+function namedTables<T extends z.ZodType>(value: T) {
+  return z
+    .preprocess((input, ctx) => {
+      if (input !== null && typeof input === 'object' && Object.hasOwn(input, '__proto__')) {
+        ctx.addIssue({ code: 'custom', path: ['__proto__'], message: ENTRY_NAME_RULE, params: { invalidName: true } });
+      }
+      return input;
+    }, z.record(EntryName, value))
+    .default({});
+}
 /** The largest secret value, in UTF-8 bytes: the vault's limit, so a value in this file can always be moved into it. */
 export const MAX_SECRET_BYTES = 64 * 1024;
 const SecretString = z
@@ -166,8 +184,8 @@ export const ConfigFileSchema = z.strictObject({
   storage: StorageSection.default(StorageSection.parse({})),
   queue: QueueSection.default(QueueSection.parse({})),
   objects: ObjectsSection.default(ObjectsSection.parse({})),
-  providers: z.record(EntryName, ProviderSection).default({}),
-  channels: z.record(EntryName, ChannelSection).default({}),
+  providers: namedTables(ProviderSection),
+  channels: namedTables(ChannelSection),
   security: SecuritySection.default(SecuritySection.parse({})),
   server: ServerSection.default(ServerSection.parse({})),
   redaction: RedactionSection.default(RedactionSection.parse({})),

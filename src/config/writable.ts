@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { shellWord } from '../errors/index.js';
 import { walkPath } from './path-walk.js';
 
 /** Writable by anyone, and without the sticky bit that keeps others to their own entries (/tmp). */
@@ -30,12 +31,12 @@ export function refuseReplaceableByAnyone(file: string, st: fs.Stats, refuse: (w
   // The file's own bit counts even on a read-only mount: a bind mount is read-only only here,
   // and a 666 file is as writable as ever through its source.
   if ((st.mode & 0o002) !== 0) {
-    refuse(`the file can be written by any user (mode ${(st.mode & 0o777).toString(8)})`, `chmod o-w ${file}`);
+    refuse(`the file can be written by any user (mode ${(st.mode & 0o777).toString(8)})`, `chmod o-w ${shellWord(file)}`);
   }
   const real = walkPath(file, {
     dir: (d) => {
       if (anyoneMayChange(fs.statSync(d).mode) && !onReadOnlyMount(d)) {
-        refuse(`${d}, on the way to it, can be written by any user, who could replace it`, `chmod o-w ${d} (or chmod +t ${d}), or move the file to a directory of your own`);
+        refuse(`${d}, on the way to it, can be written by any user, who could replace it`, `chmod o-w ${shellWord(d)} (or chmod +t ${shellWord(d)}), or move the file to a directory of your own`);
       }
     },
     link: () => {},

@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database, { BINDING } from '../storage/driver.js';
 import type { Env } from '../config/index.js';
 import { emitSecretFileWarning, takeSecret, takeSecretEnv, type SecretFileWarning } from '../config/index.js';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, shellWord } from '../errors/index.js';
 import { ensurePrivateDir } from '../storage/files.js';
 import { assertNewPassphrase, VAULT_KEY_ENV, type PassphraseProvider } from '../vault/index.js';
 import { deriveDbKey, fileKind, newSalt, rawKeyLiteral, readSalt } from './keys.js';
@@ -91,7 +91,7 @@ export function refuseSharedKeyChange(databasePath: string): void {
   throw new AppError(
     ErrorCode.INVALID_INPUT,
     `the encrypted database's key comes from ${VAULT_KEY_ENV} too (key_reference in ${path.join(dir, 'vault.json')}): a new vault passphrase would leave no value of ${VAULT_KEY_ENV} that opens both; nothing was changed`,
-    { hint: `give the database its own variable first: BLUFIO_DB_KEY=<the current passphrase> blufio vault db-encrypt enable ${dir} --passphrase-env BLUFIO_DB_KEY; then change the vault passphrase, and set both variables from then on` },
+    { hint: `give the database its own variable first: BLUFIO_DB_KEY=<the current passphrase> blufio vault db-encrypt enable ${shellWord(dir)} --passphrase-env BLUFIO_DB_KEY; then change the vault passphrase, and set both variables from then on` },
   );
 }
 
@@ -100,7 +100,7 @@ export function pendingError(dir: string, m: Manifest): AppError {
   return new AppError(
     ErrorCode.DB_ENCRYPTION_PENDING,
     `database encryption is enabled for ${dir} but the plaintext database has not been migrated yet`,
-    { hint: `run: blufio vault db-encrypt migrate ${dir} --passphrase-env ${env} --now-ms $(date +%s%3N)` },
+    { hint: `run: blufio vault db-encrypt migrate ${shellWord(dir)} --passphrase-env ${env} --now-ms $(date +%s%3N)` },
   );
 }
 

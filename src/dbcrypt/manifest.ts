@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { AppError, ErrorCode, shown } from '../errors/index.js';
+import { AppError, ErrorCode, shellWord, shown } from '../errors/index.js';
 import { writePrivateFile } from '../storage/files.js';
 import { fileSystemError } from '../storage/sqlite-errors.js';
 import { MANIFEST_FILE } from '../storage/reserved.js';
@@ -83,7 +83,7 @@ export function ioError(what: string, err: unknown): AppError {
 function invalid(file: string, why: string): AppError {
   return new AppError(ErrorCode.MANIFEST_INVALID, `${file} is not a valid vault manifest: ${why}`, {
     // Not `vault export`: it refuses such a manifest the same way.
-    hint: `nothing was changed; blufio vault verify ${path.dirname(file)} lists its problems; restore vault.json from a backup of this directory (its fields: README, Database encryption)`,
+    hint: `nothing was changed; blufio vault verify ${shellWord(path.dirname(file))} lists its problems; restore vault.json from a backup of this directory (its fields: README, Database encryption)`,
   });
 }
 

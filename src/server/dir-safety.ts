@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { walkPath } from '../config/path-walk.js';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, shellWord } from '../errors/index.js';
 
 const WHY = 'who could swap daemon.json for one naming their own port and collect the RPC token from the next client';
 
@@ -54,7 +54,7 @@ function checkOnTheWay(d: string, dir: string, uid: number): void {
   }
   const groupAlone = (st.mode & 0o002) === 0 && isPrivateGroup(st.gid, uid);
   if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0 && !groupAlone) {
-    throw unsafe(`${d}, on the way to the data directory ${dir}, can be written by other users (mode ${modeOf(st)}, no sticky bit)`, `chmod go-w ${d} (or chmod +t ${d}), or give blufio serve another --data-dir`);
+    throw unsafe(`${d}, on the way to the data directory ${dir}, can be written by other users (mode ${modeOf(st)}, no sticky bit)`, `chmod go-w ${shellWord(d)} (or chmod +t ${shellWord(d)}), or give blufio serve another --data-dir`);
   }
 }
 
@@ -90,6 +90,6 @@ export function checkDirSafe(dir: string): void {
     throw unsafe(`the data directory ${shown} belongs to uid ${st.uid}, not to you (uid ${uid})`, 'give blufio serve a data directory of its own (--data-dir)');
   }
   if ((st.mode & 0o022) !== 0) {
-    throw unsafe(`the data directory ${shown} can be written by other users (mode ${modeOf(st)})`, `chmod 700 ${cur}, or give blufio serve a directory of its own (--data-dir)`);
+    throw unsafe(`the data directory ${shown} can be written by other users (mode ${modeOf(st)})`, `chmod 700 ${shellWord(cur)}, or give blufio serve a directory of its own (--data-dir)`);
   }
 }

@@ -41,11 +41,23 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(
-  file: string,
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string; uid?: number; gid?: number; timeoutMs?: number } = {},
-): Promise<RunResult> {
+type RunOptions = { env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string; uid?: number; gid?: number; timeoutMs?: number };
+
+/** Runs a script of node's, as a service would be run (see spawnCollected). */
+export function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return spawnCollected(process.execPath, [file, ...args], opts);
+}
+
+/**
+ * Runs `script` in bash, with `blufio` a function that runs this build's CLI: a command line that
+ * a hint tells a user to paste, run as they would paste it.
+ */
+export function runShell(script: string, opts: RunOptions = {}): Promise<RunResult> {
+  const blufio = `blufio() { ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"; }`;
+  return spawnCollected('bash', ['-c', `${blufio}\n${script}`], opts);
+}
+
+function spawnCollected(program: string, argv: string[], opts: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     // detached: a new session with no controlling terminal, like a service, so a prompt that
     // would open /dev/tty finds none even when the tests run in a developer's terminal.
@@ -53,7 +65,7 @@ export function run(
     if (opts.cwd !== undefined) so.cwd = opts.cwd;
     if (opts.uid !== undefined) so.uid = opts.uid;
     if (opts.gid !== undefined) so.gid = opts.gid;
-    const child = spawn(process.execPath, [file, ...args], so);
+    const child = spawn(program, argv, so);
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -70,7 +82,7 @@ export function run(
   });
 }
 
-export function runCli(args: string[], opts: Parameters<typeof run>[2] = {}): Promise<RunResult> {
+export function runCli(args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return run(CLI, args, opts);
 }
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { fileKind } from '../../dbcrypt/index.js';
 import { loadConfig } from '../../config/index.js';
-import { AppError, ErrorCode, isAppError } from '../../errors/index.js';
+import { AppError, ErrorCode, isAppError, shellWord } from '../../errors/index.js';
 import { diagnose, sideFileNotRegular, type CheckReport } from '../../storage/index.js';
 import { configOptions, withApp } from '../context.js';
 import { formatBytes, printable, printJson, printLines } from '../output.js';
@@ -86,7 +86,7 @@ function whyNotReadable(file: string): string | undefined {
       case 'empty':
         return 'the file is empty';
       case 'encrypted':
-        return `the file does not start with SQLite's header: it is encrypted (only its key can check it: blufio vault verify ${path.dirname(file)}) or not a database`;
+        return `the file does not start with SQLite's header: it is encrypted (only its key can check it: blufio vault verify ${shellWord(path.dirname(file))}) or not a database`;
     }
   } catch (err) {
     return (err as Error).message;
