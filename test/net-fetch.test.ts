@@ -5,6 +5,7 @@
  */
 import { assertStayedOnLoopback, escapes } from './helpers/loopback-guard.js';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import fs from 'node:fs';
@@ -12,6 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
+import util from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import zlib from 'node:zlib';
@@ -20,7 +22,7 @@ import { Agent, Request as UndiciRequest, fetch as undiciFetch } from 'undici';
 import { AppError, createSafeFetch, judgeAddress, openBlufio, type SafeFetch, type SafeFetchOptions } from '../src/index.js';
 import { startBlackhole } from './helpers/blackhole.js';
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js';
-import { cleanEnv, fixture, run, tmpDir } from './helpers/index.js';
+import { cleanEnv, fixture, run, runProgram, tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
 import { makeCert, type TestCert } from './helpers/tls-cert.js';
 
@@ -816,6 +818,74 @@ function timedOut(phase: 'fetch failed' | 'terminated', ms = 400) {
     return true;
   };
 }
+
+test('interim responses count against maxResponseBytes: an endless stream of 103s is cut at the limit, one passes (QA r9)', async () => {
+  let written = 0;
+  const hint = `HTTP/1.1 103 Early Hints\r\nlink: <${'a'.repeat(8000)}>\r\n\r\n`;
+  // undici's header limit starts again for each interim response: only the guard's count stops these.
+  const flood = await startRawServer('127.0.0.2', (sock) => {
+    const pump = (): void => {
+      while (written < 200e6 && !sock.destroyed) {
+        written += hint.length;
+        if (!sock.write(hint)) return void sock.once('drain', pump);
+      }
+      sock.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    };
+    pump();
+  });
+  const one = await startRawServer('127.0.0.2', (sock) => sock.end(`${hint}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok`));
+  const g = safe({ allowedPrivateIps: ['127.0.0.2'], maxResponseBytes: 64 * 1024 });
+  await assert.rejects(within(30_000, g.f(`http://127.0.0.2:${flood.port}/`), 'the flood'), (e: unknown) => {
+    assert.equal((e as { cause?: { code?: string } }).cause?.code, 'KC_RESULT_TOO_LARGE', String(e));
+    return true;
+  });
+  // Before, the request took all 200 MB and succeeded; now the server gets its socket closed
+  // shortly after the limit (what it wrote is bounded by the socket buffers, a few MB).
+  assert.ok(written < 50e6, `the server wrote ${written} bytes`);
+  const r = await g.f(`http://127.0.0.2:${one.port}/`);
+  assert.equal(await r.text(), 'ok');
+});
+
+test('a redirect whose Location cannot be parsed names the origin that sent it, never the request URL and its key (QA r9)', async () => {
+  for (const location of ['http://[', 'https://exa mple.com/', 'http://0x100000000/', 'https://xn--/']) {
+    const srv = await startServer('127.0.0.2', { handler: (_req, res) => res.writeHead(302, { location }).end() });
+    const g = safe({ allowedPrivateIps: ['127.0.0.2'] });
+    const err = await g.f(`http://127.0.0.2:${srv.port}/v1beta/models?key=AIzaSyQA9-SECRET-KEY-0123456789abcdefgh`).then(
+      () => assert.fail(`followed ${location}`),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof TypeError && err.cause instanceof AppError, String(err));
+    assert.equal(err.cause.code, 'KC_NET_REDIRECT_BLOCKED');
+    assert.match(err.cause.message, new RegExp(`^http://127\\.0\\.0\\.2:${srv.port} answered with a redirect whose Location cannot be parsed`));
+    // Node's ERR_INVALID_URL carried the request's URL, key and all, in its `base` field.
+    for (const text of [JSON.stringify(err.cause), String(err.cause), util.inspect(err, { depth: 9 })]) {
+      assert.ok(!text.includes('SECRET') && !text.includes('/v1beta'), text);
+    }
+  }
+});
+
+test("the machine's own public addresses are the machine: refused like loopback unless allowlisted (QA r9)", async (t) => {
+  // A namespace of its own, where lo also holds the public addresses a VPS's interface would:
+  // nothing can leave it. Where unprivileged namespaces or iproute2 are missing, skipped.
+  const v4 = '1.2.3.4';
+  const v6 = '2a00:1450:4001:80b::77';
+  const probe = spawnSync('unshare', ['-n', 'ip', 'link', 'set', 'lo', 'up'], { stdio: 'ignore' });
+  if (probe.status !== 0) {
+    t.skip('unshare -n with ip(8) is not available here');
+    return;
+  }
+  const script = `ip link set lo up && ip addr add ${v4}/32 dev lo && ip -6 addr add ${v6}/128 dev lo nodad && exec "$0" "$@"`;
+  const r = await runProgram('unshare', ['-n', 'sh', '-c', script, process.execPath, fixture('own-address'), JSON.stringify({ v4, v6 })]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { url: string; code?: string; message?: string; connections: number }[];
+  for (const o of out.slice(0, 4)) {
+    assert.equal(o.code, 'KC_SSRF_BLOCKED', JSON.stringify(o));
+    assert.match(o.message ?? '', /an address of this machine itself \(interface lo\)/);
+  }
+  // Allowlisted, it passes the address check (and meets the TLS rule: plain http off loopback).
+  assert.equal(out[4]!.code, 'KC_TLS_REQUIRED', JSON.stringify(out[4]));
+  assert.deepEqual(out.map((o) => o.connections), [0, 0, 0, 0, 0], 'the service was never reached');
+});
 
 test('requestTimeoutMs bounds the whole request: endless interim responses, a body that trickles', async () => {
   const timers: NodeJS.Timeout[] = [];

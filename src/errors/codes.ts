@@ -40,7 +40,7 @@ export const ErrorCode = {
   SSRF_BLOCKED: 'KC_SSRF_BLOCKED',
   /** Plain http (or a non-loopback bind without TLS) where only TLS is allowed. */
   TLS_REQUIRED: 'KC_TLS_REQUIRED',
-  /** The safe fetch refused a redirect that would send the request body to another origin. */
+  /** The safe fetch refused a redirect: one that would send the request body to another origin, or whose Location cannot be parsed. */
   NET_REDIRECT_BLOCKED: 'KC_NET_REDIRECT_BLOCKED',
   /** The safe fetch: the whole request (connect, redirects, reading the body) took longer than requestTimeoutMs. */
   NET_TIMEOUT: 'KC_NET_TIMEOUT',

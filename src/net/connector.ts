@@ -4,7 +4,8 @@ import tls from 'node:tls';
 import { buildConnector, errors } from 'undici';
 import { AppError, ErrorCode, type ErrorCodeValue } from '../errors/index.js';
 import type { Allowlist } from './allowlist.js';
-import { judge, parseAddress, type Address } from './policy.js';
+import { ownInterface } from './own-addresses.js';
+import { judge, parseAddress, type Address, type AddressVerdict } from './policy.js';
 import type { Resolve } from './resolve.js';
 
 /** What the guard logs with: pino's `error` and `info`, or anything shaped like them. */
@@ -21,6 +22,16 @@ export interface GuardOptions {
   connectTimeoutMs: number;
   /** Extra trust anchors, added to Node's own; verification itself is never optional. */
   ca?: readonly (string | Buffer)[];
+}
+
+/**
+ * A public address that is one of this machine's own is the machine: judged as not public, so
+ * only an allowlist entry lets a connection to it through (see ownInterface).
+ */
+function ownAddress(verdict: AddressVerdict, addr: Address): AddressVerdict {
+  if (!verdict.global) return verdict;
+  const owner = ownInterface(addr);
+  return owner === undefined ? verdict : { ...verdict, global: false, reason: `an address of this machine itself (interface ${owner})` };
 }
 
 /** A checked address, ready to connect to. */
@@ -123,7 +134,7 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
       if (addr === undefined) {
         return refuse(ErrorCode.SSRF_BLOCKED, `refused to connect to ${host}: the resolver returned "${text}", which is not an IP address`, 'check the DNS answer for this host', { host, address: text, port });
       }
-      const verdict = judge(addr);
+      const verdict = ownAddress(judge(addr), addr);
       const allowedBy = verdict.global ? undefined : allowlist.match(addr);
       if (!verdict.global && allowedBy === undefined) {
         return refuse(

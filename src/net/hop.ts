@@ -6,6 +6,13 @@ type Abort = (err: Error) => void;
 /** Statuses fetch follows (given a Location): their hop is not the last one. */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/** The size of an interim response as sent: its status line and header lines. */
+function interimBytes(rawHeaders: Buffer[], statusText: string): number {
+  let n = 'HTTP/1.1 100 \r\n\r\n'.length + statusText.length;
+  for (const b of rawHeaders) n += b.length + 2; // ": " or "\r\n" after each
+  return n;
+}
+
 /** What a hop reports to the request it is part of. */
 export interface HopOwner {
   /** Body bytes arrived; false once past the request's limit (the request has then failed). */
@@ -75,6 +82,9 @@ export class Hop {
 
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.#quiet) return false;
+    // An interim response (103 Early Hints, any 1xx) counts against the limit like body bytes:
+    // undici's header limit starts again for each one, and a server could send them for ever.
+    if (status < 200 && !this.owner.received(interimBytes(rawHeaders, statusText))) return false;
     this.#status = status;
     return (this.h.onHeaders as (s: number, r: Buffer[], re: () => void, t: string) => boolean).call(this.h, status, rawHeaders, resume, statusText);
   }

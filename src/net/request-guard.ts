@@ -36,6 +36,8 @@ const NOT_NEEDED = new Error('fetch no longer needs this hop');
  */
 export class RequestGuard implements HopOwner {
   #origin: string | undefined;
+  /** The origin of the latest hop (where a redirect came from). */
+  #at: string | undefined;
   #left = false;
   #received = 0;
   /** The latest hop: every earlier one has been dropped. */
@@ -101,6 +103,7 @@ export class RequestGuard implements HopOwner {
     const to = opts.origin instanceof URL ? opts.origin.origin : String(opts.origin);
     // The first hop goes where the caller addressed.
     this.#origin ??= to;
+    this.#at = to;
     this.#left ||= to !== this.#origin;
     if (this.#left) {
       if (opts.body !== undefined && opts.body !== null) throw this.refuseRedirect(this.#origin, to);
@@ -108,6 +111,11 @@ export class RequestGuard implements HopOwner {
     }
     this.#hop = new Hop(this, handler as Dispatcher.DispatchHandler & Record<string, unknown>);
     return this.agent.dispatch(opts, this.#hop as unknown as Dispatcher.DispatchHandler);
+  }
+
+  /** The origin of the latest hop; undefined before the first. */
+  get at(): string | undefined {
+    return this.#at;
   }
 
   /** Body bytes arrived; false once past the limit, the hop then stopped. */

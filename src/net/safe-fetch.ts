@@ -185,6 +185,24 @@ function quotesNoHeader(err: unknown): unknown {
 }
 
 /**
+ * A redirect whose Location cannot be parsed: undici's error for it (Node's ERR_INVALID_URL)
+ * carries the URL it was resolved against, the request's own, in its `base` field, and a key in
+ * its query (`?key=`) or path (`/bot<token>/`) with it, into whatever logs or returns the error.
+ * Replaced by one that names only the origin that answered. (The first URL cannot fail so:
+ * refuseCredentialsInUrl refuses it before fetch parses it.)
+ */
+function quotesNoUrl(err: unknown, origin: string | undefined): unknown {
+  if (!(err instanceof TypeError) || (err.cause as { code?: unknown } | undefined)?.code !== 'ERR_INVALID_URL') return err;
+  const from = origin ?? 'the server';
+  return fetchFailed(
+    new AppError(ErrorCode.NET_REDIRECT_BLOCKED, `${from} answered with a redirect whose Location cannot be parsed (neither it nor the request's URL is shown here: either may hold a credential)`, {
+      hint: 'the server sent a malformed redirect; check the URL, or ask its operator',
+      details: { origin: from },
+    }),
+  );
+}
+
+/**
  * A drop-in for the global `fetch` (LLM SDKs take one as their `fetch` option) that refuses
  * non-public addresses and plain http off the machine, on the first request and on every
  * redirect, and keeps credential headers and the body from other origins on a redirect. A
@@ -251,7 +269,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       },
       (err: unknown) => {
         guard.done();
-        throw quotesNoHeader(err);
+        throw quotesNoUrl(quotesNoHeader(err), guard.at);
       },
     );
   };

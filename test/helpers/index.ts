@@ -43,9 +43,9 @@ export interface RunResult {
 
 type RunOptions = { env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string; uid?: number; gid?: number; timeoutMs?: number };
 
-/** Runs a script of node's, as a service would be run (see spawnCollected). */
+/** Runs a script of node's, as a service would be run (see runProgram). */
 export function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return spawnCollected(process.execPath, [file, ...args], opts);
+  return runProgram(process.execPath, [file, ...args], opts);
 }
 
 /**
@@ -54,10 +54,11 @@ export function run(file: string, args: string[], opts: RunOptions = {}): Promis
  */
 export function runShell(script: string, opts: RunOptions = {}): Promise<RunResult> {
   const blufio = `blufio() { ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"; }`;
-  return spawnCollected('bash', ['-c', `${blufio}\n${script}`], opts);
+  return runProgram('bash', ['-c', `${blufio}\n${script}`], opts);
 }
 
-function spawnCollected(program: string, argv: string[], opts: RunOptions): Promise<RunResult> {
+/** Runs a program, as a service would be run: detached, its output collected, a timeout. */
+export function runProgram(program: string, argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     // detached: a new session with no controlling terminal, like a service, so a prompt that
     // would open /dev/tty finds none even when the tests run in a developer's terminal.
