@@ -6,7 +6,7 @@ import { removeKeys } from '../src/config/index.js';
 import { moveConfigSecrets, type Vault } from '../src/vault/index.js';
 import { openBlufio } from '../src/index.js';
 import { memoryLogger } from './helpers/logger.js';
-import { cleanEnv, NOBODY, run, silentLogger, sleep, startFixture, tmpDir, unprivilegedCli } from './helpers/index.js';
+import { CLI, cleanEnv, NOBODY, run, silentLogger, sleep, startFixture, tmpDir, unprivilegedCli } from './helpers/index.js';
 
 const CONFIG = [
   '# Blufio config, hand-written   ',
@@ -214,6 +214,42 @@ describe('plaintext secrets in the config file', () => {
     await check('pp');
     for (const f of fs.readdirSync(data).filter((f) => f.startsWith('blufio.db'))) {
       assert.equal(fs.readFileSync(path.join(data, f)).indexOf(secret), -1, f);
+    }
+  });
+
+  it('a value moved with whitespace around it (a TOML multi-line string) is redacted trimmed too, as it is used (QA r9)', async () => {
+    // TOML keeps the line break before the closing """: the vault holds "acmeTok_...\n", and a
+    // header, a URL or a message holds the token without it. A format no rule knows: before,
+    // only the exact stored value was matched, and the trimmed token was logged and stored in clear.
+    const token = 'acmeTok_9f8e7d6c5b4a';
+    const dir = tmpDir();
+    const cfg = path.join(dir, 'blufio.toml');
+    const data = path.join(dir, 'data');
+    fs.writeFileSync(cfg, `[providers.acme]\napi_key = """\n${token}\n  """\n`, { mode: 0o600 });
+    const log = memoryLogger();
+    const app = await openBlufio({ dataDir: data, configPath: cfg, logger: log.logger, env: {}, passphrase: 'pp' });
+    try {
+      assert.equal((await app.vault.get('providers.acme.api_key')).expose(), `${token}\n  `, 'stored as written');
+      const s = await app.sessions.create({ channel: 'c' });
+      const m = await app.messages.append(s.id, { role: 'assistant', content: `calling with key ${token}` });
+      app.log.warn({ headers: { 'x-api-key': token }, url: `https://api.acme.test/v1?key=${encodeURIComponent(token)}` }, 'request');
+      assert.equal(m.content, 'calling with key [REDACTED:vault]');
+      assert.ok(!JSON.stringify(log.lines()).includes(token), JSON.stringify(log.lines().at(-1)));
+    } finally {
+      await app.close();
+    }
+    for (const f of fs.readdirSync(data).filter((f) => f.startsWith('blufio.db'))) {
+      assert.equal(fs.readFileSync(path.join(data, f)).indexOf(token), -1, f);
+    }
+    // The same for a value given on stdin with a blank line after it (only one line break is taken off).
+    const cli = await run(CLI, ['--data-dir', data, '--config', cfg, 'config', 'set-secret', 'x.y.z'], { env: cleanEnv({ BLUFIO_VAULT_KEY: 'pp' }), input: 'otherTok_0a1b2c3d4e5f\n\n' });
+    assert.equal(cli.code, 0, cli.stderr);
+    const again = await openBlufio({ dataDir: data, configPath: cfg, logger: silentLogger(), env: {}, passphrase: 'pp' });
+    try {
+      assert.equal((await again.vault.get('x.y.z')).expose(), 'otherTok_0a1b2c3d4e5f\n');
+      assert.equal(again.redactor.redact('token otherTok_0a1b2c3d4e5f, and JSON "otherTok_0a1b2c3d4e5f\\n"'), 'token [REDACTED:vault], and JSON "[REDACTED:vault]"');
+    } finally {
+      await again.close();
     }
   });
 

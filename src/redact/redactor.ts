@@ -104,6 +104,17 @@ const unicodeEscape = (c: string): string => `\\u${c.charCodeAt(0).toString(16).
  * most the 2 or 4 bits of its last character are left beside the replacement.
  */
 export function secretForms(value: string): { forms: string[]; jsonSafe: string[] } {
+  // A value stored with whitespace around it (a TOML multi-line string keeps the line break
+  // before its closing quotes; `printf 'tok\n\n' | blufio config set-secret` keeps one) is
+  // used trimmed: an HTTP header, a URL, a message hold it without. Its trimmed forms too.
+  const trimmed = value.trim();
+  const own = formsOf(value);
+  if (trimmed === value) return own;
+  const bare = formsOf(trimmed);
+  return { forms: [...new Set([...own.forms, ...bare.forms])], jsonSafe: [...new Set([...own.jsonSafe, ...bare.jsonSafe])] };
+}
+
+function formsOf(value: string): { forms: string[]; jsonSafe: string[] } {
   // A short value is not matched in any form: its encodings are no more its own than it is
   // (base64 of "1234567" would be found in unrelated base64 data, and cut it).
   if (value.length < MIN_SECRET_LENGTH) return { forms: [], jsonSafe: [] };
