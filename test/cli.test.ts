@@ -391,6 +391,23 @@ describe('blufio CLI', () => {
     const single = await runCli(['queue', 'requeue', '--json', 'nope', '--data-dir', dir]);
     assert.equal(single.code, 1);
     assert.match(single.stderr, /^error\[KC_NOT_FOUND\]: no job with id "nope"\n/, 'one id: its own error, as before');
+
+    // A token pasted where an id belongs (a custom format the built-in rules do not know) is
+    // named by its length, not echoed whole or by its start (QA r9: the summary cut it to 63
+    // characters, `sessions show` and a message list's session echoed it whole).
+    const token = 'myServiceToken_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV';
+    const pasted = [
+      await runCli(['queue', 'requeue', d1, token, '--data-dir', dir]),
+      await runCli(['sessions', 'show', token, '--data-dir', dir]),
+      await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', `my$ecret Pass ${token}`]),
+    ];
+    for (const p of pasted) {
+      assert.equal(p.code, 1, p.stderr);
+      assert.ok(!p.stderr.includes('myServiceToken') && !p.stdout.includes('myServiceToken'), p.stderr);
+    }
+    assert.match(pasted[0]!.stderr, /not re-queued: [0-9A-Z]{26}, \(73 characters\)/);
+    assert.match(pasted[1]!.stderr, /^error\[KC_NOT_FOUND\]: no session with id \(a string of 73 characters\)/);
+    assert.match(pasted[2]!.stderr, /the 87 characters given are not a name\nhint: give the name of the variable/);
   });
 
   it('config set-secret checks the name before it reads the value, with a hint for the command line (review srv, finding 7)', async () => {

@@ -43,7 +43,10 @@ function statusOf(s: VaultState, recovered: string[]): StatusReport {
 /** Where the key is, and the passphrase it holds now. */
 function passphraseFrom(envName: string, dir: string, env: Env): { reference: string; passphrase: string } {
   if (!ENV_NAME.test(envName)) {
-    throw new AppError(ErrorCode.INVALID_INPUT, `--passphrase-env must name an environment variable (letters, digits, _), not ${JSON.stringify(envName)}`);
+    // Not quoted: what is given here by mistake is most often the passphrase itself.
+    throw new AppError(ErrorCode.INVALID_INPUT, `--passphrase-env must name an environment variable (letters, digits, _); the ${[...envName].length} characters given are not a name`, {
+      hint: 'give the name of the variable that holds the passphrase (--passphrase-env BLUFIO_DB_KEY), never the passphrase itself',
+    });
   }
   const passphrase = takeDbKey(env, envName, dir);
   if (passphrase === undefined || passphrase === '') {

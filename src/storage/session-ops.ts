@@ -2,17 +2,13 @@ import { AppError, ErrorCode } from '../errors/index.js';
 import { isOwnerAlive } from './liveness.js';
 import { SESSION_COLUMNS } from './sql.js';
 import { sessionFromRow, type Session, type SessionRow, type SessionState } from './types.js';
+import { sessionNotFound } from './validate.js';
 import type { WriterContext } from './writer/context.js';
 
 /** Session writes, run inside the writer thread's transactions. */
 
 const SELECT = `SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = ?`;
 
-function notFound(id: string): AppError {
-  return new AppError(ErrorCode.NOT_FOUND, `no session with id ${JSON.stringify(id)}`, {
-    hint: 'blufio sessions list shows the sessions that exist',
-  });
-}
 
 export interface SessionRef {
   no: number;
@@ -22,13 +18,13 @@ export interface SessionRef {
 /** The row number and state, for the append path; cached while no other process writes. */
 export function sessionRef(ctx: WriterContext, id: string): SessionRef {
   const ref = ctx.cached(`session:${id}`, () => ctx.stmt('SELECT no, state FROM sessions WHERE id = ?').get(id) as SessionRef | undefined);
-  if (ref === undefined) throw notFound(id);
+  if (ref === undefined) throw sessionNotFound(id);
   return ref;
 }
 
 export function loadSession(ctx: WriterContext, id: string): SessionRow {
   const row = ctx.stmt(SELECT).get(id) as SessionRow | undefined;
-  if (row === undefined) throw notFound(id);
+  if (row === undefined) throw sessionNotFound(id);
   return row;
 }
 

@@ -1,11 +1,11 @@
-import { AppError, ErrorCode, optionsObject } from '../errors/index.js';
+import { optionsObject } from '../errors/index.js';
 import type { Db, Statement } from './sqlite.js';
 import { guardRead } from './read-guard.js';
 import { SESSION_COLUMNS } from './sql.js';
 import { sessionFromRow, SESSION_STATES, type JsonObject, type Session, type SessionRow, type SessionState } from './types.js';
 import { jsonStringBytes, jsonTextBytes, PageBound } from './page-bound.js';
 import { checkNoSecret, NO_SCRUB, scrubJson, type Scrubber } from './scrub.js';
-import { checkEnum, checkId, checkJsonObject, checkLimit, checkText, checkOptionalText } from './validate.js';
+import { checkEnum, checkId, checkJsonObject, checkLimit, checkText, checkOptionalText, sessionNotFound } from './validate.js';
 import type { WriterClient } from './writer/client.js';
 
 export interface CreateSessionInput {
@@ -78,9 +78,7 @@ export class Sessions {
   async get(id: string): Promise<Session> {
     const row = guardRead(this.reader, this.reader.name, () => this.byId.get(checkId(id, 'id')) as SessionRow | undefined);
     if (row === undefined) {
-      throw new AppError(ErrorCode.NOT_FOUND, `no session with id ${JSON.stringify(id)}`, {
-        hint: 'blufio sessions list shows the sessions that exist',
-      });
+      throw sessionNotFound(id);
     }
     return sessionFromRow(row);
   }

@@ -1,4 +1,4 @@
-import { inspected, invalidInput as bad, shown, thrownText } from '../errors/index.js';
+import { AppError, ErrorCode, inspected, invalidInput as bad, shown, thrownText } from '../errors/index.js';
 import { binaryKey, mayHoldBinary } from '../redact/index.js';
 
 /**
@@ -128,4 +128,14 @@ export function checkId(value: unknown, field: string): string {
     throw bad(`${field} must be a non-empty string of at most 256 characters (got ${typeof value === 'string' ? `${value.length} characters` : typeof value})`);
   }
   return value;
+}
+
+/**
+ * A session id that names none. The id is the caller's text (up to 256 characters): shown whole
+ * only when short, else by its length, since a token pasted in the wrong place is no id.
+ */
+export function sessionNotFound(id: string): AppError {
+  return new AppError(ErrorCode.NOT_FOUND, `no session with id ${shown(id, 64)}`, {
+    hint: 'blufio sessions list shows the sessions that exist',
+  });
 }
