@@ -362,6 +362,24 @@ describe('db-encrypt migrate', () => {
     assert.deepEqual(fs.readdirSync(parent), [path.basename(dir)]);
   });
 
+  it('the database passphrase is redacted while the database is open, and forgotten by lock() (QA r9)', async () => {
+    const { dir } = await plaintextVault(1);
+    await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 1, env });
+    const app = await open(dir);
+    try {
+      const s = await app.sessions.create({ channel: 'c' });
+      const m = await app.messages.append(s.id, { role: 'user', content: `the database key is ${PASS}` });
+      assert.equal(m.content, 'the database key is [REDACTED:vault]');
+      await app.lock();
+      assert.equal(app.redactor.redact(PASS), PASS, 'locked: no passphrase kept');
+      await app.unlock({ databasePassphrase: PASS });
+      assert.equal(app.redactor.redact(`x ${PASS}`), 'x [REDACTED:vault]');
+    } finally {
+      await app.close();
+    }
+    for (const f of files(dir)) assert.equal(fs.readFileSync(path.join(dir, f)).indexOf(Buffer.from('staple')), -1, f);
+  });
+
   it('verify finds tampering with one page, and a wrong key', async () => {
     const { dir } = await plaintextVault(5);
     await dbEncryptMigrate(dir, { passphraseEnv: 'DBKEY', nowMs: 5, env });

@@ -10,6 +10,7 @@ import { openBlufio, maskSecret, Secret, type BlufioApp } from '../src/index.js'
 import { DEFAULT_KDF, deriveKey } from '../src/vault/kdf.js';
 import { entryAad, open, seal, wrapAad } from '../src/vault/seal.js';
 import { silentLogger, tmpDir } from './helpers/index.js';
+import { memoryLogger } from './helpers/logger.js';
 
 async function app(dir: string, passphrase?: string): Promise<BlufioApp> {
   return openBlufio({ dataDir: dir, logger: silentLogger(), env: {}, ...(passphrase === undefined ? {} : { passphrase }) });
@@ -310,6 +311,31 @@ describe('the vault', () => {
     const fresh = await app(dir, 'new-pass');
     assert.equal((await fresh.vault.get('k')).expose(), 'value-0123456789abcdefgh');
     await fresh.close();
+  });
+
+  it('the passphrase is redacted like a value while the vault is open, the new one after a change, none once locked (QA r9)', async () => {
+    // Before, a chat message or a log line holding the vault passphrase kept it in clear, while
+    // a vault value beside it was redacted.
+    const dir = tmpDir();
+    const pass = 'correct horse battery staple 42';
+    const log = memoryLogger();
+    const a = await openBlufio({ dataDir: dir, logger: log.logger, env: {}, passphrase: pass });
+    try {
+      await a.vault.set('k', 'value-0123456789abcdefgh');
+      const s = await a.sessions.create({ channel: 'c' });
+      const m = await a.messages.append(s.id, { role: 'user', content: `my vault passphrase is ${pass}, and a key value-0123456789abcdefgh` });
+      assert.equal(m.content, 'my vault passphrase is [REDACTED:vault], and a key [REDACTED:vault]');
+      a.log.warn({ typed: pass, url: `https://x.test/?p=${encodeURIComponent(pass)}` }, 'a line');
+      assert.ok(!JSON.stringify(log.lines()).includes('horse'), JSON.stringify(log.lines().at(-1)));
+      await a.vault.changePassphrase('a new passphrase 0042');
+      assert.equal(a.redactor.redact(`${pass} / a new passphrase 0042`), `${pass} / [REDACTED:vault]`);
+      await a.lock();
+      assert.equal(a.redactor.redact('a new passphrase 0042'), 'a new passphrase 0042', 'locked: forgotten with the values');
+      await a.unlock({ passphrase: 'a new passphrase 0042' });
+      assert.equal(a.redactor.redact('a new passphrase 0042'), '[REDACTED:vault]');
+    } finally {
+      await a.close();
+    }
   });
 
   it('the database file and its WAL never hold a secret value or the passphrase', async () => {

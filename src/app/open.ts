@@ -122,6 +122,9 @@ function envPassphrases(env: Env): { key: string | undefined; newKey: string | u
   return { key, newKey, warnings };
 }
 
+/** The redactor's name for the passphrase of an encrypted database (see unlock and lock). */
+const DB_PASSPHRASE_PIN = 'database-passphrase';
+
 const UnlockOptionsSchema = z.strictObject({
   passphrase: z.string().optional(),
   databasePassphrase: z.string().optional(),
@@ -175,6 +178,9 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   }
   const slot = new StorageSlot(storage);
   const encrypted = gate.cipherKey !== undefined;
+  // The database passphrase is a secret like the vault's: redacted while the database is open
+  // (the vault pins its own), forgotten by lock().
+  if (gate.passphrase !== undefined) redactor.pin(DB_PASSPHRASE_PIN, gate.passphrase);
   let lockedSince: number | null = null;
   let vaultLockedByUser = false;
   let closed = false;
@@ -361,6 +367,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           slot.lockAway();
           await s.close();
         }
+        redactor.unpin(DB_PASSPHRASE_PIN);
         log.info({ databaseEncrypted: encrypted }, 'locked');
       }),
     unlock: (given) =>
@@ -385,6 +392,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           }
           try {
             opened = await Storage.open(config, log, { scrub, cipherKey: await keyFor(config.databasePath, dbPass) });
+            redactor.pin(DB_PASSPHRASE_PIN, dbPass);
           } catch (err) {
             throw isAppError(err, ErrorCode.DB_KEY_INVALID) ? wrongDatabasePassphrase(opts.databasePassphrase === undefined, err) : err;
           }
@@ -400,6 +408,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           if (opened !== undefined) {
             slot.lockAway();
             await opened.close();
+            redactor.unpin(DB_PASSPHRASE_PIN);
           }
           throw err;
         }

@@ -25,6 +25,8 @@ export interface Gate {
   manifest: Manifest;
   /** The SQLCipher key literal when the database is encrypted. */
   cipherKey?: string;
+  /** The passphrase the key came from, for the redactor to match while the database is open. */
+  passphrase?: string;
   /** Releases the vault directory's lock: call it once the database is open (or failed to). */
   release: () => void;
 }
@@ -195,7 +197,8 @@ async function gateLocked(databasePath: string, dir: string, opts: GateOptions, 
   if (de.state === 'pending_migration') throw pendingError(dir, manifest);
   if (de.state === 'plaintext') return { manifest };
   assertCipherSupport();
-  return { manifest, cipherKey: await keyFor(state.databasePath, asked ?? (await databasePassphrase(manifest, dir, opts))) };
+  const passphrase = asked ?? (await databasePassphrase(manifest, dir, opts));
+  return { manifest, cipherKey: await keyFor(state.databasePath, passphrase), passphrase };
 }
 
 /** The key literal for `file` under `passphrase`: its own salt, or a fresh one for a new file. */

@@ -10,6 +10,9 @@ import { assertNewPassphrase } from './new-passphrase.js';
 import { entryAad, open, privateBytes, seal, tampered, wrapAad } from './seal.js';
 import { Secret } from './secret.js';
 
+/** The redactor's name for the passphrase that opened the vault (see keep()). */
+const PASSPHRASE_PIN = 'vault-passphrase';
+
 /** Why a passphrase is wanted: to open the vault, to create it (ask twice), or to replace it (ask twice). */
 /** `database`: the key of an encrypted database (see dbcrypt), asked before the vault's. */
 export type PassphrasePurpose = 'unlock' | 'create' | 'change' | 'database';
@@ -296,22 +299,25 @@ export class Vault {
       key.fill(0); // already open: an explicit passphrase was only checked
       return true;
     }
-    this.keep(key, m.vault_id, epoch);
+    this.keep(key, m.vault_id, epoch, p);
     return true;
   }
 
   /**
    * Makes `key` the master key, unless a lock() came in since `epoch` was read (while a
    * passphrase was asked or a key derived): then the key is zeroed and the caller is refused, so
-   * nothing that started before a lock leaves the vault open after it.
+   * nothing that started before a lock leaves the vault open after it. The passphrase that
+   * opened it is redacted like a value while the vault is open (typed into a chat, pasted into
+   * a tool's arguments), and forgotten by lock().
    */
-  private keep(key: Buffer, vaultId: Uint8Array, epoch: number): void {
+  private keep(key: Buffer, vaultId: Uint8Array, epoch: number, passphrase: string): void {
     if (epoch !== this.epoch) {
       key.fill(0);
       throw this.lockedError();
     }
     this.masterKey = key;
     this.vaultId = Buffer.from(vaultId);
+    this.redactor?.pin(PASSPHRASE_PIN, passphrase);
     this.feedRedactor(key, this.vaultId);
   }
 
@@ -434,10 +440,10 @@ export class Vault {
       // Another process created the vault first: ours is discarded, theirs must open with this
       // passphrase (a lock() during that derivation is honoured too).
       key.fill(0);
-      this.keep(await this.unwrap(held, passphraseBytes(p)), held.vault_id, epoch);
+      this.keep(await this.unwrap(held, passphraseBytes(p)), held.vault_id, epoch, p);
       return;
     }
-    this.keep(key, id, epoch);
+    this.keep(key, id, epoch, p);
     this.log.info('vault created');
   }
 
@@ -545,6 +551,8 @@ export class Vault {
         });
       }
       await this.rows.rewrap(await this.wrap(ready.id, key, newPassphraseBytes(p)), m.wrapped_key);
+      // The old one opens nothing now; the new one is what a leak would give away.
+      this.redactor?.pin(PASSPHRASE_PIN, p);
       for (const l of this.changeListeners) l(p);
     } finally {
       key.fill(0);
@@ -595,7 +603,8 @@ export class Vault {
     this.fed = '';
     this.known = new Set();
     // Locked means no plaintext secret held by this process: the redactor forgets the values
-    // and falls back to the known formats.
+    // and the passphrase, and falls back to the known formats.
     this.redactor?.clearSecrets();
+    this.redactor?.unpin(PASSPHRASE_PIN);
   }
 }
