@@ -400,6 +400,10 @@ describe('blufio CLI', () => {
       await runCli(['queue', 'requeue', d1, token, '--data-dir', dir]),
       await runCli(['sessions', 'show', token, '--data-dir', dir]),
       await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', `my$ecret Pass ${token}`]),
+      // Review r9: a passphrase of letters, digits and _ passes for a variable's name, and its
+      // "is not set" error named it three times; a 40-character token is no id either.
+      await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'myServiceToken_CORRECT_HORSE_BATTERY_42']),
+      await runCli(['sessions', 'show', token.slice(0, 40), '--data-dir', dir]),
     ];
     for (const p of pasted) {
       assert.equal(p.code, 1, p.stderr);
@@ -408,6 +412,8 @@ describe('blufio CLI', () => {
     assert.match(pasted[0]!.stderr, /not re-queued: [0-9A-Z]{26}, \(73 characters\)/);
     assert.match(pasted[1]!.stderr, /^error\[KC_NOT_FOUND\]: no session with id \(a string of 73 characters\)/);
     assert.match(pasted[2]!.stderr, /the 87 characters given are not a name\nhint: give the name of the variable/);
+    assert.match(pasted[3]!.stderr, /the environment variable that --passphrase-env names \(39 characters\) is not set/);
+    assert.match(pasted[4]!.stderr, /no session with id \(a string of 40 characters\)/);
   });
 
   it('config set-secret checks the name before it reads the value, with a hint for the command line (review srv, finding 7)', async () => {

@@ -377,6 +377,7 @@ describe('db-encrypt migrate', () => {
     } finally {
       await app.close();
     }
+    assert.equal(app.redactor.redact(PASS), PASS, 'closed: forgotten (review r9)');
     for (const f of files(dir)) assert.equal(fs.readFileSync(path.join(dir, f)).indexOf(Buffer.from('staple')), -1, f);
   });
 

@@ -20,6 +20,8 @@ import zlib from 'node:zlib';
 import { after, afterEach, before, test } from 'node:test';
 import { Agent, Request as UndiciRequest, fetch as undiciFetch } from 'undici';
 import { AppError, createSafeFetch, judgeAddress, openBlufio, type SafeFetch, type SafeFetchOptions } from '../src/index.js';
+import { indexInterfaces, ownerOf } from '../src/net/own-addresses.js';
+import { parseAddress } from '../src/net/policy.js';
 import { startBlackhole } from './helpers/blackhole.js';
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js';
 import { cleanEnv, fixture, run, runProgram, tmpDir } from './helpers/index.js';
@@ -875,9 +877,12 @@ test("the machine's own public addresses are the machine: refused like loopback 
     return;
   }
   const script = `ip link set lo up && ip addr add ${v4}/32 dev lo && ip -6 addr add ${v6}/128 dev lo nodad && exec "$0" "$@"`;
-  const r = await runProgram('unshare', ['-n', 'sh', '-c', script, process.execPath, fixture('own-address'), JSON.stringify({ v4, v6 })]);
-  assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { url: string; code?: string; message?: string; connections: number }[];
+  const inNamespace = async (unreadable: boolean) => {
+    const r = await runProgram('unshare', ['-n', 'sh', '-c', script, process.execPath, fixture('own-address'), JSON.stringify({ v4, v6, unreadable })]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { out: { url: string; code?: string; message?: string; connections: number }[]; logged: string[] };
+  };
+  const { out } = await inNamespace(false);
   for (const o of out.slice(0, 4)) {
     assert.equal(o.code, 'KC_SSRF_BLOCKED', JSON.stringify(o));
     assert.match(o.message ?? '', /an address of this machine itself \(interface lo\)/);
@@ -885,6 +890,26 @@ test("the machine's own public addresses are the machine: refused like loopback 
   // Allowlisted, it passes the address check (and meets the TLS rule: plain http off loopback).
   assert.equal(out[4]!.code, 'KC_TLS_REQUIRED', JSON.stringify(out[4]));
   assert.deepEqual(out.map((o) => o.connections), [0, 0, 0, 0, 0], 'the service was never reached');
+  // Where the interfaces cannot be read, the check is off, said once at ERROR, and fetch still
+  // works (it threw ERR_SYSTEM_ERROR on every connection to a public address: review r9).
+  const off = await inNamespace(true);
+  assert.deepEqual(off.logged.filter((m) => /own addresses cannot be read/.test(m)).length, 1, JSON.stringify(off.logged));
+  for (const o of off.out) assert.ok(o.code !== 'KC_SSRF_BLOCKED' && o.code !== 'ERR_SYSTEM_ERROR', JSON.stringify(o));
+});
+
+test("own addresses: the interfaces' addresses are found in every spelling a connection can use (review r9)", () => {
+  // Runs everywhere, also where the namespace test above cannot: the index and the lookup.
+  const owners = indexInterfaces({
+    eth0: [
+      { address: '203.0.113.9', netmask: '255.255.255.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: false, cidr: '203.0.113.9/24' },
+      { address: '2a00:1450:4001:080b:0000:0000:0000:0077', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '00:00:00:00:00:00', internal: false, cidr: null, scopeid: 0 },
+    ],
+  });
+  const owner = (text: string) => ownerOf(owners, parseAddress(text)!);
+  for (const t of ['203.0.113.9', '::ffff:203.0.113.9', '::ffff:cb00:7109', '2a00:1450:4001:80b::77', '2A00:1450:4001:080B::0077', '2a00:1450:4001:80b::77%eth0']) {
+    assert.equal(owner(t), 'eth0', t);
+  }
+  for (const t of ['203.0.113.10', '2a00:1450:4001:80b::78', '::203.0.113.9', '64:ff9b::cb00:7109']) assert.equal(owner(t), undefined, t);
 });
 
 test('requestTimeoutMs bounds the whole request: endless interim responses, a body that trickles', async () => {

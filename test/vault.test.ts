@@ -336,6 +336,43 @@ describe('the vault', () => {
     } finally {
       await a.close();
     }
+    assert.equal(a.redactor.redact('a new passphrase 0042'), 'a new passphrase 0042', 'closed: forgotten');
+  });
+
+  it('a lock() while a passphrase change is under way leaves no passphrase matched; a short passphrase is never matched (review r9)', async () => {
+    const dir = tmpDir();
+    let a: BlufioApp | undefined;
+    a = await openBlufio({
+      dataDir: dir,
+      logger: silentLogger(),
+      env: {},
+      passphrase: 'the first passphrase 01',
+      // Asked for the new passphrase, the vault is locked meanwhile: the change goes on with its
+      // own copy of the key (the new wrap is written), but nothing may stay matched.
+      askPassphrase: async (purpose) => {
+        if (purpose !== 'change') return undefined;
+        a!.vault.lock();
+        return 'the second passphrase 02';
+      },
+    });
+    try {
+      await a.vault.set('k', 'value-0123456789abcdefgh');
+      await a.vault.changePassphrase();
+      assert.equal(a.vault.unlocked, false);
+      assert.equal(a.redactor.redact('the second passphrase 02 / the first passphrase 01'), 'the second passphrase 02 / the first passphrase 01');
+    } finally {
+      await a.close();
+    }
+    // "password" as a passphrase: an ordinary word in messages and ids, never taken for a secret.
+    const weak = await app(tmpDir(), 'password');
+    try {
+      await weak.vault.set('k', 'value-0123456789abcdefgh');
+      const s = await weak.sessions.create({ channel: 'c', userId: 'password' });
+      const m = await weak.messages.append(s.id, { role: 'user', content: 'how do I reset my password?' });
+      assert.equal(m.content, 'how do I reset my password?');
+    } finally {
+      await weak.close();
+    }
   });
 
   it('the database file and its WAL never hold a secret value or the passphrase', async () => {

@@ -15,7 +15,7 @@ import {
   type Queue,
   type Sessions,
 } from '../storage/index.js';
-import { moveConfigSecrets, Vault, VAULT_KEY_ENV, type PassphraseProvider } from '../vault/index.js';
+import { moveConfigSecrets, PASSPHRASE_PIN_CHARS, Vault, VAULT_KEY_ENV, type PassphraseProvider } from '../vault/index.js';
 import { createSafeFetch, type SafeFetch } from '../net/index.js';
 import { fileKind, keyFor, openGate, refuseSharedKeyChange } from '../dbcrypt/index.js';
 import { dbLockedError, StorageSlot } from './slot.js';
@@ -125,6 +125,11 @@ function envPassphrases(env: Env): { key: string | undefined; newKey: string | u
 /** The redactor's name for the passphrase of an encrypted database (see unlock and lock). */
 const DB_PASSPHRASE_PIN = 'database-passphrase';
 
+/** The redactor matches the database passphrase while the database is open (as the vault does its own; see PASSPHRASE_PIN_CHARS). */
+function pinDbPassphrase(redactor: Redactor, p: string): void {
+  if ([...p].length >= PASSPHRASE_PIN_CHARS) redactor.pin(DB_PASSPHRASE_PIN, p);
+}
+
 const UnlockOptionsSchema = z.strictObject({
   passphrase: z.string().optional(),
   databasePassphrase: z.string().optional(),
@@ -180,7 +185,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   const encrypted = gate.cipherKey !== undefined;
   // The database passphrase is a secret like the vault's: redacted while the database is open
   // (the vault pins its own), forgotten by lock().
-  if (gate.passphrase !== undefined) redactor.pin(DB_PASSPHRASE_PIN, gate.passphrase);
+  if (gate.passphrase !== undefined) pinDbPassphrase(redactor, gate.passphrase);
   let lockedSince: number | null = null;
   let vaultLockedByUser = false;
   let closed = false;
@@ -363,11 +368,14 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         vaultAppeared = null;
         forgetSecretEnv();
         const s = slot.storage;
-        if (encrypted && s !== undefined) {
-          slot.lockAway();
-          await s.close();
+        try {
+          if (encrypted && s !== undefined) {
+            slot.lockAway();
+            await s.close();
+          }
+        } finally {
+          redactor.unpin(DB_PASSPHRASE_PIN);
         }
-        redactor.unpin(DB_PASSPHRASE_PIN);
         log.info({ databaseEncrypted: encrypted }, 'locked');
       }),
     unlock: (given) =>
@@ -392,7 +400,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           }
           try {
             opened = await Storage.open(config, log, { scrub, cipherKey: await keyFor(config.databasePath, dbPass) });
-            redactor.pin(DB_PASSPHRASE_PIN, dbPass);
+            pinDbPassphrase(redactor, dbPass);
           } catch (err) {
             throw isAppError(err, ErrorCode.DB_KEY_INVALID) ? wrongDatabasePassphrase(opts.databasePassphrase === undefined, err) : err;
           }
@@ -438,6 +446,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           await Promise.all([stopped, stored, safeFetch.close()]);
         } finally {
           vault.lock();
+          redactor.unpin(DB_PASSPHRASE_PIN);
         }
       }),
   };

@@ -151,11 +151,12 @@ function readConfigText(file: string, explicit: boolean): string | undefined {
 }
 
 /**
- * Longest key name echoed whole in a message. A longer one is named by its length alone, never its
+ * Longest key name echoed whole in a message (the longest a provider or channel name may be). A
+ * longer one is named by its length alone, never its
  * start (as `shown` does for values): a key can be a secret pasted on the wrong line, and a cut
  * secret is no longer recognisable to the redactor that errors pass through.
  */
-const SHOWN_KEY_CHARS = 100;
+const SHOWN_KEY_CHARS = 64;
 
 function showKey(key: string | number): string {
   const k = String(key);

@@ -50,8 +50,10 @@ function passphraseFrom(envName: string, dir: string, env: Env): { reference: st
   }
   const passphrase = takeDbKey(env, envName, dir);
   if (passphrase === undefined || passphrase === '') {
-    throw new AppError(ErrorCode.INVALID_INPUT, `the environment variable ${envName} is not set (or empty), nor ${envName}_FILE`, {
-      hint: `export ${envName} with the database passphrase first, or ${envName}_FILE naming a file that holds it (kept out of the environment); it is read from there now and on every later open`,
+    // Not named either: a passphrase of letters, digits and _ (CORRECT_HORSE_BATTERY_STAPLE_42)
+    // passes for a name, and would have been printed three times. The caller has the name at hand.
+    throw new AppError(ErrorCode.INVALID_INPUT, `the environment variable that --passphrase-env names (${[...envName].length} characters) is not set (or empty), nor the same name with _FILE`, {
+      hint: 'export that variable with the database passphrase first, or <name>_FILE naming a file that holds it (kept out of the environment); it is read from there now and on every later open. --passphrase-env takes the name, never the passphrase itself',
     });
   }
   return { reference: `env:${envName}`, passphrase };

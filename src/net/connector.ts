@@ -28,9 +28,9 @@ export interface GuardOptions {
  * A public address that is one of this machine's own is the machine: judged as not public, so
  * only an allowlist entry lets a connection to it through (see ownInterface).
  */
-function ownAddress(verdict: AddressVerdict, addr: Address): AddressVerdict {
+function ownAddress(verdict: AddressVerdict, addr: Address, cannotRead: (err: unknown) => void): AddressVerdict {
   if (!verdict.global) return verdict;
-  const owner = ownInterface(addr);
+  const owner = ownInterface(addr, cannotRead);
   return owner === undefined ? verdict : { ...verdict, global: false, reason: `an address of this machine itself (interface ${owner})` };
 }
 
@@ -114,6 +114,11 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
     }
   }
 
+  /** Logged once per process: a check is off, which whoever runs the agent must know. */
+  function interfacesUnreadable(err: unknown): void {
+    log('error', { err }, "the machine's own addresses cannot be read here: connections to them are judged by the address ranges alone");
+  }
+
   function refuse(code: ErrorCodeValue, message: string, hint: string, details: Record<string, unknown>): AppError {
     const err = new AppError(code, message, { hint, details });
     log('error', { code, ...details }, message);
@@ -134,7 +139,7 @@ export function buildGuardedConnector(options: GuardOptions): buildConnector.con
       if (addr === undefined) {
         return refuse(ErrorCode.SSRF_BLOCKED, `refused to connect to ${host}: the resolver returned "${text}", which is not an IP address`, 'check the DNS answer for this host', { host, address: text, port });
       }
-      const verdict = ownAddress(judge(addr), addr);
+      const verdict = ownAddress(judge(addr), addr, interfacesUnreadable);
       const allowedBy = verdict.global ? undefined : allowlist.match(addr);
       if (!verdict.global && allowedBy === undefined) {
         return refuse(

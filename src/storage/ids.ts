@@ -62,6 +62,8 @@ function encodeRandom(bytes: Uint8Array): string {
   return out;
 }
 
+/** Every id blufio hands out (sessions, messages, jobs, objects after their prefix) is this long. */
+export const ID_CHARS = 26;
 const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 export function isUlid(s: unknown): s is string {

@@ -10,7 +10,7 @@ export { MIGRATIONS, latestVersion } from './migrations/index.js';
 export type { Migration } from './migrations/index.js';
 export { SESSION_STATES, MESSAGE_ROLES } from './types.js';
 export type { Session, SessionState, Message, MessageRole, JsonObject } from './types.js';
-export { isUlid } from './ids.js';
+export { ID_CHARS, isUlid } from './ids.js';
 export type { CheckpointResult } from './writer/protocol.js';
 export { Queue } from './queue/queue.js';
 export { QueueWorker, JobError } from './queue/work.js';

@@ -1,4 +1,4 @@
-import { AppError, ErrorCode, optionsObject, shown } from '../errors/index.js';
+import { AppError, ErrorCode, optionsObject } from '../errors/index.js';
 import { rowId, parseRowId } from './ids.js';
 import { refsIn } from './objects/layout.js';
 import { guardRead } from './read-guard.js';
@@ -7,7 +7,7 @@ import { bucketOf, COUNT_SESSION_MESSAGES, MESSAGES_IN_BUCKET, SESSION_BUCKETS_D
 import { MESSAGE_ROLES, messageFromRow, type JsonObject, type Message, type MessageRole, type MessageRow } from './types.js';
 import { jsonStringBytes, jsonTextBytes, PageBound } from './page-bound.js';
 import { NO_SCRUB, scrubJson, type Scrubber } from './scrub.js';
-import { checkCount, checkEnum, checkId, checkJsonObject, checkLimit, checkText, sessionNotFound } from './validate.js';
+import { checkCount, checkEnum, checkId, checkJsonObject, checkLimit, checkText, sessionNotFound, shownId } from './validate.js';
 import type { WriterClient } from './writer/client.js';
 
 export interface AppendMessageInput {
@@ -116,7 +116,7 @@ export class Messages {
       const ref = parseRowId(before);
       const createdAt = ref === undefined ? undefined : (this.seqOf.get(ref.seq, no) as number | undefined);
       if (ref === undefined || createdAt === undefined || rowId(createdAt, ref.seq) !== before) {
-        throw new AppError(ErrorCode.NOT_FOUND, `no message ${shown(before, 64)} in session ${shown(sid, 64)}`, {
+        throw new AppError(ErrorCode.NOT_FOUND, `no message ${shownId(before)} in session ${shownId(sid)}`, {
           hint: 'pass as `before` the id of a message returned by an earlier list call',
         });
       }

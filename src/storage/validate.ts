@@ -1,5 +1,6 @@
 import { AppError, ErrorCode, inspected, invalidInput as bad, shown, thrownText } from '../errors/index.js';
 import { binaryKey, mayHoldBinary } from '../redact/index.js';
+import { ID_CHARS } from './ids.js';
 
 /**
  * Input checks for everything that is about to be stored. Each failure names the field and the
@@ -131,11 +132,16 @@ export function checkId(value: unknown, field: string): string {
 }
 
 /**
- * A session id that names none. The id is the caller's text (up to 256 characters): shown whole
- * only when short, else by its length, since a token pasted in the wrong place is no id.
+ * An id the caller gave, for a message: whole when it is no longer than an id (26 characters),
+ * else by its length alone, since a token pasted in the wrong place is no id (most are longer).
  */
+export function shownId(id: string): string {
+  return shown(id, ID_CHARS + 2);
+}
+
+/** A session id that names none (see shownId). */
 export function sessionNotFound(id: string): AppError {
-  return new AppError(ErrorCode.NOT_FOUND, `no session with id ${shown(id, 64)}`, {
+  return new AppError(ErrorCode.NOT_FOUND, `no session with id ${shownId(id)}`, {
     hint: 'blufio sessions list shows the sessions that exist',
   });
 }

@@ -12,6 +12,11 @@ import { Secret } from './secret.js';
 
 /** The redactor's name for the passphrase that opened the vault (see keep()). */
 const PASSPHRASE_PIN = 'vault-passphrase';
+/**
+ * A passphrase shorter than this is not matched: people choose passphrases, and a short one is
+ * too likely an ordinary word ("password"), which every message and id holding it would lose.
+ */
+export const PASSPHRASE_PIN_CHARS = 12;
 
 /** Why a passphrase is wanted: to open the vault, to create it (ask twice), or to replace it (ask twice). */
 /** `database`: the key of an encrypted database (see dbcrypt), asked before the vault's. */
@@ -317,8 +322,21 @@ export class Vault {
     }
     this.masterKey = key;
     this.vaultId = Buffer.from(vaultId);
-    this.redactor?.pin(PASSPHRASE_PIN, passphrase);
+    this.pinPassphrase(passphrase);
     this.feedRedactor(key, this.vaultId);
+  }
+
+  /** The redactor matches `p` (when long enough; see PASSPHRASE_PIN_CHARS) instead of any earlier one. */
+  private pinPassphrase(p: string): void {
+    if (this.redactor === undefined) return;
+    try {
+      if ([...p].length >= PASSPHRASE_PIN_CHARS) this.redactor.pin(PASSPHRASE_PIN, p);
+      else this.redactor.unpin(PASSPHRASE_PIN);
+    } catch (err) {
+      // The redactor cannot take it (its regex would be too large): it goes on matching what it
+      // matched; the vault is open all the same.
+      this.log.warn({ err }, 'the vault passphrase could not be added to the redactor');
+    }
   }
 
   private lockedError(): AppError {
@@ -539,6 +557,7 @@ export class Vault {
     if (m === undefined) throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault yet', { hint: 'blufio config set-secret <name> creates it' });
     const ready = await this.keyNow(false);
     this.live(ready.key);
+    const epoch = this.epoch;
     // A private copy: a lock() while the new passphrase is asked and derived zeroes the live key,
     // and a zero key must never be wrapped (every entry would be lost).
     const key = Buffer.alloc(KEY_BYTES);
@@ -551,9 +570,10 @@ export class Vault {
         });
       }
       await this.rows.rewrap(await this.wrap(ready.id, key, newPassphraseBytes(p)), m.wrapped_key);
-      // The old one opens nothing now; the new one is what a leak would give away.
-      this.redactor?.pin(PASSPHRASE_PIN, p);
       for (const l of this.changeListeners) l(p);
+      // The old one opens nothing now; the new one is what a leak would give away. Not after a
+      // lock() that came in meanwhile: locked, no passphrase is held.
+      if (epoch === this.epoch && this.masterKey !== undefined) this.pinPassphrase(p);
     } finally {
       key.fill(0);
     }

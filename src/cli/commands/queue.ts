@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { AppError, ErrorCode, isAppError, shownText } from '../../errors/index.js';
-import type { JobInfo, QueueStats } from '../../storage/index.js';
+import { ID_CHARS, type JobInfo, type QueueStats } from '../../storage/index.js';
 import { positiveInt } from '../args.js';
 import { withApp } from '../context.js';
 import { formatDuration, formatTime, printable, printJson, printLines, reportError, table, truncate } from '../output.js';
@@ -42,7 +42,7 @@ function requeueRefused(ids: string[], refused: { id: string; err: AppError }[])
   const others = done === 0 ? 'none was' : done === 1 ? 'the other one was' : `the other ${done} were`;
   return new AppError(
     refused[0]!.err.code,
-    `${refused.length} of ${ids.length} job(s) not re-queued: ${refused.map((r) => shownText(r.id, 64)).join(', ')}`,
+    `${refused.length} of ${ids.length} job(s) not re-queued: ${refused.map((r) => shownText(r.id, ID_CHARS)).join(', ')}`,
     { hint: `${others} re-queued; blufio queue dead <queue> lists the jobs that can be` },
   );
 }

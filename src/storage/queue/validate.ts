@@ -1,6 +1,6 @@
 import { AppError, ErrorCode, checkInt, inspected, invalidInput as bad, optionsObject as checkOptionsObject, shown } from '../../errors/index.js';
 import { parseRowId } from '../ids.js';
-import { MAX_JSON_DEPTH, checkId, jsonDepth, refuseBinary, stringified } from '../validate.js';
+import { MAX_JSON_DEPTH, checkId, jsonDepth, refuseBinary, shownId, stringified } from '../validate.js';
 import { renderBinary } from '../../redact/index.js';
 import type { JobRef, LeaseRef } from './ops.js';
 import { MAX_ERROR_CHARS, TRUNCATED_MARK } from './sizes.js';
@@ -99,9 +99,10 @@ export function leaseRefs(jobs: unknown, what: string): LeaseRef[] {
 
 /** A job id names a row: a malformed one cannot name any job. */
 export function jobRef(id: unknown): JobRef {
-  const parsed = parseRowId(checkId(id, 'a job id'));
+  const text = checkId(id, 'a job id');
+  const parsed = parseRowId(text);
   if (parsed === undefined) {
-    throw new AppError(ErrorCode.NOT_FOUND, `no job with id ${shown(id, 64)}`, {
+    throw new AppError(ErrorCode.NOT_FOUND, `no job with id ${shownId(text)}`, {
       hint: 'job ids are the 26-character ids returned by enqueue and claim',
     });
   }
