@@ -414,6 +414,14 @@ describe('blufio CLI', () => {
     assert.match(pasted[2]!.stderr, /the 87 characters given are not a name\nhint: give the name of the variable/);
     assert.match(pasted[3]!.stderr, /the environment variable that --passphrase-env names \(39 characters\) is not set/);
     assert.match(pasted[4]!.stderr, /no session with id \(a string of 40 characters\)/);
+    // And where a ref or a --json outcome would have carried it (second review r9).
+    const more = [
+      await runCli(['objects', 'get', token.slice(0, 40), '--data-dir', dir]),
+      await runCli(['queue', 'requeue', '--json', d1, token, '--data-dir', dir]),
+    ];
+    for (const p of more) assert.ok(!p.stderr.includes('myServiceToken') && !p.stdout.includes('myServiceToken'), p.stdout + p.stderr);
+    assert.match(more[0]!.stderr, /\(a string of 40 characters\) is not an object reference/);
+    assert.equal((JSON.parse(more[1]!.stdout) as { id: string }[])[1]!.id, '(73 characters)');
   });
 
   it('config set-secret checks the name before it reads the value, with a hint for the command line (review srv, finding 7)', async () => {

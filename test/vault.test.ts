@@ -363,6 +363,58 @@ describe('the vault', () => {
     } finally {
       await a.close();
     }
+    // Locked and unlocked again (with the old passphrase) while the change asks for the new one:
+    // the vault is open, and only the new passphrase opens it now: that one is matched.
+    const dir2 = tmpDir();
+    let b: BlufioApp | undefined;
+    b = await openBlufio({
+      dataDir: dir2,
+      logger: silentLogger(),
+      env: {},
+      passphrase: 'the first passphrase 01',
+      askPassphrase: async (purpose) => {
+        if (purpose !== 'change') return undefined;
+        b!.vault.lock();
+        await b!.vault.unlock('the first passphrase 01');
+        return 'the second passphrase 02';
+      },
+    });
+    try {
+      await b.vault.set('k', 'value-0123456789abcdefgh');
+      await b.vault.changePassphrase();
+      assert.equal(b.vault.unlocked, true);
+      assert.equal(b.redactor.redact('the second passphrase 02 / the first passphrase 01'), '[REDACTED:vault] / the first passphrase 01');
+      // Another process changes it again; this one is handed the new passphrase by unlock() while
+      // still open (the daemon's vault_unlock): that is the one matched from then on.
+      const other = await app(dir2, 'the second passphrase 02');
+      await other.vault.changePassphrase('the third passphrase 03');
+      await other.close();
+      await b.unlock({ passphrase: 'the third passphrase 03' });
+      assert.equal(b.redactor.redact('the third passphrase 03 / the second passphrase 02'), '[REDACTED:vault] / the second passphrase 02');
+    } finally {
+      await b.close();
+    }
+    // A lock() while the passphrase for a new vault is asked for stops the creation.
+    const dir3 = tmpDir();
+    let c: BlufioApp | undefined;
+    c = await openBlufio({
+      dataDir: dir3,
+      logger: silentLogger(),
+      env: {},
+      askPassphrase: async (purpose) => {
+        if (purpose !== 'create') return undefined;
+        c!.vault.lock();
+        return 'a passphrase for a new vault 04';
+      },
+    });
+    try {
+      await rejects(c.vault.set('k', 'value-0123456789abcdefgh'), 'KC_VAULT_LOCKED');
+      assert.equal(c.vault.unlocked, false);
+      assert.equal(c.redactor.redact('a passphrase for a new vault 04'), 'a passphrase for a new vault 04');
+      assert.equal((await c.vault.status()).exists, false, 'no vault was created');
+    } finally {
+      await c.close();
+    }
     // "password" as a passphrase: an ordinary word in messages and ids, never taken for a secret.
     const weak = await app(tmpDir(), 'password');
     try {

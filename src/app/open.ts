@@ -125,9 +125,18 @@ function envPassphrases(env: Env): { key: string | undefined; newKey: string | u
 /** The redactor's name for the passphrase of an encrypted database (see unlock and lock). */
 const DB_PASSPHRASE_PIN = 'database-passphrase';
 
-/** The redactor matches the database passphrase while the database is open (as the vault does its own; see PASSPHRASE_PIN_CHARS). */
-function pinDbPassphrase(redactor: Redactor, p: string): void {
-  if ([...p].length >= PASSPHRASE_PIN_CHARS) redactor.pin(DB_PASSPHRASE_PIN, p);
+/**
+ * The redactor matches the database passphrase while the database is open (as the vault does its
+ * own; see PASSPHRASE_PIN_CHARS). Never throws: the database is open by then, and a redactor that
+ * cannot take the passphrase (its regex would be too large) must not leave it open unowned.
+ */
+function pinDbPassphrase(redactor: Redactor, log: Logger, p: string): void {
+  if ([...p].length < PASSPHRASE_PIN_CHARS) return;
+  try {
+    redactor.pin(DB_PASSPHRASE_PIN, p);
+  } catch (err) {
+    log.error({ err }, 'the database passphrase could not be added to the redactor: it is not redacted');
+  }
 }
 
 const UnlockOptionsSchema = z.strictObject({
@@ -185,7 +194,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
   const encrypted = gate.cipherKey !== undefined;
   // The database passphrase is a secret like the vault's: redacted while the database is open
   // (the vault pins its own), forgotten by lock().
-  if (gate.passphrase !== undefined) pinDbPassphrase(redactor, gate.passphrase);
+  if (gate.passphrase !== undefined) pinDbPassphrase(redactor, log, gate.passphrase);
   let lockedSince: number | null = null;
   let vaultLockedByUser = false;
   let closed = false;
@@ -361,20 +370,23 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         if (closed) throw new AppError(ErrorCode.DB_CLOSED, 'the app is closed');
         lockedSince ??= Date.now();
         vaultLockedByUser = true;
-        vault.lock();
-        // No passphrase stays reachable from this app once locked (strings cannot be zeroed,
-        // but they can be let go).
-        fromEnv.key = fromEnv.newKey = fromEnv.given = undefined;
-        vaultAppeared = null;
-        forgetSecretEnv();
-        const s = slot.storage;
         try {
-          if (encrypted && s !== undefined) {
-            slot.lockAway();
-            await s.close();
-          }
+          vault.lock();
         } finally {
-          redactor.unpin(DB_PASSPHRASE_PIN);
+          // No passphrase stays reachable from this app once locked (strings cannot be zeroed,
+          // but they can be let go), whatever failed above or fails below.
+          fromEnv.key = fromEnv.newKey = fromEnv.given = undefined;
+          vaultAppeared = null;
+          forgetSecretEnv();
+          const s = slot.storage;
+          try {
+            if (encrypted && s !== undefined) {
+              slot.lockAway();
+              await s.close();
+            }
+          } finally {
+            redactor.unpin(DB_PASSPHRASE_PIN);
+          }
         }
         log.info({ databaseEncrypted: encrypted }, 'locked');
       }),
@@ -400,7 +412,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
           }
           try {
             opened = await Storage.open(config, log, { scrub, cipherKey: await keyFor(config.databasePath, dbPass) });
-            pinDbPassphrase(redactor, dbPass);
+            pinDbPassphrase(redactor, log, dbPass);
           } catch (err) {
             throw isAppError(err, ErrorCode.DB_KEY_INVALID) ? wrongDatabasePassphrase(opts.databasePassphrase === undefined, err) : err;
           }
@@ -415,8 +427,11 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         } catch (err) {
           if (opened !== undefined) {
             slot.lockAway();
-            await opened.close();
-            redactor.unpin(DB_PASSPHRASE_PIN);
+            try {
+              await opened.close();
+            } finally {
+              redactor.unpin(DB_PASSPHRASE_PIN);
+            }
           }
           throw err;
         }
@@ -445,8 +460,11 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
         try {
           await Promise.all([stopped, stored, safeFetch.close()]);
         } finally {
-          vault.lock();
-          redactor.unpin(DB_PASSPHRASE_PIN);
+          try {
+            vault.lock();
+          } finally {
+            redactor.unpin(DB_PASSPHRASE_PIN);
+          }
         }
       }),
   };

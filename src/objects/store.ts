@@ -19,6 +19,7 @@ import {
   makeDir,
   holdOwner,
   OBJECT_REF,
+  OBJECT_REF_CHARS,
   TMP_DIR,
   tempName,
   trashPath,
@@ -109,7 +110,7 @@ function lockedMeanwhile(): AppError {
 
 function checkRef(ref: unknown): string {
   if (typeof ref !== 'string' || !OBJECT_REF.test(ref)) {
-    throw invalidInput(`${typeof ref === 'string' ? shown(ref) : typeof ref} is not an object reference`, 'pass the ref that put() returned: obj_ and 26 letters and digits');
+    throw invalidInput(`${typeof ref === 'string' ? shown(ref, OBJECT_REF_CHARS + 2) : typeof ref} is not an object reference`, 'pass the ref that put() returned: obj_ and 26 letters and digits');
   }
   return ref;
 }

@@ -31,7 +31,7 @@ export { VaultRows } from './vault-rows.js';
 export type { VaultEntryRow, VaultMetaInput, VaultMetaRow } from './vault-rows.js';
 export { ObjectRows } from './objects/rows.js';
 export type { ObjectRow, BlobRow, ObjectCounts, Collected, Freed, GcCursor } from './objects/rows.js';
-export { ADDRESS, OBJECT_REF, TMP_DIR, TRASH_DIR, blobPath, blobCandidates, trashPath, tempName, tempOwner, listDir, removeFile, makeDir, ownDir, isOwnDir, fileError, isPlainFile } from './objects/layout.js';
+export { ADDRESS, OBJECT_REF, OBJECT_REF_CHARS, TMP_DIR, TRASH_DIR, blobPath, blobCandidates, trashPath, tempName, tempOwner, listDir, removeFile, makeDir, ownDir, isOwnDir, fileError, isPlainFile } from './objects/layout.js';
 export { fsErrorText } from './sqlite-errors.js';
 export { newOwnerToken, isOwnerAlive, holdOwner, ownersDir } from './liveness.js';
 export type { HeldOwner } from './liveness.js';

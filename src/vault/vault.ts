@@ -302,6 +302,9 @@ export class Vault {
     const key = await this.unwrap(m, passphraseBytes(p), quiet);
     if (epoch === this.epoch && this.masterKey !== undefined) {
       key.fill(0); // already open: an explicit passphrase was only checked
+      // It opens the vault: the current one (another process may have changed it since this
+      // one opened), whatever was matched before.
+      this.pinPassphrase(p);
       return true;
     }
     this.keep(key, m.vault_id, epoch, p);
@@ -333,9 +336,14 @@ export class Vault {
       if ([...p].length >= PASSPHRASE_PIN_CHARS) this.redactor.pin(PASSPHRASE_PIN, p);
       else this.redactor.unpin(PASSPHRASE_PIN);
     } catch (err) {
-      // The redactor cannot take it (its regex would be too large): it goes on matching what it
-      // matched; the vault is open all the same.
-      this.log.warn({ err }, 'the vault passphrase could not be added to the redactor');
+      // The redactor cannot take it (its regex would be too large). The vault is open all the
+      // same, and an earlier passphrase (which may open nothing now) is not kept in its place.
+      try {
+        this.redactor.unpin(PASSPHRASE_PIN);
+      } catch {
+        // It stays as it was: nothing more can be done here.
+      }
+      this.log.error({ err }, 'the vault passphrase could not be added to the redactor: it is not redacted');
     }
   }
 
@@ -444,13 +452,16 @@ export class Vault {
   }
 
   private async create(): Promise<void> {
+    // Read before the passphrase is asked for: a lock() while the prompt waits must stop the
+    // creation, as it stops an unlock.
+    const epoch = this.epoch;
     const p = await this.passphrase('create');
     if (p === undefined) {
       throw new AppError(ErrorCode.VAULT_LOCKED, 'creating the vault needs a passphrase', {
         hint: 'set BLUFIO_VAULT_KEY, or run the command on a terminal to choose one',
       });
     }
-    const epoch = this.epoch;
+    if (epoch !== this.epoch) throw this.lockedError();
     const id = randomBytes(16);
     const key = randomFillSync(Buffer.alloc(KEY_BYTES));
     const held = await this.rows.init(await this.wrap(id, key, newPassphraseBytes(p)));
@@ -557,7 +568,6 @@ export class Vault {
     if (m === undefined) throw new AppError(ErrorCode.NOT_FOUND, 'there is no vault yet', { hint: 'blufio config set-secret <name> creates it' });
     const ready = await this.keyNow(false);
     this.live(ready.key);
-    const epoch = this.epoch;
     // A private copy: a lock() while the new passphrase is asked and derived zeroes the live key,
     // and a zero key must never be wrapped (every entry would be lost).
     const key = Buffer.alloc(KEY_BYTES);
@@ -571,9 +581,10 @@ export class Vault {
       }
       await this.rows.rewrap(await this.wrap(ready.id, key, newPassphraseBytes(p)), m.wrapped_key);
       for (const l of this.changeListeners) l(p);
-      // The old one opens nothing now; the new one is what a leak would give away. Not after a
-      // lock() that came in meanwhile: locked, no passphrase is held.
-      if (epoch === this.epoch && this.masterKey !== undefined) this.pinPassphrase(p);
+      // The old one opens nothing now; the new one is what a leak would give away. Only while
+      // the vault is open: a lock() that came in meanwhile holds no passphrase (and an unlock
+      // after it opened the same key, which the new one now wraps).
+      if (this.masterKey !== undefined) this.pinPassphrase(p);
     } finally {
       key.fill(0);
     }

@@ -22,6 +22,8 @@ export const TRASH_DIR = '.trash';
 export const ADDRESS = /^[0-9a-f]{64}$/;
 /** A reference: `obj_` and a ULID. */
 export const OBJECT_REF = /^obj_[0-9A-HJKMNP-TV-Z]{26}$/;
+/** How long a reference is: text given as one that is longer is shown by its length (a pasted token is no ref). */
+export const OBJECT_REF_CHARS = 30;
 /** A reference as a whole JSON string value, the way message metadata holds one. */
 const REF_IN_JSON = /"(obj_[0-9A-HJKMNP-TV-Z]{26})"/g;
 
