@@ -16,6 +16,19 @@ async function app(dir: string, passphrase?: string): Promise<BlufioApp> {
   return openBlufio({ dataDir: dir, logger: silentLogger(), env: {}, ...(passphrase === undefined ? {} : { passphrase }) });
 }
 
+/** An app whose prompts `ask` answers, given the app itself (to lock it, say, while it is asked). */
+async function asking(dir: string, ask: (app: BlufioApp, purpose: string) => Promise<string | undefined>, passphrase?: string): Promise<BlufioApp> {
+  let made: BlufioApp | undefined;
+  made = await openBlufio({
+    dataDir: dir,
+    logger: silentLogger(),
+    env: {},
+    ...(passphrase === undefined ? {} : { passphrase }),
+    askPassphrase: (purpose) => ask(made!, purpose),
+  });
+  return made;
+}
+
 async function rejects(p: Promise<unknown>, code: string): Promise<void> {
   await assert.rejects(p, (e: { code?: string; message?: string }) => {
     assert.equal(e.code, code, e.message);
@@ -340,21 +353,17 @@ describe('the vault', () => {
   });
 
   it('a lock() while a passphrase change is under way leaves no passphrase matched; a short passphrase is never matched (review r9)', async () => {
-    const dir = tmpDir();
-    let a: BlufioApp | undefined;
-    a = await openBlufio({
-      dataDir: dir,
-      logger: silentLogger(),
-      env: {},
-      passphrase: 'the first passphrase 01',
-      // Asked for the new passphrase, the vault is locked meanwhile: the change goes on with its
-      // own copy of the key (the new wrap is written), but nothing may stay matched.
-      askPassphrase: async (purpose) => {
+    // Asked for the new passphrase, the vault is locked meanwhile: the change goes on with its
+    // own copy of the key (the new wrap is written), but nothing may stay matched.
+    const a = await asking(
+      tmpDir(),
+      async (self, purpose) => {
         if (purpose !== 'change') return undefined;
-        a!.vault.lock();
+        self.vault.lock();
         return 'the second passphrase 02';
       },
-    });
+      'the first passphrase 01',
+    );
     try {
       await a.vault.set('k', 'value-0123456789abcdefgh');
       await a.vault.changePassphrase();
@@ -366,19 +375,16 @@ describe('the vault', () => {
     // Locked and unlocked again (with the old passphrase) while the change asks for the new one:
     // the vault is open, and only the new passphrase opens it now: that one is matched.
     const dir2 = tmpDir();
-    let b: BlufioApp | undefined;
-    b = await openBlufio({
-      dataDir: dir2,
-      logger: silentLogger(),
-      env: {},
-      passphrase: 'the first passphrase 01',
-      askPassphrase: async (purpose) => {
+    const b = await asking(
+      dir2,
+      async (self, purpose) => {
         if (purpose !== 'change') return undefined;
-        b!.vault.lock();
-        await b!.vault.unlock('the first passphrase 01');
+        self.vault.lock();
+        await self.vault.unlock('the first passphrase 01');
         return 'the second passphrase 02';
       },
-    });
+      'the first passphrase 01',
+    );
     try {
       await b.vault.set('k', 'value-0123456789abcdefgh');
       await b.vault.changePassphrase();
@@ -395,17 +401,10 @@ describe('the vault', () => {
       await b.close();
     }
     // A lock() while the passphrase for a new vault is asked for stops the creation.
-    const dir3 = tmpDir();
-    let c: BlufioApp | undefined;
-    c = await openBlufio({
-      dataDir: dir3,
-      logger: silentLogger(),
-      env: {},
-      askPassphrase: async (purpose) => {
-        if (purpose !== 'create') return undefined;
-        c!.vault.lock();
-        return 'a passphrase for a new vault 04';
-      },
+    const c = await asking(tmpDir(), async (self, purpose) => {
+      if (purpose !== 'create') return undefined;
+      self.vault.lock();
+      return 'a passphrase for a new vault 04';
     });
     try {
       await rejects(c.vault.set('k', 'value-0123456789abcdefgh'), 'KC_VAULT_LOCKED');
