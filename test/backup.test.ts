@@ -148,6 +148,41 @@ describe('db backup', () => {
     }
   });
 
+  it('refuses the side files beside the real database when the configured one is a symlink, or its directory is reached through one (QA r9)', async () => {
+    // SQLite follows the link and keeps -wal, -shm and -journal beside the real file: before,
+    // `db backup real/blufio.db-wal --force` replaced the WAL of the running writer, and
+    // acknowledged writes were lost; a backup at the -journal through a linked directory was
+    // reported written, then deleted by the next open as a hot journal.
+    const dir = tmpDir();
+    const real = path.join(dir, 'real');
+    const data = path.join(dir, 'data');
+    fs.mkdirSync(real, { mode: 0o700 });
+    fs.mkdirSync(data, { mode: 0o700 });
+    const first = await openBlufio({ dataDir: real, logger: silentLogger(), env: {} });
+    await first.close();
+    fs.symlinkSync(path.join(real, 'blufio.db'), path.join(data, 'blufio.db'));
+    const cfg = path.join(dir, 'blufio.toml');
+    fs.writeFileSync(cfg, `[storage]\ndatabase_path = ${JSON.stringify(path.join(data, 'blufio.db'))}\n`, { mode: 0o600 });
+    const app = await openBlufio({ configPath: cfg, logger: silentLogger(), env: {} });
+    try {
+      const s = await app.sessions.create({});
+      await app.messages.append(s.id, { role: 'user', content: 'before' });
+      assert.ok(fs.existsSync(path.join(real, 'blufio.db-wal')), 'the WAL is beside the real file');
+      await assertRefused(app, [real], ['blufio.db-wal', 'blufio.db-shm', 'blufio.db-journal']);
+      await app.messages.append(s.id, { role: 'user', content: 'after' });
+      assert.deepEqual((await app.messages.list(s.id)).map((m) => m.content), ['before', 'after']);
+    } finally {
+      await app.close();
+    }
+    fs.symlinkSync(real, path.join(dir, 'alias'));
+    const viaLink = await openBlufio({ dataDir: path.join(dir, 'alias'), logger: silentLogger(), env: {} });
+    try {
+      await assertRefused(viaLink, [real, path.join(dir, 'alias')], ['blufio.db-journal', 'blufio.db-wal']);
+    } finally {
+      await viaLink.close();
+    }
+  });
+
   it("refuses SQLite's <db>-journal and the names blufio keeps beside the database, --force or not", async () => {
     const dir = tmpDir();
     const data = path.join(dir, 'data');

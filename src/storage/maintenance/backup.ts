@@ -64,10 +64,15 @@ function realDestination(dest: string): string {
  * which plays it back into the database and deletes it.
  */
 function assertNotLive(dest: string, existing: fs.Stats | undefined, databasePath: string): void {
-  const live = [databasePath, ...sideFiles(databasePath)];
+  // SQLite follows a symlink in the database's own place and keeps its -wal, -shm and -journal
+  // beside the file it leads to: those are live too (they were not checked, and a --force backup
+  // replaced the -wal of a running writer). A side file that does not exist yet is compared by
+  // its directory's real path.
+  const real = realOrResolved(databasePath);
+  const live = [...new Set([databasePath, ...sideFiles(databasePath), real, ...sideFiles(real)])];
   const realDest = realDestination(dest);
   const same =
-    live.some((f) => realOrResolved(f) === realDest) ||
+    live.some((f) => realOrResolved(f) === realDest || realDestination(f) === realDest) ||
     (existing !== undefined &&
       live.some((f) => {
         try {
