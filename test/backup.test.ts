@@ -280,8 +280,10 @@ describe('db backup', () => {
       fs.writeFileSync(path.join(stale, 'copy.db'), 'half a copy');
       const live = path.join(dir, `.blufio-backup-${process.pid}-keepme`);
       fs.mkdirSync(live);
+      // A backup written under a name of that shape is a file, not a backup's directory: kept (QA r9).
+      await app.db.backup(path.join(dir, '.blufio-backup-99999999-nightly.db'));
       await app.db.backup(path.join(dir, 'b.db'));
-      assert.deepEqual(fs.readdirSync(dir).sort(), [`.blufio-backup-${process.pid}-keepme`, 'b.db', 'data']);
+      assert.deepEqual(fs.readdirSync(dir).sort(), [`.blufio-backup-${process.pid}-keepme`, '.blufio-backup-99999999-nightly.db', 'b.db', 'data']);
     } finally {
       await app.close();
     }

@@ -34,6 +34,13 @@ describe('blufio CLI', () => {
       jobs: { waiting: 0, pending: 0, running: 0, completed: 0, dead: 0, total: 0 },
     });
     assert.equal(j.stderr, '', 'nothing on stderr for a clean run');
+    assert.equal(report.created, undefined, 'the second check created nothing');
+    assert.match(r.stdout, /created\s+there was no database file: this check created a new, empty database/);
+    // A database truncated to nothing came back "ok" and empty, its data gone without a word (QA r9).
+    fs.truncateSync(path.join(data, 'blufio.db'), 0);
+    for (const f of ['blufio.db-wal', 'blufio.db-shm']) fs.rmSync(path.join(data, f), { force: true });
+    const t = await runCli(['db', 'check', '--json'], { env });
+    assert.equal((JSON.parse(t.stdout) as { created?: string }).created, 'the database file was empty');
   });
 
   it('BLUFIO_CONFIG and BLUFIO_DATA_DIR are honoured; --data-dir wins', async () => {

@@ -93,6 +93,16 @@ function whyNotReadable(file: string): string | undefined {
   }
 }
 
+/** Why the open will create the database: its file is missing or empty; undefined when it is not. */
+function freshFile(file: string): string | undefined {
+  try {
+    const kind = fileKind(file);
+    return kind === 'missing' ? 'there was no database file' : kind === 'empty' ? 'the database file was empty' : undefined;
+  } catch {
+    return undefined; // the open says what it is
+  }
+}
+
 /**
  * What a file the open refused is found to hold: integrity_check through a read-only connection,
  * which changes nothing (it does not even play back a hot -journal: SQLite's refusal to is then
@@ -128,6 +138,10 @@ export function dbCommand(): Command {
     .option('--json', 'print the report as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const file = loadConfig(configOptions(cmd)).databasePath;
+      // A missing or empty file is made a new, empty database by the open below: said, never
+      // reported as a plain "ok" (a database truncated to 0 bytes, or deleted, came back empty
+      // and healthy, its sessions and vault entries gone without a word).
+      const fresh = freshFile(file);
       const seen = damageSeenReadOnly(file);
       if (seen.length > 0) {
         const err = corrupt(file);
@@ -142,8 +156,8 @@ export function dbCommand(): Command {
         if (isAppError(err) && REFUSALS.includes(err.code)) printRefused(file, diagnosis(file), err, opts.json);
         throw err;
       }
-      if (opts.json) printJson(report);
-      else printLines(describe(report));
+      if (opts.json) printJson(fresh === undefined ? report : { ...report, created: fresh });
+      else printLines([...describe(report), ...(fresh === undefined ? [] : [`created    ${fresh}: this check created a new, empty database (if it held data, restore it from a backup)`])]);
       if (!report.ok) throw corrupt(report.databasePath);
     });
 

@@ -147,6 +147,14 @@ function assertReplaceable(dest: string): void {
 
 const TMP_PREFIX = '.blufio-backup-';
 
+function isRealDirectory(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** Temporary directories of backups whose process died (SIGKILL mid-copy) are removed. */
 function removeStaleTemps(destDir: string): void {
   let names: string[];
@@ -159,6 +167,8 @@ function removeStaleTemps(destDir: string): void {
     const m = name.startsWith(TMP_PREFIX) ? /^(\d+)-/.exec(name.slice(TMP_PREFIX.length)) : null;
     if (m === null) continue;
     const pid = Number(m[1]);
+    // Only the directories backups make: a backup written under such a name (a file) is not one.
+    if (!isRealDirectory(path.join(destDir, name))) continue;
     try {
       process.kill(pid, 0);
       continue; // its backup is still running
