@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import Database from '../src/storage/driver.js';
 import { openBlufio } from '../src/index.js';
 import { backupDatabase } from '../src/storage/maintenance/backup.js';
-import { runCli, silentLogger, startFixture, storedMessageIds, tmpDir } from './helpers/index.js';
+import { CLI, runCli, runProgram, silentLogger, startFixture, storedMessageIds, tmpDir } from './helpers/index.js';
 
 type App = Awaited<ReturnType<typeof openBlufio>>;
 
@@ -287,6 +287,28 @@ describe('db backup', () => {
     } finally {
       await app.close();
     }
+  });
+
+  it("a backup onto a full disk names the destination's disk, not the database's (QA r9)", async (t) => {
+    // A 64 KiB tmpfs in a mount namespace of the test's own; skipped where one cannot be made.
+    if (spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs /mnt'], { stdio: 'ignore' }).status !== 0) {
+      t.skip('unshare -m with mount is not available here');
+      return;
+    }
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    const app = await openBlufio({ dataDir: data, logger: silentLogger(), env: {} });
+    const s = await app.sessions.create({});
+    for (let i = 0; i < 30; i++) await app.messages.append(s.id, { role: 'user', content: `${i} ${'x'.repeat(10_000)}` });
+    await app.close();
+    const small = path.join(dir, 'small');
+    fs.mkdirSync(small);
+    const script = `mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" "$3" --data-dir "$4" db backup "$1/b.db"`;
+    const r = await runProgram('unshare', ['-m', 'sh', '-c', script, 'sh', small, process.execPath, CLI, data]);
+    // Before: KC_DB_FULL "the disk holding <data>/blufio.db is full", whose hint said a write was rolled back.
+    assert.match(r.stderr, new RegExp(`^error\\[KC_BACKUP_FAILED\\]: the disk holding ${small.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is full`), r.stderr);
+    assert.match(r.stderr, /hint: free space there, or write the backup elsewhere/);
+    assert.equal(r.code, 1);
   });
 
   it('a backup that cannot be written leaves nothing at the destination', async () => {

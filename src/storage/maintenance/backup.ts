@@ -236,6 +236,12 @@ export function backupDatabase(a: BackupArgs): BackupReport {
     try {
       src.prepare('VACUUM INTO ?').run(tmp);
     } catch (err) {
+      // The copy is what is written: a full disk is the destination's (SQLite's error would name
+      // the database's disk, and say an acknowledged write was rolled back).
+      const code = (err as { code?: unknown }).code;
+      if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE') {
+        throw fail(`the disk holding ${destDir} is full (or cannot be written): the copy did not fit`, err, `free space there, or write the backup elsewhere; nothing was written at the destination, and the database is unchanged`);
+      }
       throw toAppError(err, { file: a.databasePath });
     } finally {
       src.close();
