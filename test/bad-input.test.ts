@@ -370,3 +370,39 @@ describe('what a refusal says', () => {
     }
   });
 });
+
+describe('a misspelt option is refused, never ignored (QA r9)', () => {
+  it('every options object of the library names what it does not know and what it takes, and does nothing', async () => {
+    // Before, { delay: 5000 } ran the job at once, { lease } leased for the default, and so on.
+    const app = await openBlufio({ dataDir: tmpDir(), logger: silentLogger(), env: {} });
+    try {
+      const s = await app.sessions.create({});
+      const refused = async (p: Promise<unknown>, name: string, options: RegExp): Promise<void> => {
+        await assert.rejects(p, (e: { code?: string; message?: string; hint?: string }) => {
+          assert.equal(e.code, 'KC_INVALID_INPUT', e.message);
+          assert.match(e.message ?? '', new RegExp(`no option "${name}"`));
+          assert.match(e.hint ?? '', options);
+          return true;
+        });
+      };
+      await refused(app.queue.enqueue('q', { n: 1 }, { delay: 5000 } as never), 'delay', /delayMs, priority, maxAttempts, idempotencyKey/);
+      assert.equal((await app.queue.stats('q')).pending, 0, 'nothing was enqueued');
+      await refused(app.queue.enqueueMany('q', [{ payload: 1, priorty: 2 } as never]), 'priorty', /priority/);
+      await app.queue.enqueue('q', { n: 2 });
+      await refused(app.queue.claim('q', { lease: 10 } as never), 'lease', /leaseMs, limit, maxBytes, detached/);
+      const [job] = await app.queue.claim('q');
+      await refused(app.queue.fail(job!.id, job!.leaseToken, { retryAfter: 10 } as never), 'retryAfter', /retryAfterMs/);
+      await refused(app.sessions.create({ user: 'u1' } as never), 'user', /channel, userId, metadata/);
+      await refused(app.sessions.list({ limt: 5 } as never), 'limt', /limit, state, before/);
+      await refused(app.messages.append(s.id, { role: 'user', content: 'x', tokens: 3 } as never), 'tokens', /tokenCount/);
+      assert.equal((await app.messages.list(s.id)).length, 0, 'nothing was appended');
+      await refused(app.messages.list(s.id, { befor: 'x' } as never), 'befor', /before/);
+      await refused(app.objects.put(Buffer.from('x'), { type: 'text/plain' } as never), 'type', /contentType, name, maxBytes/);
+      assert.equal((await app.objects.stats()).objects, 0, 'nothing was stored');
+      await refused(app.objects.gc({ grace: 0 } as never), 'grace', /graceMs/);
+      await refused(app.db.backup(path.join(tmpDir(), 'b.db'), { forced: true } as never), 'forced', /force/);
+    } finally {
+      await app.close();
+    }
+  });
+});

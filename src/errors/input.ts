@@ -58,12 +58,23 @@ export function inspected<T>(field: string, look: () => T): T {
   }
 }
 
+/** Every option an options type has, as the keys of an object (the compiler checks it has all of them and no other). */
+export type OptionNames<T> = Readonly<Record<keyof T, true>>;
+
 /**
  * An options (or input) argument: undefined means none (every default); anything else must be
- * an object, so null, arrays and other values are refused instead of crashed on.
+ * an object, so null, arrays and other values are refused instead of crashed on. With `known`,
+ * a key that is no option is refused too: a misspelt `{ delay: 5000 }` must not run the job at
+ * once, as a misspelt setting in the config file must not be ignored.
  */
-export function optionsObject<T extends object>(value: T | null | undefined, what: string): T {
+export function optionsObject<T extends object>(value: T | null | undefined, what: string, known?: OptionNames<T>): T {
   if (value === undefined) return {} as T;
   if (value === null || typeof value !== 'object' || inspected(what, () => Array.isArray(value))) throw invalidInput(`${what} must be an object`);
+  if (known !== undefined) {
+    const unknown = inspected(what, () => Object.keys(value)).filter((k) => !Object.hasOwn(known, k));
+    if (unknown.length > 0) {
+      throw invalidInput(`${what}: ${unknown.length === 1 ? 'no option' : 'no options'} ${unknown.slice(0, 3).map((k) => shown(k, 40)).join(', ')}${unknown.length > 3 ? ', ...' : ''}`, `the options are ${Object.keys(known).join(', ')}`);
+    }
+  }
   return value;
 }

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ObjectSettings } from '../config/index.js';
 import { manifestPath, readManifest, RESERVED_NAMES, withVaultLock, writeManifest, type Manifest } from '../dbcrypt/index.js';
-import { AppError, checkInt, ErrorCode, invalidInput, optionsObject, shown } from '../errors/index.js';
+import { AppError, checkInt, ErrorCode, invalidInput, optionsObject, shown, type OptionNames } from '../errors/index.js';
 import { hasUnsafeChars } from '../log/index.js';
 import {
   blobCandidates,
@@ -40,6 +40,8 @@ import { writeBlob } from './write.js';
 
 /** The label of the store's key under the vault's master key (Vault.subkey). */
 export const OBJECTS_KEY_LABEL = 'blufio/objects/v1';
+
+const PUT_OPTIONS: OptionNames<PutOptions> = { contentType: true, name: true, maxBytes: true };
 
 export interface PutOptions {
   /** A MIME type; default application/octet-stream. */
@@ -237,7 +239,7 @@ export class ObjectStore {
     const letGo = holdSource(source);
     return this.track(
       Promise.resolve()
-        .then(() => this.doPut(source, optionsObject(opts, 'the options of put()')))
+        .then(() => this.doPut(source, optionsObject(opts, 'the options of put()', PUT_OPTIONS)))
         .catch((err: unknown) => {
           releaseSource(source);
           throw err;
@@ -335,7 +337,7 @@ export class ObjectStore {
   /** Objects in the order they were stored, `limit` at a time (default 100, at most 1000) after the ref `after`. */
   async list(given?: { limit?: number; after?: string }): Promise<ObjectInfo[]> {
     this.assertOpen();
-    const opts = optionsObject(given, 'the options of list()');
+    const opts = optionsObject(given, 'the options of list()', { limit: true, after: true });
     const limit = checkLimit(opts.limit, 'limit', 100, 1000);
     return this.d.rows.list(limit, opts.after === undefined ? undefined : checkRef(opts.after)).map(info);
   }
@@ -417,7 +419,7 @@ export class ObjectStore {
    */
   async delete(ref: string, given?: { force?: boolean }): Promise<{ freedBytes: number }> {
     this.assertOpen();
-    const opts = optionsObject(given, 'the options of delete()');
+    const opts = optionsObject(given, 'the options of delete()', { force: true });
     this.d.rows.assertOpen();
     const dir = this.dir;
     this.claim(dir);
@@ -457,7 +459,7 @@ export class ObjectStore {
    */
   async gc(given?: { graceMs?: number }): Promise<GcReport> {
     this.assertOpen();
-    const opts = optionsObject(given, 'the options of gc()');
+    const opts = optionsObject(given, 'the options of gc()', { graceMs: true });
     this.d.rows.assertOpen();
     const grace = checkInt(opts.graceMs, 'graceMs', 0, 100 * 365 * 86_400_000, this.d.settings.gcGraceMs, ' ms');
     const dir = this.dir;

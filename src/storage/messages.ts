@@ -1,4 +1,4 @@
-import { AppError, ErrorCode, optionsObject } from '../errors/index.js';
+import { AppError, ErrorCode, optionsObject, type OptionNames } from '../errors/index.js';
 import { rowId, parseRowId } from './ids.js';
 import { refsIn } from './objects/layout.js';
 import { guardRead } from './read-guard.js';
@@ -16,6 +16,8 @@ export interface AppendMessageInput {
   tokenCount?: number | null;
   metadata?: JsonObject | null;
 }
+
+const APPEND_INPUT: OptionNames<AppendMessageInput> = { role: true, content: true, tokenCount: true, metadata: true };
 
 export interface ListMessagesOptions {
   /** How many of the newest messages to return (default 50, at most 1000). */
@@ -35,6 +37,8 @@ export interface ListMessagesOptions {
    */
   maxBytes?: number;
 }
+
+const LIST_OPTIONS: OptionNames<ListMessagesOptions> = { limit: true, before: true, maxChars: true, maxBytes: true };
 
 /** A listed message's JSON besides its content, metadata and session id: field names, id, role, two numbers. */
 const MESSAGE_FIELDS_BYTES = 200;
@@ -68,7 +72,7 @@ export class Messages {
   /** Resolves once the message is committed at the configured durability. */
   async append(sessionId: string, message: AppendMessageInput): Promise<Message> {
     // Required: undefined is refused as null is, not taken as an empty message.
-    const input = optionsObject(message ?? null, 'the message given to messages.append()');
+    const input = optionsObject(message ?? null, 'the message given to messages.append()', APPEND_INPUT);
     const given = checkText(input.content, 'content', this.maxBytes, true, 'store large files as attachments (app.objects), or raise storage.max_message_bytes');
     const metadata = checkJsonObject(input.metadata, 'metadata', this.maxBytes);
     if (metadata !== null && Buffer.byteLength(given, 'utf8') + metadata.bytes > this.maxBytes) {
@@ -101,7 +105,7 @@ export class Messages {
 
   /** The newest `limit` messages (older than `before`), oldest first. */
   async list(sessionId: string, given?: ListMessagesOptions): Promise<Message[]> {
-    const opts = optionsObject(given, 'the options of messages.list()');
+    const opts = optionsObject(given, 'the options of messages.list()', LIST_OPTIONS);
     const sid = checkId(sessionId, 'sessionId');
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const before = opts.before === undefined ? undefined : checkId(opts.before, 'before');

@@ -1,4 +1,4 @@
-import { optionsObject } from '../errors/index.js';
+import { optionsObject, type OptionNames } from '../errors/index.js';
 import type { Db, Statement } from './sqlite.js';
 import { guardRead } from './read-guard.js';
 import { SESSION_COLUMNS } from './sql.js';
@@ -13,6 +13,8 @@ export interface CreateSessionInput {
   userId?: string | null;
   metadata?: JsonObject | null;
 }
+
+const CREATE_INPUT: OptionNames<CreateSessionInput> = { channel: true, userId: true, metadata: true };
 
 export interface ListSessionsOptions {
   limit?: number;
@@ -33,6 +35,8 @@ export interface ListSessionsOptions {
    */
   maxBytes?: number;
 }
+
+const LIST_OPTIONS: OptionNames<ListSessionsOptions> = { limit: true, state: true, before: true, maxChars: true, maxBytes: true };
 
 /** A listed session's JSON besides its channel, user id and metadata: field names, id, state, two times. */
 const SESSION_CHARS = 200;
@@ -62,7 +66,7 @@ export class Sessions {
   }
 
   async create(given?: CreateSessionInput): Promise<Session> {
-    const input = optionsObject(given, 'the input of sessions.create()');
+    const input = optionsObject(given, 'the input of sessions.create()', CREATE_INPUT);
     const userId = checkOptionalText(input.userId, 'userId', 1024);
     return this.writer.run('sessions.create', {
       channel: checkNoSecret(this.scrub, checkText(input.channel ?? 'default', 'channel', 256), 'channel'),
@@ -85,7 +89,7 @@ export class Sessions {
 
   /** Newest first. */
   async list(given?: ListSessionsOptions): Promise<Session[]> {
-    const opts = optionsObject(given, 'the options of sessions.list()');
+    const opts = optionsObject(given, 'the options of sessions.list()', LIST_OPTIONS);
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const before = opts.before === undefined ? '\u{10FFFF}' : checkId(opts.before, 'before');
     const state = opts.state === undefined ? undefined : checkEnum(opts.state, 'state', SESSION_STATES);

@@ -154,7 +154,7 @@ export class Storage {
     // would otherwise fail as a DOMException, a TypeError or KC_INTERNAL.
     checkText(dest, 'the backup destination', PATH_MAX_BYTES);
     if (dest.includes('\0')) throw invalidInput('the backup destination must not contain a NUL character');
-    const { force = false } = optionsObject(opts, 'the options of backup()');
+    const { force = false } = optionsObject(opts, 'the options of backup()', { force: true });
     if (typeof force !== 'boolean') throw invalidInput('force must be true or false');
     const { databasePath, storage } = this.config;
     return this.track(

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { QueueSettings } from '../../config/index.js';
-import { AppError, ErrorCode, inspected, isAppError } from '../../errors/index.js';
+import { AppError, ErrorCode, inspected, isAppError, type OptionNames } from '../../errors/index.js';
 import { rowId } from '../ids.js';
 import { isOwnerAlive } from '../liveness.js';
 import { guardRead } from '../read-guard.js';
@@ -46,6 +46,11 @@ const INFO_COLUMNS = `j.no, q.name AS queue, j.state, j.priority, j.run_at, p.pa
 // LEFT JOIN: a job whose payload row was lost to damage is still listed (with a null payload).
 const INFO_FROM = 'jobs j JOIN queues q ON q.no = j.queue_no LEFT JOIN job_payloads p ON p.no = j.no';
 
+
+/** enqueue()'s options, and a batch item's (which also holds its payload). */
+const ENQUEUE_OPTIONS: OptionNames<BatchItem> = { delayMs: true, priority: true, maxAttempts: true, idempotencyKey: true, payload: true };
+const CLAIM_OPTIONS: OptionNames<ClaimOptions> = { leaseMs: true, limit: true, maxBytes: true, detached: true };
+const FAIL_OPTIONS: OptionNames<FailOptions> = { error: true, retryable: true, retryAfterMs: true };
 /** Deleted per transaction by retention, so a large backlog never holds the write lock for long. */
 const PRUNE_CHUNK = 2000;
 
@@ -134,7 +139,7 @@ export class Queue {
   }
 
   private encode(payload: unknown, o: EnqueueOptions | undefined): EncodedItem {
-    const opts = optionsObject(o, 'enqueue options');
+    const opts: EnqueueOptions = optionsObject<BatchItem>(o as BatchItem | undefined, 'enqueue options', ENQUEUE_OPTIONS);
     const text = encodePayload(payload, this.settings.maxPayloadBytes);
     const stored = scrubJson(this.scrub, text, 'payload');
     if (stored.length > text.length) checkPayloadBytes(stored, this.settings.maxPayloadBytes, ' once the secrets in it are redacted');
@@ -187,7 +192,7 @@ export class Queue {
   /** Up to `limit` due jobs, highest priority first, then longest due; each leased until its `leaseUntil`. */
   async claim(queue: string, options: ClaimOptions = {}): Promise<Job[]> {
     const name = checkQueueName(queue);
-    const opts = optionsObject(options, 'claim options');
+    const opts = optionsObject(options, 'claim options', CLAIM_OPTIONS);
     const leaseMs = checkLease(opts.leaseMs, this.settings.defaultLeaseMs);
     const limit = checkLimit(opts.limit, 'limit', 1, MAX_CLAIM);
     const maxBytes = opts.maxBytes === undefined ? null : checkLimit(opts.maxBytes, 'maxBytes', 0, Number.MAX_SAFE_INTEGER);
@@ -264,7 +269,7 @@ export class Queue {
   /** Records a failure: retried after a backoff, or dead when out of attempts or not retryable. */
   async fail(id: string, leaseToken: string, options: FailOptions = {}): Promise<FailOutcome> {
     const ref = leaseRef(id, leaseToken);
-    const opts = optionsObject(options, 'fail options');
+    const opts = optionsObject(options, 'fail options', FAIL_OPTIONS);
     if (opts.retryable !== undefined && typeof opts.retryable !== 'boolean') {
       throw new AppError(ErrorCode.INVALID_INPUT, 'retryable must be true or false');
     }
@@ -335,7 +340,7 @@ export class Queue {
   /** Dead jobs of a queue, most recently dead first. */
   async listDead(queue: string, options: { limit?: number } = {}): Promise<JobInfo[]> {
     const name = checkQueueName(queue);
-    const opts = optionsObject(options, 'listDead options');
+    const opts = optionsObject(options, 'listDead options', { limit: true });
     const limit = checkLimit(opts.limit, 'limit', 50, 1000);
     const no = this.queueNo(name);
     if (no === undefined) return [];

@@ -1,4 +1,4 @@
-import { AppError, ErrorCode, checkInt, inspected, invalidInput as bad, optionsObject as checkOptionsObject, shown } from '../../errors/index.js';
+import { AppError, ErrorCode, checkInt, inspected, invalidInput as bad, optionsObject as checkOptionsObject, shown, type OptionNames } from '../../errors/index.js';
 import { parseRowId } from '../ids.js';
 import { MAX_JSON_DEPTH, checkId, jsonDepth, refuseBinary, shownId, stringified } from '../validate.js';
 import { renderBinary } from '../../redact/index.js';
@@ -81,8 +81,8 @@ export function checkKey(value: unknown): string | null {
  * An options argument: undefined or null mean none (the queue has always taken null so, and its
  * callers may rely on it); anything else as everywhere (errors/input.ts).
  */
-export function optionsObject<T extends object>(value: T | null | undefined, what: string): T {
-  return value === null ? ({} as T) : checkOptionsObject(value, what);
+export function optionsObject<T extends object>(value: T | null | undefined, what: string, known?: OptionNames<T>): T {
+  return value === null ? ({} as T) : checkOptionsObject(value, what, known);
 }
 
 /** A list of { id, leaseToken } objects (ackMany, handBack), every one checked. */

@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
-import { AppError, ErrorCode, isAppError } from '../../errors/index.js';
+import { AppError, ErrorCode, isAppError, type OptionNames } from '../../errors/index.js';
 import type { Queue } from './queue.js';
 import type { FailOptions, Job } from './types.js';
 import { checkInt, checkLease, MAX_CLAIM, MAX_DELAY_MS, optionsObject } from './validate.js';
+
+const WORK_OPTIONS: OptionNames<WorkOptions> = { concurrency: true, leaseMs: true, prefetch: true, pollMs: true, stopGraceMs: true };
 
 /**
  * What a handler gets besides the job. `signal` aborts when the job is no longer this worker's:
@@ -164,7 +166,7 @@ export class QueueWorker {
     opts: WorkOptions,
     private readonly log: Logger,
   ) {
-    opts = optionsObject(opts, 'work options');
+    opts = optionsObject(opts, 'work options', WORK_OPTIONS);
     this.concurrency = checkInt(opts.concurrency, 'concurrency', 1, MAX_CLAIM, 1);
     this.maxPrefetch = checkInt(opts.prefetch, 'prefetch', 0, MAX_CLAIM, 256);
     this.prefetch = Math.min(this.concurrency, this.maxPrefetch);
@@ -422,7 +424,7 @@ export class QueueWorker {
     if (this.stopping !== undefined) return this.stopping;
     let graceMs: number;
     try {
-      graceMs = checkInt(optionsObject(opts, 'stop options').graceMs, 'graceMs', 0, 3_600_000, this.graceMs);
+      graceMs = checkInt(optionsObject(opts, 'stop options', { graceMs: true }).graceMs, 'graceMs', 0, 3_600_000, this.graceMs);
     } catch (err) {
       return Promise.reject(err as Error);
     }
