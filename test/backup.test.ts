@@ -178,9 +178,22 @@ describe('db backup', () => {
     const viaLink = await openBlufio({ dataDir: path.join(dir, 'alias'), logger: silentLogger(), env: {} });
     try {
       await assertRefused(viaLink, [real, path.join(dir, 'alias')], ['blufio.db-journal', 'blufio.db-wal']);
+      // The same names in another case: one file on a case-insensitive file system (refused
+      // here too, where they would be other files: a backup has no business under them).
+      await assertRefused(viaLink, [real], ['BLUFIO.DB-WAL', 'Blufio.db-journal']);
     } finally {
       await viaLink.close();
     }
+    // The data directory at another path no symlink explains: a bind mount, in a mount
+    // namespace of the test's own (review r9: the -journal was written there, then deleted by
+    // the next open as a hot journal). Skipped where one cannot be made.
+    const view = path.join(dir, 'view');
+    fs.mkdirSync(view);
+    const script = `mount --bind "$1" "$2" && exec "$3" "$4" --data-dir "$1" db backup "$2/blufio.db-journal" --force`;
+    const r = await runProgram('unshare', ['-m', 'sh', '-c', script, 'sh', real, view, process.execPath, CLI]);
+    if (/mount: .*(permission|denied|not permitted)|unshare: /i.test(r.stderr)) return;
+    assert.match(r.stderr, /^error\[KC_INVALID_INPUT\]: .* is the live database/, r.stderr);
+    assert.equal(fs.existsSync(path.join(real, 'blufio.db-journal')), false);
   });
 
   it("refuses SQLite's <db>-journal and the names blufio keeps beside the database, --force or not", async () => {

@@ -117,6 +117,30 @@ describe('damaged files are refused and left as they are', () => {
     assert.equal(fs.existsSync(path.join(dir, 'blufio.db')), false);
   });
 
+  it('an empty database file beside a -wal that holds its pages: refused, the -wal kept (review r9)', async () => {
+    // Before, the open took the file for a new database and SQLite deleted the -wal, with every
+    // committed page in it; db check then said "status ok".
+    const dir = tmpDir();
+    const app = await open(dir);
+    const s = await app.sessions.create({});
+    await app.messages.append(s.id, { role: 'user', content: 'kept in the WAL' });
+    const wal = fs.readFileSync(path.join(dir, 'blufio.db-wal'));
+    await app.close();
+    // A WAL as a killed process leaves it (close checkpoints it away), beside a truncated file.
+    fs.writeFileSync(path.join(dir, 'blufio.db-wal'), wal);
+    fs.truncateSync(path.join(dir, 'blufio.db'), 0);
+    await assert.rejects(open(dir), (e: { code?: string; message?: string }) => {
+      assert.equal(e.code, 'KC_DB_CORRUPT');
+      assert.match(e.message ?? '', /is empty, but its -wal holds \d+ bytes of committed pages/);
+      return true;
+    });
+    const check = await runCli(['db', 'check', '--data-dir', dir]);
+    assert.equal(check.code, 1);
+    assert.match(check.stdout, /status\s+DAMAGED/);
+    assert.ok(fs.readFileSync(path.join(dir, 'blufio.db-wal')).equals(wal), 'the -wal is as it was');
+    assert.equal(fs.statSync(path.join(dir, 'blufio.db')).size, 0);
+  });
+
   it("another program's SQLite database", async () => {
     const dir = tmpDir();
     const other = new Database(path.join(dir, 'blufio.db'));
@@ -386,6 +410,8 @@ describe('a misspelt option is refused, never ignored (QA r9)', () => {
         });
       };
       await refused(app.queue.enqueue('q', { n: 1 }, { delay: 5000 } as never), 'delay', /delayMs, priority, maxAttempts, idempotencyKey/);
+      // A batch item's payload is no option of enqueue() (review r9: it was taken as one).
+      await refused(app.queue.enqueue('q', { n: 1 }, { payload: 2 } as never), 'payload', /^the options are delayMs, priority, maxAttempts, idempotencyKey$/);
       assert.equal((await app.queue.stats('q')).pending, 0, 'nothing was enqueued');
       await refused(app.queue.enqueueMany('q', [{ payload: 1, priorty: 2 } as never]), 'priorty', /priority/);
       await app.queue.enqueue('q', { n: 2 });

@@ -51,6 +51,14 @@ function realOrResolved(p: string): string {
   }
 }
 
+function statOf(p: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
 /** `dest` with its directory's symlinks resolved: the place a rename would really write. */
 function realDestination(dest: string): string {
   return path.join(realOrResolved(path.dirname(dest)), path.basename(dest));
@@ -71,8 +79,16 @@ function assertNotLive(dest: string, existing: fs.Stats | undefined, databasePat
   const real = realOrResolved(databasePath);
   const live = [...new Set([databasePath, ...sideFiles(databasePath), real, ...sideFiles(real)])];
   const realDest = realDestination(dest);
+  // The same directory by another path no symlink explains (a bind mount), or the same name in
+  // another case (a case-insensitive file system): compared by the directory's identity, and
+  // the name without case. A side file not made yet is reached that way too.
+  const destDir = statOf(path.dirname(dest));
+  const sameDirAndName = (f: string): boolean => {
+    const d = statOf(path.dirname(f));
+    return d !== undefined && destDir !== undefined && d.dev === destDir.dev && d.ino === destDir.ino && path.basename(f).toLowerCase() === path.basename(dest).toLowerCase();
+  };
   const same =
-    live.some((f) => realOrResolved(f) === realDest || realDestination(f) === realDest) ||
+    live.some((f) => realOrResolved(f) === realDest || realDestination(f) === realDest || sameDirAndName(f)) ||
     (existing !== undefined &&
       live.some((f) => {
         try {
@@ -238,8 +254,9 @@ export function backupDatabase(a: BackupArgs): BackupReport {
     } catch (err) {
       // The copy is what is written: a full disk is the destination's (SQLite's error would name
       // the database's disk, and say an acknowledged write was rolled back).
-      const code = (err as { code?: unknown }).code;
-      if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE') {
+      // VACUUM INTO only reads the source: a write, sync, truncate or close that fails is the copy's.
+      const code = String((err as { code?: unknown }).code);
+      if (code === 'SQLITE_FULL' || (code.startsWith('SQLITE_IOERR') && !/READ$/.test(code))) {
         throw fail(`the disk holding ${destDir} is full (or cannot be written): the copy did not fit`, err, `free space there, or write the backup elsewhere; nothing was written at the destination, and the database is unchanged`);
       }
       throw toAppError(err, { file: a.databasePath });

@@ -47,8 +47,9 @@ const INFO_COLUMNS = `j.no, q.name AS queue, j.state, j.priority, j.run_at, p.pa
 const INFO_FROM = 'jobs j JOIN queues q ON q.no = j.queue_no LEFT JOIN job_payloads p ON p.no = j.no';
 
 
-/** enqueue()'s options, and a batch item's (which also holds its payload). */
-const ENQUEUE_OPTIONS: OptionNames<BatchItem> = { delayMs: true, priority: true, maxAttempts: true, idempotencyKey: true, payload: true };
+const ENQUEUE_OPTIONS: OptionNames<EnqueueOptions> = { delayMs: true, priority: true, maxAttempts: true, idempotencyKey: true };
+/** A batch item: enqueue()'s options and its payload. */
+const BATCH_ITEM: OptionNames<BatchItem> = { ...ENQUEUE_OPTIONS, payload: true };
 const CLAIM_OPTIONS: OptionNames<ClaimOptions> = { leaseMs: true, limit: true, maxBytes: true, detached: true };
 const FAIL_OPTIONS: OptionNames<FailOptions> = { error: true, retryable: true, retryAfterMs: true };
 /** Deleted per transaction by retention, so a large backlog never holds the write lock for long. */
@@ -138,8 +139,8 @@ export class Queue {
     return no;
   }
 
-  private encode(payload: unknown, o: EnqueueOptions | undefined): EncodedItem {
-    const opts: EnqueueOptions = optionsObject<BatchItem>(o as BatchItem | undefined, 'enqueue options', ENQUEUE_OPTIONS);
+  private encode(payload: unknown, o: EnqueueOptions | undefined, known: OptionNames<EnqueueOptions> = ENQUEUE_OPTIONS): EncodedItem {
+    const opts = optionsObject(o, 'enqueue options', known);
     const text = encodePayload(payload, this.settings.maxPayloadBytes);
     const stored = scrubJson(this.scrub, text, 'payload');
     if (stored.length > text.length) checkPayloadBytes(stored, this.settings.maxPayloadBytes, ' once the secrets in it are redacted');
@@ -178,7 +179,7 @@ export class Queue {
     const encoded = items.map((it, i) => {
       if (typeof it !== 'object' || it === null) throw new AppError(ErrorCode.INVALID_INPUT, `batch item ${i} must be an object with a payload`);
       try {
-        return this.encode(it.payload, it);
+        return this.encode(it.payload, it, BATCH_ITEM);
       } catch (err) {
         if (isAppError(err)) throw new AppError(err.code, `batch item ${i}: ${err.message}`, err.hint === undefined ? {} : { hint: err.hint });
         throw err;
