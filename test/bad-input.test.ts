@@ -431,4 +431,36 @@ describe('a misspelt option is refused, never ignored (QA r9)', () => {
       await app.close();
     }
   });
+
+  it('the fetch\'s close() and the vault\'s subkey() refuse options and labels they do not take', async () => {
+    // Before, close({ grace: 0 }) waited the default second and subkey(l, { creat: true }) did
+    // not create; a label that was no string threw a TypeError from Buffer.from.
+    const app = await openBlufio({ dataDir: tmpDir(), logger: silentLogger(), env: { BLUFIO_VAULT_KEY: 'correct horse battery staple' } });
+    try {
+      const invalid = (name: RegExp) => (e: { code?: string; message?: string }) => {
+        assert.equal(e.code, 'KC_INVALID_INPUT', e.message);
+        assert.match(e.message ?? '', name);
+        return true;
+      };
+      await assert.rejects(app.vault.subkey('blufio/test/v1', { creat: true } as never), invalid(/no option "creat"/));
+      await assert.rejects(app.vault.subkey('blufio/test/v1', { create: 'yes' } as never), invalid(/create must be true or false/));
+      assert.equal((await app.vault.status()).exists, false, 'no vault was created by a refused call');
+      await assert.rejects(app.vault.subkey(42 as never), invalid(/label must be a string/));
+      await assert.rejects(app.vault.subkey(''), invalid(/label must be a string/));
+      await assert.rejects(app.vault.subkey('x'.repeat(201)), invalid(/\(a string of 201 characters\)/));
+      const key = await app.vault.subkey('blufio/test/v1', { create: true });
+      assert.equal(key.length, 32);
+      key.fill(0);
+      const f = createSafeFetch({ logger: silentLogger() });
+      // Rejected, not thrown: close() is a promise to its callers.
+      const p = f.close({ grace: 0 } as never);
+      assert.ok(p instanceof Promise);
+      await assert.rejects(p, invalid(/no option "grace"/));
+      await assert.rejects(f.close({ graceMs: 0 }), invalid(/graceMs must be an integer from 1/));
+      await f.close({ graceMs: 5 });
+      await f.close();
+    } finally {
+      await app.close();
+    }
+  });
 });

@@ -33,6 +33,8 @@ export function shown(value: unknown, max = 60): string {
 }
 
 /** The same for a text field of a log line: the text when short, else its length alone. */
+export function shownText(value: string, max: number): string;
+export function shownText(value: string | undefined, max: number): string | undefined;
 export function shownText(value: string | undefined, max: number): string | undefined {
   return value === undefined || value.length <= max ? value : `(${value.length} characters)`;
 }

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { Agent, type Dispatcher, FormData as UndiciFormData, Request as UndiciRequest, type Response as UndiciResponse, fetch as undiciFetch, getGlobalOrigin } from 'undici';
-import { AppError, ErrorCode, checkInt, inspected, invalidInput } from '../errors/index.js';
+import { AppError, ErrorCode, checkInt, inspected, invalidInput, optionsObject, type OptionNames } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { Allowlist } from './allowlist.js';
 import { buildGuardedConnector, type NetLogger } from './connector.js';
@@ -52,8 +52,11 @@ export type SafeFetch = typeof globalThis.fetch & {
    * Closes every connection: requests in flight get `graceMs` (1 s by default) to finish, then
    * are aborted, so a response body nobody reads cannot hold `app.close()` forever. Idempotent.
    */
-  close(opts?: { graceMs?: number }): Promise<void>;
+  close(opts?: CloseOptions): Promise<void>;
 };
+
+export type CloseOptions = { graceMs?: number };
+const CLOSE_OPTIONS: OptionNames<CloseOptions> = { graceMs: true };
 
 const TEN_MINUTES = 600_000;
 const ONE_DAY = 86_400_000;
@@ -284,6 +287,10 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   };
   return Object.assign(safeFetch as unknown as typeof globalThis.fetch, {
     dispatcher,
-    close: (opts: { graceMs?: number } = {}) => (closed ??= close(checkInt(opts.graceMs, 'graceMs', 1, TEN_MINUTES, 1000, ' ms'))),
+    // Checked on every call, the first or not: a misspelt option is refused, never ignored.
+    close: async (opts?: CloseOptions) => {
+      const graceMs = checkInt(optionsObject(opts, 'close options', CLOSE_OPTIONS).graceMs, 'graceMs', 1, TEN_MINUTES, 1000, ' ms');
+      return (closed ??= close(graceMs));
+    },
   });
 }

@@ -1,7 +1,7 @@
 import { firedRules, Redactor } from '../redact/index.js';
 import { hkdfSync, randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, invalidInput, optionsObject, shown, type OptionNames } from '../errors/index.js';
 import { MAX_SECRET_BYTES } from '../config/index.js';
 import type { VaultEntryRow, VaultMetaInput, VaultMetaRow, VaultRows } from '../storage/index.js';
 import { checkKdfParams, DEFAULT_KDF, deriveKey, KEY_BYTES, SALT_BYTES, type KdfParams } from './kdf.js';
@@ -9,6 +9,11 @@ import { maskSecret } from './mask.js';
 import { assertNewPassphrase } from './new-passphrase.js';
 import { entryAad, open, privateBytes, seal, tampered, wrapAad } from './seal.js';
 import { Secret } from './secret.js';
+
+export type SubkeyOptions = { create?: boolean };
+const SUBKEY_OPTIONS: OptionNames<SubkeyOptions> = { create: true };
+/** Labels name purposes (`blufio/objects/v1`); anything longer is not a label. */
+const MAX_LABEL_CHARS = 200;
 
 /** The redactor's name for the passphrase that opened the vault (see keep()). */
 const PASSPHRASE_PIN = 'vault-passphrase';
@@ -499,8 +504,13 @@ export class Vault {
    * ever holding the master key. Unlocks when needed; `create` creates the vault when there is
    * none (asking for a new passphrase). The caller zeroes the Buffer when done with it.
    */
-  async subkey(label: string, opts: { create?: boolean } = {}): Promise<Buffer> {
-    const { key, id } = await this.keyNow(opts.create === true);
+  async subkey(label: string, opts?: SubkeyOptions): Promise<Buffer> {
+    if (typeof label !== 'string' || label.length === 0 || label.length > MAX_LABEL_CHARS) {
+      throw invalidInput(`a subkey label must be a string of 1 to ${MAX_LABEL_CHARS} characters (got ${shown(label, 40)})`);
+    }
+    const { create } = optionsObject(opts, 'subkey options', SUBKEY_OPTIONS);
+    if (create !== undefined && typeof create !== 'boolean') throw invalidInput(`subkey option create must be true or false (got ${shown(create, 20)})`);
+    const { key, id } = await this.keyNow(create === true);
     this.live(key);
     return Buffer.from(hkdfSync('sha256', key, id, Buffer.from(label, 'utf8'), KEY_BYTES));
   }

@@ -104,7 +104,7 @@ export function queueCommand(): Command {
           } catch (err) {
             if (!isAppError(err) || !ID_REFUSALS.has(err.code)) throw err;
             // An id as given, unless it is longer than any id: a token pasted by mistake is named by its length.
-            outcomes.push({ id: shownText(id, ID_CHARS) ?? id, requeued: false, error: err.toJSON() });
+            outcomes.push({ id: shownText(id, ID_CHARS), requeued: false, error: err.toJSON() });
             refused.push({ id, err });
             // Said as it happens, beside the ids re-queued; a single id's refusal is the error itself.
             if (!opts.json && ids.length > 1) reportError(err);
