@@ -316,4 +316,39 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
     assert.deepEqual((await app.vault.list()).map((x) => x.name).sort(), ['edited', 'tab']);
     await app.close();
   });
+
+  it('stopped at the prompt and resumed with fg, it hides what is typed again and asks again (QA r10)', async () => {
+    // Before: the shell put echo back on at the stop and nothing turned it off after `fg`, so the
+    // rest of the passphrase was shown and kept in the scrollback. SIGSTOP cannot be caught: only
+    // the resume can set things right; SIGTSTP also gives the shell its terminal back first.
+    const dir = tmpDir();
+    const app = await openBlufio({ dataDir: path.join(dir, 'data'), passphrase: 'correct-horse-battery', logger: silentLogger(), env: {} });
+    await app.vault.set('k', 'value-0123456789abcdefghij');
+    await app.close();
+    for (const sig of ['SIGTSTP', 'SIGSTOP'] as const) {
+      // An interactive shell with job control, as a user has.
+      const t = new Terminal('bash --norc --noprofile -i', { HOME: dir, BLUFIO_DATA_DIR: path.join(dir, 'data') });
+      try {
+        t.type(`PS1='$ '`);
+        t.type(`node ${CLI} config list-secrets`);
+        await t.waitFor(/Vault passphrase:\s*$/m);
+        spawnSync('tmux', ['-L', t.socketName, 'send-keys', '-t', 't', '-l', '--', 'correct-']);
+        await sleep(300);
+        signalCli('config list-secrets', sig);
+        await t.waitFor(/Stopped/);
+        t.type('fg');
+        await t.waitFor(/Vault passphrase:[\s\S]*Stopped[\s\S]*Vault passphrase:\s*$/);
+        t.type('horse-battery');
+        await t.waitFor(/NAME|error/);
+        // `fg` returns the job's exit code.
+        t.type('echo "RC=$?"');
+        const screen = await t.waitFor(/RC=\d+/);
+        assert.match(screen, /RC=0/, `${sig}:\n${screen}`);
+        assert.match(screen, /sk-|value|k\s/, screen);
+        assert.doesNotMatch(screen, /horse|correct/, `${sig}: the passphrase is on the screen:\n${screen}`);
+      } finally {
+        t.kill();
+      }
+    }
+  });
 });

@@ -81,6 +81,23 @@ export async function askHidden(question: string): Promise<string | undefined> {
     }
   };
   for (const s of FATAL_SIGNALS) process.on(s, onSignal);
+  // Stopped at the prompt (a `kill -TSTP`; Ctrl-Z is a character in raw mode): the terminal is
+  // put back before the stop, for the shell. Resumed (after any stop, SIGSTOP included, which
+  // cannot be caught): the shell has put back its own settings, echo on, so the prompt turns
+  // echo off again before anything more is typed, and asks again. libuv skips a mode it thinks
+  // is set, hence off and then on.
+  const onStop = (): void => {
+    input.setRawMode(false);
+    fs.writeSync(fd, BRACKETED_PASTE_OFF + '\n');
+    process.kill(process.pid, 'SIGSTOP');
+  };
+  const onContinue = (): void => {
+    input.setRawMode(false);
+    input.setRawMode(true);
+    output.write(BRACKETED_PASTE_ON + question);
+  };
+  process.on('SIGTSTP', onStop);
+  process.on('SIGCONT', onContinue);
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<string>((resolve, reject) => {
@@ -192,6 +209,8 @@ export async function askHidden(question: string): Promise<string | undefined> {
   } finally {
     clearTimeout(timer);
     for (const s of FATAL_SIGNALS) process.off(s, onSignal);
+    process.off('SIGTSTP', onStop);
+    process.off('SIGCONT', onContinue);
     input.setRawMode(false);
     output.write(BRACKETED_PASTE_OFF + '\n');
     input.destroy();
