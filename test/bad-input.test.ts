@@ -141,6 +141,36 @@ describe('damaged files are refused and left as they are', () => {
     assert.equal(fs.statSync(path.join(dir, 'blufio.db')).size, 0);
   });
 
+  it('a database missing or empty beside a -wal that holds its pages: vault verify says so, db-encrypt enable refuses (QA r10)', async () => {
+    // Before, verify said "ok" (exit 0), status "consistent", and enable recorded the database as
+    // encrypted from birth, with its pages in clear in the -wal, while every open refused.
+    for (const how of ['missing', 'empty'] as const) {
+      const dir = tmpDir();
+      const app = await open(dir);
+      const s = await app.sessions.create({});
+      await app.messages.append(s.id, { role: 'user', content: 'kept in the WAL' });
+      const wal = fs.readFileSync(path.join(dir, 'blufio.db-wal'));
+      await app.close();
+      fs.writeFileSync(path.join(dir, 'blufio.db-wal'), wal);
+      if (how === 'missing') fs.rmSync(path.join(dir, 'blufio.db'));
+      else fs.truncateSync(path.join(dir, 'blufio.db'), 0);
+      const manifest = fs.readFileSync(path.join(dir, 'vault.json'));
+      const verify = await runCli(['vault', 'verify', dir, '--json']);
+      assert.equal(verify.code, 1, verify.stdout);
+      const report = JSON.parse(verify.stdout) as { ok: boolean; code: string; problems: string[] };
+      assert.equal(report.ok, false);
+      assert.equal(report.code, 'KC_DB_CORRUPT');
+      assert.match(report.problems.join('\n'), how === 'missing' ? /is missing but its write-ahead log/ : /is empty, but its -wal holds/);
+      const status = await runCli(['vault', 'db-encrypt', 'status', dir, '--json']);
+      assert.equal((JSON.parse(status.stdout) as { consistent: boolean }).consistent, false, how);
+      const enable = await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'DBKEY'], { env: cleanEnv({ DBKEY: 'correct horse battery staple' }) });
+      assert.equal(enable.code, 1, enable.stdout);
+      assert.match(enable.stderr, /^error\[KC_DB_CORRUPT\]/);
+      assert.ok(fs.readFileSync(path.join(dir, 'vault.json')).equals(manifest), `${how}: vault.json is as it was`);
+      assert.ok(fs.readFileSync(path.join(dir, 'blufio.db-wal')).equals(wal), `${how}: the -wal is as it was`);
+    }
+  });
+
   it("another program's SQLite database", async () => {
     const dir = tmpDir();
     const other = new Database(path.join(dir, 'blufio.db'));

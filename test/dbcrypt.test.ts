@@ -284,6 +284,25 @@ describe('encrypted database', () => {
 });
 
 describe('db-encrypt migrate', () => {
+  it('--passphrase-env naming a _FILE variable is refused: its path would have become the passphrase (QA r10)', async () => {
+    const { dir } = await plaintextVault();
+    const keyFile = path.join(tmpDir(), 'dbkey');
+    fs.writeFileSync(keyFile, PASS, { mode: 0o600 });
+    const manifest = fs.readFileSync(path.join(dir, 'vault.json'));
+    const env = cleanEnv({ DBKEY_FILE: keyFile });
+    for (const args of [['enable'], ['migrate', '--now-ms', '1']]) {
+      const r = await runCli(['vault', 'db-encrypt', args[0]!, dir, '--passphrase-env', 'DBKEY_FILE', ...args.slice(1)], { env });
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /^error\[KC_INVALID_INPUT\]: --passphrase-env names a variable ending in _FILE/);
+      assert.match(r.stderr, /hint: give the name without _FILE/);
+      assert.ok(fs.readFileSync(path.join(dir, 'vault.json')).equals(manifest), 'nothing was recorded');
+    }
+    // The name without it reads the file.
+    const en = await runCli(['vault', 'db-encrypt', 'enable', dir, '--passphrase-env', 'DBKEY', '--json'], { env });
+    assert.equal(en.code, 0, en.stderr);
+    assert.equal((JSON.parse(en.stdout) as { db_encryption: { key_reference: string } }).db_encryption.key_reference, 'env:DBKEY');
+  });
+
   it('enable records the intent, opens refuse until migrate, and migrate leaves one verified encrypted database', async () => {
     const { dir, sessionId } = await plaintextVault();
     const before = await messagesIn(dir, sessionId);

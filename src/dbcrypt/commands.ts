@@ -48,6 +48,13 @@ function passphraseFrom(envName: string, dir: string, env: Env): { reference: st
       hint: 'give the name of the variable that holds the passphrase (--passphrase-env BLUFIO_DB_KEY), never the passphrase itself',
     });
   }
+  if (envName.endsWith('_FILE')) {
+    // The slip of naming the file variable: its value, a path, would become the passphrase, and
+    // every later open would read the same path and work, so nothing would ever say so.
+    throw new AppError(ErrorCode.INVALID_INPUT, '--passphrase-env names a variable ending in _FILE, whose value (a path) would be taken as the passphrase itself', {
+      hint: 'give the name without _FILE (for DBKEY_FILE=/path/to/file, --passphrase-env DBKEY): that reads the passphrase from the file <name>_FILE names; nothing was changed',
+    });
+  }
   const passphrase = takeDbKey(env, envName, dir);
   if (passphrase === undefined || passphrase === '') {
     // Not named either: a passphrase of letters, digits and _ (CORRECT_HORSE_BATTERY_STAPLE_42)

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../errors/index.js';
+import { orphanedWal } from '../storage/files.js';
 import { isOwnerAlive } from '../storage/liveness.js';
 import { fileKind, readSalt, type FileKind } from './keys.js';
 import { copyPath, leftovers, sideFiles, sizeOrZero } from './layout.js';
@@ -43,6 +44,12 @@ export function inspect(dir: string, defaultFile = DATABASE_FILE_NAME): VaultSta
 /** What the file says against what the manifest says; undefined when they agree. */
 export function mismatch(s: VaultState): AppError | undefined {
   const st = s.manifest.db_encryption.state;
+  // Whatever vault.json says: no open can use these files, and `enable` must not take the
+  // database for one not yet made (its pages, in clear, are in the -wal).
+  if ((s.kind === 'missing' || s.kind === 'empty') && s.walBytes > 0) {
+    const orphan = orphanedWal(s.databasePath);
+    if (orphan !== undefined) return orphan;
+  }
   if (!s.present && s.kind === 'encrypted') {
     return new AppError(
       ErrorCode.DB_CORRUPT,

@@ -212,6 +212,25 @@ export function sideFileNotRegular(dbPath: string): string | undefined {
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
 /**
+ * A database file missing or empty beside a -wal that holds pages: never blufio's own state (a
+ * WAL database always has its header in the file), and opening it would lose the pages (SQLite
+ * takes an empty file for a new database and deletes the -wal; a missing one it rebuilds half
+ * from the -wal). The error every path gives for it, the open, `db check`, `vault verify` and
+ * `db-encrypt enable` alike; undefined when the files are not in that state.
+ */
+export function orphanedWal(dbPath: string, dbSize = sizeOf(dbPath), walSize = sizeOf(walPath(dbPath)) ?? 0): AppError | undefined {
+  if (walSize === 0 || (dbSize !== undefined && dbSize > 0)) return undefined;
+  if (dbSize === undefined) {
+    return new AppError(ErrorCode.DB_CORRUPT, `${dbPath} is missing but its write-ahead log ${walPath(dbPath)} is still there`, {
+      hint: 'restore the database file beside its -wal, or move the -wal away to start a new database',
+    });
+  }
+  return new AppError(ErrorCode.DB_CORRUPT, `${dbPath} is empty, but its -wal holds ${walSize} bytes of committed pages: opening it would discard them`, {
+    hint: `nothing was changed; copy ${walPath(dbPath)} somewhere safe before anything opens this database, then restore ${dbPath} from a backup`,
+  });
+}
+
+/**
  * Cheap checks that catch damage SQLite would only notice deep inside a later query, before
  * anything is written: a database missing while its WAL survives (SQLite would rebuild half a
  * database from the WAL), and a file shorter than its own header says (truncated by a bad copy or
@@ -220,17 +239,9 @@ const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 export function preflight(dbPath: string): void {
   const dbSize = sizeOf(dbPath);
   const walSize = sizeOf(walPath(dbPath)) ?? 0;
-  if (dbSize === undefined) {
-    if (walSize > 0) {
-      throw new AppError(
-        ErrorCode.DB_CORRUPT,
-        `${dbPath} is missing but its write-ahead log ${walPath(dbPath)} is still there`,
-        { hint: 'restore the database file beside its -wal, or move the -wal away to start a new database' },
-      );
-    }
-    return;
-  }
-  if (dbSize === 0 || walSize > 0) return;
+  const orphan = orphanedWal(dbPath, dbSize, walSize);
+  if (orphan !== undefined) throw orphan;
+  if (dbSize === undefined || dbSize === 0 || walSize > 0) return;
   const header = Buffer.alloc(100);
   // Through held-files: this process may have the file open already (see there).
   withFileDescriptor(dbPath, () => fs.openSync(dbPath, 'r'), (fd) => fs.readSync(fd, header, 0, 100, 0));

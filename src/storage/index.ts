@@ -37,4 +37,4 @@ export { newOwnerToken, isOwnerAlive, holdOwner, ownersDir } from './liveness.js
 export type { HeldOwner } from './liveness.js';
 export { checkText, checkLimit } from './validate.js';
 export type { Scrubber } from './scrub.js';
-export { ensurePrivateDir, isPrivateTemp, sideFileNotRegular, writePrivateFile } from './files.js';
+export { ensurePrivateDir, isPrivateTemp, orphanedWal, sideFileNotRegular, writePrivateFile } from './files.js';

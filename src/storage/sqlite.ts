@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import Database, { type BetterSqlite3 } from './driver.js';
 import type { Durability } from '../config/index.js';
 import { AppError, ErrorCode } from '../errors/index.js';
-import { walPath } from './files.js';
+import { orphanedWal, walPath } from './files.js';
 import { MIGRATIONS, verifyApplied } from './migrations/index.js';
 import { isSqliteError, toAppError } from './sqlite-errors.js';
 
@@ -57,27 +57,6 @@ export function openConnection(file: string, opts: ConnectionOptions): Db {
 }
 
 /**
- * An empty database file beside a -wal that holds pages: the file was truncated (or replaced),
- * and its committed pages are in the -wal alone. A WAL database always has its header in the
- * file (switching to WAL writes it), so blufio never leaves this state; opening it would treat
- * the file as a new database and discard the -wal, and with it everything it holds.
- */
-function refuseOrphanedWal(file: string): void {
-  const size = (p: string): number => {
-    try {
-      return fs.statSync(p).size;
-    } catch {
-      return 0;
-    }
-  };
-  const wal = size(walPath(file));
-  if (wal === 0 || size(file) > 0) return;
-  throw new AppError(ErrorCode.DB_CORRUPT, `${file} is empty, but its -wal holds ${wal} bytes of committed pages: opening it would discard them`, {
-    hint: `nothing was changed; copy ${walPath(file)} somewhere safe before anything opens this database, then restore ${file} from a backup`,
-  });
-}
-
-/**
  * When a -wal is there, the checks that may refuse the file run first on a read-only connection:
  * closing a read-write one folds the pending -wal into the file (the last connection
  * checkpoints), so a file we refuse would not be left as it was. A read-only connection never
@@ -86,7 +65,8 @@ function refuseOrphanedWal(file: string): void {
  */
 function probeReadOnly(file: string, opts: ConnectionOptions): void {
   if (!fs.existsSync(walPath(file))) return;
-  refuseOrphanedWal(file);
+  const orphan = orphanedWal(file);
+  if (orphan !== undefined) throw orphan;
   let db: Db;
   try {
     db = openChecked(file, { ...opts, readonly: true });
