@@ -117,18 +117,27 @@ describe('damaged files are refused and left as they are', () => {
     assert.equal(fs.existsSync(path.join(dir, 'blufio.db')), false);
   });
 
-  it('an empty database file beside a -wal that holds its pages: refused, the -wal kept (review r9)', async () => {
-    // Before, the open took the file for a new database and SQLite deleted the -wal, with every
-    // committed page in it; db check then said "status ok".
+  /**
+   * A -wal holding committed pages, as a killed process leaves it (close checkpoints it away),
+   * beside a database file that is then truncated to nothing or gone.
+   */
+  const walWithoutItsFile = async (how: 'missing' | 'empty'): Promise<{ dir: string; wal: Buffer }> => {
     const dir = tmpDir();
     const app = await open(dir);
     const s = await app.sessions.create({});
     await app.messages.append(s.id, { role: 'user', content: 'kept in the WAL' });
     const wal = fs.readFileSync(path.join(dir, 'blufio.db-wal'));
     await app.close();
-    // A WAL as a killed process leaves it (close checkpoints it away), beside a truncated file.
     fs.writeFileSync(path.join(dir, 'blufio.db-wal'), wal);
-    fs.truncateSync(path.join(dir, 'blufio.db'), 0);
+    if (how === 'missing') fs.rmSync(path.join(dir, 'blufio.db'));
+    else fs.truncateSync(path.join(dir, 'blufio.db'), 0);
+    return { dir, wal };
+  };
+
+  it('an empty database file beside a -wal that holds its pages: refused, the -wal kept (review r9)', async () => {
+    // Before, the open took the file for a new database and SQLite deleted the -wal, with every
+    // committed page in it; db check then said "status ok".
+    const { dir, wal } = await walWithoutItsFile('empty');
     await assert.rejects(open(dir), (e: { code?: string; message?: string }) => {
       assert.equal(e.code, 'KC_DB_CORRUPT');
       assert.match(e.message ?? '', /is empty, but its -wal holds \d+ bytes of committed pages/);
@@ -145,15 +154,7 @@ describe('damaged files are refused and left as they are', () => {
     // Before, verify said "ok" (exit 0), status "consistent", and enable recorded the database as
     // encrypted from birth, with its pages in clear in the -wal, while every open refused.
     for (const how of ['missing', 'empty'] as const) {
-      const dir = tmpDir();
-      const app = await open(dir);
-      const s = await app.sessions.create({});
-      await app.messages.append(s.id, { role: 'user', content: 'kept in the WAL' });
-      const wal = fs.readFileSync(path.join(dir, 'blufio.db-wal'));
-      await app.close();
-      fs.writeFileSync(path.join(dir, 'blufio.db-wal'), wal);
-      if (how === 'missing') fs.rmSync(path.join(dir, 'blufio.db'));
-      else fs.truncateSync(path.join(dir, 'blufio.db'), 0);
+      const { dir, wal } = await walWithoutItsFile(how);
       const manifest = fs.readFileSync(path.join(dir, 'vault.json'));
       const verify = await runCli(['vault', 'verify', dir, '--json']);
       assert.equal(verify.code, 1, verify.stdout);
