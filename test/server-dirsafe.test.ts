@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -8,6 +9,7 @@ import { serveForFile, startServe } from './helpers/daemon.js';
 
 const serve = serveForFile();
 const asRoot = process.getuid?.() === 0;
+const haveSetfacl = spawnSync('setfacl', ['--version']).status === 0;
 
 /** A fresh directory to hold a data directory, with the given mode (chmod: umask does not apply). */
 function parentWithMode(mode: number): string {
@@ -58,6 +60,31 @@ describe('blufio serve: the way to the data directory (review findings)', () => 
     const parent = parentWithMode(0o775);
     fs.chownSync(parent, uid, gid);
     const d = await serve({ dir: dataIn(parent) });
+    assert.equal((await d.call('health')).result.status, 'ok');
+  });
+
+  it('a parent whose ACL lets another user write is refused, though its group is yours alone (QA r10)', { skip: !haveSetfacl && 'setfacl is not installed (.ci/run installs the acl package)' }, async (t) => {
+    // With an ACL, a mode's group bits are the ACL's mask: 775 on a directory of your private
+    // group said "only you", while the ACL let nobody write there, rename the data directory
+    // away and put a daemon.json naming their own port in its place. Before, serve started.
+    const gid = process.getgid!();
+    const uid = process.getuid!();
+    if (fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => Number(l.split(':')[2]) === gid)?.split(':')[3]?.trim()) return t.skip('this user\'s primary group is shared here');
+    const parent = parentWithMode(0o755);
+    fs.chownSync(parent, uid, gid);
+    const acl = spawnSync('setfacl', ['-m', `u:${NOBODY}:rwx`, parent], { encoding: 'utf8' });
+    if (acl.status !== 0) return t.skip(`this file system takes no ACLs: ${acl.stderr.trim()}`);
+    assert.equal(fs.statSync(parent).mode & 0o777, 0o775, 'the mask shows as the group bits');
+    // serve(), not startServe(): a daemon that starts after all is stopped with the file.
+    await assert.rejects(serve({ dir: dataIn(parent) }), (err: Error) => {
+      assert.match(err.message, /error\[KC_SERVER_DIR_UNSAFE\]/);
+      assert.ok(err.message.includes(`${parent}, on the way to the data directory`), err.message);
+      assert.match(err.message, /has an access control list \(ACL\) whose mask lets the users and groups it names write there \(mode 775\)/);
+      return true;
+    });
+    // The hint's chmod g-w narrows the mask: the named user can no longer write, and serve starts.
+    fs.chmodSync(parent, 0o755);
+    const d = await serve({ dir: path.join(parent, 'data') });
     assert.equal((await d.call('health')).result.status, 'ok');
   });
 

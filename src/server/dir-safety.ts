@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { walkPath } from '../config/path-walk.js';
@@ -41,6 +42,24 @@ function isPrivateGroup(gid: number, uid: number): boolean {
   }
 }
 
+/** Where coreutils' ls is: by its path, not looked up on PATH. */
+const LS = ['/usr/bin/ls', '/bin/ls'];
+
+/**
+ * Whether `d` has a POSIX ACL beyond its mode bits: then the group bits of its mode are the
+ * ACL's mask, the most that any user or group named in the ACL may do, and no longer what the
+ * owning group alone may do. Node cannot read extended attributes, so ls is asked: GNU ls marks
+ * such a directory with `+` after its mode. An ls that marks nothing (BusyBox) or none at all
+ * says no: the check is then what it was before ACLs were looked at (README, limits).
+ */
+function hasAcl(d: string): boolean {
+  const ls = LS.find((p) => fs.existsSync(p));
+  if (ls === undefined) return false;
+  const r = spawnSync(ls, ['-ld', '--', d], { encoding: 'utf8', env: { LC_ALL: 'C' }, timeout: 5000 });
+  const perms = typeof r.stdout === 'string' ? (r.stdout.split(' ', 1)[0] ?? '') : '';
+  return /^[-dlbcps][-rwxsStT]{9}\+$/.test(perms);
+}
+
 /**
  * A directory a name on the way is looked up in. Whoever can rename entries in it can replace
  * everything below it, the data directory included: it must be root's or yours, and not
@@ -52,9 +71,14 @@ function checkOnTheWay(d: string, dir: string, uid: number): void {
   if (st.uid !== uid && st.uid !== 0) {
     throw unsafe(`${d}, on the way to the data directory ${dir}, belongs to uid ${st.uid} (neither you nor root)`, 'give blufio serve a data directory whose every parent is yours or root\'s (--data-dir)');
   }
-  const groupAlone = (st.mode & 0o002) === 0 && isPrivateGroup(st.gid, uid);
-  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0 && !groupAlone) {
-    throw unsafe(`${d}, on the way to the data directory ${dir}, can be written by other users (mode ${modeOf(st)}, no sticky bit)`, `chmod go-w ${shellWord(d)} (or chmod +t ${shellWord(d)}), or give blufio serve another --data-dir`);
+  if ((st.mode & 0o022) === 0 || (st.mode & 0o1000) !== 0) return;
+  const hint = `chmod go-w ${shellWord(d)} (or chmod +t ${shellWord(d)}), or give blufio serve another --data-dir`;
+  if ((st.mode & 0o002) !== 0 || !isPrivateGroup(st.gid, uid)) {
+    throw unsafe(`${d}, on the way to the data directory ${dir}, can be written by other users (mode ${modeOf(st)}, no sticky bit)`, hint);
+  }
+  // Group-writable, and the group is yours alone: safe, unless those bits are an ACL's mask.
+  if (hasAcl(d)) {
+    throw unsafe(`${d}, on the way to the data directory ${dir}, has an access control list (ACL) whose mask lets the users and groups it names write there (mode ${modeOf(st)})`, `chmod g-w ${shellWord(d)} (which narrows the mask), or give blufio serve another --data-dir`);
   }
 }
 
