@@ -6,7 +6,7 @@ import { removeKeys } from '../src/config/index.js';
 import { moveConfigSecrets, type Vault } from '../src/vault/index.js';
 import { openBlufio } from '../src/index.js';
 import { memoryLogger } from './helpers/logger.js';
-import { CLI, cleanEnv, NOBODY, run, silentLogger, sleep, startFixture, tmpDir, unprivilegedCli } from './helpers/index.js';
+import { CLI, cleanEnv, NOBODY, run, runProgram, silentLogger, sleep, startFixture, tmpDir, unprivilegedCli } from './helpers/index.js';
 
 const CONFIG = [
   '# Blufio config, hand-written   ',
@@ -388,6 +388,44 @@ describe('plaintext secrets in the config file', () => {
     }
     assert.equal(fs.readFileSync(cfg, 'utf8'), '[providers.openai]\napi_key = "sk-proj-OLD-stale-in-the-file-0001"\n');
     assert.deepEqual(fs.readdirSync(etc), ['blufio.toml'], 'no temporary file left beside it');
+  });
+
+  it('moved by a member of the file\'s group, the file keeps its group; by a user outside it, the file is left as it is (QA r10)', { skip: process.getuid?.() !== 0 && 'needs root (files of other groups, setpriv)' }, async () => {
+    // Before, a config of mode 640 in a service's group came out in this user's primary group:
+    // the service could no longer read it, and the user's group could.
+    const { cli } = unprivilegedCli();
+    const SERVICE_GID = 4242;
+    const text = '[providers.openai]\napi_key = "sk-proj-GROUPKEPT-0123456789abcdef"\nbase_url = "https://api.openai.com/v1"\n';
+    for (const member of [true, false]) {
+      const dir = tmpDir();
+      fs.chmodSync(dir, 0o755);
+      const etc = path.join(dir, 'etc');
+      const dataDir = path.join(dir, 'data');
+      fs.mkdirSync(etc, { mode: 0o755 });
+      fs.mkdirSync(dataDir, { mode: 0o700 });
+      fs.chownSync(etc, NOBODY, NOBODY);
+      fs.chownSync(dataDir, NOBODY, NOBODY);
+      const cfg = path.join(etc, 'blufio.toml');
+      fs.writeFileSync(cfg, text, { mode: 0o640 });
+      fs.chownSync(cfg, NOBODY, SERVICE_GID);
+      const env = cleanEnv({ HOME: dir, BLUFIO_DATA_DIR: dataDir, BLUFIO_CONFIG: cfg, BLUFIO_VAULT_KEY: 'pp' });
+      const groups = member ? `--groups=${SERVICE_GID}` : '--clear-groups';
+      const r = await runProgram('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, groups, '--', process.execPath, cli, 'config', 'list-secrets'], { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /providers\.openai\.api_key/);
+      const st = fs.statSync(cfg);
+      assert.equal(st.gid, SERVICE_GID, `member ${member}: the group is kept`);
+      assert.equal(st.mode & 0o777, 0o640);
+      if (member) {
+        assert.equal(fs.readFileSync(cfg, 'utf8'), '[providers.openai]\nbase_url = "https://api.openai.com/v1"\n');
+        assert.match(r.stderr, /moved from the config file into the vault/);
+      } else {
+        assert.equal(fs.readFileSync(cfg, 'utf8'), text, 'left as it is');
+        assert.match(r.stderr, /its group \(gid 4242\) is not one of this user's, and a rewrite would change it/);
+        assert.doesNotMatch(r.stderr, /GROUPKEPT/);
+      }
+      assert.deepEqual(fs.readdirSync(etc), ['blufio.toml'], 'no temporary file left beside it');
+    }
   });
 
   it('a config that stops parsing between validation and the move is left alone, and its text (secrets) is never in the error or the log', async () => {

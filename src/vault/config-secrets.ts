@@ -92,7 +92,10 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
     try {
       staged = stage(file, cleaned!, st);
     } catch (err) {
-      why = `it cannot be replaced (${(err as NodeJS.ErrnoException).code ?? 'error'}: a read-only mount, or a directory this user cannot write)`;
+      why =
+        err instanceof NotReplaced
+          ? err.message
+          : `it cannot be replaced (${(err as NodeJS.ErrnoException).code ?? 'error'}: a read-only mount, or a directory this user cannot write)`;
     }
   }
   const written: string[] = [];
@@ -147,7 +150,23 @@ function removeStaleTemps(file: string): void {
   }
 }
 
-/** Writes `next` to a new file beside `file`, with its mode and owner, synced; returns its path. */
+/** Why a file was left as it is, when staging its replacement found a reason not to replace it. */
+class NotReplaced extends Error {}
+
+/**
+ * The file's group on the new file (a member of a group may give it to a file of theirs). A
+ * rewrite must not change it: a config of mode 640 in a service's group would be taken from that
+ * service, which could no longer read it, and given to this user's primary group.
+ */
+function keepGroup(fd: number, gid: number): void {
+  try {
+    fs.fchownSync(fd, -1, gid);
+  } catch (err) {
+    throw new NotReplaced(`its group (gid ${gid}) is not one of this user's, and a rewrite would change it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** Writes `next` to a new file beside `file`, with its mode, owner and group, synced; returns its path. */
 function stage(file: string, next: string, st: fs.Stats): string {
   const tmp = path.join(path.dirname(file), tempName(file, randomBytes(6).toString('hex')));
   const mode = st.mode & 0o7777;
@@ -155,6 +174,7 @@ function stage(file: string, next: string, st: fs.Stats): string {
   try {
     try {
       if (process.getuid?.() === 0) fs.fchownSync(fd, st.uid, st.gid);
+      else if (fs.fstatSync(fd).gid !== st.gid) keepGroup(fd, st.gid);
       fs.fchmodSync(fd, mode);
       fs.writeFileSync(fd, next);
       fs.fsyncSync(fd);
