@@ -164,6 +164,43 @@ it('a FIFO or a directory in place of -journal, -wal or -shm: db check and vault
   }
 });
 
+it('a FIFO -journal with a migration\'s leftover copy, or a directory at a leftover\'s name: KC_DB_OPEN_FAILED naming it, never a hang or a bug (QA r10)', async () => {
+  // Before: the FIFO hung migrate, status and openBlufio for ever with the vault's lock held (the
+  // exclusive lock that judges a leftover copy stale opened the database unchecked); a directory
+  // made every command exit 70 ("this is a bug") and openBlufio throw Node's ERR_FS_EISDIR.
+  const healthy = path.join(tmpDir(), 'healthy');
+  await plaintextDb(healthy);
+  const cli = (args: string[]) => runCli(args, { env: cleanEnv({ DBKEY: env.DBKEY! }), timeoutMs: 30_000 });
+  const cases: [string, (dir: string) => void, RegExp][] = [
+    ['fifo', (dir) => {
+      execFileSync('mkfifo', [path.join(dir, 'blufio.db-journal')]);
+      fs.writeFileSync(path.join(dir, 'blufio.db.encrypting'), '');
+    }, /blufio\.db-journal is not a regular file/],
+    ['migrate-fifo', (dir) => execFileSync('mkfifo', [path.join(dir, 'blufio.db-journal')]), /blufio\.db-journal is not a regular file/],
+    ...['blufio.db.encrypting', 'blufio.db.encrypting-wal', '.vault.json.999999.abcdef.tmp'].map((name): [string, (dir: string) => void, RegExp] => [
+      name,
+      (dir) => fs.mkdirSync(path.join(dir, name)),
+      new RegExp(`${name.replace(/\./g, '\\.')} is a directory, at a name blufio uses for a temporary file of its own`),
+    ]),
+  ];
+  for (const [name, plant, says] of cases) {
+    const dir = path.join(tmpDir(), 'v');
+    fs.cpSync(healthy, dir, { recursive: true });
+    plant(dir);
+    const db = fs.readFileSync(path.join(dir, 'blufio.db'));
+    const commands = name === 'migrate-fifo' ? [['vault', 'db-encrypt', 'migrate', dir, '--passphrase-env', 'DBKEY', '--now-ms', '1']] : [['vault', 'db-encrypt', 'status', dir], ['--data-dir', dir, 'sessions', 'list']];
+    for (const args of commands) {
+      const r = await cli(args);
+      assert.equal(r.signal, null, `${name} ${args.join(' ')}: no hang`);
+      assert.equal(r.code, 1, `${name} ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /KC_DB_OPEN_FAILED/, `${name} ${args.join(' ')}`);
+      assert.match(r.stderr, says, `${name} ${args.join(' ')}`);
+    }
+    if (name !== 'migrate-fifo') await assert.rejects(open(dir), (e: { code?: string; message?: string }) => e.code === 'KC_DB_OPEN_FAILED' && says.test(e.message!));
+    assert.ok(fs.readFileSync(path.join(dir, 'blufio.db')).equals(db), `${name}: the database is as it was`);
+  }
+});
+
 it('vault.json that says two things (a key twice) or is a symlink is refused whole and left as it is', async () => {
   const dir = path.join(tmpDir(), 'data');
   await plaintextDb(dir);

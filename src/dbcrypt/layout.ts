@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { AppError, ErrorCode } from '../errors/index.js';
 import { isManifestTemp, migrationCopyPath as copyPath, sideFiles } from '../storage/reserved.js';
 
 export { migrationCopyPath as copyPath, OBJECTS_DIR, RESERVED_NAMES, sideFiles } from '../storage/reserved.js';
@@ -25,8 +26,28 @@ export function leftovers(dir: string, db: string): string[] {
 /** Removes the copy a migration builds (temporary manifests are recover()'s, which checks their writer is dead). */
 export function removeLeftovers(dir: string, db: string): string[] {
   const gone = leftovers(dir, db).filter((n) => !isManifestTemp(n));
-  for (const n of gone) fs.rmSync(path.join(dir, n), { force: true });
+  for (const n of gone) removeLeftover(path.join(dir, n));
   return gone;
+}
+
+/**
+ * Removes a file (or link) blufio left at one of its own temporary names. Anything else there (a
+ * directory) is not blufio's to remove: it is named, and the command stops before it changes
+ * anything more, rather than failing on it with Node's own error.
+ */
+export function removeLeftover(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch {
+    return; // already gone
+  }
+  if (st.isDirectory()) {
+    throw new AppError(ErrorCode.DB_OPEN_FAILED, `${file} is a directory, at a name blufio uses for a temporary file of its own`, {
+      hint: 'move it away (or remove it), then run the command again',
+    });
+  }
+  fs.rmSync(file, { force: true });
 }
 
 export function sizeOrZero(file: string): number {

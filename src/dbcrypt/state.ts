@@ -4,7 +4,7 @@ import { AppError, ErrorCode } from '../errors/index.js';
 import { orphanedWal } from '../storage/files.js';
 import { isOwnerAlive } from '../storage/liveness.js';
 import { fileKind, readSalt, type FileKind } from './keys.js';
-import { copyPath, leftovers, sideFiles, sizeOrZero } from './layout.js';
+import { copyPath, leftovers, removeLeftover, sideFiles, sizeOrZero } from './layout.js';
 import { isManifestTemp, newManifest, readManifest, type Manifest } from './manifest.js';
 import { completeMigration, lockExclusive } from './migrate.js';
 import { DATABASE_FILE_NAME } from '../config/index.js';
@@ -120,17 +120,17 @@ export function recover(dir: string, defaultFile = DATABASE_FILE_NAME): { state:
     const lock = lockExclusive(s.databasePath);
     if (lock !== undefined) {
       lock.close();
-      for (const n of stale) fs.rmSync(path.join(s.dir, n), { force: true });
+      for (const n of stale) removeLeftover(path.join(s.dir, n));
       actions.push(`removed the copy left by an interrupted migration (${stale.join(', ')}); the plaintext database is still the live one`);
     }
   } else if (stale.length > 0) {
-    for (const n of stale) fs.rmSync(path.join(s.dir, n), { force: true });
+    for (const n of stale) removeLeftover(path.join(s.dir, n));
     actions.push(`removed leftovers of a finished migration (${stale.join(', ')})`);
   }
   for (const n of s.leftovers.filter(isManifestTemp)) {
     const pid = /^\.vault\.json\.(\d+)\./.exec(n)?.[1];
     if (pid !== undefined && isOwnerAlive(`${pid}:`)) continue;
-    fs.rmSync(path.join(s.dir, n), { force: true });
+    removeLeftover(path.join(s.dir, n));
     actions.push(`removed ${n}, a manifest write that never finished`);
   }
   if (actions.length > 0) s = inspect(dir, defaultFile);
