@@ -331,4 +331,35 @@ describe('blufio serve: what a review of the server found', () => {
       await d.stop();
     }
   });
+
+  it('repeated refusals are summed up with what they carried, not under the first one\'s origin (QA r10)', async () => {
+    // Before, one request from http://localhost:3000 and then five from https://evil.example
+    // were logged as six from localhost:3000: the summary reused the first line's message.
+    const d = await serve();
+    try {
+      const refusedWith = async (headers: Record<string, string>) => {
+        const r = await request(d.info.url, { headers: { ...authHeaders(d.token), ...headers }, body: '{"jsonrpc":"2.0","id":1,"method":"health"}' });
+        assert.equal(r.status, 403);
+      };
+      await refusedWith({ origin: 'http://localhost:3000' });
+      for (let i = 0; i < 5; i++) await refusedWith({ origin: `https://evil${i % 2}.example` });
+      await refusedWith({ host: 'rebind.attacker.example' });
+      for (let i = 0; i < 7; i++) await refusedWith({ host: `h${i}.attacker.example` });
+      assert.equal((await d.stop()).code, 0);
+      const lines = d.stderr().split('\n').filter((l) => l.includes('"security"')).map((l) => JSON.parse(l) as { security: string; msg: string; repeated?: number; carried?: { origin?: string; host?: string }[]; carriedMore?: number });
+      const browser = lines.filter((l) => l.security === 'browser');
+      assert.equal(browser.length, 2, JSON.stringify(browser));
+      assert.match(browser[0]!.msg, /localhost:3000/);
+      assert.equal(browser[1]!.repeated, 5);
+      assert.doesNotMatch(browser[1]!.msg, /localhost:3000/);
+      assert.deepEqual(browser[1]!.carried!.map((c) => c.origin).sort(), ['https://evil0.example', 'https://evil1.example']);
+      const host = lines.filter((l) => l.security === 'host');
+      assert.equal(host[1]!.repeated, 7);
+      assert.equal(host[1]!.carried!.length, 5, 'at most five distinct ones shown');
+      assert.equal(host[1]!.carriedMore, 2);
+      assert.ok(host[1]!.carried!.every((c) => /^h\d\.attacker\.example$/.test(c.host!)), JSON.stringify(host[1]));
+    } finally {
+      await d.stop();
+    }
+  });
 });

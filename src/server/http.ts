@@ -45,25 +45,37 @@ const JSON_HEADERS = {
   'x-content-type-options': 'nosniff',
 } as const;
 
+/** Of the refusals a summary line counts, how many distinct ones it shows. */
+const SUMMARY_DISTINCT = 5;
+
 /**
  * Security events are logged at ERROR, but a hostile page retrying in a loop must not flood the
  * log: the first of each kind is logged at once, then at most one line per 10 s with a count.
+ * That line shows what the refused requests carried (their origins, Host headers: up to
+ * SUMMARY_DISTINCT distinct ones, and how many more), never only the first's: one harmless
+ * request first must not hide the attack behind it.
  */
 class SecurityLog {
-  private readonly pending = new Map<string, { count: number; message: string; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<string, { count: number; seen: Map<string, Record<string, unknown>>; more: number; timer: NodeJS.Timeout }>();
   constructor(private readonly log: Logger) {}
 
   refused(kind: string, fields: Record<string, unknown>, message: string): void {
     const held = this.pending.get(kind);
     if (held !== undefined) {
       held.count++;
+      // The client's port changes with every connection: what a request carried is the rest.
+      const { remote: _remote, ...carried } = fields;
+      const key = JSON.stringify(carried);
+      if (held.seen.has(key)) return;
+      if (held.seen.size < SUMMARY_DISTINCT) held.seen.set(key, carried);
+      else held.more++;
       return;
     }
     this.log.error({ security: kind, ...fields }, message);
     // Repeats within 10 s are counted, and the count is logged when the 10 s are up.
     const timer = setTimeout(() => this.flush(kind), 10_000);
     timer.unref();
-    this.pending.set(kind, { count: 0, message, timer });
+    this.pending.set(kind, { count: 0, seen: new Map(), more: 0, timer });
   }
 
   private flush(kind: string): void {
@@ -71,7 +83,11 @@ class SecurityLog {
     if (held === undefined) return;
     this.pending.delete(kind);
     clearTimeout(held.timer);
-    if (held.count > 0) this.log.error({ security: kind, repeated: held.count }, `${held.message} (repeated, not logged one by one)`);
+    if (held.count === 0) return;
+    this.log.error(
+      { security: kind, repeated: held.count, carried: [...held.seen.values()], ...(held.more > 0 ? { carriedMore: held.more } : {}) },
+      `refused ${held.count} more request(s) of this kind (${kind}) within 10 s, not logged one by one; what they carried is listed`,
+    );
   }
 
   /** Logs every count still held (at shutdown): nothing refused goes unreported. */
