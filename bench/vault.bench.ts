@@ -47,17 +47,17 @@ export async function vaultBench(rep: Reporter): Promise<void> {
   const root = benchDir();
   try {
     const dir = path.join(root, 'v');
-    const setup = await openBlufio({ dataDir: dir, passphrase: 'pp', logger: pino({ level: 'silent' }), env: {} });
+    const setup = await openBlufio({ dataDir: dir, passphrase: 'bench passphrase', logger: pino({ level: 'silent' }), env: {} });
     for (let i = 0; i < 100; i++) await setup.vault.set(`secret_${i}`, `sk-proj-${'x'.repeat(40)}${i}`);
     await setup.close();
     const unlock = await median(async () => {
-      const app = await openBlufio({ dataDir: dir, passphrase: 'pp', logger: pino({ level: 'silent' }), env: {} });
+      const app = await openBlufio({ dataDir: dir, passphrase: 'bench passphrase', logger: pino({ level: 'silent' }), env: {} });
       await app.vault.unlock();
       await app.close();
     });
     rep.add({ bench: 'vault', case: 'open + unlock (100 secrets)', subject: 'blufio', metric: 'time', value: unlock, unit: 'ms' });
     rep.say(`  open the app and unlock the vault: ${fmt(unlock)} ms`);
-    const app = await openBlufio({ dataDir: dir, passphrase: 'pp', logger: pino({ level: 'silent' }), env: {} });
+    const app = await openBlufio({ dataDir: dir, passphrase: 'bench passphrase', logger: pino({ level: 'silent' }), env: {} });
     await app.vault.unlock();
     for (const op of ['get', 'set'] as const) {
       const lat = new Float64Array(2000);

@@ -680,7 +680,7 @@ describe('lock and unlock', () => {
 
   it('on a plaintext database lock locks the vault only, and the environment no longer unlocks it', async () => {
     const { dir, sessionId } = await plaintextVault(1);
-    const app = await open(dir, { BLUFIO_VAULT_KEY: 'vp' });
+    const app = await open(dir, { BLUFIO_VAULT_KEY: 'vp-phrase' });
     await app.vault.set('k', 'value-abc-123');
     await app.lock();
     assert.equal(app.lockStatus().databaseLocked, false);
@@ -688,7 +688,7 @@ describe('lock and unlock', () => {
     await assert.rejects(app.vault.get('k'), (err: { code?: string }) => err.code === 'KC_VAULT_LOCKED');
     await assert.rejects(app.unlock({}), (err: { code?: string }) => err.code === 'KC_INVALID_INPUT');
     await assert.rejects(app.vault.get('k'), (err: { code?: string }) => err.code === 'KC_VAULT_LOCKED', 'the environment does not undo a lock');
-    await app.unlock({ passphrase: 'vp' });
+    await app.unlock({ passphrase: 'vp-phrase' });
     assert.equal((await app.vault.get('k')).expose(), 'value-abc-123');
     await app.close();
   });

@@ -52,7 +52,7 @@ describe('the vault, as a hostile review found it', () => {
   it('01: a secret passed as a name is never echoed: the message says what is wrong with it', async () => {
     const dir = tmpDir();
     const { logger, lines } = memoryLogger();
-    const a = await app(dir, 'pw', logger);
+    const a = await app(dir, 'pw-phrase', logger);
     await a.vault.set('k', 'value-0123456789abcdefghij');
     const aws = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
     const plus = (m: string): void => {
@@ -89,7 +89,7 @@ describe('the vault, as a hostile review found it', () => {
 
   it('01 (second review): a name that is not in the vault is not quoted either, in the library or the CLI', async () => {
     const dir = tmpDir();
-    const a = await app(dir, 'pw');
+    const a = await app(dir, 'pw-phrase');
     await a.vault.set('k', 'value-0123456789abcdefghij');
     // Valid name characters, no built-in format: only not quoting it keeps it out of a log.
     const token = `ghp_${'Ab1'.repeat(12)}`;
@@ -99,7 +99,7 @@ describe('the vault, as a hostile review found it', () => {
       return true;
     });
     await a.close();
-    const r = await runCli(['--data-dir', dir, 'config', 'delete-secret', token], { env: cleanEnv({ BLUFIO_VAULT_KEY: 'pw' }) });
+    const r = await runCli(['--data-dir', dir, 'config', 'delete-secret', token], { env: cleanEnv({ BLUFIO_VAULT_KEY: 'pw-phrase' }) });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^error\[KC_NOT_FOUND\]: no secret by that name \(40 characters\)/m);
     assert.ok(!r.stderr.includes('Ab1Ab1') && !r.stdout.includes('Ab1Ab1'), r.stderr);
@@ -107,7 +107,7 @@ describe('the vault, as a hostile review found it', () => {
 
   it('02: app.vault.lock() stays locked: the refresher does not open it again, a use does', async () => {
     const dir = tmpDir();
-    const a = await app(dir, 'pw');
+    const a = await app(dir, 'pw-phrase');
     await a.vault.set('k', 'value-0123456789abcdefghij');
     a.vault.lock();
     await sleep(1600); // the refresher ticks every second
@@ -125,15 +125,15 @@ describe('the vault, as a hostile review found it', () => {
   it('02 (second review): a lock before any vault existed does not stop the refresher from opening, or reporting, a vault made later', async () => {
     for (const how of ['vault.lock', 'app.lock+unlock'] as const) {
       const dir = tmpDir();
-      const a = await app(dir, 'pw');
+      const a = await app(dir, 'pw-phrase');
       try {
         if (how === 'vault.lock') a.vault.lock();
         else {
           await a.lock();
-          await a.unlock({ passphrase: 'pw' }).catch(() => undefined);
+          await a.unlock({ passphrase: 'pw-phrase' }).catch(() => undefined);
         }
         // Another process creates the vault and stores a value.
-        const other = await app(dir, 'pw');
+        const other = await app(dir, 'pw-phrase');
         await other.vault.set('k', 'made-elsewhere-0123456789abcdef');
         await other.close();
         await sleep(1600);
@@ -148,7 +148,7 @@ describe('the vault, as a hostile review found it', () => {
   it('a vault that was there at open is not reported as made by another process while a passphrase is awaited; one made later is (QA review)', async () => {
     const made = "a vault was created by another process";
     const dir = tmpDir();
-    const first = await app(dir, 'pw');
+    const first = await app(dir, 'pw-phrase');
     await first.vault.set('k', 'value-0123456789abcdefghij');
     await first.close();
     // No passphrase at hand (the CLI at its prompt): locked, values unknown, but nothing new.
@@ -166,7 +166,7 @@ describe('the vault, as a hostile review found it', () => {
     const watching = memoryLogger();
     const b = await openBlufio({ dataDir: dir2, logger: watching.logger, env: {} });
     try {
-      const other = await app(dir2, 'pw');
+      const other = await app(dir2, 'pw-phrase');
       await other.vault.set('k', 'made-elsewhere-0123456789abcdef');
       await other.close();
       await sleep(1600);
@@ -178,7 +178,7 @@ describe('the vault, as a hostile review found it', () => {
 
   it('03: a deleted or replaced value, and an old wrap, are zeroed in the database file and gone from the WAL', async () => {
     const dir = tmpDir();
-    const a = await app(dir, 'pw-1');
+    const a = await app(dir, 'pw-1-phrase');
     await a.vault.set('other', 'other-value-abcdefghijklmnop');
     const sealedOf = (): Buffer => query<{ sealed: Buffer }>(dir, "SELECT sealed FROM vault_entries WHERE name = 'k'").sealed;
     await a.vault.set('k', 'first-value-0123456789abcdefgh');
@@ -188,7 +188,7 @@ describe('the vault, as a hostile review found it', () => {
     assert.deepEqual(filesHolding(dir, first), [], 'the replaced value, at once');
     await a.vault.delete('k');
     const wrapped = query<{ wrapped_key: Buffer }>(dir, 'SELECT wrapped_key FROM vault_meta').wrapped_key;
-    await a.vault.changePassphrase('pw-2');
+    await a.vault.changePassphrase('pw-2-phrase');
     for (const [what, bytes] of [['replaced', first], ['deleted', second], ['old wrap', wrapped]] as const) {
       assert.deepEqual(filesHolding(dir, bytes), [], `${what} while open`);
     }
@@ -197,14 +197,14 @@ describe('the vault, as a hostile review found it', () => {
     for (const [what, bytes] of [['replaced', first], ['deleted', second], ['old wrap', wrapped]] as const) {
       assert.deepEqual(filesHolding(dir, bytes), [], `${what} after close`);
     }
-    const b = await app(dir, 'pw-2');
+    const b = await app(dir, 'pw-2-phrase');
     assert.equal((await b.vault.get('other')).expose(), 'other-value-abcdefghijklmnop');
     await b.close();
   });
 
   it('03 (second review): a checkpoint a reader held up is tried again until the old value is gone from the file', async () => {
     const dir = tmpDir();
-    const a = await app(dir, 'pw-1');
+    const a = await app(dir, 'pw-1-phrase');
     try {
       const sealedOf = (): Buffer => query<{ sealed: Buffer }>(dir, "SELECT sealed FROM vault_entries WHERE name = 'k'").sealed;
       await a.vault.set('k', 'first-value-0123456789abcdefgh');
@@ -249,7 +249,7 @@ describe('the vault, as a hostile review found it', () => {
     };
     // Locked right after the write whose checkpoint a reader held up.
     const one = tmpDir();
-    const a = await app(one, 'pw-1');
+    const a = await app(one, 'pw-1-phrase');
     try {
       await a.vault.set('k', 'first-value-0123456789abcdefgh');
       await a.db.checkpoint();
@@ -290,7 +290,7 @@ describe('the vault, as a hostile review found it', () => {
     for (const slab of [before, after]) assert.equal(Buffer.from(slab).includes(value), false, 'the pool holds the value');
     assert.equal(s.exposeBytes().buffer.byteLength, s.exposeBytes().length, 'a Secret has a buffer of its own');
     const dir = tmpDir();
-    const a = await app(dir, 'pw');
+    const a = await app(dir, 'pw-phrase');
     await a.vault.set('github.token', value);
     await a.vault.list();
     (await a.vault.get('github.token')).wipe();
@@ -335,7 +335,7 @@ describe('the vault, as a hostile review found it', () => {
 
   it('06: tamper detections are logged at ERROR, by name, never the value, once per name, a few names a line', async () => {
     const base = tmpDir();
-    const a = await app(base, 'pw');
+    const a = await app(base, 'pw-phrase');
     await a.vault.set('a', 'value-of-a-1234567890abcdef');
     await a.vault.set('b', 'value-of-b-1234567890abcdef');
     await a.close();
@@ -352,7 +352,7 @@ describe('the vault, as a hostile review found it', () => {
       "CREATE TEMP TABLE t AS SELECT name, sealed FROM vault_entries; UPDATE vault_entries SET sealed = (SELECT sealed FROM t WHERE t.name = CASE vault_entries.name WHEN 'a' THEN 'b' ELSE 'a' END)",
     );
     const m = memoryLogger();
-    const s = await app(swapped, 'pw', m.logger);
+    const s = await app(swapped, 'pw-phrase', m.logger);
     await s.vault.unlock();
     assert.deepEqual(errorLines(m.lines()).map((l) => l.secrets), [['a', 'b']], 'the unlock feeding the redactor');
     await sleep(1200); // refresher ticks with nothing changed: no new line
@@ -366,7 +366,7 @@ describe('the vault, as a hostile review found it', () => {
       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO vault_entries (name, sealed, created_at, updated_at) SELECT 'bogus' || i, randomblob(60), 0, 0 FROM n",
     );
     const hm = memoryLogger();
-    const hx = await app(many, 'pw', hm.logger);
+    const hx = await app(many, 'pw-phrase', hm.logger);
     await hx.vault.unlock();
     await hx.vault.list();
     await hx.vault.list();
@@ -379,7 +379,7 @@ describe('the vault, as a hostile review found it', () => {
     for (const sql of ["UPDATE vault_meta SET kdf = 'argon2i'", 'UPDATE vault_meta SET kdf_memory_kib = 1024']) {
       const d = tamperedCopy(sql);
       const k = memoryLogger();
-      const x = await app(d, 'pw', k.logger);
+      const x = await app(d, 'pw-phrase', k.logger);
       await rejects(x.vault.get('a'), 'KC_VAULT_TAMPERED');
       await x.close();
       assert.equal(errorLines(k.lines()).length, 1, sql);
@@ -388,7 +388,7 @@ describe('the vault, as a hostile review found it', () => {
 
   it('07: a salt of another length is KC_VAULT_TAMPERED, logged at ERROR, never KC_INTERNAL', async () => {
     const base = tmpDir();
-    const a = await app(base, 'pw');
+    const a = await app(base, 'pw-phrase');
     await a.vault.set('a', 'value-of-a-1234567890abcdef');
     await a.close();
     for (const salt of ["x'0011'", "x''", 'zeroblob(15)', 'zeroblob(17)']) {
@@ -398,7 +398,7 @@ describe('the vault, as a hostile review found it', () => {
       c.exec(`UPDATE vault_meta SET salt = ${salt}`);
       c.close();
       const k = memoryLogger();
-      const x = await app(d, 'pw', k.logger);
+      const x = await app(d, 'pw-phrase', k.logger);
       await rejects(x.vault.list(), 'KC_VAULT_TAMPERED', (m) => assert.match(m, /salt/));
       await x.close();
       assert.equal(errorLines(k.lines()).length, 1, salt);
@@ -454,14 +454,14 @@ describe('the vault, as a hostile review found it', () => {
 
   it('10: a passphrase that is not a string is KC_INVALID_INPUT, not a TypeError', async () => {
     const dir = tmpDir();
-    const a = await app(dir, 'pw');
+    const a = await app(dir, 'pw-phrase');
     await a.vault.set('k', 'value-0123456789abcdefghij');
     const n = 12345678 as unknown as string;
     await rejects(a.vault.changePassphrase(n), 'KC_INVALID_INPUT');
     await rejects(a.vault.unlock(n), 'KC_INVALID_INPUT');
     await rejects(a.vault.tryUnlock(n), 'KC_INVALID_INPUT');
     await rejects(a.unlock({ passphrase: n }), 'KC_INVALID_INPUT');
-    await rejects(a.unlock({ passphrase: 'pw', databasePassphrase: n }), 'KC_INVALID_INPUT');
+    await rejects(a.unlock({ passphrase: 'pw-phrase', databasePassphrase: n }), 'KC_INVALID_INPUT');
     await rejects(a.unlock(undefined as unknown as { passphrase: string }), 'KC_INVALID_INPUT');
     assert.equal((await a.vault.get('k')).expose(), 'value-0123456789abcdefghij', 'nothing changed');
     await a.close();

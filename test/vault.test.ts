@@ -9,7 +9,7 @@ import Database from '../src/storage/driver.js';
 import { openBlufio, maskSecret, Secret, type BlufioApp } from '../src/index.js';
 import { DEFAULT_KDF, deriveKey } from '../src/vault/kdf.js';
 import { entryAad, open, seal, wrapAad } from '../src/vault/seal.js';
-import { silentLogger, tmpDir } from './helpers/index.js';
+import { cleanEnv, runCli, silentLogger, tmpDir } from './helpers/index.js';
 import { memoryLogger } from './helpers/logger.js';
 
 async function app(dir: string, passphrase?: string): Promise<BlufioApp> {
@@ -189,7 +189,7 @@ describe('the vault', () => {
 
   it('a tampered entry fails alone; swapped or moved entries fail; a forged key record is refused', async () => {
     const dir = tmpDir();
-    const a = await app(dir, 'pw-one');
+    const a = await app(dir, 'pw-one-pp');
     for (const n of ['a', 'b', 'c']) await a.vault.set(n, `value-of-${n}-0123456789abcdef`);
     await a.close();
     const db = raw(dir);
@@ -202,7 +202,7 @@ describe('the vault', () => {
     db.prepare('UPDATE vault_entries SET sealed = ? WHERE name = ?').run(sc, 'c');
     db.prepare("INSERT INTO vault_entries VALUES ('d', ?, 0, 0)").run(sa);
     db.close();
-    const b = await app(dir, 'pw-one');
+    const b = await app(dir, 'pw-one-pp');
     await b.vault.set('e', 'still-works-0123456789abcdef');
     for (const n of ['a', 'b', 'c', 'd']) await rejects(b.vault.get(n), 'KC_VAULT_TAMPERED');
     assert.equal((await b.vault.get('e')).expose(), 'still-works-0123456789abcdef');
@@ -211,13 +211,13 @@ describe('the vault', () => {
 
     // The same entry in another vault, with the same name and passphrase, does not open there.
     const other = tmpDir();
-    const o = await app(other, 'pw-one');
+    const o = await app(other, 'pw-one-pp');
     await o.vault.set('e', 'other');
     await o.close();
     const od = raw(other);
     od.prepare('UPDATE vault_entries SET sealed = ? WHERE name = ?').run(sealed2(dir, 'e'), 'e');
     od.close();
-    const o2 = await app(other, 'pw-one');
+    const o2 = await app(other, 'pw-one-pp');
     await rejects(o2.vault.get('e'), 'KC_VAULT_TAMPERED');
     await o2.close();
 
@@ -228,7 +228,7 @@ describe('the vault', () => {
       const c = raw(copy);
       c.prepare(`UPDATE vault_meta SET ${col} = ?`).run(v);
       c.close();
-      const x = await app(copy, 'pw-one');
+      const x = await app(copy, 'pw-one-pp');
       await rejects(x.vault.get('e'), 'KC_VAULT_TAMPERED');
       await x.close();
     }
@@ -243,7 +243,7 @@ describe('the vault', () => {
         bad[bit >> 3]! ^= 1 << (bit & 7);
         c.prepare(`UPDATE vault_meta SET ${col} = ?`).run(bad);
         c.close();
-        const x = await app(copy, 'pw-one');
+        const x = await app(copy, 'pw-one-pp');
         await rejects(x.vault.get('e'), 'KC_VAULT_KEY_INVALID');
         await x.close();
       }
@@ -268,21 +268,44 @@ describe('the vault', () => {
     await b.close();
   });
 
+  it('a new passphrase of fewer than 8 characters is refused, for a vault and a database; counted as typed, not in UTF-16 units (QA r10)', async () => {
+    const short = (e: { code?: string; message?: string }) => e.code === 'KC_INVALID_INPUT' && /is shorter than 8 characters; nothing was changed/.test(e.message ?? '');
+    const dir = tmpDir();
+    const a = await app(dir, 'seven77');
+    await assert.rejects(a.vault.set('k', 'value-0123456789abcdefghij'), short);
+    assert.equal((await a.vault.status()).exists, false, 'no vault was made');
+    await a.close();
+    // Seven emoji are 14 UTF-16 units, and still seven characters.
+    const b = await app(dir, '🔑🔑🔑🔑🔑🔑🔑');
+    await assert.rejects(b.vault.set('k', 'value-0123456789abcdefghij'), short);
+    await b.close();
+    const c = await app(dir, 'eight888');
+    await c.vault.set('k', 'value-0123456789abcdefghij');
+    await assert.rejects(c.vault.changePassphrase('short'), short);
+    await c.close();
+    const d = await app(dir, 'eight888');
+    assert.equal((await d.vault.get('k')).expose(), 'value-0123456789abcdefghij', 'the passphrase is unchanged');
+    await d.close();
+    const db = await runCli(['vault', 'db-encrypt', 'enable', tmpDir(), '--passphrase-env', 'DBKEY'], { env: cleanEnv({ DBKEY: 'db-pass' }) });
+    assert.equal(db.code, 1);
+    assert.match(db.stderr, /^error\[KC_INVALID_INPUT\]: the new database passphrase is shorter than 8 characters/);
+  });
+
   it('a lock() during a passphrase change cannot wrap a zeroed key; an explicit passphrase is always checked', async () => {
     const dir = tmpDir();
     let release!: (v: string) => void;
     const a = await openBlufio({
-      dataDir: dir, passphrase: 'first', logger: silentLogger(), env: {},
+      dataDir: dir, passphrase: 'first-pp', logger: silentLogger(), env: {},
       askPassphrase: () => new Promise<string>((r) => (release = r)),
     });
     await a.vault.set('k', 'value-0123456789abcdefghij');
     const changing = a.vault.changePassphrase();
     await new Promise((r) => setImmediate(r));
     a.vault.lock();
-    release('second');
+    release('second-pp');
     await changing;
     await rejects(a.vault.unlock('wrong'), 'KC_VAULT_KEY_INVALID');
-    assert.equal(await a.vault.unlock('second'), true);
+    assert.equal(await a.vault.unlock('second-pp'), true);
     await rejects(a.vault.unlock('wrong'), 'KC_VAULT_KEY_INVALID');
     assert.equal((await a.vault.get('k')).expose(), 'value-0123456789abcdefghij', 'the entries still open');
     await a.close();

@@ -9,11 +9,24 @@ export const VAULT_KEY_ENV = 'BLUFIO_VAULT_KEY';
  * Latin-1), so passphrases that differed in those bytes would all open what it locks. Opening
  * still accepts it: what was made before this check must stay openable.
  */
+/**
+ * The fewest characters a new passphrase may have. Argon2id (and, for the database, PBKDF2)
+ * makes each guess dear, but a copy of the data directory can be guessed at without end, and
+ * one to seven characters are within reach of that.
+ */
+export const MIN_NEW_PASSPHRASE_CHARS = 8;
+
 export function assertNewPassphrase(p: string, what: string): void {
   // A lone surrogate (a JavaScript caller's string) is written as the same three bytes as U+FFFD.
   if (p.includes('\uFFFD') || !p.isWellFormed()) {
     throw new AppError(ErrorCode.INVALID_INPUT, `the new ${what} holds U+FFFD (or a lone surrogate), which stands in for bytes that were not UTF-8; nothing was changed`, {
       hint: 'choose a passphrase of valid UTF-8 text (check that the terminal, or whatever sets the environment variable, uses UTF-8)',
+    });
+  }
+  // Characters as typed (code points, NFC), not UTF-16 units. Empty is refused on its own terms.
+  if (p.length > 0 && [...p.normalize('NFC')].length < MIN_NEW_PASSPHRASE_CHARS) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `the new ${what} is shorter than ${MIN_NEW_PASSPHRASE_CHARS} characters; nothing was changed`, {
+      hint: `choose one of at least ${MIN_NEW_PASSPHRASE_CHARS} characters (a few unrelated words are easy to type and hard to guess); a vault or database made before this rule still opens with its own`,
     });
   }
 }
