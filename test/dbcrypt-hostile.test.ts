@@ -199,6 +199,22 @@ it('a FIFO -journal with a migration\'s leftover copy, or a directory at a lefto
     if (name !== 'migrate-fifo') await assert.rejects(open(dir), (e: { code?: string; message?: string }) => e.code === 'KC_DB_OPEN_FAILED' && says.test(e.message!));
     assert.ok(fs.readFileSync(path.join(dir, 'blufio.db')).equals(db), `${name}: the database is as it was`);
   }
+  // Review r10: enable on an encrypted database checks the key with an open of its own, and the
+  // directory's lock is itself a SQLite file: a FIFO beside either hung for ever.
+  const enc = path.join(tmpDir(), 'enc');
+  fs.cpSync(healthy, enc, { recursive: true });
+  await dbEncryptMigrate(enc, { passphraseEnv: 'DBKEY', nowMs: 3, env: { ...env } });
+  execFileSync('mkfifo', [path.join(enc, 'blufio.db-journal')]);
+  const enable = await cli(['vault', 'db-encrypt', 'enable', enc, '--passphrase-env', 'DBKEY']);
+  assert.equal(enable.signal, null, 'enable: no hang');
+  assert.match(enable.stderr, /^error\[KC_DB_OPEN_FAILED\]: .*blufio\.db-journal is not a regular file/);
+  fs.rmSync(path.join(enc, 'blufio.db-journal'));
+  execFileSync('mkfifo', [path.join(enc, 'vault.lock-journal')]);
+  for (const args of [['vault', 'db-encrypt', 'status', enc], ['--data-dir', enc, 'sessions', 'list']]) {
+    const r = await cli(args);
+    assert.equal(r.signal, null, `${args.join(' ')}: no hang`);
+    assert.match(r.stderr, /^error\[KC_DB_IO\]: cannot lock .*vault\.lock: .*vault\.lock-journal is not a regular file/, r.stderr);
+  }
 });
 
 it('vault.json that says two things (a key twice) or is a symlink is refused whole and left as it is', async () => {

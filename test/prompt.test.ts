@@ -317,7 +317,7 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
     await app.close();
   });
 
-  it('stopped at the prompt and resumed with fg, it hides what is typed again and asks again (QA r10)', async () => {
+  it('stopped at the prompt and resumed with fg, it hides what is typed again and asks again with the line cleared (QA r10)', async () => {
     // Before: the shell put echo back on at the stop and nothing turned it off after `fg`, so the
     // rest of the passphrase was shown and kept in the scrollback. SIGSTOP cannot be caught: only
     // the resume can set things right; SIGTSTP also gives the shell its terminal back first.
@@ -337,8 +337,10 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
         signalCli('config list-secrets', sig);
         await t.waitFor(/Stopped/);
         t.type('fg');
-        await t.waitFor(/Vault passphrase:[\s\S]*Stopped[\s\S]*Vault passphrase:\s*$/);
-        t.type('horse-battery');
+        await t.waitFor(/Vault passphrase:[\s\S]*Stopped[\s\S]*the line was cleared\)\nVault passphrase:\s*$/);
+        // Asked again, the whole passphrase is typed again (review r10: what was typed before
+        // the stop stayed in front of it, and set-secret stored the two run together).
+        t.type('correct-horse-battery');
         await t.waitFor(/NAME|error/);
         // `fg` returns the job's exit code.
         t.type('echo "RC=$?"');

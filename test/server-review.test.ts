@@ -345,6 +345,8 @@ describe('blufio serve: what a review of the server found', () => {
       for (let i = 0; i < 5; i++) await refusedWith({ origin: `https://evil${i % 2}.example` });
       await refusedWith({ host: 'rebind.attacker.example' });
       for (let i = 0; i < 7; i++) await refusedWith({ host: `h${i}.attacker.example` });
+      // Review r10: more distinct ones are counted as such, not as requests.
+      for (let i = 0; i < 3; i++) await refusedWith({ host: 'h6.attacker.example' });
       assert.equal((await d.stop()).code, 0);
       const lines = d.stderr().split('\n').filter((l) => l.includes('"security"')).map((l) => JSON.parse(l) as { security: string; msg: string; repeated?: number; carried?: { origin?: string; host?: string }[]; carriedMore?: number });
       const browser = lines.filter((l) => l.security === 'browser');
@@ -353,10 +355,11 @@ describe('blufio serve: what a review of the server found', () => {
       assert.equal(browser[1]!.repeated, 5);
       assert.doesNotMatch(browser[1]!.msg, /localhost:3000/);
       assert.deepEqual(browser[1]!.carried!.map((c) => c.origin).sort(), ['https://evil0.example', 'https://evil1.example']);
+      assert.ok(browser[1]!.carried!.every((c) => (c as { remote?: string }).remote === '127.0.0.1'), 'the client address is kept');
       const host = lines.filter((l) => l.security === 'host');
-      assert.equal(host[1]!.repeated, 7);
+      assert.equal(host[1]!.repeated, 10);
       assert.equal(host[1]!.carried!.length, 5, 'at most five distinct ones shown');
-      assert.equal(host[1]!.carriedMore, 2);
+      assert.equal(host[1]!.carriedMore, 2, 'two other distinct Host headers, whatever their repeats');
       assert.ok(host[1]!.carried!.every((c) => /^h\d\.attacker\.example$/.test(c.host!)), JSON.stringify(host[1]));
     } finally {
       await d.stop();

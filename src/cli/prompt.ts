@@ -81,23 +81,9 @@ export async function askHidden(question: string): Promise<string | undefined> {
     }
   };
   for (const s of FATAL_SIGNALS) process.on(s, onSignal);
-  // Stopped at the prompt (a `kill -TSTP`; Ctrl-Z is a character in raw mode): the terminal is
-  // put back before the stop, for the shell. Resumed (after any stop, SIGSTOP included, which
-  // cannot be caught): the shell has put back its own settings, echo on, so the prompt turns
-  // echo off again before anything more is typed, and asks again. libuv skips a mode it thinks
-  // is set, hence off and then on.
-  const onStop = (): void => {
-    input.setRawMode(false);
-    fs.writeSync(fd, BRACKETED_PASTE_OFF + '\n');
-    process.kill(process.pid, 'SIGSTOP');
-  };
-  const onContinue = (): void => {
-    input.setRawMode(false);
-    input.setRawMode(true);
-    output.write(BRACKETED_PASTE_ON + question);
-  };
-  process.on('SIGTSTP', onStop);
-  process.on('SIGCONT', onContinue);
+  // Set once the line's state exists (inside the promise below); removed in `finally`.
+  let onStop: (() => void) | undefined;
+  let onContinue: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<string>((resolve, reject) => {
@@ -112,6 +98,32 @@ export async function askHidden(question: string): Promise<string | undefined> {
       let decoder = new TextDecoder('utf-8', { fatal: true });
       let notUtf8 = false;
       const cancelled = (): void => reject(new AppError(ErrorCode.CLI_USAGE, 'cancelled at the prompt'));
+      // Stopped at the prompt (a `kill -TSTP`; Ctrl-Z is a character in raw mode): the terminal
+      // is put back before the stop, for the shell. Resumed (after any stop, SIGSTOP included,
+      // which cannot be caught): the shell has put back its own settings, echo on, so echo is
+      // turned off again before anything more is typed (libuv skips a mode it thinks is set,
+      // hence off and then on), and the question is asked again with the line cleared: asked
+      // again, people type the whole value again, and what they typed before the stop would
+      // have been kept in front of it, a wrong secret stored without a word.
+      onStop = (): void => {
+        input.setRawMode(false);
+        fs.writeSync(fd, BRACKETED_PASTE_OFF + '\n');
+        process.kill(process.pid, 'SIGSTOP');
+      };
+      onContinue = (): void => {
+        input.setRawMode(false);
+        input.setRawMode(true);
+        if (state !== 'typing') return; // Enter came before the stop: the line stands
+        typed = '';
+        escape = 'none';
+        csi = '';
+        inPaste = false;
+        notUtf8 = false;
+        decoder = new TextDecoder('utf-8', { fatal: true });
+        output.write(`${BRACKETED_PASTE_ON}(stopped and resumed: the line was cleared)\n${question}`);
+      };
+      process.on('SIGTSTP', onStop);
+      process.on('SIGCONT', onContinue);
       const arm = (ms: number, then: () => void): void => {
         clearTimeout(timer);
         timer = setTimeout(then, ms);
@@ -209,8 +221,8 @@ export async function askHidden(question: string): Promise<string | undefined> {
   } finally {
     clearTimeout(timer);
     for (const s of FATAL_SIGNALS) process.off(s, onSignal);
-    process.off('SIGTSTP', onStop);
-    process.off('SIGCONT', onContinue);
+    if (onStop !== undefined) process.off('SIGTSTP', onStop);
+    if (onContinue !== undefined) process.off('SIGCONT', onContinue);
     input.setRawMode(false);
     output.write(BRACKETED_PASTE_OFF + '\n');
     input.destroy();

@@ -10,3 +10,4 @@ export { LoadOptionsSchema } from './schema.js';
 export { plaintextSecrets, removeKeys } from './secrets.js';
 export type { PlaintextSecret } from './secrets.js';
 export { MAX_SECRET_BYTES, SECRET_FIELDS } from './schema.js';
+export { hasAcl } from './acl.js';

@@ -6,7 +6,7 @@ import { RESERVED_NAMES } from './layout.js';
 import type { Env } from '../config/index.js';
 import { AppError, ErrorCode, isAppError } from '../errors/index.js';
 import { applyCipherKey } from '../storage/sqlite.js';
-import { sideFileNotRegular } from '../storage/files.js';
+import { assertSideFilesRegular, sideFileNotRegular } from '../storage/files.js';
 import { assertNewPassphrase, type PassphraseProvider } from '../vault/index.js';
 import { assertCipherSupport, databasePassphrase, keyFor, pendingError, takeDbKey } from './gate.js';
 import { cipherCheck, deriveDbKey, fileKind, rawKeyLiteral, readSalt } from './keys.js';
@@ -68,6 +68,8 @@ function passphraseFrom(envName: string, dir: string, env: Env): { reference: st
 
 /** Opens an encrypted file with a passphrase and reads its schema: KC_DB_KEY_INVALID if it does not fit. */
 async function checkKey(file: string, passphrase: string): Promise<void> {
+  // A FIFO beside it would block the open for ever, with the vault's lock held.
+  assertSideFilesRegular(file);
   const literal = await keyFor(file, passphrase);
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {

@@ -56,6 +56,7 @@ export async function acquireFileLock(file: string, timeoutMs: number, busy: () 
  * processes replacing it at once would each lock a file of their own, and both go on.
  */
 function lockFileError(file: string, err: unknown): AppError {
+  if (err instanceof AppError) return err;
   const code = (err as { code?: string }).code ?? String(err);
   return new AppError(ErrorCode.DB_IO, `cannot lock ${file} (${code}): it is not the empty lock file blufio keeps there`, {
     hint: 'it holds no data: remove it while no blufio process uses this directory, then run this again',

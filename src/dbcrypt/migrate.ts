@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from '../storage/driver.js';
 import { AppError, ErrorCode } from '../errors/index.js';
-import { FILE_MODE, fsyncDir, fsyncFile, sideFileNotRegular } from '../storage/files.js';
+import { assertSideFilesRegular, FILE_MODE, fsyncDir, fsyncFile } from '../storage/files.js';
 import { applyCipherKey, selectSqlcipherV4, type Db } from '../storage/sqlite.js';
 import { assertNewPassphrase } from '../vault/index.js';
 import { cipherCheck, deriveDbKey, fileKind, newSalt, rawKeyLiteral, readSalt } from './keys.js';
@@ -71,8 +71,7 @@ function assertOwnFile(db: string): void {
  */
 export function lockExclusive(file: string): Db | undefined {
   // A FIFO there would block the open for ever, with the vault's lock held.
-  const side = sideFileNotRegular(file);
-  if (side !== undefined) throw new AppError(ErrorCode.DB_OPEN_FAILED, side, { hint: 'move it away; nothing was changed' });
+  assertSideFilesRegular(file);
   const db = new Database(file, { fileMustExist: true, timeout: 0 });
   try {
     db.pragma('locking_mode = EXCLUSIVE');

@@ -1,6 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { hasAcl } from '../config/index.js';
 import { walkPath } from '../config/path-walk.js';
 import { AppError, ErrorCode, shellWord } from '../errors/index.js';
 
@@ -42,24 +42,6 @@ function isPrivateGroup(gid: number, uid: number): boolean {
   }
 }
 
-/** Where coreutils' ls is: by its path, not looked up on PATH. */
-const LS = ['/usr/bin/ls', '/bin/ls'];
-
-/**
- * Whether `d` has a POSIX ACL beyond its mode bits: then the group bits of its mode are the
- * ACL's mask, the most that any user or group named in the ACL may do, and no longer what the
- * owning group alone may do. Node cannot read extended attributes, so ls is asked: GNU ls marks
- * such a directory with `+` after its mode. An ls that marks nothing (BusyBox) or none at all
- * says no: the check is then what it was before ACLs were looked at (README, limits).
- */
-function hasAcl(d: string): boolean {
-  const ls = LS.find((p) => fs.existsSync(p));
-  if (ls === undefined) return false;
-  const r = spawnSync(ls, ['-ld', '--', d], { encoding: 'utf8', env: { LC_ALL: 'C' }, timeout: 5000 });
-  const perms = typeof r.stdout === 'string' ? (r.stdout.split(' ', 1)[0] ?? '') : '';
-  return /^[-dlbcps][-rwxsStT]{9}\+$/.test(perms);
-}
-
 /**
  * A directory a name on the way is looked up in. Whoever can rename entries in it can replace
  * everything below it, the data directory included: it must be root's or yours, and not
@@ -77,8 +59,12 @@ function checkOnTheWay(d: string, dir: string, uid: number): void {
     throw unsafe(`${d}, on the way to the data directory ${dir}, can be written by other users (mode ${modeOf(st)}, no sticky bit)`, hint);
   }
   // Group-writable, and the group is yours alone: safe, unless those bits are an ACL's mask.
+  // Which entries the ACL has is not read (see hasAcl), so any ACL here is refused.
   if (hasAcl(d)) {
-    throw unsafe(`${d}, on the way to the data directory ${dir}, has an access control list (ACL) whose mask lets the users and groups it names write there (mode ${modeOf(st)})`, `chmod g-w ${shellWord(d)} (which narrows the mask), or give blufio serve another --data-dir`);
+    throw unsafe(
+      `${d}, on the way to the data directory ${dir}, is group-writable (mode ${modeOf(st)}) and has an access control list (ACL): those group bits may be the ACL's mask, which lets the users and groups it names write there`,
+      `chmod g-w ${shellWord(d)} (which narrows any mask), or remove the ACL (setfacl -b ${shellWord(d)}), or give blufio serve another --data-dir`,
+    );
   }
 }
 

@@ -47,35 +47,35 @@ const JSON_HEADERS = {
 
 /** Of the refusals a summary line counts, how many distinct ones it shows. */
 const SUMMARY_DISTINCT = 5;
+/** How many more distinct ones it counts (beyond that, "at least"). */
+const SUMMARY_COUNTED = 10_000;
 
 /**
  * Security events are logged at ERROR, but a hostile page retrying in a loop must not flood the
  * log: the first of each kind is logged at once, then at most one line per 10 s with a count.
- * That line shows what the refused requests carried (their origins, Host headers: up to
- * SUMMARY_DISTINCT distinct ones, and how many more), never only the first's: one harmless
- * request first must not hide the attack behind it.
+ * That line shows what the refused requests carried (client address, origin, Host header: up to
+ * SUMMARY_DISTINCT distinct ones, and how many other distinct ones), never only the first's:
+ * one harmless request first must not hide the attack behind it.
  */
 class SecurityLog {
-  private readonly pending = new Map<string, { count: number; seen: Map<string, Record<string, unknown>>; more: number; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<string, { count: number; seen: Map<string, Record<string, unknown>>; others: Set<string>; timer: NodeJS.Timeout }>();
   constructor(private readonly log: Logger) {}
 
   refused(kind: string, fields: Record<string, unknown>, message: string): void {
     const held = this.pending.get(kind);
     if (held !== undefined) {
       held.count++;
-      // The client's port changes with every connection: what a request carried is the rest.
-      const { remote: _remote, ...carried } = fields;
-      const key = JSON.stringify(carried);
+      const key = JSON.stringify(fields);
       if (held.seen.has(key)) return;
-      if (held.seen.size < SUMMARY_DISTINCT) held.seen.set(key, carried);
-      else held.more++;
+      if (held.seen.size < SUMMARY_DISTINCT) held.seen.set(key, fields);
+      else if (held.others.size < SUMMARY_COUNTED) held.others.add(key);
       return;
     }
     this.log.error({ security: kind, ...fields }, message);
     // Repeats within 10 s are counted, and the count is logged when the 10 s are up.
     const timer = setTimeout(() => this.flush(kind), 10_000);
     timer.unref();
-    this.pending.set(kind, { count: 0, seen: new Map(), more: 0, timer });
+    this.pending.set(kind, { count: 0, seen: new Map(), others: new Set(), timer });
   }
 
   private flush(kind: string): void {
@@ -85,7 +85,7 @@ class SecurityLog {
     clearTimeout(held.timer);
     if (held.count === 0) return;
     this.log.error(
-      { security: kind, repeated: held.count, carried: [...held.seen.values()], ...(held.more > 0 ? { carriedMore: held.more } : {}) },
+      { security: kind, repeated: held.count, carried: [...held.seen.values()], ...(held.others.size > 0 ? { carriedMore: held.others.size } : {}) },
       `refused ${held.count} more request(s) of this kind (${kind}) within 10 s, not logged one by one; what they carried is listed`,
     );
   }

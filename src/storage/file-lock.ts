@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import Database from './driver.js';
-import { FILE_MODE } from './files.js';
+import { AppError, ErrorCode } from '../errors/index.js';
+import { FILE_MODE, sideFileNotRegular } from './files.js';
 
 /*
  * SQLite's exclusive lock on an empty file, used as a lock between processes. It is a POSIX
@@ -30,6 +31,12 @@ export function createLockFile(file: string): void {
  * while another connection holds it. Other errors (not SQLite's file, gone) are thrown.
  */
 export function tryFileLock(file: string): (() => void) | undefined {
+  const odd = notRegular(file);
+  if (odd !== undefined) {
+    throw new AppError(ErrorCode.DB_IO, `cannot lock ${file}: ${odd} (SQLite would wait on a FIFO for ever)`, {
+      hint: 'it holds no data: remove it while no blufio process uses this directory, then run this again',
+    });
+  }
   let db: InstanceType<typeof Database> | undefined;
   try {
     db = new Database(file, { fileMustExist: true, timeout: 0 });
@@ -62,6 +69,7 @@ export function tryFileLock(file: string): (() => void) | undefined {
  * read (gone, not SQLite's, not ours to read). The probe holds the shared lock for microseconds.
  */
 export function fileLockHeld(file: string): boolean | undefined {
+  if (notRegular(file) !== undefined) return undefined;
   let db: InstanceType<typeof Database> | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true, timeout: 0 });
@@ -72,4 +80,14 @@ export function fileLockHeld(file: string): boolean | undefined {
   } finally {
     db?.close();
   }
+}
+
+/**
+ * The lock file or a file SQLite opens beside it (its -journal) that is not a regular file,
+ * named; a FIFO would block the open for ever. Statted, never opened (see createLockFile).
+ */
+function notRegular(file: string): string | undefined {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (st !== undefined && !st.isFile()) return `${file} is not a regular file`;
+  return sideFileNotRegular(file);
 }

@@ -209,6 +209,12 @@ export function sideFileNotRegular(dbPath: string): string | undefined {
   return undefined;
 }
 
+/** The same, as the refusal of an open that is about to happen (KC_DB_OPEN_FAILED, never a hang). */
+export function assertSideFilesRegular(dbPath: string): void {
+  const side = sideFileNotRegular(dbPath);
+  if (side !== undefined) throw new AppError(ErrorCode.DB_OPEN_FAILED, side, { hint: 'move it away; nothing was changed' });
+}
+
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
 /**

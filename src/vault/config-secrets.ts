@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { parse as parseToml } from 'smol-toml';
-import { plaintextSecrets, removeKeys, type PlaintextSecret } from '../config/index.js';
+import { hasAcl, plaintextSecrets, removeKeys, type PlaintextSecret } from '../config/index.js';
 import type { Vault } from './vault.js';
 
 /**
@@ -85,7 +85,9 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
             ? 'the file belongs to another user'
             : (st.mode & 0o200) === 0
               ? 'the file is read-only'
-              : undefined;
+              : hasAcl(file)
+                ? 'the file has an access control list (ACL), which a rewrite would not carry over (its group bits would become the group\'s own, and the users it names would lose their access)'
+                : undefined;
   removeStaleTemps(file);
   let staged: string | undefined;
   if (why === undefined) {
