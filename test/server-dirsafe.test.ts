@@ -18,6 +18,18 @@ function parentWithMode(mode: number): string {
   return parent;
 }
 
+/** Whether another account has this user's primary group (in /etc/passwd or as a member in /etc/group). */
+function primaryGroupShared(): boolean {
+  const gid = process.getgid!();
+  const uid = process.getuid!();
+  const others = fs.readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => {
+    const f = l.split(':');
+    return f.length > 3 && Number(f[2]) !== uid && Number(f[3]) === gid;
+  });
+  const members = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => Number(l.split(':')[2]) === gid)?.split(':')[3] ?? '';
+  return others || members.trim() !== '';
+}
+
 function dataIn(parent: string): string {
   const dir = path.join(parent, 'data');
   fs.mkdirSync(dir, { mode: 0o700 });
@@ -51,12 +63,7 @@ describe('blufio serve: the way to the data directory (review findings)', () => 
   it('a parent writable by the user\'s own private group (umask 002 under user private groups) is fine', async (t) => {
     const gid = process.getgid!();
     const uid = process.getuid!();
-    const others = fs.readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => {
-      const f = l.split(':');
-      return f.length > 3 && Number(f[2]) !== uid && Number(f[3]) === gid;
-    });
-    const members = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => Number(l.split(':')[2]) === gid)?.split(':')[3] ?? '';
-    if (others || members.trim() !== '') return t.skip('this user\'s primary group is shared here');
+    if (primaryGroupShared()) return t.skip('this user\'s primary group is shared here');
     const parent = parentWithMode(0o775);
     fs.chownSync(parent, uid, gid);
     const d = await serve({ dir: dataIn(parent) });
@@ -69,7 +76,7 @@ describe('blufio serve: the way to the data directory (review findings)', () => 
     // away and put a daemon.json naming their own port in its place. Before, serve started.
     const gid = process.getgid!();
     const uid = process.getuid!();
-    if (fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => Number(l.split(':')[2]) === gid)?.split(':')[3]?.trim()) return t.skip('this user\'s primary group is shared here');
+    if (primaryGroupShared()) return t.skip('this user\'s primary group is shared here');
     const parent = parentWithMode(0o755);
     fs.chownSync(parent, uid, gid);
     const acl = spawnSync('setfacl', ['-m', `u:${NOBODY}:rwx`, parent], { encoding: 'utf8' });
