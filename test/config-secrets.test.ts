@@ -445,6 +445,16 @@ describe('plaintext secrets in the config file', () => {
     assert.equal(fs.readFileSync(cfg, 'utf8'), CONFIG, 'left as it is');
     assert.match(spawnSync('ls', ['-ld', cfg], { encoding: 'utf8' }).stdout, /^-rw-r-----\+/, 'the ACL is still there');
     assert.ok(log.lines().some((l) => /not cut from it: the file has an access control list/.test(String(l.msg))), JSON.stringify(log.lines()));
+    // Second review: a file without an ACL in a directory with a default one would get it rewritten.
+    const plain = setup(0o640);
+    assert.equal(spawnSync('setfacl', ['-d', '-m', `u:${NOBODY}:rw`, plain.dir]).status, 0);
+    const log2 = memoryLogger();
+    const again = await openBlufio({ dataDir: plain.data, configPath: plain.cfg, passphrase: 'pp-passphrase', logger: log2.logger, env: {} });
+    await again.close();
+    assert.equal(fs.readFileSync(plain.cfg, 'utf8'), CONFIG, 'left as it is');
+    assert.doesNotMatch(spawnSync('ls', ['-ld', plain.cfg], { encoding: 'utf8' }).stdout, /\+/, 'and still without an ACL');
+    assert.ok(log2.lines().some((l) => /its directory has a default access control list/.test(String(l.msg))), JSON.stringify(log2.lines()));
+    assert.deepEqual(fs.readdirSync(plain.dir).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left');
   });
 
   it('a config that stops parsing between validation and the move is left alone, and its text (secrets) is never in the error or the log', async () => {

@@ -7,6 +7,8 @@ import Database from '../src/storage/driver.js';
 import { openBlufio, type BlufioApp } from '../src/index.js';
 import { acquireFileLock } from '../src/dbcrypt/dirlock.js';
 import { createLockFile, fileLockHeld, tryFileLock } from '../src/storage/file-lock.js';
+import { isOwnerAlive } from '../src/storage/liveness.js';
+import { daemonLockHeld } from '../src/server/state-files.js';
 import { cleanEnv, fixture, silentLogger, sleep, tmpDir } from './helpers/index.js';
 
 /**
@@ -217,4 +219,21 @@ it('an open still in progress keeps its locks when another open in the process r
     return;
   }
   t.skip('the window between the writer and the end of the open was never caught');
+});
+
+it('a lock file with a FIFO beside it is never opened; its owner counts as alive, a daemon as not running (review r10)', async () => {
+  // The FIFO made every probe hang; the first fix then fell back to the pid, which judges an
+  // owner in another pid namespace dead (its sessions, leases and temporary files taken over).
+  const dir = tmpDir();
+  const token = '999999999:0:abcdef012345';
+  const file = path.join(dir, 'abcdef012345.lock');
+  createLockFile(file);
+  spawnSync('mkfifo', [`${file}-journal`]);
+  assert.equal(fileLockHeld(file), undefined, 'cannot be probed');
+  assert.equal(isOwnerAlive(token, dir), true, 'not judged by its (dead) pid');
+  assert.throws(() => tryFileLock(file), (e: { code?: string; message?: string }) => e.code === 'KC_DB_IO' && /-journal is not a regular file/.test(e.message!));
+  const data = tmpDir();
+  createLockFile(path.join(data, 'daemon.lock'));
+  spawnSync('mkfifo', [path.join(data, 'daemon.lock-journal')]);
+  assert.equal(daemonLockHeld(data), false);
 });

@@ -347,14 +347,17 @@ describe('blufio serve: what a review of the server found', () => {
       for (let i = 0; i < 7; i++) await refusedWith({ host: `h${i}.attacker.example` });
       // Review r10: more distinct ones are counted as such, not as requests.
       for (let i = 0; i < 3; i++) await refusedWith({ host: 'h6.attacker.example' });
+      // Second review: a header's whole 16 KiB was logged, and kept for the summary.
+      await refusedWith({ 'sec-fetch-site': `cross-site${'x'.repeat(8000)}` });
       assert.equal((await d.stop()).code, 0);
       const lines = d.stderr().split('\n').filter((l) => l.includes('"security"')).map((l) => JSON.parse(l) as { security: string; msg: string; repeated?: number; carried?: { origin?: string; host?: string }[]; carriedMore?: number });
       const browser = lines.filter((l) => l.security === 'browser');
       assert.equal(browser.length, 2, JSON.stringify(browser));
+      assert.ok(!d.stderr().includes('x'.repeat(100)), 'a long header is named by its length');
+      assert.equal(browser[1]!.repeated, 6);
       assert.match(browser[0]!.msg, /localhost:3000/);
-      assert.equal(browser[1]!.repeated, 5);
       assert.doesNotMatch(browser[1]!.msg, /localhost:3000/);
-      assert.deepEqual(browser[1]!.carried!.map((c) => c.origin).sort(), ['https://evil0.example', 'https://evil1.example']);
+      assert.deepEqual(browser[1]!.carried!.map((c) => c.origin ?? '(none)').sort(), ['(none)', 'https://evil0.example', 'https://evil1.example']);
       assert.ok(browser[1]!.carried!.every((c) => (c as { remote?: string }).remote === '127.0.0.1'), 'the client address is kept');
       const host = lines.filter((l) => l.security === 'host');
       assert.equal(host[1]!.repeated, 10);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -68,7 +69,8 @@ class SecurityLog {
       const key = JSON.stringify(fields);
       if (held.seen.has(key)) return;
       if (held.seen.size < SUMMARY_DISTINCT) held.seen.set(key, fields);
-      else if (held.others.size < SUMMARY_COUNTED) held.others.add(key);
+      // Counted by a digest: 10,000 keys of a header's 16 KiB each would hold 160 MB.
+      else if (held.others.size < SUMMARY_COUNTED) held.others.add(createHash('sha256').update(key).digest('base64'));
       return;
     }
     this.log.error({ security: kind, ...fields }, message);
@@ -265,7 +267,7 @@ export class RpcHttpServer {
     }
     const browser = browserRefusal(req.headers, this.o.settings.allowedOrigins);
     if (browser !== undefined) {
-      this.security.refused('browser', { remote, origin: shownText(req.headers.origin, 200), secFetchSite: req.headers['sec-fetch-site'] }, `refused ${browser}: web pages may not call the daemon`);
+      this.security.refused('browser', { remote, origin: shownText(req.headers.origin, 200), secFetchSite: shownText(req.headers['sec-fetch-site'], 40) }, `refused ${browser}: web pages may not call the daemon`);
       this.refuse(res, 403, new AppError(ErrorCode.RPC_FORBIDDEN, 'requests from web pages are refused', { hint: 'list the origin in [server] allowed_origins to allow it' }));
       return false;
     }

@@ -71,7 +71,9 @@ export function readStateFiles(dir: string): { token: string; info: DaemonInfo }
 
 /** Whether a process holds daemon.lock (see fileLockHeld); a daemon starting meanwhile waits for the probe (see daemon.ts). */
 export function daemonLockHeld(dir: string): boolean | undefined {
-  return fileLockHeld(path.join(dir, DAEMON_LOCK_FILE));
+  // One that cannot be probed is not taken for a live daemon: a client would send its token
+  // (and a vault_unlock passphrase) to whatever holds that port now.
+  return fileLockHeld(path.join(dir, DAEMON_LOCK_FILE), false);
 }
 
 /** The pid a running daemon recorded, for the "already running" message; undefined when unreadable. */

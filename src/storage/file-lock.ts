@@ -68,8 +68,10 @@ export function tryFileLock(file: string): (() => void) | undefined {
  * holder's exclusive lock refuses (SQLITE_BUSY). undefined when the file cannot be opened and
  * read (gone, not SQLite's, not ours to read). The probe holds the shared lock for microseconds.
  */
-export function fileLockHeld(file: string): boolean | undefined {
-  if (notRegular(file) !== undefined) return undefined;
+export function fileLockHeld(file: string, whenUnprobeable?: boolean): boolean | undefined {
+  // A FIFO beside it cannot be probed (the open would block). The caller says what that means
+  // for it: a pid check instead would misjudge a holder in another pid namespace.
+  if (notRegular(file) !== undefined) return whenUnprobeable;
   let db: InstanceType<typeof Database> | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true, timeout: 0 });

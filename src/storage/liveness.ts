@@ -95,7 +95,8 @@ export function newOwnerToken(): string {
 /** Whether the owner of `token` lives; `dir` is where its lock file would be (see ownersDir). */
 export function isOwnerAlive(token: string, dir?: string): boolean {
   const file = dir === undefined ? undefined : lockFile(dir, token);
-  const held = file === undefined ? undefined : fileLockHeld(file);
+  // A lock file that cannot be probed counts as held: nothing of a live owner is taken over.
+  const held = file === undefined ? undefined : fileLockHeld(file, true);
   if (held !== undefined) return held;
   const [pidText, start] = token.split(':');
   const pid = Number(pidText);

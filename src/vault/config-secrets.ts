@@ -178,6 +178,9 @@ function stage(file: string, next: string, st: fs.Stats): string {
       if (process.getuid?.() === 0) fs.fchownSync(fd, st.uid, st.gid);
       else if (fs.fstatSync(fd).gid !== st.gid) keepGroup(fd, st.gid);
       fs.fchmodSync(fd, mode);
+      // The directory's default ACL is given to every new file: users it names would gain the
+      // access to the file that the old one, without an ACL, did not give them.
+      if (hasAcl(tmp)) throw new NotReplaced('its directory has a default access control list (ACL), which the rewritten file would get, giving the users it names access');
       fs.writeFileSync(fd, next);
       fs.fsyncSync(fd);
     } finally {
