@@ -140,6 +140,35 @@ describe('hidden prompts in a real terminal', { skip: haveTmux ? false : 'tmux i
     }
   });
 
+  it('a database encrypted from birth asks for its new passphrase twice: a typo is refused, not made its key (review r10)', async () => {
+    // Before: asked once, so a typo became the key of the new database, with no word of it.
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    fs.mkdirSync(data);
+    await dbEncryptEnable(data, { passphraseEnv: 'DBKEY', env: { DBKEY: 'db passphrase' } });
+    for (const second of ['db passphrasf', 'db passphrase']) {
+      const t = new Terminal(`node ${CLI} sessions list`, { HOME: dir, BLUFIO_DATA_DIR: data });
+      try {
+        await t.waitFor(/New database passphrase \(it cannot be recovered if lost\):\s*$/m);
+        t.type('db passphrase');
+        await t.waitFor(/Repeat the new database passphrase:\s*$/m);
+        t.type(second);
+        const screen = await t.waitFor(/EXIT=\d+/);
+        assert.doesNotMatch(screen, /db passphras/, 'nothing typed is echoed');
+        if (second !== 'db passphrase') {
+          assert.match(screen, /KC_INVALID_INPUT\]: the two entries of the database passphrase do not match/, screen);
+          assert.match(screen, /EXIT=1/);
+          assert.equal(fs.existsSync(path.join(data, 'blufio.db')), false, 'no database was made');
+        } else assert.match(screen, /EXIT=0/, screen);
+      } finally {
+        t.kill();
+      }
+    }
+    const app = await openBlufio({ dataDir: data, logger: silentLogger(), env: { DBKEY: 'db passphrase' } });
+    assert.deepEqual(await app.sessions.list(), []);
+    await app.close();
+  });
+
   /**
    * Signals the node process whose command line ends with `tail` (read from /proc, as pkill would,
    * which not every CI image has): only the CLI itself, not the shell or tmux, whose command

@@ -178,7 +178,7 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
       ? undefined
       : async (purpose) => {
           const p = await options.askPassphrase!(purpose);
-          if (purpose === 'database') typed = p;
+          if (purpose === 'database' || purpose === 'new-database') typed = p;
           return p;
         };
   const gate = await openGate(config.databasePath, { env, ask, lockTimeoutMs: config.storage.lockTimeoutMs, warn: warnFile });

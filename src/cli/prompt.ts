@@ -244,5 +244,7 @@ async function askNew(what: string, note = ''): Promise<string | undefined> {
 export const promptPassphrase: PassphraseProvider = async (purpose) => {
   if (purpose === 'unlock') return askHidden('Vault passphrase: ');
   if (purpose === 'database') return askHidden('Database passphrase: ');
+  // A typo in a passphrase typed once would become the key of the new database.
+  if (purpose === 'new-database') return askNew('database passphrase', ' (it cannot be recovered if lost)');
   return askNew('vault passphrase', purpose === 'create' ? ' (it cannot be recovered if lost)' : '');
 };

@@ -107,10 +107,10 @@ export function pendingError(dir: string, m: Manifest): AppError {
 }
 
 /** The database passphrase: from where key_reference points, else a hidden prompt, else locked. */
-export async function databasePassphrase(m: Manifest, dir: string, opts: GateOptions): Promise<string> {
+export async function databasePassphrase(m: Manifest, dir: string, opts: GateOptions, isNew = false): Promise<string> {
   const name = envName(m.db_encryption.key_reference);
   const fromEnv = name === undefined ? undefined : takeDbKey(opts.env, name, dir, opts.warn);
-  const p = fromEnv ?? (await opts.ask?.('database'));
+  const p = fromEnv ?? (await opts.ask?.(isNew ? 'new-database' : 'database'));
   if (p === undefined || p === '') {
     throw new AppError(ErrorCode.DB_LOCKED, 'the database is encrypted and no key is available', {
       hint: name === undefined ? 'run on a terminal to be asked for it' : `set ${name} (vault.json names it as the key's source) or ${name}_FILE (a file that holds it), or run on a terminal to be asked`,
@@ -153,7 +153,7 @@ async function askBeforeLock(databasePath: string, s: VaultState | undefined, op
   if (!s.present || de.state !== 'encrypted' || mismatch(s) !== undefined || s.databasePath !== path.resolve(databasePath)) return undefined;
   const name = envName(de.key_reference);
   if (name !== undefined && takeDbKey(opts.env, name, s.dir, opts.warn) !== undefined) return undefined; // no prompt: the variable or its file has it
-  return databasePassphrase(s.manifest, s.dir, opts);
+  return databasePassphrase(s.manifest, s.dir, opts, s.kind !== 'encrypted');
 }
 
 /** The directory's state read without its lock: undefined when it cannot be read now (the locked pass reports why). */
@@ -197,7 +197,7 @@ async function gateLocked(databasePath: string, dir: string, opts: GateOptions, 
   if (de.state === 'pending_migration') throw pendingError(dir, manifest);
   if (de.state === 'plaintext') return { manifest };
   assertCipherSupport();
-  const passphrase = asked ?? (await databasePassphrase(manifest, dir, opts));
+  const passphrase = asked ?? (await databasePassphrase(manifest, dir, opts, state.kind !== 'encrypted'));
   return { manifest, cipherKey: await keyFor(state.databasePath, passphrase), passphrase };
 }
 

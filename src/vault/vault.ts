@@ -25,7 +25,11 @@ export const PASSPHRASE_PIN_CHARS = 12;
 
 /** Why a passphrase is wanted: to open the vault, to create it (ask twice), or to replace it (ask twice). */
 /** `database`: the key of an encrypted database (see dbcrypt), asked before the vault's. */
-export type PassphrasePurpose = 'unlock' | 'create' | 'change' | 'database';
+/**
+ * What a passphrase is asked for: `database` opens an encrypted database, `new-database` makes
+ * one (encrypted from birth), which a prompt asks twice for, as it does for `create`.
+ */
+export type PassphrasePurpose = 'unlock' | 'create' | 'change' | 'database' | 'new-database';
 /** Supplies a passphrase, or undefined when there is none to be had (headless, no BLUFIO_VAULT_KEY). */
 export type PassphraseProvider = (purpose: PassphrasePurpose) => Promise<string | undefined>;
 
