@@ -357,6 +357,117 @@ describe('after close', () => {
   });
 });
 
+describe('calls that race close() (QA r11)', () => {
+  it('a backup or check asked for after close() does nothing, and nothing rejects unhandled', async () => {
+    const dir = tmpDir();
+    const app = await open(path.join(dir, 'data'));
+    await app.close();
+    const dest = path.join(dir, 'copy.db');
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // Twice: the second would have failed KC_BACKUP_EXISTS in the background.
+      await assert.rejects(app.db.backup(dest), { code: 'KC_DB_CLOSED' });
+      await assert.rejects(app.db.backup(dest), { code: 'KC_DB_CLOSED' });
+      await assert.rejects(app.db.check(), { code: 'KC_DB_CLOSED' });
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    assert.equal(fs.existsSync(dest), false, 'a backup refused with KC_DB_CLOSED was written');
+    assert.deepEqual(unhandled, []);
+  });
+
+  it('a claim, release or requeue made just before close() resolves, and what it reports is what was committed', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    let app = await open(dir);
+    const first = await app.queue.enqueue('q', { a: 1 });
+    const dead = await app.queue.enqueue('q2', { b: 1 }, { maxAttempts: 1 });
+    const [d] = await app.queue.claim('q2');
+    await app.queue.fail(d!.id, d!.leaseToken, { retryable: false });
+    // Claim, then close at once: the claim's payloads are read after its commit.
+    const claiming = app.queue.claim('q', { leaseMs: 60_000 });
+    await app.close();
+    const [job] = await claiming;
+    assert.equal(job?.id, first);
+    app = await open(dir);
+    assert.equal((await app.queue.get(first)).state, 'running');
+    // Release and requeue, then close at once: both read the job's queue after their commit.
+    const releasing = app.queue.release(job!.id, job!.leaseToken);
+    const requeueing = app.queue.requeue(dead);
+    await app.close();
+    await releasing;
+    await requeueing;
+    app = await open(dir);
+    try {
+      assert.equal((await app.queue.get(first)).state, 'pending');
+      assert.equal((await app.queue.get(dead)).state, 'pending');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a data directory moved away under an open app: check and backup say so (KC_DB_OPEN_FAILED)', async () => {
+    const dir = tmpDir();
+    const app = await open(path.join(dir, 'data'));
+    fs.renameSync(path.join(dir, 'data'), path.join(dir, 'moved'));
+    try {
+      await assert.rejects(app.db.check(), { code: 'KC_DB_OPEN_FAILED', message: /its directory is gone/ });
+      await assert.rejects(app.db.backup(path.join(dir, 'b.db')), { code: 'KC_DB_OPEN_FAILED' });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('a schema changed outside blufio (QA r11)', () => {
+  const alter = async (sql: string): Promise<string> => {
+    const dir = path.join(tmpDir(), 'data');
+    const app = await open(dir);
+    await app.close();
+    const db = new Database(path.join(dir, 'blufio.db'));
+    db.exec(sql);
+    db.close();
+    return dir;
+  };
+  const heldAfter = (dir: string): string[] =>
+    fs.readdirSync('/proc/self/fd').flatMap((f) => {
+      try {
+        const target = fs.readlinkSync(`/proc/self/fd/${f}`);
+        return target.startsWith(dir) ? [target] : [];
+      } catch {
+        return [];
+      }
+    });
+
+  for (const [what, sql, message] of [
+    ['a dropped table', 'DROP TABLE job_payloads', /the table job_payloads is missing/],
+    ['a dropped index', 'DROP INDEX jobs_waiting', /the index jobs_waiting is missing/],
+    ['a renamed column', 'ALTER TABLE sessions RENAME COLUMN channel TO chan', /the columns of sessions were changed/],
+    ['a renamed column of _migrations', 'ALTER TABLE _migrations RENAME COLUMN checksum TO sum', /_migrations table .* was changed outside blufio/],
+  ] as const) {
+    it(`${what}: KC_DB_CORRUPT naming it, nothing left open, the CLI exits 1`, async () => {
+      const dir = await alter(sql);
+      const before = fs.readFileSync(path.join(dir, 'blufio.db'));
+      await assert.rejects(open(dir), (err: unknown) => isAppError(err) && err.code === 'KC_DB_CORRUPT' && message.test(err.message));
+      assert.deepEqual(heldAfter(dir), [], 'files of the refused database still open');
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.owners')), [], 'an owner lock left behind');
+      assert.ok(before.equals(fs.readFileSync(path.join(dir, 'blufio.db'))), 'the refused database was changed');
+      const r = await runCli(['--data-dir', dir, 'queue', 'stats'], { env: cleanEnv() });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /error\[KC_DB_CORRUPT\]/);
+    });
+  }
+
+  it('what a person adds (a table, an index, statistics) is left alone', async () => {
+    const dir = await alter('CREATE TABLE mine (x); CREATE INDEX mine_x ON mine (x); ANALYZE;');
+    const app = await open(dir);
+    await app.sessions.create({});
+    await app.close();
+  });
+});
+
 describe('a full disk at close', () => {
   it('a checkpoint that finds no room is logged, the file is released and close resolves; a CLI command still answers', async (t) => {
     const mnt = path.join(tmpDir(), 'small');

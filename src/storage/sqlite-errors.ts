@@ -91,7 +91,17 @@ export function toAppError(err: unknown, ctx: { file?: string } = {}): AppError 
   const raw = err instanceof Error ? err.message : String(err);
   const where = ctx.file === undefined ? 'the database' : ctx.file;
   const details = { ...(code === undefined ? {} : { sqlite: code }), ...(ctx.file === undefined ? {} : { file: ctx.file }) };
-  if (code === undefined) return fileSystemError(`cannot use ${where}`, err, { details }) ?? new AppError(ErrorCode.INTERNAL, raw, { details, cause: err });
+  if (code === undefined) {
+    // The binding checks the directory itself before SQLite sees the path, and throws a bare TypeError.
+    if (err instanceof TypeError && /directory does not exist/.test(raw)) {
+      return new AppError(ErrorCode.DB_OPEN_FAILED, `cannot open ${where}: its directory is gone (moved or removed while blufio ran?)`, {
+        hint: 'close blufio and open it again on the data directory where the database is now',
+        details,
+        cause: err,
+      });
+    }
+    return fileSystemError(`cannot use ${where}`, err, { details }) ?? new AppError(ErrorCode.INTERNAL, raw, { details, cause: err });
+  }
   if (code === 'SQLITE_NOTADB') {
     return new AppError(ErrorCode.DB_CORRUPT, `${where} is not a SQLite database (or it is encrypted)`, {
       hint: 'nothing was changed; restore the file from a backup (blufio db backup) or move it away to start fresh',

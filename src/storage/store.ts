@@ -13,6 +13,7 @@ import { VaultRows } from './vault-rows.js';
 import { ObjectRows } from './objects/rows.js';
 import { Sessions } from './sessions.js';
 import { openConnection, type Db } from './sqlite.js';
+import { toAppError } from './sqlite-errors.js';
 import { WriterClient } from './writer/client.js';
 import type { CheckpointResult, ReadyInfo } from './writer/protocol.js';
 
@@ -118,7 +119,16 @@ export class Storage {
     if (returned + dead > 0) {
       log.warn({ returned, dead }, 'jobs leased by a process that died, or whose lease expired, were returned to the queue');
     }
-    return new Storage(config, reader, client, info, owner, heldFile, log, scrub, opts.cipherKey);
+    try {
+      return new Storage(config, reader, client, info, owner, heldFile, log, scrub, opts.cipherKey);
+    } catch (err) {
+      // Statements are prepared here; nothing may stay open or locked when they fail.
+      reader.close();
+      await client.close().catch(() => undefined);
+      owner.release();
+      heldFile();
+      throw toAppError(err, { file });
+    }
   }
 
   private get keyArgs(): { cipherKey?: string } {
@@ -129,8 +139,10 @@ export class Storage {
     return this.config.databasePath;
   }
 
-  private track<T>(p: Promise<T>): Promise<T> {
+  /** Starts a task only while open (a refused caller must find nothing done), and close() waits for it. */
+  private track<T>(start: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new AppError(ErrorCode.DB_CLOSED, 'the database is closed'));
+    const p = start();
     this.tasks.add(p);
     const done = (): void => void this.tasks.delete(p);
     p.then(done, done);
@@ -140,7 +152,7 @@ export class Storage {
   /** integrity_check, foreign_key_check, schema version, sizes and counts (off the event loop). */
   async check(): Promise<CheckReport> {
     const { databasePath, storage } = this.config;
-    const r = await this.track(runCheck({ databasePath, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs, ...this.keyArgs }));
+    const r = await this.track(() => runCheck({ databasePath, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs, ...this.keyArgs }));
     return { ...r, writer: this.openInfo.pragmas };
   }
 
@@ -157,7 +169,7 @@ export class Storage {
     const { force = false } = optionsObject(opts, 'the options of backup()', { force: true });
     if (typeof force !== 'boolean') throw invalidInput('force must be true or false');
     const { databasePath, storage } = this.config;
-    return this.track(
+    return this.track(() =>
       runBackup({ databasePath, dest, force, durability: storage.durability, lockTimeoutMs: storage.lockTimeoutMs, reservedDirs, ...this.keyArgs }),
     );
   }
@@ -168,19 +180,21 @@ export class Storage {
   }
 
   /**
-   * Stops queue workers (each hands back what it holds), waits for running tasks, closes the
-   * read connection, then lets the writer finish every write already submitted, checkpoint
-   * (TRUNCATE) and release the file. After it, the database file alone is a complete copy.
+   * Stops queue workers (each hands back what it holds), waits for running tasks, lets the
+   * writer finish every write already submitted, checkpoint (TRUNCATE) and close, then closes
+   * the read connection and releases the file. After it, the database file alone is a complete
+   * copy. The reader closes last because a write's promise may read after its commit (a claim
+   * reads its payloads): closed first, a committed claim was reported as KC_DB_CLOSED.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.queue.close();
     await Promise.allSettled([...this.tasks]);
-    this.reader.close();
     try {
       await this.writer.close();
     } finally {
+      this.reader.close();
       this.heldFile();
       this.owner.release();
     }

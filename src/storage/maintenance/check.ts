@@ -123,7 +123,7 @@ export function checkDatabase(a: CheckArgs): Omit<CheckReport, 'writer'> {
     const report: Omit<CheckReport, 'writer'> = {
       ok: integrityOk && fk === 0,
       databasePath: a.databasePath,
-      schemaVersion: schemaVersion(db),
+      schemaVersion: schemaVersion(db, a.databasePath),
       supportedSchemaVersion: latestVersion(),
       journalMode: String(db.pragma('journal_mode', { simple: true })),
       sqlite: { version: String(db.prepare('SELECT sqlite_version()').pluck().get()), binding: BINDING },

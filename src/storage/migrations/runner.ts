@@ -1,6 +1,7 @@
 import { AppError, ErrorCode } from '../../errors/index.js';
 import type { Db } from '../sqlite.js';
-import { toAppError } from '../sqlite-errors.js';
+import { isSqliteError, toAppError } from '../sqlite-errors.js';
+import { verifyShape } from './shape.js';
 import { checksum, latestVersion, type Migration } from './list.js';
 
 interface AppliedRow {
@@ -20,9 +21,19 @@ function hasTable(db: Db, name: string): boolean {
   return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(name) !== undefined;
 }
 
-function readApplied(db: Db): AppliedRow[] {
+function readApplied(db: Db, file: string): AppliedRow[] {
   if (!hasTable(db, '_migrations')) return [];
-  return db.prepare('SELECT version, name, checksum FROM _migrations ORDER BY version').all() as AppliedRow[];
+  try {
+    return db.prepare('SELECT version, name, checksum FROM _migrations ORDER BY version').all() as AppliedRow[];
+  } catch (err) {
+    // A column renamed or dropped: the record of what was applied cannot be read, so nothing is.
+    if (!isSqliteError(err, 'SQLITE_ERROR')) throw err;
+    throw new AppError(ErrorCode.DB_CORRUPT, `the _migrations table of ${file} was changed outside blufio: ${(err as Error).message}`, {
+      hint: 'nothing was written to it; restore the database from a backup (blufio db backup makes one)',
+      details: { file },
+      cause: err,
+    });
+  }
 }
 
 /** Checks what is applied against what this code knows; returns the migrations still to apply. */
@@ -59,7 +70,7 @@ function plan(applied: AppliedRow[], list: readonly Migration[], file: string): 
  * the file to WAL, so a refused file is left exactly as it was.
  */
 export function verifyApplied(db: Db, list: readonly Migration[], file: string): void {
-  plan(readApplied(db), list, file);
+  plan(readApplied(db, file), list, file);
 }
 
 export interface MigrationResult {
@@ -74,8 +85,13 @@ export interface MigrationResult {
  */
 export function runMigrations(db: Db, list: readonly Migration[], file: string, now: () => number): MigrationResult {
   try {
-    const applied = readApplied(db);
-    if (plan(applied, list, file).length === 0) {
+    const applied = readApplied(db, file);
+    const pending = plan(applied, list, file);
+    if (applied.length > 0) {
+      const done = new Set(applied.map((r) => r.version));
+      verifyShape(db, list.filter((m) => done.has(m.version)), CREATE_TABLE, file);
+    }
+    if (pending.length === 0) {
       return { version: applied[applied.length - 1]?.version ?? 0, applied: [] };
     }
     const done: number[] = [];
@@ -85,7 +101,7 @@ export function runMigrations(db: Db, list: readonly Migration[], file: string, 
       try {
         // Another process may have migrated while we waited for the lock: plan again inside it.
         db.exec(CREATE_TABLE);
-        next = plan(readApplied(db), list, file)[0];
+        next = plan(readApplied(db, file), list, file)[0];
         if (next === undefined) {
           db.exec('COMMIT');
           break;
@@ -109,14 +125,14 @@ export function runMigrations(db: Db, list: readonly Migration[], file: string, 
         );
       }
     }
-    const final = readApplied(db);
+    const final = readApplied(db, file);
     return { version: final[final.length - 1]?.version ?? 0, applied: done };
   } catch (err) {
     throw toAppError(err, { file });
   }
 }
 
-export function schemaVersion(db: Db): number {
-  const rows = readApplied(db);
+export function schemaVersion(db: Db, file: string): number {
+  const rows = readApplied(db, file);
   return rows[rows.length - 1]?.version ?? 0;
 }

@@ -296,14 +296,14 @@ export class Queue {
   async release(id: string, leaseToken: string): Promise<void> {
     const ref = leaseRef(id, leaseToken);
     await this.writer.run('queue.release', ref);
-    this.wake(await this.nameOf(ref));
+    this.wake(this.nameOf(ref));
   }
 
   /** A dead job goes back to pending with its attempts reset (its last error is kept). */
   async requeue(id: string): Promise<void> {
     const ref = jobRef(id);
     await this.writer.run('queue.requeue', ref);
-    this.wake(await this.nameOf(ref));
+    this.wake(this.nameOf(ref));
   }
 
   /**
@@ -325,8 +325,17 @@ export class Queue {
     return n;
   }
 
-  private async nameOf(ref: { no: number }): Promise<string | undefined> {
-    return this.read(() => this.s.queueOf!.get(ref.no) as string | undefined);
+  /**
+   * The queue of a job whose write has just committed, to wake its workers; undefined when it
+   * cannot be read, for the write is done and its caller must hear so (the workers' timers
+   * find the job anyway).
+   */
+  private nameOf(ref: { no: number }): string | undefined {
+    try {
+      return this.read(() => this.s.queueOf!.get(ref.no) as string | undefined);
+    } catch {
+      return undefined;
+    }
   }
 
   async get(id: string): Promise<JobInfo> {
