@@ -23,7 +23,7 @@ const pick = <T>(xs: readonly T[]): T => xs[crypto.randomInt(xs.length)]!;
 /** Pieces that look like the start of a secret, or sit where an anchor is looked for. */
 const LOOKALIKES = [
   'sk-', 'sk_', 'rk_', 'gl', 'glpat-', 'glagent-', 'xox', 'xoxb-', 'xapp-', 'github_', 'gho_', 'whsec_', 'A', 'AK', 'AKIA', 'AIza',
-  'ey', 'eyJ', '.eyJ', '.', '..', '@', '://', ':', '1:', '123456:', '1234567890123:', '12:30', 'Bearer ', 'bearer  ', 'BASIC ', 'Basic',
+  'ey', 'eyJ', '.eyJ', '.', '..', '@', '://', ':\\/\\/', '\\', '\\"', '%3A%2F%2F', '%3a%2f%2f', '%3A', '%40', '%2F', 'Authorization: ', '"authorization":"', ':', '1:', '123456:', '1234567890123:', '12:30', 'Bearer ', 'bearer  ', 'BASIC ', 'Basic',
   '-----BEGIN ', '-----BEGIN PRIVATE KEY-----', 'hooks.slack.com/services/', '-', '_', '\\n', '\\u0041', '"', 'M', 'N', 'O',
 ];
 
@@ -31,6 +31,10 @@ const LOOKALIKES = [
 const MORE: (() => string)[] = [
   ...Object.values(FORMATS),
   () => `${pick(['https', 'postgres', 'x'])}://${rand(ALNUM, crypto.randomInt(12))}:${rand(`${ALNUM}%!`, 1 + crypto.randomInt(20))}@${pick(['db', 'example.com', ''])}`,
+  // The same, JSON-escaped with `\/` and a `\"` or `\\` in the password, and percent-encoded (QA r11).
+  () => `${pick(['https', 'x'])}:\\/\\/${rand(ALNUM, crypto.randomInt(12))}:${rand(ALNUM, crypto.randomInt(8))}${pick(['\\"', '\\\\', ''])}${rand(ALNUM, 1 + crypto.randomInt(8))}@${pick(['db', 'example.com', ''])}`,
+  () => `${pick(['https', 'x'])}${pick(['%3A%2F%2F', '%3a%2f%2f'])}${rand(ALNUM, crypto.randomInt(12))}${pick(['%3A', '%3a'])}${rand(`${ALNUM}%!`, 1 + crypto.randomInt(20))}%40${pick(['db', 'example.com%2F', ''])}`,
+  () => `${pick(['Authorization: ', 'authorization=', '"Authorization":"', 'AUTHORIZATION:'])}${pick(['Bearer', 'Basic'])} ${rand(ALNUM, 1 + crypto.randomInt(20))}`,
   () => `${pick(['Bearer', 'bearer', 'BEARER', 'Basic', 'basic', 'BASIC'])}${' '.repeat(1 + crypto.randomInt(2))}${rand(`${ALNUM}+/=._~-`, 10 + crypto.randomInt(40))}`,
   () => `${pick(['M', 'N', 'O'])}${rand(ALNUM, 23 + crypto.randomInt(5))}.${rand(ALNUM, 6 + crypto.randomInt(2))}.${rand(ALNUM, 27 + crypto.randomInt(14))}`,
 ];

@@ -52,6 +52,45 @@ test("url-password: userinfo runs to the last '@' (an e-mail as the user, an '@'
   for (const text of ['http://host:8080/?next=a@b', 'see https://user@example.com/path?q=1', 'http://host:8080/a@b']) assert.equal(r.redact(text), text);
 });
 
+test('url-password (QA r11): a `"` or `\\` in the password as JSON writes it, PHP\'s `:\\/\\/`, and a URL percent-encoded in another', () => {
+  const r = new Redactor();
+  // A generated database password with a quote or a backslash: logged, stored as metadata.
+  for (const password of ['Qx7"kP2mZ9wLr4', 'Qx7\\kP2mZ9wLr4', 'a\\"b\\\\c"']) {
+    const dsn = `postgres://admin:${password}@db.internal:5432/prod`;
+    const line = logged(r, (log) => log.error({ dsn }, 'unreachable'));
+    assert.equal(JSON.parse(line).dsn, 'postgres://admin:[REDACTED:url-password]@db.internal:5432/prod', line);
+    assert.equal(JSON.parse(r.scrubJson(JSON.stringify({ dsn }))).dsn, 'postgres://admin:[REDACTED:url-password]@db.internal:5432/prod');
+  }
+  // In plain text a backslash is covered; a raw quote ends the password (no rule matches one).
+  assert.equal(r.redact('postgres://admin:Qx7\\kP2@db/x'), 'postgres://admin:[REDACTED:url-password]@db/x');
+  // PHP's json_encode writes every '/' as '\/'; an escaped slash ends a password as '/' does.
+  assert.equal(r.redactJson('{"db":"https:\\/\\/admin:Sup3rSecretPw@db.internal\\/prod"}'), '{"db":"https:\\/\\/admin:[REDACTED:url-password]@db.internal\\/prod"}');
+  assert.equal(r.redactJson('{"db":"https:\\/\\/host:8080\\/user@example.com"}'), '{"db":"https:\\/\\/host:8080\\/user@example.com"}');
+  // A URL as a query parameter or a redirect URI: encodeURIComponent of it, either hex case.
+  const inner = 'https://admin:Sup3r@Secret:Pw@db.internal/prod';
+  for (const encoded of [encodeURIComponent(inner), encodeURIComponent(inner).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase())]) {
+    const out = r.redact(`https://app.example/login?next=${encoded}&x=1`);
+    assert.equal(decodeURIComponent(out), 'https://app.example/login?next=https://admin:[REDACTED:url-password]@db.internal/prod&x=1', out);
+  }
+  // Not a password there either: a port before an encoded path, a user alone, the outer query's '&'.
+  for (const text of ['x?u=http%3A%2F%2Fhost%3A8080%2F%3Fa%40b', 'x?u=https%3A%2F%2Fuser%40example.com%2Fp', 'x?u=http%3A%2F%2Fh%3A1&e=a%40b']) assert.equal(r.redact(text), text);
+});
+
+test('authorization (QA r11): right after an Authorization header name, a value of any length or case', () => {
+  const r = new Redactor();
+  for (const [text, expected] of [
+    ['Authorization: Basic YTpodW50ZXIy', 'Authorization: Basic [REDACTED:authorization]'],
+    ['proxy-authorization: Bearer 9f8e7d6c5b4a3f2', 'proxy-authorization: Bearer [REDACTED:authorization]'],
+    ["{'Authorization': 'Bearer kqzjxwvtrpnmlhgfdcbsyqpwoeirut'}", "{'Authorization': 'Bearer [REDACTED:authorization]'}"],
+    ['AUTHORIZATION=basic abc', 'AUTHORIZATION=basic [REDACTED:authorization]'],
+  ]) assert.equal(r.redact(text!), expected);
+  const line = logged(r, (log) => log.info({ headers: { authorization: 'Basic YTpodW50ZXIy' } }, 'request'));
+  assert.equal(JSON.parse(line).headers.authorization, 'Basic [REDACTED:authorization]');
+  // Elsewhere prose keeps its words.
+  const prose = 'Bearer authentication is used; basic internationalization too';
+  assert.equal(r.redact(prose), prose);
+});
+
 test('a token longer than a few KB after Bearer, or alone, is replaced whole', () => {
   const r = new Redactor();
   const jwt = (payload: number): string => `eyJ${rand(B64URL, 40)}.eyJ${rand(B64URL, payload)}.${rand(B64URL, 342)}`;

@@ -42,6 +42,40 @@ const DIGITS_BACK = 12; // a Telegram bot id: 6 to 12 digits
 
 const SCHEME = /[Bb](?:earer|asic)|BEARER|BASIC/g;
 
+/** The next "://" or ":\/\/" at or after `from`, or -1. */
+function nextScheme(s: string, from: number): number {
+  const plain = s.indexOf('://', from);
+  const escaped = s.indexOf(':\\/\\/', from);
+  return plain === -1 ? escaped : escaped === -1 ? plain : Math.min(plain, escaped);
+}
+
+const ENCODED_SCHEME = /%3[Aa]%2[Ff]%2[Ff]/g;
+
+/** The next "%3A%2F%2F" (either case) at or after `from`, or -1. */
+function nextEncodedScheme(s: string, from: number): number {
+  ENCODED_SCHEME.lastIndex = from;
+  return ENCODED_SCHEME.test(s) ? ENCODED_SCHEME.lastIndex - 9 : -1;
+}
+
+/**
+ * Where a URL password's match could start: the last scheme mark before the first `at` (the
+ * end of userinfo) that has one, or Infinity.
+ */
+function urlStart(s: string, from: number, at: string, next: (s: string, from: number) => number): number {
+  let scheme = -2; // the next scheme mark not yet passed; -2: not looked for yet (most lines have no '@')
+  let lastScheme = -1; // the last scheme mark before the current `at`
+  for (let i = s.indexOf(at, from); i !== -1; i = s.indexOf(at, i + 1)) {
+    if (scheme === -2) scheme = next(s, from);
+    while (scheme !== -1 && scheme < i) {
+      lastScheme = scheme;
+      scheme = next(s, scheme + 1);
+    }
+    if (lastScheme !== -1) return lastScheme;
+    if (scheme === -1) break; // no scheme mark after from
+  }
+  return Infinity;
+}
+
 /**
  * The earliest position at or after `from` at which some rule could match `s`, or -1 when none
  * can (the caller vouches that nothing before `from` is part of a secret).
@@ -78,20 +112,8 @@ export function firstRuleStart(s: string, from = 0): number {
   // alongside the '@'s: searching back from every '@' would be quadratic in a line of '@'s.
   // The password has no length limit, so the first '@' with a "://" before it decides: a later
   // '@' has the same "://" before it or a later one.
-  let scheme = -2; // the next "://" not yet passed; -2: not looked for yet (most lines have no '@')
-  let lastScheme = -1; // the last "://" before the current '@'
-  for (let i = s.indexOf('@', from); i !== -1; i = s.indexOf('@', i + 1)) {
-    if (scheme === -2) scheme = s.indexOf('://', from);
-    while (scheme !== -1 && scheme < i) {
-      lastScheme = scheme;
-      scheme = s.indexOf('://', scheme + 1);
-    }
-    if (lastScheme !== -1) {
-      best = Math.min(best, lastScheme);
-      break;
-    }
-    if (scheme === -1 || scheme >= best) break; // no "://" (early enough) after from
-  }
+  // The same for ":\/\/" (JSON with escaped slashes), and for "%3A%2F%2F" with "%40" (encoded).
+  best = Math.min(best, urlStart(s, from, '@', nextScheme), urlStart(s, from, '%40', nextEncodedScheme));
   // 'A': AKIA ASIA ABIA ACCA (AWS), AIza (Google)
   for (let i = s.indexOf('A', from); i !== -1 && i < best; i = s.indexOf('A', i + 1)) {
     const n = at(s, i + 1);

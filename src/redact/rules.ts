@@ -24,6 +24,9 @@ export interface Rule {
   startsBefore?: (text: string, at: number) => number;
 }
 
+/** A character an encoded URL component holds as it is (RFC 3986's unreserved and sub-delims, but `&`). */
+const URL_CHAR = "[A-Za-z0-9._~!$'()*+,;=-]";
+
 /** The shortest and longest JWT header the rule takes, in base64url characters after its "eyJ". */
 const JWT_HEADER_MIN = 8;
 const JWT_HEADER_MAX = 2048;
@@ -108,7 +111,11 @@ export const RULES: readonly Rule[] = [
     name: 'authorization',
     source:
       '(?:[Bb]earer|BEARER|[Bb]asic|BASIC) +(?:(?=[^\\s"\'\\\\,;]*\\d)|(?=[^\\s"\'\\\\,;]*[A-Z])(?=[^\\s"\'\\\\,;]*[a-z]))[^\\s"\'\\\\,;]{16,}' +
-      '|(?<![A-Za-z0-9%._~!*()+-])(?:[Bb]earer|BEARER|[Bb]asic|BASIC)(?:%20|\\+)(?:(?=[A-Za-z0-9%._~!*()-]*\\d)|(?=[A-Za-z0-9%._~!*()-]*[A-Z])(?=[A-Za-z0-9%._~!*()-]*[a-z]))[A-Za-z0-9%._~!*()-]{16,}',
+      '|(?<![A-Za-z0-9%._~!*()+-])(?:[Bb]earer|BEARER|[Bb]asic|BASIC)(?:%20|\\+)(?:(?=[A-Za-z0-9%._~!*()-]*\\d)|(?=[A-Za-z0-9%._~!*()-]*[A-Z])(?=[A-Za-z0-9%._~!*()-]*[a-z]))[A-Za-z0-9%._~!*()-]{16,}' +
+      // Right after an Authorization header's name there is no prose to spare: any length. The
+      // scheme word comes first and the lookbehind after it: a lookbehind first was tried at
+      // every position of every text and halved the scan's speed.
+      `|(?:[Bb]earer|BEARER|[Bb]asic|BASIC)(?<=(?:[Aa]uthorization|AUTHORIZATION)["'\\\\]{0,2}\\s{0,3}[:=]\\s{0,3}["'\\\\]{0,2}[A-Za-z]{5,6}) +[^\\s"'\\\\,;]+`,
     keep: /^[A-Za-z]+(?: +|%20|\+)/,
   },
   // A password in URL userinfo (scheme://user:password@host); the user name stays. Userinfo
@@ -118,5 +125,20 @@ export const RULES: readonly Rule[] = [
   // password, https://oauth2accesstoken:<ya29...>@, has several hundred characters; at 256 it
   // was not redacted at all). Still linear: an attempt starts at a "://" and reads no further
   // than the next '/', so no two attempts read the same text.
-  { name: 'url-password', source: '://[^\\s/?#:"\\\\]{0,256}:[^\\s/?#"\\\\]+@', keep: /^:\/\/[^:]*:/, keepEnd: /@$/ },
+  //
+  // A password may hold a backslash pair: JSON text writes a `"` or `\` in it as `\"` or `\\`
+  // (the pair is never a structural quote, and a match starts past any escape: the user part has
+  // no backslash), and PHP writes `/` as `\/`, so its URLs start `:\/\/` and an escaped slash
+  // ends the password as a slash does. A raw `"` or space still ends it: no rule matches a quote
+  // (see above), and across a space prose (`host:8080 or mail me@x`) would be taken for one.
+  // Percent-encoded (a URL in a query parameter or a redirect URI) the marks are `%3A%2F%2F`,
+  // `%3A` and `%40`, and an encoded `/`, `?` or `#` (or the outer URL's `&`) ends the password.
+  {
+    name: 'url-password',
+    source:
+      '(?::\\/\\/|:\\\\/\\\\/)[^\\s/?#:"\\\\]{0,256}:(?:[^\\s/?#"\\\\]|\\\\[^\\s/])+@' +
+      `|%3[Aa]%2[Ff]%2[Ff](?:${URL_CHAR}|%(?!3[Aa]|2[Ff]|3[Ff]|23)[0-9A-Fa-f]{2}){0,256}%3[Aa](?:${URL_CHAR}|%(?!2[Ff]|3[Ff]|23)[0-9A-Fa-f]{2})+%40`,
+    keep: /^(?::\/\/|:\\\/\\\/)[^:]*:|^%3[Aa]%2[Ff]%2[Ff].*?%3[Aa]/,
+    keepEnd: /(?:@|%40)$/,
+  },
 ];
