@@ -111,6 +111,9 @@ async function collectStored(g: GcInput, report: GcReport): Promise<void> {
   for (const fan of listDir(g.dir)) {
     if (!/^[0-9a-f]{2}$/.test(fan)) continue;
     const r = await g.rows.sweep({ dir: g.dir, fan, since });
+    if (r.unreadable !== undefined) {
+      g.log.error({ dir: path.join(g.dir, fan), error: r.unreadable }, 'gc cannot list this directory of the object store; files there that no object records were left (fix its permissions and run gc again)');
+    }
     await unlinkAll(g, r.trash);
     report.filesRemoved += r.trash.length;
     report.bytesFreed += r.bytes;

@@ -12,7 +12,7 @@ const WRITES_IN_FLIGHT = 2;
  * `add` waits only when WRITES_IN_FLIGHT writes are already running: that wait is the
  * backpressure that keeps a fast source from filling memory.
  */
-export class PipelinedWriter {
+export class PipelinedWriter implements BlobSink {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private position = 0;
@@ -94,6 +94,37 @@ export class PipelinedWriter {
   async settle(): Promise<void> {
     await Promise.allSettled(this.inFlight.splice(0));
   }
+}
+
+/** Where a put's bytes go: the file (PipelinedWriter), or nowhere once the store has no room left. */
+export interface BlobSink {
+  readonly written: number;
+  copyIn(piece: Uint8Array): Promise<void>;
+  add(bufs: Buffer[]): Promise<void>;
+  flush(): Promise<void>;
+  settle(): Promise<void>;
+}
+
+/**
+ * Counts what would have been written and keeps nothing: a put past the store's room goes on
+ * reading and hashing its source to learn whether the content is already stored (a duplicate
+ * needs no room), without putting another byte on the disk.
+ */
+export class CountingSink implements BlobSink {
+  constructor(public written: number) {}
+
+  async copyIn(piece: Uint8Array): Promise<void> {
+    this.written += piece.length;
+  }
+
+  async add(bufs: Buffer[]): Promise<void> {
+    for (const b of bufs) this.written += b.length;
+    bufs.length = 0;
+  }
+
+  async flush(): Promise<void> {}
+
+  async settle(): Promise<void> {}
 }
 
 async function writeAll(fh: FileHandle, bufs: Buffer[], at: number, total: number): Promise<void> {

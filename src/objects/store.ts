@@ -268,7 +268,10 @@ export class ObjectStore {
     let name: string | null = null;
     if (opts.name !== undefined && opts.name !== null) {
       name = checkText(opts.name, 'name', 1024);
-      if (hasUnsafeChars(name)) throw invalidInput('name must not contain control characters, bidirectional overrides or line separators', 'a file name is shown to people: pass it as it would be displayed');
+      // hasUnsafeChars lets tabs and newlines through (printable() escapes those); a name takes neither.
+      if (hasUnsafeChars(name) || /[\t\n]/.test(name)) {
+        throw invalidInput('name must not contain control characters (tabs and newlines included), bidirectional overrides or line separators', 'a file name is shown to people: pass it as it would be displayed');
+      }
     }
     const limit = this.d.settings.maxObjectBytes;
     const own = opts.maxBytes === undefined ? undefined : checkLimit(opts.maxBytes, 'maxBytes', limit, Number.MAX_SAFE_INTEGER);
@@ -290,10 +293,16 @@ export class ObjectStore {
     }
     const tmp = path.join(dir, TMP_DIR, tempName(this.owner, randomBytes(6).toString('hex')));
     this.inFlight.add(tmp);
+    // The room left under max_total_bytes: a put past it stops writing at once (it wrote the
+    // whole object before the commit refused it). The commit checks again with what others
+    // stored meanwhile.
+    const maxTotal = this.d.settings.maxTotalBytes;
+    const room = maxTotal > 0 ? Math.max(0, maxTotal - this.d.rows.storedBytes()) : undefined;
     try {
       const w = await writeBlob(source, tmp, {
         maxBytes,
         limitName,
+        ...(room === undefined ? {} : { room }),
         signal: abort.signal,
         chunkLog2: this.d.chunkLog2 ?? DEFAULT_CHUNK_LOG2,
         ...(keys === undefined ? {} : { keys }),
@@ -303,7 +312,7 @@ export class ObjectStore {
       const storedName = name === null ? null : this.d.scrub.text(name);
       const r = await this.d.rows.commit({
         dir,
-        tmp,
+        tmp: w.dropped ? null : tmp,
         address: w.address,
         encrypted: w.encrypted,
         size: w.size,
@@ -487,6 +496,10 @@ export class ObjectStore {
     return this.track(
       (async () => {
         const encrypted = this.d.rows.counts().encryptedBlobs > 0;
+        // Taken before the key is derived, as put and get do: a lock during the derivation
+        // stops this verify too (taken after it, such a lock went unseen and the whole store
+        // was decrypted with the key it should have dropped).
+        const epoch = this.lockEpoch;
         let keys: { address: Buffer; file: Buffer } | undefined;
         try {
           keys = encrypted ? await this.fileKey() : undefined;
@@ -496,7 +509,6 @@ export class ObjectStore {
         }
         keys?.address.fill(0);
         try {
-          const epoch = this.lockEpoch;
           return await verifyStore({
             rows: this.d.rows,
             dir,

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
+import fs from 'node:fs';
 import { AppError } from '../errors/index.js';
-import { ADDRESS, blobCandidates, isOwnDir, isPlainFile, listDir, TMP_DIR, TRASH_DIR, type ObjectRows } from '../storage/index.js';
+import { ADDRESS, blobCandidates, fsErrorText, isOwnDir, isPlainFile, listDir, TMP_DIR, TRASH_DIR, type ObjectRows } from '../storage/index.js';
 import { isMarkerTemp, MARKER } from './claim.js';
 import { checkPresent, openBlob } from './read.js';
 
@@ -27,6 +28,11 @@ export interface VerifyReport {
   /** Names under objects/ that the store never writes (left alone, reported). */
   unknownFiles: string[];
   /**
+   * Directories under objects/ that could not be listed (permissions), with why: a file no row
+   * records there is not seen; a recorded one there is read by its path (a problem if it fails).
+   */
+  unreadable: string[];
+  /**
    * Encrypted files whose content was not checked because the vault is locked: each was found,
    * a regular file of its recorded size (a missing or truncated one is a problem), but not read.
    */
@@ -46,6 +52,15 @@ export interface VerifyInput {
   stopped?: () => Error | undefined;
 }
 
+/** Whether something other than a regular file is there (false when nothing is: removed meanwhile). */
+function notPlain(file: string): boolean {
+  try {
+    return !fs.lstatSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Throws the reason to stop, if there is one: it wins over whatever else failed meanwhile. */
 function stopIfAsked(v: VerifyInput): void {
   const stop = v.stopped?.();
@@ -53,7 +68,7 @@ function stopIfAsked(v: VerifyInput): void {
 }
 
 export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
-  const report: VerifyReport = { ok: true, dir: v.dir, filesOk: 0, bytesChecked: 0, problems: [], strayFiles: 0, tempFiles: 0, unknownFiles: [], notChecked: 0, complete: true };
+  const report: VerifyReport = { ok: true, dir: v.dir, filesOk: 0, bytesChecked: 0, problems: [], strayFiles: 0, tempFiles: 0, unknownFiles: [], unreadable: [], notChecked: 0, complete: true };
   const known = new Set<string>();
   for (const b of v.rows.blobs()) {
     stopIfAsked(v);
@@ -84,7 +99,7 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
           break;
         } catch (err) {
           stopIfAsked(v);
-          problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file is missing' : err instanceof AppError ? err.message : String(err);
+          problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file is missing' : err instanceof AppError ? err.message : fsErrorText(err);
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break;
         }
       }
@@ -99,7 +114,16 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
     if (refs.length === 0) continue;
     report.problems.push({ address: b.address, refs, problem });
   }
-  for (const fan of listDir(v.dir)) {
+  // A directory that cannot be listed is named in the report, and the scan goes on.
+  const list = (dir: string, name: string): string[] => {
+    try {
+      return listDir(dir);
+    } catch (err) {
+      report.unreadable.push(`${name} (${fsErrorText(err)})`);
+      return [];
+    }
+  };
+  for (const fan of list(v.dir, '.')) {
     if (fan === MARKER && isPlainFile(path.join(v.dir, fan))) continue; // which vault's store this is
     if (isMarkerTemp(fan) && isPlainFile(path.join(v.dir, fan))) {
       report.tempFiles++; // a marker being written, or left by a process killed then (gc removes it)
@@ -112,7 +136,7 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
       continue;
     }
     if (fan === TMP_DIR) {
-      report.tempFiles += listDir(path.join(v.dir, fan)).length;
+      report.tempFiles += list(path.join(v.dir, fan), fan).length;
       continue;
     }
     if (fan === TRASH_DIR) continue;
@@ -120,8 +144,11 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
       report.unknownFiles.push(fan);
       continue;
     }
-    for (const name of listDir(path.join(v.dir, fan))) {
+    for (const name of list(path.join(v.dir, fan), fan)) {
       if (!ADDRESS.test(name) || !name.startsWith(fan)) report.unknownFiles.push(`${fan}/${name}`);
+      // Named like an address but not a regular file (a FIFO, a link, a directory): gc never
+      // removes such a thing, so it is not counted as a stray gc would remove.
+      else if (notPlain(path.join(v.dir, fan, name))) report.unknownFiles.push(`${fan}/${name}`);
       // Not known when the scan began: put meanwhile (recorded now), or stray.
       else if (!known.has(name) && !v.rows.hasBlob(name)) report.strayFiles++;
     }

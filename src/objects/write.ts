@@ -5,7 +5,7 @@ import { AppError, ErrorCode } from '../errors/index.js';
 import { fileError } from '../storage/index.js';
 import { FILE_MODE } from '../storage/files.js';
 import { ChunkSealer, DEFAULT_CHUNK_LOG2, newHeader } from './chunks.js';
-import { PipelinedWriter } from './io.js';
+import { CountingSink, PipelinedWriter, type BlobSink } from './io.js';
 import { piecesOf, type ObjectSource } from './source.js';
 import { unlinkQuietly } from './unlink.js';
 
@@ -17,6 +17,11 @@ export interface WriteOptions {
   limitName?: string;
   chunkLog2?: number;
   signal?: AbortSignal;
+  /**
+   * Stored bytes the store has room for ([objects] max_total_bytes less what is stored). Past
+   * it the temporary file is removed and the source only read and hashed (Written.dropped).
+   */
+  room?: number;
 }
 
 export interface Written {
@@ -25,6 +30,8 @@ export interface Written {
   size: number;
   storedSize: number;
   encrypted: boolean;
+  /** Passed its room: nothing is on disk; only a put of content already stored can succeed. */
+  dropped: boolean;
 }
 
 export function tooLarge(limit: number, limitName = '[objects] max_object_bytes'): AppError {
@@ -53,7 +60,17 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
     sealer?.abandon();
     throw fileError('creating the object\'s temporary file', err);
   }
-  const writer = new PipelinedWriter(fh);
+  let writer: BlobSink = new PipelinedWriter(fh);
+  let dropped = false;
+  // Checked after each write is queued: at most one batch (a megabyte) more than the room is on disk.
+  const over = (): boolean => !dropped && opts.room !== undefined && writer.written > opts.room;
+  const drop = async (): Promise<void> => {
+    dropped = true;
+    await writer.settle();
+    writer = new CountingSink(writer.written);
+    await fh.close().catch(() => {});
+    await unlinkQuietly(tmp).catch(() => {});
+  };
   const hash = sealer === undefined ? createHash('sha256') : undefined;
   const out: Buffer[] = sealer === undefined ? [] : [sealer.header];
   let size = 0;
@@ -67,25 +84,30 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
       if (sealer === undefined) {
         hash!.update(piece);
         await writer.copyIn(piece);
+        if (over()) await drop();
         continue;
       }
       for (let off = 0; off < piece.length; off += SEAL_SLICE) {
         opts.signal?.throwIfAborted();
         await sealer.push(piece.length <= SEAL_SLICE ? piece : piece.subarray(off, off + SEAL_SLICE), out);
         await writer.add(out);
+        if (over()) await drop();
       }
     }
     opts.signal?.throwIfAborted();
     const digest = sealer === undefined ? hash!.digest() : await sealer.finish(out);
     await writer.add(out);
+    if (over()) await drop();
     await writer.flush();
-    try {
-      await fh.sync();
-      await fh.close();
-    } catch (err) {
-      throw fileError('syncing the object', err);
+    if (!dropped) {
+      try {
+        await fh.sync();
+        await fh.close();
+      } catch (err) {
+        throw fileError('syncing the object', err);
+      }
     }
-    return { address: digest.toString('hex'), size, storedSize: writer.written, encrypted: sealer !== undefined };
+    return { address: digest.toString('hex'), size, storedSize: writer.written, encrypted: sealer !== undefined, dropped };
   } catch (err) {
     sealer?.abandon();
     await writer.settle();

@@ -61,7 +61,8 @@ export function fileSystemError(what: string, err: unknown, hints: { io?: string
   const errno = (err as NodeJS.ErrnoException | null)?.code;
   if (typeof errno !== 'string' || !/^E[A-Z0-9]+$/.test(errno)) return undefined;
   if (errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS') {
-    return new AppError(ErrorCode.DB_READONLY, `${what}: ${errno}`, {
+    // The error's own message names the path it was refused (a file deep in objects/, say).
+    return new AppError(ErrorCode.DB_READONLY, `${what}: ${fsErrorText(err)}`, {
       hint: hints.readonly ?? 'check the permissions of the data directory, or point BLUFIO_DATA_DIR elsewhere',
       ...extra,
       cause: err,

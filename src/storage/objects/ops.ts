@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AppError, ErrorCode } from '../../errors/index.js';
+import { fsErrorText } from '../sqlite-errors.js';
 import type { WriterContext } from '../writer/context.js';
 import { ADDRESS, blobPath, fanDir, fileError, isPlainFile, listDir, makeDir, ownDir, place, refsIn, removeFile, TRASH_DIR, TRASH_NAME, trashName, trashPath } from './layout.js';
 
@@ -13,8 +14,8 @@ import { ADDRESS, blobPath, fanDir, fileError, isPlainFile, listDir, makeDir, ow
 export interface CommitObjectArgs {
   /** The objects/ directory. */
   dir: string;
-  /** The finished, synced temporary file. */
-  tmp: string;
+  /** The finished, synced temporary file; null when the put passed its room and kept nothing (see writeBlob). */
+  tmp: string | null;
   address: string;
   encrypted: boolean;
   size: number;
@@ -42,13 +43,16 @@ function commit(ctx: WriterContext, a: CommitObjectArgs): CommitObjectResult {
   const final = blobPath(a.dir, a.address);
   const stored = ctx.stmt('SELECT stored_size FROM object_blobs WHERE address = ?').pluck().get(a.address) as number | undefined;
   const known = stored !== undefined;
-  if (!known) {
+  const full = (total: number): AppError =>
+    new AppError(ErrorCode.OBJECT_STORE_FULL, `storing ${a.storedSize} more bytes would take the object store past its limit of ${a.maxTotalBytes} (${total} stored)`, {
+      hint: 'run blufio objects gc, delete objects you no longer need, or raise [objects] max_total_bytes',
+    });
+  if (a.tmp === null) {
+    // Nothing was kept: only content already stored, its file in place, can be an object now.
+    if (!known || !fs.existsSync(final)) throw full(storedTotal(ctx));
+  } else if (!known) {
     const total = storedTotal(ctx);
-    if (a.maxTotalBytes > 0 && total + a.storedSize > a.maxTotalBytes) {
-      throw new AppError(ErrorCode.OBJECT_STORE_FULL, `storing ${a.storedSize} more bytes would take the object store past its limit of ${a.maxTotalBytes} (${total} stored)`, {
-        hint: 'run blufio objects gc, delete objects you no longer need, or raise [objects] max_total_bytes',
-      });
-    }
+    if (a.maxTotalBytes > 0 && total + a.storedSize > a.maxTotalBytes) throw full(total);
     place(a.tmp, final);
     ctx
       .stmt('INSERT INTO object_blobs (address, encrypted, size, stored_size, created_at) VALUES (?, ?, ?, ?, ?)')
@@ -127,6 +131,8 @@ export interface Freed {
   /** Names of files now in the trash, to unlink once the transaction has committed. */
   trash: string[];
   bytes: number;
+  /** Why the directory swept could not be listed (its files were left for a later gc). */
+  unreadable?: string;
 }
 
 function del(ctx: WriterContext, a: DeleteObjectArgs): Freed {
@@ -235,7 +241,14 @@ function sweep(ctx: WriterContext, a: SweepArgs): Freed {
     return out; // a symlink or a file in its place: not ours to sweep (verify reports it)
   }
   const held = ctx.stmt('SELECT 1 FROM object_blobs WHERE address = ?').pluck();
-  for (const name of listDir(path.join(a.dir, a.fan))) {
+  let names: string[];
+  try {
+    names = listDir(path.join(a.dir, a.fan));
+  } catch (err) {
+    // One directory this user cannot list (permissions) does not stop the rest of the sweep.
+    return { ...out, unreadable: fsErrorText(err) };
+  }
+  for (const name of names) {
     if (!ADDRESS.test(name) || !name.startsWith(a.fan) || held.get(name) !== undefined) continue;
     const file = path.join(a.dir, a.fan, name);
     let size = 0;

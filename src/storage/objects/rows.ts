@@ -42,7 +42,7 @@ const OBJECT_COLUMNS = `o.id, o.address, o.content_type, o.name, o.created_at, b
 
 /** The object store's rows: reads on this thread's connection, writes through the writer. */
 export class ObjectRows {
-  private readonly s: Record<'get' | 'first' | 'after' | 'blobs' | 'counts' | 'refsOf' | 'hasBlob', Statement>;
+  private readonly s: Record<'get' | 'first' | 'after' | 'blobs' | 'counts' | 'storedBytes' | 'refsOf' | 'hasBlob', Statement>;
 
   constructor(
     private readonly reader: Db,
@@ -56,6 +56,7 @@ export class ObjectRows {
       hasBlob: reader.prepare('SELECT 1 FROM object_blobs WHERE address = ?').pluck(),
       refsOf: reader.prepare('SELECT id FROM objects WHERE address = ? ORDER BY id').pluck(),
       blobs: reader.prepare('SELECT address, encrypted, size, stored_size FROM object_blobs ORDER BY address'),
+      storedBytes: reader.prepare('SELECT coalesce(sum(stored_size), 0) FROM object_blobs').pluck(),
       counts: reader.prepare(
         `SELECT (SELECT count(*) FROM objects) AS objects,
                 (SELECT count(*) FROM object_blobs) AS blobs,
@@ -95,6 +96,11 @@ export class ObjectRows {
   /** The references whose content is stored at `address`. */
   refsOf(address: string): string[] {
     return this.read(() => this.s.refsOf.all(address) as string[]);
+  }
+
+  /** What the stored files take, in bytes (what [objects] max_total_bytes bounds). */
+  storedBytes(): number {
+    return this.read(() => this.s.storedBytes.get() as number);
   }
 
   counts(): ObjectCounts {
