@@ -511,6 +511,28 @@ describe('a full disk at close', () => {
   });
 });
 
+describe('a data directory on a read-only file system (QA r11)', () => {
+  it('is KC_DB_READONLY saying so, before any lock file or warning (was "unable to open database file" and a warning about pid namespaces)', async (t) => {
+    const mnt = path.join(tmpDir(), 'ro');
+    fs.mkdirSync(mnt);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]).status !== 0) return t.skip('mounting needs privileges this run does not have');
+    try {
+      const data = path.join(mnt, 'data');
+      const app = await open(data);
+      await app.sessions.create({});
+      await app.close();
+      assert.equal(spawnSync('mount', ['-o', 'remount,ro', mnt]).status, 0);
+      await assert.rejects(open(data), (err: unknown) => isAppError(err) && err.code === 'KC_DB_READONLY' && /is on a read-only file system/.test(err.message));
+      const r = await runCli(['sessions', 'list', '--data-dir', data], { env: cleanEnv() });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^error\[KC_DB_READONLY\]: .* is on a read-only file system/m);
+      assert.doesNotMatch(r.stderr, /pid namespace/);
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  });
+});
+
 describe('durability setting', () => {
   for (const [durability, synchronous] of [['full', 2], ['normal', 1]] as const) {
     it(`"${durability}" sets synchronous=${synchronous} on the writer, with WAL and foreign keys`, async () => {

@@ -119,6 +119,24 @@ function chmodDirNoFollow(d: string, mode: number): void {
  * owner's business; `exposed` says when others can list it, so the caller can warn. The files
  * inside are 0600 either way.
  */
+/**
+ * Refuses a database directory on a read-only file system before anything is tried there: WAL
+ * mode writes `-wal`, `-shm` and lock files beside the database even to read it, and SQLite
+ * (and the owner lock) reported that as "unable to open database file" and a warning about pid
+ * namespaces. A directory merely not writable by this user is left to the open, which says so.
+ */
+export function assertWritableMount(dir: string): void {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EROFS') return;
+    throw new AppError(ErrorCode.DB_READONLY, `${dir} is on a read-only file system, and blufio writes beside the database (-wal, -shm, lock files) even to read it`, {
+      hint: 'remount it read-write, or copy the database somewhere writable and point --data-dir (BLUFIO_DATA_DIR) there; nothing was changed',
+      details: { dir },
+    });
+  }
+}
+
 export function ensurePrivateDir(dir: string): { exposed: boolean } {
   const missing: string[] = [];
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {
@@ -243,6 +261,7 @@ export function orphanedWal(dbPath: string, dbSize = sizeOf(dbPath), walSize = s
  * a full disk). The size check is only sound when no WAL holds pages still to be checkpointed.
  */
 export function preflight(dbPath: string): void {
+  assertWritableMount(path.dirname(dbPath));
   const dbSize = sizeOf(dbPath);
   const walSize = sizeOf(walPath(dbPath)) ?? 0;
   const orphan = orphanedWal(dbPath, dbSize, walSize);
