@@ -394,3 +394,44 @@ it('a fan-out directory this user cannot read: verify names it and goes on, gc l
   assert.equal(get.code, 1);
   assert.match(get.stderr, new RegExp(`error\\[KC_DB_READONLY\\]: reading object ${ref}: EACCES: permission denied, open '[^']*objects/${fan}/`));
 });
+
+it('objects/ a plain file: put and gc say so and how to fix it; a FIFO or directory in .tmp is no temporary file (QA r11)', async () => {
+  const dir = tmpDir();
+  let app = await open(dir);
+  try {
+    await app.sessions.create({});
+  } finally {
+    await app.close();
+  }
+  fs.writeFileSync(path.join(dir, 'objects'), 'x');
+  const { logger, lines } = memoryLogger('warn');
+  app = await openBlufio({ dataDir: dir, logger, env: {}, passphrase: PASS });
+  try {
+    // The hint was for the data directory (point BLUFIO_DATA_DIR elsewhere), or a marker inside a file.
+    for (const p of [app.objects.put(Buffer.from('x')), app.objects.gc()]) {
+      await assert.rejects(p, (err: { code?: string; message?: string; hint?: string }) => {
+        assert.equal(err.code, 'KC_DB_OPEN_FAILED');
+        assert.match(err.message ?? '', /is a file, not a directory/);
+        assert.match(err.hint ?? '', /^move \S+objects away/);
+        return true;
+      });
+    }
+    assert.equal(lines().filter((l) => /not this vault's own/.test(String(l.msg))).length, 0, 'a file is no other vault\'s store');
+    assert.equal(fs.readFileSync(path.join(dir, 'objects'), 'utf8'), 'x');
+  } finally {
+    await app.close();
+  }
+  fs.rmSync(path.join(dir, 'objects'));
+  app = await open(dir);
+  try {
+    await app.objects.put(Buffer.from('x'));
+    spawnSync('mkfifo', [path.join(dir, 'objects', '.tmp', 'fifo')]);
+    fs.mkdirSync(path.join(dir, 'objects', '.tmp', 'sub'));
+    assert.equal((await app.objects.stats()).tempFiles, 0);
+    const r = await app.objects.verify();
+    assert.equal(r.tempFiles, 0);
+    assert.deepEqual([...r.unknownFiles].sort(), ['.tmp/fifo', '.tmp/sub']);
+  } finally {
+    await app.close();
+  }
+});

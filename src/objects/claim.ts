@@ -39,6 +39,7 @@ function readMarker(dir: string): Marker | undefined {
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw notADirectory(dir);
     throw unreadable(dir, (err as NodeJS.ErrnoException).code ?? String(err));
   }
   try {
@@ -48,6 +49,14 @@ function readMarker(dir: string): Marker | undefined {
     // said below
   }
   throw unreadable(dir, 'it is not a marker this store wrote');
+}
+
+/** The object store's directory is a file (or a link to one): nothing there is the store's. */
+export function notADirectory(dir: string): AppError {
+  return new AppError(ErrorCode.DB_OPEN_FAILED, `the object store ${dir} is a file, not a directory`, {
+    hint: `move ${dir} away (blufio makes the directory again at the next put); nothing was changed`,
+    details: { dir },
+  });
 }
 
 function unreadable(dir: string, why: string): AppError {

@@ -15,6 +15,7 @@ import {
   ensurePrivateDir,
   fileError,
   isOwnDir,
+  isPlainFile,
   listDir,
   makeDir,
   holdOwner,
@@ -30,7 +31,7 @@ import {
 } from '../storage/index.js';
 import type { Vault } from '../vault/index.js';
 import { DEFAULT_CHUNK_LOG2, storeKeys } from './chunks.js';
-import { claimObjectDir } from './claim.js';
+import { claimObjectDir, notADirectory } from './claim.js';
 import { collectGarbage, type GcReport } from './gc.js';
 import { corrupt, openBlob, type OpenedBlob } from './read.js';
 import { holdSource, releaseSource, type ObjectSource } from './source.js';
@@ -115,6 +116,15 @@ function checkRef(ref: unknown): string {
     throw invalidInput(`${typeof ref === 'string' ? shown(ref, OBJECT_REF_CHARS + 2) : typeof ref} is not an object reference`, 'pass the ref that put() returned: obj_ and 26 letters and digits');
   }
   return ref;
+}
+
+/** Whether something other than a directory is at `dir` (followed: a link to a directory is one). */
+function isFileHere(dir: string): boolean {
+  try {
+    return !fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -206,7 +216,8 @@ export class ObjectStore {
       if (claimObjectDir({ dir, vaultId: this.manifest().vault_id, vaultDir: this.d.vaultDir, log: this.d.log })) this.claimed = dir;
     } catch (err) {
       this.claimed = undefined;
-      if (err instanceof AppError) this.d.log.error({ err, dir }, 'refusing to write to an object store that is not this vault\'s own');
+      // A store that may be another's is a safety refusal; a file in its place is only an error, said once.
+      if (err instanceof AppError && err.code === ErrorCode.DB_STATE_MISMATCH) this.d.log.error({ err, dir }, 'refusing to write to an object store that is not this vault\'s own');
       throw fileError(`checking that ${dir} is this vault's`, err);
     }
   }
@@ -279,7 +290,13 @@ export class ObjectStore {
     const limitName = maxBytes === limit ? '[objects] max_object_bytes' : 'the maxBytes of this put';
     let m = this.manifest();
     const dir = this.dirOf(m);
-    ensurePrivateDir(dir);
+    try {
+      ensurePrivateDir(dir);
+    } catch (err) {
+      // Its hint (point BLUFIO_DATA_DIR elsewhere) is for the data directory, not for objects/.
+      if (isFileHere(dir)) throw notADirectory(dir);
+      throw err;
+    }
     this.claim(dir);
     makeDir(path.join(dir, TMP_DIR));
     if (!m.object_store.enabled) m = await this.updateStoreBlock((s) => ({ ...s, enabled: true }));
@@ -445,7 +462,8 @@ export class ObjectStore {
     const dir = this.dirOf(m);
     const c = this.d.rows.counts();
     // Not followed when it is not the store's own directory (a symlink elsewhere counts nothing).
-    const tempFiles = isOwnDir(path.join(dir, TMP_DIR)) ? listDir(path.join(dir, TMP_DIR)).length : 0;
+    const tmpDir = path.join(dir, TMP_DIR);
+    const tempFiles = isOwnDir(tmpDir) ? listDir(tmpDir).filter((n) => isPlainFile(path.join(tmpDir, n))).length : 0;
     const s = this.d.settings;
     return {
       dir,

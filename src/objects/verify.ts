@@ -123,7 +123,8 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
       return [];
     }
   };
-  for (const fan of list(v.dir, '.')) {
+  // objects/ itself unreadable (or a file) fails the verify: there is no store to report on.
+  for (const fan of listDir(v.dir)) {
     if (fan === MARKER && isPlainFile(path.join(v.dir, fan))) continue; // which vault's store this is
     if (isMarkerTemp(fan) && isPlainFile(path.join(v.dir, fan))) {
       report.tempFiles++; // a marker being written, or left by a process killed then (gc removes it)
@@ -136,7 +137,11 @@ export async function verifyStore(v: VerifyInput): Promise<VerifyReport> {
       continue;
     }
     if (fan === TMP_DIR) {
-      report.tempFiles += list(path.join(v.dir, fan), fan).length;
+      // Only files are temporaries of puts (gc removes those); anything else there is not ours.
+      for (const name of list(path.join(v.dir, fan), fan)) {
+        if (notPlain(path.join(v.dir, fan, name))) report.unknownFiles.push(`${fan}/${name}`);
+        else report.tempFiles++;
+      }
       continue;
     }
     if (fan === TRASH_DIR) continue;
