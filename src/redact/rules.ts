@@ -24,8 +24,36 @@ export interface Rule {
   startsBefore?: (text: string, at: number) => number;
 }
 
-/** A character an encoded URL component holds as it is (RFC 3986's unreserved and sub-delims, but `&`). */
-const URL_CHAR = "[A-Za-z0-9._~!$'()*+,;=-]";
+/** The Authorization scheme words. */
+const SCHEME_WORD = '(?:[Bb]earer|BEARER|[Bb]asic|BASIC)';
+
+/**
+ * A character of an Authorization value: not a space, quote, backslash, comma or semicolon; a
+ * `\/` is PHP's `/` (cut there, the rest of a Basic credential was left in clear).
+ */
+const AUTH_CHAR = `(?:[^\\s"'\\\\,;]|\\\\/)`;
+
+/**
+ * A backslash pair in a URL password: JSON's `\"` and `\\` (a password with a quote or a
+ * backslash, logged), a `\uXXXX` that is neither a control character nor a slash, or a raw
+ * backslash before another character in plain text. Not JSON's whitespace and control escapes
+ * (`\n`: text on the next line is no password), not `\/` (PHP's slash ends it as `/` does), and
+ * not a `\"` that a `,` `:` `}` or `]` follows: that is JSON kept in a string, where a port and
+ * the next field's e-mail address would otherwise pass for a password and its end.
+ */
+const JSON_PAIR = '\\\\(?:[^\\s/"nrtbfu]|"(?![,:}\\]])|u(?!00[01]|002[Ff])[0-9A-Fa-f]{4})';
+
+/** A character an encoded URL component holds as it is (RFC 3986's unreserved and sub-delims, but `&` and `+`, a space). */
+const URL_CHAR = "[A-Za-z0-9._~!$'()*,;=-]";
+
+/** An encoded URL's scheme mark: `%3A%2F%2F`, or `%3A//` as Python's quote() leaves it. */
+const ENCODED_MARK = '%3[Aa](?:%2[Ff]%2[Ff]|//)';
+
+/**
+ * What ends an encoded password besides a raw `/` `&` `+`: an encoded `/` `?` `#`, or a quote,
+ * space, tab or line break (JSON or prose in a parameter: a port and a later e-mail address).
+ */
+const ENCODED_END = '2[Ff]|3[Ff]|23|22|20|0[9AaDd]';
 
 /** The shortest and longest JWT header the rule takes, in base64url characters after its "eyJ". */
 const JWT_HEADER_MIN = 8;
@@ -110,12 +138,14 @@ export const RULES: readonly Rule[] = [
   {
     name: 'authorization',
     source:
-      '(?:[Bb]earer|BEARER|[Bb]asic|BASIC) +(?:(?=[^\\s"\'\\\\,;]*\\d)|(?=[^\\s"\'\\\\,;]*[A-Z])(?=[^\\s"\'\\\\,;]*[a-z]))[^\\s"\'\\\\,;]{16,}' +
-      '|(?<![A-Za-z0-9%._~!*()+-])(?:[Bb]earer|BEARER|[Bb]asic|BASIC)(?:%20|\\+)(?:(?=[A-Za-z0-9%._~!*()-]*\\d)|(?=[A-Za-z0-9%._~!*()-]*[A-Z])(?=[A-Za-z0-9%._~!*()-]*[a-z]))[A-Za-z0-9%._~!*()-]{16,}' +
+      `${SCHEME_WORD} +(?:(?=${AUTH_CHAR}*\\d)|(?=${AUTH_CHAR}*[A-Z])(?=${AUTH_CHAR}*[a-z]))${AUTH_CHAR}{16,}` +
+      `|(?<![A-Za-z0-9%._~!*()+-])${SCHEME_WORD}(?:%20|\\+)(?:(?=[A-Za-z0-9%._~!*()-]*\\d)|(?=[A-Za-z0-9%._~!*()-]*[A-Z])(?=[A-Za-z0-9%._~!*()-]*[a-z]))[A-Za-z0-9%._~!*()-]{16,}` +
       // Right after an Authorization header's name there is no prose to spare: any length. The
+      // name as headers are written out: `Authorization: `, `"authorization":"`, Go's
+      // `"Authorization":["`, `'Authorization' => '`, print_r's `[Authorization] => `. The
       // scheme word comes first and the lookbehind after it: a lookbehind first was tried at
       // every position of every text and halved the scan's speed.
-      `|(?:[Bb]earer|BEARER|[Bb]asic|BASIC)(?<=(?:[Aa]uthorization|AUTHORIZATION)["'\\\\]{0,2}\\s{0,3}[:=]\\s{0,3}["'\\\\]{0,2}[A-Za-z]{5,6}) +[^\\s"'\\\\,;]+`,
+      `|${SCHEME_WORD}(?<=(?:[Aa]uthorization|AUTHORIZATION)["'\\\\\\]]{0,2}\\s{0,3}(?:=>|[:=])\\s{0,3}\\[?["'\\\\]{0,2}[A-Za-z]{5,6}) +${AUTH_CHAR}+`,
     keep: /^[A-Za-z]+(?: +|%20|\+)/,
   },
   // A password in URL userinfo (scheme://user:password@host); the user name stays. Userinfo
@@ -136,9 +166,9 @@ export const RULES: readonly Rule[] = [
   {
     name: 'url-password',
     source:
-      '(?::\\/\\/|:\\\\/\\\\/)[^\\s/?#:"\\\\]{0,256}:(?:[^\\s/?#"\\\\]|\\\\[^\\s/])+@' +
-      `|%3[Aa]%2[Ff]%2[Ff](?:${URL_CHAR}|%(?!3[Aa]|2[Ff]|3[Ff]|23)[0-9A-Fa-f]{2}){0,256}%3[Aa](?:${URL_CHAR}|%(?!2[Ff]|3[Ff]|23)[0-9A-Fa-f]{2})+%40`,
-    keep: /^(?::\/\/|:\\\/\\\/)[^:]*:|^%3[Aa]%2[Ff]%2[Ff].*?%3[Aa]/,
+      `(?::\\/\\/|:\\\\/\\\\/)[^\\s/?#:"\\\\]{0,256}:(?:[^\\s/?#"\\\\]|${JSON_PAIR})+@` +
+      `|${ENCODED_MARK}(?:${URL_CHAR}|%(?!3[Aa]|${ENCODED_END})[0-9A-Fa-f]{2}){0,256}%3[Aa](?:${URL_CHAR}|%(?!${ENCODED_END})[0-9A-Fa-f]{2})+%40`,
+    keep: /^(?::\/\/|:\\\/\\\/)[^:]*:|^%3[Aa](?:%2[Ff]%2[Ff]|\/\/).*?%3[Aa]/,
     keepEnd: /(?:@|%40)$/,
   },
 ];
