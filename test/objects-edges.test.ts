@@ -331,6 +331,50 @@ it('[objects] max_total_bytes stops a put at the room left, not after the whole 
   }
 });
 
+it('max_total_bytes, from the review: room freed during a put counts; a duplicate past the room cannot repair a damaged copy and says so', async () => {
+  const dir = tmpDir();
+  const configPath = path.join(dir, 'blufio.toml');
+  fs.writeFileSync(configPath, '[objects]\nmax_total_bytes = 1000000\n');
+  const app = await openBlufio({ dataDir: path.join(dir, 'data'), configPath, logger: silentLogger(), env: {}, passphrase: PASS });
+  try {
+    // 100 KB of room; the 900 KB object is deleted while a 500 KB put streams.
+    const big = await app.objects.put(Buffer.alloc(900_000, 1));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const source = async function* (): AsyncGenerator<Buffer> {
+      yield Buffer.alloc(100_000, 2);
+      await gate;
+      yield Buffer.alloc(400_000, 3);
+    };
+    const put = app.objects.put(source());
+    await new Promise((r) => setTimeout(r, 100));
+    await app.objects.delete(big.ref);
+    release();
+    assert.equal((await put).size, 500_000);
+    // 600 KB stored, 400 KB of room: its copy damaged, the same 600 KB again cannot repair it.
+    await app.objects.delete((await put).ref);
+    const content = Buffer.alloc(600_000, 4);
+    const first = await app.objects.put(content);
+    const objects = path.join(dir, 'data', 'objects');
+    const files = fs
+      .readdirSync(objects)
+      .filter((n) => /^[0-9a-f]{2}$/.test(n))
+      .flatMap((fan) => fs.readdirSync(path.join(objects, fan)).map((n) => path.join(objects, fan, n)));
+    assert.equal(files.length, 1);
+    fs.truncateSync(files[0]!, 1000);
+    await assert.rejects(app.objects.put(content), (err: { code?: string; message?: string }) => err.code === 'KC_OBJECT_STORE_FULL' && /its file is damaged or missing/.test(err.message ?? ''));
+    assert.equal((await app.objects.stats()).objects, 1);
+    // With room again (the limit is what counts, not what is there), the put repairs it.
+    await app.objects.delete(first.ref, { force: true });
+    const again = await app.objects.put(content);
+    const back: Buffer[] = [];
+    for await (const piece of await app.objects.get(again.ref)) back.push(piece as Buffer);
+    assert.ok(Buffer.concat(back).equals(content));
+  } finally {
+    await app.close();
+  }
+});
+
 it('an object name with a tab or a newline is refused like other control characters (QA r11)', async () => {
   const app = await open(tmpDir());
   try {

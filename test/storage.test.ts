@@ -460,6 +460,28 @@ describe('a schema changed outside blufio (QA r11)', () => {
     });
   }
 
+  it('an index made plain under its own name (review): KC_DB_CORRUPT, not KC_INTERNAL at the first enqueue with a key', async () => {
+    const dir = await alter('DROP INDEX jobs_idempotency; CREATE INDEX jobs_idempotency ON jobs (queue_no, idempotency_key)');
+    await assert.rejects(open(dir), (err: unknown) => isAppError(err) && err.code === 'KC_DB_CORRUPT' && /the index jobs_idempotency is defined otherwise/.test(err.message));
+  });
+
+  it('a change still in the -wal of a killed process (review): refused, the file and its -wal byte for byte as they were', async () => {
+    const dir = path.join(tmpDir(), 'data');
+    const app = await open(dir);
+    await app.sessions.create({});
+    await app.close();
+    const db = path.join(dir, 'blufio.db');
+    const driver = new URL('../src/storage/driver.js', import.meta.url).href;
+    const child = `const { default: D } = await import(${JSON.stringify(driver)}); const d = new D(${JSON.stringify(db)});
+      d.pragma('wal_autocheckpoint = 0'); d.exec('DROP INDEX jobs_waiting'); process.kill(process.pid, 'SIGKILL');`;
+    spawnSync(process.execPath, ['--input-type=module', '-e', child]);
+    const before = [fs.readFileSync(db), fs.readFileSync(`${db}-wal`)];
+    assert.ok(before[1]!.length > 0, 'the change is in the -wal');
+    await assert.rejects(open(dir), (err: unknown) => isAppError(err) && err.code === 'KC_DB_CORRUPT' && /jobs_waiting is missing/.test(err.message));
+    assert.ok(before[0]!.equals(fs.readFileSync(db)), 'the database file was changed (the -wal folded in)');
+    assert.ok(before[1]!.equals(fs.readFileSync(`${db}-wal`)), 'the -wal was changed');
+  });
+
   it('what a person adds (a table, an index, statistics) is left alone', async () => {
     const dir = await alter('CREATE TABLE mine (x); CREATE INDEX mine_x ON mine (x); ANALYZE;');
     const app = await open(dir);

@@ -118,6 +118,9 @@ function checkRef(ref: unknown): string {
   return ref;
 }
 
+/** How long a sum of the stored bytes serves puts' room before it is taken again. */
+const STORED_TTL_MS = 10_000;
+
 /** Whether something other than a directory is at `dir` (followed: a link to a directory is one). */
 function isFileHere(dir: string): boolean {
   try {
@@ -152,6 +155,8 @@ export class ObjectStore {
   private cached: { sig: string; manifest: Manifest } | undefined;
   /** The objects/ directory found to be this vault's (see claim): checked once, not on every put. */
   private claimed: string | undefined;
+  /** What the stored files took when last summed, and this process's puts since (see storedBytes). */
+  private stored: { bytes: number; at: number } | undefined;
 
   constructor(private readonly d: ObjectStoreDeps) {
     this.held = holdOwner(d.ownersDir);
@@ -203,6 +208,18 @@ export class ObjectStore {
       });
     }
     return path.join(this.d.vaultDir, name);
+  }
+
+  /**
+   * What the stored files take, for a put's room: summed from the rows (a scan of every file's
+   * row, on this thread) at most every STORED_TTL_MS or when `fresh`, and kept up to date with
+   * this process's own puts between (deletes and gc forget it). Another process's puts are
+   * seen at the next sum; the commit's check, in the writer, is the one that counts.
+   */
+  private storedBytes(fresh = false): number {
+    const now = Date.now();
+    if (fresh || this.stored === undefined || now - this.stored.at > STORED_TTL_MS) this.stored = { bytes: this.d.rows.storedBytes(), at: now };
+    return this.stored.bytes;
   }
 
   /**
@@ -314,7 +331,7 @@ export class ObjectStore {
     // whole object before the commit refused it). The commit checks again with what others
     // stored meanwhile.
     const maxTotal = this.d.settings.maxTotalBytes;
-    const room = maxTotal > 0 ? Math.max(0, maxTotal - this.d.rows.storedBytes()) : undefined;
+    const room = maxTotal > 0 ? { bytes: Math.max(0, maxTotal - this.storedBytes()), refresh: () => Math.max(0, maxTotal - this.storedBytes(true)) } : undefined;
     try {
       const w = await writeBlob(source, tmp, {
         maxBytes,
@@ -338,6 +355,7 @@ export class ObjectStore {
         name: storedName,
         maxTotalBytes: this.d.settings.maxTotalBytes,
       });
+      if (!r.deduplicated && this.stored !== undefined) this.stored.bytes += w.storedSize;
       return { ref: r.id, size: w.size, contentType: storedType, name: storedName, encrypted: w.encrypted, createdAt: r.createdAt, references: 0, deduplicated: r.deduplicated };
     } finally {
       keys?.address.fill(0);
@@ -450,6 +468,7 @@ export class ObjectStore {
     const dir = this.dir;
     this.claim(dir);
     const r = await this.d.rows.delete({ dir, id: checkRef(ref), force: opts.force === true });
+    this.stored = undefined;
     // Deleted, committed: a file that will not go now is left to gc, not reported as a failure.
     await Promise.all(r.trash.map((n) => unlinkQuietly(trashPath(dir, n)).catch((err: unknown) => this.d.log.warn({ err, file: n }, 'cannot remove a file from the object trash'))));
     return { freedBytes: r.bytes };
@@ -490,6 +509,7 @@ export class ObjectStore {
     this.d.rows.assertOpen();
     const grace = checkInt(opts.graceMs, 'graceMs', 0, 100 * 365 * 86_400_000, this.d.settings.gcGraceMs, ' ms');
     const dir = this.dir;
+    this.stored = undefined;
     return this.track(
       collectGarbage({
         rows: this.d.rows,

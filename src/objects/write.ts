@@ -18,10 +18,12 @@ export interface WriteOptions {
   chunkLog2?: number;
   signal?: AbortSignal;
   /**
-   * Stored bytes the store has room for ([objects] max_total_bytes less what is stored). Past
-   * it the temporary file is removed and the source only read and hashed (Written.dropped).
+   * Stored bytes the store has room for ([objects] max_total_bytes less what is stored), as last
+   * known, and how to learn it afresh. Past it, and past it still when learnt afresh (another
+   * put or a delete may have changed it), the temporary file is removed and the source only
+   * read and hashed (Written.dropped).
    */
-  room?: number;
+  room?: { bytes: number; refresh: () => number };
 }
 
 export interface Written {
@@ -63,7 +65,12 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
   let writer: BlobSink = new PipelinedWriter(fh);
   let dropped = false;
   // Checked after each write is queued: at most one batch (a megabyte) more than the room is on disk.
-  const over = (): boolean => !dropped && opts.room !== undefined && writer.written > opts.room;
+  let room = opts.room?.bytes ?? Infinity;
+  const over = (): boolean => {
+    if (dropped || writer.written <= room) return false;
+    room = opts.room!.refresh();
+    return writer.written > room;
+  };
   const drop = async (): Promise<void> => {
     dropped = true;
     await writer.settle();

@@ -69,7 +69,9 @@ function probeReadOnly(file: string, opts: ConnectionOptions): void {
   if (orphan !== undefined) throw orphan;
   let db: Db;
   try {
-    db = openChecked(file, { ...opts, readonly: true });
+    // The schema's shape too: refused only by the writer's open, a changed schema still in the
+    // -wal was folded into the file by that connection's close.
+    db = openChecked(file, { ...opts, readonly: true }, { shape: true });
   } catch (err) {
     // A hot rollback journal (a writer died mid-transaction) is rolled back only by a writer: the
     // read-write open recovers the last committed state and runs the same checks on it.
@@ -80,7 +82,7 @@ function probeReadOnly(file: string, opts: ConnectionOptions): void {
 }
 
 /** A connection whose file is ours, with a schema this blufio knows: nothing written yet. */
-function openChecked(file: string, opts: ConnectionOptions): Db {
+function openChecked(file: string, opts: ConnectionOptions, checks: { shape?: boolean } = {}): Db {
   const db = new Database(file, {
     fileMustExist: true,
     timeout: opts.lockTimeoutMs,
@@ -99,7 +101,7 @@ function openChecked(file: string, opts: ConnectionOptions): Db {
       }
       throw err;
     }
-    verifyApplied(db, MIGRATIONS, file);
+    verifyApplied(db, MIGRATIONS, file, checks);
     return db;
   } catch (err) {
     closeQuietly(db);

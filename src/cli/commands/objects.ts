@@ -37,7 +37,7 @@ function describeVerify(r: VerifyReport): string[] {
     ...(r.strayFiles > 0 ? [`stray       ${r.strayFiles} file(s) no object records (blufio objects gc removes them)`] : []),
     ...(r.tempFiles > 0 ? [`temporary   ${r.tempFiles} file(s) of puts in progress or abandoned`] : []),
     ...r.unknownFiles.map((f) => `unknown     ${printable(f)} (not written by blufio; left alone)`),
-    ...r.unreadable.map((f) => `unreadable  ${printable(f)}: files there that no object records were not looked for`),
+    ...r.unreadable.map((f) => `unreadable  ${printable(f)}: what is in it was not looked at (recorded files are read by their paths)`),
   ];
 }
 

@@ -69,8 +69,17 @@ function plan(applied: AppliedRow[], list: readonly Migration[], file: string): 
  * knows: throws KC_SCHEMA_TOO_NEW or KC_DB_MIGRATION_MODIFIED. Runs before a connection switches
  * the file to WAL, so a refused file is left exactly as it was.
  */
-export function verifyApplied(db: Db, list: readonly Migration[], file: string): void {
-  plan(readApplied(db, file), list, file);
+export function verifyApplied(db: Db, list: readonly Migration[], file: string, opts: { shape?: boolean } = {}): void {
+  const applied = readApplied(db, file);
+  plan(applied, list, file);
+  if (opts.shape === true) shapeOfApplied(db, applied, list, file);
+}
+
+/** The schema must be the one the applied migrations make (see shape.ts). */
+function shapeOfApplied(db: Db, applied: AppliedRow[], list: readonly Migration[], file: string): void {
+  if (applied.length === 0) return;
+  const done = new Set(applied.map((r) => r.version));
+  verifyShape(db, list.filter((m) => done.has(m.version)), CREATE_TABLE, file);
 }
 
 export interface MigrationResult {
@@ -87,10 +96,7 @@ export function runMigrations(db: Db, list: readonly Migration[], file: string, 
   try {
     const applied = readApplied(db, file);
     const pending = plan(applied, list, file);
-    if (applied.length > 0) {
-      const done = new Set(applied.map((r) => r.version));
-      verifyShape(db, list.filter((m) => done.has(m.version)), CREATE_TABLE, file);
-    }
+    shapeOfApplied(db, applied, list, file);
     if (pending.length === 0) {
       return { version: applied[applied.length - 1]?.version ?? 0, applied: [] };
     }

@@ -3,19 +3,28 @@ import Database from '../driver.js';
 import type { Db } from '../sqlite.js';
 import type { Migration } from './list.js';
 
-/** Every table, index, trigger and view by name, and each table's columns in order. */
+/** Every table, index, trigger and view by name, with its type and definition, and each table's columns. */
 interface Shape {
-  objects: Map<string, string>;
+  objects: Map<string, { type: string; sql: string | null }>;
   columns: Map<string, string>;
 }
 
-const OBJECTS = 'SELECT type, name FROM sqlite_schema';
+const OBJECTS = 'SELECT type, name, sql FROM sqlite_schema';
 // One text per table: what a statement relies on (names, declared types, NOT NULL, key order).
 const COLUMNS = `SELECT s.name AS tbl, group_concat(c.name || ' ' || c.type || ' ' || c."notnull" || ' ' || c.pk, ', ') AS cols
   FROM sqlite_schema AS s, pragma_table_xinfo(s.name) AS c WHERE s.type = 'table' GROUP BY s.name`;
 
+/**
+ * A definition as SQLite keeps it, with runs of white space made one space. The migrations
+ * only CREATE (no ALTER, whose rewriting of the stored text could differ between SQLite
+ * versions): the file holds their statements verbatim, as the in-memory copy does.
+ */
+const definition = (sql: string | null): string | null => (sql === null ? null : sql.replace(/\s+/g, ' ').trim());
+
 function shapeOf(db: Db): Shape {
-  const objects = new Map((db.prepare(OBJECTS).all() as { type: string; name: string }[]).map((r) => [r.name, r.type]));
+  const objects = new Map(
+    (db.prepare(OBJECTS).all() as { type: string; name: string; sql: string | null }[]).map((r) => [r.name, { type: r.type, sql: definition(r.sql) }]),
+  );
   const columns = new Map((db.prepare(COLUMNS).all() as { tbl: string; cols: string }[]).map((r) => [r.tbl, r.cols]));
   return { objects, columns };
 }
@@ -34,23 +43,22 @@ function expectedShape(list: readonly Migration[], migrationsTable: string): Sha
 
 /**
  * Refuses a migrated database whose schema lacks a table, index, trigger or view the migrations
- * create, or whose tables' columns differ from theirs: such a file was changed outside blufio
- * (or restored from something that was not a copy of it). Let through, the first statement that
- * needed the missing part failed mid-operation as "no such table", reported as a bug. What a
- * person added (a table, an index of their own, ANALYZE's statistics) is left alone.
+ * create, or has one defined otherwise (columns, a UNIQUE index made plain, a CHECK dropped):
+ * such a file was changed outside blufio (or restored from something that was not a copy of
+ * it). Let through, the first statement that needed the missing part failed mid-operation
+ * ("no such table", "ON CONFLICT clause does not match"), reported as a bug. What a person
+ * added (a table, an index of their own, ANALYZE's statistics) is left alone.
  */
 export function verifyShape(db: Db, list: readonly Migration[], migrationsTable: string, file: string): void {
   const want = expectedShape(list, migrationsTable);
   const have = shapeOf(db);
   const problems: string[] = [];
-  for (const [name, type] of want.objects) {
+  for (const [name, { type, sql }] of want.objects) {
     const found = have.objects.get(name);
     if (found === undefined) problems.push(`the ${type} ${name} is missing`);
-    else if (found !== type) problems.push(`${name} is a ${found}, not a ${type}`);
-  }
-  for (const [table, cols] of want.columns) {
-    const found = have.columns.get(table);
-    if (found !== undefined && found !== cols) problems.push(`the columns of ${table} were changed`);
+    else if (found.type !== type) problems.push(`${name} is a ${found.type}, not a ${type}`);
+    else if (want.columns.has(name) && have.columns.get(name) !== want.columns.get(name)) problems.push(`the columns of ${name} were changed`);
+    else if (found.sql !== sql) problems.push(`the ${type} ${name} is defined otherwise`);
   }
   if (problems.length === 0) return;
   throw new AppError(ErrorCode.DB_CORRUPT, `the schema of ${file} is not the one its migrations made: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`, {

@@ -35,6 +35,16 @@ export interface CommitObjectResult {
 
 const TOTAL = 'objects:total';
 
+/** The size of the file at `p` as it is (a link is not followed), or -1 when there is none. */
+function fileSize(p: string): number {
+  try {
+    const st = fs.lstatSync(p);
+    return st.isFile() ? st.size : -1;
+  } catch {
+    return -1;
+  }
+}
+
 function storedTotal(ctx: WriterContext): number {
   return ctx.cached(TOTAL, () => ctx.stmt('SELECT coalesce(sum(stored_size), 0) FROM object_blobs').pluck().get() as number);
 }
@@ -48,8 +58,17 @@ function commit(ctx: WriterContext, a: CommitObjectArgs): CommitObjectResult {
       hint: 'run blufio objects gc, delete objects you no longer need, or raise [objects] max_total_bytes',
     });
   if (a.tmp === null) {
-    // Nothing was kept: only content already stored, its file in place, can be an object now.
-    if (!known || !fs.existsSync(final)) throw full(storedTotal(ctx));
+    // Nothing was kept: only content already stored, its file in place and whole as far as its
+    // size tells, can be an object now. A put of the content usually repairs a damaged copy (below);
+    // this one has no bytes to do it with.
+    if (!known) throw full(storedTotal(ctx));
+    if (fileSize(final) !== stored) {
+      throw new AppError(
+        ErrorCode.OBJECT_STORE_FULL,
+        `this content is stored, but its file is damaged or missing, and there was no room under the limit of ${a.maxTotalBytes} to store it again (${storedTotal(ctx)} stored)`,
+        { hint: 'run blufio objects gc or delete objects you no longer need, then put it again (that repairs the file); blufio objects verify lists what is damaged' },
+      );
+    }
   } else if (!known) {
     const total = storedTotal(ctx);
     if (a.maxTotalBytes > 0 && total + a.storedSize > a.maxTotalBytes) throw full(total);
