@@ -435,14 +435,18 @@ describe('blufio CLI', () => {
     const env = { ...cleanEnv({ BLUFIO_DATA_DIR: tmpDir() }), BLUFIO_VAULT_KEY: 'cli passphrase' };
     // stdin stays open and empty: a command that waited for the value would never end (the
     // test's hang guard kills it, and the exit code is then not 1).
-    const child = spawn(process.execPath, [CLI, 'config', 'set-secret', 'my key'], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.stdout.resume();
-    const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-    clearTimeout(guard);
-    child.stdin.destroy();
+    const setWithOpenStdin = async (name: string): Promise<{ code: number | null; stderr: string }> => {
+      const child = spawn(process.execPath, [CLI, 'config', 'set-secret', name], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.stdout.resume();
+      const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      clearTimeout(guard);
+      child.stdin.destroy();
+      return { code, stderr };
+    };
+    const { code, stderr } = await setWithOpenStdin('my key');
     assert.equal(code, 1, stderr);
     assert.match(stderr, /^error\[KC_INVALID_INPUT\]: that secret name is not valid: character 3 \(" "\) is not allowed/);
     assert.match(stderr, /hint: .*e\.g\. blufio config set-secret providers\.openai\.api_key/);
@@ -450,6 +454,30 @@ describe('blufio CLI', () => {
     const del = await runCli(['config', 'delete-secret', 'my key'], { env });
     assert.equal(del.code, 1);
     assert.match(del.stderr, /hint: .*blufio config list-secrets/);
+    // A name shaped like a token is refused before the value is read too (QA r11: it was read first).
+    const late = await setWithOpenStdin(`ghp_${'a1B2'.repeat(9)}`);
+    assert.equal(late.code, 1, late.stderr);
+    assert.match(late.stderr, /^error\[KC_INVALID_INPUT\]: that secret name looks like a secret itself \(github-token\)/);
+  });
+
+  it('a vault row written by other means: its name is shown escaped, it can be deleted, a time out of range is shown as such (QA r11)', async () => {
+    const dir = tmpDir();
+    const env = { ...cleanEnv({ BLUFIO_DATA_DIR: dir }), BLUFIO_VAULT_KEY: 'cli passphrase' };
+    assert.equal((await runCli(['config', 'set-secret', 'a.one'], { env, input: 'sk-proj-abcdefghijklmnopqrstuvwxyz4f2b\n' })).code, 0);
+    const forged = '\u001b[2K\rfake.row  sk-...ok\nx';
+    const db = new Database(path.join(dir, 'blufio.db'));
+    db.prepare('INSERT INTO vault_entries (name, sealed, created_at, updated_at) VALUES (?, ?, 0, 0)').run(forged, Buffer.from([0]));
+    db.prepare("UPDATE vault_entries SET updated_at = 9000000000000000000 WHERE name = 'a.one'").run();
+    db.close();
+    const list = await runCli(['config', 'list-secrets'], { env });
+    assert.equal(list.code, 0, list.stderr);
+    assert.doesNotMatch(list.stdout, /[\u001b\r]/, 'a forged name painted the terminal');
+    assert.match(list.stdout, /invalid time \(9000000000000000000\)/);
+    const del = await runCli(['config', 'delete-secret', forged], { env });
+    assert.equal(del.code, 0, del.stderr);
+    assert.doesNotMatch(del.stdout, /[\u001b\r]/);
+    const after = await runCli(['config', 'list-secrets', '--json'], { env });
+    assert.deepEqual((JSON.parse(after.stdout) as { name: string }[]).map((e) => e.name), ['a.one']);
   });
 
   it('config set-secret, list-secrets, delete-secret and vault status / change-passphrase without a terminal', async () => {

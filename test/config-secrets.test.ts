@@ -469,4 +469,22 @@ describe('plaintext secrets in the config file', () => {
     assert.match(logged, /no longer parses/);
     assert.doesNotMatch(logged, /HALF-SAVED/);
   });
+
+  it('a channel named like a token keeps its secret in the file with a warning; every command still runs (QA r11: each failed, naming no file)', async () => {
+    const dir = tmpDir();
+    const cfg = path.join(dir, 'blufio.toml');
+    const text = '[channels.xoxo-gossip-girl]\nbot_token = "123456789:PLAINTEXT-telegram-token-0123"\n[channels.telegram]\nbot_token = "987654321:PLAINTEXT-other-token-01234"\n';
+    fs.writeFileSync(cfg, text, { mode: 0o600 });
+    const env = cleanEnv({ BLUFIO_VAULT_KEY: 'pp-phrase-11' });
+    const r = await run(CLI, ['--config', cfg, '--data-dir', path.join(dir, 'data'), 'config', 'list-secrets'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^warn: 1 plaintext secret\(s\) in the config file stay there: their provider or channel is named like a secret itself/m);
+    // The other one moved as usual; the odd one is still in the file, and only it.
+    assert.match(r.stdout, /channels\.telegram\.bot_token/);
+    const left = fs.readFileSync(cfg, 'utf8');
+    assert.match(left, /PLAINTEXT-telegram-token-0123/);
+    assert.doesNotMatch(left, /PLAINTEXT-other-token/);
+    const check = await run(CLI, ['--config', cfg, '--data-dir', path.join(dir, 'data'), 'db', 'check'], { env: cleanEnv() });
+    assert.equal(check.code, 0, check.stderr);
+  });
 });

@@ -222,7 +222,8 @@ describe('the vault', () => {
     await o2.close();
 
     // Weakened or absurd KDF parameters in the key record are refused before any derivation.
-    for (const [col, v] of [['kdf_memory_kib', 8], ['kdf_iterations', 1], ['kdf_memory_kib', 1 << 30], ['kdf_parallelism', 0]] as const) {
+    // QA r11: a forged 1 GiB, 64-pass, 64-lane record took two minutes to say "wrong passphrase".
+    for (const [col, v] of [['kdf_memory_kib', 8], ['kdf_iterations', 1], ['kdf_memory_kib', 1 << 30], ['kdf_parallelism', 0], ['kdf_memory_kib', 1 << 20], ['kdf_iterations', 64], ['kdf_parallelism', 64]] as const) {
       const copy = tmpDir();
       fs.copyFileSync(path.join(dir, 'blufio.db'), path.join(copy, 'blufio.db'));
       const c = raw(copy);
@@ -289,6 +290,29 @@ describe('the vault', () => {
     const db = await runCli(['vault', 'db-encrypt', 'enable', tmpDir(), '--passphrase-env', 'DBKEY'], { env: cleanEnv({ DBKEY: 'db-pass' }) });
     assert.equal(db.code, 1);
     assert.match(db.stderr, /^error\[KC_INVALID_INPUT\]: the new database passphrase is shorter than 8 characters/);
+  });
+
+  it('a new passphrase with a line break or another control character is refused, for a vault, a change and a database; an existing one still opens (QA r11)', async () => {
+    const control = (e: { code?: string; message?: string }) => e.code === 'KC_INVALID_INPUT' && /holds a control character/.test(e.message ?? '');
+    const dir = tmpDir();
+    // As a variable written with echo gives it: no prompt and no passphrase file can give it again.
+    for (const p of ['correct-horse-battery\n', 'correct-horse\r\n', 'correct-horse\u001b[2K', 'correct-horse\u0085x']) {
+      const a = await app(dir, p);
+      await assert.rejects(a.vault.set('k', 'value-0123456789abcdefghij'), control);
+      assert.equal((await a.vault.status()).exists, false, 'no vault was made');
+      await a.close();
+    }
+    // A Tab can be typed at the prompt: taken.
+    const b = await app(dir, 'correct\thorse-battery');
+    await b.vault.set('k', 'value-0123456789abcdefghij');
+    await assert.rejects(b.vault.changePassphrase('new-horse-battery\n'), control);
+    await b.close();
+    const c = await app(dir, 'correct\thorse-battery');
+    assert.equal((await c.vault.get('k')).expose(), 'value-0123456789abcdefghij', 'the passphrase is unchanged');
+    await c.close();
+    const db = await runCli(['vault', 'db-encrypt', 'enable', tmpDir(), '--passphrase-env', 'DBKEY'], { env: cleanEnv({ DBKEY: 'db-passphrase\n' }) });
+    assert.equal(db.code, 1);
+    assert.match(db.stderr, /^error\[KC_INVALID_INPUT\]: the new database passphrase holds a control character/);
   });
 
   it('a lock() during a passphrase change cannot wrap a zeroed key; an explicit passphrase is always checked', async () => {

@@ -40,8 +40,10 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(h / 24)}d ${h % 24}h`;
 }
 
+/** An ISO time; one outside what a Date holds (a damaged row) is shown as the number it is. */
 export function formatTime(ms: number): string {
-  return new Date(ms).toISOString();
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `invalid time (${String(ms)})` : d.toISOString();
 }
 
 /** Aligns rows into columns; every cell must already be printable. */

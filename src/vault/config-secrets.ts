@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { parse as parseToml } from 'smol-toml';
 import { hasAcl, plaintextSecrets, removeKeys, type PlaintextSecret } from '../config/index.js';
-import type { Vault } from './vault.js';
+import { nameLooksLikeSecret, type Vault } from './vault.js';
 
 /**
  * Moves plaintext secrets out of the config file into the vault: every value is written to the
@@ -45,7 +45,18 @@ export async function moveConfigSecrets(configPath: string, vault: Vault, log: L
     log.warn({ file }, 'the config file changed while it was being read and no longer parses; no secrets were moved out of it');
     return [];
   }
-  const found = plaintextSecrets(parsed);
+  const all = plaintextSecrets(parsed);
+  // A provider or channel named like a token (`[channels.xoxo-gossip-girl]`, a Slack token's
+  // shape) gives a vault name the vault refuses (names are stored in the clear): its secret
+  // stays in the file, and every command goes on (before, every one of them failed).
+  const odd = all.filter((s) => nameLooksLikeSecret(s.vaultName).length > 0);
+  if (odd.length > 0) {
+    log.warn(
+      { file, formats: [...new Set(odd.flatMap((s) => nameLooksLikeSecret(s.vaultName)))] },
+      `${odd.length} plaintext secret(s) in the config file stay there: their provider or channel is named like a secret itself, and such a name cannot be a vault name (names are stored in the clear); rename the table`,
+    );
+  }
+  const found = all.filter((s) => !odd.includes(s));
   if (found.length === 0) return [];
   // A line is cut only when the vault ends up holding exactly its value. A vault entry with
   // another value is not overwritten, and the file's line is not cut: neither the file's mtime

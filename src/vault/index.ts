@@ -1,4 +1,4 @@
-export { checkSecretName, MAX_VALUE_BYTES, noSuchSecret, PASSPHRASE_PIN_CHARS, Vault } from './vault.js';
+export { checkNewSecretName, checkSecretName, MAX_VALUE_BYTES, nameLooksLikeSecret, noSuchSecret, PASSPHRASE_PIN_CHARS, Vault } from './vault.js';
 export type { PassphraseProvider, PassphrasePurpose, SecretListing, VaultStatus } from './vault.js';
 export { Secret } from './secret.js';
 export { maskSecret } from './mask.js';

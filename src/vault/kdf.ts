@@ -23,12 +23,14 @@ export const DEFAULT_KDF: KdfParams = { memoryKib: 64 * 1024, iterations: 3, par
 /**
  * Parameters read back from a database are held to these bounds: below them a forged row could
  * make the passphrase cheap to guess, above them it could make an unlock exhaust memory or time.
- * Blufio never writes parameters below the defaults.
+ * Blufio writes the defaults only; the upper bounds are four times them (a forged 1 GiB, 64-pass
+ * record took two minutes to say "wrong passphrase" here, and would not fit a small Raspberry Pi).
+ * A later version that raises the defaults raises these with them.
  */
 export const KDF_BOUNDS = {
-  memoryKib: [DEFAULT_KDF.memoryKib, 1024 * 1024],
-  iterations: [DEFAULT_KDF.iterations, 64],
-  parallelism: [1, 64],
+  memoryKib: [DEFAULT_KDF.memoryKib, 4 * DEFAULT_KDF.memoryKib],
+  iterations: [DEFAULT_KDF.iterations, 4 * DEFAULT_KDF.iterations],
+  parallelism: [1, 4 * DEFAULT_KDF.parallelism],
 } as const;
 
 export const SALT_BYTES = 16;

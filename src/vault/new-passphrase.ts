@@ -23,6 +23,15 @@ export function assertNewPassphrase(p: string, what: string): void {
       hint: 'choose a passphrase of valid UTF-8 text (check that the terminal, or whatever sets the environment variable, uses UTF-8)',
     });
   }
+  // A line break or another control character cannot be typed at a prompt (Enter ends the line;
+  // the prompt refuses the others, a Tab excepted) and a file loses a trailing one: such a
+  // passphrase could only ever be given again through the very variable that set it (a
+  // Kubernetes secret or an env file written with echo adds one).
+  if (/[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/.test(p)) {
+    throw new AppError(ErrorCode.INVALID_INPUT, `the new ${what} holds a control character (a line break, perhaps at its end); nothing was changed`, {
+      hint: 'choose one of printable characters; where it comes from a file or a variable, check that no line break was added (printf instead of echo)',
+    });
+  }
   // Characters as typed (code points, NFC), not UTF-16 units. Empty is refused on its own terms.
   if (p.length > 0 && [...p.normalize('NFC')].length < MIN_NEW_PASSPHRASE_CHARS) {
     throw new AppError(ErrorCode.INVALID_INPUT, `the new ${what} is shorter than ${MIN_NEW_PASSPHRASE_CHARS} characters; nothing was changed`, {

@@ -119,12 +119,22 @@ export function noSuchSecret(name: string): AppError {
  * Names are stored in the clear (they say what a secret is for): one that is itself a secret
  * (set(token, name), the arguments swapped) is refused, naming the format, never the value.
  */
-function checkNewName(name: string): string {
+function checkNewName(name: string, example = 'call set(name, value) with a name such as providers.openai.api_key'): string {
   const formats = secretFormatsIn(name);
   if (formats.length === 0) return name;
   throw new AppError(ErrorCode.INVALID_INPUT, `that secret name looks like a secret itself (${formats.join(', ')}); nothing was stored`, {
-    hint: 'names are stored in the clear: call set(name, value) with a name such as providers.openai.api_key',
+    hint: `names are stored in the clear: ${example}`,
   });
+}
+
+/** A name for a new secret, checked as set() checks it: valid, and not itself shaped like a secret. */
+export function checkNewSecretName(name: unknown, example?: string): string {
+  return checkNewName(checkSecretName(name, example), example);
+}
+
+/** The formats a secret's name matches (a provider or channel named like a token): none for an ordinary name. */
+export function nameLooksLikeSecret(name: string): string[] {
+  return secretFormatsIn(name);
 }
 
 /**
@@ -566,7 +576,11 @@ export class Vault {
   }
 
   async delete(name: string): Promise<boolean> {
-    const n = checkName(name);
+    // A stored name the check refuses (a row written by other means) can still be deleted.
+    const n =
+      typeof name === 'string' && !NAME.test(name) && this.rows.entry(name) !== undefined
+        ? name
+        : checkSecretName(name, 'blufio config list-secrets (or list()) shows the names stored');
     await this.ready(false);
     const deleted = await this.rows.delete(n);
     this.redactor?.deleteSecret(n);

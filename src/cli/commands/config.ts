@@ -3,7 +3,7 @@ import { AppError, ErrorCode } from '../../errors/index.js';
 import { withApp } from '../context.js';
 import { formatTime, printable, printJson, printLines, table } from '../output.js';
 import { askHidden } from '../prompt.js';
-import { checkSecretName, MAX_VALUE_BYTES, noSuchSecret } from '../../vault/index.js';
+import { checkNewSecretName, MAX_VALUE_BYTES, noSuchSecret } from '../../vault/index.js';
 
 const CLI_NAME_EXAMPLE = 'e.g. blufio config set-secret providers.openai.api_key';
 
@@ -60,8 +60,9 @@ export function configCommand(): Command {
     .description('store a secret: asked with no echo on a terminal, else read from stdin (creates the vault on first use)')
     .argument('<name>', 'secret name: letters, digits and . _ : / -')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
-      // Before the value is asked for: no one should type a secret only to learn the name is wrong.
-      checkSecretName(name, CLI_NAME_EXAMPLE);
+      // Before the value is asked for: no one should type a secret only to learn the name is wrong
+      // (or that it looks like a secret itself, which set() refuses).
+      checkNewSecretName(name, CLI_NAME_EXAMPLE);
       const value = await secretValue(name);
       await withApp(cmd, (app) => app.vault.set(name, value));
       printLines([`stored ${name}`]);
@@ -78,7 +79,8 @@ export function configCommand(): Command {
       printLines(
         table(
           ['NAME', 'PREVIEW', 'UPDATED'],
-          list.map((s) => [s.name, s.tampered ? 'TAMPERED' : printable(s.preview ?? ''), formatTime(s.updatedAt)]),
+          // A name is checked when stored; a row written by other means may hold anything.
+          list.map((s) => [printable(s.name), s.tampered ? 'TAMPERED' : printable(s.preview ?? ''), formatTime(s.updatedAt)]),
         ),
       );
     });
@@ -88,10 +90,11 @@ export function configCommand(): Command {
     .description('remove a secret from the vault')
     .argument('<name>', 'secret name')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
-      checkSecretName(name, 'blufio config list-secrets shows the names stored');
+      // Not checked here: a name stored by other means (a damaged or forged row) that the check
+      // refuses can still be deleted, and delete() checks any other.
       const gone = await withApp(cmd, (app) => app.vault.delete(name));
       if (!gone) throw noSuchSecret(name);
-      printLines([`deleted ${name}`]);
+      printLines([`deleted ${printable(name)}`]);
     });
 
   return config;
