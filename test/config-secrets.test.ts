@@ -475,6 +475,10 @@ describe('plaintext secrets in the config file', () => {
     const cfg = path.join(dir, 'blufio.toml');
     const text = '[channels.xoxo-gossip-girl]\nbot_token = "123456789:PLAINTEXT-telegram-token-0123"\n[channels.telegram]\nbot_token = "987654321:PLAINTEXT-other-token-01234"\n';
     fs.writeFileSync(cfg, text, { mode: 0o600 });
+    // Without a passphrase, what will move names only what can (second review: it named the odd one too).
+    const locked = await run(CLI, ['--config', cfg, '--data-dir', path.join(dir, 'data'), 'db', 'check'], { env: cleanEnv() });
+    assert.equal(locked.code, 0, locked.stderr);
+    assert.match(locked.stderr, /they move into the vault the next time .*secrets=\["channels\.telegram\.bot_token"\]/);
     const env = cleanEnv({ BLUFIO_VAULT_KEY: 'pp-phrase-11' });
     const r = await run(CLI, ['--config', cfg, '--data-dir', path.join(dir, 'data'), 'config', 'list-secrets'], { env });
     assert.equal(r.code, 0, r.stderr);

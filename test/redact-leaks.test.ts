@@ -76,15 +76,27 @@ test('url-password (QA r11): a `"` or `\\` in the password as JSON writes it, PH
   assert.equal(r.redact('x?next=https%3A//admin%3ASup3rSecretPw%40db.internal/prod'), 'x?next=https%3A//admin%3A[REDACTED:url-password]%40db.internal/prod');
   // Not a password there either: a port before an encoded path, a user alone, the outer query's '&'.
   for (const text of ['x?u=http%3A%2F%2Fhost%3A8080%2F%3Fa%40b', 'x?u=https%3A%2F%2Fuser%40example.com%2Fp', 'x?u=http%3A%2F%2Fh%3A1&e=a%40b']) assert.equal(r.redact(text), text);
-  // Review: a port, then JSON kept in a string or a parameter, then an e-mail address, is no
-  // password and its end (the inner JSON lost a field and stopped parsing); nor is a port, a
-  // line break and an address in a log line.
+  // Review: a port, then JSON, a call or a tag kept in a string or a parameter, then an e-mail
+  // address, is no password and its end (the inner JSON lost a field and stopped parsing).
   const call = JSON.stringify({ tool_call: { arguments: JSON.stringify({ url: 'http://localhost:3000', notify: ['bob@example.com'] }) } });
   assert.equal(r.scrubJson(call), call);
-  const line = JSON.stringify({ msg: 'upstream proxy http://proxy:3128\nops@example.com' });
-  assert.equal(r.redactJson(line), line);
+  for (const content of ['fetch("http://localhost:3000").then(() => notify("bob@example.com"))', '<a href="http://intranet:8080">admin@example.com</a>']) {
+    const doc = JSON.stringify({ content });
+    assert.equal(r.redactJson(doc), doc);
+  }
   const state = `https://idp.example/authorize?state=${encodeURIComponent(JSON.stringify({ redirect: 'http://localhost:3000', email: 'bob@example.com' }))}`;
   assert.equal(r.redact(state), state);
+  // Second review: an outer `&key=` and characters userinfo never holds raw end an encoded password.
+  for (const value of ['return=http://localhost:3000&user=bob@example.com', 'http://proxy:3128\\nops@example.com', 'http://h:3000|bob@example.com']) {
+    const text = `https://idp.example/cb?${new URLSearchParams({ state: value }).toString()}`;
+    assert.equal(r.redact(text), text);
+  }
+  // Second review: in plain text a password with a backslash and an n, t, b, f, u or quote is a
+  // password (the JSON reading of those pairs left it whole in clear). The price, in JSON text:
+  // a port at a line's end and an address at the next one's start read as one (README).
+  for (const password of ['Xy7\\nQ2w9', 'Xy7\\tQ2w9', 'Xy7\\bQ', 'Xy7\\uQ2w9', 'Xy7\\"Q2w9']) {
+    assert.equal(r.redact(`postgres://admin:${password}@db.internal/prod`), 'postgres://admin:[REDACTED:url-password]@db.internal/prod', password);
+  }
   // A URL encoded twice (a redirect URI inside a parameter) is not matched: README, limits.
 });
 

@@ -427,6 +427,8 @@ describe('a schema changed outside blufio (QA r11)', () => {
     const app = await open(dir);
     await app.close();
     const db = new Database(path.join(dir, 'blufio.db'));
+    // Off the binding's defensive mode: sqlite_schema written by hand, as the sqlite3 shell can.
+    db.unsafeMode(true);
     db.exec(sql);
     db.close();
     return dir;
@@ -487,6 +489,17 @@ describe('a schema changed outside blufio (QA r11)', () => {
     const app = await open(dir);
     await app.sessions.create({});
     await app.close();
+  });
+
+  it('a virtual table of a module this SQLite lacks (sqlite-vec, as a person adds it) is left alone too (second review: every command exited 70)', async () => {
+    const dir = await alter(
+      "PRAGMA writable_schema = ON; INSERT INTO sqlite_schema (type, name, tbl_name, rootpage, sql) VALUES ('table', 'my_vec', 'my_vec', 0, 'CREATE VIRTUAL TABLE my_vec USING vec0(embedding float[4])'); PRAGMA writable_schema = OFF;",
+    );
+    const app = await open(dir);
+    await app.sessions.create({});
+    await app.close();
+    const r = await runCli(['--data-dir', dir, 'queue', 'stats'], { env: cleanEnv() });
+    assert.equal(r.code, 0, r.stderr);
   });
 });
 

@@ -15,7 +15,7 @@ import {
   type Queue,
   type Sessions,
 } from '../storage/index.js';
-import { moveConfigSecrets, PASSPHRASE_PIN_CHARS, Vault, VAULT_KEY_ENV, type PassphraseProvider } from '../vault/index.js';
+import { moveConfigSecrets, nameLooksLikeSecret, PASSPHRASE_PIN_CHARS, Vault, VAULT_KEY_ENV, type PassphraseProvider } from '../vault/index.js';
 import { createSafeFetch, type SafeFetch } from '../net/index.js';
 import { fileKind, keyFor, openGate, refuseSharedKeyChange } from '../dbcrypt/index.js';
 import { dbLockedError, StorageSlot } from './slot.js';
@@ -232,6 +232,8 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
       throw err;
     }
   }
+  // Named like a token, a secret cannot be a vault entry: it stays in the file (moveConfigSecrets says so).
+  const movable = config.plaintextSecrets.filter((n) => nameLooksLikeSecret(n).length === 0);
   if (config.plaintextSecrets.length > 0) {
     // Moved at the first chance: now, when a passphrase can be had (given, in the environment,
     // or asked on a terminal); otherwise they stay where they are and this says so.
@@ -241,14 +243,14 @@ export async function openBlufio(options: OpenOptions = {}): Promise<BlufioApp> 
       if (!isAppError(err, ErrorCode.VAULT_LOCKED) || options.requireVault === true) {
         await storage.close();
         if (isAppError(err, ErrorCode.VAULT_LOCKED)) {
-          throw new AppError(ErrorCode.VAULT_LOCKED, `${config.configPath} holds plaintext secrets (${config.plaintextSecrets.join(', ')}) and no vault passphrase is available to move them into the vault`, {
+          throw new AppError(ErrorCode.VAULT_LOCKED, `${config.configPath} holds plaintext secrets (${movable.join(', ')}) and no vault passphrase is available to move them into the vault`, {
             hint: 'set BLUFIO_VAULT_KEY, or start on a terminal to be asked for it',
           });
         }
         throw err;
       }
       log.warn(
-        { file: config.configPath, secrets: config.plaintextSecrets },
+        { file: config.configPath, secrets: movable },
         'the config file holds plaintext secrets; they move into the vault the next time blufio runs with the vault passphrase (BLUFIO_VAULT_KEY)',
       );
     }

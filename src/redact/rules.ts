@@ -35,13 +35,15 @@ const AUTH_CHAR = `(?:[^\\s"'\\\\,;]|\\\\/)`;
 
 /**
  * A backslash pair in a URL password: JSON's `\"` and `\\` (a password with a quote or a
- * backslash, logged), a `\uXXXX` that is neither a control character nor a slash, or a raw
- * backslash before another character in plain text. Not JSON's whitespace and control escapes
- * (`\n`: text on the next line is no password), not `\/` (PHP's slash ends it as `/` does), and
- * not a `\"` that a `,` `:` `}` or `]` follows: that is JSON kept in a string, where a port and
- * the next field's e-mail address would otherwise pass for a password and its end.
+ * backslash, logged), or a backslash before any other character: one rule serves plain text,
+ * where `\n` is a backslash and an `n` (a generated password holds such a pair about once in
+ * seventy), and JSON text, where it is a line break; a port at a line's end and an address at
+ * the next one's start then read as a password (a false positive kept: the leak is worse). Not
+ * `\/` (PHP's slash ends it as `/` does), and not a `\"` that JSON's structure (`,` `:` `}` `]`)
+ * or code and markup (`)` `;` `>` `<`, Go's `\u003c` `\u003e`) follow: JSON, a call or a tag kept
+ * in a string, where a port and a later e-mail address would otherwise pass for a password.
  */
-const JSON_PAIR = '\\\\(?:[^\\s/"nrtbfu]|"(?![,:}\\]])|u(?!00[01]|002[Ff])[0-9A-Fa-f]{4})';
+const JSON_PAIR = '\\\\(?:[^\\s/"]|"(?![,:}\\])>;<]|\\\\u003[CcEe]))';
 
 /** A character an encoded URL component holds as it is (RFC 3986's unreserved and sub-delims, but `&` and `+`, a space). */
 const URL_CHAR = "[A-Za-z0-9._~!$'()*,;=-]";
@@ -50,10 +52,13 @@ const URL_CHAR = "[A-Za-z0-9._~!$'()*,;=-]";
 const ENCODED_MARK = '%3[Aa](?:%2[Ff]%2[Ff]|//)';
 
 /**
- * What ends an encoded password besides a raw `/` `&` `+`: an encoded `/` `?` `#`, or a quote,
- * space, tab or line break (JSON or prose in a parameter: a port and a later e-mail address).
+ * What ends an encoded password besides a raw `/` `&` `+`: an encoded `/` `?` `#`; a quote,
+ * space, tab or line break (JSON or prose in a parameter: a port and a later e-mail address);
+ * a character userinfo never holds raw (`\ | < > [ ] { } ^ \``: in a password encoded once
+ * more they are `%255C`...); and an `&` that an outer `key=` follows (`return=http://h:3000&user=bob@x`
+ * encoded as a whole). A `,` or `;` does not end it: a password may hold them.
  */
-const ENCODED_END = '2[Ff]|3[Ff]|23|22|20|0[9AaDd]';
+const ENCODED_END = '2[Ff]|3[Ff]|23|22|20|0[9AaDd]|5[BbCcDdEe]|7[BbCcDd]|3[CcEe]|60|26(?=[A-Za-z0-9_.~-]+%3[Dd])';
 
 /** The shortest and longest JWT header the rule takes, in base64url characters after its "eyJ". */
 const JWT_HEADER_MIN = 8;
