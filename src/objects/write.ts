@@ -54,7 +54,7 @@ const SEAL_SLICE = 1024 * 1024;
 export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOptions): Promise<Written> {
   // Plain objects are named by the SHA-256 of their content (what sha256sum prints); encrypted
   // ones by the keyed hash the sealer computes.
-  const sealer = opts.keys === undefined ? undefined : await new ChunkSealer(opts.keys.file, opts.keys.address, newHeader(opts.chunkLog2 ?? DEFAULT_CHUNK_LOG2)).init();
+  const sealer = opts.keys === undefined ? undefined : new ChunkSealer(opts.keys.file, opts.keys.address, newHeader(opts.chunkLog2 ?? DEFAULT_CHUNK_LOG2));
   let fh: FileHandle;
   try {
     fh = await open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
@@ -96,13 +96,13 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
       }
       for (let off = 0; off < piece.length; off += SEAL_SLICE) {
         opts.signal?.throwIfAborted();
-        await sealer.push(piece.length <= SEAL_SLICE ? piece : piece.subarray(off, off + SEAL_SLICE), out);
+        sealer.push(piece.length <= SEAL_SLICE ? piece : piece.subarray(off, off + SEAL_SLICE), out);
         await writer.add(out);
         if (over()) await drop();
       }
     }
     opts.signal?.throwIfAborted();
-    const digest = sealer === undefined ? hash!.digest() : await sealer.finish(out);
+    const digest = sealer === undefined ? hash!.digest() : sealer.finish(out);
     await writer.add(out);
     if (over()) await drop();
     await writer.flush();
