@@ -3,11 +3,14 @@ import { createCipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'n
 import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
+import { loadConfig } from '../src/config/index.js';
 import { storeKeys } from '../src/objects/chunks.js';
 import { openBlob } from '../src/objects/read.js';
 import { writeBlob } from '../src/objects/write.js';
 import type { ObjectSource } from '../src/objects/source.js';
-import { tmpDir } from './helpers/index.js';
+import { Storage } from '../src/storage/index.js';
+import { blobPath } from '../src/storage/objects/layout.js';
+import { cleanEnv, silentLogger, tmpDir } from './helpers/index.js';
 
 /**
  * The address of an encrypted object (address scheme 2): a keyed hash of the content alone. The
@@ -98,4 +101,45 @@ it('an object stored under address scheme 1 still opens, and its content put aga
   for await (const p of opened.content) parts.push(p);
   assert.ok(Buffer.concat(parts).equals(content));
   assert.notEqual(await addressOf(content), v1.address, 'scheme 2 names the same content differently');
+});
+
+it('content whose file was lost, put again in another chunk size, is stored with the new file\'s size (review of address scheme 2)', async () => {
+  // The chunk size is fixed in a release, but a later one may change it, and encrypted addresses
+  // no longer depend on it: a lost file can come back in another size.
+  const dataDir = tmpDir();
+  const storage = await Storage.open(loadConfig({ dataDir, env: cleanEnv() }), silentLogger());
+  try {
+    const dir = path.join(dataDir, 'objects');
+    fs.mkdirSync(dir);
+    const content = randomBytes(5000);
+    const keys = storeKeys(root);
+    const commit = async (log2: number): Promise<{ deduplicated: boolean; storedSize: number; address: string }> => {
+      const tmp = path.join(dataDir, `put-${log2}`);
+      const w = await writeBlob(content, tmp, { keys: { address: Buffer.from(keys.address), file: Buffer.from(keys.file) }, maxBytes: 1e9, chunkLog2: log2 });
+      const r = await storage.objectRows.commit({ dir, tmp, address: w.address, encrypted: true, size: w.size, storedSize: w.storedSize, contentType: 'application/octet-stream', name: null, maxTotalBytes: 0 });
+      fs.rmSync(tmp, { force: true });
+      return { deduplicated: r.deduplicated, storedSize: w.storedSize, address: w.address };
+    };
+    const first = await commit(4);
+    const file = blobPath(dir, first.address);
+    assert.equal(storage.objectRows.storedBytes(), first.storedSize);
+    // The same content in another chunk size while the file is there: the stored one serves.
+    const again = await commit(8);
+    assert.equal(again.deduplicated, true);
+    assert.notEqual(again.storedSize, first.storedSize);
+    assert.equal(fs.statSync(file).size, first.storedSize);
+    assert.equal(storage.objectRows.storedBytes(), first.storedSize);
+    // The file lost, then the content put again in another size: the row follows the new file.
+    fs.rmSync(file);
+    const back = await commit(8);
+    assert.equal(back.deduplicated, true);
+    assert.equal(fs.statSync(file).size, back.storedSize);
+    assert.equal(storage.objectRows.storedBytes(), back.storedSize, 'before, the row kept the lost file\'s size, and every get failed');
+    const opened = await openBlob(file, { address: back.address, encrypted: true, size: content.length, storedSize: storage.objectRows.storedBytes() }, 'x', Buffer.from(keys.file));
+    const parts: Buffer[] = [];
+    for await (const p of opened.content) parts.push(p);
+    assert.ok(Buffer.concat(parts).equals(content));
+  } finally {
+    await storage.close();
+  }
 });

@@ -287,11 +287,16 @@ it('a vault lock in the first microtasks of a verify stops it, or leaves it keyl
   }
 });
 
-it('[objects] max_total_bytes stops a put at the room left, not after the whole upload; a duplicate still needs no room (QA r11)', async () => {
-  const dir = tmpDir();
+/** An app in `dir`/data whose object store may hold 1,000,000 bytes ([objects] max_total_bytes). */
+async function openWithRoom(dir: string): Promise<BlufioApp> {
   const configPath = path.join(dir, 'blufio.toml');
   fs.writeFileSync(configPath, '[objects]\nmax_total_bytes = 1000000\n');
-  const app = await openBlufio({ dataDir: path.join(dir, 'data'), configPath, logger: silentLogger(), env: {}, passphrase: PASS });
+  return openBlufio({ dataDir: path.join(dir, 'data'), configPath, logger: silentLogger(), env: {}, passphrase: PASS });
+}
+
+it('[objects] max_total_bytes stops a put at the room left, not after the whole upload; a duplicate still needs no room (QA r11)', async () => {
+  const dir = tmpDir();
+  const app = await openWithRoom(dir);
   const tmp = path.join(dir, 'data', 'objects', '.tmp');
   try {
     for (const encrypted of [false, true]) {
@@ -331,11 +336,59 @@ it('[objects] max_total_bytes stops a put at the room left, not after the whole 
   }
 });
 
+it('past max_total_bytes, a put of one big Buffer still lets a vault lock and a close in, and stops writing at the room (review of address scheme 2)', async () => {
+  const dir = tmpDir();
+  const app = await openWithRoom(dir);
+  const tmp = path.join(dir, 'data', 'objects', '.tmp');
+  /**
+   * Starts a put of one 256 MiB Buffer and resolves once it has passed its room (its temporary
+   * file came and went) and the event loop has turned 20 times more, the put still going;
+   * `biggest` is the largest the temporary file was seen. Before, past the room nothing waited
+   * for a write: the put held the event loop from there to its end.
+   */
+  const pastTheRoom = async (): Promise<{ put: Promise<unknown>; biggest: number }> => {
+    let settled = false;
+    const put = app.objects.put(Buffer.alloc(256 << 20, 9)).finally(() => (settled = true));
+    put.catch(() => {});
+    let seen = false;
+    let biggest = 0;
+    let after = 0;
+    await until(() => {
+      const part = fs.existsSync(tmp) ? fs.readdirSync(tmp).find((n) => n.endsWith('.part')) : undefined;
+      try {
+        if (part !== undefined) biggest = Math.max(biggest, fs.statSync(path.join(tmp, part)).size);
+      } catch {
+        // removed meanwhile
+      }
+      seen ||= part !== undefined;
+      if (seen && part === undefined) after++;
+      return settled || after > 20;
+    });
+    assert.equal(settled, false, 'the put ran to its end without letting the event loop turn past its room');
+    return { put, biggest };
+  };
+  try {
+    await app.objects.setEncryption(true);
+    const sealed = await pastTheRoom();
+    app.vault.lock();
+    await expectCode(sealed.put, 'KC_VAULT_LOCKED');
+    // Plain: before, the whole Buffer was written before the room was checked.
+    await app.vault.unlock(PASS);
+    await app.objects.setEncryption(false);
+    const plain = await pastTheRoom();
+    assert.ok(plain.biggest <= 3 << 20, `the temporary file reached ${plain.biggest} bytes with under 1 MB of room`);
+    const closing = app.close();
+    await expectCode(plain.put, 'KC_DB_CLOSED');
+    await closing;
+  } finally {
+    await app.close();
+  }
+  assert.deepEqual(fs.readdirSync(tmp), []);
+});
+
 it('max_total_bytes, from the review: room freed during a put counts; a duplicate past the room cannot repair a damaged copy and says so', async () => {
   const dir = tmpDir();
-  const configPath = path.join(dir, 'blufio.toml');
-  fs.writeFileSync(configPath, '[objects]\nmax_total_bytes = 1000000\n');
-  const app = await openBlufio({ dataDir: path.join(dir, 'data'), configPath, logger: silentLogger(), env: {}, passphrase: PASS });
+  const app = await openWithRoom(dir);
   try {
     // 100 KB of room; the 900 KB object is deleted while a 500 KB put streams.
     const big = await app.objects.put(Buffer.alloc(900_000, 1));

@@ -103,8 +103,9 @@ export function layoutOf(stored: number, chunkLog2: number): { size: number; chu
  * under a key derived from the address key. Under a secret key GHASH is an almost-universal
  * hash (two different contents of at most L blocks agree with probability at most L / 2^128),
  * and its value goes only into the address HMAC, never stored or shown: so to whoever lacks the
- * keys the address is a PRF of the content, as free of collisions as the HMAC over SHA-256s it
- * replaced. AES-GCM-SIV's synthetic IV (RFC 8452) is made the same way: a universal hash, then
+ * keys the address is a PRF of the content, which they cannot make collide. (Whoever holds the
+ * keys can: unlike the HMAC over SHA-256s this replaced. They can read and forge every object
+ * anyway; the README's limits say so.) AES-GCM-SIV's synthetic IV (RFC 8452) is made the same way: a universal hash, then
  * a PRF. The fixed IV is sound here for the same reason: the instance's tag never leaves the
  * HMAC. Why not SHA-256: it was the largest cost of an encrypted put (1.0 ms per MiB of CPU on
  * the bench machine, against 0.09 for this, which runs on the carry-less multiply instructions
@@ -139,6 +140,7 @@ export class ChunkSealer {
   private readonly raw: Buffer;
   private readonly hmac;
   private readonly content: CipherGCM;
+  private hashed = false;
   /** A chunk being assembled from pieces that do not fill it by themselves (copied). */
   private stage: Buffer | undefined;
   private staged = 0;
@@ -193,6 +195,12 @@ export class ChunkSealer {
     }
   }
 
+  /** Only hashes `piece`: the put keeps no more bytes (past its room), but needs the address. */
+  skip(piece: Uint8Array): void {
+    this.size += piece.length;
+    this.content.setAAD(piece);
+  }
+
   /** Seals what is left and the trailer; returns the address. The key is zeroed. */
   finish(out: Buffer[]): Buffer {
     try {
@@ -200,6 +208,7 @@ export class ChunkSealer {
       const len = Buffer.alloc(8);
       len.writeBigUInt64BE(BigInt(this.size));
       this.content.final();
+      this.hashed = true;
       const address = this.hmac.update(this.content.getAuthTag()).update(len).digest();
       this.sealAs(this.index, true, address, out);
       return address;
@@ -208,10 +217,17 @@ export class ChunkSealer {
     }
   }
 
-  /** Drops the key (the put failed, or finished). */
+  /** Drops the keys (the put failed, or finished). */
   abandon(): void {
     this.raw.fill(0);
     this.stage?.fill(0);
+    // Finishing frees the OpenSSL contexts that hold the store's content and address keys now,
+    // not at garbage collection.
+    if (!this.hashed) {
+      this.hashed = true;
+      this.content.final();
+      this.hmac.digest();
+    }
   }
 }
 

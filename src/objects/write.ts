@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { setImmediate } from 'node:timers/promises';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { fileError } from '../storage/index.js';
 import { FILE_MODE } from '../storage/files.js';
-import { ChunkSealer, DEFAULT_CHUNK_LOG2, newHeader } from './chunks.js';
+import { ChunkSealer, DEFAULT_CHUNK_LOG2, newHeader, sealedSize } from './chunks.js';
 import { CountingSink, PipelinedWriter, type BlobSink } from './io.js';
 import { piecesOf, type ObjectSource } from './source.js';
 import { unlinkQuietly } from './unlink.js';
@@ -42,8 +43,11 @@ export function tooLarge(limit: number, limitName = '[objects] max_object_bytes'
   });
 }
 
-/** At most this much of one piece is sealed before its output is written: a 1 GB Buffer is not doubled in memory. */
-const SEAL_SLICE = 1024 * 1024;
+/**
+ * At most this much of one piece is hashed or sealed at once: a 1 GB Buffer is not doubled in
+ * memory, and the event loop is not held for long.
+ */
+const SLICE = 1024 * 1024;
 
 /**
  * Streams `source` into the new file `tmp` (0600, created here), hashing it and, with keys,
@@ -83,22 +87,27 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
   let size = 0;
   try {
     for await (const piece of piecesOf(source, opts.signal)) {
-      // A source in memory never waits, so the wait for the next piece (piecesOf) never sees an
-      // abort: it is checked here too, and between the slices of one big piece below.
-      opts.signal?.throwIfAborted();
       size += piece.length;
       if (size > opts.maxBytes) throw tooLarge(opts.maxBytes, opts.limitName);
-      if (sealer === undefined) {
-        hash!.update(piece);
-        await writer.copyIn(piece);
-        if (over()) await drop();
-        continue;
-      }
-      for (let off = 0; off < piece.length; off += SEAL_SLICE) {
+      // One piece may be a whole Buffer in memory, so it is taken a slice at a time: the room
+      // and an abort are checked between slices (a source in memory never waits, so the wait
+      // for the next piece in piecesOf never sees an abort).
+      for (let off = 0; off < piece.length; off += SLICE) {
         opts.signal?.throwIfAborted();
-        sealer.push(piece.length <= SEAL_SLICE ? piece : piece.subarray(off, off + SEAL_SLICE), out);
-        await writer.add(out);
+        const slice = piece.length <= SLICE ? piece : piece.subarray(off, off + SLICE);
+        if (sealer === undefined) {
+          hash!.update(slice);
+          await writer.copyIn(slice);
+        } else if (dropped) {
+          sealer.skip(slice);
+        } else {
+          sealer.push(slice, out);
+          await writer.add(out);
+        }
         if (over()) await drop();
+        // Past the room nothing waits for a write any more: without a turn here a source in
+        // memory would hold the event loop, and a vault lock or a close with it, to its end.
+        if (dropped) await setImmediate();
       }
     }
     opts.signal?.throwIfAborted();
@@ -114,7 +123,9 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
         throw fileError('syncing the object', err);
       }
     }
-    return { address: digest.toString('hex'), size, storedSize: writer.written, encrypted: sealer !== undefined, dropped };
+    // Once dropped, the sealer only hashed: the file it would have made has the format's size.
+    const storedSize = dropped && sealer !== undefined ? sealedSize(size, sealer.header[8]!) : writer.written;
+    return { address: digest.toString('hex'), size, storedSize, encrypted: sealer !== undefined, dropped };
   } catch (err) {
     sealer?.abandon();
     await writer.settle();

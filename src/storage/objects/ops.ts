@@ -80,10 +80,16 @@ function commit(ctx: WriterContext, a: CommitObjectArgs): CommitObjectResult {
   } else if (stored === a.storedSize || !fs.existsSync(final)) {
     // The same content again: the new file, just hashed, replaces the old one, so a copy that
     // was damaged (or lost) is repaired by the next put of the content. Readers of the old one
-    // keep reading it.
+    // keep reading it. A lost file may come back in another chunk size (encrypted addresses do
+    // not depend on it): the row then records the new file's size.
     place(a.tmp, final);
+    if (stored !== a.storedSize) {
+      const total = storedTotal(ctx);
+      ctx.stmt('UPDATE object_blobs SET stored_size = ? WHERE address = ?').run(a.storedSize, a.address);
+      ctx.remember(TOTAL, total - stored + a.storedSize);
+    }
   } else {
-    removeFile(a.tmp); // the same content in another chunk size (tests): the stored one serves
+    removeFile(a.tmp); // the same content in another chunk size: the stored one serves
   }
   const now = Date.now();
   const id = `obj_${ctx.newId(now)}`;
