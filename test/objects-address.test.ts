@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
-import { storeKeys } from '../src/objects/chunks.js';
+import { sealedSize, storeKeys } from '../src/objects/chunks.js';
 import { openBlob } from '../src/objects/read.js';
 import { writeBlob } from '../src/objects/write.js';
 import type { ObjectSource } from '../src/objects/source.js';
@@ -113,10 +113,11 @@ it('content whose file was lost, put again in another chunk size, is stored with
     fs.mkdirSync(dir);
     const content = randomBytes(5000);
     const keys = storeKeys(root);
-    const commit = async (log2: number): Promise<{ deduplicated: boolean; storedSize: number; address: string }> => {
-      const tmp = path.join(dataDir, `put-${log2}`);
-      const w = await writeBlob(content, tmp, { keys: { address: Buffer.from(keys.address), file: Buffer.from(keys.file) }, maxBytes: 1e9, chunkLog2: log2 });
-      const r = await storage.objectRows.commit({ dir, tmp, address: w.address, encrypted: true, size: w.size, storedSize: w.storedSize, contentType: 'application/octet-stream', name: null, maxTotalBytes: 0 });
+    let puts = 0;
+    const commit = async (log2: number, data = content, maxTotalBytes = 0): Promise<{ deduplicated: boolean; storedSize: number; address: string }> => {
+      const tmp = path.join(dataDir, `put-${puts++}`);
+      const w = await writeBlob(data, tmp, { keys: { address: Buffer.from(keys.address), file: Buffer.from(keys.file) }, maxBytes: 1e9, chunkLog2: log2 });
+      const r = await storage.objectRows.commit({ dir, tmp, address: w.address, encrypted: true, size: w.size, storedSize: w.storedSize, contentType: 'application/octet-stream', name: null, maxTotalBytes });
       fs.rmSync(tmp, { force: true });
       return { deduplicated: r.deduplicated, storedSize: w.storedSize, address: w.address };
     };
@@ -139,6 +140,18 @@ it('content whose file was lost, put again in another chunk size, is stored with
     const parts: Buffer[] = [];
     for await (const p of opened.content) parts.push(p);
     assert.ok(Buffer.concat(parts).equals(content));
+    // The writer's own count of what is stored, which the room check uses, follows too: new
+    // content that fits exactly is taken (the count kept the lost file's size, and refused it),
+    // and more one byte past the room is refused.
+    const other = randomBytes(1000);
+    const otherSize = sealedSize(other.length, 4);
+    assert.equal((await commit(4, other, back.storedSize + otherSize)).storedSize, otherSize);
+    await assert.rejects(commit(4, randomBytes(10), back.storedSize + otherSize + sealedSize(10, 4) - 1), { code: 'KC_OBJECT_STORE_FULL' });
+    // A file of the wrong size is replaced the same way (it was kept: sizes differed and it existed).
+    fs.truncateSync(file, 100);
+    const repaired = await commit(4);
+    assert.equal(fs.statSync(file).size, repaired.storedSize);
+    assert.equal(storage.objectRows.storedBytes(), repaired.storedSize + otherSize);
   } finally {
     await storage.close();
   }

@@ -208,8 +208,8 @@ export class ChunkSealer {
       const len = Buffer.alloc(8);
       len.writeBigUInt64BE(BigInt(this.size));
       this.content.final();
-      this.hashed = true;
       const address = this.hmac.update(this.content.getAuthTag()).update(len).digest();
+      this.hashed = true;
       this.sealAs(this.index, true, address, out);
       return address;
     } finally {
@@ -225,8 +225,13 @@ export class ChunkSealer {
     // not at garbage collection.
     if (!this.hashed) {
       this.hashed = true;
-      this.content.final();
-      this.hmac.digest();
+      // Either may have been finished already (finish failed halfway): that error is the one to report.
+      try {
+        this.content.final();
+      } catch {}
+      try {
+        this.hmac.digest();
+      } catch {}
     }
   }
 }

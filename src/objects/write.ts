@@ -85,6 +85,7 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
   const hash = sealer === undefined ? createHash('sha256') : undefined;
   const out: Buffer[] = sealer === undefined ? [] : [sealer.header];
   let size = 0;
+  let sinceTurn = 0;
   try {
     for await (const piece of piecesOf(source, opts.signal)) {
       size += piece.length;
@@ -105,9 +106,13 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
           await writer.add(out);
         }
         if (over()) await drop();
-        // Past the room nothing waits for a write any more: without a turn here a source in
-        // memory would hold the event loop, and a vault lock or a close with it, to its end.
-        if (dropped) await setImmediate();
+        // Past the room nothing waits for a write any more: without a turn here now and then, a
+        // source in memory would hold the event loop, and a vault lock or a close with it, to
+        // its end. Once a MiB, so that a source of many small pieces is not slowed by it.
+        if (dropped && (sinceTurn += slice.length) >= SLICE) {
+          sinceTurn = 0;
+          await setImmediate();
+        }
       }
     }
     opts.signal?.throwIfAborted();

@@ -77,19 +77,19 @@ function commit(ctx: WriterContext, a: CommitObjectArgs): CommitObjectResult {
       .stmt('INSERT INTO object_blobs (address, encrypted, size, stored_size, created_at) VALUES (?, ?, ?, ?, ?)')
       .run(a.address, a.encrypted ? 1 : 0, a.size, a.storedSize, Date.now());
     ctx.remember(TOTAL, total + a.storedSize);
-  } else if (stored === a.storedSize || !fs.existsSync(final)) {
+  } else if (stored === a.storedSize || fileSize(final) !== stored) {
     // The same content again: the new file, just hashed, replaces the old one, so a copy that
     // was damaged (or lost) is repaired by the next put of the content. Readers of the old one
-    // keep reading it. A lost file may come back in another chunk size (encrypted addresses do
-    // not depend on it): the row then records the new file's size.
-    place(a.tmp, final);
+    // keep reading it. A file lost, or of the wrong size, may come back in another chunk size
+    // (encrypted addresses do not depend on it): the row then records the new file's size.
     if (stored !== a.storedSize) {
       const total = storedTotal(ctx);
       ctx.stmt('UPDATE object_blobs SET stored_size = ? WHERE address = ?').run(a.storedSize, a.address);
       ctx.remember(TOTAL, total - stored + a.storedSize);
     }
+    place(a.tmp, final);
   } else {
-    removeFile(a.tmp); // the same content in another chunk size: the stored one serves
+    removeFile(a.tmp); // the same content in another chunk size: the stored file, whole as far as its size tells, serves
   }
   const now = Date.now();
   const id = `obj_${ctx.newId(now)}`;
