@@ -104,12 +104,12 @@ export function layoutOf(stored: number, chunkLog2: number): { size: number; chu
  * hash (two different contents of at most L blocks agree with probability at most L / 2^128),
  * and its value goes only into the address HMAC, never stored or shown: so to whoever lacks the
  * keys the address is a PRF of the content, which they cannot make collide. (Whoever holds the
- * keys can: unlike the HMAC over SHA-256s this replaced. They can read and forge every object
- * anyway; the README's limits say so.) AES-GCM-SIV's synthetic IV (RFC 8452) is made the same way: a universal hash, then
- * a PRF. The fixed IV is sound here for the same reason: the instance's tag never leaves the
- * HMAC. Why not SHA-256: it was the largest cost of an encrypted put (1.0 ms per MiB of CPU on
- * the bench machine, against 0.09 for this, which runs on the carry-less multiply instructions
- * AES-GCM already needs).
+ * keys can, unlike with the HMAC over SHA-256s this replaced; they can read and forge every
+ * object anyway, as the README's limits say.) AES-GCM-SIV's synthetic IV (RFC 8452) is made the
+ * same way: a universal hash, then a PRF. The fixed IV is sound here for the same reason: the
+ * instance's tag never leaves the HMAC. Why not SHA-256: it was the largest cost of an
+ * encrypted put (1.0 ms per MiB of CPU on the bench machine, against 0.09 for this, which runs
+ * on the carry-less multiply instructions AES-GCM already needs).
  */
 function contentHasher(addressKey: Buffer): CipherGCM {
   const k = Buffer.from(hkdfSync('sha256', addressKey, Buffer.alloc(0), 'blufio/objects/v2/content', 32));
