@@ -49,7 +49,8 @@ const MAX_SLICE = 16 * 1024 * 1024;
 
 /**
  * Bytes in a SharedArrayBuffer can change under the put (another thread writes them) between
- * the hash and the write, and WebCrypto refuses them: they are copied once, here.
+ * the hash and the write, which would store content other than the address names: they are
+ * copied once, here.
  */
 function own(piece: Uint8Array): Uint8Array {
   return piece.buffer instanceof ArrayBuffer ? piece : Buffer.from(piece);
