@@ -29,35 +29,52 @@ function* piecesOf(b: Buffer): Generator<Buffer> {
   }
 }
 
-it('copyIn reuses its write batches only once their write is done: the file is right, and three batches serve any size', async () => {
-  const total = 12 * MIB + 5;
-  const want = pattern(total);
-  // A disk that takes its time and reads each buffer only when its write completes: a batch
-  // refilled while its write was in flight would put the wrong bytes in the file.
+/**
+ * A disk that takes its time and reads each buffer only when its write completes: a batch
+ * refilled while its write was in flight would put the wrong bytes in the file. With `partial`,
+ * each writev takes only part of what it is given, so the writer finishes with write().
+ */
+function slowDisk(total: number, partial: boolean) {
   const file = Buffer.alloc(total);
   const buffers = new Set<ArrayBufferLike>();
   let inFlight = 0;
   let most = 0;
+  const take = async (bufs: Buffer[], at: number, limit: number): Promise<number> => {
+    inFlight++;
+    most = Math.max(most, inFlight);
+    await sleep(3);
+    let p = at;
+    for (const b of bufs) p += b.copy(file, p, 0, Math.min(b.length, at + limit - p));
+    inFlight--;
+    return p - at;
+  };
   const fh = {
     async writev(bufs: Buffer[], at: number) {
-      inFlight++;
-      most = Math.max(most, inFlight);
       for (const b of bufs) buffers.add(b.buffer);
-      await sleep(3);
-      let p = at;
-      for (const b of bufs) p += b.copy(file, p);
-      inFlight--;
-      return { bytesWritten: p - at, buffers: bufs };
+      const total = bufs.reduce((n, b) => n + b.length, 0);
+      return { bytesWritten: await take(bufs, at, partial ? Math.ceil(total / 3) : total), buffers: bufs };
+    },
+    async write(buf: Buffer, off: number, len: number, at: number) {
+      return { bytesWritten: await take([buf.subarray(off, off + len)], at, Math.ceil(len / 2)), buffer: buf };
     },
   } as unknown as FileHandle;
-  const w = new PipelinedWriter(fh);
-  for (const piece of piecesOf(want)) await w.copyIn(piece);
-  await w.flush();
-  assert.equal(w.written, total);
-  assert.ok(file.equals(want), 'the file holds what was copied in, in order');
-  assert.equal(most, 2, 'two writes ran at once');
-  assert.ok(buffers.size <= 3, `${buffers.size} batches were allocated for ${Math.ceil(total / MIB)} MiB; two in flight and one filling is all it takes`);
-});
+  return { fh, file, buffers, most: () => most };
+}
+
+for (const partial of [false, true]) {
+  it(`copyIn reuses its write batches only once their write is done: the file is right, and two batches serve any size${partial ? ' (writes taken in parts)' : ''}`, async () => {
+    const total = 12 * MIB + 5;
+    const want = pattern(total);
+    const disk = slowDisk(total, partial);
+    const w = new PipelinedWriter(disk.fh);
+    for (const piece of piecesOf(want)) await w.copyIn(piece);
+    await w.flush();
+    assert.equal(w.written, total);
+    assert.ok(disk.file.equals(want), 'the file holds what was copied in, in order');
+    assert.equal(disk.most(), 2, 'two writes ran at once');
+    assert.equal(disk.buffers.size, 2, `${disk.buffers.size} batches were allocated for ${Math.ceil(total / MIB)} MiB; one filling while one is written is all it takes`);
+  });
+}
 
 it('copyIn into a real file: the bytes on disk are the bytes given, across many reused batches', async () => {
   const dir = tmpDir();
@@ -81,11 +98,11 @@ it('readBlocks with reuse: every block holds its own bytes when the consumer loo
   fs.writeFileSync(f, want);
   const fh = await fs.promises.open(f, 'r');
   try {
-    for (const reuse of [true, false]) {
+    for (const [reuse, block] of [[true, 700 * 1024], [false, 700 * 1024], [true, (want.length - 100) / 4]] as const) {
       const buffers = new Set<ArrayBufferLike>();
       const got: Buffer[] = [];
       let at = 100;
-      for await (const b of readBlocks(fh, 100, want.length - 100, 700 * 1024, reuse)) {
+      for await (const b of readBlocks(fh, 100, want.length - 100, block, reuse)) {
         // Checked now, while it is the consumer's: the read ahead must be going into another buffer.
         assert.ok(b.equals(want.subarray(at, at + b.length)), `the block at ${at} holds its own bytes`);
         await sleep(2);
@@ -95,10 +112,25 @@ it('readBlocks with reuse: every block holds its own bytes when the consumer loo
         got.push(Buffer.from(b));
       }
       assert.ok(Buffer.concat(got).equals(want.subarray(100)));
-      if (reuse) assert.equal(buffers.size, 2, 'two buffers, one read ahead and one being consumed');
+      if (reuse) assert.equal(buffers.size, 2, `two buffers, one read ahead and one being consumed (block of ${block})`);
       else assert.ok(buffers.size > 2, 'without reuse each block has a buffer of its own');
     }
   } finally {
     await fh.close();
   }
+});
+
+it('readBlocks with reuse: a consumer that stops halfway keeps the blocks it copied, and the file closes', async () => {
+  const dir = tmpDir();
+  const f = path.join(dir, 'in.bin');
+  const want = pattern(4 * MIB);
+  fs.writeFileSync(f, want);
+  const fh = await fs.promises.open(f, 'r');
+  const kept: Buffer[] = [];
+  for await (const b of readBlocks(fh, 0, want.length, 256 * 1024, true)) {
+    kept.push(Buffer.from(b));
+    if (kept.length === 5) break; // the read ahead is in flight into a buffer nobody holds
+  }
+  await fh.close();
+  assert.ok(Buffer.concat(kept).equals(want.subarray(0, 5 * 256 * 1024)));
 });

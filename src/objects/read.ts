@@ -119,7 +119,8 @@ async function* sealedContent(
   const block = Math.max(1, Math.floor(READ_BLOCK / sealed)) * sealed;
   let index = 0;
   try {
-    // Each block is decrypted into buffers of its own before the next is asked for: reused.
+    // Each block is decrypted into buffers of its own (gcmOpen never returns a view of its
+    // input) before the next is asked for, so its buffer is reused.
     for await (const b of readBlocks(fh, HEADER_BYTES, dataBytes, block, true)) {
       for (let off = 0; off < b.length; off += sealed) {
         const plain = opener.chunk(index, b.subarray(off, Math.min(off + sealed, b.length)));

@@ -45,7 +45,8 @@ export function open(key: Buffer, blob: Uint8Array, aad: Buffer): Buffer | undef
 
 /**
  * AES-256-GCM decryption of `sealed` (ciphertext, then its 16-byte tag): the plaintext, or
- * undefined when the tag does not check. update() gives the plaintext in a buffer of its own;
+ * undefined when the tag does not check. update() gives the plaintext in a buffer of its own
+ * (never a view of `sealed`: the object reader reuses the buffer `sealed` lies in);
  * final() only checks the tag. On a failed check the unauthenticated bytes are wiped, never
  * returned or left behind.
  */
