@@ -16,9 +16,10 @@ const WRITES_IN_FLIGHT = 2;
  * allocated for each: two per writer are all it takes (issue waits whenever two writes run, so
  * a batch is filled while at most one is in flight). Why it matters: every new ArrayBuffer
  * counts towards V8's external memory, and in a process that has run for more than a few
- * seconds (a daemon) V8 then marks and compacts its old generation every 15-20 MiB moved. Measured on the bench machine, three plain puts of 256 MiB from tmpfs in
- * such a process: 370-400 MiB/s with a new batch per megabyte, 470-560 with reuse, and 56 full
- * collections where there were 76 (see the README's bench notes).
+ * seconds (a daemon) V8 then marks and compacts its old generation every 10-20 MiB moved.
+ * Measured on the bench machine, three plain puts of 256 MiB from tmpfs in such a process:
+ * 370-400 MiB/s with a new batch per megabyte, 470-560 with reuse, and 56 full collections
+ * where there were 76 (see the README's bench notes).
  */
 export class PipelinedWriter implements BlobSink {
   private pending: Buffer[] = [];
