@@ -16,7 +16,7 @@ export npm_config_nodedir="$dist"
 echo "node24: $(node --version) from $dist"
 
 mkdir "$work/repo"
-tar -C "$root" --exclude=./node_modules --exclude=./dist --exclude=./.git --exclude=./.scratch -cf - . | tar -C "$work/repo" -xf -
+tar -C "$root" --exclude=./node_modules --exclude=./dist --exclude=./build --exclude=./.git --exclude=./.scratch -cf - . | tar -C "$work/repo" -xf -
 cd "$work/repo"
 npm ci --no-audit --no-fund
 node --input-type=module -e "const { default: D, BINDING } = await import('./dist/src/storage/driver.js'); new D(':memory:').close(); console.log(BINDING, 'loads on', process.version)"

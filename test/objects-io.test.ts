@@ -143,3 +143,44 @@ it('readBlocks with reuse: the block a consumer stops at stays its own after the
     await fh.close();
   }
 });
+
+for (const partial of [false, true]) {
+  it(`reserve: room filled in place goes to the disk in order, from two reused batches when the pieces fit them${partial ? ' (writes taken in parts)' : ''}`, async () => {
+    // A header, then sealed 256 KiB chunks with their tags, as an encrypted put reserves them.
+    const sizes = [44, ...Array.from({ length: 47 }, () => 256 * 1024 + 16), 1000, 48];
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const want = pattern(total);
+    const disk = slowDisk(total, partial);
+    const w = new PipelinedWriter(disk.fh);
+    let at = 0;
+    for (const [i, n] of sizes.entries()) {
+      const room = w.reserve(n);
+      assert.equal(room.length, n);
+      want.copy(room, 0, at, at + n);
+      at += n;
+      // As writeBlob does: a commit after each slice (four chunks), not after each chunk.
+      if (i % 4 === 0) await w.commitReserved();
+    }
+    await w.flush();
+    assert.equal(w.written, total);
+    assert.ok(disk.file.equals(want), 'the file holds the reserved bytes, in order');
+    assert.equal(disk.most(), 2, 'two writes ran at once');
+    assert.equal(disk.buffers.size, 2, `${disk.buffers.size} batches for ${sizes.length} reservations`);
+  });
+}
+
+it('reserve: a piece larger than a batch gets a batch of its size, and the file is still right', async () => {
+  const sizes = [44, 2 * MIB + 16, 300, 2 * MIB + 16, 3 * MIB, 48];
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const want = pattern(total);
+  const disk = slowDisk(total, true);
+  const w = new PipelinedWriter(disk.fh);
+  let at = 0;
+  for (const n of sizes) {
+    want.copy(w.reserve(n), 0, at, at + n);
+    at += n;
+    await w.commitReserved();
+  }
+  await w.flush();
+  assert.ok(disk.file.equals(want));
+});

@@ -1,5 +1,6 @@
 import { createCipheriv, createHmac, hkdfSync, randomFillSync, type CipherGCM } from 'node:crypto';
 import { gcmOpen } from '../vault/index.js';
+import { nativeSealer } from './native.js';
 
 /**
  * The encrypted object format, version 1:
@@ -120,12 +121,20 @@ function contentHasher(addressKey: Buffer): CipherGCM {
   }
 }
 
+/** Room at the end of what is being written, which the sealer fills before its caller next awaits. */
+export interface SealTarget {
+  reserve(n: number): Buffer;
+}
+
 /**
  * Encrypts a stream of pieces into the format above and computes the object's address on the
  * way. Sealing runs here, on the calling thread, as each piece arrives, while the file writes
  * (and a file source's reads) run on libuv's threads: measured, this beat sealing through
  * WebCrypto on those threads, whose copy of every input, zeroing of that copy and of every
  * output, and per-call cost took more CPU than the cipher itself (see the README's bench notes).
+ * Given a target (the writer), chunks are sealed by the native sealer (native.ts) straight into
+ * the writer's batches when it is built; otherwise, or without a target, by node:crypto into
+ * new Buffers. The bytes are the same.
  * The caller keeps what it hands over at once small (write.ts seals a MiB at a time), so the
  * event loop is never held for long.
  *
@@ -159,12 +168,18 @@ export class ChunkSealer {
     this.content = contentHasher(addressKey);
   }
 
-  private seal(chunk: Uint8Array, out: Buffer[]): void {
+  private seal(chunk: Uint8Array, out: Buffer[], target: SealTarget | undefined): void {
     if (this.index > MAX_CHUNKS - 1) throw new RangeError('object too large for its chunk size');
-    this.sealAs(this.index++, false, chunk, out);
+    this.sealAs(this.index++, false, chunk, out, target);
   }
 
-  private sealAs(index: number, last: boolean, data: Uint8Array, out: Buffer[]): void {
+  private sealAs(index: number, last: boolean, data: Uint8Array, out: Buffer[], target: SealTarget | undefined): void {
+    const native = target === undefined ? undefined : nativeSealer();
+    if (native !== undefined) {
+      const room = target!.reserve(data.length + TAG_BYTES);
+      native.sealInto(this.raw, nonce(index, last), this.header, data, room.subarray(0, data.length), room.subarray(data.length));
+      return;
+    }
     const c = createCipheriv('aes-256-gcm', this.raw, nonce(index, last), { authTagLength: TAG_BYTES });
     c.setAAD(this.header);
     out.push(c.update(data));
@@ -172,14 +187,17 @@ export class ChunkSealer {
     out.push(c.getAuthTag());
   }
 
-  /** Appends to `out` the sealed chunks `piece` completes; what is left over waits for the next piece. */
-  push(piece: Uint8Array, out: Buffer[]): void {
+  /**
+   * Seals the chunks `piece` completes, into room `target` reserves when the native sealer is
+   * there, else as new Buffers appended to `out`; what is left over waits for the next piece.
+   */
+  push(piece: Uint8Array, out: Buffer[], target?: SealTarget): void {
     this.size += piece.length;
     this.content.setAAD(piece);
     let off = 0;
     while (off < piece.length) {
       if (this.staged === 0 && piece.length - off >= this.chunk) {
-        this.seal(piece.subarray(off, off + this.chunk), out);
+        this.seal(piece.subarray(off, off + this.chunk), out, target);
         off += this.chunk;
         continue;
       }
@@ -189,7 +207,7 @@ export class ChunkSealer {
       this.staged += take;
       off += take;
       if (this.staged === this.chunk) {
-        this.seal(this.stage, out);
+        this.seal(this.stage, out, target);
         this.staged = 0;
       }
     }
@@ -201,16 +219,16 @@ export class ChunkSealer {
     this.content.setAAD(piece);
   }
 
-  /** Seals what is left and the trailer; returns the address. The key is zeroed. */
-  finish(out: Buffer[]): Buffer {
+  /** Seals what is left and the trailer (as push does); returns the address. The key is zeroed. */
+  finish(out: Buffer[], target?: SealTarget): Buffer {
     try {
-      if (this.staged > 0) this.seal(this.stage!.subarray(0, this.staged), out);
+      if (this.staged > 0) this.seal(this.stage!.subarray(0, this.staged), out, target);
       const len = Buffer.alloc(8);
       len.writeBigUInt64BE(BigInt(this.size));
       this.content.final();
       const address = this.hmac.update(this.content.getAuthTag()).update(len).digest();
       this.hashed = true;
-      this.sealAs(this.index, true, address, out);
+      this.sealAs(this.index, true, address, out, target);
       return address;
     } finally {
       this.abandon();

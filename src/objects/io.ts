@@ -5,6 +5,11 @@ import { fileError } from '../storage/index.js';
 const WRITE_BATCH = 1024 * 1024;
 /** Writes in flight at once: the disk works on one while the CPU hashes and seals the next. */
 const WRITES_IN_FLIGHT = 2;
+/**
+ * A batch's size: WRITE_BATCH and room over, so that four sealed 256 KiB chunks with their tags
+ * (reserve) fit in one batch and one write rather than three in one and the fourth in the next.
+ */
+const BATCH_BYTES = WRITE_BATCH + 64 * 1024;
 
 /**
  * Appends buffers to a file with writes that run on libuv's threads while this thread goes on
@@ -43,7 +48,7 @@ export class PipelinedWriter implements BlobSink {
    */
   async copyIn(piece: Uint8Array): Promise<void> {
     for (let off = 0; off < piece.length; ) {
-      this.batch ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
+      this.batch ??= this.takeBatch(WRITE_BATCH);
       const take = Math.min(piece.length - off, WRITE_BATCH - this.batched);
       this.batch.set(take === piece.length ? piece : piece.subarray(off, off + take), this.batched);
       this.batched += take;
@@ -53,6 +58,34 @@ export class PipelinedWriter implements BlobSink {
         await this.issue();
       }
     }
+  }
+
+  /**
+   * Room for `n` bytes at the end of the current batch (a new one if it has less left), which
+   * the caller fills before it next awaits this writer: the native sealer writes its output here,
+   * so sealed chunks go to the disk from the same two reused batches as copyIn's bytes.
+   * Call commitReserved after filling.
+   */
+  reserve(n: number): Buffer {
+    if (this.batch !== undefined && this.batch.length - this.batched < n) this.closeBatch();
+    this.batch ??= this.takeBatch(n);
+    const room = this.batch.subarray(this.batched, this.batched + n);
+    this.batched += n;
+    return room;
+  }
+
+  /** Writes the current batch once it holds a write's worth (WRITE_BATCH) of reserved bytes. */
+  async commitReserved(): Promise<void> {
+    if (this.batched < WRITE_BATCH) return;
+    this.closeBatch();
+    await this.issue();
+  }
+
+  /** A free batch of at least `n` bytes: a spare when one is big enough (a chunk size over 1 MiB needs more). */
+  private takeBatch(n: number): Buffer {
+    const i = this.spare.findIndex((b) => b.length >= n);
+    if (i >= 0) return this.spare.splice(i, 1)[0]!;
+    return Buffer.allocUnsafeSlow(Math.max(BATCH_BYTES, n));
   }
 
   private closeBatch(): void {
@@ -124,6 +157,8 @@ export class PipelinedWriter implements BlobSink {
 export interface BlobSink {
   readonly written: number;
   copyIn(piece: Uint8Array): Promise<void>;
+  reserve(n: number): Buffer;
+  commitReserved(): Promise<void>;
   add(bufs: Buffer[]): Promise<void>;
   flush(): Promise<void>;
   settle(): Promise<void>;
@@ -135,11 +170,22 @@ export interface BlobSink {
  * needs no room), without putting another byte on the disk.
  */
 export class CountingSink implements BlobSink {
+  /** Where reserved bytes go to be dropped: one buffer, grown as needed. */
+  private scratch = Buffer.alloc(0);
+
   constructor(public written: number) {}
 
   async copyIn(piece: Uint8Array): Promise<void> {
     this.written += piece.length;
   }
+
+  reserve(n: number): Buffer {
+    this.written += n;
+    if (this.scratch.length < n) this.scratch = Buffer.allocUnsafeSlow(n);
+    return this.scratch.subarray(0, n);
+  }
+
+  async commitReserved(): Promise<void> {}
 
   async add(bufs: Buffer[]): Promise<void> {
     for (const b of bufs) this.written += b.length;

@@ -31,6 +31,7 @@ import {
 } from '../storage/index.js';
 import type { Vault } from '../vault/index.js';
 import { DEFAULT_CHUNK_LOG2, storeKeys } from './chunks.js';
+import { nativeSealerStatus } from './native.js';
 import { claimObjectDir, notADirectory } from './claim.js';
 import { collectGarbage, type GcReport } from './gc.js';
 import { corrupt, openBlob, type OpenedBlob } from './read.js';
@@ -83,6 +84,11 @@ export interface ObjectStats {
   /** Puts in progress, or left by a process that died (gc removes those). */
   tempFiles: number;
   limits: { maxObjectBytes: number; maxTotalBytes: number; gcGraceMs: number };
+  /**
+   * What encrypts this process's puts: the native sealer built at install, or node:crypto (the
+   * same files, more CPU) with the reason the native one is not in use.
+   */
+  sealer: { native: boolean; reason?: string };
 }
 
 export interface ObjectStoreDeps {
@@ -495,6 +501,7 @@ export class ObjectStore {
       unreferenced: c.unreferenced,
       tempFiles,
       limits: { maxObjectBytes: s.maxObjectBytes, maxTotalBytes: s.maxTotalBytes, gcGraceMs: s.gcGraceMs },
+      sealer: nativeSealerStatus(),
     };
   }
 

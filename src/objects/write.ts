@@ -5,7 +5,7 @@ import { setImmediate } from 'node:timers/promises';
 import { AppError, ErrorCode } from '../errors/index.js';
 import { fileError } from '../storage/index.js';
 import { FILE_MODE } from '../storage/files.js';
-import { ChunkSealer, DEFAULT_CHUNK_LOG2, newHeader, sealedSize } from './chunks.js';
+import { ChunkSealer, DEFAULT_CHUNK_LOG2, HEADER_BYTES, newHeader, sealedSize } from './chunks.js';
 import { CountingSink, PipelinedWriter, type BlobSink } from './io.js';
 import { piecesOf, type ObjectSource } from './source.js';
 import { unlinkQuietly } from './unlink.js';
@@ -83,7 +83,10 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
     await unlinkQuietly(tmp).catch(() => {});
   };
   const hash = sealer === undefined ? createHash('sha256') : undefined;
-  const out: Buffer[] = sealer === undefined ? [] : [sealer.header];
+  // Sealed chunks come as new Buffers (node:crypto) in `out`, or are written into room the
+  // writer reserves (the native sealer): the header goes first either way.
+  const out: Buffer[] = [];
+  if (sealer !== undefined) writer.reserve(HEADER_BYTES).set(sealer.header);
   let size = 0;
   let sinceTurn = 0;
   try {
@@ -102,8 +105,8 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
         } else if (dropped) {
           sealer.skip(slice);
         } else {
-          sealer.push(slice, out);
-          await writer.add(out);
+          sealer.push(slice, out, writer);
+          await (out.length > 0 ? writer.add(out) : writer.commitReserved());
         }
         if (over()) await drop();
         // Past the room nothing waits for a write any more: without a turn here now and then, a
@@ -116,7 +119,7 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
       }
     }
     opts.signal?.throwIfAborted();
-    const digest = sealer === undefined ? hash!.digest() : sealer.finish(out);
+    const digest = sealer === undefined ? hash!.digest() : sealer.finish(out, writer);
     await writer.add(out);
     if (over()) await drop();
     await writer.flush();

@@ -17,6 +17,7 @@ function describeStats(s: ObjectStats): string[] {
     `objects     ${s.objects} (${s.unreferenced} referenced by no message)`,
     `files       ${s.files} (${s.encryptedFiles} encrypted), ${formatBytes(s.storedBytes)} on disk for ${formatBytes(s.logicalBytes)} of objects`,
     `temporary   ${s.tempFiles} file(s) of puts in progress or abandoned`,
+    `sealer      ${s.sealer.native ? 'native (built at install)' : `node:crypto, slower: the native sealer is ${printable(s.sealer.reason ?? 'not in use')}`}`,
     `limits      ${formatBytes(l.maxObjectBytes)} per object, ${l.maxTotalBytes === 0 ? 'no total limit' : `${formatBytes(l.maxTotalBytes)} in all`}, gc keeps unreferenced objects ${formatDuration(l.gcGraceMs)}`,
   ];
 }
