@@ -59,19 +59,23 @@ static napi_value SealInto(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "sealInto: a key of 32 bytes, an iv of 12, a tag of 16, and dst as long as src");
     return NULL;
   }
-  /* The output must not land on an input, the key or the tag: whatever a caller did, the
-     ciphertext is computed from the bytes it was given. */
+  /* Neither output may overlap an input or the other output: whatever a caller did, the
+     ciphertext and tag are computed from the bytes it was given, and nothing it gave is changed. */
   if (overlaps(&dst, &src) || overlaps(&dst, &key) || overlaps(&dst, &iv) || overlaps(&dst, &aad) || overlaps(&tag, &src) ||
-      overlaps(&tag, &dst) || overlaps(&tag, &key) || overlaps(&tag, &aad)) {
+      overlaps(&tag, &key) || overlaps(&tag, &iv) || overlaps(&tag, &aad) || overlaps(&tag, &dst)) {
     napi_throw_range_error(env, NULL, "sealInto: the output overlaps an input");
     return NULL;
   }
+  /* GCM's final step outputs nothing (checked: n stays 0); it is given scratch of its own so
+     that nothing could be written past dst, and no arithmetic is done on an empty array's
+     pointer, which Node-API may give as NULL. */
+  unsigned char fin[EVP_MAX_BLOCK_LENGTH];
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   int ok = ctx != NULL, n = 0;
   if (ok) ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key.data, iv.data) == 1;
   if (ok && aad.len > 0) ok = EVP_EncryptUpdate(ctx, NULL, &n, aad.data, (int)aad.len) == 1;
   if (ok && src.len > 0) ok = EVP_EncryptUpdate(ctx, dst.data, &n, src.data, (int)src.len) == 1 && (size_t)n == src.len;
-  if (ok) ok = EVP_EncryptFinal_ex(ctx, dst.data + src.len, &n) == 1 && n == 0;
+  if (ok) ok = EVP_EncryptFinal_ex(ctx, fin, &n) == 1 && n == 0;
   if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag.data) == 1;
   /* Frees the key schedule, which OpenSSL cleanses first. */
   EVP_CIPHER_CTX_free(ctx);

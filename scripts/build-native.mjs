@@ -11,7 +11,8 @@ const skip = (why) => {
 };
 if (process.env.BLUFIO_SKIP_NATIVE === '1') skip('BLUFIO_SKIP_NATIVE=1');
 if (gyp === undefined || !fs.existsSync(gyp)) skip('npm did not name its node-gyp');
-const r = spawnSync(process.execPath, [gyp, 'rebuild'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+// A time limit: without a nodedir, node-gyp downloads Node's headers, which a firewall can stall.
+const r = spawnSync(process.execPath, [gyp, 'rebuild'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000, maxBuffer: 64 * 1024 * 1024 });
 if (r.status !== 0) {
   process.stderr.write(`${(r.stderr || r.stdout || String(r.error ?? '')).split('\n').slice(-15).join('\n')}\n`);
   skip(`node-gyp exited with ${r.status ?? r.signal}`);

@@ -39,7 +39,10 @@ function slowDisk(total: number, partial: boolean) {
   const buffers = new Set<ArrayBufferLike>();
   let inFlight = 0;
   let most = 0;
+  /** How far into the file the writes issued so far reach. */
+  let issued = 0;
   const take = async (bufs: Buffer[], at: number, limit: number): Promise<number> => {
+    issued = Math.max(issued, at + bufs.reduce((n, b) => n + b.length, 0));
     inFlight++;
     most = Math.max(most, inFlight);
     await sleep(3);
@@ -58,7 +61,7 @@ function slowDisk(total: number, partial: boolean) {
       return { bytesWritten: await take([buf.subarray(off, off + len)], at, Math.ceil(len / 2)), buffer: buf };
     },
   } as unknown as FileHandle;
-  return { fh, file, buffers, most: () => most };
+  return { fh, file, buffers, most: () => most, issued: () => issued };
 }
 
 for (const partial of [false, true]) {
@@ -145,7 +148,7 @@ it('readBlocks with reuse: the block a consumer stops at stays its own after the
 });
 
 for (const partial of [false, true]) {
-  it(`reserve: room filled in place goes to the disk in order, from two reused batches when the pieces fit them${partial ? ' (writes taken in parts)' : ''}`, async () => {
+  it(`reserve: room filled in place goes to the disk in order, from a small first batch and two reused big ones when the pieces fit them${partial ? ' (writes taken in parts)' : ''}`, async () => {
     // A header, then sealed 256 KiB chunks with their tags, as an encrypted put reserves them.
     const sizes = [44, ...Array.from({ length: 47 }, () => 256 * 1024 + 16), 1000, 48];
     const total = sizes.reduce((a, b) => a + b, 0);
@@ -165,7 +168,11 @@ for (const partial of [false, true]) {
     assert.equal(w.written, total);
     assert.ok(disk.file.equals(want), 'the file holds the reserved bytes, in order');
     assert.equal(disk.most(), 2, 'two writes ran at once');
-    assert.equal(disk.buffers.size, 2, `${disk.buffers.size} batches for ${sizes.length} reservations`);
+    // The header went into a small first batch (most encrypted objects are small); the chunks
+    // into two big ones, reused.
+    const big = [...disk.buffers].filter((b) => b.byteLength > 64 * 1024).length;
+    assert.equal(disk.buffers.size - big, 1, 'one small first batch');
+    assert.equal(big, 2, `${big} big batches for ${sizes.length} reservations`);
   });
 }
 
@@ -183,4 +190,40 @@ it('reserve: a piece larger than a batch gets a batch of its size, and the file 
   }
   await w.flush();
   assert.ok(disk.file.equals(want));
+});
+
+it('reserve: sealed chunks from pieces that never line up with them are written as they come, from at most three big batches', async () => {
+  // What an encrypted put reserves from a source of such pieces: the header, then the chunks
+  // each piece completes (three or four of 256 KiB with their tags, or none), then the trailer.
+  const CHUNK = 256 * 1024;
+  for (const pieceBytes of [1_048_575, 1_000_000, 300_001]) {
+    const size = 24 * MIB + 5;
+    const reservations: number[][] = [[44]];
+    for (let at = 0; at < size; at += pieceBytes) {
+      const end = Math.min(size, at + pieceBytes);
+      const n = Math.floor(end / CHUNK) - Math.floor(at / CHUNK);
+      reservations.push(Array.from({ length: n }, () => CHUNK + 16));
+    }
+    reservations.push([(size % CHUNK) + 16, 48]);
+    const total = reservations.flat().reduce((a, b) => a + b, 0);
+    const want = pattern(total);
+    const disk = slowDisk(total, false);
+    const w = new PipelinedWriter(disk.fh);
+    let at = 0;
+    let mostUnwritten = 0;
+    for (const group of reservations) {
+      for (const n of group) {
+        want.copy(w.reserve(n), 0, at, at + n);
+        at += n;
+      }
+      await w.commitReserved();
+      mostUnwritten = Math.max(mostUnwritten, w.written - disk.issued());
+    }
+    await w.flush();
+    assert.ok(disk.file.equals(want), `the file is right (pieces of ${pieceBytes})`);
+    // At most the batch being filled and a reservation that did not fit in it.
+    assert.ok(mostUnwritten <= 1_114_112 + CHUNK + 16, `${mostUnwritten} bytes waited unwritten (pieces of ${pieceBytes})`);
+    const big = [...disk.buffers].filter((b) => b.byteLength > 64 * 1024).length;
+    assert.ok(big <= 3, `${big} big batches (pieces of ${pieceBytes})`);
+  }
 });

@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
 import { ChunkSealer, newHeader, storeKeys, type SealTarget } from '../src/objects/chunks.js';
-import { nativeSealer, nativeSealerStatus, type NativeSealer } from '../src/objects/native.js';
+import { checkedSealer, nativeSealer, nativeSealerStatus, type NativeSealer } from '../src/objects/native.js';
+import { openBlob } from '../src/objects/read.js';
+import { writeBlob } from '../src/objects/write.js';
 import { cleanEnv, runCli, tmpDir } from './helpers/index.js';
 
 /**
@@ -71,6 +73,39 @@ it('sealInto writes exactly what node:crypto gives, for lengths around every blo
   assert.ok(Buffer.from(dst).equals(want.ct) && Buffer.from(tag).equals(want.tag), 'views at offsets into one ArrayBuffer');
 });
 
+it('a module is used only when it seals as node:crypto does: a wrong byte, a throw or no sealInto is refused', () => {
+  const good = {
+    sealInto(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, src: Uint8Array, dst: Uint8Array, tag: Uint8Array) {
+      const r = nodeSeal(key, iv, aad, src);
+      dst.set(r.ct);
+      tag.set(r.tag);
+    },
+  };
+  assert.ok('sealer' in checkedSealer(good), 'a sealer that gives node:crypto\'s bytes is used');
+  const refused = { reason: 'failing its self-test' };
+  const flip = (where: 'dst' | 'tag', at: number) => ({
+    sealInto(...a: Uint8Array[]) {
+      good.sealInto(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!);
+      const b = where === 'dst' ? a[4]! : a[5]!;
+      const i = at < 0 ? b.length + at : at;
+      b[i] = b[i]! ^ 1;
+    },
+  });
+  for (const [what, mod] of [
+    ['a flipped first ciphertext byte', flip('dst', 0)],
+    ['a flipped last ciphertext byte', flip('dst', -1)],
+    ['a flipped tag byte', flip('tag', 15)],
+    ['one that ignores the associated data', { sealInto: (k: Uint8Array, iv: Uint8Array, _a: Uint8Array, s: Uint8Array, d: Uint8Array, t: Uint8Array) => good.sealInto(k, iv, new Uint8Array(0), s, d, t) }],
+    ['one that throws', { sealInto: () => { throw new Error('no'); } }],
+    ['one that writes nothing', { sealInto: () => {} }],
+    ['no sealInto', { seal: good.sealInto }],
+    ['null', null],
+    ['a function', () => good],
+  ] as const) {
+    assert.deepEqual(checkedSealer(mod), refused, what);
+  }
+});
+
 it('sealInto refuses wrong lengths, output over its inputs and anything but Uint8Arrays, and then writes nothing', { skip: process.env.BLUFIO_SKIP_NATIVE === '1' }, () => {
   const s = sealer();
   const key = randomBytes(32);
@@ -89,13 +124,32 @@ it('sealInto refuses wrong lengths, output over its inputs and anything but Uint
   check('dst shorter than src', [key, iv, aad, src, Buffer.alloc(99), tag], /as long as src/, [tag]);
   check('dst longer than src', [key, iv, aad, src, Buffer.alloc(101), tag], /as long as src/, [tag]);
   check('a tag of 12', [key, iv, aad, src, dst, Buffer.alloc(12)], /tag of 16/, [dst]);
-  // Output on top of an input: in place, shifted by one, or the tag over the key.
-  const both = Buffer.concat([src, Buffer.alloc(1)]);
-  check('dst is src', [key, iv, aad, src, src, tag], /overlaps/, [src, tag]);
-  check('dst overlaps src by all but one byte', [key, iv, aad, both.subarray(0, 100), both.subarray(1, 101), tag], /overlaps/, [both, tag]);
-  const keyAndTag = Buffer.concat([key, Buffer.alloc(4)]);
-  check('the tag over the key', [keyAndTag.subarray(0, 32), iv, aad, src, dst, keyAndTag.subarray(20, 36)], /overlaps/, [keyAndTag, dst]);
-  check('dst over the associated data', [key, iv, aad, aad.subarray(0, 40), aad.subarray(4, 44), tag], /overlaps/, [aad, tag]);
+  // An output on an input or on the other output: each pair alone (every other argument in a
+  // buffer of its own), by a single byte at either end, and wholly.
+  const names = ['key', 'iv', 'aad', 'src', 'dst', 'tag'] as const;
+  const lengths = { key: 32, iv: 12, aad: 44, src: 100, dst: 100, tag: 16 };
+  const pairs = [['dst', 'src'], ['dst', 'key'], ['dst', 'iv'], ['dst', 'aad'], ['tag', 'src'], ['tag', 'key'], ['tag', 'iv'], ['tag', 'aad'], ['tag', 'dst']] as const;
+  for (const [out, input] of pairs) {
+    for (const how of ['the output\'s last byte on the input\'s first', 'the input\'s last byte on the output\'s first', 'wholly']) {
+      const args: Record<string, Buffer> = Object.fromEntries(names.map((n) => [n, randomBytes(lengths[n])]));
+      const lo = lengths[out];
+      const li = lengths[input];
+      const arena = randomBytes(lo + li);
+      if (how === 'wholly') {
+        // The shorter inside the longer, not at its start.
+        args[out] = lo <= li ? arena.subarray(li - lo, li) : arena.subarray(0, lo);
+        args[input] = lo <= li ? arena.subarray(0, li) : arena.subarray(lo - li, lo);
+      } else if (how.startsWith('the output')) {
+        args[out] = arena.subarray(0, lo);
+        args[input] = arena.subarray(lo - 1, lo - 1 + li);
+      } else {
+        args[input] = arena.subarray(0, li);
+        args[out] = arena.subarray(li - 1, li - 1 + lo);
+      }
+      const other = out === 'dst' ? 'tag' : 'dst';
+      check(`${out} over ${input}, ${how}`, names.map((n) => args[n]), /overlaps/, [arena, ...(other === input ? [] : [args[other]!])]);
+    }
+  }
   // Not Uint8Arrays, or the wrong number of arguments.
   for (const [what, v] of [
     ['a string', 'k'.repeat(32)],
@@ -147,32 +201,52 @@ it('a put sealed into the writer by the native sealer is byte for byte the put n
   }
 });
 
-it('either sealer reads what the other wrote: a put with the native sealer turned off (another process) and one with it give one stored file', async () => {
+it('an encrypted put whose first piece completes chunks writes the header first, and reads back (native sealer into the writer)', async () => {
+  const keys = storeKeys(randomBytes(32));
+  // One Buffer: the first slice is a whole MiB, four chunks sealed before anything is written.
+  const data = randomBytes(2 * 1024 * 1024 + 777);
+  const tmp = path.join(tmpDir(), 'obj');
+  const w = await writeBlob(data, tmp, { keys: { address: Buffer.from(keys.address), file: Buffer.from(keys.file) }, maxBytes: 1e9 });
+  const file = fs.readFileSync(tmp);
+  assert.equal(file.subarray(0, 7).toString('latin1'), 'BLUFOBJ', 'the header is first');
+  assert.equal(file.length, w.storedSize);
+  const opened = await openBlob(tmp, { address: w.address, encrypted: true, size: w.size, storedSize: w.storedSize }, 'test object', Buffer.from(keys.file));
+  const parts: Buffer[] = [];
+  for await (const p of opened.content) parts.push(p);
+  assert.ok(Buffer.concat(parts).equals(data));
+});
+
+it('either sealer reads what the other wrote: puts with the native sealer and with it turned off (another process), each the first of its content', async () => {
   const dir = tmpDir();
   const PASS = 'native sealer test passphrase';
   const env = cleanEnv({ BLUFIO_DATA_DIR: dir, BLUFIO_VAULT_KEY: PASS });
   const off = cleanEnv({ BLUFIO_DATA_DIR: dir, BLUFIO_VAULT_KEY: PASS, BLUFIO_SKIP_NATIVE: '1' });
-  const src = path.join(tmpDir(), 'voice.ogg');
-  // Several chunks and a partial last one.
-  fs.writeFileSync(src, randomBytes(3 * 256 * 1024 + 12_345));
+  // Several chunks and a partial last one; two contents, so that each sealer writes one file
+  // (the first put of a content writes it; the second finds it).
+  const files = ['voice.ogg', 'photo.jpg'].map((name, i) => {
+    const f = path.join(tmpDir(), name);
+    fs.writeFileSync(f, randomBytes(3 * 256 * 1024 + 12_345 + i));
+    return f;
+  });
   assert.equal((await runCli(['objects', 'encryption', 'on'], { env })).code, 0);
-  const refs: string[] = [];
-  for (const e of [off, env]) {
-    const put = await runCli(['objects', 'put', src, '--json'], { env: e });
+  const refs: { ref: string; file: string }[] = [];
+  for (const [file, e] of [[files[0]!, env], [files[1]!, off], [files[0]!, off], [files[1]!, env]] as const) {
+    const put = await runCli(['objects', 'put', file, '--json'], { env: e });
     assert.equal(put.code, 0, put.stderr);
-    refs.push(JSON.parse(put.stdout).ref as string);
+    refs.push({ ref: JSON.parse(put.stdout).ref as string, file });
+    // The file each first put wrote must be right before anything else reads it.
+    if (refs.length <= 2) assert.equal((await runCli(['objects', 'verify'], { env })).code, 0, `the file the ${e === env ? 'native' : 'node:crypto'} put wrote verifies`);
   }
   const stats = JSON.parse((await runCli(['objects', 'stats', '--json'], { env })).stdout) as { objects: number; files: number; encryptedFiles: number; sealer: unknown };
-  assert.deepEqual([stats.objects, stats.files, stats.encryptedFiles], [2, 1, 1], 'the second put found the first one\'s file under the same address');
-  for (const [i, ref] of refs.entries()) {
+  assert.deepEqual([stats.objects, stats.files, stats.encryptedFiles], [4, 2, 2], 'each second put found its content under the address the other sealer gave it');
+  for (const [i, { ref, file }] of refs.entries()) {
     for (const e of [off, env]) {
       const out = path.join(tmpDir(), `back-${i}`);
       const get = await runCli(['objects', 'get', ref, '--out', out], { env: e });
       assert.equal(get.code, 0, get.stderr);
-      assert.ok(fs.readFileSync(out).equals(fs.readFileSync(src)));
+      assert.ok(fs.readFileSync(out).equals(fs.readFileSync(file)));
     }
   }
-  assert.equal((await runCli(['objects', 'verify'], { env })).code, 0);
   const offStats = await runCli(['objects', 'stats'], { env: off });
   assert.match(offStats.stdout, /^sealer {6}node:crypto, slower: the native sealer is turned off \(BLUFIO_SKIP_NATIVE=1\)$/m);
   assert.deepEqual(JSON.parse((await runCli(['objects', 'stats', '--json'], { env: off })).stdout).sealer, { native: false, reason: 'turned off (BLUFIO_SKIP_NATIVE=1)' });

@@ -38,6 +38,20 @@ function selfTest(s: NativeSealer): boolean {
   return want.equals(dst) && c.getAuthTag().equals(tag);
 }
 
+/**
+ * What a loaded module offers, checked: the sealer when it has sealInto and passes the self-test,
+ * else why not. Exported for the tests, which give it modules that fail in each way.
+ */
+export function checkedSealer(mod: unknown): { sealer: NativeSealer } | { reason: string } {
+  try {
+    const s = mod as NativeSealer | null | undefined;
+    if (typeof s?.sealInto === 'function' && selfTest(s)) return { sealer: s };
+  } catch {
+    // A sealer that throws on a valid chunk is as unusable as one that gives the wrong bytes.
+  }
+  return { reason: 'failing its self-test' };
+}
+
 /** The native sealer, or undefined when it was not built or failed its self-test (nativeSealerStatus says which). */
 export function nativeSealer(): NativeSealer | undefined {
   if (loaded !== null) return loaded;
@@ -46,27 +60,23 @@ export function nativeSealer(): NativeSealer | undefined {
     why = 'turned off (BLUFIO_SKIP_NATIVE=1)';
     return loaded;
   }
-  let s: NativeSealer;
+  let mod: unknown;
   try {
-    s = createRequire(import.meta.url)(ADDON) as NativeSealer;
+    mod = createRequire(import.meta.url)(ADDON);
   } catch (err) {
-    why = `not built (${(err as NodeJS.ErrnoException).code ?? 'load failed'})`;
+    const code = (err as NodeJS.ErrnoException).code;
+    // Missing (no compiler at install), or there but not loadable here (another architecture or
+    // libc, an OpenSSL symbol this node does not export: the build binds every symbol at load).
+    why = code === 'MODULE_NOT_FOUND' ? 'not built (no build/Release/blufio_objseal.node)' : `not loadable (${code ?? 'load failed'})`;
     return loaded;
   }
-  try {
-    if (typeof s.sealInto !== 'function' || !selfTest(s)) {
-      why = 'failing its self-test';
-      return loaded;
-    }
-  } catch {
-    why = 'failing its self-test';
-    return loaded;
-  }
-  loaded = s;
+  const r = checkedSealer(mod);
+  if ('reason' in r) why = r.reason;
+  else loaded = r.sealer;
   return loaded;
 }
 
-/** For `objects stats` and the logs: which sealer puts use, and why not the native one. */
+/** For `objects stats`: which sealer this process's puts use, and why not the native one. */
 export function nativeSealerStatus(): { native: boolean; reason?: string } {
   return nativeSealer() !== undefined ? { native: true } : { native: false, reason: why };
 }

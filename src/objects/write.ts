@@ -7,6 +7,7 @@ import { fileError } from '../storage/index.js';
 import { FILE_MODE } from '../storage/files.js';
 import { ChunkSealer, DEFAULT_CHUNK_LOG2, HEADER_BYTES, newHeader, sealedSize } from './chunks.js';
 import { CountingSink, PipelinedWriter, type BlobSink } from './io.js';
+import { nativeSealer } from './native.js';
 import { piecesOf, type ObjectSource } from './source.js';
 import { unlinkQuietly } from './unlink.js';
 
@@ -83,10 +84,13 @@ export async function writeBlob(source: ObjectSource, tmp: string, opts: WriteOp
     await unlinkQuietly(tmp).catch(() => {});
   };
   const hash = sealer === undefined ? createHash('sha256') : undefined;
-  // Sealed chunks come as new Buffers (node:crypto) in `out`, or are written into room the
-  // writer reserves (the native sealer): the header goes first either way.
+  // Sealed chunks are written into room the writer reserves (the native sealer), or come as new
+  // Buffers (node:crypto) in `out`: the header goes first the same way.
   const out: Buffer[] = [];
-  if (sealer !== undefined) writer.reserve(HEADER_BYTES).set(sealer.header);
+  if (sealer !== undefined) {
+    if (nativeSealer() !== undefined) writer.reserve(HEADER_BYTES).set(sealer.header);
+    else out.push(sealer.header);
+  }
   let size = 0;
   let sinceTurn = 0;
   try {
