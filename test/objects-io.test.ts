@@ -148,7 +148,7 @@ it('readBlocks with reuse: the block a consumer stops at stays its own after the
 });
 
 for (const partial of [false, true]) {
-  it(`reserve: room filled in place goes to the disk in order, from a small first batch and two reused big ones when the pieces fit them${partial ? ' (writes taken in parts)' : ''}`, async () => {
+  it(`reserve: room filled in place goes to the disk in order, from two reused batches (the first grown from a small one) when the pieces fit them${partial ? ' (writes taken in parts)' : ''}`, async () => {
     // A header, then sealed 256 KiB chunks with their tags, as an encrypted put reserves them.
     const sizes = [44, ...Array.from({ length: 47 }, () => 256 * 1024 + 16), 1000, 48];
     const total = sizes.reduce((a, b) => a + b, 0);
@@ -168,19 +168,18 @@ for (const partial of [false, true]) {
     assert.equal(w.written, total);
     assert.ok(disk.file.equals(want), 'the file holds the reserved bytes, in order');
     assert.equal(disk.most(), 2, 'two writes ran at once');
-    // The header went into a small first batch (most encrypted objects are small); the chunks
-    // into two big ones, reused.
-    const big = [...disk.buffers].filter((b) => b.byteLength > 64 * 1024).length;
-    assert.equal(disk.buffers.size - big, 1, 'one small first batch');
-    assert.equal(big, 2, `${big} big batches for ${sizes.length} reservations`);
+    // The header went into a small first batch (most encrypted objects are small), which grew
+    // into a big one before anything was written; then two big batches, reused.
+    assert.equal(disk.buffers.size, 2, `${disk.buffers.size} batches for ${sizes.length} reservations`);
+    assert.ok([...disk.buffers].every((b) => b.byteLength > MIB), 'both are big');
   });
 }
 
-it('reserve: a piece larger than a batch gets a batch of its size, and the file is still right', async () => {
-  const sizes = [44, 2 * MIB + 16, 300, 2 * MIB + 16, 3 * MIB, 48];
+/** Reserves each size in turn, fills it from a pattern and commits, as an encrypted put does. */
+async function reserveAll(sizes: number[], partial: boolean) {
   const total = sizes.reduce((a, b) => a + b, 0);
   const want = pattern(total);
-  const disk = slowDisk(total, true);
+  const disk = slowDisk(total, partial);
   const w = new PipelinedWriter(disk.fh);
   let at = 0;
   for (const n of sizes) {
@@ -188,8 +187,34 @@ it('reserve: a piece larger than a batch gets a batch of its size, and the file 
     at += n;
     await w.commitReserved();
   }
+  const issuedBeforeFlush = disk.issued();
   await w.flush();
+  return { disk, want, issuedBeforeFlush };
+}
+
+it('reserve: a piece larger than a batch gets a batch of its size, and the file is still right', async () => {
+  const { disk, want } = await reserveAll([44, 2 * MIB + 16, 300, 2 * MIB + 16, 3 * MIB, 48], true);
   assert.ok(disk.file.equals(want));
+  assert.ok([...disk.buffers].some((b) => b.byteLength >= 3 * MIB), 'the 3 MiB piece had a batch of its own size');
+});
+
+it('reserve: a small object is one small batch and one write; commitReserved leaves what add() holds for a write\'s worth', async () => {
+  // A 16 KiB image: header, one chunk with its tag, trailer.
+  const { disk, want, issuedBeforeFlush } = await reserveAll([44, 16 * 1024 + 16, 48], false);
+  assert.equal(issuedBeforeFlush, 0, 'nothing written before the end');
+  assert.ok(disk.file.equals(want));
+  assert.deepEqual([...disk.buffers].map((b) => b.byteLength), [64 * 1024], 'one batch of 64 KiB');
+
+  // node:crypto's path: sealed chunks handed over with add(), and commitReserved between.
+  const disk2 = slowDisk(3 * 256 * 1024, false);
+  const w2 = new PipelinedWriter(disk2.fh);
+  for (let i = 0; i < 3; i++) {
+    await w2.add([Buffer.alloc(256 * 1024, i)]);
+    await w2.commitReserved();
+  }
+  assert.equal(disk2.issued(), 0, 'three quarters of a write\'s worth waits');
+  await w2.flush();
+  assert.equal(disk2.issued(), 3 * 256 * 1024);
 });
 
 it('reserve: sealed chunks from pieces that never line up with them are written as they come, from at most three big batches', async () => {

@@ -25,8 +25,9 @@ const FIRST_RESERVE_BATCH = 64 * 1024;
  *
  * The batches copyIn and reserve fill are reused once their write is done, rather than a new
  * megabyte allocated for each: two per writer are all copyIn takes (issue waits whenever two
- * writes run, so a batch is filled while at most one is in flight), and three at most for
- * reserve (a slice of sealed chunks can close one batch and start the next). Why it matters: every new ArrayBuffer
+ * writes run, so a batch is filled while at most one is in flight); reserve takes as many more
+ * as one slice's sealed output spans (one more for 256 KiB chunks; tiny chunks, whose tags
+ * double the output, take more). Why it matters: every new ArrayBuffer
  * counts towards V8's external memory, and in a process that has run for more than a few
  * seconds (a daemon) V8 then marks and compacts its old generation every 10-20 MiB moved.
  * Measured on the bench machine, three plain puts of 256 MiB from tmpfs in such a process:
@@ -78,7 +79,17 @@ export class PipelinedWriter implements BlobSink {
    * Call commitReserved after filling.
    */
   reserve(n: number): Buffer {
-    if (this.batch !== undefined && this.batch.length - this.batched < n) this.closeBatch();
+    if (this.batch !== undefined && this.batch.length - this.batched < n) {
+      if (this.position === 0 && this.pendingBytes === 0 && this.batch.length < BATCH_BYTES) {
+        // Nothing written yet, and the small first batch is full: it grows (doubling, so the
+        // copies add up to less than the object) rather than costing a write of its own and a
+        // megabyte beside it, for objects of a few hundred KiB.
+        const grown = Buffer.allocUnsafeSlow(Math.min(BATCH_BYTES, Math.max(2 * this.batch.length, this.batched + n)));
+        this.batch.copy(grown, 0, 0, this.batched);
+        this.batch = grown;
+      }
+      if (this.batch.length - this.batched < n) this.closeBatch();
+    }
     this.batch ??= this.takeBatch(n, this.written === 0 ? FIRST_RESERVE_BATCH : BATCH_BYTES);
     const room = this.batch.subarray(this.batched, this.batched + n);
     this.batched += n;
@@ -89,11 +100,12 @@ export class PipelinedWriter implements BlobSink {
    * Writes what reserve has closed, and the current batch once it holds a write's worth
    * (WRITE_BATCH). Closed batches are written whatever their size: a reserve that did not fit
    * closed one short of WRITE_BATCH, and left unwritten such batches would pile up (pieces that
-   * never line up with the chunks would hold a whole object in memory).
+   * never line up with the chunks would hold a whole object in memory). Buffers add() holds
+   * wait, as add() left them, for a write's worth.
    */
   async commitReserved(): Promise<void> {
     if (this.batched >= WRITE_BATCH) this.closeBatch();
-    if (this.pendingBytes > 0) await this.issue();
+    if (this.pendingBatches.length > 0 || this.pendingBytes >= WRITE_BATCH) await this.issue();
   }
 
   /**
@@ -101,7 +113,10 @@ export class PipelinedWriter implements BlobSink {
    * needs more), else a new one of `size` (or n, if more).
    */
   private takeBatch(n: number, size = BATCH_BYTES): Buffer {
-    const i = this.spare.findIndex((b) => b.length >= n);
+    // The small first batch, once spare, serves only another small first use: mid-put it would
+    // make every other write a small one.
+    const least = Math.max(n, Math.min(size, WRITE_BATCH));
+    const i = this.spare.findIndex((b) => b.length >= least);
     if (i >= 0) return this.spare.splice(i, 1)[0]!;
     return Buffer.allocUnsafeSlow(Math.max(size, n));
   }
