@@ -1,4 +1,5 @@
 import { AppError, ErrorCode, shown, thrownText } from '../errors/index.js';
+import { readFileStream, untouchedFileStream } from './file-source.js';
 
 /** What put() takes: bytes in memory, a Node stream, a web stream, or any async iterable of bytes. */
 export type ObjectSource = Uint8Array | NodeJS.ReadableStream | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
@@ -121,11 +122,23 @@ function iteratorOf(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
 }
 
 /**
- * The pieces of a source, as Uint8Arrays, with a clear error for anything else. `signal` stops
+ * The pieces of a source, as Uint8Arrays, with a clear error for anything else. A piece is the
+ * caller's until it asks for the next one, no longer: a file stream's are read into buffers
+ * that are then refilled (file-source.ts), as some sources' own are. `signal` stops
  * the wait for the next piece at once (a source that has gone quiet cannot hold up close()),
  * and the source is told to stop (a Node stream is destroyed, a generator returns).
  */
 export async function* piecesOf(source: ObjectSource, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const file = untouchedFileStream(source);
+  if (file !== undefined) {
+    let done: boolean;
+    try {
+      done = yield* readFileStream(file, signal);
+    } catch (err) {
+      throw signal?.aborted === true && err === signal.reason ? err : sourceFailed(err);
+    }
+    if (done) return;
+  }
   let bytes: boolean;
   let iterable: boolean;
   try {
