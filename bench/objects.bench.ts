@@ -73,27 +73,31 @@ export async function objectsBench(rep: Reporter): Promise<void> {
         copy: async () => {
           const from = await fs.promises.open(src, 'r');
           const fh = await fs.promises.open(dest, 'wx', 0o600);
-          const bufs = [Buffer.allocUnsafeSlow(MIB), Buffer.allocUnsafeSlow(MIB)];
-          let k = 0;
-          let pos = 0;
-          let reading = from.read(bufs[0]!, 0, MIB, 0);
-          let writing: Promise<unknown> = Promise.resolve();
-          for (;;) {
-            const n = (await reading).bytesRead;
-            if (n === 0) break;
-            // The other buffer is free again once its write is done.
+          try {
+            const bufs = [Buffer.allocUnsafeSlow(MIB), Buffer.allocUnsafeSlow(MIB)];
+            let k = 0;
+            let pos = 0;
+            let reading = from.read(bufs[0]!, 0, MIB, 0);
+            let writing: Promise<unknown> = Promise.resolve();
+            for (;;) {
+              const n = (await reading).bytesRead;
+              if (n === 0) break;
+              // The other buffer is free again once its write is done.
+              await writing;
+              writing = fh.write(bufs[k]!, 0, n, pos).then((w) => {
+                if (w.bytesWritten !== n) throw new Error('short write');
+              });
+              writing.catch(() => {}); // awaited above or below; not unhandled meanwhile
+              pos += n;
+              k ^= 1;
+              reading = from.read(bufs[k]!, 0, MIB, pos);
+            }
             await writing;
-            writing = fh.write(bufs[k]!, 0, n, pos).then((w) => {
-              if (w.bytesWritten !== n) throw new Error('short write');
-            });
-            pos += n;
-            k ^= 1;
-            reading = from.read(bufs[k]!, 0, MIB, pos);
+            await fh.sync();
+          } finally {
+            await fh.close();
+            await from.close();
           }
-          await writing;
-          await fh.sync();
-          await fh.close();
-          await from.close();
         },
         copyStream: async () => {
           const fh = await fs.promises.open(dest, 'wx', 0o600);

@@ -81,6 +81,8 @@ describe('a put from fs.createReadStream', () => {
       ];
       for (const opts of ranges) await storesAsRead(app, () => fs.createReadStream(file, opts), true, JSON.stringify(opts));
       await storesAsRead(app, () => fs.createReadStream(path.join(dir, 'empty.bin')), true, 'empty file');
+      fs.writeFileSync(path.join(dir, 'mib.bin'), data.subarray(0, MIB));
+      await storesAsRead(app, () => fs.createReadStream(path.join(dir, 'mib.bin')), true, 'exactly a MiB');
       // Opened before it was handed over.
       const early = fs.createReadStream(file, { start: 3 });
       await once(early, 'ready');
@@ -131,6 +133,23 @@ describe('a put from fs.createReadStream', () => {
         false,
         'an own _read',
       );
+      await storesAsRead(
+        app,
+        () => {
+          const s = fs.createReadStream(file);
+          const push = s.push.bind(s);
+          s.push = (chunk: unknown) => push(chunk);
+          return s;
+        },
+        false,
+        'an own push',
+      );
+      // Flags that do not read: the stream fails (EBADF), and so does the put, rather than store the file.
+      await assert.rejects(app.objects.put(fs.createReadStream(file, { flags: 'a' })), (err: { code?: string; cause?: { code?: string } }) => {
+        assert.equal(err.code, 'KC_INVALID_INPUT');
+        assert.equal(err.cause?.code, 'EBADF');
+        return true;
+      });
       // A FileHandle's stream.
       const fh = await fs.promises.open(file);
       try {
@@ -292,5 +311,112 @@ describe('a put from fs.createReadStream', () => {
     }
     assert.equal(off, data.length);
     assert.equal(new Set(seen.map((p) => p.buffer)).size, 2, 'two buffers, reused');
+  });
+  it('leaves to the stream one that fs.ReadStream was replaced for (graceful-fs), and one with a read in flight', async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'attachment.bin');
+    const data = randomBytes(1_200_000);
+    fs.writeFileSync(file, data);
+    const app = await open(path.join(dir, 'data'));
+    const hung = (p: Promise<unknown>): Promise<unknown> =>
+      Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error('the put never finished')), 20_000).unref())]);
+    try {
+      // What gracefulify() does: a constructor in fs.ReadStream's place, whose prototype has an
+      // open() of its own. Node then opens through it, and no 'ready' ever comes.
+      const Original = fs.ReadStream;
+      function Legacy(this: fs.ReadStream, p: string): void {
+        (Original as unknown as (this: fs.ReadStream, p: string) => void).call(this, p);
+      }
+      Legacy.prototype = Object.create(Original.prototype) as object;
+      (Legacy.prototype as { open: () => void }).open = function (this: fs.ReadStream & { flags: string; fd: number | null }): void {
+        fs.open(this.path, this.flags, (err, fd) => {
+          if (err) {
+            this.destroy();
+            this.emit('error', err);
+          } else {
+            this.fd = fd;
+            this.emit('open', fd);
+            this.read();
+          }
+        });
+      };
+      (fs as { ReadStream: unknown }).ReadStream = Legacy;
+      try {
+        // fs.createReadStream builds the replacement's streams too.
+        await storesAsRead(app, () => fs.createReadStream(file), false, 'fs.createReadStream under gracefulify');
+        const legacy = new (fs.ReadStream as unknown as new (p: string) => fs.ReadStream)(file);
+        const { ref } = (await hung(app.objects.put(legacy))) as { ref: string };
+        assert.ok((await readAll(await app.objects.get(ref))).equals(data), 'graceful-fs style');
+      } finally {
+        (fs as { ReadStream: unknown }).ReadStream = Original;
+      }
+
+      // A read of the stream's own already running (slowed here), when the put is given it: had
+      // the put read the file itself, that read would push after the end.
+      const slowRead = fs.read;
+      let slowed = 0;
+      (fs as { read: unknown }).read = (...args: unknown[]) =>
+        setTimeout(() => (slowRead as (...a: unknown[]) => void)(...args), slowed++ === 0 ? 300 : 0);
+      try {
+        // autoClose off, so the stream is not destroyed at its end, where a late read is dropped.
+        const s = fs.createReadStream(file, { autoClose: false });
+        await once(s, 'ready');
+        s.read(0);
+        const { ref: ref2 } = (await hung(app.objects.put(s))) as { ref: string };
+        assert.ok((await readAll(await app.objects.get(ref2))).equals(data), 'a read in flight');
+        await new Promise((r) => setTimeout(r, 400));
+        assert.equal(s.errored, null, 'nothing pushed after the end');
+        fs.closeSync((s as unknown as { fd: number }).fd);
+      } finally {
+        (fs as { read: unknown }).read = slowRead;
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a stalled file does not hold up a vault lock or close(), and its descriptor is closed once the read returns', async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'attachment.bin');
+    fs.writeFileSync(file, randomBytes(4 * MIB));
+    const before = openFds();
+    const app = await open(path.join(dir, 'data'));
+    const probe = await fs.promises.open(file);
+    const proto = Object.getPrototypeOf(probe) as { read: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const realRead = proto.read;
+    // From the second read of this file on, reads wait until released (a disk gone quiet).
+    let stalled = 0;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let reads = 0;
+    proto.read = function (this: unknown, ...args: unknown[]) {
+      if (++reads >= 2) {
+        stalled++;
+        return released.then(() => realRead.apply(this, args));
+      }
+      return realRead.apply(this, args);
+    };
+    const guard = (p: Promise<unknown>): Promise<unknown> =>
+      Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error('held up by the stalled read')), 20_000).unref())]);
+    try {
+      await app.objects.setEncryption(true);
+      const locked = app.objects.put(fs.createReadStream(file));
+      while (stalled === 0) await new Promise((r) => setTimeout(r, 5));
+      app.vault.lock();
+      await guard(assert.rejects(locked, (err: { code?: string }) => err.code === 'KC_VAULT_LOCKED'));
+      await app.vault.unlock(PASS);
+      reads = 0;
+      stalled = 0;
+      const closing = app.objects.put(fs.createReadStream(file));
+      while (stalled === 0) await new Promise((r) => setTimeout(r, 5));
+      await guard(app.close());
+      await assert.rejects(closing, (err: { code?: string }) => err.code === 'KC_DB_CLOSED');
+    } finally {
+      proto.read = realRead;
+      release();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(openFds(), before, 'no descriptor left open once the reads returned');
   });
 });

@@ -37,24 +37,50 @@ function fdOf(s: fs.ReadStream): number | null {
 }
 
 /**
+ * Node's own ReadStream prototype: the one that opens through `_construct` and `open`. A
+ * constructor put in fs.ReadStream's place (graceful-fs's gracefulify() installs one, with an
+ * `open` of its own that Node then calls instead, and no 'ready' follows) is not it.
+ */
+function nodeReadStreamPrototype(): object | undefined {
+  for (let p: object | null = fs.ReadStream.prototype; p !== null; p = Object.getPrototypeOf(p) as object | null) {
+    if (Object.hasOwn(p, '_construct') && Object.hasOwn(p, 'open') && Object.hasOwn(p, '_read')) return p;
+  }
+  return undefined;
+}
+
+/** Flags a stream reads with: anything else (write-only, O_DIRECT, O_PATH...) is left to the stream. */
+const READ_FLAGS = new Set<unknown>(['r', 'rs', 'sr', 'r+', 'rs+', 'sr+', fs.constants.O_RDONLY, fs.constants.O_RDWR]);
+
+function ownSymbol(s: object, description: string): unknown {
+  const k = Object.getOwnPropertySymbols(s).find((sym) => sym.description === description);
+  return k === undefined ? undefined : (s as Record<symbol, unknown>)[k];
+}
+
+/**
  * The stream, when it is one blufio can read the file of in its place: a plain fs.ReadStream
- * opened from a path by Node's own fs (not a subclass, no `fs` option, no FileHandle), that no
- * one has read from or listens to for data, with no encoding. Anything else is read as a stream.
+ * opened from a path, with flags that read, by Node's own fs and Node's own ReadStream code (not
+ * a subclass or replacement, no `fs` option, no FileHandle, no method of its own), that no one
+ * has read from, is reading from or listens to for data, with no encoding. Anything else is
+ * read as a stream.
  */
 export function untouchedFileStream(source: unknown): fs.ReadStream | undefined {
   try {
-    if (!(source instanceof fs.ReadStream) || Object.getPrototypeOf(source) !== fs.ReadStream.prototype) return undefined;
-    const s = source;
-    if (Object.hasOwn(s, '_read') || Object.hasOwn(s, 'read')) return undefined;
+    const proto = nodeReadStreamPrototype();
+    if (proto === undefined || typeof source !== 'object' || source === null || Object.getPrototypeOf(source) !== proto) return undefined;
+    const s = source as fs.ReadStream;
+    for (const key of [...Object.getOwnPropertyNames(s), ...Object.getOwnPropertySymbols(s)]) {
+      if (typeof (s as unknown as Record<PropertyKey, unknown>)[key] === 'function') return undefined;
+    }
     // Node keeps the fs a stream reads through under a symbol of its own; a stream with an `fs`
     // option, or made by FileHandle.createReadStream(), reads through something else. Should a
     // later Node name it differently, no stream is taken and nothing changes but the speed.
-    const kFs = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kFs');
-    if (kFs === undefined || (s as unknown as Record<symbol, unknown>)[kFs] !== fs) return undefined;
+    if (ownSymbol(s, 'kFs') !== fs || ownSymbol(s, 'kIsPerformingIO') !== false) return undefined;
     if ((typeof s.path !== 'string' && !Buffer.isBuffer(s.path)) || rangeOf(s) === undefined) return undefined;
+    if (!READ_FLAGS.has((s as unknown as { flags: unknown }).flags)) return undefined;
+    const state = (s as unknown as { _readableState?: { reading?: unknown } })._readableState;
     const pristine =
-      s.readableFlowing === null && s.readableLength === 0 && s.bytesRead === 0 && !s.destroyed && !s.readableEnded &&
-      s.readableEncoding === null && !s.readableObjectMode;
+      state !== undefined && state.reading === false && s.readableFlowing === null && s.readableLength === 0 && s.bytesRead === 0 &&
+      !s.destroyed && !s.readableEnded && s.readableEncoding === null && !s.readableObjectMode;
     return pristine ? s : undefined;
   } catch {
     return undefined; // a getter that throws: leave it to the stream path, which reports it
@@ -62,13 +88,14 @@ export function untouchedFileStream(source: unknown): fs.ReadStream | undefined 
 }
 
 /**
- * Waits for the stream to open its file: 'ready' (true), or closed first (false), or its open
+ * Waits for the stream to open its file: 'open' or 'ready' (true), or closed first (false), or its open
  * failed (its error), or the signal aborted (its reason).
  */
 function opened(s: fs.ReadStream, signal: AbortSignal | undefined): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const done = (): void => {
       s.off('ready', onReady);
+      s.off('open', onReady);
       s.off('error', onError);
       s.off('close', onClose);
       signal?.removeEventListener('abort', onAbort);
@@ -79,6 +106,7 @@ function opened(s: fs.ReadStream, signal: AbortSignal | undefined): Promise<bool
     const onAbort = (): void => (done(), reject(signal!.reason as Error));
     if (signal?.aborted === true) return onAbort();
     s.on('ready', onReady);
+    s.on('open', onReady);
     s.on('error', onError);
     s.on('close', onClose);
     signal?.addEventListener('abort', onAbort);
@@ -87,6 +115,36 @@ function opened(s: fs.ReadStream, signal: AbortSignal | undefined): Promise<bool
 
 function fstat(fd: number): Promise<fs.Stats> {
   return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
+}
+
+function noop(): void {}
+
+/**
+ * `p`, or the signal's reason as soon as it aborts (close() and a vault lock abort a put): a
+ * file on a stalled disk does not hold them up. What `p` gives after that goes to `late`.
+ */
+function orAbort<T>(p: Promise<T>, signal: AbortSignal | undefined, late?: (v: T) => void): Promise<T> {
+  if (signal === undefined) return p;
+  return new Promise((resolve, reject) => {
+    let over = false;
+    const onAbort = (): void => {
+      over = true;
+      reject(signal.reason as Error);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        if (over) late?.(v);
+        else resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
 }
 
 /** Why reading stopped: what the stream was destroyed with, as its own iterator would say. */
@@ -116,37 +174,50 @@ export async function* readFileStream(s: fs.ReadStream, signal: AbortSignal | un
   // a pipe takes bytes from the first), and an open of either can wait without end.
   let theirs: fs.Stats;
   try {
-    theirs = await fstat(fd);
-  } catch {
+    theirs = await orAbort(fstat(fd), signal);
+  } catch (err) {
+    if (signal?.aborted === true) throw err;
     return false; // closed meanwhile: the stream says what became of it
   }
   if (!theirs.isFile()) return false;
   let fh: FileHandle;
   try {
     // Non-blocking: should the path have become a FIFO since, the open does not wait for a writer.
-    fh = await open(s.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch {
+    const flags = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
+    fh = await orAbort(open(s.path, flags), signal, (late) => void late.close().catch(noop));
+  } catch (err) {
+    if (signal?.aborted === true) throw err;
     return false; // the stream could open it; let the stream read it
   }
-  let inFlight: Promise<unknown> = Promise.resolve();
+  let bufs: Buffer[] = [];
   try {
-    const mine = await fh.stat();
+    const mine = await orAbort(fh.stat(), signal);
     if (!mine.isFile() || mine.dev !== theirs.dev || mine.ino !== theirs.ino || s.destroyed) return false;
     const start = range.start ?? 0;
     let left = range.end === Infinity ? Infinity : range.end - start + 1;
     const piece = Math.min(FILE_PIECE, Math.max(MIN_PIECE, Math.min(left, mine.size - start) + 1));
-    const bufs = [Buffer.allocUnsafeSlow(piece), Buffer.allocUnsafeSlow(piece)];
+    bufs = [Buffer.allocUnsafeSlow(piece), Buffer.allocUnsafeSlow(piece)];
     let pos = start;
     const read = (b: Buffer): Promise<number> => {
-      const p = left <= 0 ? Promise.resolve(0) : fh.read(b, 0, Math.min(b.length, left), pos).then((r) => r.bytesRead);
-      inFlight = p.catch(() => {});
+      if (left <= 0) return Promise.resolve(0);
+      const p = fh.read(b, 0, Math.min(b.length, left), pos).then((r) => r.bytesRead);
+      p.catch(noop); // seen where it is awaited; not an unhandled rejection when the caller stopped first
       return p;
     };
     let k = 0;
     let next = read(bufs[0]!);
+    let first = true;
     for (;;) {
-      const n = await next;
-      if (signal?.aborted === true) throw signal.reason;
+      let n: number;
+      try {
+        n = await orAbort(next, signal);
+      } catch (err) {
+        // A file that takes no positioned reads (ESPIPE) or answers EAGAIN: nothing was handed
+        // out yet, so the stream can still read it its own way.
+        if (first && signal?.aborted !== true) return false;
+        throw err;
+      }
+      first = false;
       if (s.destroyed) throw destroyedError(s);
       if (n === 0) break;
       pos += n;
@@ -161,8 +232,13 @@ export async function* readFileStream(s: fs.ReadStream, signal: AbortSignal | un
     s.resume();
     return true;
   } finally {
-    // A read still running (the caller stopped early) finishes before its file is closed.
-    await inFlight;
-    await fh.close().catch(() => {});
+    // FileHandle.close() closes the descriptor only once a read still running on it (the caller
+    // stopped early, or an abort) is done, so the descriptor is never reused under it; an abort
+    // does not wait for that. The buffers are zeroed once nothing writes into them any more.
+    const closing = fh.close().catch(noop);
+    void closing.then(() => {
+      for (const b of bufs) b.fill(0);
+    });
+    await orAbort(closing, signal).catch(noop);
   }
 }
