@@ -72,7 +72,10 @@ export async function objectsBench(rep: Reporter): Promise<void> {
       const cases: Record<string, () => Promise<unknown>> = {
         copy: async () => {
           const from = await fs.promises.open(src, 'r');
-          const fh = await fs.promises.open(dest, 'wx', 0o600);
+          const fh = await fs.promises.open(dest, 'wx', 0o600).catch(async (err: unknown) => {
+            await from.close();
+            throw err;
+          });
           try {
             const bufs = [Buffer.allocUnsafeSlow(MIB), Buffer.allocUnsafeSlow(MIB)];
             let k = 0;
@@ -95,8 +98,7 @@ export async function objectsBench(rep: Reporter): Promise<void> {
             await writing;
             await fh.sync();
           } finally {
-            await fh.close();
-            await from.close();
+            await Promise.all([fh.close(), from.close()]);
           }
         },
         copyStream: async () => {

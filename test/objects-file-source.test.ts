@@ -329,7 +329,10 @@ describe('a put from fs.createReadStream', () => {
       }
       Legacy.prototype = Object.create(Original.prototype) as object;
       (Legacy.prototype as { open: () => void }).open = function (this: fs.ReadStream & { flags: string; fd: number | null }): void {
-        fs.open(this.path, this.flags, (err, fd) => {
+        // Slowed, so that the put is given the stream while it is still opening.
+        const later = (cb: (err: NodeJS.ErrnoException | null, fd: number) => void): void =>
+          void setTimeout(() => fs.open(this.path, this.flags, cb), 200);
+        later((err, fd) => {
           if (err) {
             this.destroy();
             this.emit('error', err);
@@ -347,6 +350,7 @@ describe('a put from fs.createReadStream', () => {
         const legacy = new (fs.ReadStream as unknown as new (p: string) => fs.ReadStream)(file);
         const { ref } = (await hung(app.objects.put(legacy))) as { ref: string };
         assert.ok((await readAll(await app.objects.get(ref))).equals(data), 'graceful-fs style');
+        assert.ok(legacy.bytesRead > 0, 'read as a stream');
       } finally {
         (fs as { ReadStream: unknown }).ReadStream = Original;
       }
@@ -354,21 +358,33 @@ describe('a put from fs.createReadStream', () => {
       // A read of the stream's own already running (slowed here), when the put is given it: had
       // the put read the file itself, that read would push after the end.
       const slowRead = fs.read;
+      const slowOpen = fs.open;
       let slowed = 0;
       (fs as { read: unknown }).read = (...args: unknown[]) =>
         setTimeout(() => (slowRead as (...a: unknown[]) => void)(...args), slowed++ === 0 ? 300 : 0);
+      // The stream's open slowed too, so that the put sees it still opening.
+      (fs as { open: unknown }).open = (...args: unknown[]) => setTimeout(() => (slowOpen as (...a: unknown[]) => void)(...args), 200);
       try {
-        // autoClose off, so the stream is not destroyed at its end, where a late read is dropped.
-        const s = fs.createReadStream(file, { autoClose: false });
-        await once(s, 'ready');
-        s.read(0);
-        const { ref: ref2 } = (await hung(app.objects.put(s))) as { ref: string };
-        assert.ok((await readAll(await app.objects.get(ref2))).equals(data), 'a read in flight');
-        await new Promise((r) => setTimeout(r, 400));
-        assert.equal(s.errored, null, 'nothing pushed after the end');
-        fs.closeSync((s as unknown as { fd: number }).fd);
+        // Asked to read once open (a read running when the put is given it), before it opened
+        // (a read due once it opens), and as it opens (after the put first looked at it: only the
+        // second look sees it). autoClose off, so the stream is not destroyed at its end, where a
+        // late read would be dropped.
+        for (const when of ['open', 'opening', 'on its open event']) {
+          slowed = 0;
+          const s = fs.createReadStream(file, { autoClose: false });
+          if (when === 'open') await once(s, 'ready');
+          if (when === 'on its open event') s.once('open', () => s.read(0));
+          else s.read(0);
+          const { ref: ref2 } = (await hung(app.objects.put(s))) as { ref: string };
+          assert.ok((await readAll(await app.objects.get(ref2))).equals(data), `a read asked for while ${when}`);
+          assert.equal(s.bytesRead, data.length, `read as a stream (${when})`);
+          await new Promise((r) => setTimeout(r, 400));
+          assert.equal(s.errored, null, 'nothing pushed after the end');
+          fs.closeSync((s as unknown as { fd: number }).fd);
+        }
       } finally {
         (fs as { read: unknown }).read = slowRead;
+        (fs as { open: unknown }).open = slowOpen;
       }
     } finally {
       await app.close();
@@ -390,10 +406,20 @@ describe('a put from fs.createReadStream', () => {
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
     let reads = 0;
-    proto.read = function (this: unknown, ...args: unknown[]) {
+    // Held the way a read in the kernel holds it: FileHandle.close() waits for the handle's
+    // operations in flight (its kRef/kUnref count) before it closes the descriptor.
+    const sym = (name: string): symbol => {
+      const k = Object.getOwnPropertySymbols(proto).find((x) => x.description === name);
+      assert.ok(k !== undefined, `FileHandle has ${name}`);
+      return k;
+    };
+    const kRef = sym('kRef');
+    const kUnref = sym('kUnref');
+    proto.read = function (this: Record<symbol, () => void>, ...args: unknown[]) {
       if (++reads >= 2) {
         stalled++;
-        return released.then(() => realRead.apply(this, args));
+        this[kRef]!();
+        return released.then(() => realRead.apply(this, args)).finally(() => this[kUnref]!());
       }
       return realRead.apply(this, args);
     };
@@ -416,7 +442,43 @@ describe('a put from fs.createReadStream', () => {
       proto.read = realRead;
       release();
     }
-    await new Promise((r) => setTimeout(r, 50));
+    // The descriptors close in the background once the reads return.
+    for (let i = 0; i < 200 && openFds() !== before; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(openFds(), before, 'no descriptor left open once the reads returned');
+  });
+
+  it('a file whose first positioned read fails is read as a stream; a later failure fails the put', async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'attachment.bin');
+    const data = randomBytes(3 * MIB);
+    fs.writeFileSync(file, data);
+    const app = await open(path.join(dir, 'data'));
+    const probe = await fs.promises.open(file);
+    const proto = Object.getPrototypeOf(probe) as { read: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const realRead = proto.read;
+    // A file that refuses positioned reads (a tracefs pipe, some FUSE files): ESPIPE.
+    let failAt = 1;
+    let reads = 0;
+    proto.read = function (this: unknown, ...args: unknown[]) {
+      if (++reads === failAt) return Promise.reject(Object.assign(new Error('ESPIPE: invalid seek, read'), { code: 'ESPIPE' }));
+      return realRead.apply(this, args);
+    };
+    try {
+      const s = fs.createReadStream(file);
+      const { ref } = await app.objects.put(s);
+      assert.ok((await readAll(await app.objects.get(ref))).equals(data));
+      assert.equal(s.bytesRead, data.length, 'read as a stream');
+      reads = 0;
+      failAt = 2;
+      await assert.rejects(app.objects.put(fs.createReadStream(file)), (err: { code?: string; cause?: { code?: string } }) => {
+        assert.equal(err.code, 'KC_INVALID_INPUT');
+        assert.equal(err.cause?.code, 'ESPIPE');
+        return true;
+      });
+    } finally {
+      proto.read = realRead;
+      await app.close();
+    }
   });
 });

@@ -74,17 +74,28 @@ export function untouchedFileStream(source: unknown): fs.ReadStream | undefined 
     // Node keeps the fs a stream reads through under a symbol of its own; a stream with an `fs`
     // option, or made by FileHandle.createReadStream(), reads through something else. Should a
     // later Node name it differently, no stream is taken and nothing changes but the speed.
-    if (ownSymbol(s, 'kFs') !== fs || ownSymbol(s, 'kIsPerformingIO') !== false) return undefined;
+    if (ownSymbol(s, 'kFs') !== fs) return undefined;
     if ((typeof s.path !== 'string' && !Buffer.isBuffer(s.path)) || rangeOf(s) === undefined) return undefined;
     if (!READ_FLAGS.has((s as unknown as { flags: unknown }).flags)) return undefined;
-    const state = (s as unknown as { _readableState?: { reading?: unknown } })._readableState;
-    const pristine =
-      state !== undefined && state.reading === false && s.readableFlowing === null && s.readableLength === 0 && s.bytesRead === 0 &&
-      !s.destroyed && !s.readableEnded && s.readableEncoding === null && !s.readableObjectMode;
-    return pristine ? s : undefined;
+    return unread(s) ? s : undefined;
   } catch {
     return undefined; // a getter that throws: leave it to the stream path, which reports it
   }
+}
+
+/**
+ * Nothing read, being read or asked for: no read of the stream's own running (kIsPerformingIO,
+ * `reading`) or due once its file opens (`needReadable`: someone called read() before), nothing
+ * buffered or consumed, no one listening for data. Checked when the put is given the stream
+ * and again just before the first piece is handed out.
+ */
+function unread(s: fs.ReadStream): boolean {
+  const state = (s as unknown as { _readableState?: { reading?: unknown; needReadable?: unknown } })._readableState;
+  return (
+    state !== undefined && state.reading === false && state.needReadable === false && ownSymbol(s, 'kIsPerformingIO') === false &&
+    s.readableFlowing === null && s.readableLength === 0 && s.bytesRead === 0 && !s.destroyed && !s.readableEnded &&
+    s.readableEncoding === null && !s.readableObjectMode
+  );
 }
 
 /**
@@ -192,7 +203,8 @@ export async function* readFileStream(s: fs.ReadStream, signal: AbortSignal | un
   let bufs: Buffer[] = [];
   try {
     const mine = await orAbort(fh.stat(), signal);
-    if (!mine.isFile() || mine.dev !== theirs.dev || mine.ino !== theirs.ino || s.destroyed) return false;
+    // The stream may have been asked to read while it opened: then it is the stream's to read.
+    if (!mine.isFile() || mine.dev !== theirs.dev || mine.ino !== theirs.ino || !unread(s)) return false;
     const start = range.start ?? 0;
     let left = range.end === Infinity ? Infinity : range.end - start + 1;
     const piece = Math.min(FILE_PIECE, Math.max(MIN_PIECE, Math.min(left, mine.size - start) + 1));
