@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { noop, orAbort } from './abort.js';
 
 /**
  * A put from fs.createReadStream(path), the usual way to store a file, reads the file itself,
@@ -126,36 +127,6 @@ function opened(s: fs.ReadStream, signal: AbortSignal | undefined): Promise<bool
 
 function fstat(fd: number): Promise<fs.Stats> {
   return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
-}
-
-function noop(): void {}
-
-/**
- * `p`, or the signal's reason as soon as it aborts (close() and a vault lock abort a put): a
- * file on a stalled disk does not hold them up. What `p` gives after that goes to `late`.
- */
-function orAbort<T>(p: Promise<T>, signal: AbortSignal | undefined, late?: (v: T) => void): Promise<T> {
-  if (signal === undefined) return p;
-  return new Promise((resolve, reject) => {
-    let over = false;
-    const onAbort = (): void => {
-      over = true;
-      reject(signal.reason as Error);
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        if (over) late?.(v);
-        else resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err as Error);
-      },
-    );
-  });
 }
 
 /** Why reading stopped: what the stream was destroyed with, as its own iterator would say. */

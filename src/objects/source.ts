@@ -1,10 +1,9 @@
 import { AppError, ErrorCode, shown, thrownText } from '../errors/index.js';
+import { noop, orAbort } from './abort.js';
 import { readFileStream, untouchedFileStream } from './file-source.js';
 
 /** What put() takes: bytes in memory, a Node stream, a web stream, or any async iterable of bytes. */
 export type ObjectSource = Uint8Array | NodeJS.ReadableStream | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
-
-function noop(): void {}
 
 function badPiece(piece: unknown): AppError {
   return new AppError(ErrorCode.INVALID_INPUT, `an object's stream must yield bytes (Buffer or Uint8Array), not ${piece === null ? 'null' : typeof piece}`, {
@@ -65,22 +64,7 @@ function own(piece: Uint8Array): Uint8Array {
 function nextOrAbort(it: AsyncIterator<unknown>, signal: AbortSignal | undefined): Promise<unknown> {
   if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
   // As for await does: next() may hand back its result without a promise.
-  const next = Promise.resolve(it.next());
-  if (signal === undefined) return next;
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    next.then(
-      (r) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(r);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err as Error);
-      },
-    );
-  });
+  return orAbort(Promise.resolve(it.next()), signal);
 }
 
 /** What the source itself threw or rejected with (a stream's error, a generator's throw), as refused input. */
